@@ -1,1 +1,45 @@
+//! `continuity` keeps an organisation's e-mail flowing through mail-server
+//! outages.
+//!
+//! It watches the mail flow between an e-mail gateway and each organisation's
+//! Exchange server, raises alerts by SMS and external e-mail when latency or
+//! failed deliveries cross the administrators' thresholds, repeats them hourly
+//! while the trouble lasts, and hands the administrators a signed link, valid
+//! 24 hours, to a portal where they start, extend or end a continuity event or
+//! suspend the alerts.
+//!
+//! This crate is the facade: it re-exports the member crates behind features.
+//! The engine ([`Monitor`], the traits, the state machines, the in-memory
+//! store) comes from `continuity-core` and is always present.
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use continuity::{
+//!     config::{ChannelKind, Recipient, TenantConfig},
+//!     link::{LinkKey, LinkSigner},
+//!     sim::RecordingNotifier,
+//!     Clock, Direction, ManualClock, Monitor, Observation, TenantId,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> continuity::Result<()> {
+//! let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
+//! let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+//! let monitor = Monitor::builder()
+//!     .clock(Arc::new(clock.clone()))
+//!     .notifier(sms.clone())
+//!     .link_signer(LinkSigner::new(LinkKey::new("2026-03", [7u8; 32])?))
+//!     .portal_url("https://continuity.example.net/c/")
+//!     .build()?;
+//! let acme = TenantId::new("acme")?;
+//! monitor
+//!     .register_tenant(TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]))
+//!     .await?;
+//! monitor.observe(Observation::delivered(acme, Direction::Inbound, clock.now(), Duration::from_secs(12)))?;
+//! let report = monitor.tick(clock.now()).await?;
+//! assert_eq!(report.alerts, 0);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+pub use continuity_core::*;

@@ -1,4 +1,70 @@
-//! The engine of `continuity` (docs to be written).
+//! The engine of `continuity`: domain types, the traits adapters implement,
+//! sliding windows, threshold policies, the tenant state machine, portal
+//! links, the in-memory store, the clock and the [`Monitor`].
+//!
+//! It depends on no network, TLS or runtime crate; the adapters
+//! (`continuity-ews`, `continuity-graph`, `continuity-notify`,
+//! `continuity-store`, `continuity-portal`) bring those.
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use chrono::TimeDelta;
+//! use continuity_core::{
+//!     config::{ChannelKind, Recipient, TenantConfig},
+//!     link::{LinkKey, LinkSigner},
+//!     machine::{Action, AlertKind},
+//!     sim::{RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+//!     Clock, Direction, ManualClock, Monitor, TenantId,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> continuity_core::Result<()> {
+//! let clock = ManualClock::new("2026-03-02T08:00:00Z".parse().unwrap());
+//! // A simulated mail system answers the probes; a recording notifier stands in for SMS.
+//! let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(20)));
+//! let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+//! let monitor = Monitor::builder()
+//!     .clock(Arc::new(clock.clone()))
+//!     .probe(Direction::Outbound, mail.clone())
+//!     .notifier(sms.clone())
+//!     .link_signer(LinkSigner::new(LinkKey::new("k1", [1u8; 32])?))
+//!     .portal_url("https://continuity.example.net/c/")
+//!     .build()?;
+//! let acme = TenantId::new("acme")?;
+//! monitor
+//!     .register_tenant(TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]))
+//!     .await?;
+//!
+//! // The organisation's server stops sending: probes are lost after 30 minutes.
+//! mail.set_flow(&acme, Direction::Outbound, SimulatedFlow::Blackhole);
+//! for _ in 0..60 {
+//!     monitor.tick(clock.advance(TimeDelta::minutes(1))).await?;
+//! }
+//! let alert = sms.messages().pop().expect("an alert went out");
+//! assert_eq!(alert.kind, AlertKind::Raised);
+//!
+//! // The administrator follows the link and starts a continuity event.
+//! let token = alert.link.trim_start_matches("https://continuity.example.net/c/");
+//! let outcome = monitor.perform(token, Action::StartEvent { until: clock.now() + TimeDelta::hours(4) }).await?;
+//! assert!(outcome.state.active_event.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! # Map
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`domain`] | tenant ids, directions, observations and outcomes |
+//! | [`clock`] | the [`Clock`] trait, the system clock and a manual clock |
+//! | [`window`] | time-bucketed sliding windows with a latency sketch |
+//! | [`policy`] | the [`ThresholdPolicy`](policy::ThresholdPolicy) trait and the latency, failure and leaky-counter policies |
+//! | [`machine`] | the tenant state machine: hysteresis, alert schedule, suspension, continuity events |
+//! | [`link`] | signed, expiring portal links |
+//! | [`config`] | tenant configuration (serde) and its validation |
+//! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
+//! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits |
+//! | [`monitor`] | the [`Monitor`] engine |
+//! | [`sim`] | simulation parts and test doubles |
+//! | `testing` | the store conformance suite (feature `testing`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -10,7 +76,19 @@ pub mod link;
 pub mod policy;
 pub mod window;
 pub mod machine;
+pub mod config;
+pub mod memory;
+pub mod monitor;
+pub mod notify;
+pub mod probe;
+pub mod hook;
+pub mod store;
+pub mod sim;
+mod fxhash;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{Direction, FailureKind, Observation, Outcome, TenantId};
 pub use error::{Error, Result};
+pub use monitor::{Monitor, MonitorBuilder, TickReport};

@@ -1,0 +1,360 @@
+//! An in-memory [`EventStore`] with true compare-and-swap semantics.
+//!
+//! For tests, simulations and single-process embedders that accept losing
+//! state on restart. It passes the same conformance suite as the durable stores.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::{
+    fxhash::FxHashMap,
+    domain::TenantId,
+    error::{Error, Result},
+    store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
+};
+
+/// An in-memory event store. Cheap to create; share it with `Arc`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use continuity_core::{memory::InMemoryEventStore, store::{Commit, EventStore}, TenantId};
+///
+/// let store = InMemoryEventStore::new();
+/// let acme = TenantId::new("acme").unwrap();
+/// let v1 = store.commit(&acme, 0, Commit::default()).await.unwrap();
+/// assert_eq!(v1, 1);
+/// // A second writer that also read version 0 loses:
+/// assert!(store.commit(&acme, 0, Commit::default()).await.is_err());
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct InMemoryEventStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tenants: FxHashMap<TenantId, Versioned>,
+    audit: FxHashMap<TenantId, Vec<AuditRecord>>,
+    outbox: BTreeMap<u64, Slot<OutboxEntry>>,
+    dead_letters: Vec<OutboxEntry>,
+    next_outbox_id: u64,
+    probes: FxHashMap<u64, Slot<PendingProbe>>,
+    /// Keys of each tenant's probes (a handful each), so that finding a
+    /// probe by name needs no allocation.
+    probe_keys: FxHashMap<TenantId, Vec<u64>>,
+    /// (due in ms, key): due is the check time, or the lease's end while leased.
+    probe_due: BTreeSet<(i64, u64)>,
+    next_probe_key: u64,
+    next_lease_id: u64,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    value: T,
+    leased_until: Option<DateTime<Utc>>,
+}
+
+fn plus(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX / 2)
+}
+
+fn stale_lease(what: &str, tenant: &TenantId) -> Error {
+    Error::Conflict {
+        tenant: format!("{tenant} ({what} lease taken over or released)"),
+        expected: 0,
+        actual: 0,
+    }
+}
+
+impl Inner {
+    fn find_probe(&self, tenant: &TenantId, probe_id: &str) -> Option<u64> {
+        self.probe_keys.get(tenant)?.iter().copied().find(|k| {
+            self.probes
+                .get(k)
+                .is_some_and(|s| s.value.probe_id == probe_id)
+        })
+    }
+
+    fn drop_probe(&mut self, key: u64) -> Option<PendingProbe> {
+        let slot = self.probes.remove(&key)?;
+        let due = slot.leased_until.unwrap_or(slot.value.next_check_at);
+        self.probe_due.remove(&(due.timestamp_millis(), key));
+        if let Some(keys) = self.probe_keys.get_mut(&slot.value.tenant) {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                self.probe_keys.remove(&slot.value.tenant);
+            }
+        }
+        Some(slot.value)
+    }
+}
+
+impl InMemoryEventStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation below keeps Inner consistent before it can panic, so a
+        // poisoned lock still guards valid data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Outbox entries that were given up on (permanent delivery errors), oldest first.
+    pub fn dead_letters(&self) -> Vec<OutboxEntry> {
+        self.lock().dead_letters.clone()
+    }
+
+    /// Number of tenants with stored state.
+    pub fn tenant_count(&self) -> usize {
+        self.lock().tenants.len()
+    }
+
+    /// Number of pending probes.
+    pub fn probe_count(&self) -> usize {
+        self.lock().probes.len()
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn load(&self, tenant: &TenantId) -> Result<Option<Versioned>> {
+        Ok(self.lock().tenants.get(tenant).cloned())
+    }
+
+    async fn commit(&self, tenant: &TenantId, expected: u64, commit: Commit) -> Result<u64> {
+        let mut inner = self.lock();
+        let actual = inner.tenants.get(tenant).map_or(0, |v| v.version);
+        if actual != expected {
+            return Err(Error::Conflict {
+                tenant: tenant.to_string(),
+                expected,
+                actual,
+            });
+        }
+        let version = expected + 1;
+        inner.tenants.insert(
+            tenant.clone(),
+            Versioned {
+                version,
+                state: commit.state,
+            },
+        );
+        if !commit.audit.is_empty() {
+            let log = inner.audit.entry(tenant.clone()).or_default();
+            for entry in commit.audit {
+                let seq = log.last().map_or(1, |r| r.seq + 1);
+                log.push(AuditRecord {
+                    seq,
+                    tenant: tenant.clone(),
+                    entry,
+                });
+            }
+        }
+        for item in commit.outbox {
+            inner.next_outbox_id += 1;
+            let id = inner.next_outbox_id;
+            let created_at = match &item {
+                crate::store::OutboxItem::Alert(m) => m.created_at,
+                _ => DateTime::<Utc>::MIN_UTC,
+            };
+            inner.outbox.insert(
+                id,
+                Slot {
+                    value: OutboxEntry {
+                        id,
+                        item,
+                        created_at,
+                        attempts: 0,
+                        next_attempt_at: DateTime::<Utc>::MIN_UTC,
+                        lease_id: 0,
+                        last_error: None,
+                    },
+                    leased_until: None,
+                },
+            );
+        }
+        Ok(version)
+    }
+
+    async fn audit_log(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        let inner = self.lock();
+        Ok(inner
+            .audit
+            .get(tenant)
+            .map(|log| {
+                let start = log.partition_point(|r| r.seq <= after);
+                log[start..].iter().take(limit).cloned().collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn claim_outbox(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mut out = Vec::new();
+        for slot in inner.outbox.values_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            let free = slot.leased_until.is_none_or(|t| t <= now);
+            if free && slot.value.next_attempt_at <= now {
+                inner.next_lease_id += 1;
+                slot.value.lease_id = inner.next_lease_id;
+                slot.value.attempts += 1;
+                slot.leased_until = Some(plus(now, lease));
+                out.push(slot.value.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn complete_outbox(&self, id: u64, lease_id: u64, result: OutboxResult) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(slot) = inner.outbox.get_mut(&id) else {
+            return Err(Error::Conflict {
+                tenant: format!("outbox entry {id} (already completed)"),
+                expected: lease_id,
+                actual: 0,
+            });
+        };
+        if slot.value.lease_id != lease_id || lease_id == 0 {
+            let tenant = slot.value.item.tenant().clone();
+            return Err(stale_lease("outbox", &tenant));
+        }
+        match result {
+            OutboxResult::Done => {
+                inner.outbox.remove(&id);
+            }
+            OutboxResult::Retry { at, error } => {
+                slot.value.next_attempt_at = at;
+                slot.value.last_error = Some(error);
+                slot.value.lease_id = 0;
+                slot.leased_until = None;
+            }
+            OutboxResult::GiveUp { error } => {
+                if let Some(mut slot) = inner.outbox.remove(&id) {
+                    slot.value.last_error = Some(error);
+                    slot.value.lease_id = 0;
+                    inner.dead_letters.push(slot.value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        Ok(self.lock().outbox.values().take(limit).map(|s| s.value.clone()).collect())
+    }
+
+    async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
+        let mut inner = self.lock();
+        if let Some(old) = inner.find_probe(&probe.tenant, &probe.probe_id) {
+            inner.drop_probe(old);
+        }
+        inner.next_probe_key += 1;
+        let key = inner.next_probe_key;
+        inner.probe_due.insert((probe.next_check_at.timestamp_millis(), key));
+        inner.probe_keys.entry(probe.tenant.clone()).or_default().push(key);
+        let mut value = probe;
+        value.lease_id = 0;
+        inner.probes.insert(
+            key,
+            Slot {
+                value,
+                leased_until: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let now_ms = now.timestamp_millis();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(&(due, key)) = inner.probe_due.first() else { break };
+            if due > now_ms {
+                break;
+            }
+            inner.probe_due.pop_first();
+            let Some(slot) = inner.probes.get_mut(&key) else { continue };
+            let until = plus(now, lease);
+            inner.next_lease_id += 1;
+            slot.value.lease_id = inner.next_lease_id;
+            slot.leased_until = Some(until);
+            inner.probe_due.insert((until.timestamp_millis(), key));
+            out.push(slot.value.clone());
+        }
+        Ok(out)
+    }
+
+    async fn reschedule_probe(
+        &self,
+        tenant: &TenantId,
+        probe_id: &str,
+        lease_id: u64,
+        next_check_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let key = inner.find_probe(tenant, probe_id);
+        let Some((key, slot)) = key.and_then(|k| inner.probes.get_mut(&k).map(|s| (k, s))) else {
+            return Err(stale_lease("probe", tenant));
+        };
+        if slot.value.lease_id != lease_id || lease_id == 0 {
+            return Err(stale_lease("probe", tenant));
+        }
+        let due = slot.leased_until.unwrap_or(slot.value.next_check_at);
+        inner.probe_due.remove(&(due.timestamp_millis(), key));
+        slot.value.next_check_at = next_check_at;
+        slot.value.lease_id = 0;
+        slot.leased_until = None;
+        inner.probe_due.insert((next_check_at.timestamp_millis(), key));
+        Ok(())
+    }
+
+    async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(key) = inner.find_probe(tenant, probe_id) else {
+            return Err(stale_lease("probe", tenant));
+        };
+        let ok = inner
+            .probes
+            .get(&key)
+            .is_some_and(|s| s.value.lease_id == lease_id && lease_id != 0);
+        if !ok {
+            return Err(stale_lease("probe", tenant));
+        }
+        inner.drop_probe(key);
+        Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::conformance;
+
+    #[tokio::test]
+    async fn in_memory_store_passes_the_conformance_suite() {
+        conformance::event_store_all(&InMemoryEventStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn boxed_and_shared_stores_pass_too() {
+        let boxed: Box<dyn EventStore> = Box::new(InMemoryEventStore::new());
+        conformance::event_store_all(&boxed).await;
+        let shared: std::sync::Arc<dyn EventStore> = std::sync::Arc::new(InMemoryEventStore::new());
+        conformance::event_store_all(&shared).await;
+    }
+}

@@ -1,0 +1,1308 @@
+//! The `Monitor`: the engine that ties windows, policies, the state machine,
+//! the store, the notifiers, the probes and the hook together.
+//!
+//! One `Monitor` watches many tenants. The embedder calls
+//! [`Monitor::observe`] for every real delivery it sees (cheap, synchronous,
+//! no I/O) and [`Monitor::tick`] periodically (every minute is typical). A
+//! tick:
+//!
+//! 1. dispatches the probes that are due;
+//! 2. checks pending probes (a probe not found by its deadline is a failure);
+//! 3. evaluates every tenant's policies and applies the state machine,
+//!    writing changes through the store's compare-and-swap together with
+//!    their audit entries and outbox items (rendered alerts, hook calls);
+//! 4. works the outbox: delivers alerts through the notifiers and calls the
+//!    hook. What fails with a retryable error stays in the outbox for a later
+//!    tick; nothing is lost when an instance dies between steps.
+//!
+//! Windows live in memory: after a restart they fill again from new
+//! observations. Everything else (conditions, events, suspensions, alert
+//! schedule, pending probes, outbox, audit log) lives in the store.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    fmt,
+    sync::{
+        Arc, Mutex, MutexGuard, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::{
+    fxhash::FxHashMap,
+    clock::{Clock, SystemClock},
+    config::{ChannelKind, TenantConfig},
+    domain::{Direction, FailureKind, Observation, Outcome, TenantId},
+    error::{Error, Result},
+    hook::ContinuityHook,
+    link::{LinkClaims, LinkSigner, VerifiedLink},
+    machine::{
+        self, Action, Actor, AlertDecision, Effect, Evaluation, Input, Rules, TenantState,
+    },
+    memory::InMemoryEventStore,
+    notify::{AlertMessage, ConditionReport, Notifier},
+    policy::{FailurePolicy, LatencyPolicy, LeakyCounterPolicy, ThresholdPolicy, Verdict},
+    probe::{MailProbe, ProbeRequest, ProbeStatus},
+    store::{Commit, EventStore, OutboxEntry, OutboxItem, OutboxResult, PendingProbe, Versioned},
+    window::{Recorded, SlidingWindow},
+};
+
+/// Tuning knobs of the engine itself (not per tenant). The defaults suit a
+/// tick every minute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorSettings {
+    /// How long a claimed outbox entry or probe is reserved for this instance (default 2 min).
+    pub lease: Duration,
+    /// Items claimed from the store per round trip (default 500).
+    pub batch: usize,
+    /// First retry delay of a failed delivery or hook call; doubles per attempt (default 30 s).
+    pub retry_base: Duration,
+    /// Longest retry delay (default 15 min).
+    pub retry_max: Duration,
+    /// Times a commit is retried after a compare-and-swap conflict within one call (default 5).
+    pub conflict_retries: u32,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            lease: Duration::from_secs(120),
+            batch: 500,
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(900),
+            conflict_retries: 5,
+        }
+    }
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Probes sent.
+    pub probes_dispatched: u64,
+    /// Pending probes checked.
+    pub probes_checked: u64,
+    /// Probes found.
+    pub probes_arrived: u64,
+    /// Probes past their deadline (counted as failures).
+    pub probes_lost: u64,
+    /// Tenants whose state changed.
+    pub transitions: u64,
+    /// Alerts decided (one per alert, not per recipient).
+    pub alerts: u64,
+    /// Messages delivered to recipients.
+    pub deliveries: u64,
+    /// Delivery attempts that failed (retried later or given up).
+    pub delivery_failures: u64,
+    /// Hook calls made successfully.
+    pub hook_calls: u64,
+    /// Problems that did not stop the tick, described.
+    pub errors: Vec<String>,
+}
+
+/// What an action changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionOutcome {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The state's version after the action.
+    pub version: u64,
+    /// The state after the action.
+    pub state: TenantState,
+}
+
+/// A tenant's current condition, for status displays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantStatus {
+    /// The stored state and its version.
+    pub state: Versioned,
+    /// The latest verdict of every policy, per direction.
+    pub readings: Vec<(Direction, String, Verdict)>,
+}
+
+/// Builds a [`Monitor`].
+pub struct MonitorBuilder {
+    store: Option<Arc<dyn EventStore>>,
+    clock: Arc<dyn Clock>,
+    notifiers: HashMap<ChannelKind, Arc<dyn Notifier>>,
+    probes: [Option<Arc<dyn MailProbe>>; 2],
+    hook: Option<Arc<dyn ContinuityHook>>,
+    links: Option<LinkSigner>,
+    portal_url: Option<String>,
+    settings: MonitorSettings,
+}
+
+impl fmt::Debug for MonitorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitorBuilder")
+            .field("store", &self.store)
+            .field("notifiers", &self.notifiers.keys().collect::<Vec<_>>())
+            .field("portal_url", &self.portal_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MonitorBuilder {
+    /// The event store (default: a new [`InMemoryEventStore`]).
+    pub fn store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock used by [`Monitor::tick_now`] and [`Monitor::perform`] (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds the notifier for its channel (replacing an earlier one for the same channel).
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifiers.insert(notifier.channel(), notifier);
+        self
+    }
+
+    /// The probe for `direction` (without one, the direction is watched passively only).
+    pub fn probe(mut self, direction: Direction, probe: Arc<dyn MailProbe>) -> Self {
+        self.probes[direction.index()] = Some(probe);
+        self
+    }
+
+    /// The embedder's continuity hook.
+    pub fn hook(mut self, hook: Arc<dyn ContinuityHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Signs portal links (required).
+    pub fn link_signer(mut self, signer: LinkSigner) -> Self {
+        self.links = Some(signer);
+        self
+    }
+
+    /// The portal's base URL; a link is this URL followed by the token (required),
+    /// e.g. `https://continuity.example.net/c/`.
+    pub fn portal_url(mut self, url: impl Into<String>) -> Self {
+        self.portal_url = Some(url.into());
+        self
+    }
+
+    /// Engine settings.
+    pub fn settings(mut self, settings: MonitorSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Checks the parts and builds the monitor.
+    pub fn build(self) -> Result<Monitor> {
+        let links = self
+            .links
+            .ok_or_else(|| Error::config("link_signer", "a link signer is required: alerts carry signed portal links"))?;
+        let portal_url = self
+            .portal_url
+            .ok_or_else(|| Error::config("portal_url", "the portal's base URL is required"))?;
+        if !(portal_url.starts_with("https://") || portal_url.starts_with("http://"))
+            || portal_url.chars().any(char::is_whitespace)
+        {
+            return Err(Error::config("portal_url", format!("{portal_url:?} is not an http(s) URL")));
+        }
+        if self.notifiers.is_empty() {
+            return Err(Error::config("notifiers", "at least one notifier is needed, or no alert can go out"));
+        }
+        let s = &self.settings;
+        if s.batch == 0 || s.lease.is_zero() || s.retry_base.is_zero() || s.retry_max < s.retry_base {
+            return Err(Error::config(
+                "settings",
+                "batch and lease must be positive and retry_max at least retry_base",
+            ));
+        }
+        Ok(Monitor {
+            store: self.store.unwrap_or_else(|| Arc::new(InMemoryEventStore::new())),
+            clock: self.clock,
+            notifiers: self.notifiers,
+            probes: self.probes,
+            hook: self.hook,
+            links,
+            portal_url,
+            settings: self.settings,
+            tenants: RwLock::new(FxHashMap::default()),
+            last_tick: Mutex::new(None),
+            ticking: AtomicBool::new(false),
+            schedule: Mutex::new(Schedule::default()),
+        })
+    }
+}
+
+type Runtime = Arc<Mutex<TenantRuntime>>;
+
+struct TenantRuntime {
+    config: Arc<TenantConfig>,
+    rules: Rules,
+    directions: [DirectionRuntime; 2],
+    cached: Versioned,
+    /// Nothing can change before this time unless an observation arrives
+    /// (`None`: evaluate at the next tick).
+    next_eval_at: Option<DateTime<Utc>>,
+    /// Listed in `Schedule::observed` since its last evaluation.
+    queued: bool,
+}
+
+impl TenantRuntime {
+    fn due(&self, now: DateTime<Utc>) -> bool {
+        self.next_eval_at.is_none_or(|t| now >= t) || self.directions.iter().any(|d| d.dirty)
+    }
+
+    /// The earliest time at which a policy's verdict can change without a
+    /// new observation: the next window bucket boundary, or the next leaky
+    /// counter period.
+    fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let mut at = DateTime::<Utc>::MAX_UTC;
+        for dr in &self.directions {
+            at = at.min(next_multiple(now, dr.window.bucket_width()));
+            if let Some(period) = dr.leaky_period {
+                at = at.min(next_multiple(now, period));
+            }
+        }
+        at
+    }
+}
+
+/// The first multiple of `step` since the Unix epoch that is after `now`.
+fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
+    let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+    let next = now.timestamp_millis().div_euclid(step).saturating_add(1).saturating_mul(step);
+    DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+struct DirectionRuntime {
+    window: SlidingWindow,
+    policies: Vec<Box<dyn ThresholdPolicy>>,
+    verdicts: Vec<Option<Verdict>>,
+    next_probe_at: Option<DateTime<Utc>>,
+    /// An observation arrived since the last evaluation.
+    dirty: bool,
+    leaky_period: Option<Duration>,
+}
+
+impl DirectionRuntime {
+    /// Bytes held for this direction: the window, the policies and their last verdicts.
+    fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
+            + self.window.memory_bytes()
+            + self
+                .policies
+                .iter()
+                .map(|p| std::mem::size_of::<Box<dyn ThresholdPolicy>>() + std::mem::size_of_val(&**p))
+                .sum::<usize>()
+            + self.verdicts.capacity() * std::mem::size_of::<Option<Verdict>>()
+    }
+
+    fn new(config: &crate::config::DirectionConfig) -> Result<Self> {
+        let mut policies: Vec<Box<dyn ThresholdPolicy>> = Vec::new();
+        if let Some(t) = &config.latency {
+            policies.push(Box::new(LatencyPolicy::new(t.clone())));
+        }
+        if let Some(t) = &config.failures {
+            policies.push(Box::new(FailurePolicy::new(t.clone())));
+        }
+        if let Some(t) = &config.leaky {
+            policies.push(Box::new(LeakyCounterPolicy::new(t.clone())));
+        }
+        Ok(DirectionRuntime {
+            window: SlidingWindow::new(config.window, SlidingWindow::DEFAULT_BUCKETS)?,
+            verdicts: vec![None; policies.len()],
+            policies,
+            next_probe_at: None,
+            dirty: false,
+            leaky_period: config.leaky.as_ref().map(|l| l.period),
+        })
+    }
+}
+
+/// The engine. Share it with `Arc`; every method takes `&self`.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use continuity_core::{
+///     config::{ChannelKind, Recipient, TenantConfig},
+///     link::{LinkKey, LinkSigner},
+///     sim::RecordingNotifier,
+///     Direction, ManualClock, Monitor, Observation, TenantId,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> continuity_core::Result<()> {
+/// let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
+/// let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+/// let monitor = Monitor::builder()
+///     .clock(Arc::new(clock.clone()))
+///     .notifier(sms.clone())
+///     .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))
+///     .portal_url("https://continuity.example.net/c/")
+///     .build()?;
+///
+/// let acme = TenantId::new("acme")?;
+/// let mut config = TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]);
+/// config.outbound.raise_after = 1;
+/// monitor.register_tenant(config).await?;
+///
+/// // The gateway reports three outbound deliveries that took 45 minutes each.
+/// for _ in 0..3 {
+///     monitor.observe(Observation::delivered(acme.clone(), Direction::Outbound, clock.now(), Duration::from_secs(45 * 60)))?;
+/// }
+/// monitor.tick(clock.now()).await?;
+/// let sent = sms.messages();
+/// assert_eq!(sent.len(), 1);
+/// assert!(sent[0].headline().contains("outbound p95 latency"));
+/// # use continuity_core::Clock; Ok(()) }
+/// ```
+pub struct Monitor {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    notifiers: HashMap<ChannelKind, Arc<dyn Notifier>>,
+    probes: [Option<Arc<dyn MailProbe>>; 2],
+    hook: Option<Arc<dyn ContinuityHook>>,
+    links: LinkSigner,
+    portal_url: String,
+    settings: MonitorSettings,
+    tenants: RwLock<FxHashMap<TenantId, Runtime>>,
+    last_tick: Mutex<Option<DateTime<Utc>>>,
+    ticking: AtomicBool,
+    schedule: Mutex<Schedule>,
+}
+
+/// When to look at which tenant. A tick works only on what is due, so its
+/// cost follows the work to do, not the number of tenants.
+///
+/// Entries can be stale (a tenant evaluated early because an observation
+/// arrived keeps its older timed entry); a stale entry finds nothing due
+/// and is dropped.
+#[derive(Default)]
+struct Schedule {
+    evaluations: BinaryHeap<Reverse<Wake<TenantId>>>,
+    probes: BinaryHeap<Reverse<Wake<(TenantId, Direction)>>>,
+    /// Tenants with new observations since their last evaluation.
+    observed: Vec<TenantId>,
+    seq: u64,
+}
+
+/// A wake-up, ordered by time then insertion (never by payload: comparing
+/// tenant ids on every heap step would cost more than the heap itself).
+struct Wake<T> {
+    at: DateTime<Utc>,
+    seq: u64,
+    what: T,
+}
+
+impl<T> PartialEq for Wake<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<T> Eq for Wake<T> {}
+impl<T> PartialOrd for Wake<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Wake<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl Schedule {
+    fn wake(&mut self, tenant: TenantId, at: DateTime<Utc>) {
+        self.seq += 1;
+        self.evaluations.push(Reverse(Wake { at, seq: self.seq, what: tenant }));
+    }
+
+    fn probe(&mut self, tenant: TenantId, direction: Direction, at: DateTime<Utc>) {
+        self.seq += 1;
+        self.probes.push(Reverse(Wake { at, seq: self.seq, what: (tenant, direction) }));
+    }
+}
+
+impl Monitor {
+    fn wake(&self, tenant: &TenantId, at: DateTime<Utc>) {
+        lock(&self.schedule).wake(tenant.clone(), at);
+    }
+}
+
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Monitor")
+            .field("store", &self.store)
+            .field("tenants", &self.read_tenants().len())
+            .field("portal_url", &self.portal_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Runtime data stays consistent across a panic in another thread (no
+    // multi-step invariants are left half-done), so poisoning is not fatal.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX / 2)
+}
+
+struct TickGuard<'a>(&'a AtomicBool);
+
+impl Drop for TickGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Monitor {
+    /// A builder with the defaults.
+    pub fn builder() -> MonitorBuilder {
+        MonitorBuilder {
+            store: None,
+            clock: Arc::new(SystemClock),
+            notifiers: HashMap::new(),
+            probes: [None, None],
+            hook: None,
+            links: None,
+            portal_url: None,
+            settings: MonitorSettings::default(),
+        }
+    }
+
+    /// The store this monitor writes to.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The monitor's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The link signer (the portal verifies links with it).
+    pub fn link_signer(&self) -> &LinkSigner {
+        &self.links
+    }
+
+    fn read_tenants(&self) -> std::sync::RwLockReadGuard<'_, FxHashMap<TenantId, Runtime>> {
+        self.tenants.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn runtime(&self, tenant: &TenantId) -> Result<Runtime> {
+        self.read_tenants()
+            .get(tenant)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTenant {
+                tenant: tenant.to_string(),
+            })
+    }
+
+    /// Registers a tenant, or replaces its configuration. Loads its stored
+    /// state. A replaced configuration starts new windows.
+    pub async fn register_tenant(&self, config: TenantConfig) -> Result<()> {
+        config.validate()?;
+        for (i, r) in config.recipients.iter().enumerate() {
+            if !self.notifiers.contains_key(&r.channel) {
+                return Err(Error::config(
+                    format!("recipients[{i}].channel"),
+                    format!("no {} notifier is installed in this monitor", r.channel),
+                ));
+            }
+        }
+        let tenant = config.tenant.clone();
+        let cached = self.store.load(&tenant).await?.unwrap_or(Versioned {
+            version: 0,
+            state: TenantState::default(),
+        });
+        let runtime = TenantRuntime {
+            rules: config.rules(),
+            directions: [
+                DirectionRuntime::new(&config.inbound)?,
+                DirectionRuntime::new(&config.outbound)?,
+            ],
+            config: Arc::new(config),
+            cached,
+            next_eval_at: None,
+            queued: false,
+        };
+        let probed: Vec<Direction> = Direction::ALL
+            .into_iter()
+            .filter(|d| self.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
+            .collect();
+        self.tenants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant.clone(), Arc::new(Mutex::new(runtime)));
+        let mut schedule = lock(&self.schedule);
+        schedule.wake(tenant.clone(), DateTime::<Utc>::MIN_UTC);
+        for d in probed {
+            schedule.probe(tenant.clone(), d, DateTime::<Utc>::MIN_UTC);
+        }
+        Ok(())
+    }
+
+    /// Stops watching a tenant (its stored state stays).
+    pub fn remove_tenant(&self, tenant: &TenantId) -> bool {
+        self.tenants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant)
+            .is_some()
+    }
+
+    /// Number of registered tenants.
+    pub fn tenant_count(&self) -> usize {
+        self.read_tenants().len()
+    }
+
+    /// Records a passive observation (a delivery the gateway saw). Cheap and
+    /// synchronous. An observation older than the window is dropped and
+    /// counted (`Ok(Recorded::TooOld)`).
+    pub fn observe(&self, observation: Observation) -> Result<Recorded> {
+        let rt = self.runtime(&observation.tenant)?;
+        Ok(self.record_into(&observation.tenant, &rt, observation.direction, observation.at, &observation.outcome))
+    }
+
+    /// Records into a tenant's window and queues the tenant for evaluation at the next tick.
+    fn record_into(&self, tenant: &TenantId, rt: &Runtime, direction: Direction, at: DateTime<Utc>, outcome: &Outcome) -> Recorded {
+        let (recorded, newly_queued) = {
+            let mut rt = lock(rt);
+            let recorded = record(&mut rt, direction, at, outcome);
+            let newly = recorded == Recorded::Counted && !rt.queued;
+            if newly {
+                rt.queued = true;
+            }
+            (recorded, newly)
+        };
+        if newly_queued {
+            lock(&self.schedule).observed.push(tenant.clone());
+        }
+        recorded
+    }
+
+    /// The stored state and the latest readings of a tenant.
+    pub fn status(&self, tenant: &TenantId) -> Result<TenantStatus> {
+        let rt = self.runtime(tenant)?;
+        let rt = lock(&rt);
+        let mut readings = Vec::new();
+        for d in Direction::ALL {
+            let dr = &rt.directions[d.index()];
+            for (p, v) in dr.policies.iter().zip(&dr.verdicts) {
+                if let Some(v) = v {
+                    readings.push((d, p.condition().to_string(), v.clone()));
+                }
+            }
+        }
+        Ok(TenantStatus {
+            state: rt.cached.clone(),
+            readings,
+        })
+    }
+
+    /// Bytes of monitored state held in memory for each direction of `tenant`
+    /// (indexed by [`Direction::index`]): the window, the policies and their
+    /// last verdicts. The tenant's configuration and cached stored state are
+    /// shared by both directions and not included.
+    pub fn direction_memory_bytes(&self, tenant: &TenantId) -> Result<[usize; 2]> {
+        let rt = self.runtime(tenant)?;
+        let rt = lock(&rt);
+        Ok([rt.directions[0].memory_bytes(), rt.directions[1].memory_bytes()])
+    }
+
+    /// [`tick`](Self::tick) at the clock's time.
+    pub async fn tick_now(&self) -> Result<TickReport> {
+        self.tick(self.clock.now()).await
+    }
+
+    /// Runs one round of the engine at `now` (see the [module docs](self)).
+    ///
+    /// Errors: [`Error::ClockWentBackwards`] if `now` is before the previous
+    /// tick; [`Error::Generic`] if another tick of this monitor is running.
+    /// Failures of single probes, deliveries or commits do not stop the tick:
+    /// they are logged, retried later and listed in [`TickReport::errors`].
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport> {
+        if self.ticking.swap(true, Ordering::Acquire) {
+            return Err(Error::Generic {
+                context: "tick".into(),
+                source: "another tick of this monitor is still running".into(),
+            });
+        }
+        let _guard = TickGuard(&self.ticking);
+        {
+            let mut last = lock(&self.last_tick);
+            if let Some(previous) = *last
+                && now < previous
+            {
+                return Err(Error::ClockWentBackwards { previous, now });
+            }
+            *last = Some(now);
+        }
+        let span = info_span!("tick", %now);
+        async {
+            let mut report = TickReport::default();
+            self.dispatch_probes(now, &mut report).await;
+            self.check_probes(now, &mut report).await;
+            for tenant in self.due_evaluations(now) {
+                let Ok(rt) = self.runtime(&tenant) else { continue };
+                match self.evaluate_tenant(&tenant, &rt, now, &mut report).await {
+                    Ok(Some(at)) => self.wake(&tenant, at),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(%tenant, error = %e, "evaluation not committed; retried next tick");
+                        report.errors.push(format!("{tenant}: {e}"));
+                        self.wake(&tenant, now);
+                    }
+                }
+            }
+            self.work_outbox(now, &mut report).await;
+            debug!(?report, "tick done");
+            Ok(report)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Tenants to evaluate at `now`: timed wake-ups that are due, and
+    /// tenants with new observations. Sorted, without duplicates.
+    fn due_evaluations(&self, now: DateTime<Utc>) -> Vec<TenantId> {
+        let mut schedule = lock(&self.schedule);
+        let mut due = std::mem::take(&mut schedule.observed);
+        while schedule.evaluations.peek().is_some_and(|w| w.0.at <= now) {
+            if let Some(Reverse(w)) = schedule.evaluations.pop() {
+                due.push(w.what);
+            }
+        }
+        drop(schedule);
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
+    fn due_probes(&self, now: DateTime<Utc>) -> Vec<(TenantId, Direction)> {
+        let mut schedule = lock(&self.schedule);
+        let mut due = Vec::new();
+        while schedule.probes.peek().is_some_and(|w| w.0.at <= now) {
+            if let Some(Reverse(w)) = schedule.probes.pop() {
+                due.push(w.what);
+            }
+        }
+        due
+    }
+
+    async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        for (tenant, direction) in self.due_probes(now) {
+            let Some(probe) = &self.probes[direction.index()] else { continue };
+            let Ok(rt) = self.runtime(&tenant) else { continue };
+            let rt = &rt;
+            let tenant = &tenant;
+            {
+                let (deadline, check) = {
+                    let mut rt = lock(rt);
+                    let probes = &rt.config.probes;
+                    if !probes.enabled(direction) {
+                        continue;
+                    }
+                    let (interval, deadline, check) = (probes.interval, probes.deadline, probes.check_interval);
+                    let dr = &mut rt.directions[direction.index()];
+                    if dr.next_probe_at.is_some_and(|t| now < t) {
+                        continue; // a stale entry: this direction was probed already
+                    }
+                    let next = now + delta(interval);
+                    dr.next_probe_at = Some(next);
+                    lock(&self.schedule).probe(tenant.clone(), direction, next);
+                    (deadline, check)
+                };
+                let request = ProbeRequest {
+                    tenant: tenant.clone(),
+                    direction,
+                    probe_id: format!("{}-{}", &direction.as_str()[..2], now.timestamp_millis()),
+                    sent_at: now,
+                };
+                let span = info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
+                match probe.dispatch(&request).instrument(span).await {
+                    Ok(ticket) => {
+                        report.probes_dispatched += 1;
+                        let pending = PendingProbe {
+                            tenant: tenant.clone(),
+                            direction,
+                            probe_id: request.probe_id,
+                            sent_at: now,
+                            deadline: now + delta(deadline),
+                            next_check_at: now + delta(check),
+                            ticket,
+                            lease_id: 0,
+                        };
+                        if let Err(e) = self.store.put_probe(pending).await {
+                            error!(%tenant, %direction, error = %e, "pending probe not stored; it will not be checked");
+                            report.errors.push(format!("{tenant}: storing probe: {e}"));
+                        }
+                    }
+                    Err(e) if e.is_retryable() => {
+                        // The org's server refusing or timing out is exactly what we watch for.
+                        warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
+                        let _ = self.observe(Observation::failed(tenant.clone(), direction, now, FailureKind::Unreachable));
+                        report.errors.push(format!("{tenant}: {direction} probe dispatch: {e}"));
+                    }
+                    Err(e) => {
+                        error!(%tenant, %direction, error = %e, "probe dispatch failed (configuration?); not counted");
+                        report.errors.push(format!("{tenant}: {direction} probe dispatch: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        // Bounded: each round claims up to `batch`; a probe claimed in this
+        // tick is rescheduled into the future, so rounds end.
+        for _ in 0..10_000 {
+            let claimed = match self.store.claim_probes(now, self.settings.lease, self.settings.batch).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "claiming pending probes failed");
+                    report.errors.push(format!("claiming probes: {e}"));
+                    return;
+                }
+            };
+            if claimed.is_empty() {
+                return;
+            }
+            for p in claimed {
+                if let Err(e) = self.check_probe(&p, now, report).await {
+                    warn!(tenant = %p.tenant, probe_id = %p.probe_id, error = %e, "probe check failed");
+                    report.errors.push(format!("{}: probe {}: {e}", p.tenant, p.probe_id));
+                }
+            }
+        }
+    }
+
+    async fn check_probe(&self, p: &PendingProbe, now: DateTime<Utc>, report: &mut TickReport) -> Result<()> {
+        let rt = match self.runtime(&p.tenant) {
+            Ok(rt) => rt,
+            // The tenant was removed: nobody will evaluate this probe.
+            Err(_) => return self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await,
+        };
+        let Some(probe) = &self.probes[p.direction.index()] else {
+            return self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await;
+        };
+        report.probes_checked += 1;
+        let request = ProbeRequest {
+            tenant: p.tenant.clone(),
+            direction: p.direction,
+            probe_id: p.probe_id.clone(),
+            sent_at: p.sent_at,
+        };
+        let span = info_span!("probe.check", tenant = %p.tenant, direction = %p.direction, probe_id = %p.probe_id);
+        let status = probe.check(&request, &p.ticket).instrument(span).await;
+        let check_interval = lock(&rt).config.probes.check_interval;
+        match status {
+            Ok(ProbeStatus::Arrived { at }) => {
+                let latency = (at - p.sent_at).to_std().unwrap_or(Duration::ZERO);
+                report.probes_arrived += 1;
+                self.record_into(&p.tenant, &rt, p.direction, at.max(p.sent_at), &Outcome::Delivered { latency });
+                self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await
+            }
+            Ok(ProbeStatus::Pending) | Err(_) if now >= p.deadline => {
+                report.probes_lost += 1;
+                info!(tenant = %p.tenant, direction = %p.direction, probe_id = %p.probe_id, "probe lost: not found by its deadline");
+                self.record_into(&p.tenant, &rt, p.direction, now, &Outcome::Failed { kind: FailureKind::LostProbe });
+                let removed = self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await;
+                status.map(|_| ()).and(removed)
+            }
+            Ok(ProbeStatus::Pending) => {
+                let next = (now + delta(check_interval)).min(p.deadline);
+                self.store.reschedule_probe(&p.tenant, &p.probe_id, p.lease_id, next).await
+            }
+            Err(e) => {
+                let next = (now + delta(check_interval)).min(p.deadline);
+                self.store.reschedule_probe(&p.tenant, &p.probe_id, p.lease_id, next).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Evaluates one tenant and commits what changed. Returns when to wake
+    /// it next (`None`: an existing wake-up stands).
+    async fn evaluate_tenant(
+        &self,
+        tenant: &TenantId,
+        rt: &Runtime,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<Option<DateTime<Utc>>> {
+        for attempt in 0..=self.settings.conflict_retries {
+            let prepared = {
+                let mut guard = lock(rt);
+                let rt = &mut *guard;
+                if attempt == 0 && !rt.due(now) {
+                    // Verdicts only change with new observations or at bucket
+                    // and period boundaries, and nothing in the state is due.
+                    return Ok(None);
+                }
+                rt.queued = false;
+                let mut evaluations: Vec<Evaluation<'_>> = Vec::with_capacity(8);
+                for d in Direction::ALL {
+                    let dr = &mut rt.directions[d.index()];
+                    if attempt == 0 {
+                        // Re-evaluating after a conflict must not advance stateful policies twice.
+                        for (p, v) in dr.policies.iter_mut().zip(dr.verdicts.iter_mut()) {
+                            *v = Some(p.evaluate(&dr.window, now));
+                        }
+                        dr.dirty = false;
+                    }
+                }
+                for d in Direction::ALL {
+                    let dr = &rt.directions[d.index()];
+                    for (p, v) in dr.policies.iter().zip(&dr.verdicts) {
+                        evaluations.push(Evaluation {
+                            direction: d,
+                            name: p.condition(),
+                            breached: v.as_ref().is_some_and(|v| v.breached),
+                        });
+                    }
+                }
+                if rt.cached.state.conditions.len() > evaluations.len() {
+                    evaluations.extend(orphans(&rt.cached.state, rt));
+                }
+                if is_quiet(&rt.cached.state, &evaluations, now, &rt.rules) {
+                    let next = rt.next_verdict_change(now);
+                    let deadline = rt.cached.state.next_deadline(rt.rules.repeat_interval);
+                    let at = deadline.map_or(next, |d| d.min(next));
+                    rt.next_eval_at = Some(at);
+                    return Ok(Some(at));
+                }
+                let mut next = rt.cached.state.clone();
+                let effects = machine::apply_in_place(&mut next, &Input::Tick { evaluations: &evaluations }, now, &rt.rules)?;
+                // With the same verdicts, would the next tick change anything
+                // (a hysteresis streak still running)? Then look again next tick.
+                let settled = is_quiet(&next, &evaluations, now, &rt.rules);
+                let next_eval_at = settled.then(|| {
+                    let at = rt.next_verdict_change(now);
+                    next.next_deadline(rt.rules.repeat_interval).map_or(at, |d| d.min(at))
+                });
+                rt.next_eval_at = None;
+                let commit = self.build_commit(rt, next, effects, now, report)?;
+                (rt.cached.version, commit, next_eval_at)
+            };
+            let (expected, commit, next_eval_at) = prepared;
+            let state = commit.state.clone();
+            let span = info_span!("transition", %tenant, expected);
+            match self.store.commit(tenant, expected, commit).instrument(span).await {
+                Ok(version) => {
+                    report.transitions += 1;
+                    let mut rt = lock(rt);
+                    rt.cached = Versioned { version, state };
+                    rt.next_eval_at = next_eval_at;
+                    // Not settled: look again at the next tick.
+                    return Ok(Some(next_eval_at.unwrap_or(now)));
+                }
+                Err(Error::Conflict { .. }) => {
+                    debug!(%tenant, "state changed concurrently; reloading");
+                    self.reload(tenant, rt).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict {
+            tenant: tenant.to_string(),
+            expected: lock(rt).cached.version,
+            actual: 0,
+        })
+    }
+
+    async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {
+        let fresh = self.store.load(tenant).await?.unwrap_or(Versioned {
+            version: 0,
+            state: TenantState::default(),
+        });
+        {
+            let mut rt = lock(rt);
+            rt.cached = fresh;
+            rt.next_eval_at = None;
+        }
+        self.wake(tenant, DateTime::<Utc>::MIN_UTC);
+        Ok(())
+    }
+
+    fn build_commit(
+        &self,
+        rt: &TenantRuntime,
+        state: TenantState,
+        effects: Vec<Effect>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<Commit> {
+        let mut commit = Commit {
+            state,
+            audit: Vec::new(),
+            outbox: Vec::new(),
+        };
+        for effect in effects {
+            match effect {
+                Effect::Audit(entry) => commit.audit.push(entry),
+                Effect::Alert(alert) => {
+                    report.alerts += 1;
+                    info!(tenant = %rt.config.tenant, alert_id = alert.id, kind = alert.kind.as_str(), "alert");
+                    for message in self.render_alert(rt, &commit.state, &alert, now)? {
+                        commit.outbox.push(OutboxItem::Alert(Box::new(message)));
+                    }
+                }
+                Effect::EventStarted(event) if self.hook.is_some() => commit.outbox.push(OutboxItem::EventStarted {
+                    tenant: rt.config.tenant.clone(),
+                    event,
+                }),
+                Effect::EventEnded(event) if self.hook.is_some() => commit.outbox.push(OutboxItem::EventEnded {
+                    tenant: rt.config.tenant.clone(),
+                    event,
+                }),
+                Effect::EventStarted(_) | Effect::EventEnded(_) => {}
+            }
+        }
+        Ok(commit)
+    }
+
+    fn render_alert(
+        &self,
+        rt: &TenantRuntime,
+        state: &TenantState,
+        alert: &AlertDecision,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertMessage>> {
+        let conditions: Vec<ConditionReport> = alert
+            .active
+            .iter()
+            .map(|c| {
+                let dr = &rt.directions[c.direction.index()];
+                let reading = dr
+                    .policies
+                    .iter()
+                    .zip(&dr.verdicts)
+                    .find(|(p, _)| p.condition() == c.name)
+                    .and_then(|(_, v)| v.as_ref())
+                    .map_or_else(|| format!("{} condition", c.name), |v| v.reading.to_string());
+                ConditionReport {
+                    direction: c.direction,
+                    name: c.name.clone(),
+                    reading,
+                    newly_raised: alert.newly_raised.contains(c),
+                }
+            })
+            .collect();
+        let event = state.active_event.as_ref().map(|e| {
+            format!("active since {} until {}", e.start.format("%Y-%m-%d %H:%M UTC"), e.end.format("%Y-%m-%d %H:%M UTC"))
+        });
+        let expires = now + delta(self.links.ttl());
+        rt.config
+            .recipients
+            .iter()
+            .map(|r| {
+                let token = self.links.sign(
+                    &LinkClaims {
+                        tenant: rt.config.tenant.clone(),
+                        alert_id: alert.id,
+                        recipient: r.id.clone(),
+                    },
+                    now,
+                )?;
+                Ok(AlertMessage {
+                    tenant: rt.config.tenant.clone(),
+                    tenant_name: rt.config.name().to_string(),
+                    alert_id: alert.id,
+                    kind: alert.kind,
+                    recipient: r.clone(),
+                    idempotency_key: format!("{}/{}/{}", rt.config.tenant, alert.id, r.id),
+                    created_at: now,
+                    link: format!("{}{}", self.portal_url, token),
+                    link_expires_at: expires,
+                    conditions: conditions.clone(),
+                    event: event.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn work_outbox(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let mut blocked_hooks: HashMap<TenantId, DateTime<Utc>> = HashMap::new();
+        for _ in 0..10_000 {
+            let claimed = match self.store.claim_outbox(now, self.settings.lease, self.settings.batch).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "claiming the outbox failed");
+                    report.errors.push(format!("claiming outbox: {e}"));
+                    return;
+                }
+            };
+            if claimed.is_empty() {
+                return;
+            }
+            for entry in claimed {
+                let result = self.attempt(&entry, now, report, &mut blocked_hooks).await;
+                if let Err(e) = self.store.complete_outbox(entry.id, entry.lease_id, result).await {
+                    warn!(id = entry.id, error = %e, "recording an outbox result failed; the entry will be retried");
+                    report.errors.push(format!("outbox {}: {e}", entry.id));
+                }
+            }
+        }
+    }
+
+    fn retry_at(&self, entry: &OutboxEntry, now: DateTime<Utc>, retry_after: Option<Duration>) -> DateTime<Utc> {
+        let exp = entry.attempts.saturating_sub(1).min(20);
+        let backoff = self.settings.retry_base.saturating_mul(1u32 << exp).min(self.settings.retry_max);
+        now + delta(retry_after.unwrap_or(backoff).max(backoff).min(self.settings.retry_max))
+    }
+
+    async fn attempt(
+        &self,
+        entry: &OutboxEntry,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+        blocked_hooks: &mut HashMap<TenantId, DateTime<Utc>>,
+    ) -> OutboxResult {
+        match &entry.item {
+            OutboxItem::Alert(message) => {
+                if now >= message.link_expires_at {
+                    report.delivery_failures += 1;
+                    error!(key = %message.idempotency_key, "alert not delivered before its link expired; giving up");
+                    return OutboxResult::GiveUp {
+                        error: format!(
+                            "not delivered before its link expired; last error: {}",
+                            entry.last_error.as_deref().unwrap_or("none")
+                        ),
+                    };
+                }
+                let Some(notifier) = self.notifiers.get(&message.recipient.channel) else {
+                    report.delivery_failures += 1;
+                    return OutboxResult::GiveUp {
+                        error: format!("no {} notifier installed", message.recipient.channel),
+                    };
+                };
+                let span = info_span!("alert.deliver", key = %message.idempotency_key, channel = %message.recipient.channel);
+                match notifier.deliver(message).instrument(span).await {
+                    Ok(receipt) => {
+                        report.deliveries += 1;
+                        info!(key = %message.idempotency_key, provider_id = ?receipt.provider_id, "alert delivered");
+                        OutboxResult::Done
+                    }
+                    Err(e) => {
+                        report.delivery_failures += 1;
+                        let retry_after = match &e {
+                            Error::Notify { retry_after, .. } => *retry_after,
+                            _ => None,
+                        };
+                        if e.is_retryable() {
+                            warn!(key = %message.idempotency_key, error = %e, "delivery failed; will retry");
+                            OutboxResult::Retry {
+                                at: self.retry_at(entry, now, retry_after),
+                                error: e.to_string(),
+                            }
+                        } else {
+                            error!(key = %message.idempotency_key, error = %e, "delivery failed permanently");
+                            OutboxResult::GiveUp { error: e.to_string() }
+                        }
+                    }
+                }
+            }
+            OutboxItem::EventStarted { tenant, event } | OutboxItem::EventEnded { tenant, event } => {
+                // Hook calls of one tenant run in order: a later one waits for an earlier failed one.
+                if let Some(at) = blocked_hooks.get(tenant) {
+                    return OutboxResult::Retry {
+                        at: *at,
+                        error: "waiting for an earlier hook call of this tenant".into(),
+                    };
+                }
+                let Some(hook) = &self.hook else { return OutboxResult::Done };
+                let started = matches!(entry.item, OutboxItem::EventStarted { .. });
+                let span = info_span!("hook", %tenant, event_id = event.id, started);
+                let result = if started {
+                    hook.event_started(tenant, event).instrument(span).await
+                } else {
+                    hook.event_ended(tenant, event).instrument(span).await
+                };
+                match result {
+                    Ok(()) => {
+                        report.hook_calls += 1;
+                        OutboxResult::Done
+                    }
+                    Err(e) => {
+                        warn!(%tenant, event_id = event.id, error = %e, "continuity hook failed; will retry");
+                        let at = self.retry_at(entry, now, None);
+                        blocked_hooks.insert(tenant.clone(), at);
+                        OutboxResult::Retry { at, error: e.to_string() }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Verifies a portal link at the clock's time and performs `action` as its recipient.
+    pub async fn perform(&self, token: &str, action: Action) -> Result<ActionOutcome> {
+        self.perform_at(token, action, self.clock.now()).await
+    }
+
+    /// Verifies a portal link at `now` and performs `action` as its recipient.
+    pub async fn perform_at(&self, token: &str, action: Action, now: DateTime<Utc>) -> Result<ActionOutcome> {
+        let link = self.verify_link(token, None, now)?;
+        let actor = Actor::Link {
+            recipient: link.claims.recipient.clone(),
+            alert_id: link.claims.alert_id,
+            key_id: link.key_id.clone(),
+            issued_at: link.issued_at,
+        };
+        self.act(&link.claims.tenant, actor, action, None, now).await
+    }
+
+    /// Verifies a portal link (optionally for a given tenant) at `now`.
+    pub fn verify_link(&self, token: &str, tenant: Option<&TenantId>, now: DateTime<Utc>) -> Result<VerifiedLink> {
+        let link = self.links.verify(token, tenant, now)?;
+        let rt = self.runtime(&link.claims.tenant)?;
+        // A link of a recipient removed from the configuration no longer opens the portal.
+        if !lock(&rt).config.recipients.iter().any(|r| r.id == link.claims.recipient) {
+            return Err(Error::Link {
+                reason: crate::link::LinkRejection::WrongTenant,
+            });
+        }
+        Ok(link)
+    }
+
+    /// Performs `action` on `tenant` as `actor` at `now`.
+    ///
+    /// With `expected_version`, the action is refused with
+    /// [`Error::Conflict`] if the tenant's state changed since the caller saw
+    /// that version (two administrators acting at once: one wins, the other
+    /// is told). Without it, the action applies to the current state.
+    pub async fn act(
+        &self,
+        tenant: &TenantId,
+        actor: Actor,
+        action: Action,
+        expected_version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<ActionOutcome> {
+        let rt = self.runtime(tenant)?;
+        self.reload(tenant, &rt).await?;
+        let span = info_span!("action", %tenant, action = action.name(), %actor);
+        async {
+            for _ in 0..=self.settings.conflict_retries {
+                let mut ignored = TickReport::default();
+                let (expected, commit) = {
+                    let guard = lock(&rt);
+                    if let Some(v) = expected_version
+                        && v != guard.cached.version
+                    {
+                        return Err(Error::Conflict {
+                            tenant: tenant.to_string(),
+                            expected: v,
+                            actual: guard.cached.version,
+                        });
+                    }
+                    let mut next = guard.cached.state.clone();
+                    let effects = machine::apply_in_place(
+                        &mut next,
+                        &Input::Act {
+                            action: action.clone(),
+                            actor: actor.clone(),
+                        },
+                        now,
+                        &guard.rules,
+                    )?;
+                    (guard.cached.version, self.build_commit(&guard, next, effects, now, &mut ignored)?)
+                };
+                let state = commit.state.clone();
+                match self.store.commit(tenant, expected, commit).await {
+                    Ok(version) => {
+                        let mut guard = lock(&rt);
+                        guard.cached = Versioned {
+                            version,
+                            state: state.clone(),
+                        };
+                        guard.next_eval_at = None;
+                        drop(guard);
+                        self.wake(tenant, DateTime::<Utc>::MIN_UTC);
+                        info!(version, "action applied");
+                        return Ok(ActionOutcome {
+                            tenant: tenant.clone(),
+                            version,
+                            state,
+                        });
+                    }
+                    Err(Error::Conflict { .. }) => self.reload(tenant, &rt).await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Error::Conflict {
+                tenant: tenant.to_string(),
+                expected: expected_version.unwrap_or(0),
+                actual: lock(&rt).cached.version,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn record(rt: &mut TenantRuntime, direction: Direction, at: DateTime<Utc>, outcome: &Outcome) -> Recorded {
+    let dr = &mut rt.directions[direction.index()];
+    let recorded = dr.window.record(at, outcome);
+    if recorded == Recorded::Counted {
+        dr.dirty = true;
+        for p in &mut dr.policies {
+            p.record(at, outcome);
+        }
+    }
+    recorded
+}
+
+/// Conditions in the stored state that no policy watches any more (the
+/// configuration changed): they are evaluated as healthy so they clear.
+fn orphans<'a>(state: &'a TenantState, rt: &TenantRuntime) -> impl Iterator<Item = Evaluation<'a>> + 'a {
+    let known: Vec<(Direction, String)> = state
+        .conditions
+        .iter()
+        .filter(|c| {
+            !rt.directions[c.direction.index()]
+                .policies
+                .iter()
+                .any(|p| p.condition() == c.name)
+        })
+        .map(|c| (c.direction, c.name.clone()))
+        .collect();
+    state
+        .conditions
+        .iter()
+        .filter(move |c| known.iter().any(|(d, n)| *d == c.direction && *n == c.name))
+        .map(|c| Evaluation {
+            direction: c.direction,
+            name: &c.name,
+            breached: false,
+        })
+}
+
+/// Whether a tick with these evaluations would leave the state as it is (the
+/// common case: everything healthy, nothing due), so no copy and no write is needed.
+fn is_quiet(state: &TenantState, evaluations: &[Evaluation<'_>], now: DateTime<Utc>, rules: &Rules) -> bool {
+    for ev in evaluations {
+        match state.condition(ev.direction, ev.name) {
+            Some(c) if c.active != ev.breached || c.streak != 0 => return false,
+            None if ev.breached => return false,
+            _ => {}
+        }
+    }
+    if state.next_deadline(rules.repeat_interval).is_some_and(|d| d <= now) {
+        return false;
+    }
+    if let Some(i) = &state.incident {
+        if i.owed && !state.suspended_at(now) {
+            return false;
+        }
+        if !state.any_active() {
+            return false;
+        }
+    }
+    true
+}

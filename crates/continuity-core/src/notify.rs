@@ -1,0 +1,143 @@
+//! The `Notifier` trait and the alert message every channel renders.
+
+use std::fmt::{self, Write as _};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    config::{ChannelKind, Recipient},
+    domain::{Direction, TenantId},
+    error::Result,
+    machine::AlertKind,
+};
+
+/// One condition as an alert reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionReport {
+    /// The direction.
+    pub direction: Direction,
+    /// The condition name (`latency`, `failures`, `leaky`).
+    pub name: String,
+    /// The figures, as an administrator reads them.
+    pub reading: String,
+    /// Whether it raised with this alert.
+    pub newly_raised: bool,
+}
+
+/// A rendered alert for one recipient. Stored in the outbox before it is sent,
+/// so a re-send after a crash is the same message with the same link and the
+/// same [`idempotency_key`](Self::idempotency_key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertMessage {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The tenant's display name.
+    pub tenant_name: String,
+    /// Per-tenant alert id.
+    pub alert_id: u64,
+    /// Raised, reminder or resolved.
+    pub kind: AlertKind,
+    /// Who receives it.
+    pub recipient: Recipient,
+    /// `tenant/alert/recipient`: the same for every attempt, so receivers can drop duplicates.
+    pub idempotency_key: String,
+    /// When the alert was decided.
+    pub created_at: DateTime<Utc>,
+    /// The signed portal link for this recipient.
+    pub link: String,
+    /// When the link stops working.
+    pub link_expires_at: DateTime<Utc>,
+    /// The conditions holding (empty for a resolved notice).
+    pub conditions: Vec<ConditionReport>,
+    /// The running continuity event, described, if any.
+    pub event: Option<String>,
+}
+
+impl AlertMessage {
+    /// One line saying what and how bad, e.g.
+    /// `ALERT acme: outbound p95 latency 42 min, threshold 30 min, 18 samples in the last 1 h`.
+    pub fn headline(&self) -> String {
+        let mut s = match self.kind {
+            AlertKind::Raised => format!("ALERT {}: ", self.tenant_name),
+            AlertKind::Reminder => format!("STILL FAILING {}: ", self.tenant_name),
+            AlertKind::Resolved => format!("RESOLVED {}: mail flow is healthy again", self.tenant_name),
+        };
+        if self.kind != AlertKind::Resolved {
+            let first = self
+                .conditions
+                .iter()
+                .find(|c| c.newly_raised)
+                .or_else(|| self.conditions.first());
+            match first {
+                Some(c) => {
+                    let _ = write!(s, "{} {}", c.direction, c.reading);
+                }
+                None => s.push_str("mail flow trouble"),
+            }
+            if self.conditions.len() > 1 {
+                let _ = write!(s, " (+{} more)", self.conditions.len() - 1);
+            }
+        }
+        s
+    }
+
+    /// A plain-text body: headline, every condition, the event, the link and what it allows.
+    pub fn text_body(&self) -> String {
+        let mut s = self.headline();
+        s.push_str("\n\n");
+        for c in &self.conditions {
+            let _ = writeln!(
+                s,
+                "- {} {}{}",
+                c.direction,
+                c.reading,
+                if c.newly_raised { " (new)" } else { "" }
+            );
+        }
+        if let Some(e) = &self.event {
+            let _ = writeln!(s, "Continuity event: {e}");
+        }
+        let _ = write!(
+            s,
+            "\nContinuity portal (start, extend or end a continuity event, or suspend alerts):\n{}\nThis link is for {} only and works until {}.\n",
+            self.link,
+            self.recipient.name.as_deref().unwrap_or(&self.recipient.id),
+            self.link_expires_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        s
+    }
+}
+
+/// What a channel says after accepting a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The provider's message id, if it returned one.
+    pub provider_id: Option<String>,
+}
+
+/// Delivers one rendered alert to one recipient over one channel.
+///
+/// Return [`Error::Notify`](crate::Error::Notify) with `retryable` telling
+/// whether trying again later can help (timeouts, rate limits, 5xx: yes;
+/// an invalid number, bad credentials: no). Retryable failures stay in the
+/// outbox for a later tick; permanent ones are given up and logged.
+#[async_trait]
+pub trait Notifier: Send + Sync + fmt::Debug {
+    /// The channel this notifier serves.
+    fn channel(&self) -> ChannelKind;
+
+    /// Delivers `message` to `message.recipient`.
+    async fn deliver(&self, message: &AlertMessage) -> Result<Receipt>;
+}
+
+#[async_trait]
+impl<T: Notifier + ?Sized> Notifier for std::sync::Arc<T> {
+    fn channel(&self) -> ChannelKind {
+        (**self).channel()
+    }
+    async fn deliver(&self, message: &AlertMessage) -> Result<Receipt> {
+        (**self).deliver(message).await
+    }
+}

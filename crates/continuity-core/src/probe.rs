@@ -1,0 +1,73 @@
+//! The `MailProbe` trait: active test messages, in two phases.
+//!
+//! A probe is *dispatched* (a test message leaves) and later *checked* (has it
+//! arrived?). Splitting the two means no task waits minutes on the network:
+//! the [`Monitor`](crate::Monitor) keeps the [`ProbeTicket`] in the store as a
+//! pending probe and checks it on later ticks until it arrives or its
+//! deadline passes (then it counts as a lost-probe failure).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{Direction, TenantId},
+    error::Result,
+};
+
+/// What a probe is asked to send or look for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Which way the test message travels.
+    pub direction: Direction,
+    /// An id unique per tenant, to be carried in the message (subject token and header).
+    pub probe_id: String,
+    /// When the monitor dispatched it.
+    pub sent_at: DateTime<Utc>,
+}
+
+/// What a probe needs to find its message later (adapter-defined, stored as text).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeTicket(pub String);
+
+/// The result of a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeStatus {
+    /// The message arrived at `at`.
+    Arrived {
+        /// Arrival time as the receiving side recorded it.
+        at: DateTime<Utc>,
+    },
+    /// Not (yet) found.
+    Pending,
+}
+
+/// Sends test messages and finds them again.
+///
+/// Errors use [`Error::Probe`](crate::Error::Probe) with `retryable` set when
+/// the remote side is at fault (unreachable, busy): the monitor counts a
+/// retryable dispatch error as a failure of the direction, because that is
+/// what an outage looks like; a permanent one (credentials, permissions) is a
+/// configuration problem and is reported, not counted.
+#[async_trait]
+pub trait MailProbe: Send + Sync + fmt::Debug {
+    /// Sends the test message; returns what is needed to find it later.
+    async fn dispatch(&self, request: &ProbeRequest) -> Result<ProbeTicket>;
+
+    /// Looks for the message.
+    async fn check(&self, request: &ProbeRequest, ticket: &ProbeTicket) -> Result<ProbeStatus>;
+}
+
+#[async_trait]
+impl<T: MailProbe + ?Sized> MailProbe for std::sync::Arc<T> {
+    async fn dispatch(&self, request: &ProbeRequest) -> Result<ProbeTicket> {
+        (**self).dispatch(request).await
+    }
+    async fn check(&self, request: &ProbeRequest, ticket: &ProbeTicket) -> Result<ProbeStatus> {
+        (**self).check(request, ticket).await
+    }
+}

@@ -1,0 +1,244 @@
+//! The `EventStore` trait: durable, shared tenant state.
+//!
+//! # Contract
+//!
+//! Every backend (in-memory here; SQLite and PostgreSQL in
+//! `continuity-store`) must pass the conformance suite in
+//! `continuity_core::testing::conformance` (feature `testing`):
+//!
+//! - **Compare-and-swap.** [`EventStore::commit`] writes a tenant's new state
+//!   only if the stored version still equals `expected` (0: the tenant must
+//!   not exist yet), and returns the new version (`expected + 1`). Otherwise it
+//!   fails with [`Error::Conflict`] carrying the version found; nothing is written.
+//! - **Atomicity.** The audit entries and outbox items of a commit are written
+//!   in the same transaction as the state, or not at all.
+//! - **Audit order.** Audit records of a tenant get strictly increasing
+//!   sequence numbers in commit order and are never changed.
+//! - **Leases.** [`EventStore::claim_outbox`] and [`EventStore::claim_probes`]
+//!   hand each due item to one claimer at a time, for the lease's length;
+//!   an item whose lease ran out (its claimer died) can be claimed again. A
+//!   completion carries the lease id it was claimed with; a stale lease id is
+//!   refused with [`Error::Conflict`] so a slow instance cannot undo the work
+//!   of the one that took over.
+
+use std::{fmt, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{Direction, TenantId},
+    error::Result,
+    machine::{AuditEntry, ContinuityEvent, TenantState},
+    notify::AlertMessage,
+    probe::ProbeTicket,
+};
+
+/// A tenant's state with its version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versioned {
+    /// Starts at 1 with the first commit and grows by 1 with every commit.
+    pub version: u64,
+    /// The state.
+    pub state: TenantState,
+}
+
+/// Everything one transition writes, atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// The tenant's new state.
+    pub state: TenantState,
+    /// Audit entries to append, in order.
+    pub audit: Vec<AuditEntry>,
+    /// Work to do after the commit (alert deliveries, hook calls).
+    pub outbox: Vec<OutboxItem>,
+}
+
+/// A stored audit entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Per-tenant sequence number, from 1, in commit order.
+    pub seq: u64,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The entry.
+    pub entry: AuditEntry,
+}
+
+/// Work queued by a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutboxItem {
+    /// Deliver a rendered alert to one recipient.
+    Alert(Box<AlertMessage>),
+    /// Call the embedder's hook: an event started.
+    EventStarted {
+        /// The tenant.
+        tenant: TenantId,
+        /// The event.
+        event: ContinuityEvent,
+    },
+    /// Call the embedder's hook: an event ended.
+    EventEnded {
+        /// The tenant.
+        tenant: TenantId,
+        /// The event.
+        event: ContinuityEvent,
+    },
+}
+
+impl OutboxItem {
+    /// The tenant the item belongs to.
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            OutboxItem::Alert(m) => &m.tenant,
+            OutboxItem::EventStarted { tenant, .. } | OutboxItem::EventEnded { tenant, .. } => tenant,
+        }
+    }
+}
+
+/// An outbox item as stored, with its delivery bookkeeping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Store-assigned id, increasing in commit order.
+    pub id: u64,
+    /// What to do.
+    pub item: OutboxItem,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_attempt_at: DateTime<Utc>,
+    /// The lease this entry was claimed under (0 when not claimed).
+    pub lease_id: u64,
+    /// The last error, if an attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// How an outbox attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum OutboxResult {
+    /// Done: remove the entry.
+    Done,
+    /// Try again at `at`.
+    Retry {
+        /// Not before.
+        at: DateTime<Utc>,
+        /// What went wrong.
+        error: String,
+    },
+    /// Give up: the entry is moved out of the queue (kept for inspection).
+    GiveUp {
+        /// Why.
+        error: String,
+    },
+}
+
+/// A probe sent and not yet found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingProbe {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The direction probed.
+    pub direction: Direction,
+    /// The probe id carried in the message; unique per tenant.
+    pub probe_id: String,
+    /// When it was sent.
+    pub sent_at: DateTime<Utc>,
+    /// Not found by then: lost.
+    pub deadline: DateTime<Utc>,
+    /// When to look for it next.
+    pub next_check_at: DateTime<Utc>,
+    /// What the probe needs to find it.
+    pub ticket: ProbeTicket,
+    /// The lease it was claimed under (0 when not claimed).
+    pub lease_id: u64,
+}
+
+/// Durable state shared by the instances of the embedding service.
+/// See the [module docs](self) for the contract.
+#[async_trait]
+pub trait EventStore: Send + Sync + fmt::Debug {
+    /// The tenant's state and version, `None` if it was never committed.
+    async fn load(&self, tenant: &TenantId) -> Result<Option<Versioned>>;
+
+    /// Writes `commit` if the stored version is `expected` (0: absent).
+    /// Returns the new version.
+    async fn commit(&self, tenant: &TenantId, expected: u64, commit: Commit) -> Result<u64>;
+
+    /// Audit records of `tenant` with `seq > after`, oldest first, at most `limit`.
+    async fn audit_log(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<AuditRecord>>;
+
+    /// Claims up to `limit` outbox entries that are due at `now` and not
+    /// leased, leasing them for `lease`. Oldest first.
+    async fn claim_outbox(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    /// Records how an attempt on a claimed entry ended.
+    async fn complete_outbox(&self, id: u64, lease_id: u64, result: OutboxResult) -> Result<()>;
+
+    /// Outbox entries not yet done (queued or claimed), oldest first, at most `limit`.
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    /// Stores a new pending probe (replacing one with the same tenant and probe id).
+    async fn put_probe(&self, probe: PendingProbe) -> Result<()>;
+
+    /// Claims up to `limit` probes whose `next_check_at` has come and that are
+    /// not leased, leasing them for `lease`. Earliest first.
+    async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>>;
+
+    /// Releases a claimed probe with a new check time.
+    async fn reschedule_probe(
+        &self,
+        tenant: &TenantId,
+        probe_id: &str,
+        lease_id: u64,
+        next_check_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Removes a claimed probe (found, or lost).
+    async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()>;
+}
+
+macro_rules! forward_event_store {
+    ($($ptr:ty),*) => {$(
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: EventStore + ?Sized> EventStore for $ptr {
+            async fn load(&self, tenant: &TenantId) -> Result<Option<Versioned>> {
+                (**self).load(tenant).await
+            }
+            async fn commit(&self, tenant: &TenantId, expected: u64, commit: Commit) -> Result<u64> {
+                (**self).commit(tenant, expected, commit).await
+            }
+            async fn audit_log(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+                (**self).audit_log(tenant, after, limit).await
+            }
+            async fn claim_outbox(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<OutboxEntry>> {
+                (**self).claim_outbox(now, lease, limit).await
+            }
+            async fn complete_outbox(&self, id: u64, lease_id: u64, result: OutboxResult) -> Result<()> {
+                (**self).complete_outbox(id, lease_id, result).await
+            }
+            async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+                (**self).pending_outbox(limit).await
+            }
+            async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
+                (**self).put_probe(probe).await
+            }
+            async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>> {
+                (**self).claim_probes(now, lease, limit).await
+            }
+            async fn reschedule_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64, next_check_at: DateTime<Utc>) -> Result<()> {
+                (**self).reschedule_probe(tenant, probe_id, lease_id, next_check_at).await
+            }
+            async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
+                (**self).remove_probe(tenant, probe_id, lease_id).await
+            }
+        }
+    )*};
+}
+
+forward_event_store!(std::sync::Arc<T>, Box<T>);

@@ -1,0 +1,290 @@
+//! The `EventStore` conformance suite.
+//!
+//! Each case takes a store that holds **no data for the tenants it uses**
+//! (every case uses its own tenant ids, prefixed `conf-`) and panics with a
+//! message on the first violation. [`event_store_all`] runs them all.
+//!
+//! Outbox and probe cases claim with times far in the future of any real
+//! clock so they never pick up items of a shared store's other users: run
+//! the suite on a store of its own.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use continuity_core::{memory::InMemoryEventStore, testing::conformance};
+//! conformance::event_store_all(&InMemoryEventStore::new()).await;
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::{
+    config::{ChannelKind, Recipient},
+    domain::{Direction, TenantId},
+    error::Error,
+    machine::{Actor, AlertKind, AuditEntry, TenantState},
+    notify::AlertMessage,
+    probe::ProbeTicket,
+    store::{Commit, EventStore, OutboxItem, OutboxResult, PendingProbe},
+};
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::new(format!("conf-{name}")).expect("valid tenant id")
+}
+
+fn t0() -> DateTime<Utc> {
+    "2030-01-01T00:00:00Z".parse().expect("valid time")
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::seconds(secs)
+}
+
+fn audit(n: u32) -> AuditEntry {
+    AuditEntry {
+        at: at(i64::from(n)),
+        actor: Actor::System,
+        action: format!("test.{n}"),
+        before: format!("before {n}"),
+        after: format!("after {n}"),
+    }
+}
+
+fn alert(tenant: &TenantId, id: u64) -> OutboxItem {
+    OutboxItem::Alert(Box::new(AlertMessage {
+        tenant: tenant.clone(),
+        tenant_name: tenant.to_string(),
+        alert_id: id,
+        kind: AlertKind::Raised,
+        recipient: Recipient::new("ops", ChannelKind::Sms, "+15550100"),
+        idempotency_key: format!("{tenant}/{id}/ops"),
+        created_at: at(0),
+        link: "https://portal.example/c/x".into(),
+        link_expires_at: at(86_400),
+        conditions: Vec::new(),
+        event: None,
+    }))
+}
+
+fn state_with(next_alert_id: u64) -> TenantState {
+    TenantState {
+        next_alert_id,
+        ..TenantState::default()
+    }
+}
+
+/// Runs every case.
+pub async fn event_store_all(store: &dyn EventStore) {
+    event_store_compare_and_swap(store).await;
+    event_store_audit_order(store).await;
+    event_store_atomic_commit(store).await;
+    event_store_concurrent_writers(store).await;
+    event_store_outbox_claim_and_lease(store).await;
+    event_store_outbox_retry_and_give_up(store).await;
+    event_store_probe_claims(store).await;
+}
+
+/// Versions start at 1, grow by one, and a stale expected version is refused
+/// with `Conflict` carrying the actual version, without writing.
+pub async fn event_store_compare_and_swap(store: &dyn EventStore) {
+    let t = tenant("cas");
+    assert!(store.load(&t).await.expect("load").is_none(), "fresh tenant has no state");
+    let v1 = store.commit(&t, 0, Commit { state: state_with(1), ..Commit::default() }).await.expect("create");
+    assert_eq!(v1, 1, "first version is 1");
+    match store.commit(&t, 0, Commit { state: state_with(99), ..Commit::default() }).await {
+        Err(Error::Conflict { expected: 0, actual: 1, .. }) => {}
+        other => panic!("creating twice must conflict with actual 1, got {other:?}"),
+    }
+    let v2 = store.commit(&t, 1, Commit { state: state_with(2), ..Commit::default() }).await.expect("update");
+    assert_eq!(v2, 2);
+    match store.commit(&t, 1, Commit { state: state_with(99), ..Commit::default() }).await {
+        Err(Error::Conflict { expected: 1, actual: 2, .. }) => {}
+        other => panic!("stale version must conflict, got {other:?}"),
+    }
+    match store.commit(&t, 7, Commit { state: state_with(99), ..Commit::default() }).await {
+        Err(Error::Conflict { actual: 2, .. }) => {}
+        other => panic!("future version must conflict, got {other:?}"),
+    }
+    let loaded = store.load(&t).await.expect("load").expect("present");
+    assert_eq!(loaded.version, 2);
+    assert_eq!(loaded.state, state_with(2), "a refused commit wrote nothing");
+    let other = tenant("cas-other");
+    assert!(store.load(&other).await.expect("load").is_none(), "tenants are independent");
+}
+
+/// Audit records get increasing sequence numbers in commit order; paging by `after` works.
+pub async fn event_store_audit_order(store: &dyn EventStore) {
+    let t = tenant("audit");
+    let mut version = 0;
+    for batch in 0..4u32 {
+        let entries = (0..3).map(|i| audit(batch * 3 + i)).collect();
+        version = store
+            .commit(&t, version, Commit { state: state_with(u64::from(batch)), audit: entries, outbox: Vec::new() })
+            .await
+            .expect("commit");
+    }
+    let all = store.audit_log(&t, 0, 100).await.expect("audit");
+    assert_eq!(all.len(), 12);
+    for (i, r) in all.iter().enumerate() {
+        assert_eq!(r.entry, audit(i as u32), "audit entries keep commit order");
+        assert_eq!(r.tenant, t);
+        if i > 0 {
+            assert!(r.seq > all[i - 1].seq, "sequence numbers increase");
+        }
+    }
+    let page = store.audit_log(&t, all[4].seq, 3).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(), vec![audit(5), audit(6), audit(7)]);
+    assert!(store.audit_log(&tenant("audit-none"), 0, 10).await.expect("empty").is_empty());
+}
+
+/// A refused commit writes neither audit entries nor outbox items.
+pub async fn event_store_atomic_commit(store: &dyn EventStore) {
+    let t = tenant("atomic");
+    store.commit(&t, 0, Commit::default()).await.expect("create");
+    let refused = Commit { state: state_with(5), audit: vec![audit(1)], outbox: vec![alert(&t, 1)] };
+    assert!(store.commit(&t, 0, refused).await.is_err());
+    assert!(store.audit_log(&t, 0, 10).await.expect("audit").is_empty(), "no audit from a refused commit");
+    let pending = store.pending_outbox(10_000).await.expect("outbox");
+    assert!(pending.iter().all(|e| e.item.tenant() != &t), "no outbox item from a refused commit");
+}
+
+/// Writers that read the same version: exactly one wins each round; the
+/// others see `Conflict`, reload and win later; no update is lost.
+pub async fn event_store_concurrent_writers(store: &dyn EventStore) {
+    let t = tenant("writers");
+    store.commit(&t, 0, Commit::default()).await.expect("create");
+    const WRITERS: u64 = 4;
+    const ROUNDS: u64 = 5;
+    let mut done = [0u64; WRITERS as usize];
+    while done.iter().any(|d| *d < ROUNDS) {
+        // Every unfinished writer reads, then all try to write what they read + 1.
+        let snapshot = store.load(&t).await.expect("load").expect("present");
+        let mut winners = 0;
+        for (w, d) in done.iter_mut().enumerate() {
+            if *d >= ROUNDS {
+                continue;
+            }
+            let next = state_with(snapshot.state.next_alert_id + 1);
+            match store.commit(&t, snapshot.version, Commit { state: next, ..Commit::default() }).await {
+                Ok(_) => {
+                    winners += 1;
+                    *d += 1;
+                }
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => panic!("writer {w}: unexpected error {e}"),
+            }
+        }
+        assert_eq!(winners, 1, "exactly one writer wins per version");
+    }
+    let end = store.load(&t).await.expect("load").expect("present");
+    assert_eq!(end.state.next_alert_id, WRITERS * ROUNDS, "no lost update");
+    assert_eq!(end.version, WRITERS * ROUNDS + 1);
+}
+
+/// Claims hand an entry to one claimer for the lease; after the lease it
+/// can be claimed again; a stale lease cannot complete it.
+pub async fn event_store_outbox_claim_and_lease(store: &dyn EventStore) {
+    let t = tenant("outbox");
+    store
+        .commit(&t, 0, Commit { state: TenantState::default(), audit: Vec::new(), outbox: vec![alert(&t, 1), alert(&t, 2)] })
+        .await
+        .expect("commit");
+    let lease = Duration::from_secs(60);
+    let now = at(100);
+    let first = store.claim_outbox(now, lease, 100).await.expect("claim");
+    let mine: Vec<_> = first.into_iter().filter(|e| e.item.tenant() == &t).collect();
+    assert_eq!(mine.len(), 2, "both entries are due");
+    assert!(mine[0].id < mine[1].id, "oldest first");
+    assert!(mine.iter().all(|e| e.attempts == 1 && e.lease_id != 0));
+    let again = store.claim_outbox(at(130), lease, 100).await.expect("claim");
+    assert!(again.iter().all(|e| e.item.tenant() != &t), "leased entries are not handed out twice");
+    store.complete_outbox(mine[0].id, mine[0].lease_id, OutboxResult::Done).await.expect("done");
+    // The holder of entry 2 dies; after its lease another claimer takes over.
+    let taken: Vec<_> = store
+        .claim_outbox(at(161), lease, 100)
+        .await
+        .expect("claim")
+        .into_iter()
+        .filter(|e| e.item.tenant() == &t)
+        .collect();
+    assert_eq!(taken.len(), 1, "an expired lease frees the entry; a done one is gone");
+    assert_eq!(taken[0].id, mine[1].id);
+    assert_eq!(taken[0].attempts, 2);
+    assert_ne!(taken[0].lease_id, mine[1].lease_id, "a new lease id");
+    match store.complete_outbox(mine[1].id, mine[1].lease_id, OutboxResult::Done).await {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("a stale lease must not complete the entry, got {other:?}"),
+    }
+    store.complete_outbox(taken[0].id, taken[0].lease_id, OutboxResult::Done).await.expect("done");
+    assert!(store.pending_outbox(10_000).await.expect("pending").iter().all(|e| e.item.tenant() != &t));
+}
+
+/// `Retry` hides an entry until its time; `GiveUp` removes it from the queue.
+pub async fn event_store_outbox_retry_and_give_up(store: &dyn EventStore) {
+    let t = tenant("retry");
+    store
+        .commit(&t, 0, Commit { state: TenantState::default(), audit: Vec::new(), outbox: vec![alert(&t, 1)] })
+        .await
+        .expect("commit");
+    let lease = Duration::from_secs(60);
+    let mine = |v: Vec<crate::store::OutboxEntry>| v.into_iter().filter(|e| e.item.tenant() == &t).collect::<Vec<_>>();
+    let c = mine(store.claim_outbox(at(1000), lease, 100).await.expect("claim"));
+    assert_eq!(c.len(), 1);
+    store
+        .complete_outbox(c[0].id, c[0].lease_id, OutboxResult::Retry { at: at(1300), error: "busy".into() })
+        .await
+        .expect("retry");
+    assert!(mine(store.claim_outbox(at(1299), lease, 100).await.expect("claim")).is_empty(), "not before its retry time");
+    let c = mine(store.claim_outbox(at(1300), lease, 100).await.expect("claim"));
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].attempts, 2);
+    assert_eq!(c[0].last_error.as_deref(), Some("busy"));
+    store
+        .complete_outbox(c[0].id, c[0].lease_id, OutboxResult::GiveUp { error: "invalid number".into() })
+        .await
+        .expect("give up");
+    assert!(mine(store.claim_outbox(at(99_999), lease, 100).await.expect("claim")).is_empty(), "given up entries are not retried");
+    assert!(mine(store.pending_outbox(10_000).await.expect("pending")).is_empty());
+}
+
+/// Probes are claimed when due, leased, rescheduled and removed only by the lease holder.
+pub async fn event_store_probe_claims(store: &dyn EventStore) {
+    let t = tenant("probes");
+    let lease = Duration::from_secs(100);
+    let probe = |id: &str, due: i64| PendingProbe {
+        tenant: t.clone(),
+        direction: Direction::Outbound,
+        probe_id: id.into(),
+        sent_at: at(0),
+        deadline: at(1800),
+        next_check_at: at(due),
+        ticket: ProbeTicket(format!("ticket-{id}")),
+        lease_id: 0,
+    };
+    store.put_probe(probe("p1", 60)).await.expect("put");
+    store.put_probe(probe("p2", 120)).await.expect("put");
+    let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
+    assert!(mine(store.claim_probes(at(59), lease, 10).await.expect("claim")).is_empty(), "not due yet");
+    let c = mine(store.claim_probes(at(60), lease, 10).await.expect("claim"));
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].probe_id, "p1");
+    assert_eq!(c[0].ticket, ProbeTicket("ticket-p1".into()));
+    assert_ne!(c[0].lease_id, 0);
+    let c2 = mine(store.claim_probes(at(120), lease, 10).await.expect("claim"));
+    assert_eq!(c2.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p2"], "p1 is leased");
+    store.reschedule_probe(&t, "p2", c2[0].lease_id, at(500)).await.expect("reschedule");
+    match store.remove_probe(&t, "p2", c2[0].lease_id).await {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("a released lease must not remove the probe, got {other:?}"),
+    }
+    // p1's holder died: after the lease another instance gets it.
+    let c3 = mine(store.claim_probes(at(160), lease, 10).await.expect("claim"));
+    assert_eq!(c3.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p1"]);
+    assert!(store.remove_probe(&t, "p1", c[0].lease_id).await.is_err(), "stale lease cannot remove");
+    store.remove_probe(&t, "p1", c3[0].lease_id).await.expect("remove");
+    let c4 = mine(store.claim_probes(at(500), lease, 10).await.expect("claim"));
+    assert_eq!(c4.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p2"], "rescheduled time honoured");
+    store.remove_probe(&t, "p2", c4[0].lease_id).await.expect("remove");
+    assert!(mine(store.claim_probes(at(100_000), lease, 10).await.expect("claim")).is_empty(), "all removed");
+}

@@ -1,0 +1,482 @@
+//! The `Monitor` end to end on the manual clock, with the simulated mail
+//! system, recording notifiers and hook, and the in-memory store.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use continuity_core::{
+    Clock, Direction, Error, ManualClock, Monitor, Observation, TenantId,
+    config::{ChannelKind, Recipient, TenantConfig},
+    link::{LinkKey, LinkRejection, LinkSigner},
+    machine::{Action, AlertKind, EventStatus},
+    memory::InMemoryEventStore,
+    notify::AlertMessage,
+    sim::{RecordingHook, RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+    store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
+};
+
+const MINUTE: TimeDelta = TimeDelta::minutes(1);
+
+struct Rig {
+    clock: ManualClock,
+    monitor: Monitor,
+    sms: Arc<RecordingNotifier>,
+    email: Arc<RecordingNotifier>,
+    hook: Arc<RecordingHook>,
+    mail: Arc<SimulatedMailSystem>,
+    store: Arc<InMemoryEventStore>,
+    acme: TenantId,
+}
+
+fn start() -> DateTime<Utc> {
+    "2026-03-02T08:00:00Z".parse().unwrap()
+}
+
+fn signer() -> LinkSigner {
+    LinkSigner::new(LinkKey::new("k1", [42u8; 32]).unwrap())
+}
+
+fn config(tenant: &TenantId) -> TenantConfig {
+    let mut c = TenantConfig::new(
+        tenant.clone(),
+        vec![
+            Recipient::new("ops-sms", ChannelKind::Sms, "+15550100"),
+            Recipient::new("ops-mail", ChannelKind::Email, "ops@acme-external.example"),
+        ],
+    );
+    c.display_name = Some("ACME Corp".into());
+    c
+}
+
+async fn rig_with(store: Arc<InMemoryEventStore>, probes: bool) -> Rig {
+    let clock = ManualClock::new(start());
+    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+    let email = Arc::new(RecordingNotifier::new(ChannelKind::Email));
+    let hook = Arc::new(RecordingHook::new());
+    let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(20)));
+    let mut b = Monitor::builder()
+        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .notifier(sms.clone())
+        .notifier(email.clone())
+        .hook(hook.clone())
+        .link_signer(signer())
+        .portal_url("https://continuity.example.net/c/");
+    if probes {
+        b = b.probe(Direction::Inbound, mail.clone()).probe(Direction::Outbound, mail.clone());
+    }
+    let monitor = b.build().unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    monitor.register_tenant(config(&acme)).await.unwrap();
+    Rig { clock, monitor, sms, email, hook, mail, store, acme }
+}
+
+async fn rig() -> Rig {
+    rig_with(Arc::new(InMemoryEventStore::new()), true).await
+}
+
+impl Rig {
+    /// Advances minute by minute, ticking each minute, for `minutes`.
+    async fn run(&self, minutes: i64) {
+        for _ in 0..minutes {
+            let now = self.clock.advance(MINUTE);
+            self.monitor.tick(now).await.unwrap();
+        }
+    }
+
+    /// Like `run`, also reporting `per_minute` passive outbound deliveries of `latency`.
+    async fn run_with_traffic(&self, minutes: i64, latency: Duration, per_minute: u32) {
+        for _ in 0..minutes {
+            let now = self.clock.advance(MINUTE);
+            for _ in 0..per_minute {
+                self.monitor
+                    .observe(Observation::delivered(self.acme.clone(), Direction::Outbound, now, latency))
+                    .unwrap();
+            }
+            self.monitor.tick(now).await.unwrap();
+        }
+    }
+
+    fn sms_kinds(&self) -> Vec<AlertKind> {
+        self.sms.messages().iter().map(|m| m.kind).collect()
+    }
+}
+
+fn token(m: &AlertMessage) -> &str {
+    m.link.strip_prefix("https://continuity.example.net/c/").unwrap()
+}
+
+#[tokio::test]
+async fn a_latency_outage_alerts_reminds_hourly_and_resolves() {
+    let r = rig().await;
+    let slow = Duration::from_secs(45 * 60);
+    let fast = Duration::from_secs(30);
+    r.run_with_traffic(30, fast, 2).await;
+    assert!(r.sms.messages().is_empty(), "healthy flow sends nothing");
+
+    // Outbound latency climbs: p95 over the last hour passes 30 min once
+    // more than 5% of the hour's deliveries are slow.
+    r.run_with_traffic(10, slow, 10).await;
+    let sent = r.sms.messages();
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
+    let alert = &sent[0];
+    assert_eq!(alert.recipient.id, "ops-sms");
+    assert!(alert.headline().starts_with("ALERT ACME Corp: outbound p95 latency"), "{}", alert.headline());
+    assert_eq!(r.email.messages().len(), 1, "every channel gets the alert");
+    assert_eq!(r.email.messages()[0].alert_id, alert.alert_id);
+    assert_ne!(r.email.messages()[0].link, alert.link, "links are bound to their recipient");
+    let link = r.monitor.verify_link(token(alert), Some(&r.acme), r.clock.now()).unwrap();
+    assert_eq!(link.claims.recipient, "ops-sms");
+
+    // Still slow: a reminder every hour, not sooner. It raised at minute 32
+    // (two breached evaluations from minute 31); the clock is at minute 40.
+    r.run_with_traffic(51, slow, 10).await;
+    assert_eq!(r.sms.messages().len(), 1, "no reminder before the hour is up");
+    r.run_with_traffic(1, slow, 10).await;
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised, AlertKind::Reminder]);
+    r.run_with_traffic(60, slow, 10).await;
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised, AlertKind::Reminder, AlertKind::Reminder]);
+
+    // Recovery: once the slow deliveries leave the window, it clears and resolves.
+    r.run_with_traffic(90, fast, 10).await;
+    let kinds = r.sms_kinds();
+    assert_eq!(kinds.last(), Some(&AlertKind::Resolved), "{kinds:?}");
+    assert!(r.sms.messages().last().unwrap().headline().starts_with("RESOLVED ACME Corp"));
+    let n = kinds.len();
+    r.run_with_traffic(180, fast, 2).await;
+    assert_eq!(r.sms_kinds().len(), n, "nothing more once healthy");
+}
+
+#[tokio::test]
+async fn lost_probes_count_as_failures() {
+    let r = rig().await;
+    r.run(20).await;
+    let s = r.monitor.status(&r.acme).unwrap();
+    assert!(s.readings.iter().any(|(d, n, v)| *d == Direction::Inbound && n == "latency" && !v.breached));
+    assert!(r.sms.messages().is_empty());
+
+    r.mail.set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Blackhole);
+    // Probes every 5 min, lost after 30 min; 3 failures in the window raise
+    // after 2 consecutive breached evaluations.
+    r.run(60).await;
+    let sent = r.sms.messages();
+    assert_eq!(sent.len(), 1, "{:?}", sent.iter().map(|m| m.headline()).collect::<Vec<_>>());
+    assert!(sent[0].headline().contains("inbound 3 failures"), "{}", sent[0].headline());
+}
+
+#[tokio::test]
+async fn arrived_probes_feed_the_latency_window() {
+    let r = rig().await;
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(40 * 60)));
+    // Probes arrive after 40 min (past the 30 min deadline? no: deadline is 30 min, so they are lost).
+    // Use a 20 min latency against a 10 min limit instead.
+    let mut c = config(&r.acme);
+    c.outbound.latency.as_mut().unwrap().limit = Duration::from_secs(10 * 60);
+    r.monitor.register_tenant(c).await.unwrap();
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(20 * 60)));
+    r.run(60).await;
+    let sent = r.sms.messages();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].headline().contains("outbound p95 latency 20 min"), "{}", sent[0].headline());
+}
+
+#[tokio::test]
+async fn a_refusing_server_counts_as_failures() {
+    let r = rig().await;
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.run(30).await;
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
+    assert!(r.sms.messages()[0].headline().contains("outbound"));
+}
+
+#[tokio::test]
+async fn failed_deliveries_stay_in_the_outbox_until_they_go_out() {
+    let r = rig().await;
+    r.sms.fail_next(3, true);
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    // Dispatch failures at minutes 1, 6 and 11 breach at 11 and 12: raised at 12.
+    r.run(12).await;
+    assert!(r.sms.messages().is_empty(), "first attempts fail");
+    assert_eq!(r.email.messages().len(), 1, "other channels are not held up");
+    assert!(!r.store.pending_outbox(10).await.unwrap().is_empty(), "kept for retry");
+    r.run(10).await;
+    assert_eq!(r.sms.messages().len(), 1, "delivered after retries");
+    assert_eq!(r.sms.attempts(), 4);
+    assert!(r.store.pending_outbox(10).await.unwrap().is_empty());
+    assert!(r.store.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn a_permanent_delivery_error_is_given_up_and_kept_for_inspection() {
+    let r = rig().await;
+    r.sms.fail_next(1, false);
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.run(30).await;
+    assert!(r.sms.messages().is_empty());
+    let dead = r.store.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].last_error.as_deref().unwrap().contains("simulated"), "{:?}", dead[0].last_error);
+}
+
+#[tokio::test]
+async fn an_administrator_runs_a_continuity_event_through_the_link() {
+    let r = rig().await;
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.run(30).await;
+    let alert = r.sms.messages().remove(0);
+    let now = r.clock.now();
+
+    let started = r.monitor.perform(token(&alert), Action::StartEvent { until: now + TimeDelta::hours(4) }).await.unwrap();
+    let event = started.state.active_event.clone().unwrap();
+    assert_eq!(event.status, EventStatus::Active);
+    r.run(1).await;
+    assert_eq!(r.hook.calls().len(), 1, "hook called with the start");
+    assert!(r.hook.calls()[0].started);
+
+    r.monitor
+        .perform(token(&alert), Action::ExtendEvent { until: now + TimeDelta::hours(6) })
+        .await
+        .unwrap();
+    let err = r.monitor.perform(token(&alert), Action::ExtendEvent { until: now + TimeDelta::hours(5) }).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidTransition { .. }), "{err}");
+    r.monitor.perform(token(&alert), Action::EndEvent).await.unwrap();
+    r.run(1).await;
+    let calls = r.hook.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(!calls[1].started);
+    assert_eq!(calls[1].event.id, event.id);
+
+    let audit: Vec<AuditRecord> = r.store.audit_log(&r.acme, 0, 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a.entry.action.as_str()).collect();
+    assert_eq!(actions, vec!["event.start", "event.extend", "event.end"]);
+    match &audit[0].entry.actor {
+        continuity_core::machine::Actor::Link { recipient, alert_id, .. } => {
+            assert_eq!(recipient, "ops-sms");
+            assert_eq!(*alert_id, alert.alert_id);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hook_calls_are_retried_in_order() {
+    let r = rig().await;
+    r.hook.fail_next(3);
+    let now = r.clock.now();
+    let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
+    r.monitor.act(&r.acme, op.clone(), Action::StartEvent { until: now + TimeDelta::minutes(30) }, None, now).await.unwrap();
+    r.monitor.act(&r.acme, op, Action::EndEvent, None, now).await.unwrap();
+    r.run(1).await;
+    assert!(r.hook.calls().is_empty(), "start failed, end waits");
+    r.run(20).await;
+    let calls = r.hook.calls();
+    assert_eq!(calls.iter().map(|c| c.started).collect::<Vec<_>>(), vec![true, false], "start before end");
+}
+
+#[tokio::test]
+async fn links_are_refused_with_their_reason() {
+    let r = rig().await;
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.run(30).await;
+    let alert = r.sms.messages().remove(0);
+    let reason = |e: Error| match e {
+        Error::Link { reason } => reason,
+        other => panic!("{other:?}"),
+    };
+    let mut tampered = token(&alert).to_string();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let e = r.monitor.perform(&tampered, Action::EndEvent).await.unwrap_err();
+    assert!(matches!(reason(e), LinkRejection::BadSignature | LinkRejection::Malformed));
+    let other = TenantId::new("globex").unwrap();
+    let e = r.monitor.verify_link(token(&alert), Some(&other), r.clock.now()).unwrap_err();
+    assert_eq!(reason(e), LinkRejection::WrongTenant);
+
+    r.clock.advance(TimeDelta::hours(24));
+    let e = r.monitor.perform(token(&alert), Action::EndEvent).await.unwrap_err();
+    let why = reason(e);
+    assert!(matches!(why, LinkRejection::Expired { .. }));
+    assert!(why.to_string().contains("fresh link comes with the next alert"), "{why}");
+}
+
+#[tokio::test]
+async fn bad_calls_get_typed_errors() {
+    let r = rig().await;
+    let ghost = TenantId::new("ghost").unwrap();
+    assert!(matches!(
+        r.monitor.observe(Observation::delivered(ghost.clone(), Direction::Inbound, start(), Duration::from_secs(1))),
+        Err(Error::UnknownTenant { .. })
+    ));
+    r.run(2).await;
+    let e = r.monitor.tick(start()).await.unwrap_err();
+    assert!(matches!(e, Error::ClockWentBackwards { .. }), "{e}");
+    let mut bad = config(&r.acme);
+    bad.recipients.push(Recipient::new("hook", ChannelKind::Webhook, "https://hooks.example/x"));
+    let e = r.monitor.register_tenant(bad).await.unwrap_err();
+    assert!(e.to_string().contains("no webhook notifier"), "{e}");
+    let e = Monitor::builder().link_signer(signer()).portal_url("https://x/").build().unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig { .. }));
+    // An observation far older than the window is dropped and counted, not an error.
+    let old = Observation::delivered(r.acme.clone(), Direction::Outbound, start() - TimeDelta::days(3), Duration::from_secs(1));
+    assert_eq!(r.monitor.observe(old).unwrap(), continuity_core::window::Recorded::TooOld);
+}
+
+#[tokio::test]
+async fn two_instances_on_one_store_send_each_alert_once() {
+    let store = Arc::new(InMemoryEventStore::new());
+    let a = rig_with(store.clone(), false).await;
+    let b = rig_with(store.clone(), false).await;
+    // Both instances see the same traffic (as when the gateway reports to both).
+    for _ in 0..200 {
+        let now = a.clock.advance(MINUTE);
+        b.clock.set(now);
+        for r in [&a, &b] {
+            for _ in 0..5 {
+                r.monitor
+                    .observe(Observation::failed(r.acme.clone(), Direction::Outbound, now, continuity_core::FailureKind::Refused))
+                    .unwrap();
+            }
+        }
+        a.monitor.tick(now).await.unwrap();
+        b.monitor.tick(now).await.unwrap();
+    }
+    let ids: Vec<u64> = a.sms.messages().iter().chain(b.sms.messages().iter()).map(|m| m.alert_id).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len(), "no alert sent twice: {ids:?}");
+    assert_eq!(ids.len(), 4, "raised + 3 hourly reminders in 200 minutes: {ids:?}");
+}
+
+/// A store that fails every call while `down` is set.
+#[derive(Debug)]
+struct FlakyStore {
+    inner: InMemoryEventStore,
+    down: AtomicBool,
+}
+
+impl FlakyStore {
+    fn check(&self) -> continuity_core::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::Store { backend: "flaky", retryable: true, message: "connection refused".into(), source: None })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for FlakyStore {
+    async fn load(&self, t: &TenantId) -> continuity_core::Result<Option<Versioned>> {
+        self.check()?;
+        self.inner.load(t).await
+    }
+    async fn commit(&self, t: &TenantId, e: u64, c: Commit) -> continuity_core::Result<u64> {
+        self.check()?;
+        self.inner.commit(t, e, c).await
+    }
+    async fn audit_log(&self, t: &TenantId, a: u64, l: usize) -> continuity_core::Result<Vec<AuditRecord>> {
+        self.check()?;
+        self.inner.audit_log(t, a, l).await
+    }
+    async fn claim_outbox(&self, n: DateTime<Utc>, l: Duration, k: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
+        self.check()?;
+        self.inner.claim_outbox(n, l, k).await
+    }
+    async fn complete_outbox(&self, i: u64, l: u64, r: OutboxResult) -> continuity_core::Result<()> {
+        self.check()?;
+        self.inner.complete_outbox(i, l, r).await
+    }
+    async fn pending_outbox(&self, l: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
+        self.check()?;
+        self.inner.pending_outbox(l).await
+    }
+    async fn put_probe(&self, p: PendingProbe) -> continuity_core::Result<()> {
+        self.check()?;
+        self.inner.put_probe(p).await
+    }
+    async fn claim_probes(&self, n: DateTime<Utc>, l: Duration, k: usize) -> continuity_core::Result<Vec<PendingProbe>> {
+        self.check()?;
+        self.inner.claim_probes(n, l, k).await
+    }
+    async fn reschedule_probe(&self, t: &TenantId, p: &str, l: u64, n: DateTime<Utc>) -> continuity_core::Result<()> {
+        self.check()?;
+        self.inner.reschedule_probe(t, p, l, n).await
+    }
+    async fn remove_probe(&self, t: &TenantId, p: &str, l: u64) -> continuity_core::Result<()> {
+        self.check()?;
+        self.inner.remove_probe(t, p, l).await
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
+    let clock = ManualClock::new(start());
+    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+    let store = Arc::new(FlakyStore { inner: InMemoryEventStore::new(), down: AtomicBool::new(false) });
+    let monitor = Monitor::builder()
+        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .notifier(sms.clone())
+        .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Email)))
+        .link_signer(signer())
+        .portal_url("https://continuity.example.net/c/")
+        .build()
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    monitor.register_tenant(config(&acme)).await.unwrap();
+    store.down.store(true, Ordering::SeqCst);
+    for _ in 0..10 {
+        let now = clock.advance(MINUTE);
+        monitor.observe(Observation::failed(acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused)).unwrap();
+        let report = monitor.tick(now).await.unwrap();
+        assert!(!report.errors.is_empty(), "store errors are reported");
+    }
+    assert!(sms.messages().is_empty(), "nothing committed, nothing sent");
+    store.down.store(false, Ordering::SeqCst);
+    // Hysteresis lives in the stored state: nothing advanced while the store
+    // was down, so the two breached evaluations happen now.
+    for _ in 0..2 {
+        let now = clock.advance(MINUTE);
+        assert!(monitor.tick(now).await.unwrap().errors.is_empty());
+    }
+    let now = clock.now();
+    assert_eq!(sms.messages().len(), 1, "the alert goes out once the store is back");
+    assert_eq!(clock.now(), now);
+}
+
+#[tokio::test]
+async fn scenario_three_simulated_days() {
+    let r = rig().await;
+    // Day 1 healthy; day 2 outbound blackholed 10:00-13:00; day 3 healthy with a planned event.
+    r.run(24 * 60).await;
+    assert!(r.sms.messages().is_empty());
+    r.run(2 * 60).await;
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Blackhole);
+    r.run(3 * 60).await;
+    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(20)));
+    r.run(19 * 60).await;
+    let kinds = r.sms_kinds();
+    assert_eq!(kinds.first(), Some(&AlertKind::Raised));
+    assert_eq!(kinds.last(), Some(&AlertKind::Resolved));
+    assert!(kinds.iter().filter(|k| **k == AlertKind::Reminder).count() >= 2, "{kinds:?}");
+    let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
+    let now = r.clock.now();
+    r.monitor
+        .act(&r.acme, op, Action::ScheduleEvent { start: now + TimeDelta::hours(2), end: now + TimeDelta::hours(4) }, None, now)
+        .await
+        .unwrap();
+    r.run(24 * 60).await;
+    let calls = r.hook.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].event.start, now + TimeDelta::hours(2));
+    assert!(calls[1].event.end_reason.is_some());
+    assert!(r.store.probe_count() <= 2, "only the probes in flight are pending");
+}
