@@ -7,6 +7,8 @@
 
 use std::{fmt, time::Duration};
 
+use chrono::{DateTime, TimeDelta, Utc};
+
 use serde::{Deserialize, Deserializer, Serializer, de};
 
 /// Parses `"1h30m"`-style durations (see the module docs).
@@ -47,6 +49,36 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("{input:?}: too large"))?;
     }
     Ok(total)
+}
+
+/// `t + d`, saturating at the end of representable time instead of
+/// panicking (configuration may hold absurdly long durations).
+pub fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    i64::try_from(d.as_millis())
+        .ok()
+        .and_then(TimeDelta::try_milliseconds)
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Appends the decimal digits of `n` (cheaper than `format!` on hot paths).
+pub(crate) fn push_decimal(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut n = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits are valid UTF-8; the fallback is never taken.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
 }
 
 /// Formats a duration for people: `850 ms`, `42 s`, `42 min`, `1 h 5 min`, `2 d 3 h`.
@@ -180,6 +212,23 @@ mod tests {
         assert_eq!(human(Duration::from_secs(3900)).to_string(), "1 h 5 min");
         assert_eq!(human(Duration::from_secs(3600)).to_string(), "1 h");
         assert_eq!(human(Duration::from_secs(2 * 86_400 + 3 * 3600)).to_string(), "2 d 3 h");
+    }
+
+    #[test]
+    fn after_saturates() {
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(after(t, Duration::from_secs(60)), t + TimeDelta::minutes(1));
+        assert_eq!(after(t, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(after(t, Duration::from_secs(u64::MAX / 4)), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0i64, 7, 10, 1_767_225_600_000, -42, i64::MIN, i64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

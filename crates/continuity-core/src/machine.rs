@@ -20,12 +20,12 @@
 
 use std::{fmt, time::Duration};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::Direction,
-    duration::human,
+    duration::{after, human},
     error::{Error, Result},
 };
 
@@ -215,7 +215,7 @@ impl TenantState {
             if i.owed {
                 return None; // owed alerts wait for the suspension's end, counted below
             }
-            i.last_alert_at.map(|t| t + delta(repeat))
+            i.last_alert_at.map(|t| after(t, repeat))
         });
         [
             self.suspension.as_ref().map(|s| s.until),
@@ -531,9 +531,6 @@ pub struct Transition {
     pub effects: Vec<Effect>,
 }
 
-fn delta(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
 
 fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     (to - from).to_std().unwrap_or(Duration::ZERO)
@@ -765,7 +762,7 @@ fn schedule_alerts(
         }
         let due_reminder = incident
             .last_alert_at
-            .is_some_and(|t| now >= t + delta(rules.repeat_interval));
+            .is_some_and(|t| now >= after(t, rules.repeat_interval));
         let kind = if incident.owed {
             AlertKind::Raised
         } else if due_reminder {

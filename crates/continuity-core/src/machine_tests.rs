@@ -1,4 +1,5 @@
 use super::*;
+use chrono::TimeDelta;
 
 const MIN: i64 = 60;
 

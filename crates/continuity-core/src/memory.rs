@@ -4,15 +4,16 @@
 //! state on restart. It passes the same conformance suite as the durable stores.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     sync::{Mutex, MutexGuard},
     time::Duration,
 };
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::{
+    duration::after,
     fxhash::FxHashMap,
     domain::TenantId,
     error::{Error, Result},
@@ -49,8 +50,12 @@ struct Inner {
     /// Keys of each tenant's probes (a handful each), so that finding a
     /// probe by name needs no allocation.
     probe_keys: FxHashMap<TenantId, Vec<u64>>,
-    /// (due in ms, key): due is the check time, or the lease's end while leased.
-    probe_due: BTreeSet<(i64, u64)>,
+    /// Probe keys by due time (Unix ms): the check time, or the lease's end
+    /// while leased. Keys are not removed when a probe is rescheduled or
+    /// removed; a key whose slot no longer has that due time is skipped
+    /// (cheaper than ordered-set removals on the hot path). Probes sent in
+    /// one round share a due time, so one entry holds many keys.
+    probe_due: BTreeMap<i64, Vec<u64>>,
     next_probe_key: u64,
     next_lease_id: u64,
 }
@@ -61,9 +66,12 @@ struct Slot<T> {
     leased_until: Option<DateTime<Utc>>,
 }
 
-fn plus(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX / 2)
+impl Slot<PendingProbe> {
+    fn due_ms(&self) -> i64 {
+        self.leased_until.unwrap_or(self.value.next_check_at).timestamp_millis()
+    }
 }
+
 
 fn stale_lease(what: &str, tenant: &TenantId) -> Error {
     Error::Conflict {
@@ -84,13 +92,9 @@ impl Inner {
 
     fn drop_probe(&mut self, key: u64) -> Option<PendingProbe> {
         let slot = self.probes.remove(&key)?;
-        let due = slot.leased_until.unwrap_or(slot.value.next_check_at);
-        self.probe_due.remove(&(due.timestamp_millis(), key));
+        // An emptied list is kept: the tenant's next probe reuses it.
         if let Some(keys) = self.probe_keys.get_mut(&slot.value.tenant) {
             keys.retain(|k| *k != key);
-            if keys.is_empty() {
-                self.probe_keys.remove(&slot.value.tenant);
-            }
         }
         Some(slot.value)
     }
@@ -210,7 +214,7 @@ impl EventStore for InMemoryEventStore {
                 inner.next_lease_id += 1;
                 slot.value.lease_id = inner.next_lease_id;
                 slot.value.attempts += 1;
-                slot.leased_until = Some(plus(now, lease));
+                slot.leased_until = Some(after(now, lease));
                 out.push(slot.value.clone());
             }
         }
@@ -262,7 +266,7 @@ impl EventStore for InMemoryEventStore {
         }
         inner.next_probe_key += 1;
         let key = inner.next_probe_key;
-        inner.probe_due.insert((probe.next_check_at.timestamp_millis(), key));
+        inner.probe_due.entry(probe.next_check_at.timestamp_millis()).or_default().push(key);
         inner.probe_keys.entry(probe.tenant.clone()).or_default().push(key);
         let mut value = probe;
         value.lease_id = 0;
@@ -280,20 +284,38 @@ impl EventStore for InMemoryEventStore {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let now_ms = now.timestamp_millis();
+        let until = after(now, lease);
+        let until_ms = until.timestamp_millis();
         let mut out = Vec::new();
+        let mut leased = Vec::new();
         while out.len() < limit {
-            let Some(&(due, key)) = inner.probe_due.first() else { break };
+            let Some(entry) = inner.probe_due.first_entry() else { break };
+            let due = *entry.key();
             if due > now_ms {
                 break;
             }
-            inner.probe_due.pop_first();
-            let Some(slot) = inner.probes.get_mut(&key) else { continue };
-            let until = plus(now, lease);
-            inner.next_lease_id += 1;
-            slot.value.lease_id = inner.next_lease_id;
-            slot.leased_until = Some(until);
-            inner.probe_due.insert((until.timestamp_millis(), key));
-            out.push(slot.value.clone());
+            // Keys of one due time are taken from the end (their order among
+            // themselves does not matter), so a partial claim leaves the rest
+            // in place without copying.
+            let mut keys = entry.remove();
+            while out.len() < limit {
+                let Some(key) = keys.pop() else { break };
+                let Some(slot) = inner.probes.get_mut(&key) else { continue };
+                if slot.due_ms() != due {
+                    continue; // stale: rescheduled, re-leased or replaced since
+                }
+                inner.next_lease_id += 1;
+                slot.value.lease_id = inner.next_lease_id;
+                slot.leased_until = Some(until);
+                leased.push(key);
+                out.push(slot.value.clone());
+            }
+            if !keys.is_empty() {
+                inner.probe_due.insert(due, keys);
+            }
+        }
+        if !leased.is_empty() {
+            inner.probe_due.entry(until_ms).or_default().append(&mut leased);
         }
         Ok(out)
     }
@@ -314,12 +336,10 @@ impl EventStore for InMemoryEventStore {
         if slot.value.lease_id != lease_id || lease_id == 0 {
             return Err(stale_lease("probe", tenant));
         }
-        let due = slot.leased_until.unwrap_or(slot.value.next_check_at);
-        inner.probe_due.remove(&(due.timestamp_millis(), key));
         slot.value.next_check_at = next_check_at;
         slot.value.lease_id = 0;
         slot.leased_until = None;
-        inner.probe_due.insert((next_check_at.timestamp_millis(), key));
+        inner.probe_due.entry(next_check_at.timestamp_millis()).or_default().push(key);
         Ok(())
     }
 

@@ -20,8 +20,7 @@
 //! schedule, pending probes, outbox, audit log) lives in the store.
 
 use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::HashMap,
     fmt,
     sync::{
         Arc, Mutex, MutexGuard, RwLock,
@@ -30,10 +29,11 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::{
+    duration::{after, push_decimal},
     fxhash::FxHashMap,
     clock::{Clock, SystemClock},
     config::{ChannelKind, TenantConfig},
@@ -249,6 +249,8 @@ struct TenantRuntime {
     next_eval_at: Option<DateTime<Utc>>,
     /// Listed in `Schedule::observed` since its last evaluation.
     queued: bool,
+    /// Unregistered or replaced: schedule entries still pointing here are dropped.
+    removed: bool,
 }
 
 impl TenantRuntime {
@@ -257,18 +259,24 @@ impl TenantRuntime {
     }
 
     /// The earliest time at which a policy's verdict can change without a
-    /// new observation: the next window bucket boundary, or the next leaky
-    /// counter period.
-    fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let mut at = DateTime::<Utc>::MAX_UTC;
-        for dr in &self.directions {
-            at = at.min(next_multiple(now, dr.window.bucket_width()));
-            if let Some(period) = dr.leaky_period {
-                at = at.min(next_multiple(now, period));
-            }
-        }
-        at
+    /// new observation.
+    fn next_verdict_change(&self) -> DateTime<Utc> {
+        self.directions
+            .iter()
+            .filter_map(|d| d.verdicts_until)
+            .min()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
+}
+
+/// `in-<unix ms>` or `ou-<unix ms>`: unique per tenant and direction, as a
+/// direction is probed at most once per tick.
+fn probe_id(direction: Direction, now: DateTime<Utc>) -> String {
+    let mut id = String::with_capacity(24);
+    id.push_str(&direction.as_str()[..2]);
+    id.push('-');
+    push_decimal(&mut id, now.timestamp_millis());
+    id
 }
 
 /// The first multiple of `step` since the Unix epoch that is after `now`.
@@ -285,10 +293,21 @@ struct DirectionRuntime {
     next_probe_at: Option<DateTime<Utc>>,
     /// An observation arrived since the last evaluation.
     dirty: bool,
+    /// The verdicts cannot change before this time without an observation.
+    verdicts_until: Option<DateTime<Utc>>,
     leaky_period: Option<Duration>,
 }
 
 impl DirectionRuntime {
+    /// The next window bucket boundary, or the next leaky counter period.
+    fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let at = next_multiple(now, self.window.bucket_width());
+        match self.leaky_period {
+            Some(period) => at.min(next_multiple(now, period)),
+            None => at,
+        }
+    }
+
     /// Bytes held for this direction: the window, the policies and their last verdicts.
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
@@ -318,6 +337,7 @@ impl DirectionRuntime {
             policies,
             next_probe_at: None,
             dirty: false,
+            verdicts_until: None,
             leaky_period: config.leaky.as_ref().map(|l| l.period),
         })
     }
@@ -382,53 +402,62 @@ pub struct Monitor {
 /// and is dropped.
 #[derive(Default)]
 struct Schedule {
-    evaluations: BinaryHeap<Reverse<Wake<TenantId>>>,
-    probes: BinaryHeap<Reverse<Wake<(TenantId, Direction)>>>,
+    evaluations: TimerQueue<Runtime>,
+    probes: TimerQueue<(Runtime, Direction)>,
     /// Tenants with new observations since their last evaluation.
-    observed: Vec<TenantId>,
-    seq: u64,
+    observed: Vec<Runtime>,
 }
 
-/// A wake-up, ordered by time then insertion (never by payload: comparing
-/// tenant ids on every heap step would cost more than the heap itself).
-struct Wake<T> {
-    at: DateTime<Utc>,
-    seq: u64,
-    what: T,
+/// Wake-ups grouped by their exact time (Unix ms). Many tenants fall due at
+/// the same instants (bucket boundaries, probe rounds), so a group is taken
+/// whole, which costs far less than a heap operation per tenant.
+struct TimerQueue<T> {
+    slots: std::collections::BTreeMap<i64, Vec<T>>,
 }
 
-impl<T> PartialEq for Wake<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
+impl<T> Default for TimerQueue<T> {
+    fn default() -> Self {
+        TimerQueue {
+            slots: std::collections::BTreeMap::new(),
+        }
     }
 }
-impl<T> Eq for Wake<T> {}
-impl<T> PartialOrd for Wake<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+
+impl<T> TimerQueue<T> {
+    fn push(&mut self, at: DateTime<Utc>, what: T) {
+        self.slots.entry(at.timestamp_millis()).or_default().push(what);
     }
-}
-impl<T> Ord for Wake<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+
+    /// Moves every entry due at or before `now` into `out`.
+    fn drain_due(&mut self, now: DateTime<Utc>, out: &mut Vec<T>) {
+        let now = now.timestamp_millis();
+        while let Some(entry) = self.slots.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            let mut due = entry.remove();
+            if out.is_empty() {
+                std::mem::swap(out, &mut due);
+            } else {
+                out.append(&mut due);
+            }
+        }
     }
 }
 
 impl Schedule {
-    fn wake(&mut self, tenant: TenantId, at: DateTime<Utc>) {
-        self.seq += 1;
-        self.evaluations.push(Reverse(Wake { at, seq: self.seq, what: tenant }));
+    fn wake(&mut self, rt: Runtime, at: DateTime<Utc>) {
+        self.evaluations.push(at, rt);
     }
 
-    fn probe(&mut self, tenant: TenantId, direction: Direction, at: DateTime<Utc>) {
-        self.seq += 1;
-        self.probes.push(Reverse(Wake { at, seq: self.seq, what: (tenant, direction) }));
+    fn probe(&mut self, rt: Runtime, direction: Direction, at: DateTime<Utc>) {
+        self.probes.push(at, (rt, direction));
     }
 }
 
 impl Monitor {
-    fn wake(&self, tenant: &TenantId, at: DateTime<Utc>) {
-        lock(&self.schedule).wake(tenant.clone(), at);
+    fn wake(&self, rt: &Runtime, at: DateTime<Utc>) {
+        lock(&self.schedule).wake(rt.clone(), at);
     }
 }
 
@@ -448,9 +477,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn delta(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX / 2)
-}
 
 struct TickGuard<'a>(&'a AtomicBool);
 
@@ -530,30 +556,36 @@ impl Monitor {
             cached,
             next_eval_at: None,
             queued: false,
+            removed: false,
         };
         let probed: Vec<Direction> = Direction::ALL
             .into_iter()
             .filter(|d| self.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
             .collect();
-        self.tenants
+        let runtime = Arc::new(Mutex::new(runtime));
+        let replaced = self
+            .tenants
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant.clone(), Arc::new(Mutex::new(runtime)));
+            .insert(tenant, runtime.clone());
+        if let Some(old) = replaced {
+            lock(&old).removed = true;
+        }
         let mut schedule = lock(&self.schedule);
-        schedule.wake(tenant.clone(), DateTime::<Utc>::MIN_UTC);
+        schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
         for d in probed {
-            schedule.probe(tenant.clone(), d, DateTime::<Utc>::MIN_UTC);
+            schedule.probe(runtime.clone(), d, DateTime::<Utc>::MIN_UTC);
         }
         Ok(())
     }
 
     /// Stops watching a tenant (its stored state stays).
     pub fn remove_tenant(&self, tenant: &TenantId) -> bool {
-        self.tenants
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(tenant)
-            .is_some()
+        let removed = self.tenants.write().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+        if let Some(rt) = &removed {
+            lock(rt).removed = true;
+        }
+        removed.is_some()
     }
 
     /// Number of registered tenants.
@@ -566,11 +598,11 @@ impl Monitor {
     /// counted (`Ok(Recorded::TooOld)`).
     pub fn observe(&self, observation: Observation) -> Result<Recorded> {
         let rt = self.runtime(&observation.tenant)?;
-        Ok(self.record_into(&observation.tenant, &rt, observation.direction, observation.at, &observation.outcome))
+        Ok(self.record_into(&rt, observation.direction, observation.at, &observation.outcome))
     }
 
     /// Records into a tenant's window and queues the tenant for evaluation at the next tick.
-    fn record_into(&self, tenant: &TenantId, rt: &Runtime, direction: Direction, at: DateTime<Utc>, outcome: &Outcome) -> Recorded {
+    fn record_into(&self, rt: &Runtime, direction: Direction, at: DateTime<Utc>, outcome: &Outcome) -> Recorded {
         let (recorded, newly_queued) = {
             let mut rt = lock(rt);
             let recorded = record(&mut rt, direction, at, outcome);
@@ -581,7 +613,7 @@ impl Monitor {
             (recorded, newly)
         };
         if newly_queued {
-            lock(&self.schedule).observed.push(tenant.clone());
+            lock(&self.schedule).observed.push(rt.clone());
         }
         recorded
     }
@@ -648,15 +680,21 @@ impl Monitor {
             let mut report = TickReport::default();
             self.dispatch_probes(now, &mut report).await;
             self.check_probes(now, &mut report).await;
-            for tenant in self.due_evaluations(now) {
-                let Ok(rt) = self.runtime(&tenant) else { continue };
+            for rt in self.due_evaluations(now) {
+                let tenant = {
+                    let guard = lock(&rt);
+                    if guard.removed {
+                        continue;
+                    }
+                    guard.config.tenant.clone()
+                };
                 match self.evaluate_tenant(&tenant, &rt, now, &mut report).await {
-                    Ok(Some(at)) => self.wake(&tenant, at),
+                    Ok(Some(at)) => self.wake(&rt, at),
                     Ok(None) => {}
                     Err(e) => {
                         warn!(%tenant, error = %e, "evaluation not committed; retried next tick");
                         report.errors.push(format!("{tenant}: {e}"));
-                        self.wake(&tenant, now);
+                        self.wake(&rt, now);
                     }
                 }
             }
@@ -670,40 +708,33 @@ impl Monitor {
 
     /// Tenants to evaluate at `now`: timed wake-ups that are due, and
     /// tenants with new observations. Sorted, without duplicates.
-    fn due_evaluations(&self, now: DateTime<Utc>) -> Vec<TenantId> {
+    /// Tenants to evaluate at `now`: timed wake-ups that are due, and
+    /// tenants with new observations. A tenant may appear twice; the second
+    /// evaluation finds nothing due.
+    fn due_evaluations(&self, now: DateTime<Utc>) -> Vec<Runtime> {
         let mut schedule = lock(&self.schedule);
         let mut due = std::mem::take(&mut schedule.observed);
-        while schedule.evaluations.peek().is_some_and(|w| w.0.at <= now) {
-            if let Some(Reverse(w)) = schedule.evaluations.pop() {
-                due.push(w.what);
-            }
-        }
-        drop(schedule);
-        due.sort_unstable();
-        due.dedup();
+        schedule.evaluations.drain_due(now, &mut due);
         due
     }
 
-    fn due_probes(&self, now: DateTime<Utc>) -> Vec<(TenantId, Direction)> {
-        let mut schedule = lock(&self.schedule);
+    fn due_probes(&self, now: DateTime<Utc>) -> Vec<(Runtime, Direction)> {
         let mut due = Vec::new();
-        while schedule.probes.peek().is_some_and(|w| w.0.at <= now) {
-            if let Some(Reverse(w)) = schedule.probes.pop() {
-                due.push(w.what);
-            }
-        }
+        lock(&self.schedule).probes.drain_due(now, &mut due);
         due
     }
 
     async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
-        for (tenant, direction) in self.due_probes(now) {
+        for (runtime, direction) in self.due_probes(now) {
             let Some(probe) = &self.probes[direction.index()] else { continue };
-            let Ok(rt) = self.runtime(&tenant) else { continue };
-            let rt = &rt;
-            let tenant = &tenant;
+            let rt = &runtime;
             {
-                let (deadline, check) = {
+                let (tenant, deadline, check) = {
                     let mut rt = lock(rt);
+                    if rt.removed {
+                        continue;
+                    }
+                    let tenant = rt.config.tenant.clone();
                     let probes = &rt.config.probes;
                     if !probes.enabled(direction) {
                         continue;
@@ -713,15 +744,16 @@ impl Monitor {
                     if dr.next_probe_at.is_some_and(|t| now < t) {
                         continue; // a stale entry: this direction was probed already
                     }
-                    let next = now + delta(interval);
+                    let next = after(now, interval);
                     dr.next_probe_at = Some(next);
-                    lock(&self.schedule).probe(tenant.clone(), direction, next);
-                    (deadline, check)
+                    lock(&self.schedule).probe(runtime.clone(), direction, next);
+                    (tenant, deadline, check)
                 };
+                let tenant = &tenant;
                 let request = ProbeRequest {
                     tenant: tenant.clone(),
                     direction,
-                    probe_id: format!("{}-{}", &direction.as_str()[..2], now.timestamp_millis()),
+                    probe_id: probe_id(direction, now),
                     sent_at: now,
                 };
                 let span = info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
@@ -733,8 +765,8 @@ impl Monitor {
                             direction,
                             probe_id: request.probe_id,
                             sent_at: now,
-                            deadline: now + delta(deadline),
-                            next_check_at: now + delta(check),
+                            deadline: after(now, deadline),
+                            next_check_at: after(now, check),
                             ticket,
                             lease_id: 0,
                         };
@@ -746,7 +778,7 @@ impl Monitor {
                     Err(e) if e.is_retryable() => {
                         // The org's server refusing or timing out is exactly what we watch for.
                         warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
-                        let _ = self.observe(Observation::failed(tenant.clone(), direction, now, FailureKind::Unreachable));
+                        self.record_into(rt, direction, now, &Outcome::Failed { kind: FailureKind::Unreachable });
                         report.errors.push(format!("{tenant}: {direction} probe dispatch: {e}"));
                     }
                     Err(e) => {
@@ -800,27 +832,28 @@ impl Monitor {
         };
         let span = info_span!("probe.check", tenant = %p.tenant, direction = %p.direction, probe_id = %p.probe_id);
         let status = probe.check(&request, &p.ticket).instrument(span).await;
-        let check_interval = lock(&rt).config.probes.check_interval;
         match status {
             Ok(ProbeStatus::Arrived { at }) => {
                 let latency = (at - p.sent_at).to_std().unwrap_or(Duration::ZERO);
                 report.probes_arrived += 1;
-                self.record_into(&p.tenant, &rt, p.direction, at.max(p.sent_at), &Outcome::Delivered { latency });
+                self.record_into(&rt, p.direction, at.max(p.sent_at), &Outcome::Delivered { latency });
                 self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await
             }
             Ok(ProbeStatus::Pending) | Err(_) if now >= p.deadline => {
                 report.probes_lost += 1;
                 info!(tenant = %p.tenant, direction = %p.direction, probe_id = %p.probe_id, "probe lost: not found by its deadline");
-                self.record_into(&p.tenant, &rt, p.direction, now, &Outcome::Failed { kind: FailureKind::LostProbe });
+                self.record_into(&rt, p.direction, now, &Outcome::Failed { kind: FailureKind::LostProbe });
                 let removed = self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await;
                 status.map(|_| ()).and(removed)
             }
             Ok(ProbeStatus::Pending) => {
-                let next = (now + delta(check_interval)).min(p.deadline);
+                let check_interval = lock(&rt).config.probes.check_interval;
+                let next = (after(now, check_interval)).min(p.deadline);
                 self.store.reschedule_probe(&p.tenant, &p.probe_id, p.lease_id, next).await
             }
             Err(e) => {
-                let next = (now + delta(check_interval)).min(p.deadline);
+                let check_interval = lock(&rt).config.probes.check_interval;
+                let next = (after(now, check_interval)).min(p.deadline);
                 self.store.reschedule_probe(&p.tenant, &p.probe_id, p.lease_id, next).await?;
                 Err(e)
             }
@@ -849,12 +882,16 @@ impl Monitor {
                 let mut evaluations: Vec<Evaluation<'_>> = Vec::with_capacity(8);
                 for d in Direction::ALL {
                     let dr = &mut rt.directions[d.index()];
-                    if attempt == 0 {
-                        // Re-evaluating after a conflict must not advance stateful policies twice.
+                    // Re-evaluating after a conflict must not advance stateful
+                    // policies twice; a direction whose verdicts cannot have
+                    // changed keeps them.
+                    let stale = dr.dirty || dr.verdicts_until.is_none_or(|t| now >= t);
+                    if attempt == 0 && stale {
                         for (p, v) in dr.policies.iter_mut().zip(dr.verdicts.iter_mut()) {
                             *v = Some(p.evaluate(&dr.window, now));
                         }
                         dr.dirty = false;
+                        dr.verdicts_until = Some(dr.next_verdict_change(now));
                     }
                 }
                 for d in Direction::ALL {
@@ -871,7 +908,7 @@ impl Monitor {
                     evaluations.extend(orphans(&rt.cached.state, rt));
                 }
                 if is_quiet(&rt.cached.state, &evaluations, now, &rt.rules) {
-                    let next = rt.next_verdict_change(now);
+                    let next = rt.next_verdict_change();
                     let deadline = rt.cached.state.next_deadline(rt.rules.repeat_interval);
                     let at = deadline.map_or(next, |d| d.min(next));
                     rt.next_eval_at = Some(at);
@@ -883,7 +920,7 @@ impl Monitor {
                 // (a hysteresis streak still running)? Then look again next tick.
                 let settled = is_quiet(&next, &evaluations, now, &rt.rules);
                 let next_eval_at = settled.then(|| {
-                    let at = rt.next_verdict_change(now);
+                    let at = rt.next_verdict_change();
                     next.next_deadline(rt.rules.repeat_interval).map_or(at, |d| d.min(at))
                 });
                 rt.next_eval_at = None;
@@ -926,7 +963,7 @@ impl Monitor {
             rt.cached = fresh;
             rt.next_eval_at = None;
         }
-        self.wake(tenant, DateTime::<Utc>::MIN_UTC);
+        self.wake(rt, DateTime::<Utc>::MIN_UTC);
         Ok(())
     }
 
@@ -997,7 +1034,7 @@ impl Monitor {
         let event = state.active_event.as_ref().map(|e| {
             format!("active since {} until {}", e.start.format("%Y-%m-%d %H:%M UTC"), e.end.format("%Y-%m-%d %H:%M UTC"))
         });
-        let expires = now + delta(self.links.ttl());
+        let expires = after(now, self.links.ttl());
         rt.config
             .recipients
             .iter()
@@ -1054,7 +1091,7 @@ impl Monitor {
     fn retry_at(&self, entry: &OutboxEntry, now: DateTime<Utc>, retry_after: Option<Duration>) -> DateTime<Utc> {
         let exp = entry.attempts.saturating_sub(1).min(20);
         let backoff = self.settings.retry_base.saturating_mul(1u32 << exp).min(self.settings.retry_max);
-        now + delta(retry_after.unwrap_or(backoff).max(backoff).min(self.settings.retry_max))
+        after(now, retry_after.unwrap_or(backoff).max(backoff).min(self.settings.retry_max))
     }
 
     async fn attempt(
@@ -1223,7 +1260,7 @@ impl Monitor {
                         };
                         guard.next_eval_at = None;
                         drop(guard);
-                        self.wake(tenant, DateTime::<Utc>::MIN_UTC);
+                        self.wake(&rt, DateTime::<Utc>::MIN_UTC);
                         info!(version, "action applied");
                         return Ok(ActionOutcome {
                             tenant: tenant.clone(),

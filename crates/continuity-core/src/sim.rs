@@ -12,9 +12,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::{
+    duration::{after, push_decimal},
     fxhash::FxHashMap,
     clock::Clock,
     config::ChannelKind,
@@ -95,8 +96,10 @@ impl MailProbe for SimulatedMailSystem {
     async fn dispatch(&self, request: &ProbeRequest) -> Result<ProbeTicket> {
         match self.flow(&request.tenant, request.direction) {
             SimulatedFlow::Latency(l) => {
-                let at = request.sent_at + TimeDelta::from_std(l).unwrap_or(TimeDelta::MAX / 2);
-                Ok(ProbeTicket(at.timestamp_millis().to_string()))
+                let at = after(request.sent_at, l);
+                let mut ticket = String::with_capacity(20);
+                push_decimal(&mut ticket, at.timestamp_millis());
+                Ok(ProbeTicket(ticket))
             }
             SimulatedFlow::Blackhole => Ok(ProbeTicket("never".into())),
             SimulatedFlow::Refusing => Err(Error::Probe {

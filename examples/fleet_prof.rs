@@ -1,0 +1,121 @@
+//! Fleet simulation: many tenants, one simulated day, single-threaded.
+//!
+//! Every tenant is probed every 5 minutes in both directions through the
+//! simulated mail system (clearly a simulation), and the monitor ticks every
+//! simulated minute. One tenant in a hundred suffers a two-hour outbound
+//! outage, so alerts, reminders and resolved notices flow too.
+//!
+//! ```text
+//! cargo build --release --example fleet
+//! /usr/bin/time -v target/release/examples/fleet 100000 24
+//! ```
+//!
+//! Arguments: tenants (default 100000), simulated hours (default 24).
+//! Wall time and peak RSS come from `/usr/bin/time -v`; see BENCHMARKS.md.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use continuity::{
+    Direction, ManualClock, Monitor, TenantId,
+    config::{ChannelKind, Recipient, TenantConfig},
+    link::{LinkKey, LinkSigner},
+    notify::{AlertMessage, Notifier, Receipt},
+    sim::{SimulatedFlow, SimulatedMailSystem},
+};
+
+/// Counts messages instead of keeping them (a day of a fleet's alerts would
+/// otherwise dominate the memory figure).
+#[derive(Debug, Default)]
+struct CountingNotifier {
+    delivered: AtomicU64,
+}
+
+#[async_trait]
+impl Notifier for CountingNotifier {
+    fn channel(&self) -> ChannelKind {
+        ChannelKind::Sms
+    }
+    async fn deliver(&self, _message: &AlertMessage) -> continuity::Result<Receipt> {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        Ok(Receipt::default())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> continuity::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let tenants: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let hours: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
+
+    let clock = ManualClock::new("2026-03-02T00:00:00Z".parse().expect("valid time"));
+    let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(30)));
+    let sms = Arc::new(CountingNotifier::default());
+    let monitor = Monitor::builder()
+        .clock(Arc::new(clock.clone()))
+        .probe(Direction::Inbound, mail.clone())
+        .probe(Direction::Outbound, mail.clone())
+        .notifier(sms.clone())
+        .link_signer(LinkSigner::new(LinkKey::new("fleet", [9u8; 32])?))
+        .portal_url("https://continuity.example.net/c/")
+        .build()?;
+
+    let ids: Vec<TenantId> = (0..tenants).map(|i| TenantId::new(format!("tenant-{i:06}"))).collect::<Result<_, _>>()?;
+    for id in &ids {
+        let config = TenantConfig::new(id.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]);
+        monitor.register_tenant(config).await?;
+    }
+    let unlucky: Vec<&TenantId> = ids.iter().step_by(100).collect();
+
+    let mut totals = continuity::TickReport::default();
+    for minute in 0..hours * 60 {
+        if minute == 10 * 60 {
+            for t in &unlucky {
+                mail.set_flow(t, Direction::Outbound, SimulatedFlow::Blackhole);
+            }
+        }
+        if minute == 12 * 60 {
+            for t in &unlucky {
+                mail.set_flow(t, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(30)));
+            }
+        }
+        let now = clock.advance(TimeDelta::minutes(1));
+        #[allow(clippy::disallowed_methods)]
+        let t0 = std::time::Instant::now();
+        let r = monitor.tick(now).await?;
+        if minute < 12 { eprintln!("minute {minute}: {:?} dispatched {} checked {} transitions {}", t0.elapsed(), r.probes_dispatched, r.probes_checked, r.transitions); }
+        totals.probes_dispatched += r.probes_dispatched;
+        totals.probes_arrived += r.probes_arrived;
+        totals.probes_lost += r.probes_lost;
+        totals.transitions += r.transitions;
+        totals.alerts += r.alerts;
+        totals.deliveries += r.deliveries;
+        if !r.errors.is_empty() {
+            eprintln!("minute {minute}: {} errors, first: {}", r.errors.len(), r.errors[0]);
+        }
+    }
+
+    let sizes = ids.iter().take(1000).map(|t| monitor.direction_memory_bytes(t)).collect::<Result<Vec<_>, _>>()?;
+    let max = sizes.iter().flat_map(|s| s.iter().copied()).max().unwrap_or(0);
+    let mean = sizes.iter().flat_map(|s| s.iter().copied()).sum::<usize>() as f64 / (sizes.len() * 2).max(1) as f64;
+    println!("tenants: {tenants}, simulated hours: {hours}, ticks: {}", hours * 60);
+    println!(
+        "probes dispatched: {}, arrived: {}, lost: {}",
+        totals.probes_dispatched, totals.probes_arrived, totals.probes_lost
+    );
+    println!(
+        "transitions: {}, alerts: {}, messages delivered: {}",
+        totals.transitions,
+        totals.alerts,
+        sms.delivered.load(Ordering::Relaxed)
+    );
+    println!("monitored state per (tenant, direction): mean {mean:.0} B, max {max} B (first 1000 tenants)");
+    Ok(())
+}
