@@ -46,18 +46,111 @@ struct Inner {
     outbox: BTreeMap<u64, Slot<OutboxEntry>>,
     dead_letters: Vec<OutboxEntry>,
     next_outbox_id: u64,
-    probes: FxHashMap<u64, Slot<PendingProbe>>,
+    probes: Slab<Slot<PendingProbe>>,
     /// Keys of each tenant's probes (a handful each), so that finding a
     /// probe by name needs no allocation.
-    probe_keys: FxHashMap<TenantId, Vec<u64>>,
+    probe_keys: FxHashMap<TenantId, Keys>,
     /// Probe keys by due time (Unix ms): the check time, or the lease's end
     /// while leased. Keys are not removed when a probe is rescheduled or
     /// removed; a key whose slot no longer has that due time is skipped
     /// (cheaper than ordered-set removals on the hot path). Probes sent in
     /// one round share a due time, so one entry holds many keys.
     probe_due: BTreeMap<i64, Vec<u64>>,
-    next_probe_key: u64,
     next_lease_id: u64,
+}
+
+/// A tenant's probe keys: a few inline (no allocation to chase), more spill
+/// into a vector.
+#[derive(Debug, Default)]
+struct Keys {
+    inline: [u64; 4],
+    len: usize,
+    spill: Vec<u64>,
+}
+
+impl Keys {
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.inline[..self.len].iter().chain(&self.spill).copied()
+    }
+
+    fn push(&mut self, key: u64) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = key;
+            self.len += 1;
+        } else {
+            self.spill.push(key);
+        }
+    }
+
+    /// Removes `key` (order is not kept).
+    fn remove(&mut self, key: u64) {
+        if let Some(i) = self.inline[..self.len].iter().position(|k| *k == key) {
+            match self.spill.pop() {
+                Some(last) => self.inline[i] = last,
+                None => {
+                    self.inline[i] = self.inline[self.len - 1];
+                    self.len -= 1;
+                }
+            }
+        } else if let Some(i) = self.spill.iter().position(|k| *k == key) {
+            self.spill.swap_remove(i);
+        }
+    }
+}
+
+/// Values in a vector, addressed by index, with freed indices reused: probes
+/// sent together sit together in memory, which a hash map would scatter.
+#[derive(Debug)]
+struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    fn insert(&mut self, value: T) -> u64 {
+        self.len += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(value);
+                i as u64
+            }
+            None => {
+                self.slots.push(Some(value));
+                (self.slots.len() - 1) as u64
+            }
+        }
+    }
+
+    fn get(&self, key: &u64) -> Option<&T> {
+        self.slots.get(usize::try_from(*key).ok()?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, key: &u64) -> Option<&mut T> {
+        self.slots.get_mut(usize::try_from(*key).ok()?)?.as_mut()
+    }
+
+    fn remove(&mut self, key: &u64) -> Option<T> {
+        let i = usize::try_from(*key).ok()?;
+        let value = self.slots.get_mut(i)?.take()?;
+        self.free.push(i);
+        self.len -= 1;
+        Some(value)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 #[derive(Debug)]
@@ -83,21 +176,13 @@ fn stale_lease(what: &str, tenant: &TenantId) -> Error {
 
 impl Inner {
     fn find_probe(&self, tenant: &TenantId, probe_id: &str) -> Option<u64> {
-        self.probe_keys.get(tenant)?.iter().copied().find(|k| {
+        self.probe_keys.get(tenant)?.iter().find(|k| {
             self.probes
                 .get(k)
                 .is_some_and(|s| s.value.probe_id == probe_id)
         })
     }
 
-    fn drop_probe(&mut self, key: u64) -> Option<PendingProbe> {
-        let slot = self.probes.remove(&key)?;
-        // An emptied list is kept: the tenant's next probe reuses it.
-        if let Some(keys) = self.probe_keys.get_mut(&slot.value.tenant) {
-            keys.retain(|k| *k != key);
-        }
-        Some(slot.value)
-    }
 }
 
 impl InMemoryEventStore {
@@ -261,22 +346,29 @@ impl EventStore for InMemoryEventStore {
 
     async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
         let mut inner = self.lock();
-        if let Some(old) = inner.find_probe(&probe.tenant, &probe.probe_id) {
-            inner.drop_probe(old);
+        let Inner {
+            probes,
+            probe_keys,
+            probe_due,
+            ..
+        } = &mut *inner;
+        let keys = probe_keys.entry(probe.tenant.clone()).or_default();
+        let old = keys
+            .iter()
+            .find(|k| probes.get(k).is_some_and(|s| s.value.probe_id == probe.probe_id));
+        if let Some(old) = old {
+            keys.remove(old);
+            probes.remove(&old);
         }
-        inner.next_probe_key += 1;
-        let key = inner.next_probe_key;
-        inner.probe_due.entry(probe.next_check_at.timestamp_millis()).or_default().push(key);
-        inner.probe_keys.entry(probe.tenant.clone()).or_default().push(key);
+        let due = probe.next_check_at.timestamp_millis();
         let mut value = probe;
         value.lease_id = 0;
-        inner.probes.insert(
-            key,
-            Slot {
-                value,
-                leased_until: None,
-            },
-        );
+        let key = probes.insert(Slot {
+            value,
+            leased_until: None,
+        });
+        keys.push(key);
+        probe_due.entry(due).or_default().push(key);
         Ok(())
     }
 
@@ -345,18 +437,47 @@ impl EventStore for InMemoryEventStore {
 
     async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
         let mut inner = self.lock();
-        let Some(key) = inner.find_probe(tenant, probe_id) else {
+        let Inner { probes, probe_keys, .. } = &mut *inner;
+        let Some(keys) = probe_keys.get_mut(tenant) else {
             return Err(stale_lease("probe", tenant));
         };
-        let ok = inner
-            .probes
-            .get(&key)
-            .is_some_and(|s| s.value.lease_id == lease_id && lease_id != 0);
-        if !ok {
+        let found = keys.iter().find(|k| {
+            probes
+                .get(k)
+                .is_some_and(|s| s.value.probe_id == probe_id && s.value.lease_id == lease_id && lease_id != 0)
+        });
+        let Some(key) = found else {
             return Err(stale_lease("probe", tenant));
-        }
-        inner.drop_probe(key);
+        };
+        // An emptied list is kept: the tenant's next probe reuses it.
+        keys.remove(key);
+        probes.remove(&key);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod keys_tests {
+    use super::Keys;
+
+    #[test]
+    fn keys_spill_and_remove() {
+        let mut k = Keys::default();
+        for i in 0..7 {
+            k.push(i);
+        }
+        k.remove(1);
+        k.remove(6);
+        k.remove(42);
+        let mut v: Vec<u64> = k.iter().collect();
+        v.sort_unstable();
+        assert_eq!(v, vec![0, 2, 3, 4, 5]);
+        for i in [0, 2, 3, 4, 5] {
+            k.remove(i);
+        }
+        assert_eq!(k.iter().count(), 0);
+        k.push(9);
+        assert_eq!(k.iter().collect::<Vec<_>>(), vec![9]);
     }
 }
 

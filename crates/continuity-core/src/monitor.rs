@@ -46,8 +46,8 @@ use crate::{
     },
     memory::InMemoryEventStore,
     notify::{AlertMessage, ConditionReport, Notifier},
-    policy::{FailurePolicy, LatencyPolicy, LeakyCounterPolicy, ThresholdPolicy, Verdict},
-    probe::{MailProbe, ProbeRequest, ProbeStatus},
+    policy::{FailureLimit, FailurePolicy, LatencyPolicy, LeakyCounterPolicy, Reading, ThresholdPolicy, Verdict},
+    probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
     store::{Commit, EventStore, OutboxEntry, OutboxItem, OutboxResult, PendingProbe, Versioned},
     window::{Recorded, SlidingWindow},
 };
@@ -286,10 +286,56 @@ fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// A built-in policy, held inline: one allocation per direction instead of
+/// one per policy keeps a tenant's state compact and its evaluation cheap.
+#[derive(Debug)]
+enum Builtin {
+    Latency(LatencyPolicy),
+    Failures(FailurePolicy),
+    Leaky(LeakyCounterPolicy),
+}
+
+impl Builtin {
+    fn get(&self) -> &dyn ThresholdPolicy {
+        match self {
+            Builtin::Latency(p) => p,
+            Builtin::Failures(p) => p,
+            Builtin::Leaky(p) => p,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn ThresholdPolicy {
+        match self {
+            Builtin::Latency(p) => p,
+            Builtin::Failures(p) => p,
+            Builtin::Leaky(p) => p,
+        }
+    }
+}
+
+/// A policy with its latest verdict.
+struct Watch {
+    policy: Builtin,
+    verdict: Option<Verdict>,
+}
+
+/// Up to one watch per built-in policy, inline in the direction's state (no
+/// separate allocation to chase on every evaluation).
+struct Watches([Option<Watch>; 3]);
+
+impl Watches {
+    fn iter(&self) -> impl Iterator<Item = &Watch> {
+        self.0.iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Watch> {
+        self.0.iter_mut().flatten()
+    }
+}
+
 struct DirectionRuntime {
     window: SlidingWindow,
-    policies: Vec<Box<dyn ThresholdPolicy>>,
-    verdicts: Vec<Option<Verdict>>,
+    watches: Watches,
     next_probe_at: Option<DateTime<Utc>>,
     /// An observation arrived since the last evaluation.
     dirty: bool,
@@ -308,33 +354,50 @@ impl DirectionRuntime {
         }
     }
 
+    /// Until when the current verdicts hold without a new observation.
+    ///
+    /// Expiring data can only lower a failure count, a maximum and a sample
+    /// count, so a healthy count-based failure verdict, a healthy latency
+    /// verdict whose every sample is under the limit, or one with too few
+    /// samples stays healthy until something new is recorded. Anything else
+    /// is looked at again at the next bucket boundary (or leaky period).
+    fn verdicts_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let steady = self.watches.iter().all(|w| match (&w.policy, &w.verdict) {
+            (_, None) => false,
+            (_, Some(v)) if v.breached => false,
+            (Builtin::Failures(_), Some(v)) => {
+                matches!(v.reading, Reading::Failures { limit: FailureLimit::Count(_), .. })
+            }
+            (Builtin::Latency(_), Some(v)) => match v.reading {
+                Reading::Latency { value: None, .. } => true,
+                Reading::Latency { limit, .. } => self.window.stats(now).max_latency().is_none_or(|m| m <= limit),
+                _ => false,
+            },
+            (Builtin::Leaky(_), Some(_)) => false,
+        });
+        if steady {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            self.next_verdict_change(now)
+        }
+    }
+
     /// Bytes held for this direction: the window, the policies and their last verdicts.
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
             + self.window.memory_bytes()
-            + self
-                .policies
-                .iter()
-                .map(|p| std::mem::size_of::<Box<dyn ThresholdPolicy>>() + std::mem::size_of_val(&**p))
-                .sum::<usize>()
-            + self.verdicts.capacity() * std::mem::size_of::<Option<Verdict>>()
     }
 
     fn new(config: &crate::config::DirectionConfig) -> Result<Self> {
-        let mut policies: Vec<Box<dyn ThresholdPolicy>> = Vec::new();
-        if let Some(t) = &config.latency {
-            policies.push(Box::new(LatencyPolicy::new(t.clone())));
-        }
-        if let Some(t) = &config.failures {
-            policies.push(Box::new(FailurePolicy::new(t.clone())));
-        }
-        if let Some(t) = &config.leaky {
-            policies.push(Box::new(LeakyCounterPolicy::new(t.clone())));
-        }
+        let policies = [
+            config.latency.clone().map(|t| Builtin::Latency(LatencyPolicy::new(t))),
+            config.failures.clone().map(|t| Builtin::Failures(FailurePolicy::new(t))),
+            config.leaky.clone().map(|t| Builtin::Leaky(LeakyCounterPolicy::new(t))),
+        ];
+        let watches = Watches(policies.map(|p| p.map(|policy| Watch { policy, verdict: None })));
         Ok(DirectionRuntime {
             window: SlidingWindow::new(config.window, SlidingWindow::DEFAULT_BUCKETS)?,
-            verdicts: vec![None; policies.len()],
-            policies,
+            watches,
             next_probe_at: None,
             dirty: false,
             verdicts_until: None,
@@ -625,9 +688,9 @@ impl Monitor {
         let mut readings = Vec::new();
         for d in Direction::ALL {
             let dr = &rt.directions[d.index()];
-            for (p, v) in dr.policies.iter().zip(&dr.verdicts) {
-                if let Some(v) = v {
-                    readings.push((d, p.condition().to_string(), v.clone()));
+            for w in dr.watches.iter() {
+                if let Some(v) = &w.verdict {
+                    readings.push((d, w.policy.get().condition().to_string(), v.clone()));
                 }
             }
         }
@@ -680,24 +743,8 @@ impl Monitor {
             let mut report = TickReport::default();
             self.dispatch_probes(now, &mut report).await;
             self.check_probes(now, &mut report).await;
-            for rt in self.due_evaluations(now) {
-                let tenant = {
-                    let guard = lock(&rt);
-                    if guard.removed {
-                        continue;
-                    }
-                    guard.config.tenant.clone()
-                };
-                match self.evaluate_tenant(&tenant, &rt, now, &mut report).await {
-                    Ok(Some(at)) => self.wake(&rt, at),
-                    Ok(None) => {}
-                    Err(e) => {
-                        warn!(%tenant, error = %e, "evaluation not committed; retried next tick");
-                        report.errors.push(format!("{tenant}: {e}"));
-                        self.wake(&rt, now);
-                    }
-                }
-            }
+            let due = self.due_evaluations(now);
+            self.evaluate_all(due, now, &mut report).await;
             self.work_outbox(now, &mut report).await;
             debug!(?report, "tick done");
             Ok(report)
@@ -722,6 +769,27 @@ impl Monitor {
         let mut due = Vec::new();
         lock(&self.schedule).probes.drain_due(now, &mut due);
         due
+    }
+
+    async fn evaluate_all(&self, tenants: Vec<Runtime>, now: DateTime<Utc>, report: &mut TickReport) {
+        for rt in tenants {
+            let tenant = {
+                let guard = lock(&rt);
+                if guard.removed {
+                    continue;
+                }
+                guard.config.tenant.clone()
+            };
+            match self.evaluate_tenant(&tenant, &rt, now, report).await {
+                Ok(Some(at)) => self.wake(&rt, at),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(%tenant, error = %e, "evaluation not committed; retried next tick");
+                    report.errors.push(format!("{tenant}: {e}"));
+                    self.wake(&rt, now);
+                }
+            }
+        }
     }
 
     async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
@@ -806,55 +874,89 @@ impl Monitor {
                 return;
             }
             for p in claimed {
-                if let Err(e) = self.check_probe(&p, now, report).await {
-                    warn!(tenant = %p.tenant, probe_id = %p.probe_id, error = %e, "probe check failed");
-                    report.errors.push(format!("{}: probe {}: {e}", p.tenant, p.probe_id));
+                if let Err((tenant, probe_id, e)) = self.check_probe(p, now, report).await {
+                    warn!(%tenant, %probe_id, error = %e, "probe check failed");
+                    report.errors.push(format!("{tenant}: probe {probe_id}: {e}"));
                 }
             }
+            // Evaluate the tenants whose probes just arrived while their state
+            // is still in the processor's cache (the same tick would reach
+            // them later anyway).
+            let observed = std::mem::take(&mut lock(&self.schedule).observed);
+            self.evaluate_all(observed, now, report).await;
         }
     }
 
-    async fn check_probe(&self, p: &PendingProbe, now: DateTime<Utc>, report: &mut TickReport) -> Result<()> {
-        let rt = match self.runtime(&p.tenant) {
+    async fn check_probe(
+        &self,
+        p: PendingProbe,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> std::result::Result<(), (TenantId, String, Error)> {
+        let PendingProbe {
+            tenant,
+            direction,
+            probe_id,
+            sent_at,
+            deadline,
+            ticket,
+            lease_id,
+            ..
+        } = p;
+        let request = ProbeRequest {
+            tenant,
+            direction,
+            probe_id,
+            sent_at,
+        };
+        let result = self.check_request(&request, deadline, &ticket, lease_id, now, report).await;
+        result.map_err(|e| (request.tenant, request.probe_id, e))
+    }
+
+    async fn check_request(
+        &self,
+        request: &ProbeRequest,
+        deadline: DateTime<Utc>,
+        ticket: &ProbeTicket,
+        lease_id: u64,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<()> {
+        let (tenant, direction, probe_id) = (&request.tenant, request.direction, request.probe_id.as_str());
+        let rt = match self.runtime(tenant) {
             Ok(rt) => rt,
             // The tenant was removed: nobody will evaluate this probe.
-            Err(_) => return self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await,
+            Err(_) => return self.store.remove_probe(tenant, probe_id, lease_id).await,
         };
-        let Some(probe) = &self.probes[p.direction.index()] else {
-            return self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await;
+        let Some(probe) = &self.probes[direction.index()] else {
+            return self.store.remove_probe(tenant, probe_id, lease_id).await;
         };
         report.probes_checked += 1;
-        let request = ProbeRequest {
-            tenant: p.tenant.clone(),
-            direction: p.direction,
-            probe_id: p.probe_id.clone(),
-            sent_at: p.sent_at,
-        };
-        let span = info_span!("probe.check", tenant = %p.tenant, direction = %p.direction, probe_id = %p.probe_id);
-        let status = probe.check(&request, &p.ticket).instrument(span).await;
+        let span = info_span!("probe.check", %tenant, %direction, %probe_id);
+        let status = probe.check(request, ticket).instrument(span).await;
         match status {
             Ok(ProbeStatus::Arrived { at }) => {
-                let latency = (at - p.sent_at).to_std().unwrap_or(Duration::ZERO);
+                let latency = (at - request.sent_at).to_std().unwrap_or(Duration::ZERO);
                 report.probes_arrived += 1;
-                self.record_into(&rt, p.direction, at.max(p.sent_at), &Outcome::Delivered { latency });
-                self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await
+                self.record_into(&rt, direction, at.max(request.sent_at), &Outcome::Delivered { latency });
+                self.store.remove_probe(tenant, probe_id, lease_id).await
             }
-            Ok(ProbeStatus::Pending) | Err(_) if now >= p.deadline => {
+            Ok(ProbeStatus::Pending) | Err(_) if now >= deadline => {
                 report.probes_lost += 1;
-                info!(tenant = %p.tenant, direction = %p.direction, probe_id = %p.probe_id, "probe lost: not found by its deadline");
-                self.record_into(&rt, p.direction, now, &Outcome::Failed { kind: FailureKind::LostProbe });
-                let removed = self.store.remove_probe(&p.tenant, &p.probe_id, p.lease_id).await;
+                info!(%tenant, %direction, %probe_id, "probe lost: not found by its deadline");
+                self.record_into(&rt, direction, now, &Outcome::Failed { kind: FailureKind::LostProbe });
+                let removed = self.store.remove_probe(tenant, probe_id, lease_id).await;
                 status.map(|_| ()).and(removed)
             }
             Ok(ProbeStatus::Pending) => {
                 let check_interval = lock(&rt).config.probes.check_interval;
-                let next = (after(now, check_interval)).min(p.deadline);
-                self.store.reschedule_probe(&p.tenant, &p.probe_id, p.lease_id, next).await
+                let next = after(now, check_interval).min(deadline);
+                self.store.reschedule_probe(tenant, probe_id, lease_id, next).await
             }
             Err(e) => {
                 let check_interval = lock(&rt).config.probes.check_interval;
-                let next = (after(now, check_interval)).min(p.deadline);
-                self.store.reschedule_probe(&p.tenant, &p.probe_id, p.lease_id, next).await?;
+                let next = after(now, check_interval).min(deadline);
+                self.store.reschedule_probe(tenant, probe_id, lease_id, next).await?;
                 Err(e)
             }
         }
@@ -887,20 +989,20 @@ impl Monitor {
                     // changed keeps them.
                     let stale = dr.dirty || dr.verdicts_until.is_none_or(|t| now >= t);
                     if attempt == 0 && stale {
-                        for (p, v) in dr.policies.iter_mut().zip(dr.verdicts.iter_mut()) {
-                            *v = Some(p.evaluate(&dr.window, now));
+                        for w in dr.watches.iter_mut() {
+                            w.verdict = Some(w.policy.get_mut().evaluate(&dr.window, now));
                         }
                         dr.dirty = false;
-                        dr.verdicts_until = Some(dr.next_verdict_change(now));
+                        dr.verdicts_until = Some(dr.verdicts_until(now));
                     }
                 }
                 for d in Direction::ALL {
                     let dr = &rt.directions[d.index()];
-                    for (p, v) in dr.policies.iter().zip(&dr.verdicts) {
+                    for w in dr.watches.iter() {
                         evaluations.push(Evaluation {
                             direction: d,
-                            name: p.condition(),
-                            breached: v.as_ref().is_some_and(|v| v.breached),
+                            name: w.policy.get().condition(),
+                            breached: w.verdict.as_ref().is_some_and(|v| v.breached),
                         });
                     }
                 }
@@ -1017,11 +1119,10 @@ impl Monitor {
             .map(|c| {
                 let dr = &rt.directions[c.direction.index()];
                 let reading = dr
-                    .policies
+                    .watches
                     .iter()
-                    .zip(&dr.verdicts)
-                    .find(|(p, _)| p.condition() == c.name)
-                    .and_then(|(_, v)| v.as_ref())
+                    .find(|w| w.policy.get().condition() == c.name)
+                    .and_then(|w| w.verdict.as_ref())
                     .map_or_else(|| format!("{} condition", c.name), |v| v.reading.to_string());
                 ConditionReport {
                     direction: c.direction,
@@ -1288,8 +1389,14 @@ fn record(rt: &mut TenantRuntime, direction: Direction, at: DateTime<Utc>, outco
     let recorded = dr.window.record(at, outcome);
     if recorded == Recorded::Counted {
         dr.dirty = true;
-        for p in &mut dr.policies {
-            p.record(at, outcome);
+        // Only the leaky counter keeps per-observation state; the other
+        // policies read the window, so their (cold) memory is left alone.
+        if dr.leaky_period.is_some() {
+            for w in dr.watches.iter_mut() {
+                if let Builtin::Leaky(p) = &mut w.policy {
+                    p.record(at, outcome);
+                }
+            }
         }
     }
     recorded
@@ -1303,9 +1410,9 @@ fn orphans<'a>(state: &'a TenantState, rt: &TenantRuntime) -> impl Iterator<Item
         .iter()
         .filter(|c| {
             !rt.directions[c.direction.index()]
-                .policies
+                .watches
                 .iter()
-                .any(|p| p.condition() == c.name)
+                .any(|w| w.policy.get().condition() == c.name)
         })
         .map(|c| (c.direction, c.name.clone()))
         .collect();
