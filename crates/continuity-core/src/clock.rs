@@ -50,10 +50,15 @@ impl ManualClock {
         *self.lock() = to;
     }
 
-    /// Moves the time forward by `by` and returns the new time.
+    /// Moves the time by `by` and returns the new time (saturating at the
+    /// ends of representable time).
     pub fn advance(&self, by: TimeDelta) -> DateTime<Utc> {
         let mut now = self.lock();
-        *now += by;
+        *now = now.checked_add_signed(by).unwrap_or(if by < TimeDelta::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        });
         *now
     }
 
@@ -72,5 +77,18 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> DateTime<Utc> {
         (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_saturates() {
+        let c = ManualClock::new(DateTime::<Utc>::MAX_UTC - TimeDelta::seconds(1));
+        assert_eq!(c.advance(TimeDelta::days(1)), DateTime::<Utc>::MAX_UTC);
+        let c = ManualClock::new(DateTime::<Utc>::MIN_UTC);
+        assert_eq!(c.advance(TimeDelta::days(-1)), DateTime::<Utc>::MIN_UTC);
     }
 }

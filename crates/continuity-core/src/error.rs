@@ -69,6 +69,25 @@ pub enum Error {
         actual: u64,
     },
 
+    /// A lease on an outbox entry or a pending probe was lost: it ran out and
+    /// another claimer took the item over, or the item was completed already.
+    #[error("lease lost on {what}: it expired or was taken over")]
+    LeaseLost {
+        /// What the lease was on, e.g. `outbox entry 17` or `probe acme/ou-1767225600000`.
+        what: String,
+    },
+
+    /// Another `tick` of the same monitor is still running.
+    #[error("another tick of this monitor is still running")]
+    TickInProgress,
+
+    /// An observation was refused (for example a timestamp too far in the future).
+    #[error("observation refused: {reason}")]
+    InvalidObservation {
+        /// Why.
+        reason: String,
+    },
+
     /// A portal link was refused.
     #[error("portal link refused: {reason}")]
     Link {
@@ -144,7 +163,7 @@ impl Error {
             | Error::Probe { retryable, .. }
             | Error::Hook { retryable, .. }
             | Error::Store { retryable, .. } => *retryable,
-            Error::Conflict { .. } => true,
+            Error::Conflict { .. } | Error::TickInProgress => true,
             _ => false,
         }
     }

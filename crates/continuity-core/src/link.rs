@@ -123,6 +123,8 @@ pub enum LinkRejection {
     },
     /// The link belongs to another tenant.
     WrongTenant,
+    /// The link's recipient is no longer configured for the tenant.
+    UnknownRecipient,
 }
 
 impl fmt::Display for LinkRejection {
@@ -145,6 +147,9 @@ impl fmt::Display for LinkRejection {
                 f.write_str("This link is not valid yet (is a clock wrong?).")
             }
             LinkRejection::WrongTenant => f.write_str("This link belongs to another organisation."),
+            LinkRejection::UnknownRecipient => {
+                f.write_str("This link was sent to a recipient who no longer receives this organisation's alerts.")
+            }
         }
     }
 }

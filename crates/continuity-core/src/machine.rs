@@ -187,6 +187,10 @@ pub struct TenantState {
     pub next_event_id: u64,
     /// When the last alert (of any kind) was sent.
     pub last_alert_at: Option<DateTime<Utc>>,
+    /// Everything cleared while notifications were suspended, after alerts
+    /// went out: the resolved notice goes out when the suspension ends.
+    #[serde(default)]
+    pub resolved_owed: bool,
 }
 
 impl TenantState {
@@ -494,6 +498,19 @@ pub enum Effect {
     Audit(AuditEntry),
 }
 
+/// What one evaluation found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Within the threshold.
+    Healthy,
+    /// Over the threshold.
+    Breached,
+    /// Not enough data to tell (an empty window after a restart, too few
+    /// samples). It neither raises nor clears a condition: the streak stays.
+    Unknown,
+}
+
 /// An evaluation of one condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Evaluation<'a> {
@@ -501,8 +518,8 @@ pub struct Evaluation<'a> {
     pub direction: Direction,
     /// The policy's condition name.
     pub name: &'a str,
-    /// Whether the policy found it breached.
-    pub breached: bool,
+    /// What the policy found.
+    pub health: Health,
 }
 
 /// The input of one transition.
@@ -577,15 +594,12 @@ pub fn apply_in_place(
     now: DateTime<Utc>,
     rules: &Rules,
 ) -> Result<Vec<Effect>> {
-    if let Input::Act { action, .. } = input {
-        validate_action(state, action, now, &rules.limits)?;
-    }
     let mut fx = Vec::new();
-    let mut owed_now = time_driven(state, now, &mut fx);
-    let mut newly_raised = Vec::new();
-    let mut cleared_any = false;
     match input {
         Input::Tick { evaluations } => {
+            let owed_now = time_driven(state, now, &rules.limits, &mut fx);
+            let mut newly_raised = Vec::new();
+            let mut cleared_any = false;
             for ev in evaluations.iter() {
                 match hysteresis(state, ev, now, rules) {
                     Some(true) => newly_raised.push(ConditionRef {
@@ -596,17 +610,25 @@ pub fn apply_in_place(
                     None => {}
                 }
             }
+            schedule_alerts(state, now, rules, newly_raised, cleared_any, owed_now, &mut fx);
         }
         Input::Act { action, actor } => {
-            owed_now |= perform(state, action, actor, now, &mut fx);
+            // Judge the action against the state that time has already moved
+            // to (an event that just expired, a planned one that just began),
+            // and leave `state` untouched if it is refused.
+            let mut next = state.clone();
+            let owed_by_time = time_driven(&mut next, now, &rules.limits, &mut fx);
+            validate_action(&next, action, now, &rules.limits)?;
+            let owed_by_action = perform(&mut next, action, actor, now, &mut fx);
+            schedule_alerts(&mut next, now, rules, Vec::new(), false, owed_by_time || owed_by_action, &mut fx);
+            *state = next;
         }
     }
-    schedule_alerts(state, now, rules, newly_raised, cleared_any, owed_now, &mut fx);
     Ok(fx)
 }
 
 /// Suspension end, event end, scheduled start. Returns whether an alert is owed at once.
-fn time_driven(state: &mut TenantState, now: DateTime<Utc>, fx: &mut Vec<Effect>) -> bool {
+fn time_driven(state: &mut TenantState, now: DateTime<Utc>, limits: &EventLimits, fx: &mut Vec<Effect>) -> bool {
     let mut owed = false;
     if let Some(s) = &state.suspension
         && now >= s.until
@@ -622,30 +644,33 @@ fn time_driven(state: &mut TenantState, now: DateTime<Utc>, fx: &mut Vec<Effect>
         }));
         owed = state.any_active();
     }
-    if let Some(e) = &state.active_event
-        && now >= e.end
-    {
-        end_active(state, now, EndReason::Expired, Actor::System, "event.expired", fx);
-    }
-    if let Some(s) = state.scheduled_event.clone()
-        && now >= s.start
-    {
-        state.scheduled_event = None;
-        let before = describe_event(state.active_event.as_ref());
-        if let Some(active) = state.active_event.as_mut() {
-            // A planned window that begins while an event already runs extends it.
-            if s.end > active.end {
-                active.end = s.end;
-                active.extensions += 1;
+    // In time order: a planned window that began before the running event's
+    // end merges into it, even when this call comes late (after both times).
+    if let Some(s) = state.scheduled_event.take_if(|s| now >= s.start) {
+        let merge = state.active_event.as_ref().is_some_and(|a| s.start < a.end);
+        if merge {
+            if let Some(active) = state.active_event.as_mut() {
+                let before = describe_event(Some(active));
+                // Merging never makes an event longer than the tenant allows.
+                let cap = after(active.start, limits.max_event_duration).max(active.end);
+                let end = s.end.min(cap);
+                if end > active.end {
+                    active.end = end;
+                    active.extensions = active.extensions.saturating_add(1);
+                }
+                fx.push(Effect::Audit(AuditEntry {
+                    at: now,
+                    actor: Actor::System,
+                    action: "event.merged".into(),
+                    before,
+                    after: describe_event(Some(active)),
+                }));
             }
-            fx.push(Effect::Audit(AuditEntry {
-                at: now,
-                actor: Actor::System,
-                action: "event.merged".into(),
-                before,
-                after: describe_event(state.active_event.as_ref()),
-            }));
         } else {
+            if state.active_event.as_ref().is_some_and(|a| now >= a.end) {
+                end_active(state, now, EndReason::Expired, Actor::System, "event.expired", fx);
+            }
+            let before = describe_event(state.active_event.as_ref());
             let mut e = s;
             e.status = EventStatus::Active;
             fx.push(Effect::EventStarted(e.clone()));
@@ -657,12 +682,10 @@ fn time_driven(state: &mut TenantState, now: DateTime<Utc>, fx: &mut Vec<Effect>
                 after: describe_event(Some(&e)),
             }));
             state.active_event = Some(e);
-            if let Some(e) = &state.active_event
-                && now >= e.end
-            {
-                end_active(state, now, EndReason::Expired, Actor::System, "event.expired", fx);
-            }
         }
+    }
+    if state.active_event.as_ref().is_some_and(|e| now >= e.end) {
+        end_active(state, now, EndReason::Expired, Actor::System, "event.expired", fx);
     }
     owed
 }
@@ -698,13 +721,18 @@ fn end_active(
 /// Moves one condition's hysteresis. `Some(true)` when it raised, `Some(false)` when it cleared.
 fn hysteresis(state: &mut TenantState, ev: &Evaluation<'_>, now: DateTime<Utc>, rules: &Rules) -> Option<bool> {
     let (raise_after, clear_after) = rules.hysteresis[ev.direction.index()];
+    let breached = match ev.health {
+        Health::Breached => true,
+        Health::Healthy => false,
+        Health::Unknown => return None,
+    };
     let idx = match state
         .conditions
         .binary_search_by(|c| (c.direction, c.name.as_str()).cmp(&(ev.direction, ev.name)))
     {
         Ok(i) => i,
         Err(i) => {
-            if !ev.breached {
+            if !breached {
                 return None; // a healthy condition never seen needs no state
             }
             state.conditions.insert(
@@ -721,7 +749,7 @@ fn hysteresis(state: &mut TenantState, ev: &Evaluation<'_>, now: DateTime<Utc>, 
         }
     };
     let c = &mut state.conditions[idx];
-    if ev.breached == c.active {
+    if breached == c.active {
         c.streak = 0;
         return None;
     }
@@ -757,6 +785,8 @@ fn schedule_alerts(
         if !newly_raised.is_empty() || owed_now {
             incident.owed = true;
         }
+        // Trouble is back: the raised alert replaces the pending all-clear.
+        state.resolved_owed = false;
         if suspended {
             return;
         }
@@ -771,12 +801,19 @@ fn schedule_alerts(
             return;
         };
         incident.owed = false;
-        incident.alerts_sent += 1;
+        incident.alerts_sent = incident.alerts_sent.saturating_add(1);
         incident.last_alert_at = Some(now);
         emit_alert(state, now, kind, newly_raised, fx);
-    } else if let Some(incident) = state.incident.take() {
+    } else {
         // All clear. A resolved notice only makes sense if someone was told of the trouble.
-        if cleared_any && !suspended && incident.alerts_sent > 0 {
+        if let Some(incident) = state.incident.take()
+            && cleared_any
+            && incident.alerts_sent > 0
+        {
+            state.resolved_owed = true;
+        }
+        if state.resolved_owed && !suspended {
+            state.resolved_owed = false;
             emit_alert(state, now, AlertKind::Resolved, Vec::new(), fx);
         }
     }
@@ -790,7 +827,7 @@ fn emit_alert(
     fx: &mut Vec<Effect>,
 ) {
     let id = state.next_alert_id;
-    state.next_alert_id += 1;
+    state.next_alert_id = state.next_alert_id.saturating_add(1);
     state.last_alert_at = Some(now);
     let active = state
         .conditions
@@ -811,17 +848,10 @@ fn emit_alert(
 
 fn validate_action(state: &TenantState, action: &Action, now: DateTime<Utc>, limits: &EventLimits) -> Result<()> {
     let reject = |reason| Err(Error::InvalidTransition { reason });
-    // Time-driven changes happen before the action, so judge against the state they leave.
-    let active = state.active_event.as_ref().filter(|e| now < e.end);
-    let scheduled = state.scheduled_event.as_ref().filter(|e| now < e.start);
-    let scheduled_becomes_active = state.scheduled_event.as_ref().is_some_and(|e| now >= e.start && now < e.end);
-    let running_until = active.map(|e| e.end).or_else(|| {
-        state
-            .scheduled_event
-            .as_ref()
-            .filter(|_| scheduled_becomes_active)
-            .map(|e| e.end)
-    });
+    // `state` has had its time-driven changes applied already.
+    let active = state.active_event.as_ref();
+    let scheduled = state.scheduled_event.as_ref();
+    let running_until = active.map(|e| e.end);
     match action {
         Action::StartEvent { until } => {
             if let Some(until) = running_until {
@@ -845,10 +875,7 @@ fn validate_action(state: &TenantState, action: &Action, now: DateTime<Utc>, lim
             if *until <= current_end {
                 return reject(Rejection::WouldShorten { current_end });
             }
-            let start = active
-                .map(|e| e.start)
-                .or_else(|| state.scheduled_event.as_ref().map(|e| e.start))
-                .unwrap_or(now);
+            let start = active.map_or(now, |e| e.start);
             let requested = span(start, *until);
             if requested > limits.max_event_duration {
                 return reject(Rejection::TooLong {
@@ -933,7 +960,7 @@ fn perform(state: &mut TenantState, action: &Action, actor: &Actor, now: DateTim
                 extensions: 0,
                 end_reason: None,
             };
-            state.next_event_id += 1;
+            state.next_event_id = state.next_event_id.saturating_add(1);
             fx.push(Effect::EventStarted(e.clone()));
             audit(fx, describe_event(None), describe_event(Some(&e)));
             state.active_event = Some(e);
@@ -942,7 +969,7 @@ fn perform(state: &mut TenantState, action: &Action, actor: &Actor, now: DateTim
             if let Some(e) = state.active_event.as_mut() {
                 let before = describe_event(Some(e));
                 e.end = *until;
-                e.extensions += 1;
+                e.extensions = e.extensions.saturating_add(1);
                 let after = describe_event(Some(e));
                 audit(fx, before, after);
             }
@@ -967,7 +994,7 @@ fn perform(state: &mut TenantState, action: &Action, actor: &Actor, now: DateTim
                 extensions: 0,
                 end_reason: None,
             };
-            state.next_event_id += 1;
+            state.next_event_id = state.next_event_id.saturating_add(1);
             audit(fx, describe_event(state.scheduled_event.as_ref()), describe_event(Some(&e)));
             state.scheduled_event = Some(e);
         }

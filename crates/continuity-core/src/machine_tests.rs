@@ -19,11 +19,15 @@ fn admin() -> Actor {
     Actor::Operator { name: "alice".into() }
 }
 
+fn health(breached: bool) -> Health {
+    if breached { Health::Breached } else { Health::Healthy }
+}
+
 fn eval(breached: bool) -> [Evaluation<'static>; 1] {
     [Evaluation {
         direction: Direction::Outbound,
         name: "latency",
-        breached,
+        health: health(breached),
     }]
 }
 
@@ -112,8 +116,8 @@ fn a_new_condition_alerts_at_once_while_another_holds() {
     let mut s = raised();
     let both = |b: bool| {
         [
-            Evaluation { direction: Direction::Outbound, name: "latency", breached: true },
-            Evaluation { direction: Direction::Inbound, name: "failures", breached: b },
+            Evaluation { direction: Direction::Outbound, name: "latency", health: Health::Breached },
+            Evaluation { direction: Direction::Inbound, name: "failures", health: health(b) },
         ]
     };
     let r = rules();
@@ -330,4 +334,81 @@ fn rejections_read_well() {
     let r = Rejection::TooLong { requested: Duration::from_secs(8 * 86_400), max: Duration::from_secs(7 * 86_400) };
     assert_eq!(r.to_string(), "8 d is longer than the maximum of 7 d");
     assert_eq!(Rejection::NoActiveEvent.to_string(), "no continuity event is running");
+}
+
+#[test]
+fn extending_after_a_merge_never_shortens() {
+    let mut s = TenantState::default();
+    act(&mut s, t(0), Action::StartEvent { until: t(120) }).unwrap();
+    act(&mut s, t(1), Action::ScheduleEvent { start: t(60), end: t(240) }).unwrap();
+    // No tick between 60 and 90: the merge happens inside the action.
+    let r = act(&mut s, t(90), Action::ExtendEvent { until: t(180) });
+    assert_eq!(rejection(r), Rejection::WouldShorten { current_end: t(240) });
+    act(&mut s, t(90), Action::ExtendEvent { until: t(300) }).unwrap();
+    assert_eq!(s.active_event.as_ref().unwrap().end, t(300));
+}
+
+#[test]
+fn a_merge_respects_the_maximum_duration() {
+    let day = 24 * 60;
+    let mut s = TenantState::default();
+    act(&mut s, t(0), Action::StartEvent { until: t(6 * day) }).unwrap();
+    act(&mut s, t(1), Action::ScheduleEvent { start: t(5 * day), end: t(12 * day) }).unwrap();
+    tick(&mut s, t(5 * day), false);
+    let e = s.active_event.as_ref().unwrap();
+    assert_eq!(e.end, t(7 * day), "capped at start + max_event_duration");
+}
+
+#[test]
+fn a_late_tick_merges_overlapping_events_in_time_order() {
+    let mut s = TenantState::default();
+    act(&mut s, t(0), Action::StartEvent { until: t(120) }).unwrap();
+    act(&mut s, t(1), Action::ScheduleEvent { start: t(60), end: t(180) }).unwrap();
+    // The next tick comes after both the running event's end and the planned start.
+    let fx = tick(&mut s, t(150), false);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::EventEnded(_) | Effect::EventStarted(_))), "{fx:?}");
+    assert_eq!(s.active_event.as_ref().unwrap().end, t(180));
+    let fx = tick(&mut s, t(181), false);
+    assert!(matches!(&fx[0], Effect::EventEnded(e) if e.end == t(180)));
+}
+
+#[test]
+fn the_all_clear_owed_during_a_suspension_goes_out_when_it_ends() {
+    let mut s = raised();
+    act(&mut s, t(2), Action::Suspend { until: t(100) }).unwrap();
+    for m in 3..6 {
+        tick(&mut s, t(m), false);
+    }
+    assert!(!s.any_active());
+    assert!(s.resolved_owed);
+    for m in 6..100 {
+        assert!(alerts(&tick(&mut s, t(m), false)).is_empty(), "minute {m}");
+    }
+    assert_eq!(alerts(&tick(&mut s, t(100), false)), vec![AlertKind::Resolved]);
+    assert!(!s.resolved_owed);
+}
+
+#[test]
+fn unknown_evaluations_neither_raise_nor_clear() {
+    let mut s = raised();
+    let unknown = [Evaluation { direction: Direction::Outbound, name: "latency", health: Health::Unknown }];
+    for m in 2..200 {
+        apply_in_place(&mut s, &Input::Tick { evaluations: &unknown }, t(m), &rules()).unwrap();
+    }
+    assert!(s.any_active(), "no data is not a recovery");
+    let mut fresh = TenantState::default();
+    for m in 0..10 {
+        apply_in_place(&mut fresh, &Input::Tick { evaluations: &unknown }, t(m), &rules()).unwrap();
+    }
+    assert!(fresh.conditions.is_empty());
+}
+
+#[test]
+fn counters_saturate_instead_of_overflowing() {
+    let mut s = TenantState { next_event_id: u64::MAX, next_alert_id: u64::MAX, ..TenantState::default() };
+    act(&mut s, t(0), Action::StartEvent { until: t(10) }).unwrap();
+    assert_eq!(s.next_event_id, u64::MAX);
+    tick(&mut s, t(1), true);
+    tick(&mut s, t(2), true);
+    assert_eq!(s.next_alert_id, u64::MAX);
 }

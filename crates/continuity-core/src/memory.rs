@@ -167,10 +167,8 @@ impl Slot<PendingProbe> {
 
 
 fn stale_lease(what: &str, tenant: &TenantId) -> Error {
-    Error::Conflict {
-        tenant: format!("{tenant} ({what} lease taken over or released)"),
-        expected: 0,
-        actual: 0,
+    Error::LeaseLost {
+        what: format!("{what} of tenant {tenant}"),
     }
 }
 
@@ -229,7 +227,12 @@ impl EventStore for InMemoryEventStore {
                 actual,
             });
         }
-        let version = expected + 1;
+        let version = expected.checked_add(1).ok_or_else(|| Error::Store {
+            backend: "memory",
+            retryable: false,
+            message: format!("version of tenant {tenant} cannot grow past {expected}"),
+            source: None,
+        })?;
         inner.tenants.insert(
             tenant.clone(),
             Versioned {
@@ -251,10 +254,7 @@ impl EventStore for InMemoryEventStore {
         for item in commit.outbox {
             inner.next_outbox_id += 1;
             let id = inner.next_outbox_id;
-            let created_at = match &item {
-                crate::store::OutboxItem::Alert(m) => m.created_at,
-                _ => DateTime::<Utc>::MIN_UTC,
-            };
+            let created_at = commit.at;
             inner.outbox.insert(
                 id,
                 Slot {
@@ -289,19 +289,24 @@ impl EventStore for InMemoryEventStore {
     async fn claim_outbox(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<OutboxEntry>> {
         let mut inner = self.lock();
         let inner = &mut *inner;
+        let until = after(now, lease);
         let mut out = Vec::new();
+        // Keys with an older item still pending: later items of the key wait.
+        let mut held = std::collections::HashSet::new();
         for slot in inner.outbox.values_mut() {
             if out.len() >= limit {
                 break;
             }
+            let key = slot.value.item.order_key();
             let free = slot.leased_until.is_none_or(|t| t <= now);
-            if free && slot.value.next_attempt_at <= now {
+            if free && slot.value.next_attempt_at <= now && !held.contains(&key) {
                 inner.next_lease_id += 1;
                 slot.value.lease_id = inner.next_lease_id;
-                slot.value.attempts += 1;
-                slot.leased_until = Some(after(now, lease));
+                slot.value.attempts = slot.value.attempts.saturating_add(1);
+                slot.leased_until = Some(until);
                 out.push(slot.value.clone());
             }
+            held.insert(key);
         }
         Ok(out)
     }
@@ -309,10 +314,8 @@ impl EventStore for InMemoryEventStore {
     async fn complete_outbox(&self, id: u64, lease_id: u64, result: OutboxResult) -> Result<()> {
         let mut inner = self.lock();
         let Some(slot) = inner.outbox.get_mut(&id) else {
-            return Err(Error::Conflict {
-                tenant: format!("outbox entry {id} (already completed)"),
-                expected: lease_id,
-                actual: 0,
+            return Err(Error::LeaseLost {
+                what: format!("outbox entry {id} (already completed)"),
             });
         };
         if slot.value.lease_id != lease_id || lease_id == 0 {

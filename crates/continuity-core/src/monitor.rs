@@ -42,7 +42,7 @@ use crate::{
     hook::ContinuityHook,
     link::{LinkClaims, LinkSigner, VerifiedLink},
     machine::{
-        self, Action, Actor, AlertDecision, Effect, Evaluation, Input, Rules, TenantState,
+        self, Action, Actor, AlertDecision, Effect, Evaluation, Health, Input, Rules, TenantState,
     },
     memory::InMemoryEventStore,
     notify::{AlertMessage, ConditionReport, Notifier},
@@ -214,10 +214,10 @@ impl MonitorBuilder {
             return Err(Error::config("notifiers", "at least one notifier is needed, or no alert can go out"));
         }
         let s = &self.settings;
-        if s.batch == 0 || s.lease.is_zero() || s.retry_base.is_zero() || s.retry_max < s.retry_base {
+        if s.batch == 0 || s.lease < Duration::from_secs(1) || s.retry_base.is_zero() || s.retry_max < s.retry_base {
             return Err(Error::config(
                 "settings",
-                "batch and lease must be positive and retry_max at least retry_base",
+                "batch must be positive, lease at least 1 s, and retry_max at least retry_base",
             ));
         }
         Ok(Monitor {
@@ -251,6 +251,8 @@ struct TenantRuntime {
     queued: bool,
     /// Unregistered or replaced: schedule entries still pointing here are dropped.
     removed: bool,
+    /// The tick of the last evaluation (at most one per tick).
+    last_evaluated: Option<DateTime<Utc>>,
 }
 
 impl TenantRuntime {
@@ -620,6 +622,7 @@ impl Monitor {
             next_eval_at: None,
             queued: false,
             removed: false,
+            last_evaluated: None,
         };
         let probed: Vec<Direction> = Direction::ALL
             .into_iter()
@@ -656,10 +659,27 @@ impl Monitor {
         self.read_tenants().len()
     }
 
+    /// How far ahead of the monitor's clock an observation may be stamped
+    /// (clock skew between the gateway and this process).
+    pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
+
     /// Records a passive observation (a delivery the gateway saw). Cheap and
     /// synchronous. An observation older than the window is dropped and
-    /// counted (`Ok(Recorded::TooOld)`).
+    /// counted (`Ok(Recorded::TooOld)`); one stamped more than
+    /// [`MAX_FUTURE_SKEW`](Self::MAX_FUTURE_SKEW) ahead of the monitor's clock
+    /// is refused with [`Error::InvalidObservation`], because it would push
+    /// the window past every real observation.
     pub fn observe(&self, observation: Observation) -> Result<Recorded> {
+        let limit = after(self.clock.now(), Self::MAX_FUTURE_SKEW);
+        if observation.at > limit {
+            return Err(Error::InvalidObservation {
+                reason: format!(
+                    "stamped {}, more than {} ahead of this monitor's clock",
+                    observation.at.to_rfc3339(),
+                    crate::duration::human(Self::MAX_FUTURE_SKEW)
+                ),
+            });
+        }
         let rt = self.runtime(&observation.tenant)?;
         Ok(self.record_into(&rt, observation.direction, observation.at, &observation.outcome))
     }
@@ -718,15 +738,12 @@ impl Monitor {
     /// Runs one round of the engine at `now` (see the [module docs](self)).
     ///
     /// Errors: [`Error::ClockWentBackwards`] if `now` is before the previous
-    /// tick; [`Error::Generic`] if another tick of this monitor is running.
+    /// tick; [`Error::TickInProgress`] if another tick of this monitor is running.
     /// Failures of single probes, deliveries or commits do not stop the tick:
     /// they are logged, retried later and listed in [`TickReport::errors`].
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport> {
         if self.ticking.swap(true, Ordering::Acquire) {
-            return Err(Error::Generic {
-                context: "tick".into(),
-                source: "another tick of this monitor is still running".into(),
-            });
+            return Err(Error::TickInProgress);
         }
         let _guard = TickGuard(&self.ticking);
         {
@@ -756,8 +773,8 @@ impl Monitor {
     /// Tenants to evaluate at `now`: timed wake-ups that are due, and
     /// tenants with new observations. Sorted, without duplicates.
     /// Tenants to evaluate at `now`: timed wake-ups that are due, and
-    /// tenants with new observations. A tenant may appear twice; the second
-    /// evaluation finds nothing due.
+    /// tenants with new observations. A tenant may appear more than once;
+    /// `evaluate_tenant` evaluates a tenant at most once per tick.
     fn due_evaluations(&self, now: DateTime<Utc>) -> Vec<Runtime> {
         let mut schedule = lock(&self.schedule);
         let mut due = std::mem::take(&mut schedule.observed);
@@ -936,9 +953,12 @@ impl Monitor {
         let status = probe.check(request, ticket).instrument(span).await;
         match status {
             Ok(ProbeStatus::Arrived { at }) => {
+                // A mailbox whose clock runs ahead must not stamp the future
+                // (it would blind the window); one behind must not go negative.
+                let at = at.clamp(request.sent_at, now.max(request.sent_at));
                 let latency = (at - request.sent_at).to_std().unwrap_or(Duration::ZERO);
                 report.probes_arrived += 1;
-                self.record_into(&rt, direction, at.max(request.sent_at), &Outcome::Delivered { latency });
+                self.record_into(&rt, direction, at, &Outcome::Delivered { latency });
                 self.store.remove_probe(tenant, probe_id, lease_id).await
             }
             Ok(ProbeStatus::Pending) | Err(_) if now >= deadline => {
@@ -975,10 +995,19 @@ impl Monitor {
             let prepared = {
                 let mut guard = lock(rt);
                 let rt = &mut *guard;
-                if attempt == 0 && !rt.due(now) {
-                    // Verdicts only change with new observations or at bucket
-                    // and period boundaries, and nothing in the state is due.
-                    return Ok(None);
+                if attempt == 0 {
+                    if rt.last_evaluated == Some(now) {
+                        // One evaluation per tick: hysteresis counts ticks. New
+                        // data that arrived since is looked at next tick.
+                        let dirty = rt.directions.iter().any(|d| d.dirty);
+                        return Ok(dirty.then_some(now));
+                    }
+                    if !rt.due(now) {
+                        // Verdicts only change with new observations or at bucket
+                        // and period boundaries, and nothing in the state is due.
+                        return Ok(None);
+                    }
+                    rt.last_evaluated = Some(now);
                 }
                 rt.queued = false;
                 let mut evaluations: Vec<Evaluation<'_>> = Vec::with_capacity(8);
@@ -1002,12 +1031,24 @@ impl Monitor {
                         evaluations.push(Evaluation {
                             direction: d,
                             name: w.policy.get().condition(),
-                            breached: w.verdict.as_ref().is_some_and(|v| v.breached),
+                            health: w.verdict.as_ref().map_or(Health::Unknown, health),
                         });
                     }
                 }
-                if rt.cached.state.conditions.len() > evaluations.len() {
-                    evaluations.extend(orphans(&rt.cached.state, rt));
+                // Conditions no policy watches any more (the configuration
+                // changed) are evaluated as healthy, so they clear.
+                for c in &rt.cached.state.conditions {
+                    let watched = rt.directions[c.direction.index()]
+                        .watches
+                        .iter()
+                        .any(|w| w.policy.get().condition() == c.name);
+                    if !watched {
+                        evaluations.push(Evaluation {
+                            direction: c.direction,
+                            name: &c.name,
+                            health: Health::Healthy,
+                        });
+                    }
                 }
                 if is_quiet(&rt.cached.state, &evaluations, now, &rt.rules) {
                     let next = rt.next_verdict_change();
@@ -1026,7 +1067,7 @@ impl Monitor {
                     next.next_deadline(rt.rules.repeat_interval).map_or(at, |d| d.min(at))
                 });
                 rt.next_eval_at = None;
-                let commit = self.build_commit(rt, next, effects, now, report)?;
+                let commit = self.build_commit(rt, next, effects, now)?;
                 (rt.cached.version, commit, next_eval_at)
             };
             let (expected, commit, next_eval_at) = prepared;
@@ -1035,6 +1076,11 @@ impl Monitor {
             match self.store.commit(tenant, expected, commit).instrument(span).await {
                 Ok(version) => {
                     report.transitions += 1;
+                    let alerts = state.next_alert_id.saturating_sub(lock(rt).cached.state.next_alert_id);
+                    if alerts > 0 {
+                        info!(%tenant, alerts, "alert committed to the outbox");
+                    }
+                    report.alerts += alerts;
                     let mut rt = lock(rt);
                     rt.cached = Versioned { version, state };
                     rt.next_eval_at = next_eval_at;
@@ -1075,10 +1121,10 @@ impl Monitor {
         state: TenantState,
         effects: Vec<Effect>,
         now: DateTime<Utc>,
-        report: &mut TickReport,
     ) -> Result<Commit> {
         let mut commit = Commit {
             state,
+            at: now,
             audit: Vec::new(),
             outbox: Vec::new(),
         };
@@ -1086,8 +1132,7 @@ impl Monitor {
             match effect {
                 Effect::Audit(entry) => commit.audit.push(entry),
                 Effect::Alert(alert) => {
-                    report.alerts += 1;
-                    info!(tenant = %rt.config.tenant, alert_id = alert.id, kind = alert.kind.as_str(), "alert");
+                    debug!(tenant = %rt.config.tenant, alert_id = alert.id, kind = alert.kind.as_str(), "alert decided");
                     for message in self.render_alert(rt, &commit.state, &alert, now)? {
                         commit.outbox.push(OutboxItem::Alert(Box::new(message)));
                     }
@@ -1267,11 +1312,16 @@ impl Monitor {
                         report.hook_calls += 1;
                         OutboxResult::Done
                     }
-                    Err(e) => {
+                    Err(e) if e.is_retryable() => {
                         warn!(%tenant, event_id = event.id, error = %e, "continuity hook failed; will retry");
                         let at = self.retry_at(entry, now, None);
                         blocked_hooks.insert(tenant.clone(), at);
                         OutboxResult::Retry { at, error: e.to_string() }
+                    }
+                    Err(e) => {
+                        report.errors.push(format!("{tenant}: hook for event {}: {e}", event.id));
+                        error!(%tenant, event_id = event.id, error = %e, "continuity hook failed permanently; giving up");
+                        OutboxResult::GiveUp { error: e.to_string() }
                     }
                 }
             }
@@ -1302,7 +1352,7 @@ impl Monitor {
         // A link of a recipient removed from the configuration no longer opens the portal.
         if !lock(&rt).config.recipients.iter().any(|r| r.id == link.claims.recipient) {
             return Err(Error::Link {
-                reason: crate::link::LinkRejection::WrongTenant,
+                reason: crate::link::LinkRejection::UnknownRecipient,
             });
         }
         Ok(link)
@@ -1327,7 +1377,6 @@ impl Monitor {
         let span = info_span!("action", %tenant, action = action.name(), %actor);
         async {
             for _ in 0..=self.settings.conflict_retries {
-                let mut ignored = TickReport::default();
                 let (expected, commit) = {
                     let guard = lock(&rt);
                     if let Some(v) = expected_version
@@ -1349,7 +1398,7 @@ impl Monitor {
                         now,
                         &guard.rules,
                     )?;
-                    (guard.cached.version, self.build_commit(&guard, next, effects, now, &mut ignored)?)
+                    (guard.cached.version, self.build_commit(&guard, next, effects, now)?)
                 };
                 let state = commit.state.clone();
                 match self.store.commit(tenant, expected, commit).await {
@@ -1402,29 +1451,18 @@ fn record(rt: &mut TenantRuntime, direction: Direction, at: DateTime<Utc>, outco
     recorded
 }
 
-/// Conditions in the stored state that no policy watches any more (the
-/// configuration changed): they are evaluated as healthy so they clear.
-fn orphans<'a>(state: &'a TenantState, rt: &TenantRuntime) -> impl Iterator<Item = Evaluation<'a>> + 'a {
-    let known: Vec<(Direction, String)> = state
-        .conditions
-        .iter()
-        .filter(|c| {
-            !rt.directions[c.direction.index()]
-                .watches
-                .iter()
-                .any(|w| w.policy.get().condition() == c.name)
-        })
-        .map(|c| (c.direction, c.name.clone()))
-        .collect();
-    state
-        .conditions
-        .iter()
-        .filter(move |c| known.iter().any(|(d, n)| *d == c.direction && *n == c.name))
-        .map(|c| Evaluation {
-            direction: c.direction,
-            name: &c.name,
-            breached: false,
-        })
+/// A verdict as the state machine sees it: a policy without enough data to
+/// judge (no samples, fewer than its minimum) is `Unknown`, which neither
+/// raises nor clears, so an empty window after a restart cannot end an
+/// outage by itself.
+fn health(v: &Verdict) -> Health {
+    if v.breached {
+        return Health::Breached;
+    }
+    match v.reading {
+        Reading::Latency { value: None, .. } | Reading::Failures { samples: 0, .. } => Health::Unknown,
+        _ => Health::Healthy,
+    }
 }
 
 /// Whether a tick with these evaluations would leave the state as it is (the
@@ -1432,12 +1470,16 @@ fn orphans<'a>(state: &'a TenantState, rt: &TenantRuntime) -> impl Iterator<Item
 fn is_quiet(state: &TenantState, evaluations: &[Evaluation<'_>], now: DateTime<Utc>, rules: &Rules) -> bool {
     for ev in evaluations {
         match state.condition(ev.direction, ev.name) {
-            Some(c) if c.active != ev.breached || c.streak != 0 => return false,
-            None if ev.breached => return false,
+            _ if ev.health == Health::Unknown => {}
+            Some(c) if c.active != (ev.health == Health::Breached) || c.streak != 0 => return false,
+            None if ev.health == Health::Breached => return false,
             _ => {}
         }
     }
     if state.next_deadline(rules.repeat_interval).is_some_and(|d| d <= now) {
+        return false;
+    }
+    if state.resolved_owed && !state.suspended_at(now) {
         return false;
     }
     if let Some(i) = &state.incident {

@@ -9,7 +9,7 @@
 //! - **Compare-and-swap.** [`EventStore::commit`] writes a tenant's new state
 //!   only if the stored version still equals `expected` (0: the tenant must
 //!   not exist yet), and returns the new version (`expected + 1`). Otherwise it
-//!   fails with [`Error::Conflict`] carrying the version found; nothing is written.
+//!   fails with [`Error::Conflict`](crate::Error::Conflict) carrying the version found; nothing is written.
 //! - **Atomicity.** The audit entries and outbox items of a commit are written
 //!   in the same transaction as the state, or not at all.
 //! - **Audit order.** Audit records of a tenant get strictly increasing
@@ -18,8 +18,15 @@
 //!   hand each due item to one claimer at a time, for the lease's length;
 //!   an item whose lease ran out (its claimer died) can be claimed again. A
 //!   completion carries the lease id it was claimed with; a stale lease id is
-//!   refused with [`Error::Conflict`] so a slow instance cannot undo the work
+//!   refused with [`Error::LeaseLost`](crate::Error::LeaseLost) so a slow instance cannot undo the work
 //!   of the one that took over.
+//! - **Order per key.** Outbox items with the same
+//!   [`order_key`](OutboxItem::order_key) (the hook calls of a tenant; the
+//!   alerts to one recipient) are handed out in commit order: an item is not
+//!   claimed while an older item with the same key is still queued or
+//!   claimed. A failing item therefore holds back the later ones (an event's
+//!   end never reaches the hook before its start; a recipient never reads
+//!   "resolved" before the alert it resolves).
 
 use std::{fmt, time::Duration};
 
@@ -49,6 +56,8 @@ pub struct Versioned {
 pub struct Commit {
     /// The tenant's new state.
     pub state: TenantState,
+    /// When the transition happened (the `created_at` of its outbox entries).
+    pub at: DateTime<Utc>,
     /// Audit entries to append, in order.
     pub audit: Vec<AuditEntry>,
     /// Work to do after the commit (alert deliveries, hook calls).
@@ -89,6 +98,16 @@ pub enum OutboxItem {
 }
 
 impl OutboxItem {
+    /// Items with the same key are delivered in commit order (see the
+    /// [module docs](self)): `<tenant>/hook` for hook calls,
+    /// `<tenant>/alert/<recipient>` for alerts.
+    pub fn order_key(&self) -> String {
+        match self {
+            OutboxItem::Alert(m) => format!("{}/alert/{}", m.tenant, m.recipient.id),
+            OutboxItem::EventStarted { tenant, .. } | OutboxItem::EventEnded { tenant, .. } => format!("{tenant}/hook"),
+        }
+    }
+
     /// The tenant the item belongs to.
     pub fn tenant(&self) -> &TenantId {
         match self {

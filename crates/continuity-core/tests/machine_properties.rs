@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
     Direction,
     config::EventLimits,
-    machine::{Action, Actor, AlertKind, Effect, Evaluation, Input, Rejection, Rules, TenantState, apply},
+    machine::{Action, Actor, AlertKind, Effect, Evaluation, Health, Input, Rejection, Rules, TenantState, apply},
 };
 use proptest::prelude::*;
 
@@ -15,8 +15,9 @@ const TICK: i64 = 60;
 
 #[derive(Clone, Debug)]
 enum Step {
-    /// Advance by `ticks` ticks, evaluating the two conditions each tick.
-    Ticks { ticks: u8, latency: bool, failures: bool },
+    /// Advance by `ticks` ticks, evaluating the two conditions each tick
+    /// (`None`: not enough data).
+    Ticks { ticks: u8, latency: Option<bool>, failures: Option<bool> },
     Start { minutes: u16 },
     Extend { minutes: i32 },
     End,
@@ -28,7 +29,8 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (1u8..90, any::<bool>(), any::<bool>()).prop_map(|(ticks, latency, failures)| Step::Ticks { ticks, latency, failures }),
+        6 => (1u8..90, proptest::option::weighted(0.9, any::<bool>()), proptest::option::weighted(0.9, any::<bool>()))
+            .prop_map(|(ticks, latency, failures)| Step::Ticks { ticks, latency, failures }),
         1 => (0u16..600).prop_map(|minutes| Step::Start { minutes }),
         1 => (-300i32..600).prop_map(|minutes| Step::Extend { minutes }),
         1 => Just(Step::End),
@@ -114,15 +116,25 @@ proptest! {
                 Step::Ticks { ticks, latency, failures } => {
                     for _ in 0..ticks {
                         now += TimeDelta::seconds(TICK);
+                        let health = |b: Option<bool>| match b {
+                            Some(true) => Health::Breached,
+                            Some(false) => Health::Healthy,
+                            None => Health::Unknown,
+                        };
                         let evals = [
-                            Evaluation { direction: Direction::Outbound, name: "latency", breached: latency },
-                            Evaluation { direction: Direction::Inbound, name: "failures", breached: failures },
+                            Evaluation { direction: Direction::Outbound, name: "latency", health: health(latency) },
+                            Evaluation { direction: Direction::Inbound, name: "failures", health: health(failures) },
                         ];
                         let was_suspended = state.suspended_at(now - TimeDelta::seconds(TICK));
                         let tr = apply(&state, &Input::Tick { evaluations: &evals }, now, &rules).unwrap();
                         // Clearing needs clear_after consecutive healthy evaluations.
                         for (i, ev) in evals.iter().enumerate() {
-                            checker.healthy_streak[i] = if ev.breached { 0 } else { checker.healthy_streak[i] + 1 };
+                            // Unknown evaluations neither count nor break a streak.
+                            match ev.health {
+                                Health::Breached => checker.healthy_streak[i] = 0,
+                                Health::Healthy => checker.healthy_streak[i] += 1,
+                                Health::Unknown => {}
+                            }
                             let was = state.condition(ev.direction, ev.name).is_some_and(|c| c.active);
                             let is = tr.state.condition(ev.direction, ev.name).is_some_and(|c| c.active);
                             if was && !is {

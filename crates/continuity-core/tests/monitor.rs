@@ -480,3 +480,133 @@ async fn scenario_three_simulated_days() {
     assert!(calls[1].event.end_reason.is_some());
     assert!(r.store.probe_count() <= 2, "only the probes in flight are pending");
 }
+
+#[tokio::test]
+async fn hysteresis_counts_one_evaluation_per_tick() {
+    let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
+    let mut c = config(&r.acme);
+    c.inbound.raise_after = 4;
+    r.monitor.register_tenant(c).await.unwrap();
+    let mut raised_at = None;
+    for minute in 1..=6 {
+        let now = r.clock.advance(MINUTE);
+        for _ in 0..3 {
+            r.monitor
+                .observe(Observation::failed(r.acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused))
+                .unwrap();
+        }
+        r.monitor.tick(now).await.unwrap();
+        if raised_at.is_none() && !r.sms.messages().is_empty() {
+            raised_at = Some(minute);
+        }
+    }
+    assert_eq!(raised_at, Some(4), "raise_after = 4 breached evaluations, one per tick");
+}
+
+#[tokio::test]
+async fn a_condition_whose_policy_was_removed_clears() {
+    let r = rig().await;
+    let mut c = config(&r.acme);
+    c.inbound.leaky = Some(continuity_core::policy::LeakyThreshold::new(1, Duration::from_secs(60)));
+    c.inbound.failures = None;
+    c.inbound.latency = None;
+    r.monitor.register_tenant(c).await.unwrap();
+    r.mail.set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Refusing);
+    r.run(15).await;
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
+    assert!(r.monitor.status(&r.acme).unwrap().state.state.condition(Direction::Inbound, "leaky").unwrap().active);
+    // The administrator drops the leaky counter; the flow is fine again.
+    r.mail.set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Latency(Duration::from_secs(20)));
+    r.monitor.register_tenant(config(&r.acme)).await.unwrap();
+    r.run(10).await;
+    let state = r.monitor.status(&r.acme).unwrap().state.state;
+    assert!(!state.any_active(), "{:?}", state.conditions);
+    assert_eq!(r.sms_kinds().last(), Some(&AlertKind::Resolved));
+}
+
+#[tokio::test]
+async fn re_registering_during_an_outage_does_not_resolve_it() {
+    let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
+    for _ in 0..5 {
+        let now = r.clock.advance(MINUTE);
+        for _ in 0..3 {
+            r.monitor
+                .observe(Observation::failed(r.acme.clone(), Direction::Outbound, now, continuity_core::FailureKind::Refused))
+                .unwrap();
+        }
+        r.monitor.tick(now).await.unwrap();
+    }
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
+    // New windows, no data yet: that is not a recovery.
+    r.monitor.register_tenant(config(&r.acme)).await.unwrap();
+    r.run(30).await;
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised], "no false resolved notice");
+}
+
+#[tokio::test]
+async fn far_future_observations_are_refused_and_probe_clocks_clamped() {
+    let r = rig().await;
+    let future = r.clock.now() + TimeDelta::days(365);
+    let e = r
+        .monitor
+        .observe(Observation::delivered(r.acme.clone(), Direction::Inbound, future, Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidObservation { .. }), "{e}");
+    // Within the allowed skew is fine.
+    let soon = r.clock.now() + TimeDelta::minutes(2);
+    r.monitor.observe(Observation::delivered(r.acme.clone(), Direction::Inbound, soon, Duration::from_secs(1))).unwrap();
+    // The window still sees the failures that follow.
+    for _ in 0..10 {
+        let now = r.clock.advance(MINUTE);
+        r.monitor
+            .observe(Observation::failed(r.acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused))
+            .unwrap();
+        r.monitor.tick(now).await.unwrap();
+    }
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
+}
+
+#[tokio::test]
+async fn hook_calls_keep_their_order_across_ticks() {
+    let r = rig().await;
+    r.hook.fail_next(1);
+    let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
+    let now = r.clock.now();
+    r.monitor.act(&r.acme, op.clone(), Action::StartEvent { until: now + TimeDelta::hours(1) }, None, now).await.unwrap();
+    r.run(1).await; // the start fails and is retried 30 s later
+    let now = r.clock.now() + TimeDelta::seconds(10);
+    r.monitor.act(&r.acme, op, Action::EndEvent, None, now).await.unwrap();
+    r.clock.set(now);
+    r.monitor.tick(now).await.unwrap();
+    assert!(r.hook.calls().is_empty(), "the end waits for the start");
+    r.run(5).await;
+    assert_eq!(r.hook.calls().iter().map(|c| c.started).collect::<Vec<_>>(), vec![true, false]);
+}
+
+#[tokio::test]
+async fn a_recipient_never_reads_resolved_before_the_alert() {
+    let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
+    let mut c = config(&r.acme);
+    c.inbound.clear_after = 1;
+    c.inbound.raise_after = 1;
+    c.inbound.window = Duration::from_secs(60);
+    r.monitor.register_tenant(c).await.unwrap();
+    r.sms.fail_next(3, true);
+    let now = r.clock.advance(MINUTE);
+    for _ in 0..3 {
+        r.monitor
+            .observe(Observation::failed(r.acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused))
+            .unwrap();
+    }
+    r.monitor.tick(now).await.unwrap();
+    for _ in 0..20 {
+        let now = r.clock.advance(MINUTE);
+        r.monitor
+            .observe(Observation::delivered(r.acme.clone(), Direction::Inbound, now, Duration::from_secs(5)))
+            .unwrap();
+        r.monitor.tick(now).await.unwrap();
+    }
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised, AlertKind::Resolved]);
+    let email: Vec<AlertKind> = r.email.messages().iter().map(|m| m.kind).collect();
+    assert_eq!(email, vec![AlertKind::Raised, AlertKind::Resolved]);
+}

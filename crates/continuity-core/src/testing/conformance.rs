@@ -52,13 +52,17 @@ fn audit(n: u32) -> AuditEntry {
 }
 
 fn alert(tenant: &TenantId, id: u64) -> OutboxItem {
+    alert_to(tenant, id, "ops")
+}
+
+fn alert_to(tenant: &TenantId, id: u64, recipient: &str) -> OutboxItem {
     OutboxItem::Alert(Box::new(AlertMessage {
         tenant: tenant.clone(),
         tenant_name: tenant.to_string(),
         alert_id: id,
         kind: AlertKind::Raised,
-        recipient: Recipient::new("ops", ChannelKind::Sms, "+15550100"),
-        idempotency_key: format!("{tenant}/{id}/ops"),
+        recipient: Recipient::new(recipient, ChannelKind::Sms, "+15550100"),
+        idempotency_key: format!("{tenant}/{id}/{recipient}"),
         created_at: at(0),
         link: "https://portal.example/c/x".into(),
         link_expires_at: at(86_400),
@@ -82,7 +86,9 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_concurrent_writers(store).await;
     event_store_outbox_claim_and_lease(store).await;
     event_store_outbox_retry_and_give_up(store).await;
+    event_store_outbox_order_per_key(store).await;
     event_store_probe_claims(store).await;
+    event_store_probe_edge_cases(store).await;
 }
 
 /// Versions start at 1, grow by one, and a stale expected version is refused
@@ -120,7 +126,7 @@ pub async fn event_store_audit_order(store: &dyn EventStore) {
     for batch in 0..4u32 {
         let entries = (0..3).map(|i| audit(batch * 3 + i)).collect();
         version = store
-            .commit(&t, version, Commit { state: state_with(u64::from(batch)), audit: entries, outbox: Vec::new() })
+            .commit(&t, version, Commit { state: state_with(u64::from(batch)), audit: entries, ..Commit::default() })
             .await
             .expect("commit");
     }
@@ -142,7 +148,7 @@ pub async fn event_store_audit_order(store: &dyn EventStore) {
 pub async fn event_store_atomic_commit(store: &dyn EventStore) {
     let t = tenant("atomic");
     store.commit(&t, 0, Commit::default()).await.expect("create");
-    let refused = Commit { state: state_with(5), audit: vec![audit(1)], outbox: vec![alert(&t, 1)] };
+    let refused = Commit { state: state_with(5), at: at(0), audit: vec![audit(1)], outbox: vec![alert(&t, 1)] };
     assert!(store.commit(&t, 0, refused).await.is_err());
     assert!(store.audit_log(&t, 0, 10).await.expect("audit").is_empty(), "no audit from a refused commit");
     let pending = store.pending_outbox(10_000).await.expect("outbox");
@@ -187,7 +193,11 @@ pub async fn event_store_concurrent_writers(store: &dyn EventStore) {
 pub async fn event_store_outbox_claim_and_lease(store: &dyn EventStore) {
     let t = tenant("outbox");
     store
-        .commit(&t, 0, Commit { state: TenantState::default(), audit: Vec::new(), outbox: vec![alert(&t, 1), alert(&t, 2)] })
+        .commit(
+            &t,
+            0,
+            Commit { state: TenantState::default(), at: at(7), audit: Vec::new(), outbox: vec![alert_to(&t, 1, "ops"), alert_to(&t, 2, "noc")] },
+        )
         .await
         .expect("commit");
     let lease = Duration::from_secs(60);
@@ -197,6 +207,7 @@ pub async fn event_store_outbox_claim_and_lease(store: &dyn EventStore) {
     assert_eq!(mine.len(), 2, "both entries are due");
     assert!(mine[0].id < mine[1].id, "oldest first");
     assert!(mine.iter().all(|e| e.attempts == 1 && e.lease_id != 0));
+    assert!(mine.iter().all(|e| e.created_at == at(7)), "created_at is the commit's time");
     let again = store.claim_outbox(at(130), lease, 100).await.expect("claim");
     assert!(again.iter().all(|e| e.item.tenant() != &t), "leased entries are not handed out twice");
     store.complete_outbox(mine[0].id, mine[0].lease_id, OutboxResult::Done).await.expect("done");
@@ -213,7 +224,7 @@ pub async fn event_store_outbox_claim_and_lease(store: &dyn EventStore) {
     assert_eq!(taken[0].attempts, 2);
     assert_ne!(taken[0].lease_id, mine[1].lease_id, "a new lease id");
     match store.complete_outbox(mine[1].id, mine[1].lease_id, OutboxResult::Done).await {
-        Err(Error::Conflict { .. }) => {}
+        Err(Error::LeaseLost { .. }) => {}
         other => panic!("a stale lease must not complete the entry, got {other:?}"),
     }
     store.complete_outbox(taken[0].id, taken[0].lease_id, OutboxResult::Done).await.expect("done");
@@ -224,7 +235,7 @@ pub async fn event_store_outbox_claim_and_lease(store: &dyn EventStore) {
 pub async fn event_store_outbox_retry_and_give_up(store: &dyn EventStore) {
     let t = tenant("retry");
     store
-        .commit(&t, 0, Commit { state: TenantState::default(), audit: Vec::new(), outbox: vec![alert(&t, 1)] })
+        .commit(&t, 0, Commit { state: TenantState::default(), outbox: vec![alert(&t, 1)], ..Commit::default() })
         .await
         .expect("commit");
     let lease = Duration::from_secs(60);
@@ -275,7 +286,7 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
     assert_eq!(c2.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p2"], "p1 is leased");
     store.reschedule_probe(&t, "p2", c2[0].lease_id, at(500)).await.expect("reschedule");
     match store.remove_probe(&t, "p2", c2[0].lease_id).await {
-        Err(Error::Conflict { .. }) => {}
+        Err(Error::LeaseLost { .. }) => {}
         other => panic!("a released lease must not remove the probe, got {other:?}"),
     }
     // p1's holder died: after the lease another instance gets it.
@@ -287,4 +298,101 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
     assert_eq!(c4.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p2"], "rescheduled time honoured");
     store.remove_probe(&t, "p2", c4[0].lease_id).await.expect("remove");
     assert!(mine(store.claim_probes(at(100_000), lease, 10).await.expect("claim")).is_empty(), "all removed");
+}
+
+/// Items with the same order key are handed out one at a time, in commit
+/// order; other keys are not held up.
+pub async fn event_store_outbox_order_per_key(store: &dyn EventStore) {
+    use crate::machine::{ContinuityEvent, EventStatus};
+    let t = tenant("order");
+    let event = ContinuityEvent {
+        id: 0,
+        status: EventStatus::Active,
+        start: at(0),
+        end: at(3600),
+        created_by: Actor::System,
+        extensions: 0,
+        end_reason: None,
+    };
+    let items = vec![
+        OutboxItem::EventStarted { tenant: t.clone(), event: event.clone() },
+        alert_to(&t, 1, "ops"),
+        alert_to(&t, 2, "ops"),
+        alert_to(&t, 3, "noc"),
+        OutboxItem::EventEnded { tenant: t.clone(), event },
+    ];
+    store.commit(&t, 0, Commit { outbox: items, ..Commit::default() }).await.expect("commit");
+    let lease = Duration::from_secs(60);
+    let mine = |v: Vec<crate::store::OutboxEntry>| v.into_iter().filter(|e| e.item.tenant() == &t).collect::<Vec<_>>();
+    let describe = |e: &crate::store::OutboxEntry| match &e.item {
+        OutboxItem::Alert(m) => format!("alert {} to {}", m.alert_id, m.recipient.id),
+        OutboxItem::EventStarted { .. } => "started".to_string(),
+        OutboxItem::EventEnded { .. } => "ended".to_string(),
+    };
+    let first = mine(store.claim_outbox(at(10), lease, 100).await.expect("claim"));
+    assert_eq!(
+        first.iter().map(describe).collect::<Vec<_>>(),
+        vec!["started", "alert 1 to ops", "alert 3 to noc"],
+        "the first item of each key"
+    );
+    // The hook start fails and waits; the end must not overtake it.
+    store
+        .complete_outbox(first[0].id, first[0].lease_id, OutboxResult::Retry { at: at(500), error: "down".into() })
+        .await
+        .expect("retry");
+    store.complete_outbox(first[1].id, first[1].lease_id, OutboxResult::Done).await.expect("done");
+    store
+        .complete_outbox(first[2].id, first[2].lease_id, OutboxResult::GiveUp { error: "invalid number".into() })
+        .await
+        .expect("give up");
+    let second = mine(store.claim_outbox(at(20), lease, 100).await.expect("claim"));
+    assert_eq!(second.iter().map(describe).collect::<Vec<_>>(), vec!["alert 2 to ops"], "the end waits for the start");
+    store.complete_outbox(second[0].id, second[0].lease_id, OutboxResult::Done).await.expect("done");
+    let third = mine(store.claim_outbox(at(500), lease, 100).await.expect("claim"));
+    assert_eq!(third.iter().map(describe).collect::<Vec<_>>(), vec!["started"]);
+    store.complete_outbox(third[0].id, third[0].lease_id, OutboxResult::Done).await.expect("done");
+    let fourth = mine(store.claim_outbox(at(501), lease, 100).await.expect("claim"));
+    assert_eq!(fourth.iter().map(describe).collect::<Vec<_>>(), vec!["ended"]);
+    store.complete_outbox(fourth[0].id, fourth[0].lease_id, OutboxResult::Done).await.expect("done");
+    assert!(mine(store.pending_outbox(10_000).await.expect("pending")).is_empty());
+}
+
+/// Claim limits, earliest-first order, re-putting a probe id, and
+/// rescheduling to the time its lease would end.
+pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
+    let t = tenant("probe-edges");
+    let lease = Duration::from_secs(60);
+    let probe = |id: &str, due: i64| PendingProbe {
+        tenant: t.clone(),
+        direction: Direction::Inbound,
+        probe_id: id.into(),
+        sent_at: at(0),
+        deadline: at(7200),
+        next_check_at: at(due),
+        ticket: ProbeTicket(format!("t-{id}-{due}")),
+        lease_id: 0,
+    };
+    let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
+    for (id, due) in [("late", 300), ("early", 100), ("mid", 200)] {
+        store.put_probe(probe(id, due)).await.expect("put");
+    }
+    // Re-putting an id replaces the probe: one probe, the new ticket and time.
+    store.put_probe(probe("late", 250)).await.expect("re-put");
+    let one = mine(store.claim_probes(at(1000), lease, 1).await.expect("claim"));
+    assert_eq!(one.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["early"], "limit and earliest first");
+    let rest = mine(store.claim_probes(at(1000), lease, 10).await.expect("claim"));
+    assert_eq!(rest.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["mid", "late"], "earliest first");
+    assert_eq!(rest[1].ticket, ProbeTicket("t-late-250".into()), "the re-put probe replaced the first");
+    // Reschedule to exactly the lease's end: claimed once at that time, not twice.
+    store.reschedule_probe(&t, "mid", rest[0].lease_id, at(1060)).await.expect("reschedule");
+    let again = mine(store.claim_probes(at(1060), lease, 10).await.expect("claim"));
+    let ids: Vec<&str> = again.iter().map(|p| p.probe_id.as_str()).collect();
+    assert_eq!(ids.iter().filter(|i| **i == "mid").count(), 1, "one claim per probe: {ids:?}");
+    for p in again {
+        store.remove_probe(&t, &p.probe_id, p.lease_id).await.expect("remove");
+    }
+    for p in mine(store.claim_probes(at(99_999), lease, 10).await.expect("claim")) {
+        store.remove_probe(&t, &p.probe_id, p.lease_id).await.expect("remove");
+    }
+    assert!(mine(store.claim_probes(at(200_000), lease, 10).await.expect("claim")).is_empty());
 }
