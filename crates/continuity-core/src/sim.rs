@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    duration::{after, push_decimal},
+    duration::{after, push_hex},
     fxhash::FxHashMap,
     clock::Clock,
     config::ChannelKind,
@@ -98,7 +98,7 @@ impl MailProbe for SimulatedMailSystem {
             SimulatedFlow::Latency(l) => {
                 let at = after(request.sent_at, l);
                 let mut ticket = String::with_capacity(20);
-                push_decimal(&mut ticket, at.timestamp_millis());
+                push_hex(&mut ticket, at.timestamp_millis() as u64);
                 Ok(ProbeTicket(ticket))
             }
             SimulatedFlow::Blackhole => Ok(ProbeTicket("never".into())),
@@ -111,7 +111,7 @@ impl MailProbe for SimulatedMailSystem {
     }
 
     async fn check(&self, _request: &ProbeRequest, ticket: &ProbeTicket) -> Result<ProbeStatus> {
-        let Ok(ms) = ticket.0.parse::<i64>() else {
+        let Ok(ms) = u64::from_str_radix(&ticket.0, 16).map(|ms| ms as i64) else {
             return Ok(ProbeStatus::Pending);
         };
         let at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| Error::Probe {
