@@ -71,6 +71,15 @@ pub(crate) fn push_hex(out: &mut String, n: u64) {
     }
 }
 
+/// `prefix` followed by `n` in lowercase hexadecimal, built on the stack and
+/// allocated once.
+pub(crate) fn hex_id(prefix: &str, n: u64) -> std::sync::Arc<str> {
+    let mut s = String::with_capacity(prefix.len() + 16);
+    s.push_str(prefix);
+    push_hex(&mut s, n);
+    std::sync::Arc::from(s.as_str())
+}
+
 /// Formats a duration for people: `850 ms`, `42 s`, `42 min`, `1 h 5 min`, `2 d 3 h`.
 pub fn human(d: Duration) -> Human {
     Human(d)

@@ -173,11 +173,80 @@ fn stale_lease(what: &str, tenant: &TenantId) -> Error {
 }
 
 impl Inner {
+    fn put_probe(&mut self, probe: PendingProbe) {
+        let Inner {
+            probes,
+            probe_keys,
+            probe_due,
+            ..
+        } = self;
+        let keys = match probe_keys.get_mut(&probe.tenant) {
+            Some(keys) => keys,
+            None => probe_keys.entry(probe.tenant.clone()).or_default(),
+        };
+        let old = keys
+            .iter()
+            .find(|k| probes.get(k).is_some_and(|s| s.value.probe_id == probe.probe_id));
+        if let Some(old) = old {
+            keys.remove(old);
+            probes.remove(&old);
+        }
+        let due = probe.next_check_at.timestamp_millis();
+        let mut value = probe;
+        value.lease_id = 0;
+        let key = probes.insert(Slot {
+            value,
+            leased_until: None,
+        });
+        keys.push(key);
+        probe_due.entry(due).or_default().push(key);
+    }
+
+    fn reschedule_probe(
+        &mut self,
+        tenant: &TenantId,
+        probe_id: &str,
+        lease_id: u64,
+        next_check_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let key = self.find_probe(tenant, probe_id);
+        let Some((key, slot)) = key.and_then(|k| self.probes.get_mut(&k).map(|s| (k, s))) else {
+            return Err(stale_lease("probe", tenant));
+        };
+        if slot.value.lease_id != lease_id || lease_id == 0 {
+            return Err(stale_lease("probe", tenant));
+        }
+        slot.value.next_check_at = next_check_at;
+        slot.value.lease_id = 0;
+        slot.leased_until = None;
+        self.probe_due.entry(next_check_at.timestamp_millis()).or_default().push(key);
+        Ok(())
+    }
+
+    fn remove_probe(&mut self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
+        let Inner { probes, probe_keys, .. } = self;
+        let Some(keys) = probe_keys.get_mut(tenant) else {
+            return Err(stale_lease("probe", tenant));
+        };
+        let found = keys.iter().find(|k| {
+            probes
+                .get(k)
+                .is_some_and(|s| *s.value.probe_id == *probe_id && s.value.lease_id == lease_id && lease_id != 0)
+        });
+        let Some(key) = found else {
+            return Err(stale_lease("probe", tenant));
+        };
+        // An emptied list is kept: the tenant's next probe reuses it.
+        keys.remove(key);
+        probes.remove(&key);
+        Ok(())
+    }
+
     fn find_probe(&self, tenant: &TenantId, probe_id: &str) -> Option<u64> {
         self.probe_keys.get(tenant)?.iter().find(|k| {
             self.probes
                 .get(k)
-                .is_some_and(|s| s.value.probe_id == probe_id)
+                .is_some_and(|s| *s.value.probe_id == *probe_id)
         })
     }
 
@@ -348,31 +417,27 @@ impl EventStore for InMemoryEventStore {
     }
 
     async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
-        let mut inner = self.lock();
-        let Inner {
-            probes,
-            probe_keys,
-            probe_due,
-            ..
-        } = &mut *inner;
-        let keys = probe_keys.entry(probe.tenant.clone()).or_default();
-        let old = keys
-            .iter()
-            .find(|k| probes.get(k).is_some_and(|s| s.value.probe_id == probe.probe_id));
-        if let Some(old) = old {
-            keys.remove(old);
-            probes.remove(&old);
-        }
-        let due = probe.next_check_at.timestamp_millis();
-        let mut value = probe;
-        value.lease_id = 0;
-        let key = probes.insert(Slot {
-            value,
-            leased_until: None,
-        });
-        keys.push(key);
-        probe_due.entry(due).or_default().push(key);
+        self.lock().put_probe(probe);
         Ok(())
+    }
+
+    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+        let mut inner = self.lock();
+        for p in probes {
+            inner.put_probe(p);
+        }
+        Ok(())
+    }
+
+    async fn settle_probes(&self, settlements: &[crate::store::ProbeSettlement]) -> Vec<Result<()>> {
+        let mut inner = self.lock();
+        settlements
+            .iter()
+            .map(|s| match s.next_check_at {
+                None => inner.remove_probe(&s.tenant, &s.probe_id, s.lease_id),
+                Some(at) => inner.reschedule_probe(&s.tenant, &s.probe_id, s.lease_id, at),
+            })
+            .collect()
     }
 
     async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>> {
@@ -422,40 +487,11 @@ impl EventStore for InMemoryEventStore {
         lease_id: u64,
         next_check_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let key = inner.find_probe(tenant, probe_id);
-        let Some((key, slot)) = key.and_then(|k| inner.probes.get_mut(&k).map(|s| (k, s))) else {
-            return Err(stale_lease("probe", tenant));
-        };
-        if slot.value.lease_id != lease_id || lease_id == 0 {
-            return Err(stale_lease("probe", tenant));
-        }
-        slot.value.next_check_at = next_check_at;
-        slot.value.lease_id = 0;
-        slot.leased_until = None;
-        inner.probe_due.entry(next_check_at.timestamp_millis()).or_default().push(key);
-        Ok(())
+        self.lock().reschedule_probe(tenant, probe_id, lease_id, next_check_at)
     }
 
     async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
-        let mut inner = self.lock();
-        let Inner { probes, probe_keys, .. } = &mut *inner;
-        let Some(keys) = probe_keys.get_mut(tenant) else {
-            return Err(stale_lease("probe", tenant));
-        };
-        let found = keys.iter().find(|k| {
-            probes
-                .get(k)
-                .is_some_and(|s| s.value.probe_id == probe_id && s.value.lease_id == lease_id && lease_id != 0)
-        });
-        let Some(key) = found else {
-            return Err(stale_lease("probe", tenant));
-        };
-        // An emptied list is kept: the tenant's next probe reuses it.
-        keys.remove(key);
-        probes.remove(&key);
-        Ok(())
+        self.lock().remove_probe(tenant, probe_id, lease_id)
     }
 }
 

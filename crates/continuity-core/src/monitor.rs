@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::{
-    duration::{after, push_hex},
+    duration::{after, hex_id},
     fxhash::FxHashMap,
     clock::{Clock, SystemClock},
     config::{ChannelKind, TenantConfig},
@@ -48,7 +48,7 @@ use crate::{
     notify::{AlertMessage, ConditionReport, Notifier},
     policy::{FailureLimit, FailurePolicy, LatencyPolicy, LeakyCounterPolicy, Reading, ThresholdPolicy, Verdict},
     probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
-    store::{Commit, EventStore, OutboxEntry, OutboxItem, OutboxResult, PendingProbe, Versioned},
+    store::{Commit, EventStore, OutboxEntry, OutboxItem, OutboxResult, PendingProbe, ProbeSettlement, Versioned},
     window::{Recorded, SlidingWindow},
 };
 
@@ -278,12 +278,12 @@ impl TenantRuntime {
 
 /// `in-<unix ms in hex>` or `ou-…`: unique per tenant and direction, as a
 /// direction is probed at most once per tick.
-fn probe_id(direction: Direction, now: DateTime<Utc>) -> String {
-    let mut id = String::with_capacity(20);
-    id.push_str(&direction.as_str()[..2]);
-    id.push('-');
-    push_hex(&mut id, now.timestamp_millis() as u64);
-    id
+fn probe_id(direction: Direction, now: DateTime<Utc>) -> Arc<str> {
+    let prefix = match direction {
+        Direction::Inbound => "in-",
+        Direction::Outbound => "ou-",
+    };
+    hex_id(prefix, now.timestamp_millis() as u64)
 }
 
 /// The evaluations of one tenant at one tick, on the stack: the built-in
@@ -669,7 +669,7 @@ impl Monitor {
             }
         }
         let tenant = config.tenant.clone();
-        let cached = self.store.load(&tenant).await?.unwrap_or(Versioned {
+        let cached = self.store.as_ref().load(&tenant).await?.unwrap_or(Versioned {
             version: 0,
             state: TenantState::default(),
         });
@@ -877,6 +877,7 @@ impl Monitor {
 
     async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut due = self.due_probes(now);
+        let mut pending_probes = Vec::new();
         for (runtime, direction) in due.drain(..) {
             let Some(probe) = &self.probes[direction.index()] else { continue };
             let rt = &runtime;
@@ -909,7 +910,7 @@ impl Monitor {
                     sent_at: now,
                 };
                 let span = info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
-                match probe.dispatch(&request).instrument(span).await {
+                match probe.as_ref().dispatch(&request).instrument(span).await {
                     Ok(ticket) => {
                         report.probes_dispatched += 1;
                         let pending = PendingProbe {
@@ -922,9 +923,9 @@ impl Monitor {
                             ticket,
                             lease_id: 0,
                         };
-                        if let Err(e) = self.store.put_probe(pending).await {
-                            error!(%tenant, %direction, error = %e, "pending probe not stored; it will not be checked");
-                            report.errors.push(format!("{tenant}: storing probe: {e}"));
+                        pending_probes.push(pending);
+                        if pending_probes.len() >= self.settings.batch {
+                            self.store_probes(&mut pending_probes, report).await;
                         }
                     }
                     Err(e) if e.is_retryable() => {
@@ -940,14 +941,26 @@ impl Monitor {
                 }
             }
         }
+        self.store_probes(&mut pending_probes, report).await;
         lock(&self.schedule).probes.recycle(due);
+    }
+
+    async fn store_probes(&self, pending: &mut Vec<PendingProbe>, report: &mut TickReport) {
+        if pending.is_empty() {
+            return;
+        }
+        let count = pending.len();
+        if let Err(e) = self.store.as_ref().put_probes(std::mem::take(pending)).await {
+            error!(count, error = %e, "pending probes not stored; they will not be checked");
+            report.errors.push(format!("storing {count} probes: {e}"));
+        }
     }
 
     async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         // Bounded: each round claims up to `batch`; a probe claimed in this
         // tick is rescheduled into the future, so rounds end.
         for _ in 0..10_000 {
-            let claimed = match self.store.claim_probes(now, self.settings.lease, self.settings.batch).await {
+            let claimed = match self.store.as_ref().claim_probes(now, self.settings.lease, self.settings.batch).await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "claiming pending probes failed");
@@ -958,10 +971,37 @@ impl Monitor {
             if claimed.is_empty() {
                 return;
             }
+            let mut settlements = Vec::with_capacity(claimed.len());
             for p in claimed {
-                if let Err((tenant, probe_id, e)) = self.check_probe(p, now, report).await {
-                    warn!(%tenant, %probe_id, error = %e, "probe check failed");
-                    report.errors.push(format!("{tenant}: probe {probe_id}: {e}"));
+                let PendingProbe {
+                    tenant,
+                    direction,
+                    probe_id,
+                    sent_at,
+                    deadline,
+                    ticket,
+                    lease_id,
+                    ..
+                } = p;
+                let request = ProbeRequest {
+                    tenant,
+                    direction,
+                    probe_id,
+                    sent_at,
+                };
+                let next_check_at = self.check_request(&request, deadline, &ticket, now, report).await;
+                settlements.push(ProbeSettlement {
+                    tenant: request.tenant,
+                    probe_id: request.probe_id,
+                    lease_id,
+                    next_check_at,
+                });
+            }
+            let results = self.store.as_ref().settle_probes(&settlements).await;
+            for (s, r) in settlements.iter().zip(results) {
+                if let Err(e) = r {
+                    warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
+                    report.errors.push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
                 }
             }
             // Evaluate the tenants whose probes just arrived while their state
@@ -972,53 +1012,24 @@ impl Monitor {
         }
     }
 
-    async fn check_probe(
-        &self,
-        p: PendingProbe,
-        now: DateTime<Utc>,
-        report: &mut TickReport,
-    ) -> std::result::Result<(), (TenantId, String, Error)> {
-        let PendingProbe {
-            tenant,
-            direction,
-            probe_id,
-            sent_at,
-            deadline,
-            ticket,
-            lease_id,
-            ..
-        } = p;
-        let request = ProbeRequest {
-            tenant,
-            direction,
-            probe_id,
-            sent_at,
-        };
-        let result = self.check_request(&request, deadline, &ticket, lease_id, now, report).await;
-        result.map_err(|e| (request.tenant, request.probe_id, e))
-    }
-
+    /// Checks one claimed probe and records what it found. Returns when to
+    /// check it again (`None`: it is done, found or lost).
     async fn check_request(
         &self,
         request: &ProbeRequest,
         deadline: DateTime<Utc>,
         ticket: &ProbeTicket,
-        lease_id: u64,
         now: DateTime<Utc>,
         report: &mut TickReport,
-    ) -> Result<()> {
-        let (tenant, direction, probe_id) = (&request.tenant, request.direction, request.probe_id.as_str());
-        let rt = match self.runtime(tenant) {
-            Ok(rt) => rt,
-            // The tenant was removed: nobody will evaluate this probe.
-            Err(_) => return self.store.remove_probe(tenant, probe_id, lease_id).await,
-        };
-        let Some(probe) = &self.probes[direction.index()] else {
-            return self.store.remove_probe(tenant, probe_id, lease_id).await;
-        };
+    ) -> Option<DateTime<Utc>> {
+        let (tenant, direction, probe_id) = (&request.tenant, request.direction, &request.probe_id);
+        // A removed tenant, or a direction no longer probed: nobody will
+        // evaluate this probe.
+        let rt = self.runtime(tenant).ok()?;
+        let probe = self.probes[direction.index()].as_ref()?;
         report.probes_checked += 1;
         let span = info_span!("probe.check", %tenant, %direction, %probe_id);
-        let status = probe.check(request, ticket).instrument(span).await;
+        let status = probe.as_ref().check(request, ticket).instrument(span).await;
         match status {
             Ok(ProbeStatus::Arrived { at }) => {
                 // A mailbox whose clock runs ahead must not stamp the future
@@ -1027,25 +1038,22 @@ impl Monitor {
                 let latency = (at - request.sent_at).to_std().unwrap_or(Duration::ZERO);
                 report.probes_arrived += 1;
                 self.record_into(&rt, direction, at, &Outcome::Delivered { latency });
-                self.store.remove_probe(tenant, probe_id, lease_id).await
+                None
             }
             Ok(ProbeStatus::Pending) | Err(_) if now >= deadline => {
                 report.probes_lost += 1;
+                if let Err(e) = &status {
+                    report.errors.push(format!("{tenant}: probe {probe_id}: {e}"));
+                }
                 info!(%tenant, %direction, %probe_id, "probe lost: not found by its deadline");
                 self.record_into(&rt, direction, now, &Outcome::Failed { kind: FailureKind::LostProbe });
-                let removed = self.store.remove_probe(tenant, probe_id, lease_id).await;
-                status.map(|_| ()).and(removed)
+                None
             }
-            Ok(ProbeStatus::Pending) => {
-                let check_interval = lock(&rt).config.probes.check_interval;
-                let next = after(now, check_interval).min(deadline);
-                self.store.reschedule_probe(tenant, probe_id, lease_id, next).await
-            }
+            Ok(ProbeStatus::Pending) => Some(after(now, lock(&rt).config.probes.check_interval).min(deadline)),
             Err(e) => {
-                let check_interval = lock(&rt).config.probes.check_interval;
-                let next = after(now, check_interval).min(deadline);
-                self.store.reschedule_probe(tenant, probe_id, lease_id, next).await?;
-                Err(e)
+                warn!(%tenant, %probe_id, error = %e, "probe check failed; checking again later");
+                report.errors.push(format!("{tenant}: probe {probe_id}: {e}"));
+                Some(after(now, lock(&rt).config.probes.check_interval).min(deadline))
             }
         }
     }
@@ -1145,7 +1153,7 @@ impl Monitor {
             let tenant = &tenant;
             let state = commit.state.clone();
             let span = info_span!("transition", %tenant, expected);
-            match self.store.commit(tenant, expected, commit).instrument(span).await {
+            match self.store.as_ref().commit(tenant, expected, commit).instrument(span).await {
                 Ok(version) => {
                     report.transitions += 1;
                     let alerts = state.next_alert_id.saturating_sub(lock(rt).cached.state.next_alert_id);
@@ -1179,7 +1187,7 @@ impl Monitor {
     }
 
     async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {
-        let fresh = self.store.load(tenant).await?.unwrap_or(Versioned {
+        let fresh = self.store.as_ref().load(tenant).await?.unwrap_or(Versioned {
             version: 0,
             state: TenantState::default(),
         });
@@ -1290,7 +1298,7 @@ impl Monitor {
     async fn work_outbox(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut blocked_hooks: HashMap<TenantId, DateTime<Utc>> = HashMap::new();
         for _ in 0..10_000 {
-            let claimed = match self.store.claim_outbox(now, self.settings.lease, self.settings.batch).await {
+            let claimed = match self.store.as_ref().claim_outbox(now, self.settings.lease, self.settings.batch).await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "claiming the outbox failed");
@@ -1303,7 +1311,7 @@ impl Monitor {
             }
             for entry in claimed {
                 let result = self.attempt(&entry, now, report, &mut blocked_hooks).await;
-                if let Err(e) = self.store.complete_outbox(entry.id, entry.lease_id, result).await {
+                if let Err(e) = self.store.as_ref().complete_outbox(entry.id, entry.lease_id, result).await {
                     warn!(id = entry.id, error = %e, "recording an outbox result failed; the entry will be retried");
                     report.errors.push(format!("outbox {}: {e}", entry.id));
                 }
@@ -1343,7 +1351,7 @@ impl Monitor {
                     };
                 };
                 let span = info_span!("alert.deliver", key = %message.idempotency_key, channel = %message.recipient.channel);
-                match notifier.deliver(message).instrument(span).await {
+                match notifier.as_ref().deliver(message).instrument(span).await {
                     Ok(receipt) => {
                         report.deliveries += 1;
                         info!(key = %message.idempotency_key, provider_id = ?receipt.provider_id, "alert delivered");
@@ -1380,9 +1388,9 @@ impl Monitor {
                 let started = matches!(entry.item, OutboxItem::EventStarted { .. });
                 let span = info_span!("hook", %tenant, event_id = event.id, started);
                 let result = if started {
-                    hook.event_started(tenant, event).instrument(span).await
+                    hook.as_ref().event_started(tenant, event).instrument(span).await
                 } else {
-                    hook.event_ended(tenant, event).instrument(span).await
+                    hook.as_ref().event_ended(tenant, event).instrument(span).await
                 };
                 match result {
                     Ok(()) => {
@@ -1478,7 +1486,7 @@ impl Monitor {
                     (guard.cached.version, self.build_commit(&guard, next, effects, now)?)
                 };
                 let state = commit.state.clone();
-                match self.store.commit(tenant, expected, commit).await {
+                match self.store.as_ref().commit(tenant, expected, commit).await {
                     Ok(version) => {
                         let mut guard = lock(&rt);
                         guard.cached = Versioned {

@@ -6,7 +6,7 @@
 //! pending probe and checks it on later ticks until it arrives or its
 //! deadline passes (then it counts as a lost-probe failure).
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,14 +25,33 @@ pub struct ProbeRequest {
     /// Which way the test message travels.
     pub direction: Direction,
     /// An id unique per tenant, to be carried in the message (subject token and header).
-    pub probe_id: String,
+    pub probe_id: Arc<str>,
     /// When the monitor dispatched it.
     pub sent_at: DateTime<Utc>,
 }
 
-/// What a probe needs to find its message later (adapter-defined, stored as text).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeTicket(pub String);
+/// What a probe needs to find its message later (adapter-defined, stored as
+/// text). Cheap to clone: the store hands it out with every check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeTicket(pub Arc<str>);
+
+impl ProbeTicket {
+    /// A ticket holding `text`.
+    pub fn new(text: impl Into<Arc<str>>) -> Self {
+        ProbeTicket(text.into())
+    }
+
+    /// The ticket's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ProbeTicket {
+    fn default() -> Self {
+        ProbeTicket(Arc::from(""))
+    }
+}
 
 /// The result of a check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    duration::{after, push_hex},
+    duration::{after, hex_id},
     fxhash::FxHashMap,
     clock::Clock,
     config::ChannelKind,
@@ -97,9 +97,7 @@ impl MailProbe for SimulatedMailSystem {
         match self.flow(&request.tenant, request.direction) {
             SimulatedFlow::Latency(l) => {
                 let at = after(request.sent_at, l);
-                let mut ticket = String::with_capacity(20);
-                push_hex(&mut ticket, at.timestamp_millis() as u64);
-                Ok(ProbeTicket(ticket))
+                Ok(ProbeTicket(hex_id("", at.timestamp_millis() as u64)))
             }
             SimulatedFlow::Blackhole => Ok(ProbeTicket("never".into())),
             SimulatedFlow::Refusing => Err(Error::Probe {

@@ -28,7 +28,7 @@
 //!   end never reaches the hook before its start; a recipient never reads
 //!   "resolved" before the alert it resolves).
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -164,7 +164,7 @@ pub struct PendingProbe {
     /// The direction probed.
     pub direction: Direction,
     /// The probe id carried in the message; unique per tenant.
-    pub probe_id: String,
+    pub probe_id: Arc<str>,
     /// When it was sent.
     pub sent_at: DateTime<Utc>,
     /// Not found by then: lost.
@@ -175,6 +175,19 @@ pub struct PendingProbe {
     pub ticket: ProbeTicket,
     /// The lease it was claimed under (0 when not claimed).
     pub lease_id: u64,
+}
+
+/// What to do with a claimed probe, for [`EventStore::settle_probes`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeSettlement {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The probe id.
+    pub probe_id: Arc<str>,
+    /// The lease it was claimed under.
+    pub lease_id: u64,
+    /// `None`: remove it (found, or lost); `Some(t)`: release it to be checked again at `t`.
+    pub next_check_at: Option<DateTime<Utc>>,
 }
 
 /// Durable state shared by the instances of the embedding service.
@@ -219,6 +232,30 @@ pub trait EventStore: Send + Sync + fmt::Debug {
 
     /// Removes a claimed probe (found, or lost).
     async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()>;
+
+    /// Stores many new pending probes, as [`put_probe`](Self::put_probe)
+    /// does one by one (the default). Backends override it to save round
+    /// trips; a failure may leave some of the probes stored.
+    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+        for p in probes {
+            self.put_probe(p).await?;
+        }
+        Ok(())
+    }
+
+    /// Settles many claimed probes, as [`remove_probe`](Self::remove_probe)
+    /// and [`reschedule_probe`](Self::reschedule_probe) do one by one (the
+    /// default). Returns one result per settlement, in order.
+    async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
+        let mut out = Vec::with_capacity(settlements.len());
+        for s in settlements {
+            out.push(match s.next_check_at {
+                None => self.remove_probe(&s.tenant, &s.probe_id, s.lease_id).await,
+                Some(at) => self.reschedule_probe(&s.tenant, &s.probe_id, s.lease_id, at).await,
+            });
+        }
+        out
+    }
 }
 
 macro_rules! forward_event_store {
@@ -255,6 +292,12 @@ macro_rules! forward_event_store {
             }
             async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
                 (**self).remove_probe(tenant, probe_id, lease_id).await
+            }
+            async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+                (**self).put_probes(probes).await
+            }
+            async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
+                (**self).settle_probes(settlements).await
             }
         }
     )*};

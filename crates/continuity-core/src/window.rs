@@ -555,13 +555,19 @@ impl SlidingWindow {
         let count = (high - low + 1) as usize;
         let back = (newest - high) as usize;
         let b = usize::from(self.buckets);
-        let mut slot = (usize::from(self.newest_slot) + b - back) % b;
-        let mut mask = 0u16;
-        for _ in 0..count {
-            mask |= 1 << slot;
-            slot = (slot + b - 1) % b;
-        }
-        mask
+        let newest_in_view = (usize::from(self.newest_slot) + b - back) % b;
+        // The view is `count` consecutive slots (cyclically) ending at
+        // `newest_in_view`; build the mask with shifts rather than a loop of
+        // divisions (this runs for every evaluation of every tenant).
+        let start = (newest_in_view + b + 1 - count) % b;
+        let ones = (1u32 << count) - 1;
+        let full = (1u32 << b) - 1;
+        let mask = if start + count <= b {
+            ones << start
+        } else {
+            ((ones << start) & full) | (ones >> (b - start))
+        };
+        mask as u16
     }
 }
 

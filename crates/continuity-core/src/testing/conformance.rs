@@ -270,7 +270,7 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
         sent_at: at(0),
         deadline: at(1800),
         next_check_at: at(due),
-        ticket: ProbeTicket(format!("ticket-{id}")),
+        ticket: ProbeTicket::new(format!("ticket-{id}")),
         lease_id: 0,
     };
     store.put_probe(probe("p1", 60)).await.expect("put");
@@ -279,11 +279,11 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
     assert!(mine(store.claim_probes(at(59), lease, 10).await.expect("claim")).is_empty(), "not due yet");
     let c = mine(store.claim_probes(at(60), lease, 10).await.expect("claim"));
     assert_eq!(c.len(), 1);
-    assert_eq!(c[0].probe_id, "p1");
+    assert_eq!(&*c[0].probe_id, "p1");
     assert_eq!(c[0].ticket, ProbeTicket("ticket-p1".into()));
     assert_ne!(c[0].lease_id, 0);
     let c2 = mine(store.claim_probes(at(120), lease, 10).await.expect("claim"));
-    assert_eq!(c2.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p2"], "p1 is leased");
+    assert_eq!(c2.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["p2"], "p1 is leased");
     store.reschedule_probe(&t, "p2", c2[0].lease_id, at(500)).await.expect("reschedule");
     match store.remove_probe(&t, "p2", c2[0].lease_id).await {
         Err(Error::LeaseLost { .. }) => {}
@@ -291,11 +291,11 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
     }
     // p1's holder died: after the lease another instance gets it.
     let c3 = mine(store.claim_probes(at(160), lease, 10).await.expect("claim"));
-    assert_eq!(c3.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p1"]);
+    assert_eq!(c3.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["p1"]);
     assert!(store.remove_probe(&t, "p1", c[0].lease_id).await.is_err(), "stale lease cannot remove");
     store.remove_probe(&t, "p1", c3[0].lease_id).await.expect("remove");
     let c4 = mine(store.claim_probes(at(500), lease, 10).await.expect("claim"));
-    assert_eq!(c4.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["p2"], "rescheduled time honoured");
+    assert_eq!(c4.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["p2"], "rescheduled time honoured");
     store.remove_probe(&t, "p2", c4[0].lease_id).await.expect("remove");
     assert!(mine(store.claim_probes(at(100_000), lease, 10).await.expect("claim")).is_empty(), "all removed");
 }
@@ -369,7 +369,7 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
         sent_at: at(0),
         deadline: at(7200),
         next_check_at: at(due),
-        ticket: ProbeTicket(format!("t-{id}-{due}")),
+        ticket: ProbeTicket::new(format!("t-{id}-{due}")),
         lease_id: 0,
     };
     let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
@@ -379,14 +379,14 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
     // Re-putting an id replaces the probe: one probe, the new ticket and time.
     store.put_probe(probe("late", 250)).await.expect("re-put");
     let one = mine(store.claim_probes(at(1000), lease, 1).await.expect("claim"));
-    assert_eq!(one.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["early"], "limit and earliest first");
+    assert_eq!(one.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["early"], "limit and earliest first");
     let rest = mine(store.claim_probes(at(1000), lease, 10).await.expect("claim"));
-    assert_eq!(rest.iter().map(|p| p.probe_id.as_str()).collect::<Vec<_>>(), vec!["mid", "late"], "earliest first");
+    assert_eq!(rest.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["mid", "late"], "earliest first");
     assert_eq!(rest[1].ticket, ProbeTicket("t-late-250".into()), "the re-put probe replaced the first");
     // Reschedule to exactly the lease's end: claimed once at that time, not twice.
     store.reschedule_probe(&t, "mid", rest[0].lease_id, at(1060)).await.expect("reschedule");
     let again = mine(store.claim_probes(at(1060), lease, 10).await.expect("claim"));
-    let ids: Vec<&str> = again.iter().map(|p| p.probe_id.as_str()).collect();
+    let ids: Vec<&str> = again.iter().map(|p| &*p.probe_id).collect();
     assert_eq!(ids.iter().filter(|i| **i == "mid").count(), 1, "one claim per probe: {ids:?}");
     for p in again {
         store.remove_probe(&t, &p.probe_id, p.lease_id).await.expect("remove");
