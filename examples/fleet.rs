@@ -56,7 +56,10 @@ async fn main() -> continuity::Result<()> {
     let hours: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
 
     let clock = ManualClock::new("2026-03-02T00:00:00Z".parse().expect("valid time"));
-    let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(30)));
+    let mail = Arc::new(SimulatedMailSystem::new(
+        Arc::new(clock.clone()),
+        Duration::from_secs(30),
+    ));
     let sms = Arc::new(CountingNotifier::default());
     let monitor = Monitor::builder()
         .clock(Arc::new(clock.clone()))
@@ -67,9 +70,14 @@ async fn main() -> continuity::Result<()> {
         .portal_url("https://continuity.example.net/c/")
         .build()?;
 
-    let ids: Vec<TenantId> = (0..tenants).map(|i| TenantId::new(format!("tenant-{i:06}"))).collect::<Result<_, _>>()?;
+    let ids: Vec<TenantId> = (0..tenants)
+        .map(|i| TenantId::new(format!("tenant-{i:06}")))
+        .collect::<Result<_, _>>()?;
     for id in &ids {
-        let config = TenantConfig::new(id.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]);
+        let config = TenantConfig::new(
+            id.clone(),
+            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+        );
         monitor.register_tenant(config).await?;
     }
     let unlucky: Vec<&TenantId> = ids.iter().step_by(100).collect();
@@ -83,7 +91,11 @@ async fn main() -> continuity::Result<()> {
         }
         if minute == 12 * 60 {
             for t in &unlucky {
-                mail.set_flow(t, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(30)));
+                mail.set_flow(
+                    t,
+                    Direction::Outbound,
+                    SimulatedFlow::Latency(Duration::from_secs(30)),
+                );
             }
         }
         let now = clock.advance(TimeDelta::minutes(1));
@@ -95,14 +107,30 @@ async fn main() -> continuity::Result<()> {
         totals.alerts += r.alerts;
         totals.deliveries += r.deliveries;
         if !r.errors.is_empty() {
-            eprintln!("minute {minute}: {} errors, first: {}", r.errors.len(), r.errors[0]);
+            eprintln!(
+                "minute {minute}: {} errors, first: {}",
+                r.errors.len(),
+                r.errors[0]
+            );
         }
     }
 
-    let sizes = ids.iter().take(1000).map(|t| monitor.direction_memory_bytes(t)).collect::<Result<Vec<_>, _>>()?;
-    let max = sizes.iter().flat_map(|s| s.iter().copied()).max().unwrap_or(0);
-    let mean = sizes.iter().flat_map(|s| s.iter().copied()).sum::<usize>() as f64 / (sizes.len() * 2).max(1) as f64;
-    println!("tenants: {tenants}, simulated hours: {hours}, ticks: {}", hours * 60);
+    let sizes = ids
+        .iter()
+        .take(1000)
+        .map(|t| monitor.direction_memory_bytes(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let max = sizes
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .max()
+        .unwrap_or(0);
+    let mean = sizes.iter().flat_map(|s| s.iter().copied()).sum::<usize>() as f64
+        / (sizes.len() * 2).max(1) as f64;
+    println!(
+        "tenants: {tenants}, simulated hours: {hours}, ticks: {}",
+        hours * 60
+    );
     println!(
         "probes dispatched: {}, arrived: {}, lost: {}",
         totals.probes_dispatched, totals.probes_arrived, totals.probes_lost
@@ -113,6 +141,8 @@ async fn main() -> continuity::Result<()> {
         totals.alerts,
         sms.delivered.load(Ordering::Relaxed)
     );
-    println!("monitored state per (tenant, direction): mean {mean:.0} B, max {max} B (first 1000 tenants)");
+    println!(
+        "monitored state per (tenant, direction): mean {mean:.0} B, max {max} B (first 1000 tenants)"
+    );
     Ok(())
 }

@@ -53,13 +53,23 @@ impl Sim {
 
     fn print_outgoing(&mut self, now: DateTime<Utc>) {
         for m in self.sms.take() {
-            println!("{}  SMS to {} ({}):", hhmm(now), m.recipient.address, m.kind.as_str());
+            println!(
+                "{}  SMS to {} ({}):",
+                hhmm(now),
+                m.recipient.address,
+                m.kind.as_str()
+            );
             println!("          {}", m.headline());
             println!("          portal: {}", m.link);
             self.last_sms_link = m.link;
         }
         for m in self.email.take() {
-            println!("{}  e-mail to {}: \"{}\"", hhmm(now), m.recipient.address, m.headline());
+            println!(
+                "{}  e-mail to {}: \"{}\"",
+                hhmm(now),
+                m.recipient.address,
+                m.headline()
+            );
         }
         let calls = self.gateway.calls();
         for c in &calls[self.hook_calls_seen..] {
@@ -105,13 +115,19 @@ impl Sim {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> continuity::Result<()> {
     let clock = ManualClock::new("2026-03-02T08:00:00Z".parse().expect("valid time"));
-    let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(20)));
+    let mail = Arc::new(SimulatedMailSystem::new(
+        Arc::new(clock.clone()),
+        Duration::from_secs(20),
+    ));
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let email = Arc::new(RecordingNotifier::new(ChannelKind::Email));
     let gateway = Arc::new(RecordingHook::new());
     // A fixed demo key keeps the output identical between runs; real
     // deployments load a random 32-byte secret from their secret store.
-    let signer = LinkSigner::new(LinkKey::new("demo-2026", *b"quickstart-demo-key-not-a-secret")?);
+    let signer = LinkSigner::new(LinkKey::new(
+        "demo-2026",
+        *b"quickstart-demo-key-not-a-secret",
+    )?);
     let monitor = Monitor::builder()
         .clock(Arc::new(clock.clone()))
         .probe(Direction::Inbound, mail.clone())
@@ -147,45 +163,102 @@ async fn main() -> continuity::Result<()> {
         human(Duration::from_secs(15 * 60)),
     );
 
-    let mut sim = Sim { clock, monitor, mail, sms, email, gateway, hook_calls_seen: 0, tenant: tenant.clone(), last_sms_link: String::new() };
+    let mut sim = Sim {
+        clock,
+        monitor,
+        mail,
+        sms,
+        email,
+        gateway,
+        hook_calls_seen: 0,
+        tenant: tenant.clone(),
+        last_sms_link: String::new(),
+    };
 
     sim.say("healthy flow: probes arrive after 20 s");
     sim.run(60).await?;
     sim.status()?;
 
     sim.say("the organisation's Exchange server slows down: outbound mail now takes 25 min");
-    sim.mail.set_flow(&tenant, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(25 * 60)));
+    sim.mail.set_flow(
+        &tenant,
+        Direction::Outbound,
+        SimulatedFlow::Latency(Duration::from_secs(25 * 60)),
+    );
     sim.run(60).await?;
     sim.status()?;
 
     sim.say("nobody acts yet: the alert repeats every hour while the trouble lasts");
     sim.run(121).await?;
 
-    let token = sim.last_sms_link.strip_prefix(PORTAL).unwrap_or_default().to_string();
+    let token = sim
+        .last_sms_link
+        .strip_prefix(PORTAL)
+        .unwrap_or_default()
+        .to_string();
     sim.say("Alice opens the link from her latest SMS and starts a continuity event for 4 hours");
     let now = sim.clock.now();
-    let outcome = sim.monitor.perform(&token, Action::StartEvent { until: now + TimeDelta::hours(4) }).await?;
+    let outcome = sim
+        .monitor
+        .perform(
+            &token,
+            Action::StartEvent {
+                until: now + TimeDelta::hours(4),
+            },
+        )
+        .await?;
     if let Some(e) = &outcome.state.active_event {
-        println!("{}  portal: event #{} active until {}", hhmm(now), e.id, hhmm(e.end));
+        println!(
+            "{}  portal: event #{} active until {}",
+            hhmm(now),
+            e.id,
+            hhmm(e.end)
+        );
     }
     sim.run(1).await?;
 
     sim.say("two hours later the server is still slow: Alice extends the event by 2 hours");
     sim.run(119).await?;
-    let end = sim.monitor.status(&tenant)?.state.state.active_event.map(|e| e.end);
+    let end = sim
+        .monitor
+        .status(&tenant)?
+        .state
+        .state
+        .active_event
+        .map(|e| e.end);
     if let Some(end) = end {
-        let outcome = sim.monitor.perform(&token, Action::ExtendEvent { until: end + TimeDelta::hours(2) }).await?;
+        let outcome = sim
+            .monitor
+            .perform(
+                &token,
+                Action::ExtendEvent {
+                    until: end + TimeDelta::hours(2),
+                },
+            )
+            .await?;
         if let Some(e) = &outcome.state.active_event {
-            println!("{}  portal: event #{} now active until {}", hhmm(sim.clock.now()), e.id, hhmm(e.end));
+            println!(
+                "{}  portal: event #{} now active until {}",
+                hhmm(sim.clock.now()),
+                e.id,
+                hhmm(e.end)
+            );
         }
     }
     let tampered = format!("{}x", &token[..token.len() - 1]);
     if let Err(e) = sim.monitor.perform(&tampered, Action::EndEvent).await {
-        println!("{}  portal: a mistyped link is refused: {e}", hhmm(sim.clock.now()));
+        println!(
+            "{}  portal: a mistyped link is refused: {e}",
+            hhmm(sim.clock.now())
+        );
     }
 
     sim.say("the Exchange team fixes the server: outbound mail flows in 20 s again");
-    sim.mail.set_flow(&tenant, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(20)));
+    sim.mail.set_flow(
+        &tenant,
+        Direction::Outbound,
+        SimulatedFlow::Latency(Duration::from_secs(20)),
+    );
     sim.run(30).await?;
     sim.say("Alice ends the continuity event");
     sim.monitor.perform(&token, Action::EndEvent).await?;
@@ -197,8 +270,26 @@ async fn main() -> continuity::Result<()> {
 
     sim.say("audit log");
     for r in sim.monitor.store().audit_log(&tenant, 0, 100).await? {
-        println!("  #{:<2} {}  {:<16} by {}: {} -> {}", r.seq, hhmm(r.entry.at), r.entry.action, r.entry.actor, r.entry.before, r.entry.after);
+        println!(
+            "  #{:<2} {}  {:<16} by {}: {} -> {}",
+            r.seq,
+            hhmm(r.entry.at),
+            r.entry.action,
+            r.entry.actor,
+            r.entry.before,
+            r.entry.after
+        );
     }
-    println!("\nDone: simulated {} of mail flow.", human((sim.clock.now() - "2026-03-02T08:00:00Z".parse::<DateTime<Utc>>().expect("valid")).to_std().unwrap_or_default()));
+    println!(
+        "\nDone: simulated {} of mail flow.",
+        human(
+            (sim.clock.now()
+                - "2026-03-02T08:00:00Z"
+                    .parse::<DateTime<Utc>>()
+                    .expect("valid"))
+            .to_std()
+            .unwrap_or_default()
+        )
+    );
     Ok(())
 }

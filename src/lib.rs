@@ -43,3 +43,8 @@
 #![warn(missing_docs)]
 
 pub use continuity_core::*;
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

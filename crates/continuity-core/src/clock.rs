@@ -54,11 +54,13 @@ impl ManualClock {
     /// ends of representable time).
     pub fn advance(&self, by: TimeDelta) -> DateTime<Utc> {
         let mut now = self.lock();
-        *now = now.checked_add_signed(by).unwrap_or(if by < TimeDelta::zero() {
-            DateTime::<Utc>::MIN_UTC
-        } else {
-            DateTime::<Utc>::MAX_UTC
-        });
+        *now = now
+            .checked_add_signed(by)
+            .unwrap_or(if by < TimeDelta::zero() {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                DateTime::<Utc>::MAX_UTC
+            });
         *now
     }
 

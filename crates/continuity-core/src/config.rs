@@ -116,7 +116,10 @@ impl TenantConfig {
         self.probes.validate()?;
         self.limits.validate()?;
         if self.repeat_interval < MINUTE {
-            return Err(Error::config("repeat_interval", "must be at least 1 minute"));
+            return Err(Error::config(
+                "repeat_interval",
+                "must be at least 1 minute",
+            ));
         }
         if self.recipients.is_empty() {
             return Err(Error::config(
@@ -206,7 +209,10 @@ impl Default for DirectionConfig {
 impl DirectionConfig {
     fn validate(&self, prefix: &str) -> Result<()> {
         if self.window.is_zero() {
-            return Err(Error::config(format!("{prefix}.window"), "must be greater than 0"));
+            return Err(Error::config(
+                format!("{prefix}.window"),
+                "must be greater than 0",
+            ));
         }
         if self.window < MINUTE || self.window > 7 * DAY {
             return Err(Error::config(
@@ -224,10 +230,16 @@ impl DirectionConfig {
             l.validate(&format!("{prefix}.leaky"))?;
         }
         if self.raise_after == 0 {
-            return Err(Error::config(format!("{prefix}.raise_after"), "must be at least 1"));
+            return Err(Error::config(
+                format!("{prefix}.raise_after"),
+                "must be at least 1",
+            ));
         }
         if self.clear_after == 0 {
-            return Err(Error::config(format!("{prefix}.clear_after"), "must be at least 1"));
+            return Err(Error::config(
+                format!("{prefix}.clear_after"),
+                "must be at least 1",
+            ));
         }
         if self.raise_after > 1000 || self.clear_after > 1000 {
             return Err(Error::config(
@@ -297,10 +309,16 @@ impl ProbeConfig {
     fn validate(&self) -> Result<()> {
         // Exchange throttles a mailbox that sends too fast; a probe a minute is plenty.
         if self.interval < MINUTE {
-            return Err(Error::config("probes.interval", "must be at least 1 minute"));
+            return Err(Error::config(
+                "probes.interval",
+                "must be at least 1 minute",
+            ));
         }
         if self.deadline.is_zero() || self.deadline > DAY {
-            return Err(Error::config("probes.deadline", "must be between 1 second and 1 day"));
+            return Err(Error::config(
+                "probes.deadline",
+                "must be between 1 second and 1 day",
+            ));
         }
         if self.check_interval < Duration::from_secs(5) || self.check_interval > self.deadline {
             return Err(Error::config(
@@ -455,7 +473,8 @@ mod tests {
         assert_eq!(field_of(c.validate()), "recipients");
 
         let mut c = base();
-        c.recipients.push(Recipient::new("ops", ChannelKind::Email, "a@b.example"));
+        c.recipients
+            .push(Recipient::new("ops", ChannelKind::Email, "a@b.example"));
         assert_eq!(field_of(c.validate()), "recipients[1].id");
 
         let mut c = base();
@@ -463,7 +482,8 @@ mod tests {
         assert_eq!(field_of(c.validate()), "recipients[0].address");
 
         let mut c = base();
-        c.recipients.push(Recipient::new("hook", ChannelKind::Webhook, "http://plain"));
+        c.recipients
+            .push(Recipient::new("hook", ChannelKind::Webhook, "http://plain"));
         assert_eq!(field_of(c.validate()), "recipients[1].address");
 
         let mut c = base();

@@ -34,7 +34,9 @@ impl TenantId {
         }
         if let Some(c) = id.chars().find(|c| c.is_control() || c.is_whitespace()) {
             return Err(Error::InvalidTenantId {
-                reason: format!("contains {c:?}; whitespace and control characters are not allowed"),
+                reason: format!(
+                    "contains {c:?}; whitespace and control characters are not allowed"
+                ),
             });
         }
         Ok(TenantId(Arc::from(id)))
@@ -242,7 +244,10 @@ mod tests {
     #[test]
     fn tenant_ids_are_validated() {
         assert!(TenantId::new("acme-corp.example").is_ok());
-        assert!(matches!(TenantId::new(""), Err(Error::InvalidTenantId { .. })));
+        assert!(matches!(
+            TenantId::new(""),
+            Err(Error::InvalidTenantId { .. })
+        ));
         assert!(TenantId::new("a b").is_err());
         assert!(TenantId::new("a\u{0}").is_err());
         assert!(TenantId::new("x".repeat(MAX_TENANT_ID_LEN)).is_ok());

@@ -23,7 +23,9 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("{input:?}: expected a number before {rest:?}"));
         }
@@ -31,7 +33,9 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("{input:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -40,8 +44,16 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
             "h" => n.checked_mul(3600).map(Duration::from_secs),
             "d" => n.checked_mul(86_400).map(Duration::from_secs),
-            "" => return Err(format!("{input:?}: missing unit after {n} (ms, s, m, h, d)")),
-            other => return Err(format!("{input:?}: unknown unit {other:?} (ms, s, m, h, d)")),
+            "" => {
+                return Err(format!(
+                    "{input:?}: missing unit after {n} (ms, s, m, h, d)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{input:?}: unknown unit {other:?} (ms, s, m, h, d)"
+                ));
+            }
         }
         .ok_or_else(|| format!("{input:?}: too large"))?;
         total = total
@@ -116,7 +128,13 @@ pub fn compact(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -210,7 +228,10 @@ mod tests {
         assert_eq!(human(Duration::from_secs(65)).to_string(), "1 min 5 s");
         assert_eq!(human(Duration::from_secs(3900)).to_string(), "1 h 5 min");
         assert_eq!(human(Duration::from_secs(3600)).to_string(), "1 h");
-        assert_eq!(human(Duration::from_secs(2 * 86_400 + 3 * 3600)).to_string(), "2 d 3 h");
+        assert_eq!(
+            human(Duration::from_secs(2 * 86_400 + 3 * 3600)).to_string(),
+            "2 d 3 h"
+        );
     }
 
     #[test]
@@ -218,7 +239,10 @@ mod tests {
         let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         assert_eq!(after(t, Duration::from_secs(60)), t + TimeDelta::minutes(1));
         assert_eq!(after(t, Duration::MAX), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(after(t, Duration::from_secs(u64::MAX / 4)), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            after(t, Duration::from_secs(u64::MAX / 4)),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 
     #[test]

@@ -69,24 +69,24 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod config;
 pub mod domain;
 pub mod duration;
 pub mod error;
+mod fxhash;
+pub mod hook;
 pub mod link;
-pub mod policy;
-pub mod window;
 pub mod machine;
-pub mod config;
 pub mod memory;
 pub mod monitor;
 pub mod notify;
+pub mod policy;
 pub mod probe;
-pub mod hook;
-pub mod store;
 pub mod sim;
-mod fxhash;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{Direction, FailureKind, Observation, Outcome, TenantId};

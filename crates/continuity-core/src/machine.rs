@@ -58,7 +58,9 @@ impl fmt::Display for Actor {
         match self {
             Actor::System => f.write_str("system"),
             Actor::Link {
-                recipient, alert_id, ..
+                recipient,
+                alert_id,
+                ..
             } => write!(f, "{recipient} (link of alert #{alert_id})"),
             Actor::Operator { name } => write!(f, "operator {name}"),
         }
@@ -249,13 +251,22 @@ pub struct Rules {
 #[serde(deny_unknown_fields)]
 pub struct EventLimits {
     /// Longest continuity event, extensions included (default 7 days).
-    #[serde(default = "default_max_event", with = "crate::duration::serde_duration")]
+    #[serde(
+        default = "default_max_event",
+        with = "crate::duration::serde_duration"
+    )]
     pub max_event_duration: Duration,
     /// How far ahead an event may be scheduled (default 90 days).
-    #[serde(default = "default_max_ahead", with = "crate::duration::serde_duration")]
+    #[serde(
+        default = "default_max_ahead",
+        with = "crate::duration::serde_duration"
+    )]
     pub max_schedule_ahead: Duration,
     /// Longest notification suspension (default 7 days).
-    #[serde(default = "default_max_suspension", with = "crate::duration::serde_duration")]
+    #[serde(
+        default = "default_max_suspension",
+        with = "crate::duration::serde_duration"
+    )]
     pub max_suspension: Duration,
 }
 
@@ -287,7 +298,10 @@ impl EventLimits {
             ("limits.max_suspension", self.max_suspension),
         ] {
             if d < MINUTE || d > 366 * DAY {
-                return Err(crate::error::Error::config(field, "must be between 1 minute and 366 days"));
+                return Err(crate::error::Error::config(
+                    field,
+                    "must be between 1 minute and 366 days",
+                ));
             }
         }
         Ok(())
@@ -396,7 +410,11 @@ impl fmt::Display for Rejection {
         match self {
             Rejection::NoActiveEvent => f.write_str("no continuity event is running"),
             Rejection::EventAlreadyActive { until } => {
-                write!(f, "a continuity event is already running (until {}); extend it instead", t(until))
+                write!(
+                    f,
+                    "a continuity event is already running (until {}); extend it instead",
+                    t(until)
+                )
             }
             Rejection::NoScheduledEvent => f.write_str("no continuity event is scheduled"),
             Rejection::EventAlreadyScheduled { start } => write!(
@@ -404,8 +422,12 @@ impl fmt::Display for Rejection {
                 "a continuity event is already scheduled to start at {}; cancel it first",
                 t(start)
             ),
-            Rejection::EndNotAfterStart => f.write_str("the end must be after the start and in the future"),
-            Rejection::StartNotInFuture => f.write_str("a scheduled event must start in the future"),
+            Rejection::EndNotAfterStart => {
+                f.write_str("the end must be after the start and in the future")
+            }
+            Rejection::StartNotInFuture => {
+                f.write_str("a scheduled event must start in the future")
+            }
             Rejection::TooLong { requested, max } => write!(
                 f,
                 "{} is longer than the maximum of {}",
@@ -548,7 +570,6 @@ pub struct Transition {
     pub effects: Vec<Effect>,
 }
 
-
 fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     (to - from).to_std().unwrap_or(Duration::ZERO)
 }
@@ -581,10 +602,18 @@ fn describe_suspension(s: Option<&Suspension>) -> String {
 ///
 /// Errors only for actions that are not allowed (typed [`Rejection`]s inside
 /// [`Error::InvalidTransition`]); the state is then unchanged.
-pub fn apply(state: &TenantState, input: &Input<'_>, now: DateTime<Utc>, rules: &Rules) -> Result<Transition> {
+pub fn apply(
+    state: &TenantState,
+    input: &Input<'_>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<Transition> {
     let mut next = state.clone();
     let effects = apply_in_place(&mut next, input, now, rules)?;
-    Ok(Transition { state: next, effects })
+    Ok(Transition {
+        state: next,
+        effects,
+    })
 }
 
 /// Like [`apply`], on `state` itself. On error `state` is unchanged.
@@ -610,7 +639,15 @@ pub fn apply_in_place(
                     None => {}
                 }
             }
-            schedule_alerts(state, now, rules, newly_raised, cleared_any, owed_now, &mut fx);
+            schedule_alerts(
+                state,
+                now,
+                rules,
+                newly_raised,
+                cleared_any,
+                owed_now,
+                &mut fx,
+            );
         }
         Input::Act { action, actor } => {
             // Judge the action against the state that time has already moved
@@ -620,7 +657,15 @@ pub fn apply_in_place(
             let owed_by_time = time_driven(&mut next, now, &rules.limits, &mut fx);
             validate_action(&next, action, now, &rules.limits)?;
             let owed_by_action = perform(&mut next, action, actor, now, &mut fx);
-            schedule_alerts(&mut next, now, rules, Vec::new(), false, owed_by_time || owed_by_action, &mut fx);
+            schedule_alerts(
+                &mut next,
+                now,
+                rules,
+                Vec::new(),
+                false,
+                owed_by_time || owed_by_action,
+                &mut fx,
+            );
             *state = next;
         }
     }
@@ -628,7 +673,12 @@ pub fn apply_in_place(
 }
 
 /// Suspension end, event end, scheduled start. Returns whether an alert is owed at once.
-fn time_driven(state: &mut TenantState, now: DateTime<Utc>, limits: &EventLimits, fx: &mut Vec<Effect>) -> bool {
+fn time_driven(
+    state: &mut TenantState,
+    now: DateTime<Utc>,
+    limits: &EventLimits,
+    fx: &mut Vec<Effect>,
+) -> bool {
     let mut owed = false;
     if let Some(s) = &state.suspension
         && now >= s.until
@@ -668,7 +718,14 @@ fn time_driven(state: &mut TenantState, now: DateTime<Utc>, limits: &EventLimits
             }
         } else {
             if state.active_event.as_ref().is_some_and(|a| now >= a.end) {
-                end_active(state, now, EndReason::Expired, Actor::System, "event.expired", fx);
+                end_active(
+                    state,
+                    now,
+                    EndReason::Expired,
+                    Actor::System,
+                    "event.expired",
+                    fx,
+                );
             }
             let before = describe_event(state.active_event.as_ref());
             let mut e = s;
@@ -685,7 +742,14 @@ fn time_driven(state: &mut TenantState, now: DateTime<Utc>, limits: &EventLimits
         }
     }
     if state.active_event.as_ref().is_some_and(|e| now >= e.end) {
-        end_active(state, now, EndReason::Expired, Actor::System, "event.expired", fx);
+        end_active(
+            state,
+            now,
+            EndReason::Expired,
+            Actor::System,
+            "event.expired",
+            fx,
+        );
     }
     owed
 }
@@ -719,7 +783,12 @@ fn end_active(
 }
 
 /// Moves one condition's hysteresis. `Some(true)` when it raised, `Some(false)` when it cleared.
-fn hysteresis(state: &mut TenantState, ev: &Evaluation<'_>, now: DateTime<Utc>, rules: &Rules) -> Option<bool> {
+fn hysteresis(
+    state: &mut TenantState,
+    ev: &Evaluation<'_>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Option<bool> {
     let (raise_after, clear_after) = rules.hysteresis[ev.direction.index()];
     let breached = match ev.health {
         Health::Breached => true,
@@ -846,7 +915,12 @@ fn emit_alert(
     }));
 }
 
-fn validate_action(state: &TenantState, action: &Action, now: DateTime<Utc>, limits: &EventLimits) -> Result<()> {
+fn validate_action(
+    state: &TenantState,
+    action: &Action,
+    now: DateTime<Utc>,
+    limits: &EventLimits,
+) -> Result<()> {
     let reject = |reason| Err(Error::InvalidTransition { reason });
     // `state` has had its time-driven changes applied already.
     let active = state.active_event.as_ref();
@@ -939,7 +1013,13 @@ fn validate_action(state: &TenantState, action: &Action, now: DateTime<Utc>, lim
 }
 
 /// Performs a validated action. Returns whether an alert is owed at once.
-fn perform(state: &mut TenantState, action: &Action, actor: &Actor, now: DateTime<Utc>, fx: &mut Vec<Effect>) -> bool {
+fn perform(
+    state: &mut TenantState,
+    action: &Action,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) -> bool {
     let audit = |fx: &mut Vec<Effect>, before: String, after: String| {
         fx.push(Effect::Audit(AuditEntry {
             at: now,
@@ -995,7 +1075,11 @@ fn perform(state: &mut TenantState, action: &Action, actor: &Actor, now: DateTim
                 end_reason: None,
             };
             state.next_event_id = state.next_event_id.saturating_add(1);
-            audit(fx, describe_event(state.scheduled_event.as_ref()), describe_event(Some(&e)));
+            audit(
+                fx,
+                describe_event(state.scheduled_event.as_ref()),
+                describe_event(Some(&e)),
+            );
             state.scheduled_event = Some(e);
         }
         Action::CancelScheduledEvent => {

@@ -16,11 +16,17 @@ fn rules() -> Rules {
 }
 
 fn admin() -> Actor {
-    Actor::Operator { name: "alice".into() }
+    Actor::Operator {
+        name: "alice".into(),
+    }
 }
 
 fn health(breached: bool) -> Health {
-    if breached { Health::Breached } else { Health::Healthy }
+    if breached {
+        Health::Breached
+    } else {
+        Health::Healthy
+    }
 }
 
 fn eval(breached: bool) -> [Evaluation<'static>; 1] {
@@ -32,11 +38,27 @@ fn eval(breached: bool) -> [Evaluation<'static>; 1] {
 }
 
 fn tick(state: &mut TenantState, now: DateTime<Utc>, breached: bool) -> Vec<Effect> {
-    apply_in_place(state, &Input::Tick { evaluations: &eval(breached) }, now, &rules()).unwrap()
+    apply_in_place(
+        state,
+        &Input::Tick {
+            evaluations: &eval(breached),
+        },
+        now,
+        &rules(),
+    )
+    .unwrap()
 }
 
 fn act(state: &mut TenantState, now: DateTime<Utc>, action: Action) -> Result<Vec<Effect>> {
-    apply_in_place(state, &Input::Act { action, actor: admin() }, now, &rules())
+    apply_in_place(
+        state,
+        &Input::Act {
+            action,
+            actor: admin(),
+        },
+        now,
+        &rules(),
+    )
 }
 
 fn alerts(fx: &[Effect]) -> Vec<AlertKind> {
@@ -105,9 +127,15 @@ fn reminders_repeat_every_interval_and_not_sooner() {
     for m in 2..61 {
         assert!(alerts(&tick(&mut s, t(m), true)).is_empty(), "minute {m}");
     }
-    assert_eq!(alerts(&tick(&mut s, t(61), true)), vec![AlertKind::Reminder]);
+    assert_eq!(
+        alerts(&tick(&mut s, t(61), true)),
+        vec![AlertKind::Reminder]
+    );
     assert!(alerts(&tick(&mut s, t(62), true)).is_empty());
-    assert_eq!(alerts(&tick(&mut s, t(121), true)), vec![AlertKind::Reminder]);
+    assert_eq!(
+        alerts(&tick(&mut s, t(121), true)),
+        vec![AlertKind::Reminder]
+    );
     assert_eq!(s.next_alert_id, 3);
 }
 
@@ -116,18 +144,48 @@ fn a_new_condition_alerts_at_once_while_another_holds() {
     let mut s = raised();
     let both = |b: bool| {
         [
-            Evaluation { direction: Direction::Outbound, name: "latency", health: Health::Breached },
-            Evaluation { direction: Direction::Inbound, name: "failures", health: health(b) },
+            Evaluation {
+                direction: Direction::Outbound,
+                name: "latency",
+                health: Health::Breached,
+            },
+            Evaluation {
+                direction: Direction::Inbound,
+                name: "failures",
+                health: health(b),
+            },
         ]
     };
     let r = rules();
-    apply_in_place(&mut s, &Input::Tick { evaluations: &both(true) }, t(5), &r).unwrap();
-    let fx = apply_in_place(&mut s, &Input::Tick { evaluations: &both(true) }, t(6), &r).unwrap();
+    apply_in_place(
+        &mut s,
+        &Input::Tick {
+            evaluations: &both(true),
+        },
+        t(5),
+        &r,
+    )
+    .unwrap();
+    let fx = apply_in_place(
+        &mut s,
+        &Input::Tick {
+            evaluations: &both(true),
+        },
+        t(6),
+        &r,
+    )
+    .unwrap();
     assert_eq!(alerts(&fx), vec![AlertKind::Raised]);
     match &fx[0] {
         Effect::Alert(a) => {
             assert_eq!(a.active.len(), 2);
-            assert_eq!(a.newly_raised, vec![ConditionRef { direction: Direction::Inbound, name: "failures".into() }]);
+            assert_eq!(
+                a.newly_raised,
+                vec![ConditionRef {
+                    direction: Direction::Inbound,
+                    name: "failures".into()
+                }]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -143,7 +201,10 @@ fn nothing_is_sent_while_suspended_and_the_end_of_a_suspension_alerts_at_once() 
     assert!(s.any_active(), "conditions still raise while suspended");
     let fx = tick(&mut s, t(90), true);
     assert_eq!(alerts(&fx), vec![AlertKind::Raised]);
-    assert!(fx.iter().any(|e| matches!(e, Effect::Audit(a) if a.action == "suspension.expired")));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Audit(a) if a.action == "suspension.expired"))
+    );
     assert!(s.suspension.is_none());
 }
 
@@ -154,19 +215,32 @@ fn a_short_suspension_ending_while_a_condition_holds_alerts_at_once() {
     for m in 3..20 {
         assert!(alerts(&tick(&mut s, t(m), true)).is_empty());
     }
-    assert_eq!(alerts(&tick(&mut s, t(20), true)), vec![AlertKind::Raised], "not at the next hourly slot");
+    assert_eq!(
+        alerts(&tick(&mut s, t(20), true)),
+        vec![AlertKind::Raised],
+        "not at the next hourly slot"
+    );
     assert!(alerts(&tick(&mut s, t(21), true)).is_empty());
-    assert_eq!(alerts(&tick(&mut s, t(80), true)), vec![AlertKind::Reminder]);
+    assert_eq!(
+        alerts(&tick(&mut s, t(80), true)),
+        vec![AlertKind::Reminder]
+    );
 }
 
 #[test]
 fn lifting_a_suspension_alerts_at_once_if_a_condition_holds() {
     let mut s = raised();
     act(&mut s, t(5), Action::Suspend { until: t(600) }).unwrap();
-    assert!(alerts(&tick(&mut s, t(70), true)).is_empty(), "reminder suppressed");
+    assert!(
+        alerts(&tick(&mut s, t(70), true)).is_empty(),
+        "reminder suppressed"
+    );
     let fx = act(&mut s, t(75), Action::LiftSuspension).unwrap();
     assert_eq!(alerts(&fx), vec![AlertKind::Raised]);
-    assert_eq!(rejection(act(&mut s, t(76), Action::LiftSuspension)), Rejection::NotSuspended);
+    assert_eq!(
+        rejection(act(&mut s, t(76), Action::LiftSuspension)),
+        Rejection::NotSuspended
+    );
 }
 
 #[test]
@@ -185,8 +259,17 @@ fn no_resolved_notice_when_nobody_was_alerted() {
 #[test]
 fn suspension_limits_are_enforced() {
     let mut s = TenantState::default();
-    assert_eq!(rejection(act(&mut s, t(10), Action::Suspend { until: t(5) })), Rejection::EndNotAfterStart);
-    let too_long = act(&mut s, t(0), Action::Suspend { until: t(8 * 24 * 60) });
+    assert_eq!(
+        rejection(act(&mut s, t(10), Action::Suspend { until: t(5) })),
+        Rejection::EndNotAfterStart
+    );
+    let too_long = act(
+        &mut s,
+        t(0),
+        Action::Suspend {
+            until: t(8 * 24 * 60),
+        },
+    );
     assert!(matches!(rejection(too_long), Rejection::TooLong { .. }));
 }
 
@@ -202,7 +285,9 @@ fn start_extend_end_an_event() {
     ));
     assert_eq!(
         rejection(act(&mut s, t(1), Action::ExtendEvent { until: t(200) })),
-        Rejection::WouldShorten { current_end: t(240) }
+        Rejection::WouldShorten {
+            current_end: t(240)
+        }
     );
     act(&mut s, t(2), Action::ExtendEvent { until: t(480) }).unwrap();
     let e = s.active_event.as_ref().unwrap();
@@ -216,29 +301,54 @@ fn start_extend_end_an_event() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(rejection(act(&mut s, t(101), Action::EndEvent)), Rejection::NoActiveEvent);
-    assert_eq!(rejection(act(&mut s, t(101), Action::ExtendEvent { until: t(900) })), Rejection::NoActiveEvent);
+    assert_eq!(
+        rejection(act(&mut s, t(101), Action::EndEvent)),
+        Rejection::NoActiveEvent
+    );
+    assert_eq!(
+        rejection(act(&mut s, t(101), Action::ExtendEvent { until: t(900) })),
+        Rejection::NoActiveEvent
+    );
     assert_eq!(s.last_event.as_ref().unwrap().id, 0);
 }
 
 #[test]
 fn event_limits() {
     let mut s = TenantState::default();
-    assert_eq!(rejection(act(&mut s, t(10), Action::StartEvent { until: t(10) })), Rejection::EndNotAfterStart);
+    assert_eq!(
+        rejection(act(&mut s, t(10), Action::StartEvent { until: t(10) })),
+        Rejection::EndNotAfterStart
+    );
     assert!(matches!(
-        rejection(act(&mut s, t(0), Action::StartEvent { until: t(8 * 24 * 60) })),
+        rejection(act(
+            &mut s,
+            t(0),
+            Action::StartEvent {
+                until: t(8 * 24 * 60)
+            }
+        )),
         Rejection::TooLong { .. }
     ));
     act(&mut s, t(0), Action::StartEvent { until: t(60) }).unwrap();
     assert!(matches!(
-        rejection(act(&mut s, t(1), Action::ExtendEvent { until: t(7 * 24 * 60 + 1) })),
+        rejection(act(
+            &mut s,
+            t(1),
+            Action::ExtendEvent {
+                until: t(7 * 24 * 60 + 1)
+            }
+        )),
         Rejection::TooLong { .. }
     ));
-    assert_eq!(s, {
-        let mut s2 = TenantState::default();
-        act(&mut s2, t(0), Action::StartEvent { until: t(60) }).unwrap();
-        s2
-    }, "a refused action leaves the state unchanged");
+    assert_eq!(
+        s,
+        {
+            let mut s2 = TenantState::default();
+            act(&mut s2, t(0), Action::StartEvent { until: t(60) }).unwrap();
+            s2
+        },
+        "a refused action leaves the state unchanged"
+    );
 }
 
 #[test]
@@ -254,7 +364,9 @@ fn an_event_ends_by_itself_at_its_end_time() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&fx[1], Effect::Audit(a) if a.action == "event.expired" && a.actor == Actor::System));
+    assert!(
+        matches!(&fx[1], Effect::Audit(a) if a.action == "event.expired" && a.actor == Actor::System)
+    );
     assert!(s.active_event.is_none());
 }
 
@@ -262,49 +374,120 @@ fn an_event_ends_by_itself_at_its_end_time() {
 fn scheduled_events_start_at_their_time_and_can_be_cancelled() {
     let mut s = TenantState::default();
     assert_eq!(
-        rejection(act(&mut s, t(10), Action::ScheduleEvent { start: t(5), end: t(50) })),
+        rejection(act(
+            &mut s,
+            t(10),
+            Action::ScheduleEvent {
+                start: t(5),
+                end: t(50)
+            }
+        )),
         Rejection::StartNotInFuture
     );
     assert_eq!(
-        rejection(act(&mut s, t(0), Action::ScheduleEvent { start: t(50), end: t(50) })),
+        rejection(act(
+            &mut s,
+            t(0),
+            Action::ScheduleEvent {
+                start: t(50),
+                end: t(50)
+            }
+        )),
         Rejection::EndNotAfterStart
     );
     assert!(matches!(
-        rejection(act(&mut s, t(0), Action::ScheduleEvent { start: t(91 * 24 * 60), end: t(92 * 24 * 60) })),
+        rejection(act(
+            &mut s,
+            t(0),
+            Action::ScheduleEvent {
+                start: t(91 * 24 * 60),
+                end: t(92 * 24 * 60)
+            }
+        )),
         Rejection::TooFarAhead { .. }
     ));
-    act(&mut s, t(0), Action::ScheduleEvent { start: t(60), end: t(120) }).unwrap();
+    act(
+        &mut s,
+        t(0),
+        Action::ScheduleEvent {
+            start: t(60),
+            end: t(120),
+        },
+    )
+    .unwrap();
     assert!(matches!(
-        rejection(act(&mut s, t(1), Action::ScheduleEvent { start: t(200), end: t(300) })),
+        rejection(act(
+            &mut s,
+            t(1),
+            Action::ScheduleEvent {
+                start: t(200),
+                end: t(300)
+            }
+        )),
         Rejection::EventAlreadyScheduled { .. }
     ));
     assert!(tick(&mut s, t(59), false).is_empty());
     let fx = tick(&mut s, t(60), false);
-    assert!(matches!(&fx[0], Effect::EventStarted(e) if e.start == t(60) && e.status == EventStatus::Active));
+    assert!(
+        matches!(&fx[0], Effect::EventStarted(e) if e.start == t(60) && e.status == EventStatus::Active)
+    );
     assert!(s.scheduled_event.is_none());
-    assert_eq!(rejection(act(&mut s, t(61), Action::CancelScheduledEvent)), Rejection::NoScheduledEvent);
+    assert_eq!(
+        rejection(act(&mut s, t(61), Action::CancelScheduledEvent)),
+        Rejection::NoScheduledEvent
+    );
     let fx = tick(&mut s, t(120), false);
     assert!(matches!(&fx[0], Effect::EventEnded(_)));
 
-    act(&mut s, t(130), Action::ScheduleEvent { start: t(200), end: t(300) }).unwrap();
+    act(
+        &mut s,
+        t(130),
+        Action::ScheduleEvent {
+            start: t(200),
+            end: t(300),
+        },
+    )
+    .unwrap();
     act(&mut s, t(131), Action::CancelScheduledEvent).unwrap();
-    assert!(tick(&mut s, t(250), false).is_empty(), "a cancelled event never starts");
+    assert!(
+        tick(&mut s, t(250), false).is_empty(),
+        "a cancelled event never starts"
+    );
 }
 
 #[test]
 fn a_scheduled_window_that_starts_during_an_event_extends_it() {
     let mut s = TenantState::default();
-    act(&mut s, t(0), Action::ScheduleEvent { start: t(60), end: t(180) }).unwrap();
+    act(
+        &mut s,
+        t(0),
+        Action::ScheduleEvent {
+            start: t(60),
+            end: t(180),
+        },
+    )
+    .unwrap();
     act(&mut s, t(10), Action::StartEvent { until: t(90) }).unwrap();
     let fx = tick(&mut s, t(60), false);
-    assert!(fx.iter().all(|e| !matches!(e, Effect::EventStarted(_))), "no second start");
+    assert!(
+        fx.iter().all(|e| !matches!(e, Effect::EventStarted(_))),
+        "no second start"
+    );
     assert_eq!(s.active_event.as_ref().unwrap().end, t(180));
 }
 
 #[test]
 fn a_scheduled_event_whose_time_has_fully_passed_starts_and_ends() {
     let mut s = TenantState::default();
-    act(&mut s, t(0), Action::ScheduleEvent { start: t(10), end: t(20) }).unwrap();
+    act(
+        &mut s,
+        t(0),
+        Action::ScheduleEvent {
+            start: t(10),
+            end: t(20),
+        },
+    )
+    .unwrap();
     let fx = tick(&mut s, t(500), false);
     assert!(matches!(&fx[0], Effect::EventStarted(_)));
     assert!(fx.iter().any(|e| matches!(e, Effect::EventEnded(_))));
@@ -315,7 +498,15 @@ fn a_scheduled_event_whose_time_has_fully_passed_starts_and_ends() {
 fn apply_is_pure() {
     let s = raised();
     let before = s.clone();
-    let tr = apply(&s, &Input::Tick { evaluations: &eval(true) }, t(61), &rules()).unwrap();
+    let tr = apply(
+        &s,
+        &Input::Tick {
+            evaluations: &eval(true),
+        },
+        t(61),
+        &rules(),
+    )
+    .unwrap();
     assert_eq!(s, before);
     assert_eq!(alerts(&tr.effects), vec![AlertKind::Reminder]);
     assert_ne!(tr.state, before);
@@ -331,19 +522,38 @@ fn next_deadline_names_the_earliest_timed_change() {
 
 #[test]
 fn rejections_read_well() {
-    let r = Rejection::TooLong { requested: Duration::from_secs(8 * 86_400), max: Duration::from_secs(7 * 86_400) };
+    let r = Rejection::TooLong {
+        requested: Duration::from_secs(8 * 86_400),
+        max: Duration::from_secs(7 * 86_400),
+    };
     assert_eq!(r.to_string(), "8 d is longer than the maximum of 7 d");
-    assert_eq!(Rejection::NoActiveEvent.to_string(), "no continuity event is running");
+    assert_eq!(
+        Rejection::NoActiveEvent.to_string(),
+        "no continuity event is running"
+    );
 }
 
 #[test]
 fn extending_after_a_merge_never_shortens() {
     let mut s = TenantState::default();
     act(&mut s, t(0), Action::StartEvent { until: t(120) }).unwrap();
-    act(&mut s, t(1), Action::ScheduleEvent { start: t(60), end: t(240) }).unwrap();
+    act(
+        &mut s,
+        t(1),
+        Action::ScheduleEvent {
+            start: t(60),
+            end: t(240),
+        },
+    )
+    .unwrap();
     // No tick between 60 and 90: the merge happens inside the action.
     let r = act(&mut s, t(90), Action::ExtendEvent { until: t(180) });
-    assert_eq!(rejection(r), Rejection::WouldShorten { current_end: t(240) });
+    assert_eq!(
+        rejection(r),
+        Rejection::WouldShorten {
+            current_end: t(240)
+        }
+    );
     act(&mut s, t(90), Action::ExtendEvent { until: t(300) }).unwrap();
     assert_eq!(s.active_event.as_ref().unwrap().end, t(300));
 }
@@ -353,7 +563,15 @@ fn a_merge_respects_the_maximum_duration() {
     let day = 24 * 60;
     let mut s = TenantState::default();
     act(&mut s, t(0), Action::StartEvent { until: t(6 * day) }).unwrap();
-    act(&mut s, t(1), Action::ScheduleEvent { start: t(5 * day), end: t(12 * day) }).unwrap();
+    act(
+        &mut s,
+        t(1),
+        Action::ScheduleEvent {
+            start: t(5 * day),
+            end: t(12 * day),
+        },
+    )
+    .unwrap();
     tick(&mut s, t(5 * day), false);
     let e = s.active_event.as_ref().unwrap();
     assert_eq!(e.end, t(7 * day), "capped at start + max_event_duration");
@@ -363,10 +581,22 @@ fn a_merge_respects_the_maximum_duration() {
 fn a_late_tick_merges_overlapping_events_in_time_order() {
     let mut s = TenantState::default();
     act(&mut s, t(0), Action::StartEvent { until: t(120) }).unwrap();
-    act(&mut s, t(1), Action::ScheduleEvent { start: t(60), end: t(180) }).unwrap();
+    act(
+        &mut s,
+        t(1),
+        Action::ScheduleEvent {
+            start: t(60),
+            end: t(180),
+        },
+    )
+    .unwrap();
     // The next tick comes after both the running event's end and the planned start.
     let fx = tick(&mut s, t(150), false);
-    assert!(!fx.iter().any(|e| matches!(e, Effect::EventEnded(_) | Effect::EventStarted(_))), "{fx:?}");
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::EventEnded(_) | Effect::EventStarted(_))),
+        "{fx:?}"
+    );
     assert_eq!(s.active_event.as_ref().unwrap().end, t(180));
     let fx = tick(&mut s, t(181), false);
     assert!(matches!(&fx[0], Effect::EventEnded(e) if e.end == t(180)));
@@ -384,28 +614,55 @@ fn the_all_clear_owed_during_a_suspension_goes_out_when_it_ends() {
     for m in 6..100 {
         assert!(alerts(&tick(&mut s, t(m), false)).is_empty(), "minute {m}");
     }
-    assert_eq!(alerts(&tick(&mut s, t(100), false)), vec![AlertKind::Resolved]);
+    assert_eq!(
+        alerts(&tick(&mut s, t(100), false)),
+        vec![AlertKind::Resolved]
+    );
     assert!(!s.resolved_owed);
 }
 
 #[test]
 fn unknown_evaluations_neither_raise_nor_clear() {
     let mut s = raised();
-    let unknown = [Evaluation { direction: Direction::Outbound, name: "latency", health: Health::Unknown }];
+    let unknown = [Evaluation {
+        direction: Direction::Outbound,
+        name: "latency",
+        health: Health::Unknown,
+    }];
     for m in 2..200 {
-        apply_in_place(&mut s, &Input::Tick { evaluations: &unknown }, t(m), &rules()).unwrap();
+        apply_in_place(
+            &mut s,
+            &Input::Tick {
+                evaluations: &unknown,
+            },
+            t(m),
+            &rules(),
+        )
+        .unwrap();
     }
     assert!(s.any_active(), "no data is not a recovery");
     let mut fresh = TenantState::default();
     for m in 0..10 {
-        apply_in_place(&mut fresh, &Input::Tick { evaluations: &unknown }, t(m), &rules()).unwrap();
+        apply_in_place(
+            &mut fresh,
+            &Input::Tick {
+                evaluations: &unknown,
+            },
+            t(m),
+            &rules(),
+        )
+        .unwrap();
     }
     assert!(fresh.conditions.is_empty());
 }
 
 #[test]
 fn counters_saturate_instead_of_overflowing() {
-    let mut s = TenantState { next_event_id: u64::MAX, next_alert_id: u64::MAX, ..TenantState::default() };
+    let mut s = TenantState {
+        next_event_id: u64::MAX,
+        next_alert_id: u64::MAX,
+        ..TenantState::default()
+    };
     act(&mut s, t(0), Action::StartEvent { until: t(10) }).unwrap();
     assert_eq!(s.next_event_id, u64::MAX);
     tick(&mut s, t(1), true);

@@ -13,10 +13,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    duration::after,
-    fxhash::FxHashMap,
     domain::TenantId,
+    duration::after,
     error::{Error, Result},
+    fxhash::FxHashMap,
     store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
 };
 
@@ -161,10 +161,11 @@ struct Slot<T> {
 
 impl Slot<PendingProbe> {
     fn due_ms(&self) -> i64 {
-        self.leased_until.unwrap_or(self.value.next_check_at).timestamp_millis()
+        self.leased_until
+            .unwrap_or(self.value.next_check_at)
+            .timestamp_millis()
     }
 }
-
 
 fn stale_lease(what: &str, tenant: &TenantId) -> Error {
     Error::LeaseLost {
@@ -184,9 +185,11 @@ impl Inner {
             Some(keys) => keys,
             None => probe_keys.entry(probe.tenant.clone()).or_default(),
         };
-        let old = keys
-            .iter()
-            .find(|k| probes.get(k).is_some_and(|s| s.value.probe_id == probe.probe_id));
+        let old = keys.iter().find(|k| {
+            probes
+                .get(k)
+                .is_some_and(|s| s.value.probe_id == probe.probe_id)
+        });
         if let Some(old) = old {
             keys.remove(old);
             probes.remove(&old);
@@ -219,19 +222,24 @@ impl Inner {
         slot.value.next_check_at = next_check_at;
         slot.value.lease_id = 0;
         slot.leased_until = None;
-        self.probe_due.entry(next_check_at.timestamp_millis()).or_default().push(key);
+        self.probe_due
+            .entry(next_check_at.timestamp_millis())
+            .or_default()
+            .push(key);
         Ok(())
     }
 
     fn remove_probe(&mut self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
-        let Inner { probes, probe_keys, .. } = self;
+        let Inner {
+            probes, probe_keys, ..
+        } = self;
         let Some(keys) = probe_keys.get_mut(tenant) else {
             return Err(stale_lease("probe", tenant));
         };
         let found = keys.iter().find(|k| {
-            probes
-                .get(k)
-                .is_some_and(|s| *s.value.probe_id == *probe_id && s.value.lease_id == lease_id && lease_id != 0)
+            probes.get(k).is_some_and(|s| {
+                *s.value.probe_id == *probe_id && s.value.lease_id == lease_id && lease_id != 0
+            })
         });
         let Some(key) = found else {
             return Err(stale_lease("probe", tenant));
@@ -249,7 +257,6 @@ impl Inner {
                 .is_some_and(|s| *s.value.probe_id == *probe_id)
         })
     }
-
 }
 
 impl InMemoryEventStore {
@@ -343,7 +350,12 @@ impl EventStore for InMemoryEventStore {
         Ok(version)
     }
 
-    async fn audit_log(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+    async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>> {
         let inner = self.lock();
         Ok(inner
             .audit
@@ -355,7 +367,12 @@ impl EventStore for InMemoryEventStore {
             .unwrap_or_default())
     }
 
-    async fn claim_outbox(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<OutboxEntry>> {
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>> {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let until = after(now, lease);
@@ -413,7 +430,13 @@ impl EventStore for InMemoryEventStore {
     }
 
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        Ok(self.lock().outbox.values().take(limit).map(|s| s.value.clone()).collect())
+        Ok(self
+            .lock()
+            .outbox
+            .values()
+            .take(limit)
+            .map(|s| s.value.clone())
+            .collect())
     }
 
     async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
@@ -429,7 +452,10 @@ impl EventStore for InMemoryEventStore {
         Ok(())
     }
 
-    async fn settle_probes(&self, settlements: &[crate::store::ProbeSettlement]) -> Vec<Result<()>> {
+    async fn settle_probes(
+        &self,
+        settlements: &[crate::store::ProbeSettlement],
+    ) -> Vec<Result<()>> {
         let mut inner = self.lock();
         settlements
             .iter()
@@ -440,7 +466,12 @@ impl EventStore for InMemoryEventStore {
             .collect()
     }
 
-    async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>> {
+    async fn claim_probes(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<PendingProbe>> {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let now_ms = now.timestamp_millis();
@@ -449,7 +480,9 @@ impl EventStore for InMemoryEventStore {
         let mut out = Vec::new();
         let mut leased = Vec::new();
         while out.len() < limit {
-            let Some(entry) = inner.probe_due.first_entry() else { break };
+            let Some(entry) = inner.probe_due.first_entry() else {
+                break;
+            };
             let due = *entry.key();
             if due > now_ms {
                 break;
@@ -460,7 +493,9 @@ impl EventStore for InMemoryEventStore {
             let mut keys = entry.remove();
             while out.len() < limit {
                 let Some(key) = keys.pop() else { break };
-                let Some(slot) = inner.probes.get_mut(&key) else { continue };
+                let Some(slot) = inner.probes.get_mut(&key) else {
+                    continue;
+                };
                 if slot.due_ms() != due {
                     continue; // stale: rescheduled, re-leased or replaced since
                 }
@@ -475,7 +510,11 @@ impl EventStore for InMemoryEventStore {
             }
         }
         if !leased.is_empty() {
-            inner.probe_due.entry(until_ms).or_default().append(&mut leased);
+            inner
+                .probe_due
+                .entry(until_ms)
+                .or_default()
+                .append(&mut leased);
         }
         Ok(out)
     }
@@ -487,7 +526,8 @@ impl EventStore for InMemoryEventStore {
         lease_id: u64,
         next_check_at: DateTime<Utc>,
     ) -> Result<()> {
-        self.lock().reschedule_probe(tenant, probe_id, lease_id, next_check_at)
+        self.lock()
+            .reschedule_probe(tenant, probe_id, lease_id, next_check_at)
     }
 
     async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {

@@ -33,12 +33,12 @@ use chrono::{DateTime, Utc};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::{
-    duration::{after, hex_id},
-    fxhash::FxHashMap,
     clock::{Clock, SystemClock},
     config::{ChannelKind, TenantConfig},
     domain::{Direction, FailureKind, Observation, Outcome, TenantId},
+    duration::{after, hex_id},
     error::{Error, Result},
+    fxhash::FxHashMap,
     hook::ContinuityHook,
     link::{LinkClaims, LinkSigner, VerifiedLink},
     machine::{
@@ -46,9 +46,15 @@ use crate::{
     },
     memory::InMemoryEventStore,
     notify::{AlertMessage, ConditionReport, Notifier},
-    policy::{FailureLimit, FailurePolicy, LatencyPolicy, LeakyCounterPolicy, Reading, ThresholdPolicy, Verdict},
+    policy::{
+        FailureLimit, FailurePolicy, LatencyPolicy, LeakyCounterPolicy, Reading, ThresholdPolicy,
+        Verdict,
+    },
     probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
-    store::{Commit, EventStore, OutboxEntry, OutboxItem, OutboxResult, PendingProbe, ProbeSettlement, Versioned},
+    store::{
+        Commit, EventStore, OutboxEntry, OutboxItem, OutboxResult, PendingProbe, ProbeSettlement,
+        Versioned,
+    },
     window::{Recorded, SlidingWindow},
 };
 
@@ -199,29 +205,44 @@ impl MonitorBuilder {
 
     /// Checks the parts and builds the monitor.
     pub fn build(self) -> Result<Monitor> {
-        let links = self
-            .links
-            .ok_or_else(|| Error::config("link_signer", "a link signer is required: alerts carry signed portal links"))?;
+        let links = self.links.ok_or_else(|| {
+            Error::config(
+                "link_signer",
+                "a link signer is required: alerts carry signed portal links",
+            )
+        })?;
         let portal_url = self
             .portal_url
             .ok_or_else(|| Error::config("portal_url", "the portal's base URL is required"))?;
         if !(portal_url.starts_with("https://") || portal_url.starts_with("http://"))
             || portal_url.chars().any(char::is_whitespace)
         {
-            return Err(Error::config("portal_url", format!("{portal_url:?} is not an http(s) URL")));
+            return Err(Error::config(
+                "portal_url",
+                format!("{portal_url:?} is not an http(s) URL"),
+            ));
         }
         if self.notifiers.is_empty() {
-            return Err(Error::config("notifiers", "at least one notifier is needed, or no alert can go out"));
+            return Err(Error::config(
+                "notifiers",
+                "at least one notifier is needed, or no alert can go out",
+            ));
         }
         let s = &self.settings;
-        if s.batch == 0 || s.lease < Duration::from_secs(1) || s.retry_base.is_zero() || s.retry_max < s.retry_base {
+        if s.batch == 0
+            || s.lease < Duration::from_secs(1)
+            || s.retry_base.is_zero()
+            || s.retry_max < s.retry_base
+        {
             return Err(Error::config(
                 "settings",
                 "batch must be positive, lease at least 1 s, and retry_max at least retry_base",
             ));
         }
         Ok(Monitor {
-            store: self.store.unwrap_or_else(|| Arc::new(InMemoryEventStore::new())),
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(InMemoryEventStore::new())),
             clock: self.clock,
             notifiers: self.notifiers,
             probes: self.probes,
@@ -322,14 +343,22 @@ impl<'a> EvalBuf<'a> {
     }
 
     fn as_slice(&self) -> &[Evaluation<'a>] {
-        if self.spill.is_empty() { &self.inline[..self.len] } else { &self.spill }
+        if self.spill.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
     }
 }
 
 /// The first multiple of `step` since the Unix epoch that is after `now`.
 fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
     let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
-    let next = now.timestamp_millis().div_euclid(step).saturating_add(1).saturating_mul(step);
+    let next = now
+        .timestamp_millis()
+        .div_euclid(step)
+        .saturating_add(1)
+        .saturating_mul(step);
     DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
@@ -414,11 +443,21 @@ impl DirectionRuntime {
             (_, None) => false,
             (_, Some(v)) if v.breached => false,
             (Builtin::Failures(_), Some(v)) => {
-                matches!(v.reading, Reading::Failures { limit: FailureLimit::Count(_), .. })
+                matches!(
+                    v.reading,
+                    Reading::Failures {
+                        limit: FailureLimit::Count(_),
+                        ..
+                    }
+                )
             }
             (Builtin::Latency(_), Some(v)) => match v.reading {
                 Reading::Latency { value: None, .. } => true,
-                Reading::Latency { limit, .. } => self.window.stats(now).max_latency().is_none_or(|m| m <= limit),
+                Reading::Latency { limit, .. } => self
+                    .window
+                    .stats(now)
+                    .max_latency()
+                    .is_none_or(|m| m <= limit),
                 _ => false,
             },
             (Builtin::Leaky(_), Some(_)) => false,
@@ -438,11 +477,25 @@ impl DirectionRuntime {
 
     fn new(config: &crate::config::DirectionConfig) -> Result<Self> {
         let policies = [
-            config.latency.clone().map(|t| Builtin::Latency(LatencyPolicy::new(t))),
-            config.failures.clone().map(|t| Builtin::Failures(FailurePolicy::new(t))),
-            config.leaky.clone().map(|t| Builtin::Leaky(LeakyCounterPolicy::new(t))),
+            config
+                .latency
+                .clone()
+                .map(|t| Builtin::Latency(LatencyPolicy::new(t))),
+            config
+                .failures
+                .clone()
+                .map(|t| Builtin::Failures(FailurePolicy::new(t))),
+            config
+                .leaky
+                .clone()
+                .map(|t| Builtin::Leaky(LeakyCounterPolicy::new(t))),
         ];
-        let watches = Watches(policies.map(|p| p.map(|policy| Watch { policy, verdict: None })));
+        let watches = Watches(policies.map(|p| {
+            p.map(|policy| Watch {
+                policy,
+                verdict: None,
+            })
+        }));
         Ok(DirectionRuntime {
             window: SlidingWindow::new(config.window, SlidingWindow::DEFAULT_BUCKETS)?,
             watches,
@@ -604,7 +657,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-
 struct TickGuard<'a>(&'a AtomicBool);
 
 impl Drop for TickGuard<'_> {
@@ -669,10 +721,15 @@ impl Monitor {
             }
         }
         let tenant = config.tenant.clone();
-        let cached = self.store.as_ref().load(&tenant).await?.unwrap_or(Versioned {
-            version: 0,
-            state: TenantState::default(),
-        });
+        let cached = self
+            .store
+            .as_ref()
+            .load(&tenant)
+            .await?
+            .unwrap_or(Versioned {
+                version: 0,
+                state: TenantState::default(),
+            });
         let runtime = TenantRuntime {
             rules: config.rules(),
             directions: [
@@ -709,7 +766,11 @@ impl Monitor {
 
     /// Stops watching a tenant (its stored state stays).
     pub fn remove_tenant(&self, tenant: &TenantId) -> bool {
-        let removed = self.tenants.write().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+        let removed = self
+            .tenants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
         if let Some(rt) = &removed {
             lock(rt).removed = true;
         }
@@ -743,11 +804,22 @@ impl Monitor {
             });
         }
         let rt = self.runtime(&observation.tenant)?;
-        Ok(self.record_into(&rt, observation.direction, observation.at, &observation.outcome))
+        Ok(self.record_into(
+            &rt,
+            observation.direction,
+            observation.at,
+            &observation.outcome,
+        ))
     }
 
     /// Records into a tenant's window and queues the tenant for evaluation at the next tick.
-    fn record_into(&self, rt: &Runtime, direction: Direction, at: DateTime<Utc>, outcome: &Outcome) -> Recorded {
+    fn record_into(
+        &self,
+        rt: &Runtime,
+        direction: Direction,
+        at: DateTime<Utc>,
+        outcome: &Outcome,
+    ) -> Recorded {
         let (recorded, newly_queued) = {
             let mut rt = lock(rt);
             let recorded = record(&mut rt, direction, at, outcome);
@@ -789,7 +861,10 @@ impl Monitor {
     pub fn direction_memory_bytes(&self, tenant: &TenantId) -> Result<[usize; 2]> {
         let rt = self.runtime(tenant)?;
         let rt = lock(&rt);
-        Ok([rt.directions[0].memory_bytes(), rt.directions[1].memory_bytes()])
+        Ok([
+            rt.directions[0].memory_bytes(),
+            rt.directions[1].memory_bytes(),
+        ])
     }
 
     /// [`tick`](Self::tick) at the clock's time.
@@ -851,7 +926,12 @@ impl Monitor {
         due
     }
 
-    async fn evaluate_all(&self, mut tenants: Vec<Runtime>, now: DateTime<Utc>, report: &mut TickReport) {
+    async fn evaluate_all(
+        &self,
+        mut tenants: Vec<Runtime>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) {
         for rt in tenants.drain(..) {
             if lock(&rt).removed {
                 continue;
@@ -879,7 +959,9 @@ impl Monitor {
         let mut due = self.due_probes(now);
         let mut pending_probes = Vec::new();
         for (runtime, direction) in due.drain(..) {
-            let Some(probe) = &self.probes[direction.index()] else { continue };
+            let Some(probe) = &self.probes[direction.index()] else {
+                continue;
+            };
             let rt = &runtime;
             {
                 let (tenant, deadline, check) = {
@@ -892,7 +974,8 @@ impl Monitor {
                     if !probes.enabled(direction) {
                         continue;
                     }
-                    let (interval, deadline, check) = (probes.interval, probes.deadline, probes.check_interval);
+                    let (interval, deadline, check) =
+                        (probes.interval, probes.deadline, probes.check_interval);
                     let dr = &mut rt.directions[direction.index()];
                     if dr.next_probe_at.is_some_and(|t| now < t) {
                         continue; // a stale entry: this direction was probed already
@@ -909,7 +992,8 @@ impl Monitor {
                     probe_id: probe_id(direction, now),
                     sent_at: now,
                 };
-                let span = info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
+                let span =
+                    info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
                 match probe.as_ref().dispatch(&request).instrument(span).await {
                     Ok(ticket) => {
                         report.probes_dispatched += 1;
@@ -931,12 +1015,23 @@ impl Monitor {
                     Err(e) if e.is_retryable() => {
                         // The org's server refusing or timing out is exactly what we watch for.
                         warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
-                        self.record_into(rt, direction, now, &Outcome::Failed { kind: FailureKind::Unreachable });
-                        report.errors.push(format!("{tenant}: {direction} probe dispatch: {e}"));
+                        self.record_into(
+                            rt,
+                            direction,
+                            now,
+                            &Outcome::Failed {
+                                kind: FailureKind::Unreachable,
+                            },
+                        );
+                        report
+                            .errors
+                            .push(format!("{tenant}: {direction} probe dispatch: {e}"));
                     }
                     Err(e) => {
                         error!(%tenant, %direction, error = %e, "probe dispatch failed (configuration?); not counted");
-                        report.errors.push(format!("{tenant}: {direction} probe dispatch: {e}"));
+                        report
+                            .errors
+                            .push(format!("{tenant}: {direction} probe dispatch: {e}"));
                     }
                 }
             }
@@ -950,7 +1045,12 @@ impl Monitor {
             return;
         }
         let count = pending.len();
-        if let Err(e) = self.store.as_ref().put_probes(std::mem::take(pending)).await {
+        if let Err(e) = self
+            .store
+            .as_ref()
+            .put_probes(std::mem::take(pending))
+            .await
+        {
             error!(count, error = %e, "pending probes not stored; they will not be checked");
             report.errors.push(format!("storing {count} probes: {e}"));
         }
@@ -960,7 +1060,12 @@ impl Monitor {
         // Bounded: each round claims up to `batch`; a probe claimed in this
         // tick is rescheduled into the future, so rounds end.
         for _ in 0..10_000 {
-            let claimed = match self.store.as_ref().claim_probes(now, self.settings.lease, self.settings.batch).await {
+            let claimed = match self
+                .store
+                .as_ref()
+                .claim_probes(now, self.settings.lease, self.settings.batch)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "claiming pending probes failed");
@@ -989,7 +1094,9 @@ impl Monitor {
                     probe_id,
                     sent_at,
                 };
-                let next_check_at = self.check_request(&request, deadline, &ticket, now, report).await;
+                let next_check_at = self
+                    .check_request(&request, deadline, &ticket, now, report)
+                    .await;
                 settlements.push(ProbeSettlement {
                     tenant: request.tenant,
                     probe_id: request.probe_id,
@@ -1001,7 +1108,9 @@ impl Monitor {
             for (s, r) in settlements.iter().zip(results) {
                 if let Err(e) = r {
                     warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
-                    report.errors.push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
+                    report
+                        .errors
+                        .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
                 }
             }
             // Evaluate the tenants whose probes just arrived while their state
@@ -1043,16 +1152,29 @@ impl Monitor {
             Ok(ProbeStatus::Pending) | Err(_) if now >= deadline => {
                 report.probes_lost += 1;
                 if let Err(e) = &status {
-                    report.errors.push(format!("{tenant}: probe {probe_id}: {e}"));
+                    report
+                        .errors
+                        .push(format!("{tenant}: probe {probe_id}: {e}"));
                 }
                 info!(%tenant, %direction, %probe_id, "probe lost: not found by its deadline");
-                self.record_into(&rt, direction, now, &Outcome::Failed { kind: FailureKind::LostProbe });
+                self.record_into(
+                    &rt,
+                    direction,
+                    now,
+                    &Outcome::Failed {
+                        kind: FailureKind::LostProbe,
+                    },
+                );
                 None
             }
-            Ok(ProbeStatus::Pending) => Some(after(now, lock(&rt).config.probes.check_interval).min(deadline)),
+            Ok(ProbeStatus::Pending) => {
+                Some(after(now, lock(&rt).config.probes.check_interval).min(deadline))
+            }
             Err(e) => {
                 warn!(%tenant, %probe_id, error = %e, "probe check failed; checking again later");
-                report.errors.push(format!("{tenant}: probe {probe_id}: {e}"));
+                report
+                    .errors
+                    .push(format!("{tenant}: probe {probe_id}: {e}"));
                 Some(after(now, lock(&rt).config.probes.check_interval).min(deadline))
             }
         }
@@ -1136,27 +1258,43 @@ impl Monitor {
                 }
                 let mut next = rt.cached.state.clone();
                 let tenant = rt.config.tenant.clone();
-                let effects = machine::apply_in_place(&mut next, &Input::Tick { evaluations }, now, &rt.rules)
-                    .map_err(|e| (tenant.clone(), e))?;
+                let effects = machine::apply_in_place(
+                    &mut next,
+                    &Input::Tick { evaluations },
+                    now,
+                    &rt.rules,
+                )
+                .map_err(|e| (tenant.clone(), e))?;
                 // With the same verdicts, would the next tick change anything
                 // (a hysteresis streak still running)? Then look again next tick.
                 let settled = is_quiet(&next, evaluations, now, &rt.rules);
                 let next_eval_at = settled.then(|| {
                     let at = rt.next_verdict_change();
-                    next.next_deadline(rt.rules.repeat_interval).map_or(at, |d| d.min(at))
+                    next.next_deadline(rt.rules.repeat_interval)
+                        .map_or(at, |d| d.min(at))
                 });
                 rt.next_eval_at = None;
-                let commit = self.build_commit(rt, next, effects, now).map_err(|e| (tenant.clone(), e))?;
+                let commit = self
+                    .build_commit(rt, next, effects, now)
+                    .map_err(|e| (tenant.clone(), e))?;
                 (tenant, rt.cached.version, commit, next_eval_at)
             };
             let (tenant, expected, commit, next_eval_at) = prepared;
             let tenant = &tenant;
             let state = commit.state.clone();
             let span = info_span!("transition", %tenant, expected);
-            match self.store.as_ref().commit(tenant, expected, commit).instrument(span).await {
+            match self
+                .store
+                .as_ref()
+                .commit(tenant, expected, commit)
+                .instrument(span)
+                .await
+            {
                 Ok(version) => {
                     report.transitions += 1;
-                    let alerts = state.next_alert_id.saturating_sub(lock(rt).cached.state.next_alert_id);
+                    let alerts = state
+                        .next_alert_id
+                        .saturating_sub(lock(rt).cached.state.next_alert_id);
                     if alerts > 0 {
                         info!(%tenant, alerts, "alert committed to the outbox");
                     }
@@ -1169,7 +1307,9 @@ impl Monitor {
                 }
                 Err(Error::Conflict { .. }) => {
                     debug!(%tenant, "state changed concurrently; reloading");
-                    self.reload(tenant, rt).await.map_err(|e| (tenant.clone(), e))?;
+                    self.reload(tenant, rt)
+                        .await
+                        .map_err(|e| (tenant.clone(), e))?;
                 }
                 Err(e) => return Err((tenant.clone(), e)),
             }
@@ -1187,10 +1327,15 @@ impl Monitor {
     }
 
     async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {
-        let fresh = self.store.as_ref().load(tenant).await?.unwrap_or(Versioned {
-            version: 0,
-            state: TenantState::default(),
-        });
+        let fresh = self
+            .store
+            .as_ref()
+            .load(tenant)
+            .await?
+            .unwrap_or(Versioned {
+                version: 0,
+                state: TenantState::default(),
+            });
         {
             let mut rt = lock(rt);
             rt.cached = fresh;
@@ -1222,14 +1367,18 @@ impl Monitor {
                         commit.outbox.push(OutboxItem::Alert(Box::new(message)));
                     }
                 }
-                Effect::EventStarted(event) if self.hook.is_some() => commit.outbox.push(OutboxItem::EventStarted {
-                    tenant: rt.config.tenant.clone(),
-                    event,
-                }),
-                Effect::EventEnded(event) if self.hook.is_some() => commit.outbox.push(OutboxItem::EventEnded {
-                    tenant: rt.config.tenant.clone(),
-                    event,
-                }),
+                Effect::EventStarted(event) if self.hook.is_some() => {
+                    commit.outbox.push(OutboxItem::EventStarted {
+                        tenant: rt.config.tenant.clone(),
+                        event,
+                    })
+                }
+                Effect::EventEnded(event) if self.hook.is_some() => {
+                    commit.outbox.push(OutboxItem::EventEnded {
+                        tenant: rt.config.tenant.clone(),
+                        event,
+                    })
+                }
                 Effect::EventStarted(_) | Effect::EventEnded(_) => {}
             }
         }
@@ -1253,7 +1402,10 @@ impl Monitor {
                     .iter()
                     .find(|w| w.policy.get().condition() == c.name)
                     .and_then(|w| w.verdict.as_ref())
-                    .map_or_else(|| format!("{} condition", c.name), |v| v.reading.to_string());
+                    .map_or_else(
+                        || format!("{} condition", c.name),
+                        |v| v.reading.to_string(),
+                    );
                 ConditionReport {
                     direction: c.direction,
                     name: c.name.clone(),
@@ -1263,7 +1415,11 @@ impl Monitor {
             })
             .collect();
         let event = state.active_event.as_ref().map(|e| {
-            format!("active since {} until {}", e.start.format("%Y-%m-%d %H:%M UTC"), e.end.format("%Y-%m-%d %H:%M UTC"))
+            format!(
+                "active since {} until {}",
+                e.start.format("%Y-%m-%d %H:%M UTC"),
+                e.end.format("%Y-%m-%d %H:%M UTC")
+            )
         });
         let expires = after(now, self.links.ttl());
         rt.config
@@ -1298,7 +1454,12 @@ impl Monitor {
     async fn work_outbox(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut blocked_hooks: HashMap<TenantId, DateTime<Utc>> = HashMap::new();
         for _ in 0..10_000 {
-            let claimed = match self.store.as_ref().claim_outbox(now, self.settings.lease, self.settings.batch).await {
+            let claimed = match self
+                .store
+                .as_ref()
+                .claim_outbox(now, self.settings.lease, self.settings.batch)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "claiming the outbox failed");
@@ -1311,7 +1472,12 @@ impl Monitor {
             }
             for entry in claimed {
                 let result = self.attempt(&entry, now, report, &mut blocked_hooks).await;
-                if let Err(e) = self.store.as_ref().complete_outbox(entry.id, entry.lease_id, result).await {
+                if let Err(e) = self
+                    .store
+                    .as_ref()
+                    .complete_outbox(entry.id, entry.lease_id, result)
+                    .await
+                {
                     warn!(id = entry.id, error = %e, "recording an outbox result failed; the entry will be retried");
                     report.errors.push(format!("outbox {}: {e}", entry.id));
                 }
@@ -1319,10 +1485,25 @@ impl Monitor {
         }
     }
 
-    fn retry_at(&self, entry: &OutboxEntry, now: DateTime<Utc>, retry_after: Option<Duration>) -> DateTime<Utc> {
+    fn retry_at(
+        &self,
+        entry: &OutboxEntry,
+        now: DateTime<Utc>,
+        retry_after: Option<Duration>,
+    ) -> DateTime<Utc> {
         let exp = entry.attempts.saturating_sub(1).min(20);
-        let backoff = self.settings.retry_base.saturating_mul(1u32 << exp).min(self.settings.retry_max);
-        after(now, retry_after.unwrap_or(backoff).max(backoff).min(self.settings.retry_max))
+        let backoff = self
+            .settings
+            .retry_base
+            .saturating_mul(1u32 << exp)
+            .min(self.settings.retry_max);
+        after(
+            now,
+            retry_after
+                .unwrap_or(backoff)
+                .max(backoff)
+                .min(self.settings.retry_max),
+        )
     }
 
     async fn attempt(
@@ -1371,12 +1552,15 @@ impl Monitor {
                             }
                         } else {
                             error!(key = %message.idempotency_key, error = %e, "delivery failed permanently");
-                            OutboxResult::GiveUp { error: e.to_string() }
+                            OutboxResult::GiveUp {
+                                error: e.to_string(),
+                            }
                         }
                     }
                 }
             }
-            OutboxItem::EventStarted { tenant, event } | OutboxItem::EventEnded { tenant, event } => {
+            OutboxItem::EventStarted { tenant, event }
+            | OutboxItem::EventEnded { tenant, event } => {
                 // Hook calls of one tenant run in order: a later one waits for an earlier failed one.
                 if let Some(at) = blocked_hooks.get(tenant) {
                     return OutboxResult::Retry {
@@ -1384,13 +1568,21 @@ impl Monitor {
                         error: "waiting for an earlier hook call of this tenant".into(),
                     };
                 }
-                let Some(hook) = &self.hook else { return OutboxResult::Done };
+                let Some(hook) = &self.hook else {
+                    return OutboxResult::Done;
+                };
                 let started = matches!(entry.item, OutboxItem::EventStarted { .. });
                 let span = info_span!("hook", %tenant, event_id = event.id, started);
                 let result = if started {
-                    hook.as_ref().event_started(tenant, event).instrument(span).await
+                    hook.as_ref()
+                        .event_started(tenant, event)
+                        .instrument(span)
+                        .await
                 } else {
-                    hook.as_ref().event_ended(tenant, event).instrument(span).await
+                    hook.as_ref()
+                        .event_ended(tenant, event)
+                        .instrument(span)
+                        .await
                 };
                 match result {
                     Ok(()) => {
@@ -1401,12 +1593,19 @@ impl Monitor {
                         warn!(%tenant, event_id = event.id, error = %e, "continuity hook failed; will retry");
                         let at = self.retry_at(entry, now, None);
                         blocked_hooks.insert(tenant.clone(), at);
-                        OutboxResult::Retry { at, error: e.to_string() }
+                        OutboxResult::Retry {
+                            at,
+                            error: e.to_string(),
+                        }
                     }
                     Err(e) => {
-                        report.errors.push(format!("{tenant}: hook for event {}: {e}", event.id));
+                        report
+                            .errors
+                            .push(format!("{tenant}: hook for event {}: {e}", event.id));
                         error!(%tenant, event_id = event.id, error = %e, "continuity hook failed permanently; giving up");
-                        OutboxResult::GiveUp { error: e.to_string() }
+                        OutboxResult::GiveUp {
+                            error: e.to_string(),
+                        }
                     }
                 }
             }
@@ -1419,7 +1618,12 @@ impl Monitor {
     }
 
     /// Verifies a portal link at `now` and performs `action` as its recipient.
-    pub async fn perform_at(&self, token: &str, action: Action, now: DateTime<Utc>) -> Result<ActionOutcome> {
+    pub async fn perform_at(
+        &self,
+        token: &str,
+        action: Action,
+        now: DateTime<Utc>,
+    ) -> Result<ActionOutcome> {
         let link = self.verify_link(token, None, now)?;
         let actor = Actor::Link {
             recipient: link.claims.recipient.clone(),
@@ -1427,15 +1631,26 @@ impl Monitor {
             key_id: link.key_id.clone(),
             issued_at: link.issued_at,
         };
-        self.act(&link.claims.tenant, actor, action, None, now).await
+        self.act(&link.claims.tenant, actor, action, None, now)
+            .await
     }
 
     /// Verifies a portal link (optionally for a given tenant) at `now`.
-    pub fn verify_link(&self, token: &str, tenant: Option<&TenantId>, now: DateTime<Utc>) -> Result<VerifiedLink> {
+    pub fn verify_link(
+        &self,
+        token: &str,
+        tenant: Option<&TenantId>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedLink> {
         let link = self.links.verify(token, tenant, now)?;
         let rt = self.runtime(&link.claims.tenant)?;
         // A link of a recipient removed from the configuration no longer opens the portal.
-        if !lock(&rt).config.recipients.iter().any(|r| r.id == link.claims.recipient) {
+        if !lock(&rt)
+            .config
+            .recipients
+            .iter()
+            .any(|r| r.id == link.claims.recipient)
+        {
             return Err(Error::Link {
                 reason: crate::link::LinkRejection::UnknownRecipient,
             });
@@ -1483,7 +1698,10 @@ impl Monitor {
                         now,
                         &guard.rules,
                     )?;
-                    (guard.cached.version, self.build_commit(&guard, next, effects, now)?)
+                    (
+                        guard.cached.version,
+                        self.build_commit(&guard, next, effects, now)?,
+                    )
                 };
                 let state = commit.state.clone();
                 match self.store.as_ref().commit(tenant, expected, commit).await {
@@ -1518,7 +1736,12 @@ impl Monitor {
     }
 }
 
-fn record(rt: &mut TenantRuntime, direction: Direction, at: DateTime<Utc>, outcome: &Outcome) -> Recorded {
+fn record(
+    rt: &mut TenantRuntime,
+    direction: Direction,
+    at: DateTime<Utc>,
+    outcome: &Outcome,
+) -> Recorded {
     let dr = &mut rt.directions[direction.index()];
     let recorded = dr.window.record(at, outcome);
     if recorded == Recorded::Counted {
@@ -1545,23 +1768,35 @@ fn health(v: &Verdict) -> Health {
         return Health::Breached;
     }
     match v.reading {
-        Reading::Latency { value: None, .. } | Reading::Failures { samples: 0, .. } => Health::Unknown,
+        Reading::Latency { value: None, .. } | Reading::Failures { samples: 0, .. } => {
+            Health::Unknown
+        }
         _ => Health::Healthy,
     }
 }
 
 /// Whether a tick with these evaluations would leave the state as it is (the
 /// common case: everything healthy, nothing due), so no copy and no write is needed.
-fn is_quiet(state: &TenantState, evaluations: &[Evaluation<'_>], now: DateTime<Utc>, rules: &Rules) -> bool {
+fn is_quiet(
+    state: &TenantState,
+    evaluations: &[Evaluation<'_>],
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> bool {
     for ev in evaluations {
         match state.condition(ev.direction, ev.name) {
             _ if ev.health == Health::Unknown => {}
-            Some(c) if c.active != (ev.health == Health::Breached) || c.streak != 0 => return false,
+            Some(c) if c.active != (ev.health == Health::Breached) || c.streak != 0 => {
+                return false;
+            }
             None if ev.health == Health::Breached => return false,
             _ => {}
         }
     }
-    if state.next_deadline(rules.repeat_interval).is_some_and(|d| d <= now) {
+    if state
+        .next_deadline(rules.repeat_interval)
+        .is_some_and(|d| d <= now)
+    {
         return false;
     }
     if state.resolved_owed && !state.suspended_at(now) {

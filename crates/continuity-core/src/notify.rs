@@ -62,7 +62,9 @@ impl AlertMessage {
         let mut s = match self.kind {
             AlertKind::Raised => format!("ALERT {}: ", self.tenant_name),
             AlertKind::Reminder => format!("STILL FAILING {}: ", self.tenant_name),
-            AlertKind::Resolved => format!("RESOLVED {}: mail flow is healthy again", self.tenant_name),
+            AlertKind::Resolved => {
+                format!("RESOLVED {}: mail flow is healthy again", self.tenant_name)
+            }
         };
         if self.kind != AlertKind::Resolved {
             let first = self

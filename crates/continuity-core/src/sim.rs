@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    duration::{after, hex_id},
-    fxhash::FxHashMap,
     clock::Clock,
     config::ChannelKind,
     domain::{Direction, TenantId},
+    duration::{after, hex_id},
     error::{Error, Result},
+    fxhash::FxHashMap,
     hook::ContinuityHook,
     machine::ContinuityEvent,
     notify::{AlertMessage, Notifier, Receipt},

@@ -104,7 +104,9 @@ impl OutboxItem {
     pub fn order_key(&self) -> String {
         match self {
             OutboxItem::Alert(m) => format!("{}/alert/{}", m.tenant, m.recipient.id),
-            OutboxItem::EventStarted { tenant, .. } | OutboxItem::EventEnded { tenant, .. } => format!("{tenant}/hook"),
+            OutboxItem::EventStarted { tenant, .. } | OutboxItem::EventEnded { tenant, .. } => {
+                format!("{tenant}/hook")
+            }
         }
     }
 
@@ -112,7 +114,9 @@ impl OutboxItem {
     pub fn tenant(&self) -> &TenantId {
         match self {
             OutboxItem::Alert(m) => &m.tenant,
-            OutboxItem::EventStarted { tenant, .. } | OutboxItem::EventEnded { tenant, .. } => tenant,
+            OutboxItem::EventStarted { tenant, .. } | OutboxItem::EventEnded { tenant, .. } => {
+                tenant
+            }
         }
     }
 }
@@ -202,11 +206,21 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     async fn commit(&self, tenant: &TenantId, expected: u64, commit: Commit) -> Result<u64>;
 
     /// Audit records of `tenant` with `seq > after`, oldest first, at most `limit`.
-    async fn audit_log(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<AuditRecord>>;
+    async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>>;
 
     /// Claims up to `limit` outbox entries that are due at `now` and not
     /// leased, leasing them for `lease`. Oldest first.
-    async fn claim_outbox(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<OutboxEntry>>;
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>>;
 
     /// Records how an attempt on a claimed entry ended.
     async fn complete_outbox(&self, id: u64, lease_id: u64, result: OutboxResult) -> Result<()>;
@@ -219,7 +233,12 @@ pub trait EventStore: Send + Sync + fmt::Debug {
 
     /// Claims up to `limit` probes whose `next_check_at` has come and that are
     /// not leased, leasing them for `lease`. Earliest first.
-    async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>>;
+    async fn claim_probes(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<PendingProbe>>;
 
     /// Releases a claimed probe with a new check time.
     async fn reschedule_probe(
@@ -251,7 +270,10 @@ pub trait EventStore: Send + Sync + fmt::Debug {
         for s in settlements {
             out.push(match s.next_check_at {
                 None => self.remove_probe(&s.tenant, &s.probe_id, s.lease_id).await,
-                Some(at) => self.reschedule_probe(&s.tenant, &s.probe_id, s.lease_id, at).await,
+                Some(at) => {
+                    self.reschedule_probe(&s.tenant, &s.probe_id, s.lease_id, at)
+                        .await
+                }
             });
         }
         out

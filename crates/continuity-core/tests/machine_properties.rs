@@ -7,7 +7,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
     Direction,
     config::EventLimits,
-    machine::{Action, Actor, AlertKind, Effect, Evaluation, Health, Input, Rejection, Rules, TenantState, apply},
+    machine::{
+        Action, Actor, AlertKind, Effect, Evaluation, Health, Input, Rejection, Rules, TenantState,
+        apply,
+    },
 };
 use proptest::prelude::*;
 
@@ -17,13 +20,26 @@ const TICK: i64 = 60;
 enum Step {
     /// Advance by `ticks` ticks, evaluating the two conditions each tick
     /// (`None`: not enough data).
-    Ticks { ticks: u8, latency: Option<bool>, failures: Option<bool> },
-    Start { minutes: u16 },
-    Extend { minutes: i32 },
+    Ticks {
+        ticks: u8,
+        latency: Option<bool>,
+        failures: Option<bool>,
+    },
+    Start {
+        minutes: u16,
+    },
+    Extend {
+        minutes: i32,
+    },
     End,
-    Schedule { in_minutes: u16, minutes: u16 },
+    Schedule {
+        in_minutes: u16,
+        minutes: u16,
+    },
     Cancel,
-    Suspend { minutes: u16 },
+    Suspend {
+        minutes: u16,
+    },
     Lift,
 }
 
@@ -58,15 +74,29 @@ struct Checker {
 }
 
 impl Checker {
-    fn effects(&mut self, before: &TenantState, after: &TenantState, fx: &[Effect], now: DateTime<Utc>, newly_unsuspended: bool) {
+    fn effects(
+        &mut self,
+        before: &TenantState,
+        after: &TenantState,
+        fx: &[Effect],
+        now: DateTime<Utc>,
+        newly_unsuspended: bool,
+    ) {
         let repeat = TimeDelta::from_std(self.rules.repeat_interval).unwrap();
         for e in fx {
             match e {
                 Effect::Alert(a) => {
-                    assert!(!after.suspended_at(now), "alert {a:?} sent while suspended at {now}");
+                    assert!(
+                        !after.suspended_at(now),
+                        "alert {a:?} sent while suspended at {now}"
+                    );
                     if a.kind == AlertKind::Reminder {
                         let last = self.last_alert.expect("a reminder follows an alert");
-                        assert!(now - last >= repeat, "reminder at {now} only {} after {last}", now - last);
+                        assert!(
+                            now - last >= repeat,
+                            "reminder at {now} only {} after {last}",
+                            now - last
+                        );
                     }
                     if a.kind == AlertKind::Raised && a.newly_raised.is_empty() {
                         // An owed alert: only after a suspension ended, or a raise while suspended.
@@ -83,11 +113,21 @@ impl Checker {
                 Effect::Audit(_) => {}
             }
         }
-        for ev in [&after.active_event, &after.scheduled_event, &after.last_event].into_iter().flatten() {
+        for ev in [
+            &after.active_event,
+            &after.scheduled_event,
+            &after.last_event,
+        ]
+        .into_iter()
+        .flatten()
+        {
             assert!(ev.end >= ev.start, "event ends before it starts: {ev:?}");
         }
         if let Some(ev) = &after.active_event {
-            assert!(ev.end > now, "an expired event is still active at {now}: {ev:?}");
+            assert!(
+                ev.end > now,
+                "an expired event is still active at {now}: {ev:?}"
+            );
         }
     }
 }

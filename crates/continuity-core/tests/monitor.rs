@@ -60,7 +60,10 @@ async fn rig_with(store: Arc<InMemoryEventStore>, probes: bool) -> Rig {
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let email = Arc::new(RecordingNotifier::new(ChannelKind::Email));
     let hook = Arc::new(RecordingHook::new());
-    let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(20)));
+    let mail = Arc::new(SimulatedMailSystem::new(
+        Arc::new(clock.clone()),
+        Duration::from_secs(20),
+    ));
     let mut b = Monitor::builder()
         .clock(Arc::new(clock.clone()))
         .store(store.clone())
@@ -70,12 +73,23 @@ async fn rig_with(store: Arc<InMemoryEventStore>, probes: bool) -> Rig {
         .link_signer(signer())
         .portal_url("https://continuity.example.net/c/");
     if probes {
-        b = b.probe(Direction::Inbound, mail.clone()).probe(Direction::Outbound, mail.clone());
+        b = b
+            .probe(Direction::Inbound, mail.clone())
+            .probe(Direction::Outbound, mail.clone());
     }
     let monitor = b.build().unwrap();
     let acme = TenantId::new("acme").unwrap();
     monitor.register_tenant(config(&acme)).await.unwrap();
-    Rig { clock, monitor, sms, email, hook, mail, store, acme }
+    Rig {
+        clock,
+        monitor,
+        sms,
+        email,
+        hook,
+        mail,
+        store,
+        acme,
+    }
 }
 
 async fn rig() -> Rig {
@@ -97,11 +111,21 @@ impl Rig {
             let now = self.clock.advance(MINUTE);
             for _ in 0..per_minute {
                 self.monitor
-                    .observe(Observation::delivered(self.acme.clone(), Direction::Outbound, now, latency))
+                    .observe(Observation::delivered(
+                        self.acme.clone(),
+                        Direction::Outbound,
+                        now,
+                        latency,
+                    ))
                     .unwrap();
             }
             self.monitor.tick(now).await.unwrap();
         }
+    }
+
+    /// Reports `n` refused deliveries in `direction` at `now`.
+    fn refused(&self, direction: Direction, now: DateTime<Utc>, n: usize) {
+        refused(&self.monitor, &self.acme, direction, now, n);
     }
 
     fn sms_kinds(&self) -> Vec<AlertKind> {
@@ -109,8 +133,29 @@ impl Rig {
     }
 }
 
+fn refused(
+    monitor: &Monitor,
+    tenant: &TenantId,
+    direction: Direction,
+    now: DateTime<Utc>,
+    n: usize,
+) {
+    for _ in 0..n {
+        monitor
+            .observe(Observation::failed(
+                tenant.clone(),
+                direction,
+                now,
+                continuity_core::FailureKind::Refused,
+            ))
+            .unwrap();
+    }
+}
+
 fn token(m: &AlertMessage) -> &str {
-    m.link.strip_prefix("https://continuity.example.net/c/").unwrap()
+    m.link
+        .strip_prefix("https://continuity.example.net/c/")
+        .unwrap()
 }
 
 #[tokio::test]
@@ -128,27 +173,54 @@ async fn a_latency_outage_alerts_reminds_hourly_and_resolves() {
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
     let alert = &sent[0];
     assert_eq!(alert.recipient.id, "ops-sms");
-    assert!(alert.headline().starts_with("ALERT ACME Corp: outbound p95 latency"), "{}", alert.headline());
+    assert!(
+        alert
+            .headline()
+            .starts_with("ALERT ACME Corp: outbound p95 latency"),
+        "{}",
+        alert.headline()
+    );
     assert_eq!(r.email.messages().len(), 1, "every channel gets the alert");
     assert_eq!(r.email.messages()[0].alert_id, alert.alert_id);
-    assert_ne!(r.email.messages()[0].link, alert.link, "links are bound to their recipient");
-    let link = r.monitor.verify_link(token(alert), Some(&r.acme), r.clock.now()).unwrap();
+    assert_ne!(
+        r.email.messages()[0].link,
+        alert.link,
+        "links are bound to their recipient"
+    );
+    let link = r
+        .monitor
+        .verify_link(token(alert), Some(&r.acme), r.clock.now())
+        .unwrap();
     assert_eq!(link.claims.recipient, "ops-sms");
 
     // Still slow: a reminder every hour, not sooner. It raised at minute 32
     // (two breached evaluations from minute 31); the clock is at minute 40.
     r.run_with_traffic(51, slow, 10).await;
-    assert_eq!(r.sms.messages().len(), 1, "no reminder before the hour is up");
+    assert_eq!(
+        r.sms.messages().len(),
+        1,
+        "no reminder before the hour is up"
+    );
     r.run_with_traffic(1, slow, 10).await;
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised, AlertKind::Reminder]);
     r.run_with_traffic(60, slow, 10).await;
-    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised, AlertKind::Reminder, AlertKind::Reminder]);
+    assert_eq!(
+        r.sms_kinds(),
+        vec![AlertKind::Raised, AlertKind::Reminder, AlertKind::Reminder]
+    );
 
     // Recovery: once the slow deliveries leave the window, it clears and resolves.
     r.run_with_traffic(90, fast, 10).await;
     let kinds = r.sms_kinds();
     assert_eq!(kinds.last(), Some(&AlertKind::Resolved), "{kinds:?}");
-    assert!(r.sms.messages().last().unwrap().headline().starts_with("RESOLVED ACME Corp"));
+    assert!(
+        r.sms
+            .messages()
+            .last()
+            .unwrap()
+            .headline()
+            .starts_with("RESOLVED ACME Corp")
+    );
     let n = kinds.len();
     r.run_with_traffic(180, fast, 2).await;
     assert_eq!(r.sms_kinds().len(), n, "nothing more once healthy");
@@ -159,38 +231,65 @@ async fn lost_probes_count_as_failures() {
     let r = rig().await;
     r.run(20).await;
     let s = r.monitor.status(&r.acme).unwrap();
-    assert!(s.readings.iter().any(|(d, n, v)| *d == Direction::Inbound && n == "latency" && !v.breached));
+    assert!(
+        s.readings
+            .iter()
+            .any(|(d, n, v)| *d == Direction::Inbound && n == "latency" && !v.breached)
+    );
     assert!(r.sms.messages().is_empty());
 
-    r.mail.set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Blackhole);
+    r.mail
+        .set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Blackhole);
     // Probes every 5 min, lost after 30 min; 3 failures in the window raise
     // after 2 consecutive breached evaluations.
     r.run(60).await;
     let sent = r.sms.messages();
-    assert_eq!(sent.len(), 1, "{:?}", sent.iter().map(|m| m.headline()).collect::<Vec<_>>());
-    assert!(sent[0].headline().contains("inbound 3 failures"), "{}", sent[0].headline());
+    assert_eq!(
+        sent.len(),
+        1,
+        "{:?}",
+        sent.iter().map(|m| m.headline()).collect::<Vec<_>>()
+    );
+    assert!(
+        sent[0].headline().contains("inbound 3 failures"),
+        "{}",
+        sent[0].headline()
+    );
 }
 
 #[tokio::test]
 async fn arrived_probes_feed_the_latency_window() {
     let r = rig().await;
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(40 * 60)));
+    r.mail.set_flow(
+        &r.acme,
+        Direction::Outbound,
+        SimulatedFlow::Latency(Duration::from_secs(40 * 60)),
+    );
     // Probes arrive after 40 min (past the 30 min deadline? no: deadline is 30 min, so they are lost).
     // Use a 20 min latency against a 10 min limit instead.
     let mut c = config(&r.acme);
     c.outbound.latency.as_mut().unwrap().limit = Duration::from_secs(10 * 60);
     r.monitor.register_tenant(c).await.unwrap();
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(20 * 60)));
+    r.mail.set_flow(
+        &r.acme,
+        Direction::Outbound,
+        SimulatedFlow::Latency(Duration::from_secs(20 * 60)),
+    );
     r.run(60).await;
     let sent = r.sms.messages();
     assert_eq!(sent.len(), 1);
-    assert!(sent[0].headline().contains("outbound p95 latency 20 min"), "{}", sent[0].headline());
+    assert!(
+        sent[0].headline().contains("outbound p95 latency 20 min"),
+        "{}",
+        sent[0].headline()
+    );
 }
 
 #[tokio::test]
 async fn a_refusing_server_counts_as_failures() {
     let r = rig().await;
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.mail
+        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
     assert!(r.sms.messages()[0].headline().contains("outbound"));
@@ -200,12 +299,20 @@ async fn a_refusing_server_counts_as_failures() {
 async fn failed_deliveries_stay_in_the_outbox_until_they_go_out() {
     let r = rig().await;
     r.sms.fail_next(3, true);
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.mail
+        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
     // Dispatch failures at minutes 1, 6 and 11 breach at 11 and 12: raised at 12.
     r.run(12).await;
     assert!(r.sms.messages().is_empty(), "first attempts fail");
-    assert_eq!(r.email.messages().len(), 1, "other channels are not held up");
-    assert!(!r.store.pending_outbox(10).await.unwrap().is_empty(), "kept for retry");
+    assert_eq!(
+        r.email.messages().len(),
+        1,
+        "other channels are not held up"
+    );
+    assert!(
+        !r.store.pending_outbox(10).await.unwrap().is_empty(),
+        "kept for retry"
+    );
     r.run(10).await;
     assert_eq!(r.sms.messages().len(), 1, "delivered after retries");
     assert_eq!(r.sms.attempts(), 4);
@@ -217,23 +324,38 @@ async fn failed_deliveries_stay_in_the_outbox_until_they_go_out() {
 async fn a_permanent_delivery_error_is_given_up_and_kept_for_inspection() {
     let r = rig().await;
     r.sms.fail_next(1, false);
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.mail
+        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     assert!(r.sms.messages().is_empty());
     let dead = r.store.dead_letters();
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].last_error.as_deref().unwrap().contains("simulated"), "{:?}", dead[0].last_error);
+    assert!(
+        dead[0].last_error.as_deref().unwrap().contains("simulated"),
+        "{:?}",
+        dead[0].last_error
+    );
 }
 
 #[tokio::test]
 async fn an_administrator_runs_a_continuity_event_through_the_link() {
     let r = rig().await;
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.mail
+        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     let alert = r.sms.messages().remove(0);
     let now = r.clock.now();
 
-    let started = r.monitor.perform(token(&alert), Action::StartEvent { until: now + TimeDelta::hours(4) }).await.unwrap();
+    let started = r
+        .monitor
+        .perform(
+            token(&alert),
+            Action::StartEvent {
+                until: now + TimeDelta::hours(4),
+            },
+        )
+        .await
+        .unwrap();
     let event = started.state.active_event.clone().unwrap();
     assert_eq!(event.status, EventStatus::Active);
     r.run(1).await;
@@ -241,12 +363,29 @@ async fn an_administrator_runs_a_continuity_event_through_the_link() {
     assert!(r.hook.calls()[0].started);
 
     r.monitor
-        .perform(token(&alert), Action::ExtendEvent { until: now + TimeDelta::hours(6) })
+        .perform(
+            token(&alert),
+            Action::ExtendEvent {
+                until: now + TimeDelta::hours(6),
+            },
+        )
         .await
         .unwrap();
-    let err = r.monitor.perform(token(&alert), Action::ExtendEvent { until: now + TimeDelta::hours(5) }).await.unwrap_err();
+    let err = r
+        .monitor
+        .perform(
+            token(&alert),
+            Action::ExtendEvent {
+                until: now + TimeDelta::hours(5),
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidTransition { .. }), "{err}");
-    r.monitor.perform(token(&alert), Action::EndEvent).await.unwrap();
+    r.monitor
+        .perform(token(&alert), Action::EndEvent)
+        .await
+        .unwrap();
     r.run(1).await;
     let calls = r.hook.calls();
     assert_eq!(calls.len(), 2);
@@ -257,7 +396,11 @@ async fn an_administrator_runs_a_continuity_event_through_the_link() {
     let actions: Vec<&str> = audit.iter().map(|a| a.entry.action.as_str()).collect();
     assert_eq!(actions, vec!["event.start", "event.extend", "event.end"]);
     match &audit[0].entry.actor {
-        continuity_core::machine::Actor::Link { recipient, alert_id, .. } => {
+        continuity_core::machine::Actor::Link {
+            recipient,
+            alert_id,
+            ..
+        } => {
             assert_eq!(recipient, "ops-sms");
             assert_eq!(*alert_id, alert.alert_id);
         }
@@ -271,19 +414,38 @@ async fn hook_calls_are_retried_in_order() {
     r.hook.fail_next(3);
     let now = r.clock.now();
     let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
-    r.monitor.act(&r.acme, op.clone(), Action::StartEvent { until: now + TimeDelta::minutes(30) }, None, now).await.unwrap();
-    r.monitor.act(&r.acme, op, Action::EndEvent, None, now).await.unwrap();
+    r.monitor
+        .act(
+            &r.acme,
+            op.clone(),
+            Action::StartEvent {
+                until: now + TimeDelta::minutes(30),
+            },
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    r.monitor
+        .act(&r.acme, op, Action::EndEvent, None, now)
+        .await
+        .unwrap();
     r.run(1).await;
     assert!(r.hook.calls().is_empty(), "start failed, end waits");
     r.run(20).await;
     let calls = r.hook.calls();
-    assert_eq!(calls.iter().map(|c| c.started).collect::<Vec<_>>(), vec![true, false], "start before end");
+    assert_eq!(
+        calls.iter().map(|c| c.started).collect::<Vec<_>>(),
+        vec![true, false],
+        "start before end"
+    );
 }
 
 #[tokio::test]
 async fn links_are_refused_with_their_reason() {
     let r = rig().await;
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+    r.mail
+        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     let alert = r.sms.messages().remove(0);
     let reason = |e: Error| match e {
@@ -293,17 +455,35 @@ async fn links_are_refused_with_their_reason() {
     let mut tampered = token(&alert).to_string();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let e = r.monitor.perform(&tampered, Action::EndEvent).await.unwrap_err();
-    assert!(matches!(reason(e), LinkRejection::BadSignature | LinkRejection::Malformed));
+    let e = r
+        .monitor
+        .perform(&tampered, Action::EndEvent)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        reason(e),
+        LinkRejection::BadSignature | LinkRejection::Malformed
+    ));
     let other = TenantId::new("globex").unwrap();
-    let e = r.monitor.verify_link(token(&alert), Some(&other), r.clock.now()).unwrap_err();
+    let e = r
+        .monitor
+        .verify_link(token(&alert), Some(&other), r.clock.now())
+        .unwrap_err();
     assert_eq!(reason(e), LinkRejection::WrongTenant);
 
     r.clock.advance(TimeDelta::hours(24));
-    let e = r.monitor.perform(token(&alert), Action::EndEvent).await.unwrap_err();
+    let e = r
+        .monitor
+        .perform(token(&alert), Action::EndEvent)
+        .await
+        .unwrap_err();
     let why = reason(e);
     assert!(matches!(why, LinkRejection::Expired { .. }));
-    assert!(why.to_string().contains("fresh link comes with the next alert"), "{why}");
+    assert!(
+        why.to_string()
+            .contains("fresh link comes with the next alert"),
+        "{why}"
+    );
 }
 
 #[tokio::test]
@@ -311,21 +491,42 @@ async fn bad_calls_get_typed_errors() {
     let r = rig().await;
     let ghost = TenantId::new("ghost").unwrap();
     assert!(matches!(
-        r.monitor.observe(Observation::delivered(ghost.clone(), Direction::Inbound, start(), Duration::from_secs(1))),
+        r.monitor.observe(Observation::delivered(
+            ghost.clone(),
+            Direction::Inbound,
+            start(),
+            Duration::from_secs(1)
+        )),
         Err(Error::UnknownTenant { .. })
     ));
     r.run(2).await;
     let e = r.monitor.tick(start()).await.unwrap_err();
     assert!(matches!(e, Error::ClockWentBackwards { .. }), "{e}");
     let mut bad = config(&r.acme);
-    bad.recipients.push(Recipient::new("hook", ChannelKind::Webhook, "https://hooks.example/x"));
+    bad.recipients.push(Recipient::new(
+        "hook",
+        ChannelKind::Webhook,
+        "https://hooks.example/x",
+    ));
     let e = r.monitor.register_tenant(bad).await.unwrap_err();
     assert!(e.to_string().contains("no webhook notifier"), "{e}");
-    let e = Monitor::builder().link_signer(signer()).portal_url("https://x/").build().unwrap_err();
+    let e = Monitor::builder()
+        .link_signer(signer())
+        .portal_url("https://x/")
+        .build()
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidConfig { .. }));
     // An observation far older than the window is dropped and counted, not an error.
-    let old = Observation::delivered(r.acme.clone(), Direction::Outbound, start() - TimeDelta::days(3), Duration::from_secs(1));
-    assert_eq!(r.monitor.observe(old).unwrap(), continuity_core::window::Recorded::TooOld);
+    let old = Observation::delivered(
+        r.acme.clone(),
+        Direction::Outbound,
+        start() - TimeDelta::days(3),
+        Duration::from_secs(1),
+    );
+    assert_eq!(
+        r.monitor.observe(old).unwrap(),
+        continuity_core::window::Recorded::TooOld
+    );
 }
 
 #[tokio::test]
@@ -338,21 +539,27 @@ async fn two_instances_on_one_store_send_each_alert_once() {
         let now = a.clock.advance(MINUTE);
         b.clock.set(now);
         for r in [&a, &b] {
-            for _ in 0..5 {
-                r.monitor
-                    .observe(Observation::failed(r.acme.clone(), Direction::Outbound, now, continuity_core::FailureKind::Refused))
-                    .unwrap();
-            }
+            r.refused(Direction::Outbound, now, 5);
         }
         a.monitor.tick(now).await.unwrap();
         b.monitor.tick(now).await.unwrap();
     }
-    let ids: Vec<u64> = a.sms.messages().iter().chain(b.sms.messages().iter()).map(|m| m.alert_id).collect();
+    let ids: Vec<u64> = a
+        .sms
+        .messages()
+        .iter()
+        .chain(b.sms.messages().iter())
+        .map(|m| m.alert_id)
+        .collect();
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(ids.len(), unique.len(), "no alert sent twice: {ids:?}");
-    assert_eq!(ids.len(), 4, "raised + 3 hourly reminders in 200 minutes: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        4,
+        "raised + 3 hourly reminders in 200 minutes: {ids:?}"
+    );
 }
 
 /// A store that fails every call while `down` is set.
@@ -365,7 +572,12 @@ struct FlakyStore {
 impl FlakyStore {
     fn check(&self) -> continuity_core::Result<()> {
         if self.down.load(Ordering::SeqCst) {
-            Err(Error::Store { backend: "flaky", retryable: true, message: "connection refused".into(), source: None })
+            Err(Error::Store {
+                backend: "flaky",
+                retryable: true,
+                message: "connection refused".into(),
+                source: None,
+            })
         } else {
             Ok(())
         }
@@ -382,15 +594,30 @@ impl EventStore for FlakyStore {
         self.check()?;
         self.inner.commit(t, e, c).await
     }
-    async fn audit_log(&self, t: &TenantId, a: u64, l: usize) -> continuity_core::Result<Vec<AuditRecord>> {
+    async fn audit_log(
+        &self,
+        t: &TenantId,
+        a: u64,
+        l: usize,
+    ) -> continuity_core::Result<Vec<AuditRecord>> {
         self.check()?;
         self.inner.audit_log(t, a, l).await
     }
-    async fn claim_outbox(&self, n: DateTime<Utc>, l: Duration, k: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
+    async fn claim_outbox(
+        &self,
+        n: DateTime<Utc>,
+        l: Duration,
+        k: usize,
+    ) -> continuity_core::Result<Vec<OutboxEntry>> {
         self.check()?;
         self.inner.claim_outbox(n, l, k).await
     }
-    async fn complete_outbox(&self, i: u64, l: u64, r: OutboxResult) -> continuity_core::Result<()> {
+    async fn complete_outbox(
+        &self,
+        i: u64,
+        l: u64,
+        r: OutboxResult,
+    ) -> continuity_core::Result<()> {
         self.check()?;
         self.inner.complete_outbox(i, l, r).await
     }
@@ -402,11 +629,22 @@ impl EventStore for FlakyStore {
         self.check()?;
         self.inner.put_probe(p).await
     }
-    async fn claim_probes(&self, n: DateTime<Utc>, l: Duration, k: usize) -> continuity_core::Result<Vec<PendingProbe>> {
+    async fn claim_probes(
+        &self,
+        n: DateTime<Utc>,
+        l: Duration,
+        k: usize,
+    ) -> continuity_core::Result<Vec<PendingProbe>> {
         self.check()?;
         self.inner.claim_probes(n, l, k).await
     }
-    async fn reschedule_probe(&self, t: &TenantId, p: &str, l: u64, n: DateTime<Utc>) -> continuity_core::Result<()> {
+    async fn reschedule_probe(
+        &self,
+        t: &TenantId,
+        p: &str,
+        l: u64,
+        n: DateTime<Utc>,
+    ) -> continuity_core::Result<()> {
         self.check()?;
         self.inner.reschedule_probe(t, p, l, n).await
     }
@@ -420,7 +658,10 @@ impl EventStore for FlakyStore {
 async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
     let clock = ManualClock::new(start());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
-    let store = Arc::new(FlakyStore { inner: InMemoryEventStore::new(), down: AtomicBool::new(false) });
+    let store = Arc::new(FlakyStore {
+        inner: InMemoryEventStore::new(),
+        down: AtomicBool::new(false),
+    });
     let monitor = Monitor::builder()
         .clock(Arc::new(clock.clone()))
         .store(store.clone())
@@ -435,7 +676,14 @@ async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
     store.down.store(true, Ordering::SeqCst);
     for _ in 0..10 {
         let now = clock.advance(MINUTE);
-        monitor.observe(Observation::failed(acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused)).unwrap();
+        monitor
+            .observe(Observation::failed(
+                acme.clone(),
+                Direction::Inbound,
+                now,
+                continuity_core::FailureKind::Refused,
+            ))
+            .unwrap();
         let report = monitor.tick(now).await.unwrap();
         assert!(!report.errors.is_empty(), "store errors are reported");
     }
@@ -448,7 +696,11 @@ async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
         assert!(monitor.tick(now).await.unwrap().errors.is_empty());
     }
     let now = clock.now();
-    assert_eq!(sms.messages().len(), 1, "the alert goes out once the store is back");
+    assert_eq!(
+        sms.messages().len(),
+        1,
+        "the alert goes out once the store is back"
+    );
     assert_eq!(clock.now(), now);
 }
 
@@ -459,18 +711,35 @@ async fn scenario_three_simulated_days() {
     r.run(24 * 60).await;
     assert!(r.sms.messages().is_empty());
     r.run(2 * 60).await;
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Blackhole);
+    r.mail
+        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Blackhole);
     r.run(3 * 60).await;
-    r.mail.set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Latency(Duration::from_secs(20)));
+    r.mail.set_flow(
+        &r.acme,
+        Direction::Outbound,
+        SimulatedFlow::Latency(Duration::from_secs(20)),
+    );
     r.run(19 * 60).await;
     let kinds = r.sms_kinds();
     assert_eq!(kinds.first(), Some(&AlertKind::Raised));
     assert_eq!(kinds.last(), Some(&AlertKind::Resolved));
-    assert!(kinds.iter().filter(|k| **k == AlertKind::Reminder).count() >= 2, "{kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| **k == AlertKind::Reminder).count() >= 2,
+        "{kinds:?}"
+    );
     let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
     let now = r.clock.now();
     r.monitor
-        .act(&r.acme, op, Action::ScheduleEvent { start: now + TimeDelta::hours(2), end: now + TimeDelta::hours(4) }, None, now)
+        .act(
+            &r.acme,
+            op,
+            Action::ScheduleEvent {
+                start: now + TimeDelta::hours(2),
+                end: now + TimeDelta::hours(4),
+            },
+            None,
+            now,
+        )
         .await
         .unwrap();
     r.run(24 * 60).await;
@@ -478,7 +747,10 @@ async fn scenario_three_simulated_days() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].event.start, now + TimeDelta::hours(2));
     assert!(calls[1].event.end_reason.is_some());
-    assert!(r.store.probe_count() <= 2, "only the probes in flight are pending");
+    assert!(
+        r.store.probe_count() <= 2,
+        "only the probes in flight are pending"
+    );
 }
 
 #[tokio::test]
@@ -490,33 +762,50 @@ async fn hysteresis_counts_one_evaluation_per_tick() {
     let mut raised_at = None;
     for minute in 1..=6 {
         let now = r.clock.advance(MINUTE);
-        for _ in 0..3 {
-            r.monitor
-                .observe(Observation::failed(r.acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused))
-                .unwrap();
-        }
+        r.refused(Direction::Inbound, now, 3);
         r.monitor.tick(now).await.unwrap();
         if raised_at.is_none() && !r.sms.messages().is_empty() {
             raised_at = Some(minute);
         }
     }
-    assert_eq!(raised_at, Some(4), "raise_after = 4 breached evaluations, one per tick");
+    assert_eq!(
+        raised_at,
+        Some(4),
+        "raise_after = 4 breached evaluations, one per tick"
+    );
 }
 
 #[tokio::test]
 async fn a_condition_whose_policy_was_removed_clears() {
     let r = rig().await;
     let mut c = config(&r.acme);
-    c.inbound.leaky = Some(continuity_core::policy::LeakyThreshold::new(1, Duration::from_secs(60)));
+    c.inbound.leaky = Some(continuity_core::policy::LeakyThreshold::new(
+        1,
+        Duration::from_secs(60),
+    ));
     c.inbound.failures = None;
     c.inbound.latency = None;
     r.monitor.register_tenant(c).await.unwrap();
-    r.mail.set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Refusing);
+    r.mail
+        .set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Refusing);
     r.run(15).await;
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
-    assert!(r.monitor.status(&r.acme).unwrap().state.state.condition(Direction::Inbound, "leaky").unwrap().active);
+    assert!(
+        r.monitor
+            .status(&r.acme)
+            .unwrap()
+            .state
+            .state
+            .condition(Direction::Inbound, "leaky")
+            .unwrap()
+            .active
+    );
     // The administrator drops the leaky counter; the flow is fine again.
-    r.mail.set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Latency(Duration::from_secs(20)));
+    r.mail.set_flow(
+        &r.acme,
+        Direction::Inbound,
+        SimulatedFlow::Latency(Duration::from_secs(20)),
+    );
     r.monitor.register_tenant(config(&r.acme)).await.unwrap();
     r.run(10).await;
     let state = r.monitor.status(&r.acme).unwrap().state.state;
@@ -529,18 +818,18 @@ async fn re_registering_during_an_outage_does_not_resolve_it() {
     let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
     for _ in 0..5 {
         let now = r.clock.advance(MINUTE);
-        for _ in 0..3 {
-            r.monitor
-                .observe(Observation::failed(r.acme.clone(), Direction::Outbound, now, continuity_core::FailureKind::Refused))
-                .unwrap();
-        }
+        r.refused(Direction::Outbound, now, 3);
         r.monitor.tick(now).await.unwrap();
     }
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
     // New windows, no data yet: that is not a recovery.
     r.monitor.register_tenant(config(&r.acme)).await.unwrap();
     r.run(30).await;
-    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised], "no false resolved notice");
+    assert_eq!(
+        r.sms_kinds(),
+        vec![AlertKind::Raised],
+        "no false resolved notice"
+    );
 }
 
 #[tokio::test]
@@ -549,17 +838,34 @@ async fn far_future_observations_are_refused_and_probe_clocks_clamped() {
     let future = r.clock.now() + TimeDelta::days(365);
     let e = r
         .monitor
-        .observe(Observation::delivered(r.acme.clone(), Direction::Inbound, future, Duration::from_secs(1)))
+        .observe(Observation::delivered(
+            r.acme.clone(),
+            Direction::Inbound,
+            future,
+            Duration::from_secs(1),
+        ))
         .unwrap_err();
     assert!(matches!(e, Error::InvalidObservation { .. }), "{e}");
     // Within the allowed skew is fine.
     let soon = r.clock.now() + TimeDelta::minutes(2);
-    r.monitor.observe(Observation::delivered(r.acme.clone(), Direction::Inbound, soon, Duration::from_secs(1))).unwrap();
+    r.monitor
+        .observe(Observation::delivered(
+            r.acme.clone(),
+            Direction::Inbound,
+            soon,
+            Duration::from_secs(1),
+        ))
+        .unwrap();
     // The window still sees the failures that follow.
     for _ in 0..10 {
         let now = r.clock.advance(MINUTE);
         r.monitor
-            .observe(Observation::failed(r.acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused))
+            .observe(Observation::failed(
+                r.acme.clone(),
+                Direction::Inbound,
+                now,
+                continuity_core::FailureKind::Refused,
+            ))
             .unwrap();
         r.monitor.tick(now).await.unwrap();
     }
@@ -572,15 +878,32 @@ async fn hook_calls_keep_their_order_across_ticks() {
     r.hook.fail_next(1);
     let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
     let now = r.clock.now();
-    r.monitor.act(&r.acme, op.clone(), Action::StartEvent { until: now + TimeDelta::hours(1) }, None, now).await.unwrap();
+    r.monitor
+        .act(
+            &r.acme,
+            op.clone(),
+            Action::StartEvent {
+                until: now + TimeDelta::hours(1),
+            },
+            None,
+            now,
+        )
+        .await
+        .unwrap();
     r.run(1).await; // the start fails and is retried 30 s later
     let now = r.clock.now() + TimeDelta::seconds(10);
-    r.monitor.act(&r.acme, op, Action::EndEvent, None, now).await.unwrap();
+    r.monitor
+        .act(&r.acme, op, Action::EndEvent, None, now)
+        .await
+        .unwrap();
     r.clock.set(now);
     r.monitor.tick(now).await.unwrap();
     assert!(r.hook.calls().is_empty(), "the end waits for the start");
     r.run(5).await;
-    assert_eq!(r.hook.calls().iter().map(|c| c.started).collect::<Vec<_>>(), vec![true, false]);
+    assert_eq!(
+        r.hook.calls().iter().map(|c| c.started).collect::<Vec<_>>(),
+        vec![true, false]
+    );
 }
 
 #[tokio::test]
@@ -593,16 +916,17 @@ async fn a_recipient_never_reads_resolved_before_the_alert() {
     r.monitor.register_tenant(c).await.unwrap();
     r.sms.fail_next(3, true);
     let now = r.clock.advance(MINUTE);
-    for _ in 0..3 {
-        r.monitor
-            .observe(Observation::failed(r.acme.clone(), Direction::Inbound, now, continuity_core::FailureKind::Refused))
-            .unwrap();
-    }
+    r.refused(Direction::Inbound, now, 3);
     r.monitor.tick(now).await.unwrap();
     for _ in 0..20 {
         let now = r.clock.advance(MINUTE);
         r.monitor
-            .observe(Observation::delivered(r.acme.clone(), Direction::Inbound, now, Duration::from_secs(5)))
+            .observe(Observation::delivered(
+                r.acme.clone(),
+                Direction::Inbound,
+                now,
+                Duration::from_secs(5),
+            ))
             .unwrap();
         r.monitor.tick(now).await.unwrap();
     }

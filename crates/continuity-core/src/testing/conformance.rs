@@ -95,28 +95,96 @@ pub async fn event_store_all(store: &dyn EventStore) {
 /// with `Conflict` carrying the actual version, without writing.
 pub async fn event_store_compare_and_swap(store: &dyn EventStore) {
     let t = tenant("cas");
-    assert!(store.load(&t).await.expect("load").is_none(), "fresh tenant has no state");
-    let v1 = store.commit(&t, 0, Commit { state: state_with(1), ..Commit::default() }).await.expect("create");
+    assert!(
+        store.load(&t).await.expect("load").is_none(),
+        "fresh tenant has no state"
+    );
+    let v1 = store
+        .commit(
+            &t,
+            0,
+            Commit {
+                state: state_with(1),
+                ..Commit::default()
+            },
+        )
+        .await
+        .expect("create");
     assert_eq!(v1, 1, "first version is 1");
-    match store.commit(&t, 0, Commit { state: state_with(99), ..Commit::default() }).await {
-        Err(Error::Conflict { expected: 0, actual: 1, .. }) => {}
+    match store
+        .commit(
+            &t,
+            0,
+            Commit {
+                state: state_with(99),
+                ..Commit::default()
+            },
+        )
+        .await
+    {
+        Err(Error::Conflict {
+            expected: 0,
+            actual: 1,
+            ..
+        }) => {}
         other => panic!("creating twice must conflict with actual 1, got {other:?}"),
     }
-    let v2 = store.commit(&t, 1, Commit { state: state_with(2), ..Commit::default() }).await.expect("update");
+    let v2 = store
+        .commit(
+            &t,
+            1,
+            Commit {
+                state: state_with(2),
+                ..Commit::default()
+            },
+        )
+        .await
+        .expect("update");
     assert_eq!(v2, 2);
-    match store.commit(&t, 1, Commit { state: state_with(99), ..Commit::default() }).await {
-        Err(Error::Conflict { expected: 1, actual: 2, .. }) => {}
+    match store
+        .commit(
+            &t,
+            1,
+            Commit {
+                state: state_with(99),
+                ..Commit::default()
+            },
+        )
+        .await
+    {
+        Err(Error::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        }) => {}
         other => panic!("stale version must conflict, got {other:?}"),
     }
-    match store.commit(&t, 7, Commit { state: state_with(99), ..Commit::default() }).await {
+    match store
+        .commit(
+            &t,
+            7,
+            Commit {
+                state: state_with(99),
+                ..Commit::default()
+            },
+        )
+        .await
+    {
         Err(Error::Conflict { actual: 2, .. }) => {}
         other => panic!("future version must conflict, got {other:?}"),
     }
     let loaded = store.load(&t).await.expect("load").expect("present");
     assert_eq!(loaded.version, 2);
-    assert_eq!(loaded.state, state_with(2), "a refused commit wrote nothing");
+    assert_eq!(
+        loaded.state,
+        state_with(2),
+        "a refused commit wrote nothing"
+    );
     let other = tenant("cas-other");
-    assert!(store.load(&other).await.expect("load").is_none(), "tenants are independent");
+    assert!(
+        store.load(&other).await.expect("load").is_none(),
+        "tenants are independent"
+    );
 }
 
 /// Audit records get increasing sequence numbers in commit order; paging by `after` works.
@@ -126,7 +194,15 @@ pub async fn event_store_audit_order(store: &dyn EventStore) {
     for batch in 0..4u32 {
         let entries = (0..3).map(|i| audit(batch * 3 + i)).collect();
         version = store
-            .commit(&t, version, Commit { state: state_with(u64::from(batch)), audit: entries, ..Commit::default() })
+            .commit(
+                &t,
+                version,
+                Commit {
+                    state: state_with(u64::from(batch)),
+                    audit: entries,
+                    ..Commit::default()
+                },
+            )
             .await
             .expect("commit");
     }
@@ -140,26 +216,52 @@ pub async fn event_store_audit_order(store: &dyn EventStore) {
         }
     }
     let page = store.audit_log(&t, all[4].seq, 3).await.expect("page");
-    assert_eq!(page.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(), vec![audit(5), audit(6), audit(7)]);
-    assert!(store.audit_log(&tenant("audit-none"), 0, 10).await.expect("empty").is_empty());
+    assert_eq!(
+        page.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(),
+        vec![audit(5), audit(6), audit(7)]
+    );
+    assert!(
+        store
+            .audit_log(&tenant("audit-none"), 0, 10)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
 }
 
 /// A refused commit writes neither audit entries nor outbox items.
 pub async fn event_store_atomic_commit(store: &dyn EventStore) {
     let t = tenant("atomic");
-    store.commit(&t, 0, Commit::default()).await.expect("create");
-    let refused = Commit { state: state_with(5), at: at(0), audit: vec![audit(1)], outbox: vec![alert(&t, 1)] };
+    store
+        .commit(&t, 0, Commit::default())
+        .await
+        .expect("create");
+    let refused = Commit {
+        state: state_with(5),
+        at: at(0),
+        audit: vec![audit(1)],
+        outbox: vec![alert(&t, 1)],
+    };
     assert!(store.commit(&t, 0, refused).await.is_err());
-    assert!(store.audit_log(&t, 0, 10).await.expect("audit").is_empty(), "no audit from a refused commit");
+    assert!(
+        store.audit_log(&t, 0, 10).await.expect("audit").is_empty(),
+        "no audit from a refused commit"
+    );
     let pending = store.pending_outbox(10_000).await.expect("outbox");
-    assert!(pending.iter().all(|e| e.item.tenant() != &t), "no outbox item from a refused commit");
+    assert!(
+        pending.iter().all(|e| e.item.tenant() != &t),
+        "no outbox item from a refused commit"
+    );
 }
 
 /// Writers that read the same version: exactly one wins each round; the
 /// others see `Conflict`, reload and win later; no update is lost.
 pub async fn event_store_concurrent_writers(store: &dyn EventStore) {
     let t = tenant("writers");
-    store.commit(&t, 0, Commit::default()).await.expect("create");
+    store
+        .commit(&t, 0, Commit::default())
+        .await
+        .expect("create");
     const WRITERS: u64 = 4;
     const ROUNDS: u64 = 5;
     let mut done = [0u64; WRITERS as usize];
@@ -172,7 +274,17 @@ pub async fn event_store_concurrent_writers(store: &dyn EventStore) {
                 continue;
             }
             let next = state_with(snapshot.state.next_alert_id + 1);
-            match store.commit(&t, snapshot.version, Commit { state: next, ..Commit::default() }).await {
+            match store
+                .commit(
+                    &t,
+                    snapshot.version,
+                    Commit {
+                        state: next,
+                        ..Commit::default()
+                    },
+                )
+                .await
+            {
                 Ok(_) => {
                     winners += 1;
                     *d += 1;
@@ -196,21 +308,41 @@ pub async fn event_store_outbox_claim_and_lease(store: &dyn EventStore) {
         .commit(
             &t,
             0,
-            Commit { state: TenantState::default(), at: at(7), audit: Vec::new(), outbox: vec![alert_to(&t, 1, "ops"), alert_to(&t, 2, "noc")] },
+            Commit {
+                state: TenantState::default(),
+                at: at(7),
+                audit: Vec::new(),
+                outbox: vec![alert_to(&t, 1, "ops"), alert_to(&t, 2, "noc")],
+            },
         )
         .await
         .expect("commit");
     let lease = Duration::from_secs(60);
     let now = at(100);
     let first = store.claim_outbox(now, lease, 100).await.expect("claim");
-    let mine: Vec<_> = first.into_iter().filter(|e| e.item.tenant() == &t).collect();
+    let mine: Vec<_> = first
+        .into_iter()
+        .filter(|e| e.item.tenant() == &t)
+        .collect();
     assert_eq!(mine.len(), 2, "both entries are due");
     assert!(mine[0].id < mine[1].id, "oldest first");
     assert!(mine.iter().all(|e| e.attempts == 1 && e.lease_id != 0));
-    assert!(mine.iter().all(|e| e.created_at == at(7)), "created_at is the commit's time");
-    let again = store.claim_outbox(at(130), lease, 100).await.expect("claim");
-    assert!(again.iter().all(|e| e.item.tenant() != &t), "leased entries are not handed out twice");
-    store.complete_outbox(mine[0].id, mine[0].lease_id, OutboxResult::Done).await.expect("done");
+    assert!(
+        mine.iter().all(|e| e.created_at == at(7)),
+        "created_at is the commit's time"
+    );
+    let again = store
+        .claim_outbox(at(130), lease, 100)
+        .await
+        .expect("claim");
+    assert!(
+        again.iter().all(|e| e.item.tenant() != &t),
+        "leased entries are not handed out twice"
+    );
+    store
+        .complete_outbox(mine[0].id, mine[0].lease_id, OutboxResult::Done)
+        .await
+        .expect("done");
     // The holder of entry 2 dies; after its lease another claimer takes over.
     let taken: Vec<_> = store
         .claim_outbox(at(161), lease, 100)
@@ -219,43 +351,113 @@ pub async fn event_store_outbox_claim_and_lease(store: &dyn EventStore) {
         .into_iter()
         .filter(|e| e.item.tenant() == &t)
         .collect();
-    assert_eq!(taken.len(), 1, "an expired lease frees the entry; a done one is gone");
+    assert_eq!(
+        taken.len(),
+        1,
+        "an expired lease frees the entry; a done one is gone"
+    );
     assert_eq!(taken[0].id, mine[1].id);
     assert_eq!(taken[0].attempts, 2);
     assert_ne!(taken[0].lease_id, mine[1].lease_id, "a new lease id");
-    match store.complete_outbox(mine[1].id, mine[1].lease_id, OutboxResult::Done).await {
+    match store
+        .complete_outbox(mine[1].id, mine[1].lease_id, OutboxResult::Done)
+        .await
+    {
         Err(Error::LeaseLost { .. }) => {}
         other => panic!("a stale lease must not complete the entry, got {other:?}"),
     }
-    store.complete_outbox(taken[0].id, taken[0].lease_id, OutboxResult::Done).await.expect("done");
-    assert!(store.pending_outbox(10_000).await.expect("pending").iter().all(|e| e.item.tenant() != &t));
+    store
+        .complete_outbox(taken[0].id, taken[0].lease_id, OutboxResult::Done)
+        .await
+        .expect("done");
+    assert!(
+        store
+            .pending_outbox(10_000)
+            .await
+            .expect("pending")
+            .iter()
+            .all(|e| e.item.tenant() != &t)
+    );
 }
 
 /// `Retry` hides an entry until its time; `GiveUp` removes it from the queue.
 pub async fn event_store_outbox_retry_and_give_up(store: &dyn EventStore) {
     let t = tenant("retry");
     store
-        .commit(&t, 0, Commit { state: TenantState::default(), outbox: vec![alert(&t, 1)], ..Commit::default() })
+        .commit(
+            &t,
+            0,
+            Commit {
+                state: TenantState::default(),
+                outbox: vec![alert(&t, 1)],
+                ..Commit::default()
+            },
+        )
         .await
         .expect("commit");
     let lease = Duration::from_secs(60);
-    let mine = |v: Vec<crate::store::OutboxEntry>| v.into_iter().filter(|e| e.item.tenant() == &t).collect::<Vec<_>>();
-    let c = mine(store.claim_outbox(at(1000), lease, 100).await.expect("claim"));
+    let mine = |v: Vec<crate::store::OutboxEntry>| {
+        v.into_iter()
+            .filter(|e| e.item.tenant() == &t)
+            .collect::<Vec<_>>()
+    };
+    let c = mine(
+        store
+            .claim_outbox(at(1000), lease, 100)
+            .await
+            .expect("claim"),
+    );
     assert_eq!(c.len(), 1);
     store
-        .complete_outbox(c[0].id, c[0].lease_id, OutboxResult::Retry { at: at(1300), error: "busy".into() })
+        .complete_outbox(
+            c[0].id,
+            c[0].lease_id,
+            OutboxResult::Retry {
+                at: at(1300),
+                error: "busy".into(),
+            },
+        )
         .await
         .expect("retry");
-    assert!(mine(store.claim_outbox(at(1299), lease, 100).await.expect("claim")).is_empty(), "not before its retry time");
-    let c = mine(store.claim_outbox(at(1300), lease, 100).await.expect("claim"));
+    assert!(
+        mine(
+            store
+                .claim_outbox(at(1299), lease, 100)
+                .await
+                .expect("claim")
+        )
+        .is_empty(),
+        "not before its retry time"
+    );
+    let c = mine(
+        store
+            .claim_outbox(at(1300), lease, 100)
+            .await
+            .expect("claim"),
+    );
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].attempts, 2);
     assert_eq!(c[0].last_error.as_deref(), Some("busy"));
     store
-        .complete_outbox(c[0].id, c[0].lease_id, OutboxResult::GiveUp { error: "invalid number".into() })
+        .complete_outbox(
+            c[0].id,
+            c[0].lease_id,
+            OutboxResult::GiveUp {
+                error: "invalid number".into(),
+            },
+        )
         .await
         .expect("give up");
-    assert!(mine(store.claim_outbox(at(99_999), lease, 100).await.expect("claim")).is_empty(), "given up entries are not retried");
+    assert!(
+        mine(
+            store
+                .claim_outbox(at(99_999), lease, 100)
+                .await
+                .expect("claim")
+        )
+        .is_empty(),
+        "given up entries are not retried"
+    );
     assert!(mine(store.pending_outbox(10_000).await.expect("pending")).is_empty());
 }
 
@@ -276,28 +478,63 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
     store.put_probe(probe("p1", 60)).await.expect("put");
     store.put_probe(probe("p2", 120)).await.expect("put");
     let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
-    assert!(mine(store.claim_probes(at(59), lease, 10).await.expect("claim")).is_empty(), "not due yet");
+    assert!(
+        mine(store.claim_probes(at(59), lease, 10).await.expect("claim")).is_empty(),
+        "not due yet"
+    );
     let c = mine(store.claim_probes(at(60), lease, 10).await.expect("claim"));
     assert_eq!(c.len(), 1);
     assert_eq!(&*c[0].probe_id, "p1");
     assert_eq!(c[0].ticket, ProbeTicket("ticket-p1".into()));
     assert_ne!(c[0].lease_id, 0);
     let c2 = mine(store.claim_probes(at(120), lease, 10).await.expect("claim"));
-    assert_eq!(c2.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["p2"], "p1 is leased");
-    store.reschedule_probe(&t, "p2", c2[0].lease_id, at(500)).await.expect("reschedule");
+    assert_eq!(
+        c2.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["p2"],
+        "p1 is leased"
+    );
+    store
+        .reschedule_probe(&t, "p2", c2[0].lease_id, at(500))
+        .await
+        .expect("reschedule");
     match store.remove_probe(&t, "p2", c2[0].lease_id).await {
         Err(Error::LeaseLost { .. }) => {}
         other => panic!("a released lease must not remove the probe, got {other:?}"),
     }
     // p1's holder died: after the lease another instance gets it.
     let c3 = mine(store.claim_probes(at(160), lease, 10).await.expect("claim"));
-    assert_eq!(c3.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["p1"]);
-    assert!(store.remove_probe(&t, "p1", c[0].lease_id).await.is_err(), "stale lease cannot remove");
-    store.remove_probe(&t, "p1", c3[0].lease_id).await.expect("remove");
+    assert_eq!(
+        c3.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["p1"]
+    );
+    assert!(
+        store.remove_probe(&t, "p1", c[0].lease_id).await.is_err(),
+        "stale lease cannot remove"
+    );
+    store
+        .remove_probe(&t, "p1", c3[0].lease_id)
+        .await
+        .expect("remove");
     let c4 = mine(store.claim_probes(at(500), lease, 10).await.expect("claim"));
-    assert_eq!(c4.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["p2"], "rescheduled time honoured");
-    store.remove_probe(&t, "p2", c4[0].lease_id).await.expect("remove");
-    assert!(mine(store.claim_probes(at(100_000), lease, 10).await.expect("claim")).is_empty(), "all removed");
+    assert_eq!(
+        c4.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["p2"],
+        "rescheduled time honoured"
+    );
+    store
+        .remove_probe(&t, "p2", c4[0].lease_id)
+        .await
+        .expect("remove");
+    assert!(
+        mine(
+            store
+                .claim_probes(at(100_000), lease, 10)
+                .await
+                .expect("claim")
+        )
+        .is_empty(),
+        "all removed"
+    );
 }
 
 /// Items with the same order key are handed out one at a time, in commit
@@ -315,15 +552,35 @@ pub async fn event_store_outbox_order_per_key(store: &dyn EventStore) {
         end_reason: None,
     };
     let items = vec![
-        OutboxItem::EventStarted { tenant: t.clone(), event: event.clone() },
+        OutboxItem::EventStarted {
+            tenant: t.clone(),
+            event: event.clone(),
+        },
         alert_to(&t, 1, "ops"),
         alert_to(&t, 2, "ops"),
         alert_to(&t, 3, "noc"),
-        OutboxItem::EventEnded { tenant: t.clone(), event },
+        OutboxItem::EventEnded {
+            tenant: t.clone(),
+            event,
+        },
     ];
-    store.commit(&t, 0, Commit { outbox: items, ..Commit::default() }).await.expect("commit");
+    store
+        .commit(
+            &t,
+            0,
+            Commit {
+                outbox: items,
+                ..Commit::default()
+            },
+        )
+        .await
+        .expect("commit");
     let lease = Duration::from_secs(60);
-    let mine = |v: Vec<crate::store::OutboxEntry>| v.into_iter().filter(|e| e.item.tenant() == &t).collect::<Vec<_>>();
+    let mine = |v: Vec<crate::store::OutboxEntry>| {
+        v.into_iter()
+            .filter(|e| e.item.tenant() == &t)
+            .collect::<Vec<_>>()
+    };
     let describe = |e: &crate::store::OutboxEntry| match &e.item {
         OutboxItem::Alert(m) => format!("alert {} to {}", m.alert_id, m.recipient.id),
         OutboxItem::EventStarted { .. } => "started".to_string(),
@@ -337,23 +594,68 @@ pub async fn event_store_outbox_order_per_key(store: &dyn EventStore) {
     );
     // The hook start fails and waits; the end must not overtake it.
     store
-        .complete_outbox(first[0].id, first[0].lease_id, OutboxResult::Retry { at: at(500), error: "down".into() })
+        .complete_outbox(
+            first[0].id,
+            first[0].lease_id,
+            OutboxResult::Retry {
+                at: at(500),
+                error: "down".into(),
+            },
+        )
         .await
         .expect("retry");
-    store.complete_outbox(first[1].id, first[1].lease_id, OutboxResult::Done).await.expect("done");
     store
-        .complete_outbox(first[2].id, first[2].lease_id, OutboxResult::GiveUp { error: "invalid number".into() })
+        .complete_outbox(first[1].id, first[1].lease_id, OutboxResult::Done)
+        .await
+        .expect("done");
+    store
+        .complete_outbox(
+            first[2].id,
+            first[2].lease_id,
+            OutboxResult::GiveUp {
+                error: "invalid number".into(),
+            },
+        )
         .await
         .expect("give up");
     let second = mine(store.claim_outbox(at(20), lease, 100).await.expect("claim"));
-    assert_eq!(second.iter().map(describe).collect::<Vec<_>>(), vec!["alert 2 to ops"], "the end waits for the start");
-    store.complete_outbox(second[0].id, second[0].lease_id, OutboxResult::Done).await.expect("done");
-    let third = mine(store.claim_outbox(at(500), lease, 100).await.expect("claim"));
-    assert_eq!(third.iter().map(describe).collect::<Vec<_>>(), vec!["started"]);
-    store.complete_outbox(third[0].id, third[0].lease_id, OutboxResult::Done).await.expect("done");
-    let fourth = mine(store.claim_outbox(at(501), lease, 100).await.expect("claim"));
-    assert_eq!(fourth.iter().map(describe).collect::<Vec<_>>(), vec!["ended"]);
-    store.complete_outbox(fourth[0].id, fourth[0].lease_id, OutboxResult::Done).await.expect("done");
+    assert_eq!(
+        second.iter().map(describe).collect::<Vec<_>>(),
+        vec!["alert 2 to ops"],
+        "the end waits for the start"
+    );
+    store
+        .complete_outbox(second[0].id, second[0].lease_id, OutboxResult::Done)
+        .await
+        .expect("done");
+    let third = mine(
+        store
+            .claim_outbox(at(500), lease, 100)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        third.iter().map(describe).collect::<Vec<_>>(),
+        vec!["started"]
+    );
+    store
+        .complete_outbox(third[0].id, third[0].lease_id, OutboxResult::Done)
+        .await
+        .expect("done");
+    let fourth = mine(
+        store
+            .claim_outbox(at(501), lease, 100)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        fourth.iter().map(describe).collect::<Vec<_>>(),
+        vec!["ended"]
+    );
+    store
+        .complete_outbox(fourth[0].id, fourth[0].lease_id, OutboxResult::Done)
+        .await
+        .expect("done");
     assert!(mine(store.pending_outbox(10_000).await.expect("pending")).is_empty());
 }
 
@@ -379,20 +681,68 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
     // Re-putting an id replaces the probe: one probe, the new ticket and time.
     store.put_probe(probe("late", 250)).await.expect("re-put");
     let one = mine(store.claim_probes(at(1000), lease, 1).await.expect("claim"));
-    assert_eq!(one.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["early"], "limit and earliest first");
-    let rest = mine(store.claim_probes(at(1000), lease, 10).await.expect("claim"));
-    assert_eq!(rest.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(), vec!["mid", "late"], "earliest first");
-    assert_eq!(rest[1].ticket, ProbeTicket("t-late-250".into()), "the re-put probe replaced the first");
+    assert_eq!(
+        one.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["early"],
+        "limit and earliest first"
+    );
+    let rest = mine(
+        store
+            .claim_probes(at(1000), lease, 10)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        rest.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["mid", "late"],
+        "earliest first"
+    );
+    assert_eq!(
+        rest[1].ticket,
+        ProbeTicket("t-late-250".into()),
+        "the re-put probe replaced the first"
+    );
     // Reschedule to exactly the lease's end: claimed once at that time, not twice.
-    store.reschedule_probe(&t, "mid", rest[0].lease_id, at(1060)).await.expect("reschedule");
-    let again = mine(store.claim_probes(at(1060), lease, 10).await.expect("claim"));
+    store
+        .reschedule_probe(&t, "mid", rest[0].lease_id, at(1060))
+        .await
+        .expect("reschedule");
+    let again = mine(
+        store
+            .claim_probes(at(1060), lease, 10)
+            .await
+            .expect("claim"),
+    );
     let ids: Vec<&str> = again.iter().map(|p| &*p.probe_id).collect();
-    assert_eq!(ids.iter().filter(|i| **i == "mid").count(), 1, "one claim per probe: {ids:?}");
+    assert_eq!(
+        ids.iter().filter(|i| **i == "mid").count(),
+        1,
+        "one claim per probe: {ids:?}"
+    );
     for p in again {
-        store.remove_probe(&t, &p.probe_id, p.lease_id).await.expect("remove");
+        store
+            .remove_probe(&t, &p.probe_id, p.lease_id)
+            .await
+            .expect("remove");
     }
-    for p in mine(store.claim_probes(at(99_999), lease, 10).await.expect("claim")) {
-        store.remove_probe(&t, &p.probe_id, p.lease_id).await.expect("remove");
+    for p in mine(
+        store
+            .claim_probes(at(99_999), lease, 10)
+            .await
+            .expect("claim"),
+    ) {
+        store
+            .remove_probe(&t, &p.probe_id, p.lease_id)
+            .await
+            .expect("remove");
     }
-    assert!(mine(store.claim_probes(at(200_000), lease, 10).await.expect("claim")).is_empty());
+    assert!(
+        mine(
+            store
+                .claim_probes(at(200_000), lease, 10)
+                .await
+                .expect("claim")
+        )
+        .is_empty()
+    );
 }
