@@ -73,23 +73,20 @@ pub fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Appends `n` in lowercase hexadecimal without leading zeros (cheaper than
-/// `format!` on hot paths; used for probe ids and simulated tickets).
-pub(crate) fn push_hex(out: &mut String, n: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let width = (64 - n.leading_zeros()).div_ceil(4).max(1);
-    for i in (0..width).rev() {
-        out.push(char::from(DIGITS[((n >> (i * 4)) & 0xf) as usize]));
-    }
-}
-
 /// `prefix` followed by `n` in lowercase hexadecimal, built on the stack and
 /// allocated once.
 pub(crate) fn hex_id(prefix: &str, n: u64) -> std::sync::Arc<str> {
-    let mut s = String::with_capacity(prefix.len() + 16);
-    s.push_str(prefix);
-    push_hex(&mut s, n);
-    std::sync::Arc::from(s.as_str())
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 40];
+    let p = prefix.len().min(24);
+    buf[..p].copy_from_slice(&prefix.as_bytes()[..p]);
+    let width = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for i in 0..width {
+        buf[p + width - 1 - i] = DIGITS[((n >> (i * 4)) & 0xf) as usize];
+    }
+    // The prefix is cut only at a character boundary that `from_utf8` accepts.
+    let text = std::str::from_utf8(&buf[..p + width]).unwrap_or("0");
+    std::sync::Arc::from(text)
 }
 
 /// Formats a duration for people: `850 ms`, `42 s`, `42 min`, `1 h 5 min`, `2 d 3 h`.
@@ -246,12 +243,10 @@ mod tests {
     }
 
     #[test]
-    fn hex() {
-        for n in [0u64, 7, 10, 15, 16, 1_767_225_600_000, u64::MAX] {
-            let mut s = String::new();
-            push_hex(&mut s, n);
-            assert_eq!(s, format!("{n:x}"));
-        }
+    fn hex_ids() {
+        assert_eq!(&*hex_id("in-", 0x19b_1234), "in-19b1234");
+        assert_eq!(&*hex_id("", 0), "0");
+        assert_eq!(&*hex_id("ou-", u64::MAX), "ou-ffffffffffffffff");
     }
 
     #[test]

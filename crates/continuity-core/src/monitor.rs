@@ -469,6 +469,34 @@ impl DirectionRuntime {
         }
     }
 
+    /// Whether recording `outcome` leaves every verdict as it is, so that it
+    /// needs no evaluation: every verdict is healthy and steady (see
+    /// [`verdicts_until`](Self::verdicts_until)), and a delivery faster than
+    /// the latency limit can neither raise the maximum past it nor add a
+    /// failure. Healthy tenants then cost no evaluation per probe; their
+    /// readings are brought up to date by [`Monitor::status`].
+    fn absorbs(&self, outcome: &Outcome) -> bool {
+        if self.dirty || self.verdicts_until != Some(DateTime::<Utc>::MAX_UTC) {
+            return false;
+        }
+        let Outcome::Delivered { latency } = outcome else {
+            return false;
+        };
+        self.watches.iter().all(|w| match (&w.policy, &w.verdict) {
+            (_, Some(v)) if v.breached => false,
+            (Builtin::Failures(_), Some(v)) => matches!(
+                v.reading,
+                Reading::Failures { limit: FailureLimit::Count(_), samples, .. } if samples > 0
+            ),
+            // One millisecond of margin: the window keeps whole milliseconds, rounded up.
+            (Builtin::Latency(_), Some(v)) => matches!(
+                v.reading,
+                Reading::Latency { value: Some(_), limit, .. } if *latency + Duration::from_millis(1) < limit
+            ),
+            _ => false,
+        })
+    }
+
     /// Bytes held for this direction: the window, the policies and their last verdicts.
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
@@ -823,7 +851,7 @@ impl Monitor {
         let (recorded, newly_queued) = {
             let mut rt = lock(rt);
             let recorded = record(&mut rt, direction, at, outcome);
-            let newly = recorded == Recorded::Counted && !rt.queued;
+            let newly = rt.directions[direction.index()].dirty && !rt.queued;
             if newly {
                 rt.queued = true;
             }
@@ -835,16 +863,26 @@ impl Monitor {
         recorded
     }
 
-    /// The stored state and the latest readings of a tenant.
+    /// The stored state and the current readings of a tenant (at the
+    /// monitor's clock).
     pub fn status(&self, tenant: &TenantId) -> Result<TenantStatus> {
         let rt = self.runtime(tenant)?;
         let rt = lock(&rt);
+        let now = self.clock.now();
         let mut readings = Vec::new();
         for d in Direction::ALL {
             let dr = &rt.directions[d.index()];
             for w in dr.watches.iter() {
-                if let Some(v) = &w.verdict {
-                    readings.push((d, w.policy.get().condition().to_string(), v.clone()));
+                // Window-based verdicts are recomputed for an up-to-date
+                // reading (ticks skip healthy tenants); the leaky counter's
+                // state only moves at ticks, so its last verdict stands.
+                let fresh = match &w.policy {
+                    Builtin::Latency(p) => Some(p.clone().evaluate(&dr.window, now)),
+                    Builtin::Failures(p) => Some(p.clone().evaluate(&dr.window, now)),
+                    Builtin::Leaky(_) => w.verdict.clone(),
+                };
+                if let Some(v) = fresh {
+                    readings.push((d, w.policy.get().condition().to_string(), v));
                 }
             }
         }
@@ -1195,10 +1233,12 @@ impl Monitor {
                 let rt = &mut *guard;
                 if attempt == 0 {
                     if rt.last_evaluated == Some(now) {
-                        // One evaluation per tick: hysteresis counts ticks. New
-                        // data that arrived since is looked at next tick.
-                        let dirty = rt.directions.iter().any(|d| d.dirty);
-                        return Ok(dirty.then_some(now));
+                        // One evaluation per tick: hysteresis counts ticks. If
+                        // this tenant must be looked at again (a streak is
+                        // running, or new data arrived), that is next tick.
+                        let again = rt.next_eval_at.is_none_or(|t| t <= now)
+                            || rt.directions.iter().any(|d| d.dirty);
+                        return Ok(again.then_some(now));
                     }
                     if !rt.due(now) {
                         // Verdicts only change with new observations or at bucket
@@ -1658,7 +1698,8 @@ impl Monitor {
         Ok(link)
     }
 
-    /// Performs `action` on `tenant` as `actor` at `now`.
+    /// Performs `action` on `tenant` as `actor` at `now` (not before the last
+    /// tick: [`Error::ClockWentBackwards`]).
     ///
     /// With `expected_version`, the action is refused with
     /// [`Error::Conflict`] if the tenant's state changed since the caller saw
@@ -1672,6 +1713,13 @@ impl Monitor {
         expected_version: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<ActionOutcome> {
+        if let Some(previous) = *lock(&self.last_tick)
+            && now < previous
+        {
+            // An action stamped before the last tick would be judged against
+            // a past that the state has already moved beyond.
+            return Err(Error::ClockWentBackwards { previous, now });
+        }
         let rt = self.runtime(tenant)?;
         self.reload(tenant, &rt).await?;
         let span = info_span!("action", %tenant, action = action.name(), %actor);
@@ -1743,9 +1791,10 @@ fn record(
     outcome: &Outcome,
 ) -> Recorded {
     let dr = &mut rt.directions[direction.index()];
+    let absorbed = dr.absorbs(outcome);
     let recorded = dr.window.record(at, outcome);
     if recorded == Recorded::Counted {
-        dr.dirty = true;
+        dr.dirty |= !absorbed;
         // Only the leaky counter keeps per-observation state; the other
         // policies read the window, so their (cold) memory is left alone.
         if dr.leaky_period.is_some() {

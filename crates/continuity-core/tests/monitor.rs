@@ -779,10 +779,10 @@ async fn hysteresis_counts_one_evaluation_per_tick() {
 async fn a_condition_whose_policy_was_removed_clears() {
     let r = rig().await;
     let mut c = config(&r.acme);
-    c.inbound.leaky = Some(continuity_core::policy::LeakyThreshold::new(
-        1,
-        Duration::from_secs(60),
-    ));
+    // One period per probe round, so every period holds a failure.
+    let mut leaky = continuity_core::policy::LeakyThreshold::new(1, Duration::from_secs(60));
+    leaky.period = Duration::from_secs(300);
+    c.inbound.leaky = Some(leaky);
     c.inbound.failures = None;
     c.inbound.latency = None;
     r.monitor.register_tenant(c).await.unwrap();
@@ -933,4 +933,19 @@ async fn a_recipient_never_reads_resolved_before_the_alert() {
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised, AlertKind::Resolved]);
     let email: Vec<AlertKind> = r.email.messages().iter().map(|m| m.kind).collect();
     assert_eq!(email, vec![AlertKind::Raised, AlertKind::Resolved]);
+}
+
+#[tokio::test]
+async fn a_running_streak_is_evaluated_every_tick_without_new_data() {
+    let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
+    let mut c = config(&r.acme);
+    c.outbound.raise_after = 3;
+    r.monitor.register_tenant(c).await.unwrap();
+    let now = r.clock.advance(MINUTE);
+    r.refused(Direction::Outbound, now, 3);
+    r.monitor.tick(now).await.unwrap();
+    r.run(1).await;
+    assert!(r.sms.messages().is_empty(), "two breached evaluations so far");
+    r.run(1).await;
+    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised], "the third tick raises, with no new data");
 }
