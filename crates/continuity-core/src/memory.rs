@@ -82,6 +82,14 @@ impl Keys {
         }
     }
 
+    /// Keeps the keys for which `keep` says yes (order is not kept).
+    fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
+        let drop: Vec<u64> = self.iter().filter(|k| !keep(*k)).collect();
+        for k in drop {
+            self.remove(k);
+        }
+    }
+
     /// Removes `key` (order is not kept).
     fn remove(&mut self, key: u64) {
         if let Some(i) = self.inline[..self.len].iter().position(|k| *k == key) {
@@ -167,6 +175,17 @@ impl Slot<PendingProbe> {
     }
 }
 
+/// Low bits of a probe's lease id: its slot. The high bits count claims, so
+/// a lease id is never reused (2^36 claims) and names its slot directly.
+const LEASE_SLOT_BITS: u32 = 28;
+const LEASE_SLOT_MASK: u64 = (1 << LEASE_SLOT_BITS) - 1;
+
+/// A fresh lease id for the probe in slot `key` (`put_probe` keeps slots
+/// below the mask).
+fn lease_id_for(counter: u64, key: u64) -> u64 {
+    (counter << LEASE_SLOT_BITS) | (key & LEASE_SLOT_MASK)
+}
+
 fn stale_lease(what: &str, tenant: &TenantId) -> Error {
     Error::LeaseLost {
         what: format!("{what} of tenant {tenant}"),
@@ -174,7 +193,7 @@ fn stale_lease(what: &str, tenant: &TenantId) -> Error {
 }
 
 impl Inner {
-    fn put_probe(&mut self, probe: PendingProbe) {
+    fn put_probe(&mut self, probe: PendingProbe) -> Result<()> {
         let Inner {
             probes,
             probe_keys,
@@ -185,6 +204,17 @@ impl Inner {
             Some(keys) => keys,
             None => probe_keys.entry(probe.tenant.clone()).or_default(),
         };
+        // The list is cleaned here, not on removal: keys of removed probes
+        // (whose slots may since hold another tenant's probe) are dropped.
+        keys.retain(|k| probes.get(&k).is_some_and(|s| s.value.tenant == probe.tenant));
+        if probes.len() as u64 >= LEASE_SLOT_MASK {
+            return Err(Error::Store {
+                backend: "memory",
+                retryable: false,
+                message: format!("the in-memory store holds at most {LEASE_SLOT_MASK} pending probes"),
+                source: None,
+            });
+        }
         let old = keys.iter().find(|k| {
             probes
                 .get(k)
@@ -203,6 +233,7 @@ impl Inner {
         });
         keys.push(key);
         probe_due.entry(due).or_default().push(key);
+        Ok(())
     }
 
     fn reschedule_probe(
@@ -212,13 +243,12 @@ impl Inner {
         lease_id: u64,
         next_check_at: DateTime<Utc>,
     ) -> Result<()> {
-        let key = self.find_probe(tenant, probe_id);
-        let Some((key, slot)) = key.and_then(|k| self.probes.get_mut(&k).map(|s| (k, s))) else {
+        let Some(key) = self.leased_probe(tenant, probe_id, lease_id) else {
             return Err(stale_lease("probe", tenant));
         };
-        if slot.value.lease_id != lease_id || lease_id == 0 {
+        let Some(slot) = self.probes.get_mut(&key) else {
             return Err(stale_lease("probe", tenant));
-        }
+        };
         slot.value.next_check_at = next_check_at;
         slot.value.lease_id = 0;
         slot.leased_until = None;
@@ -230,32 +260,25 @@ impl Inner {
     }
 
     fn remove_probe(&mut self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
-        let Inner {
-            probes, probe_keys, ..
-        } = self;
-        let Some(keys) = probe_keys.get_mut(tenant) else {
+        let Some(key) = self.leased_probe(tenant, probe_id, lease_id) else {
             return Err(stale_lease("probe", tenant));
         };
-        let found = keys.iter().find(|k| {
-            probes.get(k).is_some_and(|s| {
-                *s.value.probe_id == *probe_id && s.value.lease_id == lease_id && lease_id != 0
-            })
-        });
-        let Some(key) = found else {
-            return Err(stale_lease("probe", tenant));
-        };
-        // An emptied list is kept: the tenant's next probe reuses it.
-        keys.remove(key);
-        probes.remove(&key);
+        // The tenant's key list is cleaned by its next `put_probe`.
+        self.probes.remove(&key);
         Ok(())
     }
 
-    fn find_probe(&self, tenant: &TenantId, probe_id: &str) -> Option<u64> {
-        self.probe_keys.get(tenant)?.iter().find(|k| {
-            self.probes
-                .get(k)
-                .is_some_and(|s| *s.value.probe_id == *probe_id)
-        })
+    /// The slot of the probe claimed under `lease_id`, if that lease still
+    /// holds it. The slot is read straight from the lease id (see
+    /// [`lease_id_for`]), so settling a probe needs no lookup by name.
+    fn leased_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Option<u64> {
+        if lease_id == 0 {
+            return None;
+        }
+        let key = lease_id & LEASE_SLOT_MASK;
+        let slot = self.probes.get(&key)?;
+        (slot.value.lease_id == lease_id && *slot.value.probe_id == *probe_id && slot.value.tenant == *tenant)
+            .then_some(key)
     }
 }
 
@@ -440,14 +463,13 @@ impl EventStore for InMemoryEventStore {
     }
 
     async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
-        self.lock().put_probe(probe);
-        Ok(())
+        self.lock().put_probe(probe)
     }
 
     async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
         let mut inner = self.lock();
         for p in probes {
-            inner.put_probe(p);
+            inner.put_probe(p)?;
         }
         Ok(())
     }
@@ -500,7 +522,7 @@ impl EventStore for InMemoryEventStore {
                     continue; // stale: rescheduled, re-leased or replaced since
                 }
                 inner.next_lease_id += 1;
-                slot.value.lease_id = inner.next_lease_id;
+                slot.value.lease_id = lease_id_for(inner.next_lease_id, key);
                 slot.leased_until = Some(until);
                 leased.push(key);
                 out.push(slot.value.clone());

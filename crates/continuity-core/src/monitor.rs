@@ -996,6 +996,7 @@ impl Monitor {
     async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut due = self.due_probes(now);
         let mut pending_probes = Vec::new();
+        let mut next_rounds = Vec::with_capacity(due.len());
         for (runtime, direction) in due.drain(..) {
             let Some(probe) = &self.probes[direction.index()] else {
                 continue;
@@ -1020,7 +1021,7 @@ impl Monitor {
                     }
                     let next = after(now, interval);
                     dr.next_probe_at = Some(next);
-                    lock(&self.schedule).probe(runtime.clone(), direction, next);
+                    next_rounds.push((runtime.clone(), direction, next));
                     (tenant, deadline, check)
                 };
                 let tenant = &tenant;
@@ -1075,7 +1076,11 @@ impl Monitor {
             }
         }
         self.store_probes(&mut pending_probes, report).await;
-        lock(&self.schedule).probes.recycle(due);
+        let mut schedule = lock(&self.schedule);
+        for (runtime, direction, at) in next_rounds {
+            schedule.probe(runtime, direction, at);
+        }
+        schedule.probes.recycle(due);
     }
 
     async fn store_probes(&self, pending: &mut Vec<PendingProbe>, report: &mut TickReport) {
