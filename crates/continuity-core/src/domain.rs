@@ -14,9 +14,24 @@ pub const MAX_TENANT_ID_LEN: usize = 128;
 ///
 /// Ids are 1 to [`MAX_TENANT_ID_LEN`] bytes of printable characters without
 /// whitespace (they appear in links, logs and store keys).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TenantId(Arc<str>);
+
+impl std::hash::Hash for TenantId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Hashes the text, as equality compares it (pointers only short-cut).
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for TenantId {
+    fn eq(&self, other: &Self) -> bool {
+        // Ids are cloned from one registration, so the same allocation is the
+        // common case; it avoids reading the text at all.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
 
 impl TenantId {
     /// Validates and wraps a tenant id.
