@@ -206,12 +206,18 @@ impl Inner {
         };
         // The list is cleaned here, not on removal: keys of removed probes
         // (whose slots may since hold another tenant's probe) are dropped.
-        keys.retain(|k| probes.get(&k).is_some_and(|s| s.value.tenant == probe.tenant));
+        keys.retain(|k| {
+            probes
+                .get(&k)
+                .is_some_and(|s| s.value.tenant == probe.tenant)
+        });
         if probes.len() as u64 >= LEASE_SLOT_MASK {
             return Err(Error::Store {
                 backend: "memory",
                 retryable: false,
-                message: format!("the in-memory store holds at most {LEASE_SLOT_MASK} pending probes"),
+                message: format!(
+                    "the in-memory store holds at most {LEASE_SLOT_MASK} pending probes"
+                ),
                 source: None,
             });
         }
@@ -277,7 +283,9 @@ impl Inner {
         }
         let key = lease_id & LEASE_SLOT_MASK;
         let slot = self.probes.get(&key)?;
-        (slot.value.lease_id == lease_id && *slot.value.probe_id == *probe_id && slot.value.tenant == *tenant)
+        (slot.value.lease_id == lease_id
+            && *slot.value.probe_id == *probe_id
+            && slot.value.tenant == *tenant)
             .then_some(key)
     }
 }

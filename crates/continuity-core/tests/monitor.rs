@@ -945,7 +945,14 @@ async fn a_running_streak_is_evaluated_every_tick_without_new_data() {
     r.refused(Direction::Outbound, now, 3);
     r.monitor.tick(now).await.unwrap();
     r.run(1).await;
-    assert!(r.sms.messages().is_empty(), "two breached evaluations so far");
+    assert!(
+        r.sms.messages().is_empty(),
+        "two breached evaluations so far"
+    );
     r.run(1).await;
-    assert_eq!(r.sms_kinds(), vec![AlertKind::Raised], "the third tick raises, with no new data");
+    assert_eq!(
+        r.sms_kinds(),
+        vec![AlertKind::Raised],
+        "the third tick raises, with no new data"
+    );
 }
