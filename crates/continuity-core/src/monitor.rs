@@ -8,9 +8,14 @@
 //!
 //! 1. dispatches the probes that are due;
 //! 2. checks pending probes (a probe not found by its deadline is a failure);
-//! 3. evaluates every tenant's policies and applies the state machine,
+//! 3. evaluates the tenants that are due and applies the state machine,
 //!    writing changes through the store's compare-and-swap together with
-//!    their audit entries and outbox items (rendered alerts, hook calls);
+//!    their audit entries and outbox items (rendered alerts, hook calls).
+//!    A tenant is due when something can change its state: an observation
+//!    its verdicts cannot absorb, a window bucket boundary that can clear a
+//!    breach, a running hysteresis streak, a due reminder, suspension end or
+//!    event time. It is evaluated at most once per tick, so a tick's cost
+//!    follows the work to do, not the number of tenants;
 //! 4. works the outbox: delivers alerts through the notifiers and calls the
 //!    hook. What fails with a retryable error stays in the outbox for a later
 //!    tick; nothing is lost when an instance dies between steps.
