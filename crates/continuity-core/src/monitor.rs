@@ -1565,6 +1565,18 @@ impl Monitor {
     ) -> OutboxResult {
         match &entry.item {
             OutboxItem::Alert(message) => {
+                // An alert decided just before an administrator suspended
+                // notifications is not sent during the suspension; if the
+                // trouble lasts, its end sends the current state at once.
+                let suspended = self
+                    .runtime(&message.tenant)
+                    .is_ok_and(|rt| lock(&rt).cached.state.suspended_at(now));
+                if suspended {
+                    info!(key = %message.idempotency_key, "alert withheld: notifications were suspended before it went out");
+                    return OutboxResult::GiveUp {
+                        error: "withheld: notifications were suspended before delivery".into(),
+                    };
+                }
                 if now >= message.link_expires_at {
                     report.delivery_failures += 1;
                     error!(key = %message.idempotency_key, "alert not delivered before its link expired; giving up");
