@@ -73,6 +73,17 @@ pub fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// `t` in Unix milliseconds, rounded up: a wake-up or a due probe is never
+/// taken before its time by a tick in the same millisecond.
+pub(crate) fn ceil_ms(t: DateTime<Utc>) -> i64 {
+    let ms = t.timestamp_millis();
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        ms
+    } else {
+        ms.saturating_add(1)
+    }
+}
+
 /// `prefix` followed by `n` in lowercase hexadecimal, built on the stack and
 /// allocated once.
 pub(crate) fn hex_id(prefix: &str, n: u64) -> std::sync::Arc<str> {

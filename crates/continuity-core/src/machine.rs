@@ -221,7 +221,13 @@ impl TenantState {
             if i.owed {
                 return None; // owed alerts wait for the suspension's end, counted below
             }
-            i.last_alert_at.map(|t| after(t, repeat))
+            let due = i.last_alert_at.map(|t| after(t, repeat))?;
+            // Nothing goes out while suspended: a reminder falling due then
+            // waits for the suspension's end.
+            Some(match &self.suspension {
+                Some(s) if due < s.until => s.until,
+                _ => due,
+            })
         });
         [
             self.suspension.as_ref().map(|s| s.until),

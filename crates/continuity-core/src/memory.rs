@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     domain::TenantId,
-    duration::after,
+    duration::{after, ceil_ms},
     error::{Error, Result},
     fxhash::FxHashMap,
     store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
@@ -169,9 +169,7 @@ struct Slot<T> {
 
 impl Slot<PendingProbe> {
     fn due_ms(&self) -> i64 {
-        self.leased_until
-            .unwrap_or(self.value.next_check_at)
-            .timestamp_millis()
+        ceil_ms(self.leased_until.unwrap_or(self.value.next_check_at))
     }
 }
 
@@ -230,7 +228,7 @@ impl Inner {
             keys.remove(old);
             probes.remove(&old);
         }
-        let due = probe.next_check_at.timestamp_millis();
+        let due = ceil_ms(probe.next_check_at);
         let mut value = probe;
         value.lease_id = 0;
         let key = probes.insert(Slot {
@@ -259,7 +257,7 @@ impl Inner {
         slot.value.lease_id = 0;
         slot.leased_until = None;
         self.probe_due
-            .entry(next_check_at.timestamp_millis())
+            .entry(ceil_ms(next_check_at))
             .or_default()
             .push(key);
         Ok(())
@@ -506,7 +504,7 @@ impl EventStore for InMemoryEventStore {
         let inner = &mut *inner;
         let now_ms = now.timestamp_millis();
         let until = after(now, lease);
-        let until_ms = until.timestamp_millis();
+        let until_ms = ceil_ms(until);
         let mut out = Vec::new();
         let mut leased = Vec::new();
         while out.len() < limit {

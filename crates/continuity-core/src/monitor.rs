@@ -41,7 +41,7 @@ use crate::{
     clock::{Clock, SystemClock},
     config::{ChannelKind, TenantConfig},
     domain::{Direction, FailureKind, Observation, Outcome, TenantId},
-    duration::{after, hex_id},
+    duration::{after, ceil_ms, hex_id},
     error::{Error, Result},
     fxhash::FxHashMap,
     hook::ContinuityHook,
@@ -444,29 +444,32 @@ impl DirectionRuntime {
     /// samples stays healthy until something new is recorded. Anything else
     /// is looked at again at the next bucket boundary (or leaky period).
     fn verdicts_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let steady = self.watches.iter().all(|w| match (&w.policy, &w.verdict) {
-            (_, None) => false,
-            (_, Some(v)) if v.breached => false,
-            (Builtin::Failures(_), Some(v)) => {
-                matches!(
-                    v.reading,
-                    Reading::Failures {
-                        limit: FailureLimit::Count(_),
-                        ..
-                    }
-                )
-            }
-            (Builtin::Latency(_), Some(v)) => match v.reading {
-                Reading::Latency { value: None, .. } => true,
-                Reading::Latency { limit, .. } => self
-                    .window
-                    .stats(now)
-                    .max_latency()
-                    .is_none_or(|m| m <= limit),
-                _ => false,
-            },
-            (Builtin::Leaky(_), Some(_)) => false,
-        });
+        // Observations stamped ahead of the clock come into view later.
+        let ahead = self.window.newest_bucket_start().is_some_and(|s| s > now);
+        let steady = !ahead
+            && self.watches.iter().all(|w| match (&w.policy, &w.verdict) {
+                (_, None) => false,
+                (_, Some(v)) if v.breached => false,
+                (Builtin::Failures(_), Some(v)) => {
+                    matches!(
+                        v.reading,
+                        Reading::Failures {
+                            limit: FailureLimit::Count(_),
+                            ..
+                        }
+                    )
+                }
+                (Builtin::Latency(_), Some(v)) => match v.reading {
+                    Reading::Latency { value: None, .. } => true,
+                    Reading::Latency { limit, .. } => self
+                        .window
+                        .stats(now)
+                        .max_latency()
+                        .is_none_or(|m| m <= limit),
+                    _ => false,
+                },
+                (Builtin::Leaky(_), Some(_)) => false,
+            });
         if steady {
             DateTime::<Utc>::MAX_UTC
         } else {
@@ -628,7 +631,7 @@ impl<T> TimerQueue<T> {
     fn push(&mut self, at: DateTime<Utc>, what: T) {
         let spare = &mut self.spare;
         self.slots
-            .entry(at.timestamp_millis())
+            .entry(ceil_ms(at))
             .or_insert_with(|| spare.pop().unwrap_or_default())
             .push(what);
     }
@@ -1315,6 +1318,20 @@ impl Monitor {
                     &rt.rules,
                 )
                 .map_err(|e| (tenant.clone(), e))?;
+                if effects.is_empty() && next == rt.cached.state {
+                    // Nothing to write (a reminder deferred by a suspension, say).
+                    let at = rt.next_verdict_change();
+                    let at = next
+                        .next_deadline(rt.rules.repeat_interval)
+                        .map_or(at, |d| d.min(at));
+                    let at = if is_quiet(&next, evaluations, now, &rt.rules) {
+                        at
+                    } else {
+                        now
+                    };
+                    rt.next_eval_at = Some(at);
+                    return Ok(Some(at));
+                }
                 // With the same verdicts, would the next tick change anything
                 // (a hysteresis streak still running)? Then look again next tick.
                 let settled = is_quiet(&next, evaluations, now, &rt.rules);
@@ -1350,8 +1367,15 @@ impl Monitor {
                     }
                     report.alerts += alerts;
                     let mut rt = lock(rt);
-                    rt.cached = Versioned { version, state };
-                    rt.next_eval_at = next_eval_at;
+                    if version > rt.cached.version {
+                        rt.cached = Versioned { version, state };
+                        rt.next_eval_at = next_eval_at;
+                    } else {
+                        // An action committed a newer state while we waited:
+                        // keep it, and look again next tick.
+                        rt.next_eval_at = None;
+                        return Ok(Some(now));
+                    }
                     // Not settled: look again at the next tick.
                     return Ok(Some(next_eval_at.unwrap_or(now)));
                 }
@@ -1388,7 +1412,9 @@ impl Monitor {
             });
         {
             let mut rt = lock(rt);
-            rt.cached = fresh;
+            if fresh.version >= rt.cached.version {
+                rt.cached = fresh;
+            }
             rt.next_eval_at = None;
         }
         self.wake(rt, DateTime::<Utc>::MIN_UTC);
@@ -1777,10 +1803,12 @@ impl Monitor {
                 match self.store.as_ref().commit(tenant, expected, commit).await {
                     Ok(version) => {
                         let mut guard = lock(&rt);
-                        guard.cached = Versioned {
-                            version,
-                            state: state.clone(),
-                        };
+                        if version > guard.cached.version {
+                            guard.cached = Versioned {
+                                version,
+                                state: state.clone(),
+                            };
+                        }
                         guard.next_eval_at = None;
                         drop(guard);
                         self.wake(&rt, DateTime::<Utc>::MIN_UTC);

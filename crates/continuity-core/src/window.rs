@@ -389,6 +389,16 @@ impl SlidingWindow {
         }
     }
 
+    /// The start of the newest bucket that holds an observation, if any. After
+    /// `now` when observations were stamped ahead of the clock: they come into
+    /// view once their bucket does.
+    pub fn newest_bucket_start(&self) -> Option<DateTime<Utc>> {
+        if !self.started {
+            return None;
+        }
+        DateTime::<Utc>::from_timestamp_millis(self.newest_start)
+    }
+
     /// How many observations were dropped because they were older than the window.
     pub fn dropped(&self) -> u64 {
         self.dropped

@@ -1,0 +1,347 @@
+//! Regression tests for engine bugs found in review: wake-ups lost to a
+//! sub-millisecond tick, failures stamped ahead of the clock, an action racing
+//! a tick's commit, and a reminder falling due during a suspension.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use continuity_core::{
+    Direction, ManualClock, Monitor, Observation, TenantId,
+    config::{ChannelKind, Recipient, TenantConfig},
+    link::{LinkKey, LinkSigner},
+    machine::{Action, Actor},
+    memory::InMemoryEventStore,
+    sim::{RecordingHook, RecordingNotifier, SimulatedMailSystem},
+    store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
+};
+
+fn start() -> DateTime<Utc> {
+    "2026-03-02T08:00:00Z".parse().unwrap()
+}
+
+fn config(tenant: &TenantId) -> TenantConfig {
+    TenantConfig::new(
+        tenant.clone(),
+        vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],
+    )
+}
+
+struct R {
+    clock: ManualClock,
+    monitor: Arc<Monitor>,
+    sms: Arc<RecordingNotifier>,
+    hook: Arc<RecordingHook>,
+    acme: TenantId,
+}
+
+async fn rig(store: Arc<dyn EventStore>, probes: bool) -> R {
+    let clock = ManualClock::new(start());
+    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+    let hook = Arc::new(RecordingHook::new());
+    let mail = Arc::new(SimulatedMailSystem::new(
+        Arc::new(clock.clone()),
+        Duration::from_secs(20),
+    ));
+    let mut b = Monitor::builder()
+        .clock(Arc::new(clock.clone()))
+        .store(store)
+        .notifier(sms.clone())
+        .hook(hook.clone())
+        .link_signer(LinkSigner::new(LinkKey::new("k1", [42u8; 32]).unwrap()))
+        .portal_url("https://continuity.example.net/c/");
+    if probes {
+        b = b
+            .probe(Direction::Inbound, mail.clone())
+            .probe(Direction::Outbound, mail.clone());
+    }
+    let monitor = Arc::new(b.build().unwrap());
+    let acme = TenantId::new("acme").unwrap();
+    monitor.register_tenant(config(&acme)).await.unwrap();
+    R {
+        clock,
+        monitor,
+        sms,
+        hook,
+        acme,
+    }
+}
+
+fn op() -> Actor {
+    Actor::Operator { name: "t".into() }
+}
+
+/// A tick that lands in the same millisecond as a wake-up, but a few
+/// microseconds before it, drops the wake-up for good.
+#[tokio::test]
+async fn a_sub_millisecond_tick_keeps_probe_rounds() {
+    let r = rig(Arc::new(InMemoryEventStore::new()), true).await;
+    let t1 = start() + TimeDelta::minutes(1) + TimeDelta::microseconds(700);
+    r.clock.set(t1);
+    let rep = r.monitor.tick(t1).await.unwrap();
+    assert_eq!(rep.probes_dispatched, 2);
+    // 5 min later, 400 us "earlier" in the same millisecond
+    let t2 = start() + TimeDelta::minutes(6) + TimeDelta::microseconds(300);
+    r.clock.set(t2);
+    let mut total = r.monitor.tick(t2).await.unwrap().probes_dispatched;
+    for m in 7..60 {
+        let t = start() + TimeDelta::minutes(m);
+        r.clock.set(t);
+        total += r.monitor.tick(t).await.unwrap().probes_dispatched;
+    }
+    assert!(
+        total > 0,
+        "no probe was sent in 54 minutes after the round at t2"
+    );
+}
+
+#[tokio::test]
+async fn a_sub_millisecond_tick_still_ends_the_event() {
+    let r = rig(Arc::new(InMemoryEventStore::new()), false).await;
+    let t0 = start() + TimeDelta::minutes(1);
+    r.clock.set(t0);
+    r.monitor.tick(t0).await.unwrap();
+    let until = t0 + TimeDelta::minutes(10) + TimeDelta::microseconds(700);
+    r.monitor
+        .act(&r.acme, op(), Action::StartEvent { until }, None, t0)
+        .await
+        .unwrap();
+    let t = t0 + TimeDelta::minutes(1);
+    r.monitor.tick(t).await.unwrap();
+    // tick at the end's millisecond, just before it
+    let t = t0 + TimeDelta::minutes(10) + TimeDelta::microseconds(300);
+    r.monitor.tick(t).await.unwrap();
+    for m in 11..200 {
+        r.monitor.tick(t0 + TimeDelta::minutes(m)).await.unwrap();
+    }
+    let calls = r.hook.calls();
+    assert_eq!(calls.len(), 2, "event start and end hooks: {calls:?}");
+}
+
+/// A failure stamped (within the allowed skew) in the next bucket is not in
+/// view at the tick that evaluates it; the direction is then "steady".
+#[tokio::test]
+async fn failures_stamped_ahead_are_noticed_when_due() {
+    let r = rig(Arc::new(InMemoryEventStore::new()), false).await;
+    let now = start() + TimeDelta::minutes(4);
+    r.clock.set(now);
+    for _ in 0..3 {
+        r.monitor
+            .observe(Observation::failed(
+                r.acme.clone(),
+                Direction::Outbound,
+                now + TimeDelta::minutes(2),
+                continuity_core::FailureKind::Refused,
+            ))
+            .unwrap();
+    }
+    r.monitor.tick(now).await.unwrap();
+    for m in 5..40 {
+        let t = start() + TimeDelta::minutes(m);
+        r.clock.set(t);
+        r.monitor.tick(t).await.unwrap();
+    }
+    let st = r.monitor.status(&r.acme).unwrap();
+    eprintln!("readings: {:?}", st.readings);
+    assert!(
+        !r.sms.messages().is_empty(),
+        "3 failures in the window never raised"
+    );
+}
+
+#[tokio::test]
+async fn a_reminder_deferred_by_a_suspension_writes_nothing() {
+    let store = Arc::new(InMemoryEventStore::new());
+    let r = rig(store.clone(), false).await;
+    let mut t = start();
+    for _ in 0..5 {
+        t += TimeDelta::minutes(1);
+        r.clock.set(t);
+        for _ in 0..3 {
+            r.monitor
+                .observe(Observation::failed(
+                    r.acme.clone(),
+                    Direction::Outbound,
+                    t,
+                    continuity_core::FailureKind::Refused,
+                ))
+                .unwrap();
+        }
+        r.monitor.tick(t).await.unwrap();
+    }
+    assert_eq!(r.sms.messages().len(), 1);
+    r.monitor
+        .act(
+            &r.acme,
+            op(),
+            Action::Suspend {
+                until: t + TimeDelta::hours(6),
+            },
+            None,
+            t,
+        )
+        .await
+        .unwrap();
+    for _ in 0..70 {
+        t += TimeDelta::minutes(1);
+        r.clock.set(t);
+        for _ in 0..3 {
+            r.monitor
+                .observe(Observation::failed(
+                    r.acme.clone(),
+                    Direction::Outbound,
+                    t,
+                    continuity_core::FailureKind::Refused,
+                ))
+                .unwrap();
+        }
+        r.monitor.tick(t).await.unwrap();
+    }
+    let v0 = store.load(&r.acme).await.unwrap().unwrap().version;
+    for _ in 0..10 {
+        t += TimeDelta::minutes(1);
+        r.clock.set(t);
+        r.monitor.tick(t).await.unwrap();
+    }
+    let v1 = store.load(&r.acme).await.unwrap().unwrap().version;
+    assert_eq!(v0, v1, "identical state re-committed every tick");
+}
+
+// ---- act racing a tick's commit ----
+#[derive(Debug)]
+struct Gate {
+    inner: InMemoryEventStore,
+    armed: std::sync::atomic::AtomicBool,
+    reached: std::sync::atomic::AtomicBool,
+    release: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl EventStore for Gate {
+    async fn load(&self, t: &TenantId) -> continuity_core::Result<Option<Versioned>> {
+        self.inner.load(t).await
+    }
+    async fn commit(&self, t: &TenantId, e: u64, c: Commit) -> continuity_core::Result<u64> {
+        let r = self.inner.commit(t, e, c).await;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.reached
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            while !self.release.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::task::yield_now().await;
+            }
+        }
+        r
+    }
+    async fn audit_log(
+        &self,
+        t: &TenantId,
+        a: u64,
+        l: usize,
+    ) -> continuity_core::Result<Vec<AuditRecord>> {
+        self.inner.audit_log(t, a, l).await
+    }
+    async fn claim_outbox(
+        &self,
+        n: DateTime<Utc>,
+        l: Duration,
+        k: usize,
+    ) -> continuity_core::Result<Vec<OutboxEntry>> {
+        self.inner.claim_outbox(n, l, k).await
+    }
+    async fn complete_outbox(
+        &self,
+        i: u64,
+        l: u64,
+        r: OutboxResult,
+    ) -> continuity_core::Result<()> {
+        self.inner.complete_outbox(i, l, r).await
+    }
+    async fn pending_outbox(&self, l: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
+        self.inner.pending_outbox(l).await
+    }
+    async fn put_probe(&self, p: PendingProbe) -> continuity_core::Result<()> {
+        self.inner.put_probe(p).await
+    }
+    async fn claim_probes(
+        &self,
+        n: DateTime<Utc>,
+        l: Duration,
+        k: usize,
+    ) -> continuity_core::Result<Vec<PendingProbe>> {
+        self.inner.claim_probes(n, l, k).await
+    }
+    async fn reschedule_probe(
+        &self,
+        t: &TenantId,
+        p: &str,
+        l: u64,
+        n: DateTime<Utc>,
+    ) -> continuity_core::Result<()> {
+        self.inner.reschedule_probe(t, p, l, n).await
+    }
+    async fn remove_probe(&self, t: &TenantId, p: &str, l: u64) -> continuity_core::Result<()> {
+        self.inner.remove_probe(t, p, l).await
+    }
+}
+
+#[tokio::test]
+async fn an_action_racing_a_tick_commit_is_kept() {
+    let gate = Arc::new(Gate {
+        inner: InMemoryEventStore::new(),
+        armed: false.into(),
+        reached: false.into(),
+        release: false.into(),
+    });
+    let r = rig(gate.clone(), false).await;
+    let t0 = start() + TimeDelta::minutes(1);
+    r.clock.set(t0);
+    r.monitor.tick(t0).await.unwrap();
+    r.monitor
+        .act(
+            &r.acme,
+            op(),
+            Action::StartEvent {
+                until: t0 + TimeDelta::minutes(10),
+            },
+            None,
+            t0,
+        )
+        .await
+        .unwrap();
+    r.monitor.tick(t0 + TimeDelta::minutes(1)).await.unwrap();
+    // The tick at the event's end commits "event.expired"; hold its reply.
+    let t_end = t0 + TimeDelta::minutes(10);
+    r.clock.set(t_end);
+    gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let m = r.monitor.clone();
+    let h = tokio::spawn(async move { m.tick(t_end).await.unwrap() });
+    while !gate.reached.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::task::yield_now().await;
+    }
+    // Meanwhile an operator plans an event.
+    r.monitor
+        .act(
+            &r.acme,
+            op(),
+            Action::ScheduleEvent {
+                start: t_end + TimeDelta::minutes(10),
+                end: t_end + TimeDelta::minutes(30),
+            },
+            None,
+            t_end,
+        )
+        .await
+        .unwrap();
+    gate.release
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.await.unwrap();
+    for m in 11..120 {
+        r.monitor.tick(t_end + TimeDelta::minutes(m)).await.unwrap();
+    }
+    let calls = r.hook.calls();
+    assert_eq!(
+        calls.len(),
+        4,
+        "start, end, planned start, planned end: {calls:?}"
+    );
+}
