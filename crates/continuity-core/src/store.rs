@@ -179,6 +179,11 @@ pub struct PendingProbe {
     pub ticket: ProbeTicket,
     /// The lease it was claimed under (0 when not claimed).
     pub lease_id: u64,
+    /// Where the dispatching monitor keeps the tenant's state (0: unknown).
+    /// A hint that spares a lookup per check; stores keep it as given, and a
+    /// monitor that does not recognise it looks the tenant up by id.
+    #[serde(default)]
+    pub tenant_hint: u32,
 }
 
 /// What to do with a claimed probe, for [`EventStore::settle_probes`].

@@ -474,6 +474,7 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
         next_check_at: at(due),
         ticket: ProbeTicket::new(format!("ticket-{id}")),
         lease_id: 0,
+        tenant_hint: 0,
     };
     store.put_probe(probe("p1", 60)).await.expect("put");
     store.put_probe(probe("p2", 120)).await.expect("put");
@@ -673,6 +674,7 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
         next_check_at: at(due),
         ticket: ProbeTicket::new(format!("t-{id}-{due}")),
         lease_id: 0,
+        tenant_hint: 0,
     };
     let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
     for (id, due) in [("late", 300), ("early", 100), ("mid", 200)] {
