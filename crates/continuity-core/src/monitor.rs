@@ -425,7 +425,6 @@ impl Watches {
 struct DirectionRuntime {
     /// An observation arrived since the last evaluation.
     dirty: bool,
-    next_probe_at: Option<DateTime<Utc>>,
     /// The verdicts cannot change before this time without an observation.
     verdicts_until: Option<DateTime<Utc>>,
     /// A delivery faster than this leaves the (healthy, steady) verdicts as
@@ -573,7 +572,6 @@ impl DirectionRuntime {
         Ok(DirectionRuntime {
             window: SlidingWindow::new(config.window, SlidingWindow::DEFAULT_BUCKETS)?,
             watches,
-            next_probe_at: None,
             dirty: false,
             verdicts_until: None,
             absorb_below: None,
@@ -630,7 +628,7 @@ pub struct Monitor {
     tenants: RwLock<FxHashMap<TenantId, Runtime>>,
     /// The same runtimes by registration order: probes carry their index as
     /// a hint, which spares a hash lookup (and a cache miss) per probe check.
-    dense: RwLock<Vec<Runtime>>,
+    dense: RwLock<Vec<DenseSlot>>,
     last_tick: Mutex<Option<DateTime<Utc>>>,
     ticking: AtomicBool,
     schedule: Mutex<Schedule>,
@@ -645,9 +643,28 @@ pub struct Monitor {
 #[derive(Default)]
 struct Schedule {
     evaluations: TimerQueue<Runtime>,
-    probes: TimerQueue<(Runtime, Direction)>,
+    probes: TimerQueue<ProbeJob>,
     /// Tenants with new observations since their last evaluation.
     observed: Vec<Runtime>,
+}
+
+/// One direction of one tenant to probe, with all a dispatch needs, so a
+/// probe round does not touch the tenant's state.
+struct ProbeJob {
+    tenant: TenantId,
+    direction: Direction,
+    /// The tenant's index in `Monitor::dense`.
+    index: u32,
+    /// The registration it belongs to (stale once the tenant is removed or
+    /// registered again).
+    epoch: u32,
+    settings: Arc<crate::config::ProbeConfig>,
+}
+
+/// A runtime in registration order, with its registration epoch.
+struct DenseSlot {
+    rt: Runtime,
+    epoch: u32,
 }
 
 /// Wake-ups grouped by their exact time (Unix ms). Many tenants fall due at
@@ -708,8 +725,8 @@ impl Schedule {
         self.evaluations.push(at, rt);
     }
 
-    fn probe(&mut self, rt: Runtime, direction: Direction, at: DateTime<Utc>) {
-        self.probes.push(at, (rt, direction));
+    fn probe(&mut self, job: ProbeJob, at: DateTime<Utc>) {
+        self.probes.push(at, job);
     }
 }
 
@@ -791,7 +808,7 @@ impl Monitor {
     fn runtime_hinted(&self, tenant: &TenantId, hint: u32) -> Option<Runtime> {
         if let Some(i) = hint.checked_sub(1) {
             let dense = self.dense.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(rt) = dense.get(i as usize) {
+            if let Some(DenseSlot { rt, .. }) = dense.get(i as usize) {
                 let guard = lock(rt);
                 if !guard.removed && guard.tenant == *tenant {
                     drop(guard);
@@ -844,6 +861,8 @@ impl Monitor {
             .into_iter()
             .filter(|d| self.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
             .collect();
+        let tenant_id = runtime.tenant.clone();
+        let probe_settings = Arc::new(runtime.probe_settings.clone());
         let runtime = Arc::new(Mutex::new(runtime));
         let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
         let mut dense = self.dense.write().unwrap_or_else(|e| e.into_inner());
@@ -852,10 +871,21 @@ impl Monitor {
             None => u32::try_from(dense.len()).unwrap_or(u32::MAX),
         };
         lock(&runtime).index = index;
-        match dense.get_mut(index as usize) {
-            Some(slot) => *slot = runtime.clone(),
-            None => dense.push(runtime.clone()),
-        }
+        // A new epoch makes the probe jobs of a replaced configuration stale.
+        let epoch = match dense.get_mut(index as usize) {
+            Some(slot) => {
+                slot.rt = runtime.clone();
+                slot.epoch = slot.epoch.wrapping_add(1);
+                slot.epoch
+            }
+            None => {
+                dense.push(DenseSlot {
+                    rt: runtime.clone(),
+                    epoch: 0,
+                });
+                0
+            }
+        };
         let replaced = tenants.insert(tenant, runtime.clone());
         drop(dense);
         drop(tenants);
@@ -864,8 +894,15 @@ impl Monitor {
         }
         let mut schedule = lock(&self.schedule);
         schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
-        for d in probed {
-            schedule.probe(runtime.clone(), d, DateTime::<Utc>::MIN_UTC);
+        for direction in probed {
+            let job = ProbeJob {
+                tenant: tenant_id.clone(),
+                direction,
+                index,
+                epoch,
+                settings: probe_settings.clone(),
+            };
+            schedule.probe(job, DateTime::<Utc>::MIN_UTC);
         }
         Ok(())
     }
@@ -878,7 +915,15 @@ impl Monitor {
             .unwrap_or_else(|e| e.into_inner())
             .remove(tenant);
         if let Some(rt) = &removed {
-            lock(rt).removed = true;
+            let index = {
+                let mut rt = lock(rt);
+                rt.removed = true;
+                rt.index
+            };
+            let mut dense = self.dense.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = dense.get_mut(index as usize) {
+                slot.epoch = slot.epoch.wrapping_add(1);
+            }
         }
         removed.is_some()
     }
@@ -1035,7 +1080,7 @@ impl Monitor {
         due
     }
 
-    fn due_probes(&self, now: DateTime<Utc>) -> Vec<(Runtime, Direction)> {
+    fn due_probes(&self, now: DateTime<Utc>) -> Vec<ProbeJob> {
         let mut schedule = lock(&self.schedule);
         let mut due = schedule.probes.spare.pop().unwrap_or_default();
         schedule.probes.drain_due(now, &mut due);
@@ -1075,34 +1120,31 @@ impl Monitor {
         let mut due = self.due_probes(now);
         let mut pending_probes = Vec::new();
         let mut next_rounds = Vec::with_capacity(due.len());
-        for (runtime, direction) in due.drain(..) {
+        for job in due.drain(..) {
+            let direction = job.direction;
             let Some(probe) = &self.probes[direction.index()] else {
                 continue;
             };
-            let rt = &runtime;
             {
-                let (tenant, deadline, check, hint) = {
-                    let mut rt = lock(rt);
-                    if rt.removed {
-                        continue;
-                    }
-                    let tenant = rt.tenant.clone();
-                    let hint = rt.index.saturating_add(1);
-                    let probes = &rt.probe_settings;
-                    if !probes.enabled(direction) {
-                        continue;
-                    }
-                    let (interval, deadline, check) =
-                        (probes.interval, probes.deadline, probes.check_interval);
-                    let dr = &mut rt.directions[direction.index()];
-                    if dr.next_probe_at.is_some_and(|t| now < t) {
-                        continue; // a stale entry: this direction was probed already
-                    }
-                    let next = after(now, interval);
-                    dr.next_probe_at = Some(next);
-                    next_rounds.push((runtime.clone(), direction, next));
-                    (tenant, deadline, check, hint)
-                };
+                // A job of a removed or re-registered tenant is stale; the
+                // check reads a small dense array, not the tenant's state.
+                let current = self
+                    .dense
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(job.index as usize)
+                    .is_some_and(|slot| slot.epoch == job.epoch);
+                if !current {
+                    continue;
+                }
+                let next = after(now, job.settings.interval);
+                let (deadline, check, hint) = (
+                    job.settings.deadline,
+                    job.settings.check_interval,
+                    job.index.saturating_add(1),
+                );
+                let tenant = job.tenant.clone();
+                next_rounds.push((job, next));
                 let tenant = &tenant;
                 let request = ProbeRequest {
                     tenant: tenant.clone(),
@@ -1134,14 +1176,16 @@ impl Monitor {
                     Err(e) if e.is_retryable() => {
                         // The org's server refusing or timing out is exactly what we watch for.
                         warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
-                        self.record_into(
-                            rt,
-                            direction,
-                            now,
-                            &Outcome::Failed {
-                                kind: FailureKind::Unreachable,
-                            },
-                        );
+                        if let Some(rt) = self.runtime_hinted(tenant, hint) {
+                            self.record_into(
+                                &rt,
+                                direction,
+                                now,
+                                &Outcome::Failed {
+                                    kind: FailureKind::Unreachable,
+                                },
+                            );
+                        }
                         report
                             .errors
                             .push(format!("{tenant}: {direction} probe dispatch: {e}"));
@@ -1157,8 +1201,8 @@ impl Monitor {
         }
         self.store_probes(&mut pending_probes, report).await;
         let mut schedule = lock(&self.schedule);
-        for (runtime, direction, at) in next_rounds {
-            schedule.probe(runtime, direction, at);
+        for (job, at) in next_rounds {
+            schedule.probe(job, at);
         }
         schedule.probes.recycle(due);
     }
