@@ -956,3 +956,27 @@ async fn a_running_streak_is_evaluated_every_tick_without_new_data() {
         "the third tick raises, with no new data"
     );
 }
+
+#[tokio::test]
+async fn the_engine_can_run_on_a_multi_threaded_runtime() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    fn assert_sync<T: Send + Sync>(_: &T) {}
+    let r = rig().await;
+    assert_sync(&r.monitor);
+    let now = r.clock.advance(MINUTE);
+    assert_send(r.monitor.tick(now)).await.unwrap();
+    let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
+    assert_send(r.monitor.act(
+        &r.acme,
+        op,
+        Action::StartEvent {
+            until: now + TimeDelta::hours(1),
+        },
+        None,
+        now,
+    ))
+    .await
+    .unwrap();
+}
