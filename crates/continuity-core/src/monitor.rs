@@ -1647,7 +1647,6 @@ impl Monitor {
     }
 
     async fn work_outbox(&self, now: DateTime<Utc>, report: &mut TickReport) {
-        let mut blocked_hooks: HashMap<TenantId, DateTime<Utc>> = HashMap::new();
         for _ in 0..10_000 {
             let claimed = match self
                 .store
@@ -1666,7 +1665,7 @@ impl Monitor {
                 return;
             }
             for entry in claimed {
-                let result = self.attempt(&entry, now, report, &mut blocked_hooks).await;
+                let result = self.attempt(&entry, now, report).await;
                 if let Err(e) = self
                     .store
                     .as_ref()
@@ -1706,7 +1705,6 @@ impl Monitor {
         entry: &OutboxEntry,
         now: DateTime<Utc>,
         report: &mut TickReport,
-        blocked_hooks: &mut HashMap<TenantId, DateTime<Utc>>,
     ) -> OutboxResult {
         match &entry.item {
             OutboxItem::Alert(message) => {
@@ -1768,13 +1766,9 @@ impl Monitor {
             }
             OutboxItem::EventStarted { tenant, event }
             | OutboxItem::EventEnded { tenant, event } => {
-                // Hook calls of one tenant run in order: a later one waits for an earlier failed one.
-                if let Some(at) = blocked_hooks.get(tenant) {
-                    return OutboxResult::Retry {
-                        at: *at,
-                        error: "waiting for an earlier hook call of this tenant".into(),
-                    };
-                }
+                // In order: the store hands out a tenant's hook calls one at a
+                // time (its order-per-key contract), so a failing start holds
+                // back the end.
                 let Some(hook) = &self.hook else {
                     return OutboxResult::Done;
                 };
@@ -1799,7 +1793,6 @@ impl Monitor {
                     Err(e) if e.is_retryable() => {
                         warn!(%tenant, event_id = event.id, error = %e, "continuity hook failed; will retry");
                         let at = self.retry_at(entry, now, None);
-                        blocked_hooks.insert(tenant.clone(), at);
                         OutboxResult::Retry {
                             at,
                             error: e.to_string(),
