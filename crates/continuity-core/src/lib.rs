@@ -64,7 +64,7 @@
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits |
 //! | [`monitor`] | the [`Monitor`] engine |
 //! | [`sim`] | simulation parts and test doubles |
-//! | `testing` | the store conformance suite (feature `testing`) |
+//! | `testing` | the store conformance suite and a store that can be taken down (feature `testing`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -605,4 +605,19 @@ mod tests {
         let shared: std::sync::Arc<dyn EventStore> = std::sync::Arc::new(InMemoryEventStore::new());
         conformance::event_store_all(&shared).await;
     }
+
+    #[tokio::test]
+    async fn a_faulty_store_that_is_up_passes_and_one_that_is_down_refuses() {
+        let store = crate::testing::FaultyStore::new(InMemoryEventStore::new());
+        conformance::event_store_all(&store).await;
+        store.set_down(true);
+        let tenant = TenantId::new("down").unwrap();
+        assert!(store.load(&tenant).await.unwrap_err().is_retryable());
+        assert!(store.commit(&tenant, 0, Commit::default()).await.is_err());
+        store.set_down(false);
+        assert!(
+            store.inner().load(&tenant).await.unwrap().is_none(),
+            "nothing written while down"
+        );
+    }
 }

@@ -1,15 +1,8 @@
 //! The `Monitor` end to end on the manual clock, with the simulated mail
 //! system, recording notifiers and hook, and the in-memory store.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
     Clock, Direction, Error, ManualClock, Monitor, Observation, TenantId,
@@ -19,7 +12,8 @@ use continuity_core::{
     memory::InMemoryEventStore,
     notify::AlertMessage,
     sim::{RecordingHook, RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
-    store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
+    store::{AuditRecord, EventStore},
+    testing::FaultyStore,
 };
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
@@ -562,106 +556,11 @@ async fn two_instances_on_one_store_send_each_alert_once() {
     );
 }
 
-/// A store that fails every call while `down` is set.
-#[derive(Debug)]
-struct FlakyStore {
-    inner: InMemoryEventStore,
-    down: AtomicBool,
-}
-
-impl FlakyStore {
-    fn check(&self) -> continuity_core::Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::Store {
-                backend: "flaky",
-                retryable: true,
-                message: "connection refused".into(),
-                source: None,
-            })
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl EventStore for FlakyStore {
-    async fn load(&self, t: &TenantId) -> continuity_core::Result<Option<Versioned>> {
-        self.check()?;
-        self.inner.load(t).await
-    }
-    async fn commit(&self, t: &TenantId, e: u64, c: Commit) -> continuity_core::Result<u64> {
-        self.check()?;
-        self.inner.commit(t, e, c).await
-    }
-    async fn audit_log(
-        &self,
-        t: &TenantId,
-        a: u64,
-        l: usize,
-    ) -> continuity_core::Result<Vec<AuditRecord>> {
-        self.check()?;
-        self.inner.audit_log(t, a, l).await
-    }
-    async fn claim_outbox(
-        &self,
-        n: DateTime<Utc>,
-        l: Duration,
-        k: usize,
-    ) -> continuity_core::Result<Vec<OutboxEntry>> {
-        self.check()?;
-        self.inner.claim_outbox(n, l, k).await
-    }
-    async fn complete_outbox(
-        &self,
-        i: u64,
-        l: u64,
-        r: OutboxResult,
-    ) -> continuity_core::Result<()> {
-        self.check()?;
-        self.inner.complete_outbox(i, l, r).await
-    }
-    async fn pending_outbox(&self, l: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
-        self.check()?;
-        self.inner.pending_outbox(l).await
-    }
-    async fn put_probe(&self, p: PendingProbe) -> continuity_core::Result<()> {
-        self.check()?;
-        self.inner.put_probe(p).await
-    }
-    async fn claim_probes(
-        &self,
-        n: DateTime<Utc>,
-        l: Duration,
-        k: usize,
-    ) -> continuity_core::Result<Vec<PendingProbe>> {
-        self.check()?;
-        self.inner.claim_probes(n, l, k).await
-    }
-    async fn reschedule_probe(
-        &self,
-        t: &TenantId,
-        p: &str,
-        l: u64,
-        n: DateTime<Utc>,
-    ) -> continuity_core::Result<()> {
-        self.check()?;
-        self.inner.reschedule_probe(t, p, l, n).await
-    }
-    async fn remove_probe(&self, t: &TenantId, p: &str, l: u64) -> continuity_core::Result<()> {
-        self.check()?;
-        self.inner.remove_probe(t, p, l).await
-    }
-}
-
 #[tokio::test]
 async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
     let clock = ManualClock::new(start());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
-    let store = Arc::new(FlakyStore {
-        inner: InMemoryEventStore::new(),
-        down: AtomicBool::new(false),
-    });
+    let store = Arc::new(FaultyStore::new(InMemoryEventStore::new()));
     let monitor = Monitor::builder()
         .clock(Arc::new(clock.clone()))
         .store(store.clone())
@@ -673,7 +572,7 @@ async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
     monitor.register_tenant(config(&acme)).await.unwrap();
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     for _ in 0..10 {
         let now = clock.advance(MINUTE);
         monitor
@@ -688,7 +587,7 @@ async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
         assert!(!report.errors.is_empty(), "store errors are reported");
     }
     assert!(sms.messages().is_empty(), "nothing committed, nothing sent");
-    store.down.store(false, Ordering::SeqCst);
+    store.set_down(false);
     // Hysteresis lives in the stored state: nothing advanced while the store
     // was down, so the two breached evaluations happen now.
     for _ in 0..2 {

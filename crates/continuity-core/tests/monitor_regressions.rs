@@ -35,6 +35,22 @@ struct R {
     acme: TenantId,
 }
 
+impl R {
+    /// Reports `n` refused outbound deliveries at `t`.
+    fn refused(&self, t: DateTime<Utc>, n: usize) {
+        for _ in 0..n {
+            self.monitor
+                .observe(Observation::failed(
+                    self.acme.clone(),
+                    Direction::Outbound,
+                    t,
+                    continuity_core::FailureKind::Refused,
+                ))
+                .unwrap();
+        }
+    }
+}
+
 async fn rig(store: Arc<dyn EventStore>, probes: bool) -> R {
     let clock = ManualClock::new(start());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
@@ -157,16 +173,7 @@ async fn a_reminder_deferred_by_a_suspension_writes_nothing() {
     for _ in 0..5 {
         t += TimeDelta::minutes(1);
         r.clock.set(t);
-        for _ in 0..3 {
-            r.monitor
-                .observe(Observation::failed(
-                    r.acme.clone(),
-                    Direction::Outbound,
-                    t,
-                    continuity_core::FailureKind::Refused,
-                ))
-                .unwrap();
-        }
+        r.refused(t, 3);
         r.monitor.tick(t).await.unwrap();
     }
     assert_eq!(r.sms.messages().len(), 1);
@@ -185,16 +192,7 @@ async fn a_reminder_deferred_by_a_suspension_writes_nothing() {
     for _ in 0..70 {
         t += TimeDelta::minutes(1);
         r.clock.set(t);
-        for _ in 0..3 {
-            r.monitor
-                .observe(Observation::failed(
-                    r.acme.clone(),
-                    Direction::Outbound,
-                    t,
-                    continuity_core::FailureKind::Refused,
-                ))
-                .unwrap();
-        }
+        r.refused(t, 3);
         r.monitor.tick(t).await.unwrap();
     }
     let v0 = store.load(&r.acme).await.unwrap().unwrap().version;

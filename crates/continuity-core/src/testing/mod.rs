@@ -2,6 +2,10 @@
 //!
 //! [`conformance`] holds the one suite every [`EventStore`](crate::store::EventStore)
 //! backend must pass, written as plain `async fn`s over `&dyn EventStore`
-//! so any async runtime can drive them.
+//! so any async runtime can drive them. [`FaultyStore`] wraps a store that
+//! can be taken down, for testing the engine against an unreachable store.
 
 pub mod conformance;
+mod faulty;
+
+pub use faulty::FaultyStore;

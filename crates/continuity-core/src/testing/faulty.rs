@@ -1,0 +1,161 @@
+//! A store that can be switched off, for testing what the engine does while
+//! its store is unreachable.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::TenantId,
+    error::{Error, Result},
+    store::{
+        AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
+        Versioned,
+    },
+};
+
+/// Wraps a store; while [`set_down(true)`](Self::set_down), every call fails
+/// with a retryable [`Error::Store`] ("connection refused"), as an
+/// unreachable database would.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use continuity_core::{memory::InMemoryEventStore, store::EventStore, testing::FaultyStore, TenantId};
+///
+/// let store = FaultyStore::new(InMemoryEventStore::new());
+/// store.set_down(true);
+/// let err = store.load(&TenantId::new("acme").unwrap()).await.unwrap_err();
+/// assert!(err.is_retryable());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct FaultyStore<S> {
+    inner: S,
+    down: AtomicBool,
+}
+
+impl<S: EventStore> FaultyStore<S> {
+    /// Wraps `inner`, up.
+    pub fn new(inner: S) -> Self {
+        FaultyStore {
+            inner,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the store down (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::Store {
+                backend: "faulty",
+                retryable: true,
+                message: "connection refused".into(),
+                source: None,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: EventStore> EventStore for FaultyStore<S> {
+    async fn load(&self, tenant: &TenantId) -> Result<Option<Versioned>> {
+        self.check()?;
+        self.inner.load(tenant).await
+    }
+    async fn commit(&self, tenant: &TenantId, expected: u64, commit: Commit) -> Result<u64> {
+        self.check()?;
+        self.inner.commit(tenant, expected, commit).await
+    }
+    async fn audit_log(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>> {
+        self.check()?;
+        self.inner.audit_log(tenant, after, limit).await
+    }
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>> {
+        self.check()?;
+        self.inner.claim_outbox(now, lease, limit).await
+    }
+    async fn complete_outbox(&self, id: u64, lease_id: u64, result: OutboxResult) -> Result<()> {
+        self.check()?;
+        self.inner.complete_outbox(id, lease_id, result).await
+    }
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.check()?;
+        self.inner.pending_outbox(limit).await
+    }
+    async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
+        self.check()?;
+        self.inner.put_probe(probe).await
+    }
+    async fn claim_probes(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<PendingProbe>> {
+        self.check()?;
+        self.inner.claim_probes(now, lease, limit).await
+    }
+    async fn reschedule_probe(
+        &self,
+        tenant: &TenantId,
+        probe_id: &str,
+        lease_id: u64,
+        next_check_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.check()?;
+        self.inner
+            .reschedule_probe(tenant, probe_id, lease_id, next_check_at)
+            .await
+    }
+    async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
+        self.check()?;
+        self.inner.remove_probe(tenant, probe_id, lease_id).await
+    }
+    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+        self.check()?;
+        self.inner.put_probes(probes).await
+    }
+    async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
+        if let Err(e) = self.check() {
+            let message = e.to_string();
+            return settlements
+                .iter()
+                .map(|_| {
+                    Err(Error::Store {
+                        backend: "faulty",
+                        retryable: true,
+                        message: message.clone(),
+                        source: None,
+                    })
+                })
+                .collect();
+        }
+        self.inner.settle_probes(settlements).await
+    }
+}
