@@ -75,9 +75,10 @@ pub struct AuditRecord {
     pub entry: AuditEntry,
 }
 
-/// Work queued by a commit.
+/// Work queued by a commit. Stored as JSON by the durable stores, tagged
+/// `"type"` (an alert has a `kind` field of its own).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutboxItem {
     /// Deliver a rendered alert to one recipient.
     Alert(Box<AlertMessage>),
@@ -331,3 +332,44 @@ macro_rules! forward_event_store {
 }
 
 forward_event_store!(std::sync::Arc<T>, Box<T>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::{ChannelKind, Recipient},
+        machine::AlertKind,
+    };
+
+    #[test]
+    fn outbox_items_survive_a_json_round_trip() {
+        let tenant = TenantId::new("acme").unwrap();
+        let at: DateTime<Utc> = "2030-01-01T00:00:00.123456789Z".parse().unwrap();
+        let alert = OutboxItem::Alert(Box::new(AlertMessage {
+            tenant: tenant.clone(),
+            tenant_name: "Acme".into(),
+            alert_id: 3,
+            kind: AlertKind::Reminder,
+            recipient: Recipient::new("ops", ChannelKind::Email, "ops@example.net"),
+            idempotency_key: "acme/3/ops".into(),
+            created_at: at,
+            link: "https://portal.example/c/x".into(),
+            link_expires_at: at,
+            conditions: Vec::new(),
+            event: Some("active".into()),
+        }));
+        let json = serde_json::to_string(&alert).unwrap();
+        assert_eq!(serde_json::from_str::<OutboxItem>(&json).unwrap(), alert);
+        let entry = OutboxEntry {
+            id: 1,
+            item: alert,
+            created_at: at,
+            attempts: 0,
+            next_attempt_at: DateTime::<Utc>::MIN_UTC,
+            lease_id: 0,
+            last_error: None,
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(serde_json::from_str::<OutboxEntry>(&json).unwrap(), entry);
+    }
+}
