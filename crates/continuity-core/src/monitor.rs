@@ -39,6 +39,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::{
     clock::{Clock, SystemClock},
+    cluster::{ShardSet, shard_of},
     config::{ChannelKind, TenantConfig},
     domain::{Direction, FailureKind, Observation, Outcome, TenantId},
     duration::{after, ceil_ms, hex_id},
@@ -146,6 +147,7 @@ pub struct MonitorBuilder {
     links: Option<LinkSigner>,
     portal_url: Option<String>,
     settings: MonitorSettings,
+    instance: Option<String>,
 }
 
 impl fmt::Debug for MonitorBuilder {
@@ -208,6 +210,16 @@ impl MonitorBuilder {
         self
     }
 
+    /// Runs this monitor as `instance`, one of several sharing the store:
+    /// it then evaluates and probes only the tenants of the shards it owns
+    /// (see [`cluster`](crate::cluster)). Every instance registers every
+    /// tenant; `instance` must be unique among them (a host name and
+    /// process id, say). Without it the monitor owns every tenant.
+    pub fn cluster(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
     /// Checks the parts and builds the monitor.
     pub fn build(self) -> Result<Monitor> {
         let links = self.links.ok_or_else(|| {
@@ -234,6 +246,14 @@ impl MonitorBuilder {
             ));
         }
         let s = &self.settings;
+        if let Some(instance) = &self.instance
+            && (instance.is_empty() || instance.len() > 200)
+        {
+            return Err(Error::config(
+                "cluster",
+                "the instance name must be 1 to 200 bytes long",
+            ));
+        }
         if s.batch == 0
             || s.lease < Duration::from_secs(1)
             || s.retry_base.is_zero()
@@ -260,6 +280,12 @@ impl MonitorBuilder {
             last_tick: Mutex::new(None),
             ticking: AtomicBool::new(false),
             schedule: Mutex::new(Schedule::default()),
+            owned: Mutex::new(if self.instance.is_some() {
+                ShardSet::EMPTY
+            } else {
+                ShardSet::ALL
+            }),
+            instance: self.instance,
         })
     }
 }
@@ -283,6 +309,11 @@ struct TenantRuntime {
     last_evaluated: Option<DateTime<Utc>>,
     /// This runtime's index in `Monitor::dense`.
     index: u32,
+    /// The tenant's shard (see [`crate::cluster`]).
+    shard: u16,
+    /// The stored state may have moved on while another instance owned the
+    /// tenant: load it before the next evaluation.
+    reload: bool,
     /// Copies of what every probe round reads, kept here rather than behind
     /// the configuration's pointer (one cache miss less per probe).
     tenant: TenantId,
@@ -632,6 +663,10 @@ pub struct Monitor {
     last_tick: Mutex<Option<DateTime<Utc>>>,
     ticking: AtomicBool,
     schedule: Mutex<Schedule>,
+    /// This instance's name in a cluster (`None`: the only instance).
+    instance: Option<String>,
+    /// The shards this instance owns (all of them without a cluster).
+    owned: Mutex<ShardSet>,
 }
 
 /// When to look at which tenant. A tick works only on what is due, so its
@@ -658,6 +693,8 @@ struct ProbeJob {
     /// The registration it belongs to (stale once the tenant is removed or
     /// registered again).
     epoch: u32,
+    /// The tenant's shard.
+    shard: u16,
     settings: Arc<crate::config::ProbeConfig>,
 }
 
@@ -772,6 +809,7 @@ impl Monitor {
             links: None,
             portal_url: None,
             settings: MonitorSettings::default(),
+            instance: None,
         }
     }
 
@@ -848,6 +886,8 @@ impl Monitor {
                 DirectionRuntime::new(&config.outbound)?,
             ],
             index: 0,
+            shard: shard_of(&config.tenant),
+            reload: false,
             tenant: config.tenant.clone(),
             probe_settings: config.probes.clone(),
             config: Arc::new(config),
@@ -896,6 +936,7 @@ impl Monitor {
         schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
         for direction in probed {
             let job = ProbeJob {
+                shard: shard_of(&tenant_id),
                 tenant: tenant_id.clone(),
                 direction,
                 index,
@@ -1033,6 +1074,79 @@ impl Monitor {
         self.tick(self.clock.now()).await
     }
 
+    /// The shards this monitor owns: all of them unless it runs in a
+    /// [cluster](MonitorBuilder::cluster), where the last successful sync
+    /// with the store decided.
+    pub fn owned_shards(&self) -> ShardSet {
+        *lock(&self.owned)
+    }
+
+    /// Gives this instance's shards up (a clean shutdown of a
+    /// [cluster](MonitorBuilder::cluster) member), so the other instances
+    /// take its tenants over at their next tick instead of after the lease.
+    /// Without a cluster it does nothing.
+    pub async fn leave_cluster(&self) -> Result<()> {
+        let Some(instance) = &self.instance else {
+            return Ok(());
+        };
+        *lock(&self.owned) = ShardSet::EMPTY;
+        self.store.as_ref().release_shards(instance).await
+    }
+
+    /// Renews this instance's shards and takes over or gives up shards as
+    /// the store decides; tenants of shards gained are reloaded and woken.
+    /// While the store cannot be reached the last known shards are kept:
+    /// nobody else can take them over through an unreachable store either.
+    async fn sync_ownership(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let Some(instance) = &self.instance else {
+            return;
+        };
+        let new = match self
+            .store
+            .as_ref()
+            .sync_shards(instance, now, self.settings.lease)
+            .await
+        {
+            Ok(new) => new,
+            Err(e) => {
+                warn!(instance, error = %e, "syncing shard ownership failed; keeping the shards known");
+                report.errors.push(format!("syncing shard ownership: {e}"));
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *lock(&self.owned), new);
+        if new == old {
+            return;
+        }
+        let gained = new.difference(&old);
+        info!(
+            instance,
+            owned = new.len(),
+            gained = gained.len(),
+            lost = old.difference(&new).len(),
+            "shard ownership changed"
+        );
+        if gained.is_empty() {
+            return;
+        }
+        // Rare (instances joining or leaving): a walk over all tenants is fine.
+        let runtimes: Vec<Runtime> = self.read_tenants().values().cloned().collect();
+        let mut woken = Vec::new();
+        for rt in runtimes {
+            let mut guard = lock(&rt);
+            if gained.contains(guard.shard) {
+                guard.reload = true;
+                guard.next_eval_at = None;
+                drop(guard);
+                woken.push(rt);
+            }
+        }
+        let mut schedule = lock(&self.schedule);
+        for rt in woken {
+            schedule.wake(rt, DateTime::<Utc>::MIN_UTC);
+        }
+    }
+
     /// Runs one round of the engine at `now` (see the [module docs](self)).
     ///
     /// Errors: [`Error::ClockWentBackwards`] if `now` is before the previous
@@ -1056,6 +1170,7 @@ impl Monitor {
         let span = info_span!("tick", %now);
         async {
             let mut report = TickReport::default();
+            self.sync_ownership(now, &mut report).await;
             self.dispatch_probes(now, &mut report).await;
             self.check_probes(now, &mut report).await;
             let due = self.due_evaluations(now);
@@ -1093,11 +1208,12 @@ impl Monitor {
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) {
+        let owned = *lock(&self.owned);
         for rt in tenants.drain(..) {
             if lock(&rt).removed {
                 continue;
             }
-            match self.evaluate_tenant(&rt, now, report).await {
+            match self.evaluate_tenant(&rt, now, &owned, report).await {
                 Ok(Some(at)) => self.wake(&rt, at),
                 Ok(None) => {}
                 Err((tenant, e)) => {
@@ -1118,9 +1234,17 @@ impl Monitor {
 
     async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut due = self.due_probes(now);
+        let owned = *lock(&self.owned);
         let mut pending_probes = Vec::new();
         let mut next_rounds = Vec::with_capacity(due.len());
         for job in due.drain(..) {
+            if !owned.contains(job.shard) {
+                // Another instance probes this tenant; look again next round,
+                // in case the shard comes here.
+                let next = after(now, job.settings.interval);
+                next_rounds.push((job, next));
+                continue;
+            }
             let direction = job.direction;
             let Some(probe) = &self.probes[direction.index()] else {
                 continue;
@@ -1224,13 +1348,14 @@ impl Monitor {
     }
 
     async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let owned = *lock(&self.owned);
         // Bounded: each round claims up to `batch`; a probe claimed in this
         // tick is rescheduled into the future, so rounds end.
         for _ in 0..10_000 {
             let claimed = match self
                 .store
                 .as_ref()
-                .claim_probes(now, self.settings.lease, self.settings.batch)
+                .claim_probes(now, self.settings.lease, self.settings.batch, &owned)
                 .await
             {
                 Ok(c) => c,
@@ -1355,9 +1480,36 @@ impl Monitor {
         &self,
         rt: &Runtime,
         now: DateTime<Utc>,
+        owned: &ShardSet,
         report: &mut TickReport,
     ) -> std::result::Result<Option<DateTime<Utc>>, (TenantId, Error)> {
         let tenant_of = |rt: &Runtime| lock(rt).config.tenant.clone();
+        let reload = {
+            let guard = lock(rt);
+            if !owned.contains(guard.shard) {
+                // Another instance evaluates it; it is woken again if its
+                // shard comes here.
+                return Ok(None);
+            }
+            guard.reload.then(|| guard.tenant.clone())
+        };
+        if let Some(tenant) = reload {
+            // The previous owner may have moved the state on.
+            let fresh = self
+                .store
+                .as_ref()
+                .load(&tenant)
+                .await
+                .map_err(|e| (tenant.clone(), e))?;
+            let mut guard = lock(rt);
+            if let Some(fresh) = fresh
+                && fresh.version >= guard.cached.version
+            {
+                guard.cached = fresh;
+            }
+            guard.reload = false;
+            guard.next_eval_at = None;
+        }
         for attempt in 0..=self.settings.conflict_retries {
             let prepared = {
                 let mut guard = lock(rt);

@@ -27,6 +27,12 @@
 //!   claimed. A failing item therefore holds back the later ones (an event's
 //!   end never reaches the hook before its start; a recipient never reads
 //!   "resolved" before the alert it resolves).
+//! - **Shards.** [`EventStore::sync_shards`] gives each of the
+//!   [`SHARDS`](crate::cluster::SHARDS) shards to at most one live instance
+//!   at a time, each instance about its fair share; a shard whose owner
+//!   stopped renewing it is free once its lease ran out.
+//!   [`EventStore::claim_probes`] hands out only probes of tenants in the
+//!   shards asked for.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -35,6 +41,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    cluster::ShardSet,
     domain::{Direction, TenantId},
     error::Result,
     machine::{AuditEntry, ContinuityEvent, TenantState},
@@ -237,14 +244,32 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Stores a new pending probe (replacing one with the same tenant and probe id).
     async fn put_probe(&self, probe: PendingProbe) -> Result<()>;
 
-    /// Claims up to `limit` probes whose `next_check_at` has come and that are
-    /// not leased, leasing them for `lease`. Earliest first.
+    /// Claims up to `limit` probes of tenants in `shards` whose
+    /// `next_check_at` has come and that are not leased, leasing them for
+    /// `lease`. Earliest first.
     async fn claim_probes(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        shards: &ShardSet,
     ) -> Result<Vec<PendingProbe>>;
+
+    /// In one step: records that `instance` is alive until `now + lease`,
+    /// renews the leases of the shards it owns, gives up those above its
+    /// [fair share](crate::cluster::fair_share) of the live instances, and
+    /// takes free shards (never owned, given up, or whose lease ran out) up
+    /// to it, lowest first. Returns the shards `instance` owns now.
+    async fn sync_shards(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<ShardSet>;
+
+    /// Gives up every shard of `instance` and forgets it (a clean
+    /// shutdown), so the other instances take over at their next sync.
+    async fn release_shards(&self, instance: &str) -> Result<()>;
 
     /// Releases a claimed probe with a new check time.
     async fn reschedule_probe(
@@ -312,8 +337,14 @@ macro_rules! forward_event_store {
             async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
                 (**self).put_probe(probe).await
             }
-            async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>> {
-                (**self).claim_probes(now, lease, limit).await
+            async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize, shards: &ShardSet) -> Result<Vec<PendingProbe>> {
+                (**self).claim_probes(now, lease, limit, shards).await
+            }
+            async fn sync_shards(&self, instance: &str, now: DateTime<Utc>, lease: Duration) -> Result<ShardSet> {
+                (**self).sync_shards(instance, now, lease).await
+            }
+            async fn release_shards(&self, instance: &str) -> Result<()> {
+                (**self).release_shards(instance).await
             }
             async fn reschedule_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64, next_check_at: DateTime<Utc>) -> Result<()> {
                 (**self).reschedule_probe(tenant, probe_id, lease_id, next_check_at).await

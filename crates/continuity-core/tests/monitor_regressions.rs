@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
     Direction, ManualClock, Monitor, Observation, TenantId,
+    cluster::ShardSet,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     machine::{Action, Actor},
@@ -265,8 +266,20 @@ impl EventStore for Gate {
         n: DateTime<Utc>,
         l: Duration,
         k: usize,
+        s: &ShardSet,
     ) -> continuity_core::Result<Vec<PendingProbe>> {
-        self.inner.claim_probes(n, l, k).await
+        self.inner.claim_probes(n, l, k, s).await
+    }
+    async fn sync_shards(
+        &self,
+        i: &str,
+        n: DateTime<Utc>,
+        l: Duration,
+    ) -> continuity_core::Result<ShardSet> {
+        self.inner.sync_shards(i, n, l).await
+    }
+    async fn release_shards(&self, i: &str) -> continuity_core::Result<()> {
+        self.inner.release_shards(i).await
     }
     async fn reschedule_probe(
         &self,

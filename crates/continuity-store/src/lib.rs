@@ -14,32 +14,40 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
+//! use std::{sync::Arc, time::Duration};
 //! use continuity_core::{
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkKey, LinkSigner},
 //!     sim::RecordingNotifier,
 //!     store::EventStore,
-//!     Monitor, TenantId,
+//!     Clock, Direction, ManualClock, Monitor, Observation, TenantId,
 //! };
 //! use continuity_store::SqliteStore;
 //!
 //! let dir = std::env::temp_dir().join(format!("continuity-store-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
 //! let store = Arc::new(SqliteStore::open(dir.join("continuity.db")).await?);
+//! let clock = ManualClock::new("2026-03-02T08:00:00Z".parse()?);
+//! let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
 //! let monitor = Monitor::builder()
 //!     .store(store.clone())
-//!     .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
+//!     .clock(Arc::new(clock.clone()))
+//!     .notifier(sms.clone())
 //!     .link_signer(LinkSigner::new(LinkKey::new("k1", [1u8; 32])?))
 //!     .portal_url("https://continuity.example.net/c/")
 //!     .build()?;
 //! let acme = TenantId::new("acme")?;
-//! monitor
-//!     .register_tenant(TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]))
-//!     .await?;
-//! monitor.tick_now().await?;
-//! // The first tick wrote the tenant's state to the file.
-//! assert!(store.load(&acme).await?.is_some());
+//! let mut config = TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]);
+//! config.outbound.raise_after = 1;
+//! monitor.register_tenant(config).await?;
+//! for _ in 0..3 {
+//!     monitor.observe(Observation::delivered(acme.clone(), Direction::Outbound, clock.now(), Duration::from_secs(45 * 60)))?;
+//! }
+//! monitor.tick(clock.now()).await?;
+//! assert_eq!(sms.messages().len(), 1);
+//! // The raised condition and the alert's bookkeeping are in the file.
+//! let stored = store.load(&acme).await?.expect("committed");
+//! assert!(stored.state.any_active());
 //! # drop(monitor); drop(store); std::fs::remove_dir_all(&dir)?; Ok(()) }
 //! ```
 //!

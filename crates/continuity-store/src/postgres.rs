@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use continuity_core::{
     TenantId,
+    cluster::{SHARDS, ShardSet, fair_share, shard_of},
     probe::ProbeTicket,
     store::{
         AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
@@ -81,9 +82,20 @@ CREATE TABLE continuity_probes (
     lease_until    BIGINT,
     due_at         BIGINT NOT NULL,
     tenant_hint    BIGINT NOT NULL DEFAULT 0,
+    shard          INTEGER NOT NULL,
     PRIMARY KEY (tenant, probe_id)
 );
 CREATE INDEX continuity_probes_due ON continuity_probes (due_at);
+CREATE INDEX continuity_probes_shard_due ON continuity_probes (shard, due_at);
+CREATE TABLE continuity_instances (
+    instance     TEXT PRIMARY KEY,
+    alive_until  BIGINT NOT NULL
+);
+CREATE TABLE continuity_shards (
+    shard        INTEGER PRIMARY KEY,
+    owner        TEXT,
+    lease_until  BIGINT NOT NULL DEFAULT 0
+);
 CREATE SEQUENCE continuity_lease_seq;
 "#];
 
@@ -240,6 +252,12 @@ impl PostgresStore {
             "INSERT INTO continuity_meta (key, value) VALUES ('schema_version', $1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             &[&i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO continuity_shards (shard) SELECT generate_series(0, $1 - 1)
+             ON CONFLICT (shard) DO NOTHING",
+            &[&i32::from(SHARDS)],
         )
         .await?;
         tx.commit().await?;
@@ -711,19 +729,23 @@ impl EventStore for PostgresStore {
         let checks: Vec<i64> = unique.iter().map(|p| micros(p.next_check_at)).collect();
         let tickets: Vec<&str> = unique.iter().map(|p| p.ticket.as_str()).collect();
         let hints: Vec<i64> = unique.iter().map(|p| i64::from(p.tenant_hint)).collect();
+        let shards: Vec<i32> = unique
+            .iter()
+            .map(|p| i32::from(shard_of(&p.tenant)))
+            .collect();
         let client = self.client().await?;
         client
             .execute(
                 "INSERT INTO continuity_probes
-                   (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, tenant_hint)
-                 SELECT t, id, d, s, dl, c, tk, 0, NULL, c, h
-                 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[])
-                   AS u(t, id, d, s, dl, c, tk, h)
+                   (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, tenant_hint, shard)
+                 SELECT t, id, d, s, dl, c, tk, 0, NULL, c, h, sh
+                 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::int[])
+                   AS u(t, id, d, s, dl, c, tk, h, sh)
                  ON CONFLICT (tenant, probe_id) DO UPDATE SET
                    direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
                    next_check_at = excluded.next_check_at, ticket = excluded.ticket, lease_id = 0,
                    lease_until = NULL, due_at = excluded.due_at, tenant_hint = excluded.tenant_hint",
-                &[&tenants, &ids, &directions, &sent, &deadlines, &checks, &tickets, &hints],
+                &[&tenants, &ids, &directions, &sent, &deadlines, &checks, &tickets, &hints, &shards],
             )
             .await
             .map_err(Fail::from)?;
@@ -735,21 +757,31 @@ impl EventStore for PostgresStore {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        shards: &ShardSet,
     ) -> continuity_core::Result<Vec<PendingProbe>> {
         let client = self.client().await?;
+        // Every shard: no filter (`$4` is then NULL).
+        let list: Option<Vec<i32>> =
+            (!shards.is_all()).then(|| shards.iter().map(i32::from).collect());
         let rows = client
             .query(
                 &format!(
                     "WITH due AS (
                        SELECT tenant, probe_id, due_at FROM continuity_probes
-                       WHERE due_at <= $1 ORDER BY due_at LIMIT $2
+                       WHERE due_at <= $1 AND ($4::int[] IS NULL OR shard = ANY($4))
+                       ORDER BY due_at LIMIT $2
                        FOR UPDATE SKIP LOCKED)
                      UPDATE continuity_probes p
                      SET lease_id = nextval('continuity_lease_seq'), lease_until = $3, due_at = $3
                      FROM due WHERE p.tenant = due.tenant AND p.probe_id = due.probe_id
                      RETURNING {PROBE_COLUMNS}, due.due_at"
                 ),
-                &[&micros(now), &row_limit(limit), &lease_end(now, lease)],
+                &[
+                    &micros(now),
+                    &row_limit(limit),
+                    &lease_end(now, lease),
+                    &list,
+                ],
             )
             .await
             .map_err(Fail::from)?;
@@ -790,6 +822,104 @@ impl EventStore for PostgresStore {
             next_check_at: None,
         })
         .await
+    }
+
+    async fn sync_shards(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> continuity_core::Result<ShardSet> {
+        let (now, until) = (micros(now), lease_end(now, lease));
+        let run = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            // One sync at a time per schema: the fair share is computed
+            // from a count that a concurrent join would change.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('continuity-shards:' || $1))",
+                &[&self.schema],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM continuity_instances WHERE alive_until <= $1",
+                &[&now],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO continuity_instances (instance, alive_until) VALUES ($1, $2)
+                 ON CONFLICT (instance) DO UPDATE SET alive_until = excluded.alive_until",
+                &[&instance, &until],
+            )
+            .await?;
+            let live: i64 = tx
+                .query_one("SELECT COUNT(*) FROM continuity_instances", &[])
+                .await
+                .map_err(Fail::from)
+                .and_then(|r| Ok(column(&r, 0)?))?;
+            let fair = fair_share(usize::try_from(live).unwrap_or(1));
+            let mut mine: Vec<i32> = tx
+                .query(
+                    "UPDATE continuity_shards SET lease_until = $2 WHERE owner = $1 RETURNING shard",
+                    &[&instance, &until],
+                )
+                .await?
+                .iter()
+                .map(|r| column(r, 0))
+                .collect::<Result<_, _>>()?;
+            mine.sort_unstable();
+            if mine.len() > fair {
+                let extra = mine.split_off(fair);
+                tx.execute(
+                    "UPDATE continuity_shards SET owner = NULL, lease_until = 0 WHERE shard = ANY($1)",
+                    &[&extra],
+                )
+                .await?;
+            } else if mine.len() < fair {
+                let want = row_limit(fair - mine.len());
+                let taken: Vec<i32> = tx
+                    .query(
+                        "UPDATE continuity_shards SET owner = $1, lease_until = $2
+                         WHERE shard IN (SELECT shard FROM continuity_shards
+                                         WHERE owner IS NULL OR lease_until <= $3
+                                         ORDER BY shard LIMIT $4)
+                         RETURNING shard",
+                        &[&instance, &until, &now, &want],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| column(r, 0))
+                    .collect::<Result<_, _>>()?;
+                mine.extend(taken);
+            }
+            tx.commit().await?;
+            Ok::<_, Fail>(
+                mine.into_iter()
+                    .filter_map(|s| u16::try_from(s).ok())
+                    .collect(),
+            )
+        };
+        Ok(run.await?)
+    }
+
+    async fn release_shards(&self, instance: &str) -> continuity_core::Result<()> {
+        let run = async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            tx.execute(
+                "DELETE FROM continuity_instances WHERE instance = $1",
+                &[&instance],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE continuity_shards SET owner = NULL, lease_until = 0 WHERE owner = $1",
+                &[&instance],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, Fail>(())
+        };
+        Ok(run.await?)
     }
 
     async fn settle_probes(

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use continuity_core::{
     TenantId,
+    cluster::{SHARDS, ShardSet, fair_share, shard_of},
     store::{
         AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
         Versioned,
@@ -81,9 +82,20 @@ CREATE TABLE continuity_probes (
     lease_until    INTEGER,
     due_at         INTEGER NOT NULL,
     tenant_hint    INTEGER NOT NULL DEFAULT 0,
+    shard          INTEGER NOT NULL,
     PRIMARY KEY (tenant, probe_id)
 );
 CREATE INDEX continuity_probes_due ON continuity_probes (due_at);
+CREATE INDEX continuity_probes_shard_due ON continuity_probes (shard, due_at);
+CREATE TABLE continuity_instances (
+    instance     TEXT PRIMARY KEY,
+    alive_until  INTEGER NOT NULL
+);
+CREATE TABLE continuity_shards (
+    shard        INTEGER PRIMARY KEY,
+    owner        TEXT,
+    lease_until  INTEGER NOT NULL DEFAULT 0
+);
 INSERT INTO continuity_meta (key, value) VALUES ('lease_seq', 0);
 "#];
 
@@ -318,6 +330,13 @@ fn migrate(conn: &mut Connection) -> Result<(), Fail> {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)],
     )?;
+    {
+        let mut shard =
+            tx.prepare("INSERT OR IGNORE INTO continuity_shards (shard) VALUES (?1)")?;
+        for s in 0..SHARDS {
+            shard.execute([i64::from(s)])?;
+        }
+    }
     tx.commit()?;
     Ok(())
 }
@@ -449,8 +468,8 @@ fn probe_row(r: &Row<'_>) -> rusqlite::Result<PendingProbe> {
 fn put_probe(tx: &rusqlite::Transaction<'_>, p: &PendingProbe) -> Result<(), Fail> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO continuity_probes
-           (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, tenant_hint)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, NULL, ?6, ?8)
+           (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, tenant_hint, shard)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, NULL, ?6, ?8, ?9)
          ON CONFLICT (tenant, probe_id) DO UPDATE SET
            direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
            next_check_at = excluded.next_check_at, ticket = excluded.ticket, lease_id = 0,
@@ -465,6 +484,7 @@ fn put_probe(tx: &rusqlite::Transaction<'_>, p: &PendingProbe) -> Result<(), Fai
         micros(p.next_check_at),
         p.ticket.as_str(),
         i64::from(p.tenant_hint),
+        i64::from(shard_of(&p.tenant)),
     ])?;
     Ok(())
 }
@@ -734,18 +754,29 @@ impl EventStore for SqliteStore {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        shards: &ShardSet,
     ) -> continuity_core::Result<Vec<PendingProbe>> {
+        let shards = *shards;
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let keys: Vec<(String, String)> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT tenant, probe_id FROM continuity_probes WHERE due_at <= ?1
-                     ORDER BY due_at LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![micros(now), row_limit(limit)], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-                collect(rows)?
+                let row = |r: &Row<'_>| Ok((r.get(0)?, r.get(1)?));
+                if shards.is_all() {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT tenant, probe_id FROM continuity_probes WHERE due_at <= ?1
+                         ORDER BY due_at LIMIT ?2",
+                    )?;
+                    collect(stmt.query_map(params![micros(now), row_limit(limit)], row)?)?
+                } else {
+                    let list: Vec<u16> = shards.iter().collect();
+                    let list = to_json(BACKEND, || "shard list".into(), &list)?;
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT tenant, probe_id FROM continuity_probes WHERE due_at <= ?1
+                           AND shard IN (SELECT value FROM json_each(?3))
+                         ORDER BY due_at LIMIT ?2",
+                    )?;
+                    collect(stmt.query_map(params![micros(now), row_limit(limit), list], row)?)?
+                }
             };
             let until = lease_end(now, lease);
             let mut out = Vec::with_capacity(keys.len());
@@ -803,6 +834,83 @@ impl EventStore for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction()?;
             settle(&tx, &s)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sync_shards(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> continuity_core::Result<ShardSet> {
+        let instance = instance.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (now, until) = (micros(now), lease_end(now, lease));
+            tx.prepare_cached("DELETE FROM continuity_instances WHERE alive_until <= ?1")?
+                .execute([now])?;
+            tx.prepare_cached(
+                "INSERT INTO continuity_instances (instance, alive_until) VALUES (?1, ?2)
+                 ON CONFLICT (instance) DO UPDATE SET alive_until = excluded.alive_until",
+            )?
+            .execute(params![instance, until])?;
+            let live: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM continuity_instances")?
+                .query_row([], |r| r.get(0))?;
+            let fair = fair_share(usize::try_from(live).unwrap_or(1));
+            tx.prepare_cached("UPDATE continuity_shards SET lease_until = ?2 WHERE owner = ?1")?
+                .execute(params![instance, until])?;
+            let mut mine: Vec<i64> = collect(
+                tx.prepare_cached(
+                    "SELECT shard FROM continuity_shards WHERE owner = ?1 ORDER BY shard",
+                )?
+                .query_map([&instance], |r| r.get(0))?,
+            )?;
+            while mine.len() > fair {
+                if let Some(s) = mine.pop() {
+                    tx.prepare_cached(
+                        "UPDATE continuity_shards SET owner = NULL, lease_until = 0 WHERE shard = ?1",
+                    )?
+                    .execute([s])?;
+                }
+            }
+            if mine.len() < fair {
+                let free: Vec<i64> = collect(
+                    tx.prepare_cached(
+                        "SELECT shard FROM continuity_shards
+                         WHERE owner IS NULL OR lease_until <= ?1 ORDER BY shard LIMIT ?2",
+                    )?
+                    .query_map(params![now, row_limit(fair - mine.len())], |r| r.get(0))?,
+                )?;
+                for s in free {
+                    tx.prepare_cached(
+                        "UPDATE continuity_shards SET owner = ?2, lease_until = ?3 WHERE shard = ?1",
+                    )?
+                    .execute(params![s, instance, until])?;
+                    mine.push(s);
+                }
+            }
+            tx.commit()?;
+            Ok(mine.into_iter().filter_map(|s| u16::try_from(s).ok()).collect())
+        })
+        .await
+    }
+
+    async fn release_shards(&self, instance: &str) -> continuity_core::Result<()> {
+        let instance = instance.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM continuity_instances WHERE instance = ?1",
+                [&instance],
+            )?;
+            tx.execute(
+                "UPDATE continuity_shards SET owner = NULL, lease_until = 0 WHERE owner = ?1",
+                [&instance],
+            )?;
             tx.commit()?;
             Ok(())
         })

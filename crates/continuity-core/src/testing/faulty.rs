@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
+    cluster::ShardSet,
     domain::TenantId,
     error::{Error, Result},
     store::{
@@ -117,9 +118,23 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        shards: &ShardSet,
     ) -> Result<Vec<PendingProbe>> {
         self.check()?;
-        self.inner.claim_probes(now, lease, limit).await
+        self.inner.claim_probes(now, lease, limit, shards).await
+    }
+    async fn sync_shards(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<ShardSet> {
+        self.check()?;
+        self.inner.sync_shards(instance, now, lease).await
+    }
+    async fn release_shards(&self, instance: &str) -> Result<()> {
+        self.check()?;
+        self.inner.release_shards(instance).await
     }
     async fn reschedule_probe(
         &self,
