@@ -314,6 +314,10 @@ struct TenantRuntime {
     /// The stored state may have moved on while another instance owned the
     /// tenant: load it before the next evaluation.
     reload: bool,
+    /// Since when this monitor has watched the tenant (registered it, or
+    /// took its shard over). Until a window has been watched for its whole
+    /// length, fewer failures than a count threshold prove nothing.
+    watching_since: DateTime<Utc>,
     /// Copies of what every probe round reads, kept here rather than behind
     /// the configuration's pointer (one cache miss less per probe).
     tenant: TenantId,
@@ -330,13 +334,25 @@ impl TenantRuntime {
     }
 
     /// The earliest time at which a policy's verdict can change without a
-    /// new observation.
-    fn next_verdict_change(&self) -> DateTime<Utc> {
-        self.directions
+    /// new observation, or its health (when a window this monitor has
+    /// watched for its whole length can first say "healthy").
+    fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let verdicts = self
+            .directions
             .iter()
             .filter_map(|d| d.verdicts_until)
             .min()
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.directions
+            .iter()
+            .map(|d| self.watched_in_full_at(d))
+            .filter(|at| *at > now)
+            .fold(verdicts, DateTime::min)
+    }
+
+    /// When this monitor will have watched `d`'s window for its whole length.
+    fn watched_in_full_at(&self, d: &DirectionRuntime) -> DateTime<Utc> {
+        after(self.watching_since, d.window.length())
     }
 }
 
@@ -888,6 +904,7 @@ impl Monitor {
             index: 0,
             shard: shard_of(&config.tenant),
             reload: false,
+            watching_since: self.clock.now(),
             tenant: config.tenant.clone(),
             probe_settings: config.probes.clone(),
             config: Arc::new(config),
@@ -1137,6 +1154,7 @@ impl Monitor {
             if gained.contains(guard.shard) {
                 guard.reload = true;
                 guard.next_eval_at = None;
+                guard.watching_since = now;
                 drop(guard);
                 woken.push(rt);
             }
@@ -1549,11 +1567,15 @@ impl Monitor {
                 }
                 for d in Direction::ALL {
                     let dr = &rt.directions[d.index()];
+                    let full = now >= rt.watched_in_full_at(dr);
                     for w in dr.watches.iter() {
                         evaluations.push(Evaluation {
                             direction: d,
                             name: w.policy.get().condition(),
-                            health: w.verdict.as_ref().map_or(Health::Unknown, health),
+                            health: w
+                                .verdict
+                                .as_ref()
+                                .map_or(Health::Unknown, |v| health(v, full)),
                         });
                     }
                 }
@@ -1574,7 +1596,7 @@ impl Monitor {
                 }
                 let evaluations = evaluations.as_slice();
                 if is_quiet(&rt.cached.state, evaluations, now, &rt.rules) {
-                    let next = rt.next_verdict_change();
+                    let next = rt.next_verdict_change(now);
                     let deadline = rt.cached.state.next_deadline(rt.rules.repeat_interval);
                     let at = deadline.map_or(next, |d| d.min(next));
                     rt.next_eval_at = Some(at);
@@ -1591,7 +1613,7 @@ impl Monitor {
                 .map_err(|e| (tenant.clone(), e))?;
                 if effects.is_empty() && next == rt.cached.state {
                     // Nothing to write (a reminder deferred by a suspension, say).
-                    let at = rt.next_verdict_change();
+                    let at = rt.next_verdict_change(now);
                     let at = next
                         .next_deadline(rt.rules.repeat_interval)
                         .map_or(at, |d| d.min(at));
@@ -1607,7 +1629,7 @@ impl Monitor {
                 // (a hysteresis streak still running)? Then look again next tick.
                 let settled = is_quiet(&next, evaluations, now, &rt.rules);
                 let next_eval_at = settled.then(|| {
-                    let at = rt.next_verdict_change();
+                    let at = rt.next_verdict_change(now);
                     next.next_deadline(rt.rules.repeat_interval)
                         .map_or(at, |d| d.min(at))
                 });
@@ -2126,7 +2148,9 @@ fn record(
 /// judge (no samples, fewer than its minimum) is `Unknown`, which neither
 /// raises nor clears, so an empty window after a restart cannot end an
 /// outage by itself.
-fn health(v: &Verdict) -> Health {
+/// A verdict's health. `full_window`: the monitor has watched the window
+/// for its whole length (since it registered the tenant or took it over).
+fn health(v: &Verdict, full_window: bool) -> Health {
     if v.breached {
         return Health::Breached;
     }
@@ -2134,6 +2158,13 @@ fn health(v: &Verdict) -> Health {
         Reading::Latency { value: None, .. } | Reading::Failures { samples: 0, .. } => {
             Health::Unknown
         }
+        // Fewer failures than the count in a window watched for only part
+        // of its length (after a restart or a take-over) prove nothing: an
+        // outage must not "resolve" because the window is still filling.
+        Reading::Failures {
+            limit: FailureLimit::Count(_),
+            ..
+        } if !full_window => Health::Unknown,
         _ => Health::Healthy,
     }
 }

@@ -7,11 +7,11 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
-    Direction, ManualClock, Monitor, Observation, TenantId,
+    Clock, Direction, ManualClock, Monitor, Observation, TenantId,
     cluster::ShardSet,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
-    machine::{Action, Actor},
+    machine::{Action, Actor, AlertKind},
     memory::InMemoryEventStore,
     sim::{RecordingHook, RecordingNotifier, SimulatedMailSystem},
     store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
@@ -355,4 +355,63 @@ async fn an_action_racing_a_tick_commit_is_kept() {
         4,
         "start, end, planned start, planned end: {calls:?}"
     );
+}
+
+// ---- a window still filling after a restart does not "resolve" an outage ----
+#[tokio::test]
+async fn a_restart_in_an_outage_does_not_resolve_it_on_the_first_failures() {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let r = rig(store.clone(), false).await;
+    let mut t = start();
+    for _ in 0..10 {
+        t += TimeDelta::minutes(1);
+        r.clock.set(t);
+        r.refused(t, 1);
+        r.monitor.tick(t).await.unwrap();
+    }
+    assert_eq!(r.sms.messages().len(), 1, "raised");
+    drop(r);
+
+    // The process restarts: a new monitor on the same store, windows empty.
+    let clock = ManualClock::new(t + TimeDelta::minutes(5));
+    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+    let monitor = Monitor::builder()
+        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .notifier(sms.clone())
+        .link_signer(LinkSigner::new(LinkKey::new("k1", [42u8; 32]).unwrap()))
+        .portal_url("https://continuity.example.net/c/")
+        .build()
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    monitor.register_tenant(config(&acme)).await.unwrap();
+    let mut t = clock.now();
+    // The outage goes on: one refused delivery every 10 minutes, fewer than
+    // the 3 of the threshold in what the new window has seen so far.
+    for minute in 0..55 {
+        t += TimeDelta::minutes(1);
+        clock.set(t);
+        if minute % 10 == 0 {
+            monitor
+                .observe(Observation::failed(
+                    acme.clone(),
+                    Direction::Outbound,
+                    t,
+                    continuity_core::FailureKind::Refused,
+                ))
+                .unwrap();
+        }
+        monitor.tick(t).await.unwrap();
+    }
+    let kinds: Vec<AlertKind> = sms.messages().iter().map(|m| m.kind).collect();
+    assert!(
+        !kinds.contains(&AlertKind::Resolved),
+        "a partly filled window resolved the outage: {kinds:?}"
+    );
+    assert_eq!(
+        kinds,
+        vec![AlertKind::Reminder],
+        "the hourly reminder goes on"
+    );
+    assert!(store.load(&acme).await.unwrap().unwrap().state.any_active());
 }
