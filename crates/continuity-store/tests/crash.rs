@@ -102,6 +102,13 @@ async fn crash_child() {
     }
 }
 
+/// The transition acknowledged on `line`, if any (the test harness may have
+/// printed on the same line first).
+fn ack(line: &str) -> Option<u64> {
+    let i = line.find("ACK ")?;
+    line[i + 4..].trim().parse().ok()
+}
+
 /// A small deterministic generator for kill delays (no rand dependency).
 struct Lcg(u64);
 
@@ -137,8 +144,8 @@ async fn run_and_kill(spec: &str, delay: Duration) -> u64 {
     let mut acked = 0;
     let first = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.expect("read") {
-            if let Some(n) = line.strip_prefix("ACK ") {
-                return n.parse::<u64>().ok();
+            if let Some(n) = ack(&line) {
+                return Some(n);
             }
         }
         None
@@ -153,8 +160,8 @@ async fn run_and_kill(spec: &str, delay: Duration) -> u64 {
         tokio::select! {
             _ = &mut kill_at => break,
             line = lines.next_line() => match line.expect("read") {
-                Some(l) => if let Some(n) = l.strip_prefix("ACK ") {
-                    acked = acked.max(n.parse().expect("ack number"));
+                Some(l) => if let Some(n) = ack(&l) {
+                    acked = acked.max(n);
                 },
                 None => panic!("the child exited on its own"),
             },
@@ -163,8 +170,8 @@ async fn run_and_kill(spec: &str, delay: Duration) -> u64 {
     child.start_kill().expect("SIGKILL");
     // Acks already written before the kill still count.
     while let Ok(Some(l)) = lines.next_line().await {
-        if let Some(n) = l.strip_prefix("ACK ") {
-            acked = acked.max(n.parse().expect("ack number"));
+        if let Some(n) = ack(&l) {
+            acked = acked.max(n);
         }
     }
     let status = child.wait().await.expect("wait");
