@@ -286,6 +286,8 @@ impl MonitorBuilder {
                 ShardSet::ALL
             }),
             instance: self.instance,
+            local_probes: Mutex::new(Vec::new()),
+            delivered_from_memory: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -314,6 +316,11 @@ struct TenantRuntime {
     /// The stored state may have moved on while another instance owned the
     /// tenant: load it before the next evaluation.
     reload: bool,
+    /// Transitions made while the store could not be reached, oldest
+    /// first, with the outbox items not delivered yet (see `Monitor::write`).
+    /// `cached` then holds the newest of these states, with the version
+    /// they are based on.
+    journal: Vec<Commit>,
     /// Since when this monitor has watched the tenant (registered it, or
     /// took its shard over). Until a window has been watched for its whole
     /// length, fewer failures than a count threshold prove nothing.
@@ -683,6 +690,13 @@ pub struct Monitor {
     instance: Option<String>,
     /// The shards this instance owns (all of them without a cluster).
     owned: Mutex<ShardSet>,
+    /// Probes sent while the store could not take them: checked from here
+    /// until it can.
+    local_probes: Mutex<Vec<PendingProbe>>,
+    /// Outbox items delivered from a journal, by [`delivery_key`], with
+    /// when: if their commit landed after all, the store's copy is not sent
+    /// again. Kept for a day at most.
+    delivered_from_memory: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 /// When to look at which tenant. A tick works only on what is due, so its
@@ -904,6 +918,7 @@ impl Monitor {
             index: 0,
             shard: shard_of(&config.tenant),
             reload: false,
+            journal: Vec::new(),
             watching_since: self.clock.now(),
             tenant: config.tenant.clone(),
             probe_settings: config.probes.clone(),
@@ -1231,7 +1246,12 @@ impl Monitor {
             if lock(&rt).removed {
                 continue;
             }
-            match self.evaluate_tenant(&rt, now, &owned, report).await {
+            let result = self.evaluate_tenant(&rt, now, &owned, report).await;
+            if !lock(&rt).journal.is_empty() {
+                // Its writes wait for the store: try again next tick.
+                self.wake(&rt, now);
+            }
+            match result {
                 Ok(Some(at)) => self.wake(&rt, at),
                 Ok(None) => {}
                 Err((tenant, e)) => {
@@ -1354,18 +1374,53 @@ impl Monitor {
             return;
         }
         let count = pending.len();
-        if let Err(e) = self
-            .store
-            .as_ref()
-            .put_probes(std::mem::take(pending))
-            .await
-        {
-            error!(count, error = %e, "pending probes not stored; they will not be checked");
+        let batch = std::mem::take(pending);
+        // Kept to be checked from memory if the store cannot take them.
+        let copy = batch.clone();
+        if let Err(e) = self.store.as_ref().put_probes(batch).await {
+            warn!(count, error = %e, "pending probes not stored; checking them from memory until the store answers");
             report.errors.push(format!("storing {count} probes: {e}"));
+            lock(&self.local_probes).extend(copy);
         }
     }
 
+    /// Probes the store could not take: handed to it now if it answers,
+    /// else checked from memory.
+    async fn check_local_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let local = std::mem::take(&mut *lock(&self.local_probes));
+        if local.is_empty() {
+            return;
+        }
+        let count = local.len();
+        if self.store.as_ref().put_probes(local.clone()).await.is_ok() {
+            info!(count, "probes kept in memory are stored now");
+            return;
+        }
+        let mut kept = Vec::with_capacity(count);
+        for mut p in local {
+            if p.next_check_at > now {
+                kept.push(p);
+                continue;
+            }
+            let request = ProbeRequest {
+                tenant: p.tenant.clone(),
+                direction: p.direction,
+                probe_id: p.probe_id.clone(),
+                sent_at: p.sent_at,
+            };
+            if let Some(at) = self
+                .check_request(&request, p.deadline, &p.ticket, p.tenant_hint, now, report)
+                .await
+            {
+                p.next_check_at = at;
+                kept.push(p);
+            }
+        }
+        lock(&self.local_probes).extend(kept);
+    }
+
     async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        self.check_local_probes(now, report).await;
         let owned = *lock(&self.owned);
         // Bounded: each round claims up to `batch`; a probe claimed in this
         // tick is rescheduled into the future, so rounds end.
@@ -1528,6 +1583,33 @@ impl Monitor {
             guard.reload = false;
             guard.next_eval_at = None;
         }
+        let flush = {
+            let guard = lock(rt);
+            (!guard.journal.is_empty() && guard.last_evaluated != Some(now)).then(|| {
+                (
+                    guard.tenant.clone(),
+                    guard.cached.version,
+                    Commit {
+                        state: guard.cached.state.clone(),
+                        at: now,
+                        audit: Vec::new(),
+                        outbox: Vec::new(),
+                    },
+                )
+            })
+        };
+        if let Some((tenant, expected, commit)) = flush {
+            match self.write(rt, &tenant, expected, commit, now, report).await {
+                Ok(Written::Stored(version)) => lock(rt).cached.version = version,
+                Ok(Written::Journaled) => {}
+                Err(Error::Conflict { .. }) => {
+                    self.reload(&tenant, rt)
+                        .await
+                        .map_err(|e| (tenant.clone(), e))?;
+                }
+                Err(e) => return Err((tenant, e)),
+            }
+        }
         for attempt in 0..=self.settings.conflict_retries {
             let prepared = {
                 let mut guard = lock(rt);
@@ -1644,13 +1726,21 @@ impl Monitor {
             let state = commit.state.clone();
             let span = info_span!("transition", %tenant, expected);
             match self
-                .store
-                .as_ref()
-                .commit(tenant, expected, commit)
+                .write(rt, tenant, expected, commit, now, report)
                 .instrument(span)
                 .await
             {
-                Ok(version) => {
+                Ok(Written::Journaled) => {
+                    let mut rt = lock(rt);
+                    report.alerts += state
+                        .next_alert_id
+                        .saturating_sub(rt.cached.state.next_alert_id);
+                    // Not confirmed: the version stays the one it builds on.
+                    rt.cached.state = state;
+                    rt.next_eval_at = next_eval_at;
+                    return Ok(Some(next_eval_at.unwrap_or(now)));
+                }
+                Ok(Written::Stored(version)) => {
                     report.transitions += 1;
                     let alerts = state
                         .next_alert_id
@@ -1691,6 +1781,178 @@ impl Monitor {
                 actual: 0,
             },
         ))
+    }
+
+    /// Commits `commit` (based on version `expected`) together with the
+    /// transitions journaled while the store could not be reached.
+    ///
+    /// When the store cannot be reached (a retryable [`Error::Store`]), the
+    /// transition is journaled instead and its alerts and hook calls are
+    /// made from here, so an outage of the store does not silence the
+    /// alerts (they go out at least once; a re-send carries the same
+    /// idempotency key). The journal is written at the next tick the store
+    /// answers. If the store's state moved on meanwhile, either our own
+    /// writes landed without an acknowledgement (recognised by version and
+    /// state), or another writer changed it: then the journal's audit
+    /// entries and undelivered items are appended on top of that state and
+    /// the caller evaluates again.
+    async fn write(
+        &self,
+        rt: &Runtime,
+        tenant: &TenantId,
+        expected: u64,
+        commit: Commit,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<Written> {
+        let mut pending = std::mem::take(&mut lock(rt).journal);
+        pending.push(commit);
+        let mut expected = expected;
+        loop {
+            let merged = merge_commits(&pending);
+            let error = match self.store.as_ref().commit(tenant, expected, merged).await {
+                Ok(version) => {
+                    if pending.len() > 1 {
+                        info!(%tenant, transitions = pending.len(), "transitions made while the store was unreachable are stored");
+                    }
+                    return Ok(Written::Stored(version));
+                }
+                Err(e) => e,
+            };
+            if store_unreachable(&error) {
+                warn!(%tenant, error = %error, "store unreachable: transition kept in memory, its alerts sent from here");
+                report.errors.push(format!(
+                    "{tenant}: store unreachable, transition kept: {error}"
+                ));
+                self.journal_and_deliver(rt, pending, now, report).await;
+                return Ok(Written::Journaled);
+            }
+            let Error::Conflict { .. } = error else {
+                // Not written, and retrying will not help: the journal stays,
+                // the new transition is dropped (evaluated again later).
+                pending.pop();
+                lock(rt).journal = pending;
+                return Err(error);
+            };
+            if pending.len() == 1 {
+                return Err(error);
+            }
+            let fresh = match self.store.as_ref().load(tenant).await {
+                Ok(f) => f.unwrap_or(Versioned {
+                    version: 0,
+                    state: TenantState::default(),
+                }),
+                Err(e) if store_unreachable(&e) => {
+                    self.journal_and_deliver(rt, pending, now, report).await;
+                    return Ok(Written::Journaled);
+                }
+                Err(e) => {
+                    pending.pop();
+                    lock(rt).journal = pending;
+                    return Err(e);
+                }
+            };
+            // Did the first k journaled transitions land, their answer lost?
+            let landed = fresh
+                .version
+                .checked_sub(expected)
+                .and_then(|k| usize::try_from(k).ok())
+                .filter(|k| *k >= 1 && *k <= pending.len() && pending[k - 1].state == fresh.state);
+            if let Some(k) = landed {
+                pending.drain(..k);
+                expected = fresh.version;
+                if pending.is_empty() {
+                    return Ok(Written::Stored(fresh.version));
+                }
+                continue;
+            }
+            // Another writer changed the state: keep our record and what is
+            // still to be delivered on top of theirs, and evaluate again.
+            let mut salvage = merge_commits(&pending);
+            salvage.state = fresh.state.clone();
+            salvage.audit.push(machine::AuditEntry {
+                at: now,
+                actor: Actor::System,
+                action: "store.journal.superseded".into(),
+                before: format!(
+                    "{} transitions made while the store was unreachable",
+                    pending.len()
+                ),
+                after: format!("state of version {} kept", fresh.version),
+            });
+            if let Err(e) = self
+                .store
+                .as_ref()
+                .commit(tenant, fresh.version, salvage)
+                .await
+            {
+                warn!(%tenant, error = %e, "the journal could not be appended; kept for the next tick");
+                pending.pop();
+                lock(rt).journal = pending;
+                return Err(e);
+            }
+            return Err(error);
+        }
+    }
+
+    /// Delivers the journal's undelivered items (in order per recipient and
+    /// hook) and keeps the journal with what is left.
+    async fn journal_and_deliver(
+        &self,
+        rt: &Runtime,
+        mut pending: Vec<Commit>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) {
+        // A tick re-writing the same state adds nothing to keep.
+        pending.dedup_by(|later, earlier| {
+            later.audit.is_empty() && later.outbox.is_empty() && later.state == earlier.state
+        });
+        let mut held = std::collections::HashSet::new();
+        for c in pending.iter_mut() {
+            for item in std::mem::take(&mut c.outbox) {
+                let key = item.order_key();
+                if held.contains(&key) {
+                    c.outbox.push(item);
+                    continue;
+                }
+                let entry = OutboxEntry {
+                    id: 0,
+                    item,
+                    created_at: c.at,
+                    attempts: 1,
+                    next_attempt_at: now,
+                    lease_id: 0,
+                    last_error: None,
+                };
+                match self.attempt(&entry, now, report).await {
+                    OutboxResult::Done => {
+                        let mut sent = lock(&self.delivered_from_memory);
+                        let day = chrono::TimeDelta::days(1);
+                        sent.retain(|_, at| *at + day > now);
+                        sent.insert(delivery_key(&entry.item), now);
+                    }
+                    OutboxResult::Retry { .. } => {
+                        held.insert(key);
+                        c.outbox.push(entry.item);
+                    }
+                    OutboxResult::GiveUp { error } => {
+                        error!(
+                            key,
+                            error, "delivery given up while the store is unreachable"
+                        );
+                    }
+                }
+            }
+        }
+        lock(rt).journal = pending;
+    }
+
+    /// Whether a journal delivered `item` already (and forgets it: the
+    /// store's copy is the only other one).
+    fn sent_from_memory(&self, item: &OutboxItem) -> bool {
+        let mut sent = lock(&self.delivered_from_memory);
+        !sent.is_empty() && sent.remove(&delivery_key(item)).is_some()
     }
 
     async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {
@@ -1839,7 +2101,14 @@ impl Monitor {
                 return;
             }
             for entry in claimed {
-                let result = self.attempt(&entry, now, report).await;
+                let result = if self.sent_from_memory(&entry.item) {
+                    // The journal sent it while the store looked unreachable,
+                    // and the commit had landed after all.
+                    debug!(id = entry.id, "already delivered from memory");
+                    OutboxResult::Done
+                } else {
+                    self.attempt(&entry, now, report).await
+                };
                 if let Err(e) = self
                     .store
                     .as_ref()
@@ -2148,6 +2417,46 @@ fn record(
 /// judge (no samples, fewer than its minimum) is `Unknown`, which neither
 /// raises nor clears, so an empty window after a restart cannot end an
 /// outage by itself.
+/// How [`Monitor::write`] kept a transition.
+enum Written {
+    /// In the store, at this version.
+    Stored(u64),
+    /// In memory, until the store answers again.
+    Journaled,
+}
+
+/// What identifies one delivery of an outbox item, whichever copy.
+fn delivery_key(item: &OutboxItem) -> String {
+    match item {
+        OutboxItem::Alert(m) => m.idempotency_key.clone(),
+        OutboxItem::EventStarted { tenant, event } => format!("{tenant}/hook/start/{}", event.id),
+        OutboxItem::EventEnded { tenant, event } => format!("{tenant}/hook/end/{}", event.id),
+    }
+}
+
+/// Whether `e` says the store could not be reached (rather than refused).
+fn store_unreachable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Store {
+            retryable: true,
+            ..
+        }
+    )
+}
+
+/// One commit doing what `commits` do one after another.
+fn merge_commits(commits: &[Commit]) -> Commit {
+    let mut merged = Commit::default();
+    for c in commits {
+        merged.state.clone_from(&c.state);
+        merged.at = c.at;
+        merged.audit.extend(c.audit.iter().cloned());
+        merged.outbox.extend(c.outbox.iter().cloned());
+    }
+    merged
+}
+
 /// A verdict's health. `full_window`: the monitor has watched the window
 /// for its whole length (since it registered the tenant or took it over).
 fn health(v: &Verdict, full_window: bool) -> Health {

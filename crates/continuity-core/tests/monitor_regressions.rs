@@ -415,3 +415,93 @@ async fn a_restart_in_an_outage_does_not_resolve_it_on_the_first_failures() {
     );
     assert!(store.load(&acme).await.unwrap().unwrap().state.any_active());
 }
+
+// ---- journal written while the store was unreachable ----
+
+/// Refused outbound deliveries every minute for `minutes`, ticking.
+async fn refuse_for(r: &R, t: &mut DateTime<Utc>, minutes: usize) {
+    for _ in 0..minutes {
+        *t += TimeDelta::minutes(1);
+        r.clock.set(*t);
+        r.refused(*t, 1);
+        r.monitor.tick(*t).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_recognised_not_written_twice() {
+    let faulty = Arc::new(continuity_core::testing::FaultyStore::new(
+        InMemoryEventStore::new(),
+    ));
+    let r = rig(faulty.clone(), false).await;
+    let mut t = start();
+    refuse_for(&r, &mut t, 3).await;
+    assert!(r.sms.messages().is_empty(), "breached once: not raised yet");
+    // The raise is written, but the monitor hears "connection reset".
+    faulty.lose_next_ack();
+    refuse_for(&r, &mut t, 1).await;
+    assert_eq!(r.sms.messages().len(), 1, "alerted from memory");
+    let landed = faulty.inner().load(&r.acme).await.unwrap().unwrap();
+    assert!(landed.state.any_active(), "the commit did land");
+    refuse_for(&r, &mut t, 2).await;
+    let stored = faulty.inner().load(&r.acme).await.unwrap().unwrap();
+    assert_eq!(stored.state.next_alert_id, 1, "one alert, not two");
+    let audit = faulty.inner().audit_log(&r.acme, 0, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.entry.action != "store.journal.superseded"),
+        "our own write was recognised: {audit:?}"
+    );
+    assert_eq!(r.monitor.status(&r.acme).unwrap().state, stored);
+    // The alert landed in the store's outbox with the commit; the copy sent
+    // from memory stands for it.
+    assert_eq!(r.sms.messages().len(), 1, "sent once");
+    assert!(faulty.inner().pending_outbox(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_journal_overtaken_by_another_writer_keeps_both_records() {
+    let shared = Arc::new(InMemoryEventStore::new());
+    let faulty = Arc::new(continuity_core::testing::FaultyStore::new(shared.clone()));
+    let r = rig(faulty.clone(), false).await;
+    let mut t = start();
+    faulty.set_down(true);
+    refuse_for(&r, &mut t, 4).await;
+    assert_eq!(r.sms.messages().len(), 1, "alerted with the store down");
+    // Meanwhile an administrator acts through another instance that can
+    // reach the store.
+    let other = rig(shared.clone(), false).await;
+    other.clock.set(t);
+    other
+        .monitor
+        .act(
+            &other.acme,
+            op(),
+            Action::Suspend {
+                until: t + TimeDelta::hours(2),
+            },
+            None,
+            t,
+        )
+        .await
+        .unwrap();
+    faulty.set_down(false);
+    refuse_for(&r, &mut t, 3).await;
+    let stored = shared.load(&r.acme).await.unwrap().unwrap();
+    assert!(
+        stored.state.suspension.is_some(),
+        "the other writer's action stands"
+    );
+    let audit = shared.audit_log(&r.acme, 0, 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a.entry.action.as_str()).collect();
+    assert!(actions.contains(&"suspension.start"), "{actions:?}");
+    assert!(
+        actions.contains(&"store.journal.superseded"),
+        "what this instance did while cut off is recorded: {actions:?}"
+    );
+    assert_eq!(
+        r.monitor.status(&r.acme).unwrap().state.version,
+        stored.version
+    );
+}

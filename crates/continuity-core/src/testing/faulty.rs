@@ -37,6 +37,7 @@ use crate::{
 pub struct FaultyStore<S> {
     inner: S,
     down: AtomicBool,
+    lose_ack: AtomicBool,
 }
 
 impl<S: EventStore> FaultyStore<S> {
@@ -45,12 +46,20 @@ impl<S: EventStore> FaultyStore<S> {
         FaultyStore {
             inner,
             down: AtomicBool::new(false),
+            lose_ack: AtomicBool::new(false),
         }
     }
 
     /// Takes the store down (`true`) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next commit is written, but its caller hears "connection reset"
+    /// (a retryable [`Error::Store`]), as when the connection breaks between
+    /// the database's commit and its answer.
+    pub fn lose_next_ack(&self) {
+        self.lose_ack.store(true, Ordering::SeqCst);
     }
 
     /// The wrapped store.
@@ -81,7 +90,16 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     }
     async fn commit(&self, tenant: &TenantId, expected: u64, commit: Commit) -> Result<u64> {
         self.check()?;
-        self.inner.commit(tenant, expected, commit).await
+        let version = self.inner.commit(tenant, expected, commit).await?;
+        if self.lose_ack.swap(false, Ordering::SeqCst) {
+            return Err(Error::Store {
+                backend: "faulty",
+                retryable: true,
+                message: "connection reset after the commit".into(),
+                source: None,
+            });
+        }
+        Ok(version)
     }
     async fn audit_log(
         &self,
