@@ -161,3 +161,22 @@ pub(crate) fn lease_lost(what: String) -> Fail {
 pub(crate) fn row_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
+
+/// The results of a batch whose transaction failed: every item failed alike.
+pub(crate) fn every_one_failed(
+    backend: &'static str,
+    e: &continuity_core::Error,
+    n: usize,
+) -> Vec<continuity_core::Result<()>> {
+    let (message, retryable) = (e.to_string(), e.is_retryable());
+    (0..n)
+        .map(|_| {
+            Err(continuity_core::Error::Store {
+                backend,
+                retryable,
+                message: message.clone(),
+                source: None,
+            })
+        })
+        .collect()
+}

@@ -31,8 +31,8 @@ use tokio_postgres::{NoTls, Row, error::SqlState};
 
 use crate::{
     codec::{
-        Fail, check_schema, conflict, direction_code, direction_from, from_json, from_micros,
-        lease_end, lease_lost, micros, row_limit, signed, to_json, unsigned,
+        Fail, check_schema, conflict, direction_code, direction_from, every_one_failed, from_json,
+        from_micros, lease_end, lease_lost, micros, row_limit, signed, to_json, unsigned,
     },
     error::StoreError,
 };
@@ -938,21 +938,7 @@ impl EventStore for PostgresStore {
                     }
                 })
                 .collect(),
-            Err(e) => {
-                let e: continuity_core::Error = e.into();
-                let (message, retryable) = (e.to_string(), e.is_retryable());
-                settlements
-                    .iter()
-                    .map(|_| {
-                        Err(continuity_core::Error::Store {
-                            backend: BACKEND,
-                            retryable,
-                            message: message.clone(),
-                            source: None,
-                        })
-                    })
-                    .collect()
-            }
+            Err(e) => every_one_failed(BACKEND, &e.into(), settlements.len()),
         }
     }
 }

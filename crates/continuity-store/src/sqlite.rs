@@ -32,8 +32,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::{
     codec::{
-        Fail, check_schema, conflict, direction_code, direction_from, from_json, from_micros,
-        lease_end, lease_lost, micros, row_limit, signed, to_json, unsigned,
+        Fail, check_schema, conflict, direction_code, direction_from, every_one_failed, from_json,
+        from_micros, lease_end, lease_lost, micros, row_limit, signed, to_json, unsigned,
     },
     error::StoreError,
 };
@@ -210,6 +210,16 @@ impl SqliteStore {
         .await
     }
 
+    async fn settle_one(&self, s: ProbeSettlement) -> continuity_core::Result<()> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            settle(&tx, &s)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs `f` on the connection, on tokio's blocking pool.
     async fn run<T: Send + 'static>(
         &self,
@@ -231,36 +241,13 @@ impl SqliteStore {
             message: format!("a store operation panicked: {e}"),
             source: None,
         })?;
-        out.map_err(|f| match f {
-            Fail::Store(StoreError::Query {
-                code: Some(code), ..
-            }) if code == "SQLITE_NOTADB" || code == "SQLITE_CORRUPT" => StoreError::Corrupt {
-                path: path.display().to_string(),
-                message: code,
-            }
-            .into(),
-            other => other.into(),
-        })
+        out.map_err(|f| corrupt_file(&path, f).into())
     }
 }
 
 fn open_blocking(path: &Path, options: &SqliteOptions) -> Result<Connection, Fail> {
     let shown = path.display().to_string();
-    let corrupt = |e: rusqlite::Error| -> Fail {
-        match sql_error(e) {
-            StoreError::Query {
-                code: Some(code),
-                message,
-                ..
-            } if code == "SQLITE_NOTADB" || code == "SQLITE_CORRUPT" => {
-                Fail::Store(StoreError::Corrupt {
-                    path: shown.clone(),
-                    message,
-                })
-            }
-            other => Fail::Store(other),
-        }
-    };
+    let corrupt = |e: rusqlite::Error| corrupt_file(path, Fail::Store(sql_error(e)));
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -291,20 +278,26 @@ fn open_blocking(path: &Path, options: &SqliteOptions) -> Result<Connection, Fai
     conn.pragma_update(None, "synchronous", sync)
         .map_err(corrupt)?;
     let mut conn = conn;
-    migrate(&mut conn).map_err(|f| match f {
+    migrate(&mut conn).map_err(|f| corrupt_file(path, f))?;
+    Ok(conn)
+}
+
+/// SQLite's "not a database" and "malformed" as [`StoreError::Corrupt`],
+/// naming the file.
+fn corrupt_file(path: &Path, f: Fail) -> Fail {
+    match f {
         Fail::Store(StoreError::Query {
             code: Some(code),
             message,
             ..
         }) if code == "SQLITE_NOTADB" || code == "SQLITE_CORRUPT" => {
             Fail::Store(StoreError::Corrupt {
-                path: shown.clone(),
+                path: path.display().to_string(),
                 message,
             })
         }
         other => other,
-    })?;
-    Ok(conn)
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), Fail> {
@@ -804,17 +797,11 @@ impl EventStore for SqliteStore {
         lease_id: u64,
         next_check_at: DateTime<Utc>,
     ) -> continuity_core::Result<()> {
-        let s = ProbeSettlement {
+        self.settle_one(ProbeSettlement {
             tenant: tenant.clone(),
             probe_id: probe_id.into(),
             lease_id,
             next_check_at: Some(next_check_at),
-        };
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            settle(&tx, &s)?;
-            tx.commit()?;
-            Ok(())
         })
         .await
     }
@@ -825,17 +812,11 @@ impl EventStore for SqliteStore {
         probe_id: &str,
         lease_id: u64,
     ) -> continuity_core::Result<()> {
-        let s = ProbeSettlement {
+        self.settle_one(ProbeSettlement {
             tenant: tenant.clone(),
             probe_id: probe_id.into(),
             lease_id,
             next_check_at: None,
-        };
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            settle(&tx, &s)?;
-            tx.commit()?;
-            Ok(())
         })
         .await
     }
@@ -938,23 +919,6 @@ impl EventStore for SqliteStore {
                 Ok(results)
             })
             .await;
-        match outcome {
-            Ok(results) => results,
-            Err(e) => {
-                // The transaction did not commit: every settlement failed alike.
-                let message = e.to_string();
-                let retryable = e.is_retryable();
-                (0..n)
-                    .map(|_| {
-                        Err(continuity_core::Error::Store {
-                            backend: BACKEND,
-                            retryable,
-                            message: message.clone(),
-                            source: None,
-                        })
-                    })
-                    .collect()
-            }
-        }
+        outcome.unwrap_or_else(|e| every_one_failed(BACKEND, &e, n))
     }
 }
