@@ -1246,12 +1246,7 @@ impl Monitor {
             if lock(&rt).removed {
                 continue;
             }
-            let result = self.evaluate_tenant(&rt, now, &owned, report).await;
-            if !lock(&rt).journal.is_empty() {
-                // Its writes wait for the store: try again next tick.
-                self.wake(&rt, now);
-            }
-            match result {
+            match self.evaluate_tenant(&rt, now, &owned, report).await {
                 Ok(Some(at)) => self.wake(&rt, at),
                 Ok(None) => {}
                 Err((tenant, e)) => {
@@ -1557,14 +1552,17 @@ impl Monitor {
         report: &mut TickReport,
     ) -> std::result::Result<Option<DateTime<Utc>>, (TenantId, Error)> {
         let tenant_of = |rt: &Runtime| lock(rt).config.tenant.clone();
-        let reload = {
+        let (reload, mut flush) = {
             let guard = lock(rt);
             if !owned.contains(guard.shard) {
                 // Another instance evaluates it; it is woken again if its
                 // shard comes here.
                 return Ok(None);
             }
-            guard.reload.then(|| guard.tenant.clone())
+            (
+                guard.reload.then(|| guard.tenant.clone()),
+                journal_flush(&guard, now),
+            )
         };
         if let Some(tenant) = reload {
             // The previous owner may have moved the state on.
@@ -1582,26 +1580,13 @@ impl Monitor {
             }
             guard.reload = false;
             guard.next_eval_at = None;
+            flush = journal_flush(&guard, now);
         }
-        let flush = {
-            let guard = lock(rt);
-            (!guard.journal.is_empty() && guard.last_evaluated != Some(now)).then(|| {
-                (
-                    guard.tenant.clone(),
-                    guard.cached.version,
-                    Commit {
-                        state: guard.cached.state.clone(),
-                        at: now,
-                        audit: Vec::new(),
-                        outbox: Vec::new(),
-                    },
-                )
-            })
-        };
         if let Some((tenant, expected, commit)) = flush {
             match self.write(rt, &tenant, expected, commit, now, report).await {
                 Ok(Written::Stored(version)) => lock(rt).cached.version = version,
-                Ok(Written::Journaled) => {}
+                // Its writes wait for the store: try again next tick.
+                Ok(Written::Journaled) => self.wake(rt, now),
                 Err(Error::Conflict { .. }) => {
                     self.reload(&tenant, rt)
                         .await
@@ -1735,10 +1720,11 @@ impl Monitor {
                     report.alerts += state
                         .next_alert_id
                         .saturating_sub(rt.cached.state.next_alert_id);
-                    // Not confirmed: the version stays the one it builds on.
+                    // Not confirmed: the version stays the one it builds on;
+                    // the write is tried again next tick.
                     rt.cached.state = state;
                     rt.next_eval_at = next_eval_at;
-                    return Ok(Some(next_eval_at.unwrap_or(now)));
+                    return Ok(Some(now));
                 }
                 Ok(Written::Stored(version)) => {
                     report.transitions += 1;
@@ -2417,6 +2403,23 @@ fn record(
 /// judge (no samples, fewer than its minimum) is `Unknown`, which neither
 /// raises nor clears, so an empty window after a restart cannot end an
 /// outage by itself.
+/// The write of a tenant's journal, once per tick (without a transition:
+/// the state as it is, on the version it builds on), if it has one.
+fn journal_flush(rt: &TenantRuntime, now: DateTime<Utc>) -> Option<(TenantId, u64, Commit)> {
+    (!rt.journal.is_empty() && rt.last_evaluated != Some(now)).then(|| {
+        (
+            rt.tenant.clone(),
+            rt.cached.version,
+            Commit {
+                state: rt.cached.state.clone(),
+                at: now,
+                audit: Vec::new(),
+                outbox: Vec::new(),
+            },
+        )
+    })
+}
+
 /// How [`Monitor::write`] kept a transition.
 enum Written {
     /// In the store, at this version.
