@@ -1566,21 +1566,25 @@ impl Monitor {
         };
         if let Some(tenant) = reload {
             // The previous owner may have moved the state on.
-            let fresh = self
-                .store
-                .as_ref()
-                .load(&tenant)
-                .await
-                .map_err(|e| (tenant.clone(), e))?;
-            let mut guard = lock(rt);
-            if let Some(fresh) = fresh
-                && fresh.version >= guard.cached.version
-            {
-                guard.cached = fresh;
+            match self.store.as_ref().load(&tenant).await {
+                Ok(fresh) => {
+                    let mut guard = lock(rt);
+                    if let Some(fresh) = fresh
+                        && fresh.version >= guard.cached.version
+                    {
+                        guard.cached = fresh;
+                    }
+                    guard.reload = false;
+                    guard.next_eval_at = None;
+                    flush = journal_flush(&guard, now);
+                }
+                // Go on with what is known; a stale version only makes the
+                // next write conflict and reload. Loaded again next time.
+                Err(e) if store_unreachable(&e) => {
+                    warn!(%tenant, error = %e, "reloading a tenant taken over failed; using the state known");
+                }
+                Err(e) => return Err((tenant, e)),
             }
-            guard.reload = false;
-            guard.next_eval_at = None;
-            flush = journal_flush(&guard, now);
         }
         if let Some((tenant, expected, commit)) = flush {
             match self.write(rt, &tenant, expected, commit, now, report).await {
@@ -2399,10 +2403,6 @@ fn record(
     recorded
 }
 
-/// A verdict as the state machine sees it: a policy without enough data to
-/// judge (no samples, fewer than its minimum) is `Unknown`, which neither
-/// raises nor clears, so an empty window after a restart cannot end an
-/// outage by itself.
 /// The write of a tenant's journal, once per tick (without a transition:
 /// the state as it is, on the version it builds on), if it has one.
 fn journal_flush(rt: &TenantRuntime, now: DateTime<Utc>) -> Option<(TenantId, u64, Commit)> {
@@ -2460,8 +2460,11 @@ fn merge_commits(commits: &[Commit]) -> Commit {
     merged
 }
 
-/// A verdict's health. `full_window`: the monitor has watched the window
-/// for its whole length (since it registered the tenant or took it over).
+/// A verdict as the state machine sees it: a policy without enough data to
+/// judge (no samples, fewer than its minimum) is `Unknown`, which neither
+/// raises nor clears, so an empty window after a restart cannot end an
+/// outage by itself. `full_window`: the monitor has watched the window for
+/// its whole length (since it registered the tenant or took it over).
 fn health(v: &Verdict, full_window: bool) -> Health {
     if v.breached {
         return Health::Breached;
