@@ -477,10 +477,16 @@ impl EventStore for InMemoryEventStore {
         self.lock().put_probe(probe)
     }
 
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
         let mut inner = self.lock();
-        for p in probes {
-            inner.put_probe(p)?;
+        let mut batch = std::mem::take(probes).into_iter();
+        while let Some(p) = batch.next() {
+            // Fails only when the store is full, for good: the probe that
+            // did not fit is dropped, the rest handed back.
+            if let Err(e) = inner.put_probe(p) {
+                probes.extend(batch);
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -1369,25 +1369,22 @@ impl Monitor {
             return;
         }
         let count = pending.len();
-        let batch = std::mem::take(pending);
-        // Kept to be checked from memory if the store cannot take them.
-        let copy = batch.clone();
-        if let Err(e) = self.store.as_ref().put_probes(batch).await {
+        if let Err(e) = self.store.as_ref().put_probes(pending).await {
             warn!(count, error = %e, "pending probes not stored; checking them from memory until the store answers");
             report.errors.push(format!("storing {count} probes: {e}"));
-            lock(&self.local_probes).extend(copy);
+            lock(&self.local_probes).append(pending);
         }
     }
 
     /// Probes the store could not take: handed to it now if it answers,
     /// else checked from memory.
     async fn check_local_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
-        let local = std::mem::take(&mut *lock(&self.local_probes));
+        let mut local = std::mem::take(&mut *lock(&self.local_probes));
         if local.is_empty() {
             return;
         }
         let count = local.len();
-        if self.store.as_ref().put_probes(local.clone()).await.is_ok() {
+        if self.store.as_ref().put_probes(&mut local).await.is_ok() {
             info!(count, "probes kept in memory are stored now");
             return;
         }

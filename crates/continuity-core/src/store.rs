@@ -284,12 +284,15 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()>;
 
     /// Stores many new pending probes, as [`put_probe`](Self::put_probe)
-    /// does one by one (the default). Backends override it to save round
-    /// trips; a failure may leave some of the probes stored.
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
-        for p in probes {
-            self.put_probe(p).await?;
+    /// does one by one (the default); backends override it to save round
+    /// trips. On success `probes` is left empty. On failure it still holds
+    /// the probes (some may have been stored as well; storing them again
+    /// replaces them), so the caller loses none and copies none.
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
+        for p in probes.iter() {
+            self.put_probe(p.clone()).await?;
         }
+        probes.clear();
         Ok(())
     }
 
@@ -352,7 +355,7 @@ macro_rules! forward_event_store {
             async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
                 (**self).remove_probe(tenant, probe_id, lease_id).await
             }
-            async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+            async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
                 (**self).put_probes(probes).await
             }
             async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {

@@ -706,10 +706,10 @@ impl EventStore for PostgresStore {
     }
 
     async fn put_probe(&self, probe: PendingProbe) -> continuity_core::Result<()> {
-        self.put_probes(vec![probe]).await
+        self.put_probes(&mut vec![probe]).await
     }
 
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> continuity_core::Result<()> {
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> continuity_core::Result<()> {
         if probes.is_empty() {
             return Ok(());
         }
@@ -749,6 +749,7 @@ impl EventStore for PostgresStore {
             )
             .await
             .map_err(Fail::from)?;
+        probes.clear();
         Ok(())
     }
 

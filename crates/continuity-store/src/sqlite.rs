@@ -724,22 +724,33 @@ impl EventStore for SqliteStore {
     }
 
     async fn put_probe(&self, probe: PendingProbe) -> continuity_core::Result<()> {
-        self.put_probes(vec![probe]).await
+        self.put_probes(&mut vec![probe]).await
     }
 
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> continuity_core::Result<()> {
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> continuity_core::Result<()> {
         if probes.is_empty() {
             return Ok(());
         }
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for p in &probes {
-                put_probe(&tx, p)?;
-            }
-            tx.commit()?;
-            Ok(())
+        let batch = std::mem::take(probes);
+        // The batch travels to the blocking pool and back, so that a
+        // failure hands it back to the caller.
+        let (batch, outcome) = self
+            .run(move |c| {
+                let outcome = (|| {
+                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    for p in &batch {
+                        put_probe(&tx, p)?;
+                    }
+                    tx.commit()?;
+                    Ok::<_, Fail>(())
+                })();
+                Ok((batch, outcome))
+            })
+            .await?;
+        outcome.map_err(|f| {
+            *probes = batch;
+            corrupt_file(&self.path, f).into()
         })
-        .await
     }
 
     async fn claim_probes(

@@ -91,6 +91,7 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_probe_claims(store).await;
     event_store_probe_edge_cases(store).await;
     event_store_probe_claims_by_shard(store).await;
+    event_store_put_probes_in_a_batch(store).await;
     event_store_shard_ownership(store).await;
 }
 
@@ -945,4 +946,47 @@ pub async fn event_store_shard_ownership(store: &dyn EventStore) {
         "released instances leave nothing behind"
     );
     store.release_shards(c).await.expect("release");
+}
+
+/// `put_probes` stores a batch (the last of a repeated probe id wins) and
+/// empties the vector it was given.
+pub async fn event_store_put_probes_in_a_batch(store: &dyn EventStore) {
+    let t = tenant("batch");
+    let probe = |id: &str, ticket: &str| PendingProbe {
+        tenant: t.clone(),
+        direction: Direction::Outbound,
+        probe_id: id.into(),
+        sent_at: at(0),
+        deadline: at(1800),
+        next_check_at: at(3000),
+        ticket: ProbeTicket::new(ticket),
+        lease_id: 0,
+        tenant_hint: 7,
+    };
+    let mut batch = vec![
+        probe("b1", "first"),
+        probe("b2", "x"),
+        probe("b1", "second"),
+    ];
+    store.put_probes(&mut batch).await.expect("put batch");
+    assert!(batch.is_empty(), "a stored batch is taken");
+    let mut got: Vec<PendingProbe> = store
+        .claim_probes(at(3000), Duration::from_secs(60), 100, &ShardSet::ALL)
+        .await
+        .expect("claim")
+        .into_iter()
+        .filter(|p| p.tenant == t)
+        .collect();
+    got.sort_by(|a, b| a.probe_id.cmp(&b.probe_id));
+    let seen: Vec<(&str, &str, u32)> = got
+        .iter()
+        .map(|p| (&*p.probe_id, p.ticket.as_str(), p.tenant_hint))
+        .collect();
+    assert_eq!(seen, vec![("b1", "second", 7), ("b2", "x", 7)]);
+    for p in &got {
+        store
+            .remove_probe(&p.tenant, &p.probe_id, p.lease_id)
+            .await
+            .expect("remove");
+    }
 }

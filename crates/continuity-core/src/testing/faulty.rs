@@ -170,7 +170,7 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.check()?;
         self.inner.remove_probe(tenant, probe_id, lease_id).await
     }
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
         self.check()?;
         self.inner.put_probes(probes).await
     }
