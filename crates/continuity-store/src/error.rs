@@ -23,6 +23,17 @@ pub enum StoreError {
         source: Option<BoxError>,
     },
 
+    /// The TLS handshake with the server failed (certificate not trusted,
+    /// name mismatch, server without TLS): a configuration to fix.
+    #[error("postgres TLS failed: {message}")]
+    Tls {
+        /// rustls's and the driver's message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// The database's schema was written by a newer version of this crate.
     #[error(
         "the {backend} database has schema version {found}, newer than the {supported} this build of continuity-store knows; upgrade continuity-store (or point it at another database)"
@@ -84,6 +95,7 @@ impl StoreError {
             StoreError::Unavailable { .. } => true,
             StoreError::Query { retryable, .. } => *retryable,
             StoreError::SchemaTooNew { .. }
+            | StoreError::Tls { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Decode { .. }
             | StoreError::Config(_) => false,
@@ -97,6 +109,7 @@ impl StoreError {
             | StoreError::Query { backend, .. }
             | StoreError::Decode { backend, .. } => backend,
             StoreError::Corrupt { .. } => "sqlite",
+            StoreError::Tls { .. } => "postgres",
             StoreError::Config(_) => "store",
         }
     }

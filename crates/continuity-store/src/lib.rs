@@ -54,7 +54,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`sqlite`] | [`SqliteStore`], its [`Durability`] and [`SqliteOptions`] |
-//! | [`postgres`] | [`PostgresStore`] and its [`PostgresOptions`] |
+//! | [`postgres`] | [`PostgresStore`], its [`PostgresOptions`] and [`PostgresTls`] |
 //! | [`error`] | [`StoreError`] |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -65,5 +65,5 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use error::StoreError;
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{PostgresOptions, PostgresStore, PostgresTls};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};

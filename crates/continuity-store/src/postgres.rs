@@ -9,9 +9,9 @@
 //!
 //! Every table lives in the schema named by [`PostgresOptions::schema`]
 //! (created if missing), which lets several deployments, or tests, share one
-//! database. Connections go through a pool (`deadpool-postgres`) without TLS;
-//! reach a remote server through a TLS tunnel or a local socket until TLS
-//! support lands here.
+//! database. Connections go through a pool (`deadpool-postgres`), over TLS
+//! (rustls, verified against the system's roots and any given) when
+//! [`PostgresOptions::tls`] says so; without it, plain TCP or a local socket.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -108,6 +108,57 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// How long to wait for a connection to open, or for a free one (default 5 s).
     pub connect_timeout: Duration,
+    /// TLS to the server (default `None`: no TLS, whatever `sslmode` the
+    /// connection string names).
+    pub tls: Option<PostgresTls>,
+}
+
+/// TLS to PostgreSQL: required, with the server's certificate verified
+/// against the system's trusted roots and the extra roots given here, and
+/// its name checked against the host connected to.
+#[derive(Clone, Debug, Default)]
+pub struct PostgresTls {
+    extra_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
+impl PostgresTls {
+    /// The system's trusted roots only.
+    pub fn system_roots() -> Self {
+        PostgresTls::default()
+    }
+
+    /// Also trusts the certificates in `pem` (a private CA, a self-signed
+    /// server certificate).
+    pub fn with_roots_pem(mut self, pem: &[u8]) -> Result<Self, StoreError> {
+        use rustls_pki_types::pem::PemObject;
+        let before = self.extra_roots.len();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            self.extra_roots
+                .push(cert.map_err(|e| StoreError::Config(format!("TLS root certificates: {e}")))?);
+        }
+        if self.extra_roots.len() == before {
+            return Err(StoreError::Config(
+                "TLS root certificates: no certificate in the PEM given".into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    fn connector(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+            self.extra_roots.iter().cloned(),
+            provider.clone(),
+        )
+        .map_err(|e| StoreError::Config(format!("TLS certificate verifier: {e}")))?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
+            .dangerous() // a verifier of our own: the platform's, with the extra roots
+            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
 }
 
 impl Default for PostgresOptions {
@@ -116,6 +167,7 @@ impl Default for PostgresOptions {
             schema: "public".into(),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -177,13 +229,19 @@ impl PostgresStore {
             _ => search_path,
         };
         config.options(&opts);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &options.tls {
+            None => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                Manager::from_config(config, NoTls, recycling)
+            }
+            Some(tls) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Manager::from_config(config, tls.connector()?, recycling)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
@@ -209,14 +267,14 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Fail> {
         self.pool.get().await.map_err(|e| {
-            let message = match &e {
-                deadpool_postgres::PoolError::Backend(b) => b.to_string(),
-                other => other.to_string(),
+            let message = match e {
+                deadpool_postgres::PoolError::Backend(b) => return Fail::Store(pg_error(b)),
+                other => other,
             };
             Fail::Store(StoreError::Unavailable {
                 backend: BACKEND,
-                message,
-                source: Some(Box::new(e)),
+                message: message.to_string(),
+                source: Some(Box::new(message)),
             })
         })
     }
@@ -295,6 +353,13 @@ impl PostgresStore {
 
 /// PostgreSQL's error, SQLSTATE kept; connection trouble is `Unavailable`.
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    // tokio-postgres has no public kind for TLS failures; its message names them.
+    if e.code().is_none() && e.to_string().contains("TLS") {
+        return StoreError::Tls {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        };
+    }
     let Some(code) = e.code().cloned() else {
         // No SQLSTATE: the connection broke, timed out or never opened.
         return StoreError::Unavailable {

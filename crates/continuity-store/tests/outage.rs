@@ -92,6 +92,7 @@ async fn alerts_go_out_while_postgres_is_unreachable_and_nothing_is_lost() {
             schema: pg.schema.clone(),
             pool_size: 2,
             connect_timeout: Duration::from_secs(1),
+            ..Default::default()
         },
     )
     .await
