@@ -1,0 +1,7 @@
+//! Integration tests of the notifiers against local providers: an HTTP
+//! stand-in for Twilio, a webhook receiver, and a real SMTP server
+//! (Python's aiosmtpd) on loopback.
+
+mod common;
+mod sms;
+mod twilio;
