@@ -4,4 +4,6 @@
 
 mod common;
 mod sms;
+mod smtp;
+mod smtp_peer;
 mod twilio;
