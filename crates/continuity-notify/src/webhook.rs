@@ -14,7 +14,8 @@
 //! compares in constant time, refuses a timestamp outside its tolerance and a
 //! signature it has already seen ([`WebhookVerifier`] does all three), and
 //! treats a repeated `Idempotency-Key` as a duplicate (answering 2xx).
-//! Every attempt is signed afresh, so a retry is not a replay. Answers: 2xx
+//! Every attempt is signed afresh over a body with a fresh random `nonce`,
+//! so a retry is not a replay. Answers: 2xx
 //! delivered; 401/403 credentials refused (no retry); 408, 429, 5xx retried;
 //! other 4xx rejected (no retry).
 
@@ -78,10 +79,14 @@ pub struct WebhookPayload {
     pub link: String,
     /// When the link stops working.
     pub link_expires_at: DateTime<Utc>,
+    /// Random per request (32 hex digits): two attempts are never
+    /// byte-identical, so a receiver refusing seen signatures refuses only
+    /// true replays, even of attempts made within the same second.
+    pub nonce: String,
 }
 
 impl WebhookPayload {
-    /// The payload for `message`.
+    /// The payload for `message`, with a fresh [`nonce`](Self::nonce).
     pub fn new(message: &AlertMessage) -> Self {
         WebhookPayload {
             id: message.idempotency_key.clone(),
@@ -101,6 +106,7 @@ impl WebhookPayload {
             event: message.event.clone(),
             link: message.link.clone(),
             link_expires_at: message.link_expires_at,
+            nonce: http::hex(&rand::random::<[u8; 16]>()),
         }
     }
 }

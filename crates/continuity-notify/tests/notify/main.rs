@@ -7,3 +7,4 @@ mod sms;
 mod smtp;
 mod smtp_peer;
 mod twilio;
+mod webhook;
