@@ -329,7 +329,10 @@ impl Delivery {
     /// Delivers `message` to its recipient as described in the [module docs](self).
     pub async fn deliver(&self, message: &AlertMessage) -> continuity_core::Result<Receipt> {
         let key = &message.idempotency_key;
-        if let Some(done) = self.delivered().by_key.get(key) {
+        let now = self.inner.clock.now();
+        if let Some(done) = self.delivered().by_key.get(key)
+            && after(done.delivered_at, self.inner.remember_for) > now
+        {
             info!(%key, channel = %done.channel, "already delivered; not sending again");
             return Ok(done.receipt.clone());
         }

@@ -3,6 +3,7 @@
 //! (Python's aiosmtpd) on loopback.
 
 mod common;
+mod delivery;
 mod sms;
 mod smtp;
 mod smtp_peer;
