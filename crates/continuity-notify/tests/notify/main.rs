@@ -2,6 +2,7 @@
 //! stand-in for Twilio, a webhook receiver, and a real SMTP server
 //! (Python's aiosmtpd) on loopback.
 
+mod channel_down;
 mod common;
 mod delivery;
 mod sms;

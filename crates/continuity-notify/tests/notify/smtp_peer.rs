@@ -158,6 +158,14 @@ impl SmtpPeer {
         }
     }
 
+    /// The next message received within `timeout`, if one came.
+    pub fn try_next_message(&self, timeout: Duration) -> Option<serde_json::Value> {
+        self.lines
+            .recv_timeout(timeout)
+            .ok()
+            .map(|l| serde_json::from_str(&l).unwrap())
+    }
+
     /// Messages received so far without waiting.
     pub fn drain(&self) -> Vec<serde_json::Value> {
         self.lines

@@ -40,6 +40,11 @@ pub struct Twilio {
     pub requests: Arc<Mutex<u32>>,
     /// While set, every request gets a 503.
     pub down: Arc<Mutex<bool>>,
+    /// While set, requests wait for `release` before they are answered.
+    pub held: Arc<Mutex<bool>>,
+    /// Requests waiting on `held` now.
+    pub waiting: Arc<Mutex<u32>>,
+    pub release: Arc<tokio::sync::Notify>,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -97,6 +102,17 @@ async fn messages(
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !form_ok {
         return error(StatusCode::BAD_REQUEST, 20001, "Expected a form body");
+    }
+    let held = *t.held.lock().unwrap();
+    if held {
+        *t.waiting.lock().unwrap() += 1;
+        // Re-checked now and then, so a release racing this wait is not missed.
+        while *t.held.lock().unwrap() {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(20), t.release.notified())
+                    .await;
+        }
+        *t.waiting.lock().unwrap() -= 1;
     }
     if *t.down.lock().unwrap() {
         return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
@@ -167,6 +183,16 @@ impl Twilio {
             )
             .with_state(self.clone());
         super::common::serve(router).await
+    }
+
+    /// Lets held requests (and later ones) through.
+    pub fn unhold(&self) {
+        *self.held.lock().unwrap() = false;
+        self.release.notify_waiters();
+    }
+
+    pub fn requests(&self) -> u32 {
+        *self.requests.lock().unwrap()
     }
 
     pub fn sent(&self) -> Vec<Sent> {
