@@ -186,7 +186,10 @@ fn mailbox(field: &str, s: &str) -> Result<Mailbox, NotifyError> {
 
 impl SmtpNotifier {
     /// Checks `config` and builds the notifier; `Date` headers come from `clock`.
-    /// Needs a Tokio runtime when the pool is used.
+    ///
+    /// With [`SmtpConnections::Pooled`] the notifier must be created and
+    /// dropped inside a Tokio runtime: lettre's pool closes idle connections
+    /// on a task.
     pub fn new(config: SmtpConfig, clock: Arc<dyn Clock>) -> Result<Self, NotifyError> {
         if config.host.trim().is_empty() {
             return Err(NotifyError::config(CHANNEL, "host", "is empty"));

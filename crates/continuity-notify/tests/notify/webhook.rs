@@ -35,13 +35,16 @@ use super::common::{LINK, alert, serve, t0};
 const SECRET: &[u8] = b"webhook-shared-secret-0123456789";
 const TOLERANCE_SECS: i64 = 300;
 
+/// Timestamp, signature and body of the last request.
+type Captured = (String, String, Vec<u8>);
+
 #[derive(Clone)]
 struct Receiver {
     clock: ManualClock,
     seen_signatures: Arc<Mutex<HashSet<String>>>,
     seen_keys: Arc<Mutex<HashSet<String>>>,
     accepted: Arc<Mutex<Vec<WebhookPayload>>>,
-    last_request: Arc<Mutex<Option<(String, String, Vec<u8>)>>>,
+    last_request: Arc<Mutex<Option<Captured>>>,
 }
 
 fn refuse(status: StatusCode, why: &str) -> Response {
