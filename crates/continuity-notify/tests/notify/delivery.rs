@@ -110,6 +110,15 @@ fn sms_alert(id: u64) -> AlertMessage {
     )
 }
 
+/// An SMS alert whose recipient has these fallbacks.
+fn with_fallbacks(id: u64, fallbacks: &[(ChannelKind, &str)]) -> AlertMessage {
+    let mut m = sms_alert(id);
+    for (channel, address) in fallbacks {
+        m.recipient = m.recipient.clone().with_fallback(*channel, *address);
+    }
+    m
+}
+
 fn builder(clock: &ManualClock) -> continuity_notify::delivery::DeliveryBuilder {
     Delivery::builder(Arc::new(clock.clone())).sleep(Arc::new(AdvanceClock(clock.clone())))
 }
@@ -269,11 +278,7 @@ async fn fallbacks_take_over_when_the_channel_fails_for_good() {
         .receipt_sink(sink.clone())
         .build()
         .unwrap();
-    let mut m = sms_alert(1);
-    m.recipient = m
-        .recipient
-        .clone()
-        .with_fallback(ChannelKind::Email, "ops@acme-external.example");
+    let m = with_fallbacks(1, &[(ChannelKind::Email, "ops@acme-external.example")]);
     let receipt = d.deliver(&m).await.unwrap();
     assert_eq!(receipt.provider_id.as_deref(), Some("email-1"));
     assert_eq!(email.calls()[0].1, "ops@acme-external.example");
@@ -301,11 +306,7 @@ async fn a_young_alert_waits_for_its_channel_an_old_one_falls_back() {
         .fallback_after(Duration::from_secs(600))
         .build()
         .unwrap();
-    let mut m = sms_alert(1);
-    m.recipient = m
-        .recipient
-        .clone()
-        .with_fallback(ChannelKind::Webhook, "https://hooks.example/ops");
+    let m = with_fallbacks(1, &[(ChannelKind::Webhook, "https://hooks.example/ops")]);
     assert!(d.deliver(&m).await.unwrap_err().is_retryable());
     assert!(
         hook.calls().is_empty(),
@@ -328,12 +329,13 @@ async fn when_every_channel_fails_the_error_says_whether_to_retry() {
         .retry(RetryPolicy::none())
         .build()
         .unwrap();
-    let mut m = sms_alert(1);
-    m.recipient = m
-        .recipient
-        .clone()
-        .with_fallback(ChannelKind::Email, "ops@acme-external.example")
-        .with_fallback(ChannelKind::Webhook, "https://hooks.example/ops");
+    let m = with_fallbacks(
+        1,
+        &[
+            (ChannelKind::Email, "ops@acme-external.example"),
+            (ChannelKind::Webhook, "https://hooks.example/ops"),
+        ],
+    );
     match d.deliver(&m).await.unwrap_err() {
         Error::Notify {
             retryable, message, ..

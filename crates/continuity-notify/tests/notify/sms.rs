@@ -146,15 +146,7 @@ async fn provider_errors_become_typed_errors_that_say_whether_to_retry() {
     let mut c = config(&format!("http://{addr}"));
     c.auth_token = "wrong-token".to_string().into();
     let bad = TwilioSms::new(c).unwrap();
-    let e = bad
-        .send(&alert(
-            AlertKind::Raised,
-            1,
-            sms_recipient("+15550100"),
-            t0(),
-        ))
-        .await
-        .unwrap_err();
+    let e = send(&bad, "+15550100").await.unwrap_err();
     assert!(matches!(e, NotifyError::Auth { .. }), "{e:?}");
     assert_eq!(e.code(), Some("20003"));
     assert!(!e.is_retryable());
@@ -170,15 +162,7 @@ async fn a_provider_that_is_not_there_is_retryable() {
         l.local_addr().unwrap()
     };
     let sms = TwilioSms::new(config(&format!("http://{addr}"))).unwrap();
-    let e = sms
-        .send(&alert(
-            AlertKind::Raised,
-            1,
-            sms_recipient("+15550100"),
-            t0(),
-        ))
-        .await
-        .unwrap_err();
+    let e = send(&sms, "+15550100").await.unwrap_err();
     assert!(matches!(e, NotifyError::Unavailable { .. }), "{e:?}");
     assert!(e.is_retryable());
 }
