@@ -11,11 +11,27 @@ use crate::error::NotifyError;
 /// Default time for one request, connection included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A client trusting the platform's roots plus `extra_roots` (PEM).
 pub(crate) fn client(
     channel: ChannelKind,
     timeout: Duration,
+    extra_roots: &[Vec<u8>],
 ) -> Result<reqwest::Client, NotifyError> {
+    let roots = extra_roots
+        .iter()
+        .enumerate()
+        .map(|(i, pem)| {
+            reqwest::Certificate::from_pem(pem).map_err(|e| {
+                NotifyError::config(
+                    channel,
+                    format!("root_certificates_pem[{i}]"),
+                    e.to_string(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     reqwest::Client::builder()
+        .tls_certs_merge(roots)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("continuity-notify/", env!("CARGO_PKG_VERSION")))

@@ -64,6 +64,8 @@ pub struct TwilioConfig {
     pub timeout: Duration,
     /// Messages longer than this many segments are refused before sending (default 4).
     pub max_segments: usize,
+    /// Extra trusted root certificates (PEM), e.g. a private CA; default none.
+    pub root_certificates_pem: Vec<Vec<u8>>,
     /// Allow an `http://` base URL (a local test double); default false.
     pub allow_plain_http: bool,
 }
@@ -82,6 +84,7 @@ impl TwilioConfig {
             sender,
             timeout: http::DEFAULT_TIMEOUT,
             max_segments: 4,
+            root_certificates_pem: Vec::new(),
             allow_plain_http: false,
         }
     }
@@ -163,7 +166,7 @@ impl TwilioSms {
             ))
             .map_err(|e| NotifyError::config(CHANNEL, "base_url", e.to_string()))?;
         Ok(TwilioSms {
-            client: http::client(CHANNEL, config.timeout)?,
+            client: http::client(CHANNEL, config.timeout, &config.root_certificates_pem)?,
             url,
             account_sid: config.account_sid,
             auth_token: config.auth_token,

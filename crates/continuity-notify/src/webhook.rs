@@ -135,6 +135,8 @@ pub struct WebhookConfig {
     pub secret: SecretSlice<u8>,
     /// Time for one request (default 15 s).
     pub timeout: Duration,
+    /// Extra trusted root certificates (PEM), e.g. a private CA; default none.
+    pub root_certificates_pem: Vec<Vec<u8>>,
     /// Allow `http://` recipient URLs (a local receiver in tests); default false.
     pub allow_plain_http: bool,
 }
@@ -145,6 +147,7 @@ impl WebhookConfig {
         WebhookConfig {
             secret: SecretSlice::from(secret.into()),
             timeout: http::DEFAULT_TIMEOUT,
+            root_certificates_pem: Vec::new(),
             allow_plain_http: false,
         }
     }
@@ -170,7 +173,7 @@ impl WebhookNotifier {
             ));
         }
         Ok(WebhookNotifier {
-            client: http::client(CHANNEL, config.timeout)?,
+            client: http::client(CHANNEL, config.timeout, &config.root_certificates_pem)?,
             secret: config.secret,
             allow_plain_http: config.allow_plain_http,
             clock,

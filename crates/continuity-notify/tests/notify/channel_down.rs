@@ -23,6 +23,7 @@ use super::{
     common::t0,
     smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER, header},
     twilio::{self, Twilio},
+    webhook::{start_tls, tls_notifier},
 };
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
@@ -46,6 +47,7 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
     *provider.held.lock().unwrap() = true;
     let cert = TestCert::generate();
     let relay = SmtpPeer::start("starttls", Some(&cert));
+    let (hook_receiver, hook_base) = start_tls(&clock, &cert).await;
 
     let mut sms = TwilioConfig::new(
         twilio::SID,
@@ -64,6 +66,7 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
         .channel(Arc::new(
             SmtpNotifier::new(smtp, Arc::new(clock.clone())).unwrap(),
         ))
+        .channel(Arc::new(tls_notifier(&clock, &cert)))
         .sleep(Arc::new(AdvanceClock(clock.clone())))
         .retry(RetryPolicy {
             max_attempts: 2,
@@ -92,6 +95,7 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
         vec![
             Recipient::new("ops-sms", ChannelKind::Sms, "+15550100"),
             Recipient::new("ops-mail", ChannelKind::Email, "ops@acme-external.example"),
+            Recipient::new("ops-hook", ChannelKind::Webhook, format!("{hook_base}/ok")),
         ],
     );
     config.display_name = Some("ACME Corp".into());
@@ -133,7 +137,7 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
     }
     let tick = tick.expect("the alert was raised");
 
-    // While the SMS request hangs, the e-mail is delivered.
+    // While the SMS request hangs, the e-mail and the webhook are delivered.
     let mail = tokio::task::spawn_blocking(move || {
         let m = relay.next_message(Duration::from_secs(20));
         (relay, m)
@@ -148,16 +152,37 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
         1,
         "the SMS was still held when the e-mail arrived"
     );
+    let hook_payload = wait_for("the webhook", || {
+        hook_receiver.accepted.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(hook_payload.id, "acme/0/ops-hook");
+    assert_eq!(hook_payload.kind, "alert.raised");
+    assert_eq!(
+        *provider.waiting.lock().unwrap(),
+        1,
+        "the SMS is still held"
+    );
 
     // The provider answers 503 (and again on the retry): back to the outbox.
     provider.unhold();
     let report: TickReport = tick.await.unwrap();
     assert_eq!(report.alerts, 1);
-    assert_eq!(report.deliveries, 1);
+    assert_eq!(report.deliveries, 2);
     assert_eq!(report.delivery_failures, 1);
-    assert_eq!(report.receipts.len(), 1);
-    assert_eq!(report.receipts[0].channel, ChannelKind::Email);
-    assert_eq!(report.receipts[0].recipient, "ops-mail");
+    let mut delivered: Vec<_> = report
+        .receipts
+        .iter()
+        .map(|r| (r.channel, r.recipient.as_str()))
+        .collect();
+    delivered.sort_by_key(|d| d.1);
+    assert_eq!(
+        delivered,
+        [
+            (ChannelKind::Webhook, "ops-hook"),
+            (ChannelKind::Email, "ops-mail")
+        ]
+    );
     assert_eq!(provider.requests(), 2, "first attempt and one retry");
 
     // Down for a while: the outbox retries, the breaker spares the provider.
@@ -214,5 +239,11 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
         Some(sms_receipt.idempotency_key.as_str())
     );
     assert!(relay.drain().is_empty(), "the e-mail was not sent again");
+    assert_eq!(hook_receiver.accepted.lock().unwrap().len(), 1);
+    assert_eq!(
+        hook_receiver.seen_signatures.lock().unwrap().len(),
+        1,
+        "the webhook was called once"
+    );
     assert!(store.pending_outbox(10).await.unwrap().is_empty());
 }

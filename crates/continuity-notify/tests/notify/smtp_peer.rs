@@ -20,6 +20,8 @@ use rcgen::{
 /// A test CA and a `localhost` / `127.0.0.1` certificate it signed, as files.
 pub struct TestCert {
     pub ca_pem: Vec<u8>,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
     dir: PathBuf,
@@ -58,6 +60,8 @@ impl TestCert {
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
         TestCert {
             ca_pem: ca.pem().into_bytes(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
             cert_path,
             key_path,
             dir,

@@ -30,7 +30,10 @@ use continuity_notify::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::common::{LINK, alert, serve, t0};
+use super::{
+    common::{LINK, alert, serve, serve_tls, t0},
+    smtp_peer::TestCert,
+};
 
 const SECRET: &[u8] = b"webhook-shared-secret-0123456789";
 const TOLERANCE_SECS: i64 = 300;
@@ -39,11 +42,11 @@ const TOLERANCE_SECS: i64 = 300;
 type Captured = (String, String, Vec<u8>);
 
 #[derive(Clone)]
-struct Receiver {
+pub struct Receiver {
     clock: ManualClock,
-    seen_signatures: Arc<Mutex<HashSet<String>>>,
+    pub seen_signatures: Arc<Mutex<HashSet<String>>>,
     seen_keys: Arc<Mutex<HashSet<String>>>,
-    accepted: Arc<Mutex<Vec<WebhookPayload>>>,
+    pub accepted: Arc<Mutex<Vec<WebhookPayload>>>,
     last_request: Arc<Mutex<Option<Captured>>>,
 }
 
@@ -133,13 +136,52 @@ async fn start() -> (Receiver, String, ManualClock) {
         accepted: Arc::default(),
         last_request: Arc::default(),
     };
-    let addr = serve(
-        Router::new()
-            .route("/hook/{script}", post(hook))
-            .with_state(r.clone()),
-    )
-    .await;
+    let addr = serve(router(&r)).await;
     (r, format!("http://{addr}/hook"), clock)
+}
+
+fn router(r: &Receiver) -> Router {
+    Router::new()
+        .route("/hook/{script}", post(hook))
+        .with_state(r.clone())
+}
+
+/// The receiver over HTTPS with `cert`; returns it and its base URL.
+pub async fn start_tls(clock: &ManualClock, cert: &TestCert) -> (Receiver, String) {
+    let r = Receiver {
+        clock: clock.clone(),
+        seen_signatures: Arc::default(),
+        seen_keys: Arc::default(),
+        accepted: Arc::default(),
+        last_request: Arc::default(),
+    };
+    let addr = serve_tls(router(&r), cert).await;
+    (r, format!("https://{addr}/hook"))
+}
+
+/// A notifier for the HTTPS receiver, trusting `cert`'s CA.
+pub fn tls_notifier(clock: &ManualClock, cert: &TestCert) -> WebhookNotifier {
+    let mut c = WebhookConfig::new(SECRET.to_vec());
+    c.root_certificates_pem = vec![cert.ca_pem.clone()];
+    WebhookNotifier::new(c, Arc::new(clock.clone())).unwrap()
+}
+
+#[tokio::test]
+async fn over_https_with_a_private_ca() {
+    let clock = ManualClock::new(t0());
+    let cert = TestCert::generate();
+    let (receiver, base) = start_tls(&clock, &cert).await;
+    let message = alert(AlertKind::Raised, 5, to(&format!("{base}/ok")), t0());
+    tls_notifier(&clock, &cert).deliver(&message).await.unwrap();
+    assert_eq!(receiver.accepted.lock().unwrap().len(), 1);
+
+    // Without the CA the receiver's certificate is not trusted: nothing is sent.
+    let untrusting =
+        WebhookNotifier::new(WebhookConfig::new(SECRET.to_vec()), Arc::new(clock.clone())).unwrap();
+    let e = untrusting.send(&message).await.unwrap_err();
+    assert!(matches!(e, NotifyError::Unavailable { .. }), "{e:?}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    assert_eq!(receiver.seen_signatures.lock().unwrap().len(), 1);
 }
 
 fn notifier(clock: &ManualClock) -> WebhookNotifier {
