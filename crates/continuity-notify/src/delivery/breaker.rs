@@ -31,8 +31,10 @@ pub enum BreakerState {
     Closed(u32),
     /// No requests until then.
     Open(DateTime<Utc>),
-    /// One trial request is under way; others wait.
-    HalfOpen,
+    /// One trial request is under way since then; others wait. A trial
+    /// that never reports back (its caller was cancelled) is replaced by a
+    /// new one after `open_for`.
+    HalfOpen(DateTime<Utc>),
 }
 
 #[derive(Debug)]
@@ -63,11 +65,17 @@ impl Breaker {
         match *s {
             BreakerState::Closed(_) => Ok(()),
             BreakerState::Open(until) if now >= until => {
-                *s = BreakerState::HalfOpen;
+                *s = BreakerState::HalfOpen(now);
+                Ok(())
+            }
+            BreakerState::HalfOpen(since) if now >= after(since, self.policy.open_for) => {
+                *s = BreakerState::HalfOpen(now);
                 Ok(())
             }
             BreakerState::Open(until) => Err((until - now).to_std().unwrap_or(Duration::ZERO)),
-            BreakerState::HalfOpen => Err(self.policy.open_for.min(Duration::from_secs(1))),
+            BreakerState::HalfOpen(since) => Err((after(since, self.policy.open_for) - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)),
         }
     }
 
@@ -79,7 +87,7 @@ impl Breaker {
     /// provider answered, refusing only this message).
     pub(crate) fn neutral(&self) {
         let mut s = self.lock();
-        if *s == BreakerState::HalfOpen {
+        if matches!(*s, BreakerState::HalfOpen(_)) {
             *s = BreakerState::Closed(0);
         }
     }
@@ -112,8 +120,11 @@ mod tests {
         assert_eq!(b.admit(t0), Err(Duration::from_secs(60)));
         let t1 = after(t0, Duration::from_secs(60));
         assert_eq!(b.admit(t1), Ok(()));
-        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert_eq!(b.state(), BreakerState::HalfOpen(t1));
         assert!(b.admit(t1).is_err(), "only one trial at a time");
+        // A trial that never reports back is replaced after the pause.
+        let t1 = after(t1, Duration::from_secs(60));
+        assert_eq!(b.admit(t1), Ok(()));
         b.failure(t1);
         assert!(matches!(b.state(), BreakerState::Open(_)));
         let t2 = after(t1, Duration::from_secs(61));
