@@ -77,8 +77,6 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    // Lettre's pool closes its connections on a task when dropped.
-    let _runtime = rt.enter();
     let cert = TestCert::generate();
     let peer = SmtpPeer::start("starttls", Some(&cert));
     let mut next_id = 0u64;

@@ -15,7 +15,13 @@
 //!   `Auto-Submitted: auto-generated` and `X-Auto-Response-Suppress: All` so
 //!   that no out-of-office reply comes back; `Date` from the notifier's clock.
 //! - **Connections:** a pool reused across messages (default), or one
-//!   connection per message.
+//!   connection per message. Sockets are opened with `TCP_NODELAY`: lettre
+//!   0.11.23 does not set it and writes the end-of-data mark separately, so
+//!   with Nagle's algorithm every message waits out the relay's delayed ACK
+//!   (40 ms on Linux). The pool is therefore this crate's own (lettre's
+//!   transport opens its sockets itself), built on lettre's
+//!   `AsyncSmtpConnection`. Implicit TLS connections are opened by lettre
+//!   and keep Nagle on.
 //!
 //! SMTP replies are classified: `4xx` and network failures can be retried;
 //! `530/534/535/538` are refused credentials; other `5xx` reject the message.
@@ -23,21 +29,22 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use continuity_core::duration::after;
 use continuity_core::{
     Clock,
     config::ChannelKind,
     notify::{AlertMessage, Notifier, Receipt},
 };
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    Message,
     message::{
         Mailbox, MultiPart,
         header::{HeaderName, HeaderValue},
     },
     transport::smtp::{
-        PoolConfig,
         authentication::{Credentials, Mechanism},
-        client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters},
+        client::{AsyncSmtpConnection, Certificate, TlsParameters},
         extension::ClientId,
         response::Response,
     },
@@ -159,7 +166,7 @@ pub struct SmtpNotifier {
     bcc: Vec<Mailbox>,
     hello: ClientId,
     timeout: Duration,
-    pool: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    pool: Option<Pool>,
     message_id_domain: String,
     template: Arc<dyn EmailTemplate>,
     clock: Arc<dyn Clock>,
@@ -185,11 +192,8 @@ fn mailbox(field: &str, s: &str) -> Result<Mailbox, NotifyError> {
 }
 
 impl SmtpNotifier {
-    /// Checks `config` and builds the notifier; `Date` headers come from `clock`.
-    ///
-    /// With [`SmtpConnections::Pooled`] the notifier must be created and
-    /// dropped inside a Tokio runtime: lettre's pool closes idle connections
-    /// on a task.
+    /// Checks `config` and builds the notifier; `Date` headers and the
+    /// pool's idle times come from `clock`. Sending needs a Tokio runtime.
     pub fn new(config: SmtpConfig, clock: Arc<dyn Clock>) -> Result<Self, NotifyError> {
         if config.host.trim().is_empty() {
             return Err(NotifyError::config(CHANNEL, "host", "is empty"));
@@ -251,24 +255,7 @@ impl SmtpNotifier {
         let hello = ClientId::Domain(config.hello_name.clone().unwrap_or_else(|| domain.clone()));
         let pool = match config.connections {
             SmtpConnections::PerMessage => None,
-            SmtpConnections::Pooled { max_size } => {
-                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-                    .port(port)
-                    .timeout(Some(config.timeout))
-                    .hello_name(hello.clone())
-                    .pool_config(PoolConfig::new().max_size(max_size.max(1)));
-                b = match &tls {
-                    None => b.tls(Tls::None),
-                    Some((SmtpSecurity::ImplicitTls, p)) => b.tls(Tls::Wrapper(p.clone())),
-                    Some((_, p)) => b.tls(Tls::Required(p.clone())),
-                };
-                if let Some(c) = &credentials {
-                    b = b
-                        .credentials(c.clone())
-                        .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-                }
-                Some(b.build())
-            }
+            SmtpConnections::Pooled { max_size } => Some(Pool::new(max_size)),
         };
         Ok(SmtpNotifier {
             host: config.host,
@@ -351,7 +338,7 @@ impl SmtpNotifier {
     pub async fn send(&self, message: &AlertMessage) -> Result<Receipt, NotifyError> {
         let email = self.build_message(message)?;
         let response = match &self.pool {
-            Some(pool) => pool.send(email).await.map_err(classify)?,
+            Some(pool) => self.send_pooled(pool, &email).await?,
             None => self.send_on_new_connection(&email).await?,
         };
         let reply: Vec<&str> = response.message().collect();
@@ -364,30 +351,60 @@ impl SmtpNotifier {
         })
     }
 
-    async fn send_on_new_connection(&self, email: &Message) -> Result<Response, NotifyError> {
-        let implicit = match &self.tls {
-            Some((SmtpSecurity::ImplicitTls, p)) => Some(p.clone()),
-            _ => None,
-        };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            implicit,
-            None,
-        )
-        .await
-        .map_err(classify)?;
-        if let Some((SmtpSecurity::StartTls, p)) = &self.tls {
-            conn.starttls(p.clone(), &self.hello)
+    /// Opens, secures and authenticates a connection.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, NotifyError> {
+        let mut conn = match &self.tls {
+            Some((SmtpSecurity::ImplicitTls, p)) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                Some(p.clone()),
+                None,
+            )
+            .await
+            .map_err(classify)?,
+            _ => {
+                let tcp = tokio::time::timeout(
+                    self.timeout,
+                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+                )
                 .await
-                .map_err(classify)?;
-        }
+                .map_err(|_| NotifyError::unavailable(CHANNEL, "connecting timed out"))?
+                .map_err(|e| {
+                    NotifyError::unavailable(CHANNEL, format!("could not connect: {e}"))
+                })?;
+                tcp.set_nodelay(true)
+                    .map_err(|e| NotifyError::unavailable(CHANNEL, e.to_string()))?;
+                let mut conn =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                        .await
+                        .map_err(classify)?;
+                if let Some((SmtpSecurity::StartTls, p)) = &self.tls {
+                    if !conn.can_starttls() {
+                        return Err(NotifyError::Unavailable {
+                            channel: CHANNEL,
+                            code: None,
+                            message: "the relay does not offer STARTTLS, which is required".into(),
+                            retry_after: None,
+                        });
+                    }
+                    conn.starttls(p.clone(), &self.hello)
+                        .await
+                        .map_err(classify)?;
+                }
+                conn
+            }
+        };
         if let Some(c) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
                 .await
                 .map_err(classify)?;
         }
+        Ok(conn)
+    }
+
+    async fn send_on_new_connection(&self, email: &Message) -> Result<Response, NotifyError> {
+        let mut conn = self.connect().await?;
         let response = conn
             .send(email.envelope(), &email.formatted())
             .await
@@ -395,6 +412,78 @@ impl SmtpNotifier {
         // The message is accepted; a failing QUIT changes nothing about that.
         let _ = conn.quit().await;
         Ok(response)
+    }
+
+    async fn send_pooled(&self, pool: &Pool, email: &Message) -> Result<Response, NotifyError> {
+        let _slot = pool
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| NotifyError::unavailable(CHANNEL, "connection pool closed"))?;
+        let now = self.clock.now();
+        let mut conn = None;
+        while let Some((mut c, idle_since)) = pool.take() {
+            if c.has_broken() || after(idle_since, IDLE_TIMEOUT) <= now {
+                c.abort().await;
+                continue;
+            }
+            // A connection idle for a while may have been closed by the
+            // relay: check with NOOP rather than risk the message on it.
+            if after(idle_since, IDLE_CHECK) <= now && !c.test_connected().await {
+                c.abort().await;
+                continue;
+            }
+            conn = Some(c);
+            break;
+        }
+        let mut conn = match conn {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        match conn.send(email.envelope(), &email.formatted()).await {
+            Ok(response) => {
+                pool.put(conn, self.clock.now());
+                Ok(response)
+            }
+            Err(e) => {
+                conn.abort().await;
+                Err(classify(e))
+            }
+        }
+    }
+}
+
+/// Idle connections are closed after this long (relays drop them too).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections are checked with NOOP before reuse after this long.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// Open connections kept for reuse, and a limit on connections in use.
+struct Pool {
+    slots: tokio::sync::Semaphore,
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, DateTime<Utc>)>>,
+}
+
+impl Pool {
+    fn new(max_size: u32) -> Self {
+        let n = usize::try_from(max_size.max(1)).unwrap_or(1);
+        Pool {
+            slots: tokio::sync::Semaphore::new(n),
+            idle: std::sync::Mutex::new(Vec::with_capacity(n)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, DateTime<Utc>)>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently used idle connection.
+    fn take(&self) -> Option<(AsyncSmtpConnection, DateTime<Utc>)> {
+        self.lock().pop()
+    }
+
+    fn put(&self, conn: AsyncSmtpConnection, now: DateTime<Utc>) {
+        self.lock().push((conn, now));
     }
 }
 

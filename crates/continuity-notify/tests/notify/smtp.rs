@@ -268,3 +268,39 @@ async fn the_embedder_can_replace_the_template() {
     );
     assert_eq!(header(&got, "Auto-Submitted"), ["auto-generated"]);
 }
+
+#[tokio::test]
+async fn pooled_connections_are_reused_checked_after_idling_and_replaced_when_stale() {
+    let cert = TestCert::generate();
+    let peer = SmtpPeer::start("starttls", Some(&cert));
+    let clock = clock();
+    let mut c = config(&peer, &cert, SmtpSecurity::StartTls);
+    c.connections = SmtpConnections::Pooled { max_size: 1 };
+    let smtp = SmtpNotifier::new(c, clock.clone()).unwrap();
+    let mut ports = Vec::new();
+    let mut send = async |advance_secs: i64| {
+        clock.advance(chrono::TimeDelta::seconds(advance_secs));
+        smtp.deliver(&raised()).await.unwrap();
+        ports.push(peer.next_message(WAIT)["client_port"].as_u64().unwrap());
+    };
+    send(0).await;
+    send(1).await;
+    send(10).await; // idle > 5 s: checked with NOOP, still good
+    send(61).await; // idle > 60 s: replaced
+    send(1).await;
+    assert_eq!(ports[0], ports[1], "{ports:?}");
+    assert_eq!(ports[1], ports[2], "{ports:?}");
+    assert_ne!(ports[2], ports[3], "{ports:?}");
+    assert_eq!(ports[3], ports[4], "{ports:?}");
+
+    // One connection per message: a new port every time.
+    let mut c = config(&peer, &cert, SmtpSecurity::StartTls);
+    c.connections = SmtpConnections::PerMessage;
+    let smtp = SmtpNotifier::new(c, clock.clone()).unwrap();
+    let mut ports = std::collections::HashSet::new();
+    for _ in 0..3 {
+        smtp.deliver(&raised()).await.unwrap();
+        ports.insert(peer.next_message(WAIT)["client_port"].as_u64().unwrap());
+    }
+    assert_eq!(ports.len(), 3);
+}

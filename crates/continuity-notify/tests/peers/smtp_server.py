@@ -34,6 +34,7 @@ def main():
             html = msg.get_body(("html",))
             record = {
                 "mail_from": envelope.mail_from,
+                "client_port": session.peer[1],
                 "rcpt_tos": envelope.rcpt_tos,
                 "tls": session.ssl is not None or mode == "implicit",
                 "authenticated": bool(session.authenticated),
