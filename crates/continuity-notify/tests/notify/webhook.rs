@@ -127,15 +127,28 @@ async fn hook(
     resp
 }
 
-async fn start() -> (Receiver, String, ManualClock) {
-    let clock = ManualClock::new(t0());
-    let r = Receiver {
+fn receiver(clock: &ManualClock) -> Receiver {
+    Receiver {
         clock: clock.clone(),
         seen_signatures: Arc::default(),
         seen_keys: Arc::default(),
         accepted: Arc::default(),
         last_request: Arc::default(),
-    };
+    }
+}
+
+/// Sends an alert of `kind` to `url` with `hook`.
+async fn send_to(
+    hook: &WebhookNotifier,
+    kind: AlertKind,
+    url: &str,
+) -> Result<continuity_core::notify::Receipt, NotifyError> {
+    hook.send(&alert(kind, 1, to(url), t0())).await
+}
+
+async fn start() -> (Receiver, String, ManualClock) {
+    let clock = ManualClock::new(t0());
+    let r = receiver(&clock);
     let addr = serve(router(&r)).await;
     (r, format!("http://{addr}/hook"), clock)
 }
@@ -148,13 +161,7 @@ fn router(r: &Receiver) -> Router {
 
 /// The receiver over HTTPS with `cert`; returns it and its base URL.
 pub async fn start_tls(clock: &ManualClock, cert: &TestCert) -> (Receiver, String) {
-    let r = Receiver {
-        clock: clock.clone(),
-        seen_signatures: Arc::default(),
-        seen_keys: Arc::default(),
-        accepted: Arc::default(),
-        last_request: Arc::default(),
-    };
+    let r = receiver(clock);
     let addr = serve_tls(router(&r), cert).await;
     (r, format!("https://{addr}/hook"))
 }
@@ -258,13 +265,7 @@ async fn a_sender_clock_far_off_is_refused_as_stale() {
     let (receiver, base, clock) = start().await;
     let sender_clock = ManualClock::new(clock.now() - TimeDelta::minutes(10));
     let hook = notifier(&sender_clock);
-    let e = hook
-        .send(&alert(
-            AlertKind::Reminder,
-            1,
-            to(&format!("{base}/ok")),
-            t0(),
-        ))
+    let e = send_to(&hook, AlertKind::Reminder, &format!("{base}/ok"))
         .await
         .unwrap_err();
     assert!(matches!(e, NotifyError::Auth { .. }), "{e:?}");
@@ -310,13 +311,7 @@ async fn receiver_answers_become_typed_errors() {
     // Plain http:// is refused unless allowed.
     let strict =
         WebhookNotifier::new(WebhookConfig::new(SECRET.to_vec()), Arc::new(clock.clone())).unwrap();
-    let e = strict
-        .send(&alert(
-            AlertKind::Raised,
-            1,
-            to(&format!("{base}/ok")),
-            t0(),
-        ))
+    let e = send_to(&strict, AlertKind::Raised, &format!("{base}/ok"))
         .await
         .unwrap_err();
     assert!(matches!(e, NotifyError::Rejected { .. }), "{e:?}");
