@@ -44,6 +44,11 @@
 
 pub use continuity_core::*;
 
+/// The durable event stores: SQLite (the embedded default) and PostgreSQL
+/// (several instances sharing their state). Feature `store` (default).
+#[cfg(feature = "store")]
+pub use continuity_store as stores;
+
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

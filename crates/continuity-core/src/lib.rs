@@ -55,6 +55,7 @@
 //! |---|---|
 //! | [`domain`] | tenant ids, directions, observations and outcomes |
 //! | [`clock`] | the [`Clock`] trait, the system clock and a manual clock |
+//! | [`cluster`] | shards and their ownership, for several instances sharing a store |
 //! | [`window`] | time-bucketed sliding windows with a latency sketch |
 //! | [`policy`] | the [`ThresholdPolicy`](policy::ThresholdPolicy) trait and the latency, failure and leaky-counter policies |
 //! | [`machine`] | the tenant state machine: hysteresis, alert schedule, suspension, continuity events |
@@ -69,6 +70,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod duration;

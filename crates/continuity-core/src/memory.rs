@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
+    cluster::{SHARDS, ShardSet, fair_share},
     domain::TenantId,
     duration::{after, ceil_ms},
     error::{Error, Result},
@@ -57,6 +58,10 @@ struct Inner {
     /// one round share a due time, so one entry holds many keys.
     probe_due: BTreeMap<i64, Vec<u64>>,
     next_lease_id: u64,
+    /// Live instances and when they stop counting as live.
+    instances: BTreeMap<String, DateTime<Utc>>,
+    /// Each shard's owner and the end of its lease.
+    shard_owners: Vec<Option<(String, DateTime<Utc>)>>,
 }
 
 /// A tenant's probe keys: a few inline (no allocation to chase), more spill
@@ -472,10 +477,16 @@ impl EventStore for InMemoryEventStore {
         self.lock().put_probe(probe)
     }
 
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
         let mut inner = self.lock();
-        for p in probes {
-            inner.put_probe(p)?;
+        let mut batch = std::mem::take(probes).into_iter();
+        while let Some(p) = batch.next() {
+            // Fails only when the store is full, for good: the probe that
+            // did not fit is dropped, the rest handed back.
+            if let Err(e) = inner.put_probe(p) {
+                probes.extend(batch);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -499,6 +510,7 @@ impl EventStore for InMemoryEventStore {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        shards: &ShardSet,
     ) -> Result<Vec<PendingProbe>> {
         let mut inner = self.lock();
         let inner = &mut *inner;
@@ -507,6 +519,8 @@ impl EventStore for InMemoryEventStore {
         let until_ms = ceil_ms(until);
         let mut out = Vec::new();
         let mut leased = Vec::new();
+        // Probes of other instances' shards, put back once the walk is done.
+        let mut others: Vec<(i64, u64)> = Vec::new();
         while out.len() < limit {
             let Some(entry) = inner.probe_due.first_entry() else {
                 break;
@@ -527,6 +541,10 @@ impl EventStore for InMemoryEventStore {
                 if slot.due_ms() != due {
                     continue; // stale: rescheduled, re-leased or replaced since
                 }
+                if !shards.holds(&slot.value.tenant) {
+                    others.push((due, key));
+                    continue;
+                }
                 inner.next_lease_id += 1;
                 slot.value.lease_id = lease_id_for(inner.next_lease_id, key);
                 slot.leased_until = Some(until);
@@ -544,7 +562,64 @@ impl EventStore for InMemoryEventStore {
                 .or_default()
                 .append(&mut leased);
         }
+        for (due, key) in others {
+            inner.probe_due.entry(due).or_default().push(key);
+        }
         Ok(out)
+    }
+
+    async fn sync_shards(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<ShardSet> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let until = after(now, lease);
+        inner.instances.retain(|_, alive| *alive > now);
+        inner.instances.insert(instance.to_string(), until);
+        let fair = fair_share(inner.instances.len());
+        let owners = &mut inner.shard_owners;
+        owners.resize(usize::from(SHARDS), None);
+        let mut mine: Vec<usize> = Vec::new();
+        for (i, o) in owners.iter_mut().enumerate() {
+            if let Some((who, end)) = o
+                && who == instance
+            {
+                *end = until;
+                mine.push(i);
+            }
+        }
+        while mine.len() > fair {
+            if let Some(i) = mine.pop() {
+                owners[i] = None;
+            }
+        }
+        for (i, o) in owners.iter_mut().enumerate() {
+            if mine.len() >= fair {
+                break;
+            }
+            if o.as_ref().is_none_or(|(_, end)| *end <= now) {
+                *o = Some((instance.to_string(), until));
+                mine.push(i);
+            }
+        }
+        Ok(mine
+            .into_iter()
+            .filter_map(|i| u16::try_from(i).ok())
+            .collect())
+    }
+
+    async fn release_shards(&self, instance: &str) -> Result<()> {
+        let mut inner = self.lock();
+        inner.instances.remove(instance);
+        for o in inner.shard_owners.iter_mut() {
+            if o.as_ref().is_some_and(|(who, _)| who == instance) {
+                *o = None;
+            }
+        }
+        Ok(())
     }
 
     async fn reschedule_probe(

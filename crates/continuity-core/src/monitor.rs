@@ -39,6 +39,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::{
     clock::{Clock, SystemClock},
+    cluster::{ShardSet, shard_of},
     config::{ChannelKind, TenantConfig},
     domain::{Direction, FailureKind, Observation, Outcome, TenantId},
     duration::{after, ceil_ms, hex_id},
@@ -148,6 +149,7 @@ pub struct MonitorBuilder {
     links: Option<LinkSigner>,
     portal_url: Option<String>,
     settings: MonitorSettings,
+    instance: Option<String>,
 }
 
 impl fmt::Debug for MonitorBuilder {
@@ -210,6 +212,16 @@ impl MonitorBuilder {
         self
     }
 
+    /// Runs this monitor as `instance`, one of several sharing the store:
+    /// it then evaluates and probes only the tenants of the shards it owns
+    /// (see [`cluster`](crate::cluster)). Every instance registers every
+    /// tenant; `instance` must be unique among them (a host name and
+    /// process id, say). Without it the monitor owns every tenant.
+    pub fn cluster(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
     /// Checks the parts and builds the monitor.
     pub fn build(self) -> Result<Monitor> {
         let links = self.links.ok_or_else(|| {
@@ -236,6 +248,14 @@ impl MonitorBuilder {
             ));
         }
         let s = &self.settings;
+        if let Some(instance) = &self.instance
+            && (instance.is_empty() || instance.len() > 200)
+        {
+            return Err(Error::config(
+                "cluster",
+                "the instance name must be 1 to 200 bytes long",
+            ));
+        }
         if s.batch == 0
             || s.lease < Duration::from_secs(1)
             || s.retry_base.is_zero()
@@ -262,6 +282,14 @@ impl MonitorBuilder {
             last_tick: Mutex::new(None),
             ticking: AtomicBool::new(false),
             schedule: Mutex::new(Schedule::default()),
+            owned: Mutex::new(if self.instance.is_some() {
+                ShardSet::EMPTY
+            } else {
+                ShardSet::ALL
+            }),
+            instance: self.instance,
+            local_probes: Mutex::new(Vec::new()),
+            delivered_from_memory: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -285,6 +313,20 @@ struct TenantRuntime {
     last_evaluated: Option<DateTime<Utc>>,
     /// This runtime's index in `Monitor::dense`.
     index: u32,
+    /// The tenant's shard (see [`crate::cluster`]).
+    shard: u16,
+    /// The stored state may have moved on while another instance owned the
+    /// tenant: load it before the next evaluation.
+    reload: bool,
+    /// Transitions made while the store could not be reached, oldest
+    /// first, with the outbox items not delivered yet (see `Monitor::write`).
+    /// `cached` then holds the newest of these states, with the version
+    /// they are based on.
+    journal: Vec<Commit>,
+    /// Since when this monitor has watched the tenant (registered it, or
+    /// took its shard over). Until a window has been watched for its whole
+    /// length, fewer failures than a count threshold prove nothing.
+    watching_since: DateTime<Utc>,
     /// Copies of what every probe round reads, kept here rather than behind
     /// the configuration's pointer (one cache miss less per probe).
     tenant: TenantId,
@@ -301,13 +343,25 @@ impl TenantRuntime {
     }
 
     /// The earliest time at which a policy's verdict can change without a
-    /// new observation.
-    fn next_verdict_change(&self) -> DateTime<Utc> {
-        self.directions
+    /// new observation, or its health (when a window this monitor has
+    /// watched for its whole length can first say "healthy").
+    fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let verdicts = self
+            .directions
             .iter()
             .filter_map(|d| d.verdicts_until)
             .min()
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.directions
+            .iter()
+            .map(|d| self.watched_in_full_at(d))
+            .filter(|at| *at > now)
+            .fold(verdicts, DateTime::min)
+    }
+
+    /// When this monitor will have watched `d`'s window for its whole length.
+    fn watched_in_full_at(&self, d: &DirectionRuntime) -> DateTime<Utc> {
+        after(self.watching_since, d.window.length())
     }
 }
 
@@ -634,6 +688,17 @@ pub struct Monitor {
     last_tick: Mutex<Option<DateTime<Utc>>>,
     ticking: AtomicBool,
     schedule: Mutex<Schedule>,
+    /// This instance's name in a cluster (`None`: the only instance).
+    instance: Option<String>,
+    /// The shards this instance owns (all of them without a cluster).
+    owned: Mutex<ShardSet>,
+    /// Probes sent while the store could not take them: checked from here
+    /// until it can.
+    local_probes: Mutex<Vec<PendingProbe>>,
+    /// Outbox items delivered from a journal, by [`delivery_key`], with
+    /// when: if their commit landed after all, the store's copy is not sent
+    /// again. Kept for a day at most.
+    delivered_from_memory: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 /// When to look at which tenant. A tick works only on what is due, so its
@@ -660,6 +725,8 @@ struct ProbeJob {
     /// The registration it belongs to (stale once the tenant is removed or
     /// registered again).
     epoch: u32,
+    /// The tenant's shard.
+    shard: u16,
     settings: Arc<crate::config::ProbeConfig>,
 }
 
@@ -748,8 +815,8 @@ impl fmt::Debug for Monitor {
     }
 }
 
-/// Outbox entries attempted at once by one tick.
-const OUTBOX_CONCURRENCY: usize = 32;
+/// Outbox lanes worked at once by one tick: all of them (three channels and the hook).
+const OUTBOX_CONCURRENCY: usize = 4;
 
 /// Runs `futures` with at most `limit` in flight (a new one starts as soon as
 /// one finishes) and returns their outputs in completion order. Written by
@@ -818,6 +885,7 @@ impl Monitor {
             links: None,
             portal_url: None,
             settings: MonitorSettings::default(),
+            instance: None,
         }
     }
 
@@ -894,6 +962,10 @@ impl Monitor {
                 DirectionRuntime::new(&config.outbound)?,
             ],
             index: 0,
+            shard: shard_of(&config.tenant),
+            reload: false,
+            journal: Vec::new(),
+            watching_since: self.clock.now(),
             tenant: config.tenant.clone(),
             probe_settings: config.probes.clone(),
             config: Arc::new(config),
@@ -942,6 +1014,7 @@ impl Monitor {
         schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
         for direction in probed {
             let job = ProbeJob {
+                shard: shard_of(&tenant_id),
                 tenant: tenant_id.clone(),
                 direction,
                 index,
@@ -1079,6 +1152,80 @@ impl Monitor {
         self.tick(self.clock.now()).await
     }
 
+    /// The shards this monitor owns: all of them unless it runs in a
+    /// [cluster](MonitorBuilder::cluster), where the last successful sync
+    /// with the store decided.
+    pub fn owned_shards(&self) -> ShardSet {
+        *lock(&self.owned)
+    }
+
+    /// Gives this instance's shards up (a clean shutdown of a
+    /// [cluster](MonitorBuilder::cluster) member), so the other instances
+    /// take its tenants over at their next tick instead of after the lease.
+    /// Without a cluster it does nothing.
+    pub async fn leave_cluster(&self) -> Result<()> {
+        let Some(instance) = &self.instance else {
+            return Ok(());
+        };
+        *lock(&self.owned) = ShardSet::EMPTY;
+        self.store.as_ref().release_shards(instance).await
+    }
+
+    /// Renews this instance's shards and takes over or gives up shards as
+    /// the store decides; tenants of shards gained are reloaded and woken.
+    /// While the store cannot be reached the last known shards are kept:
+    /// nobody else can take them over through an unreachable store either.
+    async fn sync_ownership(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let Some(instance) = &self.instance else {
+            return;
+        };
+        let new = match self
+            .store
+            .as_ref()
+            .sync_shards(instance, now, self.settings.lease)
+            .await
+        {
+            Ok(new) => new,
+            Err(e) => {
+                warn!(instance, error = %e, "syncing shard ownership failed; keeping the shards known");
+                report.errors.push(format!("syncing shard ownership: {e}"));
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *lock(&self.owned), new);
+        if new == old {
+            return;
+        }
+        let gained = new.difference(&old);
+        info!(
+            instance,
+            owned = new.len(),
+            gained = gained.len(),
+            lost = old.difference(&new).len(),
+            "shard ownership changed"
+        );
+        if gained.is_empty() {
+            return;
+        }
+        // Rare (instances joining or leaving): a walk over all tenants is fine.
+        let runtimes: Vec<Runtime> = self.read_tenants().values().cloned().collect();
+        let mut woken = Vec::new();
+        for rt in runtimes {
+            let mut guard = lock(&rt);
+            if gained.contains(guard.shard) {
+                guard.reload = true;
+                guard.next_eval_at = None;
+                guard.watching_since = now;
+                drop(guard);
+                woken.push(rt);
+            }
+        }
+        let mut schedule = lock(&self.schedule);
+        for rt in woken {
+            schedule.wake(rt, DateTime::<Utc>::MIN_UTC);
+        }
+    }
+
     /// Runs one round of the engine at `now` (see the [module docs](self)).
     ///
     /// Errors: [`Error::ClockWentBackwards`] if `now` is before the previous
@@ -1102,6 +1249,7 @@ impl Monitor {
         let span = info_span!("tick", %now);
         async {
             let mut report = TickReport::default();
+            self.sync_ownership(now, &mut report).await;
             self.dispatch_probes(now, &mut report).await;
             self.check_probes(now, &mut report).await;
             let due = self.due_evaluations(now);
@@ -1139,11 +1287,12 @@ impl Monitor {
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) {
+        let owned = *lock(&self.owned);
         for rt in tenants.drain(..) {
             if lock(&rt).removed {
                 continue;
             }
-            match self.evaluate_tenant(&rt, now, report).await {
+            match self.evaluate_tenant(&rt, now, &owned, report).await {
                 Ok(Some(at)) => self.wake(&rt, at),
                 Ok(None) => {}
                 Err((tenant, e)) => {
@@ -1164,9 +1313,17 @@ impl Monitor {
 
     async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut due = self.due_probes(now);
+        let owned = *lock(&self.owned);
         let mut pending_probes = Vec::new();
         let mut next_rounds = Vec::with_capacity(due.len());
         for job in due.drain(..) {
+            if !owned.contains(job.shard) {
+                // Another instance probes this tenant; look again next round,
+                // in case the shard comes here.
+                let next = after(now, job.settings.interval);
+                next_rounds.push((job, next));
+                continue;
+            }
             let direction = job.direction;
             let Some(probe) = &self.probes[direction.index()] else {
                 continue;
@@ -1258,25 +1415,58 @@ impl Monitor {
             return;
         }
         let count = pending.len();
-        if let Err(e) = self
-            .store
-            .as_ref()
-            .put_probes(std::mem::take(pending))
-            .await
-        {
-            error!(count, error = %e, "pending probes not stored; they will not be checked");
+        if let Err(e) = self.store.as_ref().put_probes(pending).await {
+            warn!(count, error = %e, "pending probes not stored; checking them from memory until the store answers");
             report.errors.push(format!("storing {count} probes: {e}"));
+            lock(&self.local_probes).append(pending);
         }
     }
 
+    /// Probes the store could not take: handed to it now if it answers,
+    /// else checked from memory.
+    async fn check_local_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let mut local = std::mem::take(&mut *lock(&self.local_probes));
+        if local.is_empty() {
+            return;
+        }
+        let count = local.len();
+        if self.store.as_ref().put_probes(&mut local).await.is_ok() {
+            info!(count, "probes kept in memory are stored now");
+            return;
+        }
+        let mut kept = Vec::with_capacity(count);
+        for mut p in local {
+            if p.next_check_at > now {
+                kept.push(p);
+                continue;
+            }
+            let request = ProbeRequest {
+                tenant: p.tenant.clone(),
+                direction: p.direction,
+                probe_id: p.probe_id.clone(),
+                sent_at: p.sent_at,
+            };
+            if let Some(at) = self
+                .check_request(&request, p.deadline, &p.ticket, p.tenant_hint, now, report)
+                .await
+            {
+                p.next_check_at = at;
+                kept.push(p);
+            }
+        }
+        lock(&self.local_probes).extend(kept);
+    }
+
     async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        self.check_local_probes(now, report).await;
+        let owned = *lock(&self.owned);
         // Bounded: each round claims up to `batch`; a probe claimed in this
         // tick is rescheduled into the future, so rounds end.
         for _ in 0..10_000 {
             let claimed = match self
                 .store
                 .as_ref()
-                .claim_probes(now, self.settings.lease, self.settings.batch)
+                .claim_probes(now, self.settings.lease, self.settings.batch, &owned)
                 .await
             {
                 Ok(c) => c,
@@ -1401,9 +1591,57 @@ impl Monitor {
         &self,
         rt: &Runtime,
         now: DateTime<Utc>,
+        owned: &ShardSet,
         report: &mut TickReport,
     ) -> std::result::Result<Option<DateTime<Utc>>, (TenantId, Error)> {
         let tenant_of = |rt: &Runtime| lock(rt).config.tenant.clone();
+        let (reload, mut flush) = {
+            let guard = lock(rt);
+            if !owned.contains(guard.shard) {
+                // Another instance evaluates it; it is woken again if its
+                // shard comes here.
+                return Ok(None);
+            }
+            (
+                guard.reload.then(|| guard.tenant.clone()),
+                journal_flush(&guard, now),
+            )
+        };
+        if let Some(tenant) = reload {
+            // The previous owner may have moved the state on.
+            match self.store.as_ref().load(&tenant).await {
+                Ok(fresh) => {
+                    let mut guard = lock(rt);
+                    if let Some(fresh) = fresh
+                        && fresh.version >= guard.cached.version
+                    {
+                        guard.cached = fresh;
+                    }
+                    guard.reload = false;
+                    guard.next_eval_at = None;
+                    flush = journal_flush(&guard, now);
+                }
+                // Go on with what is known; a stale version only makes the
+                // next write conflict and reload. Loaded again next time.
+                Err(e) if store_unreachable(&e) => {
+                    warn!(%tenant, error = %e, "reloading a tenant taken over failed; using the state known");
+                }
+                Err(e) => return Err((tenant, e)),
+            }
+        }
+        if let Some((tenant, expected, commit)) = flush {
+            match self.write(rt, &tenant, expected, commit, now, report).await {
+                Ok(Written::Stored(version)) => lock(rt).cached.version = version,
+                // Its writes wait for the store: try again next tick.
+                Ok(Written::Journaled) => self.wake(rt, now),
+                Err(Error::Conflict { .. }) => {
+                    self.reload(&tenant, rt)
+                        .await
+                        .map_err(|e| (tenant.clone(), e))?;
+                }
+                Err(e) => return Err((tenant, e)),
+            }
+        }
         for attempt in 0..=self.settings.conflict_retries {
             let prepared = {
                 let mut guard = lock(rt);
@@ -1443,11 +1681,15 @@ impl Monitor {
                 }
                 for d in Direction::ALL {
                     let dr = &rt.directions[d.index()];
+                    let full = now >= rt.watched_in_full_at(dr);
                     for w in dr.watches.iter() {
                         evaluations.push(Evaluation {
                             direction: d,
                             name: w.policy.get().condition(),
-                            health: w.verdict.as_ref().map_or(Health::Unknown, health),
+                            health: w
+                                .verdict
+                                .as_ref()
+                                .map_or(Health::Unknown, |v| health(v, full)),
                         });
                     }
                 }
@@ -1468,7 +1710,7 @@ impl Monitor {
                 }
                 let evaluations = evaluations.as_slice();
                 if is_quiet(&rt.cached.state, evaluations, now, &rt.rules) {
-                    let next = rt.next_verdict_change();
+                    let next = rt.next_verdict_change(now);
                     let deadline = rt.cached.state.next_deadline(rt.rules.repeat_interval);
                     let at = deadline.map_or(next, |d| d.min(next));
                     rt.next_eval_at = Some(at);
@@ -1485,7 +1727,7 @@ impl Monitor {
                 .map_err(|e| (tenant.clone(), e))?;
                 if effects.is_empty() && next == rt.cached.state {
                     // Nothing to write (a reminder deferred by a suspension, say).
-                    let at = rt.next_verdict_change();
+                    let at = rt.next_verdict_change(now);
                     let at = next
                         .next_deadline(rt.rules.repeat_interval)
                         .map_or(at, |d| d.min(at));
@@ -1501,7 +1743,7 @@ impl Monitor {
                 // (a hysteresis streak still running)? Then look again next tick.
                 let settled = is_quiet(&next, evaluations, now, &rt.rules);
                 let next_eval_at = settled.then(|| {
-                    let at = rt.next_verdict_change();
+                    let at = rt.next_verdict_change(now);
                     next.next_deadline(rt.rules.repeat_interval)
                         .map_or(at, |d| d.min(at))
                 });
@@ -1516,13 +1758,22 @@ impl Monitor {
             let state = commit.state.clone();
             let span = info_span!("transition", %tenant, expected);
             match self
-                .store
-                .as_ref()
-                .commit(tenant, expected, commit)
+                .write(rt, tenant, expected, commit, now, report)
                 .instrument(span)
                 .await
             {
-                Ok(version) => {
+                Ok(Written::Journaled) => {
+                    let mut rt = lock(rt);
+                    report.alerts += state
+                        .next_alert_id
+                        .saturating_sub(rt.cached.state.next_alert_id);
+                    // Not confirmed: the version stays the one it builds on;
+                    // the write is tried again next tick.
+                    rt.cached.state = state;
+                    rt.next_eval_at = next_eval_at;
+                    return Ok(Some(now));
+                }
+                Ok(Written::Stored(version)) => {
                     report.transitions += 1;
                     let alerts = state
                         .next_alert_id
@@ -1563,6 +1814,178 @@ impl Monitor {
                 actual: 0,
             },
         ))
+    }
+
+    /// Commits `commit` (based on version `expected`) together with the
+    /// transitions journaled while the store could not be reached.
+    ///
+    /// When the store cannot be reached (a retryable [`Error::Store`]), the
+    /// transition is journaled instead and its alerts and hook calls are
+    /// made from here, so an outage of the store does not silence the
+    /// alerts (they go out at least once; a re-send carries the same
+    /// idempotency key). The journal is written at the next tick the store
+    /// answers. If the store's state moved on meanwhile, either our own
+    /// writes landed without an acknowledgement (recognised by version and
+    /// state), or another writer changed it: then the journal's audit
+    /// entries and undelivered items are appended on top of that state and
+    /// the caller evaluates again.
+    async fn write(
+        &self,
+        rt: &Runtime,
+        tenant: &TenantId,
+        expected: u64,
+        commit: Commit,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<Written> {
+        let mut pending = std::mem::take(&mut lock(rt).journal);
+        pending.push(commit);
+        let mut expected = expected;
+        loop {
+            let merged = merge_commits(&pending);
+            let error = match self.store.as_ref().commit(tenant, expected, merged).await {
+                Ok(version) => {
+                    if pending.len() > 1 {
+                        info!(%tenant, transitions = pending.len(), "transitions made while the store was unreachable are stored");
+                    }
+                    return Ok(Written::Stored(version));
+                }
+                Err(e) => e,
+            };
+            if store_unreachable(&error) {
+                warn!(%tenant, error = %error, "store unreachable: transition kept in memory, its alerts sent from here");
+                report.errors.push(format!(
+                    "{tenant}: store unreachable, transition kept: {error}"
+                ));
+                self.journal_and_deliver(rt, pending, now, report).await;
+                return Ok(Written::Journaled);
+            }
+            let Error::Conflict { .. } = error else {
+                // Not written, and retrying will not help: the journal stays,
+                // the new transition is dropped (evaluated again later).
+                pending.pop();
+                lock(rt).journal = pending;
+                return Err(error);
+            };
+            if pending.len() == 1 {
+                return Err(error);
+            }
+            let fresh = match self.store.as_ref().load(tenant).await {
+                Ok(f) => f.unwrap_or(Versioned {
+                    version: 0,
+                    state: TenantState::default(),
+                }),
+                Err(e) if store_unreachable(&e) => {
+                    self.journal_and_deliver(rt, pending, now, report).await;
+                    return Ok(Written::Journaled);
+                }
+                Err(e) => {
+                    pending.pop();
+                    lock(rt).journal = pending;
+                    return Err(e);
+                }
+            };
+            // Did the first k journaled transitions land, their answer lost?
+            let landed = fresh
+                .version
+                .checked_sub(expected)
+                .and_then(|k| usize::try_from(k).ok())
+                .filter(|k| *k >= 1 && *k <= pending.len() && pending[k - 1].state == fresh.state);
+            if let Some(k) = landed {
+                pending.drain(..k);
+                expected = fresh.version;
+                if pending.is_empty() {
+                    return Ok(Written::Stored(fresh.version));
+                }
+                continue;
+            }
+            // Another writer changed the state: keep our record and what is
+            // still to be delivered on top of theirs, and evaluate again.
+            let mut salvage = merge_commits(&pending);
+            salvage.state = fresh.state.clone();
+            salvage.audit.push(machine::AuditEntry {
+                at: now,
+                actor: Actor::System,
+                action: "store.journal.superseded".into(),
+                before: format!(
+                    "{} transitions made while the store was unreachable",
+                    pending.len()
+                ),
+                after: format!("state of version {} kept", fresh.version),
+            });
+            if let Err(e) = self
+                .store
+                .as_ref()
+                .commit(tenant, fresh.version, salvage)
+                .await
+            {
+                warn!(%tenant, error = %e, "the journal could not be appended; kept for the next tick");
+                pending.pop();
+                lock(rt).journal = pending;
+                return Err(e);
+            }
+            return Err(error);
+        }
+    }
+
+    /// Delivers the journal's undelivered items (in order per recipient and
+    /// hook) and keeps the journal with what is left.
+    async fn journal_and_deliver(
+        &self,
+        rt: &Runtime,
+        mut pending: Vec<Commit>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) {
+        // A tick re-writing the same state adds nothing to keep.
+        pending.dedup_by(|later, earlier| {
+            later.audit.is_empty() && later.outbox.is_empty() && later.state == earlier.state
+        });
+        let mut held = std::collections::HashSet::new();
+        for c in pending.iter_mut() {
+            for item in std::mem::take(&mut c.outbox) {
+                let key = item.order_key();
+                if held.contains(&key) {
+                    c.outbox.push(item);
+                    continue;
+                }
+                let entry = OutboxEntry {
+                    id: 0,
+                    item,
+                    created_at: c.at,
+                    attempts: 1,
+                    next_attempt_at: now,
+                    lease_id: 0,
+                    last_error: None,
+                };
+                match self.attempt(&entry, now, report).await {
+                    OutboxResult::Done => {
+                        let mut sent = lock(&self.delivered_from_memory);
+                        let day = chrono::TimeDelta::days(1);
+                        sent.retain(|_, at| *at + day > now);
+                        sent.insert(delivery_key(&entry.item), now);
+                    }
+                    OutboxResult::Retry { .. } => {
+                        held.insert(key);
+                        c.outbox.push(entry.item);
+                    }
+                    OutboxResult::GiveUp { error } => {
+                        error!(
+                            key,
+                            error, "delivery given up while the store is unreachable"
+                        );
+                    }
+                }
+            }
+        }
+        lock(rt).journal = pending;
+    }
+
+    /// Whether a journal delivered `item` already (and forgets it: the
+    /// store's copy is the only other one).
+    fn sent_from_memory(&self, item: &OutboxItem) -> bool {
+        let mut sent = lock(&self.delivered_from_memory);
+        !sent.is_empty() && sent.remove(&delivery_key(item)).is_some()
     }
 
     async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {
@@ -1710,21 +2133,44 @@ impl Monitor {
             if claimed.is_empty() {
                 return;
             }
-            // Entries are attempted side by side, so a slow or failing
-            // channel holds one slot instead of the whole queue. Order per
-            // recipient and per tenant hook stays: the store hands out only
-            // the oldest entry of each order key.
-            let attempts = claimed.into_iter().map(|entry| async move {
+            // One lane per channel (and one for the hook calls), the lanes
+            // side by side: a slow or failing channel never holds back the
+            // others. Within a lane entries go one at a time, so an instance
+            // dying mid-tick leaves at most one delivery per channel sent
+            // and not recorded. Order per recipient and per tenant hook
+            // stays: the store hands out only the oldest entry of each
+            // order key.
+            let mut lanes: Vec<(Option<ChannelKind>, Vec<OutboxEntry>)> = Vec::new();
+            for entry in claimed {
+                let lane = match &entry.item {
+                    OutboxItem::Alert(m) => Some(m.recipient.channel),
+                    _ => None,
+                };
+                match lanes.iter_mut().find(|(l, _)| *l == lane) {
+                    Some((_, entries)) => entries.push(entry),
+                    None => lanes.push((lane, vec![entry])),
+                }
+            }
+            let attempts = lanes.into_iter().map(|(_, entries)| async move {
                 let mut part = TickReport::default();
-                let result = self.attempt(&entry, now, &mut part).await;
-                if let Err(e) = self
-                    .store
-                    .as_ref()
-                    .complete_outbox(entry.id, entry.lease_id, result)
-                    .await
-                {
-                    warn!(id = entry.id, error = %e, "recording an outbox result failed; the entry will be retried");
-                    part.errors.push(format!("outbox {}: {e}", entry.id));
+                for entry in entries {
+                    let result = if self.sent_from_memory(&entry.item) {
+                        // The journal sent it while the store looked unreachable,
+                        // and the commit had landed after all.
+                        debug!(id = entry.id, "already delivered from memory");
+                        OutboxResult::Done
+                    } else {
+                        self.attempt(&entry, now, &mut part).await
+                    };
+                    if let Err(e) = self
+                        .store
+                        .as_ref()
+                        .complete_outbox(entry.id, entry.lease_id, result)
+                        .await
+                    {
+                        warn!(id = entry.id, error = %e, "recording an outbox result failed; the entry will be retried");
+                        part.errors.push(format!("outbox {}: {e}", entry.id));
+                    }
                 }
                 part
             });
@@ -2039,11 +2485,69 @@ fn record(
     recorded
 }
 
+/// The write of a tenant's journal, once per tick (without a transition:
+/// the state as it is, on the version it builds on), if it has one.
+fn journal_flush(rt: &TenantRuntime, now: DateTime<Utc>) -> Option<(TenantId, u64, Commit)> {
+    (!rt.journal.is_empty() && rt.last_evaluated != Some(now)).then(|| {
+        (
+            rt.tenant.clone(),
+            rt.cached.version,
+            Commit {
+                state: rt.cached.state.clone(),
+                at: now,
+                audit: Vec::new(),
+                outbox: Vec::new(),
+            },
+        )
+    })
+}
+
+/// How [`Monitor::write`] kept a transition.
+enum Written {
+    /// In the store, at this version.
+    Stored(u64),
+    /// In memory, until the store answers again.
+    Journaled,
+}
+
+/// What identifies one delivery of an outbox item, whichever copy.
+fn delivery_key(item: &OutboxItem) -> String {
+    match item {
+        OutboxItem::Alert(m) => m.idempotency_key.clone(),
+        OutboxItem::EventStarted { tenant, event } => format!("{tenant}/hook/start/{}", event.id),
+        OutboxItem::EventEnded { tenant, event } => format!("{tenant}/hook/end/{}", event.id),
+    }
+}
+
+/// Whether `e` says the store could not be reached (rather than refused).
+fn store_unreachable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Store {
+            retryable: true,
+            ..
+        }
+    )
+}
+
+/// One commit doing what `commits` do one after another.
+fn merge_commits(commits: &[Commit]) -> Commit {
+    let mut merged = Commit::default();
+    for c in commits {
+        merged.state.clone_from(&c.state);
+        merged.at = c.at;
+        merged.audit.extend(c.audit.iter().cloned());
+        merged.outbox.extend(c.outbox.iter().cloned());
+    }
+    merged
+}
+
 /// A verdict as the state machine sees it: a policy without enough data to
 /// judge (no samples, fewer than its minimum) is `Unknown`, which neither
 /// raises nor clears, so an empty window after a restart cannot end an
-/// outage by itself.
-fn health(v: &Verdict) -> Health {
+/// outage by itself. `full_window`: the monitor has watched the window for
+/// its whole length (since it registered the tenant or took it over).
+fn health(v: &Verdict, full_window: bool) -> Health {
     if v.breached {
         return Health::Breached;
     }
@@ -2051,6 +2555,13 @@ fn health(v: &Verdict) -> Health {
         Reading::Latency { value: None, .. } | Reading::Failures { samples: 0, .. } => {
             Health::Unknown
         }
+        // Fewer failures than the count in a window watched for only part
+        // of its length (after a restart or a take-over) prove nothing: an
+        // outage must not "resolve" because the window is still filling.
+        Reading::Failures {
+            limit: FailureLimit::Count(_),
+            ..
+        } if !full_window => Health::Unknown,
         _ => Health::Healthy,
     }
 }

@@ -27,6 +27,12 @@
 //!   claimed. A failing item therefore holds back the later ones (an event's
 //!   end never reaches the hook before its start; a recipient never reads
 //!   "resolved" before the alert it resolves).
+//! - **Shards.** [`EventStore::sync_shards`] gives each of the
+//!   [`SHARDS`](crate::cluster::SHARDS) shards to at most one live instance
+//!   at a time, each instance about its fair share; a shard whose owner
+//!   stopped renewing it is free once its lease ran out.
+//!   [`EventStore::claim_probes`] hands out only probes of tenants in the
+//!   shards asked for.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -35,6 +41,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    cluster::ShardSet,
     domain::{Direction, TenantId},
     error::Result,
     machine::{AuditEntry, ContinuityEvent, TenantState},
@@ -75,9 +82,10 @@ pub struct AuditRecord {
     pub entry: AuditEntry,
 }
 
-/// Work queued by a commit.
+/// Work queued by a commit. Stored as JSON by the durable stores, tagged
+/// `"type"` (an alert has a `kind` field of its own).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutboxItem {
     /// Deliver a rendered alert to one recipient.
     Alert(Box<AlertMessage>),
@@ -236,14 +244,32 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Stores a new pending probe (replacing one with the same tenant and probe id).
     async fn put_probe(&self, probe: PendingProbe) -> Result<()>;
 
-    /// Claims up to `limit` probes whose `next_check_at` has come and that are
-    /// not leased, leasing them for `lease`. Earliest first.
+    /// Claims up to `limit` probes of tenants in `shards` whose
+    /// `next_check_at` has come and that are not leased, leasing them for
+    /// `lease`. Earliest first.
     async fn claim_probes(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        shards: &ShardSet,
     ) -> Result<Vec<PendingProbe>>;
+
+    /// In one step: records that `instance` is alive until `now + lease`,
+    /// renews the leases of the shards it owns, gives up those above its
+    /// [fair share](crate::cluster::fair_share) of the live instances, and
+    /// takes free shards (never owned, given up, or whose lease ran out) up
+    /// to it, lowest first. Returns the shards `instance` owns now.
+    async fn sync_shards(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<ShardSet>;
+
+    /// Gives up every shard of `instance` and forgets it (a clean
+    /// shutdown), so the other instances take over at their next sync.
+    async fn release_shards(&self, instance: &str) -> Result<()>;
 
     /// Releases a claimed probe with a new check time.
     async fn reschedule_probe(
@@ -258,12 +284,15 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()>;
 
     /// Stores many new pending probes, as [`put_probe`](Self::put_probe)
-    /// does one by one (the default). Backends override it to save round
-    /// trips; a failure may leave some of the probes stored.
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
-        for p in probes {
-            self.put_probe(p).await?;
+    /// does one by one (the default); backends override it to save round
+    /// trips. On success `probes` is left empty. On failure it still holds
+    /// the probes (some may have been stored as well; storing them again
+    /// replaces them), so the caller loses none and copies none.
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
+        for p in probes.iter() {
+            self.put_probe(p.clone()).await?;
         }
+        probes.clear();
         Ok(())
     }
 
@@ -311,8 +340,14 @@ macro_rules! forward_event_store {
             async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
                 (**self).put_probe(probe).await
             }
-            async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize) -> Result<Vec<PendingProbe>> {
-                (**self).claim_probes(now, lease, limit).await
+            async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize, shards: &ShardSet) -> Result<Vec<PendingProbe>> {
+                (**self).claim_probes(now, lease, limit, shards).await
+            }
+            async fn sync_shards(&self, instance: &str, now: DateTime<Utc>, lease: Duration) -> Result<ShardSet> {
+                (**self).sync_shards(instance, now, lease).await
+            }
+            async fn release_shards(&self, instance: &str) -> Result<()> {
+                (**self).release_shards(instance).await
             }
             async fn reschedule_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64, next_check_at: DateTime<Utc>) -> Result<()> {
                 (**self).reschedule_probe(tenant, probe_id, lease_id, next_check_at).await
@@ -320,7 +355,7 @@ macro_rules! forward_event_store {
             async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
                 (**self).remove_probe(tenant, probe_id, lease_id).await
             }
-            async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+            async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
                 (**self).put_probes(probes).await
             }
             async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
@@ -331,3 +366,44 @@ macro_rules! forward_event_store {
 }
 
 forward_event_store!(std::sync::Arc<T>, Box<T>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::{ChannelKind, Recipient},
+        machine::AlertKind,
+    };
+
+    #[test]
+    fn outbox_items_survive_a_json_round_trip() {
+        let tenant = TenantId::new("acme").unwrap();
+        let at: DateTime<Utc> = "2030-01-01T00:00:00.123456789Z".parse().unwrap();
+        let alert = OutboxItem::Alert(Box::new(AlertMessage {
+            tenant: tenant.clone(),
+            tenant_name: "Acme".into(),
+            alert_id: 3,
+            kind: AlertKind::Reminder,
+            recipient: Recipient::new("ops", ChannelKind::Email, "ops@example.net"),
+            idempotency_key: "acme/3/ops".into(),
+            created_at: at,
+            link: "https://portal.example/c/x".into(),
+            link_expires_at: at,
+            conditions: Vec::new(),
+            event: Some("active".into()),
+        }));
+        let json = serde_json::to_string(&alert).unwrap();
+        assert_eq!(serde_json::from_str::<OutboxItem>(&json).unwrap(), alert);
+        let entry = OutboxEntry {
+            id: 1,
+            item: alert,
+            created_at: at,
+            attempts: 0,
+            next_attempt_at: DateTime::<Utc>::MIN_UTC,
+            lease_id: 0,
+            last_error: None,
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(serde_json::from_str::<OutboxEntry>(&json).unwrap(), entry);
+    }
+}

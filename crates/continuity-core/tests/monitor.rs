@@ -557,7 +557,7 @@ async fn two_instances_on_one_store_send_each_alert_once() {
 }
 
 #[tokio::test]
-async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
+async fn an_unreachable_store_does_not_silence_the_alert_and_loses_nothing() {
     let clock = ManualClock::new(start());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let store = Arc::new(FaultyStore::new(InMemoryEventStore::new()));
@@ -573,8 +573,7 @@ async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
     let acme = TenantId::new("acme").unwrap();
     monitor.register_tenant(config(&acme)).await.unwrap();
     store.set_down(true);
-    for _ in 0..10 {
-        let now = clock.advance(MINUTE);
+    let refuse = |now| {
         monitor
             .observe(Observation::failed(
                 acme.clone(),
@@ -583,24 +582,99 @@ async fn an_unreachable_store_delays_the_alert_but_loses_nothing() {
                 continuity_core::FailureKind::Refused,
             ))
             .unwrap();
+    };
+    for _ in 0..10 {
+        let now = clock.advance(MINUTE);
+        refuse(now);
         let report = monitor.tick(now).await.unwrap();
         assert!(!report.errors.is_empty(), "store errors are reported");
     }
-    assert!(sms.messages().is_empty(), "nothing committed, nothing sent");
+    let sent = sms.messages();
+    assert_eq!(sent.len(), 1, "the alert went out while the store was down");
+    assert_eq!(sent[0].kind, AlertKind::Raised);
+    assert!(
+        store.inner().load(&acme).await.unwrap().is_none(),
+        "nothing reached the store"
+    );
+
     store.set_down(false);
-    // Hysteresis lives in the stored state: nothing advanced while the store
-    // was down, so the two breached evaluations happen now.
-    for _ in 0..2 {
+    let now = clock.advance(MINUTE);
+    refuse(now);
+    assert!(monitor.tick(now).await.unwrap().errors.is_empty());
+    // What happened while the store was down is written now.
+    let stored = store.inner().load(&acme).await.unwrap().unwrap();
+    assert!(stored.state.any_active(), "the raised condition is stored");
+    assert_eq!(stored.state.next_alert_id, 1, "the alert is recorded");
+    assert_eq!(
+        monitor.status(&acme).unwrap().state,
+        stored,
+        "the monitor works on the stored version now"
+    );
+    assert!(
+        store.inner().pending_outbox(10).await.unwrap().is_empty(),
+        "delivered alerts are not queued again"
+    );
+    assert_eq!(sms.messages().len(), 1, "and not sent again");
+
+    // The outage goes on: the hourly reminder comes from the stored schedule.
+    for _ in 0..60 {
         let now = clock.advance(MINUTE);
+        refuse(now);
         assert!(monitor.tick(now).await.unwrap().errors.is_empty());
     }
-    let now = clock.now();
-    assert_eq!(
-        sms.messages().len(),
-        1,
-        "the alert goes out once the store is back"
+    let kinds: Vec<AlertKind> = sms.messages().iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![AlertKind::Raised, AlertKind::Reminder]);
+}
+
+#[tokio::test]
+async fn probes_sent_while_the_store_is_down_are_checked_from_memory() {
+    let clock = ManualClock::new(start());
+    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+    let store = Arc::new(FaultyStore::new(InMemoryEventStore::new()));
+    let mail = Arc::new(SimulatedMailSystem::new(
+        Arc::new(clock.clone()),
+        Duration::from_secs(20),
+    ));
+    let monitor = Monitor::builder()
+        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .notifier(sms.clone())
+        .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Email)))
+        .probe(Direction::Outbound, mail.clone())
+        .link_signer(signer())
+        .portal_url("https://continuity.example.net/c/")
+        .build()
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    monitor.register_tenant(config(&acme)).await.unwrap();
+    // The store and the organisation's server fail together.
+    store.set_down(true);
+    mail.set_flow(&acme, Direction::Outbound, SimulatedFlow::Blackhole);
+    let mut lost = 0;
+    for _ in 0..60 {
+        let now = clock.advance(MINUTE);
+        lost += monitor.tick(now).await.unwrap().probes_lost;
+    }
+    assert!(
+        lost >= 3,
+        "probes kept in memory were checked and lost: {lost}"
     );
-    assert_eq!(clock.now(), now);
+    let kinds: Vec<AlertKind> = sms.messages().iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![AlertKind::Raised],
+        "alerted with the store down"
+    );
+
+    store.set_down(false);
+    let now = clock.advance(MINUTE);
+    monitor.tick(now).await.unwrap();
+    let stored = store.inner().load(&acme).await.unwrap().unwrap();
+    assert!(stored.state.any_active());
+    assert!(
+        store.inner().probe_count() > 0,
+        "the probes still pending went to the store"
+    );
 }
 
 #[tokio::test]

@@ -7,10 +7,11 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
-    Direction, ManualClock, Monitor, Observation, TenantId,
+    Clock, Direction, ManualClock, Monitor, Observation, TenantId,
+    cluster::ShardSet,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
-    machine::{Action, Actor},
+    machine::{Action, Actor, AlertKind},
     memory::InMemoryEventStore,
     sim::{RecordingHook, RecordingNotifier, SimulatedMailSystem},
     store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
@@ -265,8 +266,20 @@ impl EventStore for Gate {
         n: DateTime<Utc>,
         l: Duration,
         k: usize,
+        s: &ShardSet,
     ) -> continuity_core::Result<Vec<PendingProbe>> {
-        self.inner.claim_probes(n, l, k).await
+        self.inner.claim_probes(n, l, k, s).await
+    }
+    async fn sync_shards(
+        &self,
+        i: &str,
+        n: DateTime<Utc>,
+        l: Duration,
+    ) -> continuity_core::Result<ShardSet> {
+        self.inner.sync_shards(i, n, l).await
+    }
+    async fn release_shards(&self, i: &str) -> continuity_core::Result<()> {
+        self.inner.release_shards(i).await
     }
     async fn reschedule_probe(
         &self,
@@ -341,5 +354,154 @@ async fn an_action_racing_a_tick_commit_is_kept() {
         calls.len(),
         4,
         "start, end, planned start, planned end: {calls:?}"
+    );
+}
+
+// ---- a window still filling after a restart does not "resolve" an outage ----
+#[tokio::test]
+async fn a_restart_in_an_outage_does_not_resolve_it_on_the_first_failures() {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let r = rig(store.clone(), false).await;
+    let mut t = start();
+    for _ in 0..10 {
+        t += TimeDelta::minutes(1);
+        r.clock.set(t);
+        r.refused(t, 1);
+        r.monitor.tick(t).await.unwrap();
+    }
+    assert_eq!(r.sms.messages().len(), 1, "raised");
+    drop(r);
+
+    // The process restarts: a new monitor on the same store, windows empty.
+    let clock = ManualClock::new(t + TimeDelta::minutes(5));
+    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+    let monitor = Monitor::builder()
+        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .notifier(sms.clone())
+        .link_signer(LinkSigner::new(LinkKey::new("k1", [42u8; 32]).unwrap()))
+        .portal_url("https://continuity.example.net/c/")
+        .build()
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    monitor.register_tenant(config(&acme)).await.unwrap();
+    let mut t = clock.now();
+    // The outage goes on: one refused delivery every 10 minutes, fewer than
+    // the 3 of the threshold in what the new window has seen so far.
+    for minute in 0..55 {
+        t += TimeDelta::minutes(1);
+        clock.set(t);
+        if minute % 10 == 0 {
+            monitor
+                .observe(Observation::failed(
+                    acme.clone(),
+                    Direction::Outbound,
+                    t,
+                    continuity_core::FailureKind::Refused,
+                ))
+                .unwrap();
+        }
+        monitor.tick(t).await.unwrap();
+    }
+    let kinds: Vec<AlertKind> = sms.messages().iter().map(|m| m.kind).collect();
+    assert!(
+        !kinds.contains(&AlertKind::Resolved),
+        "a partly filled window resolved the outage: {kinds:?}"
+    );
+    assert_eq!(
+        kinds,
+        vec![AlertKind::Reminder],
+        "the hourly reminder goes on"
+    );
+    assert!(store.load(&acme).await.unwrap().unwrap().state.any_active());
+}
+
+// ---- journal written while the store was unreachable ----
+
+/// Refused outbound deliveries every minute for `minutes`, ticking.
+async fn refuse_for(r: &R, t: &mut DateTime<Utc>, minutes: usize) {
+    for _ in 0..minutes {
+        *t += TimeDelta::minutes(1);
+        r.clock.set(*t);
+        r.refused(*t, 1);
+        r.monitor.tick(*t).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_recognised_not_written_twice() {
+    let faulty = Arc::new(continuity_core::testing::FaultyStore::new(
+        InMemoryEventStore::new(),
+    ));
+    let r = rig(faulty.clone(), false).await;
+    let mut t = start();
+    refuse_for(&r, &mut t, 3).await;
+    assert!(r.sms.messages().is_empty(), "breached once: not raised yet");
+    // The raise is written, but the monitor hears "connection reset".
+    faulty.lose_next_ack();
+    refuse_for(&r, &mut t, 1).await;
+    assert_eq!(r.sms.messages().len(), 1, "alerted from memory");
+    let landed = faulty.inner().load(&r.acme).await.unwrap().unwrap();
+    assert!(landed.state.any_active(), "the commit did land");
+    refuse_for(&r, &mut t, 2).await;
+    let stored = faulty.inner().load(&r.acme).await.unwrap().unwrap();
+    assert_eq!(stored.state.next_alert_id, 1, "one alert, not two");
+    let audit = faulty.inner().audit_log(&r.acme, 0, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.entry.action != "store.journal.superseded"),
+        "our own write was recognised: {audit:?}"
+    );
+    assert_eq!(r.monitor.status(&r.acme).unwrap().state, stored);
+    // The alert landed in the store's outbox with the commit; the copy sent
+    // from memory stands for it.
+    assert_eq!(r.sms.messages().len(), 1, "sent once");
+    assert!(faulty.inner().pending_outbox(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_journal_overtaken_by_another_writer_keeps_both_records() {
+    let shared = Arc::new(InMemoryEventStore::new());
+    let faulty = Arc::new(continuity_core::testing::FaultyStore::new(shared.clone()));
+    let r = rig(faulty.clone(), false).await;
+    let mut t = start();
+    faulty.set_down(true);
+    refuse_for(&r, &mut t, 4).await;
+    assert_eq!(r.sms.messages().len(), 1, "alerted with the store down");
+    // Meanwhile an administrator acts through another instance that can
+    // reach the store.
+    let other = rig(shared.clone(), false).await;
+    other.clock.set(t);
+    other
+        .monitor
+        .act(
+            &other.acme,
+            op(),
+            Action::Suspend {
+                until: t + TimeDelta::hours(2),
+            },
+            None,
+            t,
+        )
+        .await
+        .unwrap();
+    faulty.set_down(false);
+    refuse_for(&r, &mut t, 3).await;
+    let stored = shared.load(&r.acme).await.unwrap().unwrap();
+    assert!(
+        stored.state.suspension.is_some(),
+        "the other writer's action stands"
+    );
+    let audit = shared.audit_log(&r.acme, 0, 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a.entry.action.as_str()).collect();
+    assert!(actions.contains(&"suspension.start"), "{actions:?}");
+    assert!(
+        actions.contains(&"store.journal.superseded"),
+        "what this instance did while cut off is recorded: {actions:?}"
+    );
+    assert_eq!(
+        r.monitor.status(&r.acme).unwrap().state.version,
+        stored.version
     );
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::{
+    cluster::{SHARDS, ShardSet, shard_of},
     config::{ChannelKind, Recipient},
     domain::{Direction, TenantId},
     error::Error,
@@ -89,6 +90,9 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_outbox_order_per_key(store).await;
     event_store_probe_claims(store).await;
     event_store_probe_edge_cases(store).await;
+    event_store_probe_claims_by_shard(store).await;
+    event_store_put_probes_in_a_batch(store).await;
+    event_store_shard_ownership(store).await;
 }
 
 /// Versions start at 1, grow by one, and a stale expected version is refused
@@ -480,15 +484,31 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
     store.put_probe(probe("p2", 120)).await.expect("put");
     let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
     assert!(
-        mine(store.claim_probes(at(59), lease, 10).await.expect("claim")).is_empty(),
+        mine(
+            store
+                .claim_probes(at(59), lease, 10, &ShardSet::ALL)
+                .await
+                .expect("claim")
+        )
+        .is_empty(),
         "not due yet"
     );
-    let c = mine(store.claim_probes(at(60), lease, 10).await.expect("claim"));
+    let c = mine(
+        store
+            .claim_probes(at(60), lease, 10, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
     assert_eq!(c.len(), 1);
     assert_eq!(&*c[0].probe_id, "p1");
     assert_eq!(c[0].ticket, ProbeTicket("ticket-p1".into()));
     assert_ne!(c[0].lease_id, 0);
-    let c2 = mine(store.claim_probes(at(120), lease, 10).await.expect("claim"));
+    let c2 = mine(
+        store
+            .claim_probes(at(120), lease, 10, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
     assert_eq!(
         c2.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
         vec!["p2"],
@@ -503,7 +523,12 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
         other => panic!("a released lease must not remove the probe, got {other:?}"),
     }
     // p1's holder died: after the lease another instance gets it.
-    let c3 = mine(store.claim_probes(at(160), lease, 10).await.expect("claim"));
+    let c3 = mine(
+        store
+            .claim_probes(at(160), lease, 10, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
     assert_eq!(
         c3.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
         vec!["p1"]
@@ -516,7 +541,12 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
         .remove_probe(&t, "p1", c3[0].lease_id)
         .await
         .expect("remove");
-    let c4 = mine(store.claim_probes(at(500), lease, 10).await.expect("claim"));
+    let c4 = mine(
+        store
+            .claim_probes(at(500), lease, 10, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
     assert_eq!(
         c4.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
         vec!["p2"],
@@ -529,7 +559,7 @@ pub async fn event_store_probe_claims(store: &dyn EventStore) {
     assert!(
         mine(
             store
-                .claim_probes(at(100_000), lease, 10)
+                .claim_probes(at(100_000), lease, 10, &ShardSet::ALL)
                 .await
                 .expect("claim")
         )
@@ -682,7 +712,12 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
     }
     // Re-putting an id replaces the probe: one probe, the new ticket and time.
     store.put_probe(probe("late", 250)).await.expect("re-put");
-    let one = mine(store.claim_probes(at(1000), lease, 1).await.expect("claim"));
+    let one = mine(
+        store
+            .claim_probes(at(1000), lease, 1, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
     assert_eq!(
         one.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
         vec!["early"],
@@ -690,7 +725,7 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
     );
     let rest = mine(
         store
-            .claim_probes(at(1000), lease, 10)
+            .claim_probes(at(1000), lease, 10, &ShardSet::ALL)
             .await
             .expect("claim"),
     );
@@ -711,7 +746,7 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
         .expect("reschedule");
     let again = mine(
         store
-            .claim_probes(at(1060), lease, 10)
+            .claim_probes(at(1060), lease, 10, &ShardSet::ALL)
             .await
             .expect("claim"),
     );
@@ -729,7 +764,7 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
     }
     for p in mine(
         store
-            .claim_probes(at(99_999), lease, 10)
+            .claim_probes(at(99_999), lease, 10, &ShardSet::ALL)
             .await
             .expect("claim"),
     ) {
@@ -741,10 +776,217 @@ pub async fn event_store_probe_edge_cases(store: &dyn EventStore) {
     assert!(
         mine(
             store
-                .claim_probes(at(200_000), lease, 10)
+                .claim_probes(at(200_000), lease, 10, &ShardSet::ALL)
                 .await
                 .expect("claim")
         )
         .is_empty()
     );
+}
+
+/// `claim_probes` hands out only the probes of tenants in the shards asked for.
+pub async fn event_store_probe_claims_by_shard(store: &dyn EventStore) {
+    let a = tenant("shard-a");
+    let b = (0..)
+        .map(|i| tenant(&format!("shard-b{i}")))
+        .find(|t| shard_of(t) != shard_of(&a))
+        .expect("a tenant in another shard");
+    let lease = Duration::from_secs(100);
+    for t in [&a, &b] {
+        store
+            .put_probe(PendingProbe {
+                tenant: t.clone(),
+                direction: Direction::Inbound,
+                probe_id: "s1".into(),
+                sent_at: at(0),
+                deadline: at(1800),
+                next_check_at: at(2000),
+                ticket: ProbeTicket::new("t"),
+                lease_id: 0,
+                tenant_hint: 0,
+            })
+            .await
+            .expect("put");
+    }
+    let only_a: ShardSet = [shard_of(&a)].into_iter().collect();
+    let mine = |v: Vec<PendingProbe>| {
+        v.into_iter()
+            .filter(|p| p.tenant == a || p.tenant == b)
+            .collect::<Vec<_>>()
+    };
+    let got = mine(
+        store
+            .claim_probes(at(2000), lease, 10, &only_a)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(got.len(), 1, "only the probe of the shard asked for");
+    assert_eq!(got[0].tenant, a);
+    assert!(
+        mine(
+            store
+                .claim_probes(at(2000), lease, 10, &ShardSet::EMPTY)
+                .await
+                .expect("claim")
+        )
+        .is_empty(),
+        "no shard, no probe"
+    );
+    let rest = mine(
+        store
+            .claim_probes(at(2000), lease, 10, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        rest.len(),
+        1,
+        "the other probe was left for its shard's owner"
+    );
+    assert_eq!(rest[0].tenant, b);
+    for p in got.iter().chain(&rest) {
+        store
+            .remove_probe(&p.tenant, &p.probe_id, p.lease_id)
+            .await
+            .expect("remove");
+    }
+}
+
+/// Shards are shared out fairly among live instances, each to one owner;
+/// a dead instance's shards are taken over once its lease ran out; a
+/// released instance's at once.
+pub async fn event_store_shard_ownership(store: &dyn EventStore) {
+    let lease = Duration::from_secs(120);
+    let (a, b, c) = ("conf-node-a", "conf-node-b", "conf-node-c");
+    let sync = |who: &'static str, t: i64| async move {
+        store
+            .sync_shards(who, at(t), lease)
+            .await
+            .expect("sync shards")
+    };
+    let all = usize::from(SHARDS);
+    let disjoint_and_whole = |sets: &[ShardSet]| {
+        let mut seen = ShardSet::EMPTY;
+        for s in sets {
+            assert!(
+                s.difference(&seen) == *s,
+                "a shard has two owners: {sets:?}"
+            );
+            for shard in s.iter() {
+                seen.insert(shard);
+            }
+        }
+        seen.len()
+    };
+    assert_eq!(
+        sync(a, 0).await.len(),
+        all,
+        "a lone instance owns every shard"
+    );
+    let b1 = sync(b, 1).await;
+    assert!(
+        b1.is_empty(),
+        "nothing is free until a gives some up: {b1:?}"
+    );
+    let a2 = sync(a, 2).await;
+    assert_eq!(a2.len(), all / 2, "a keeps its fair share");
+    let b2 = sync(b, 3).await;
+    assert_eq!(b2.len(), all / 2, "b takes what a gave up");
+    assert_eq!(disjoint_and_whole(&[a2, b2]), all);
+
+    // A third joins; after a round each holds about a third.
+    sync(c, 4).await;
+    let a3 = sync(a, 5).await;
+    let b3 = sync(b, 6).await;
+    let c3 = sync(c, 7).await;
+    for s in [&a3, &b3, &c3] {
+        assert!(
+            (84..=86).contains(&s.len()),
+            "fair shares: {} {} {}",
+            a3.len(),
+            b3.len(),
+            c3.len()
+        );
+    }
+    assert_eq!(disjoint_and_whole(&[a3, b3, c3]), all);
+
+    // c dies. Until its lease runs out its shards stay its own.
+    let a4 = sync(a, 60).await;
+    let b4 = sync(b, 61).await;
+    assert_eq!(
+        disjoint_and_whole(&[a4, b4, c3]),
+        all,
+        "c's shards wait for its lease"
+    );
+    // After it, a and b share everything.
+    let a5 = sync(a, 130).await;
+    let b5 = sync(b, 131).await;
+    let a5 = if a5.len() + b5.len() < all {
+        sync(a, 132).await
+    } else {
+        a5
+    };
+    assert_eq!(a5.len() + b5.len(), all, "c's shards were taken over");
+    assert_eq!(disjoint_and_whole(&[a5, b5]), all);
+    assert!(
+        a5.len() >= all / 2 - 2 && b5.len() >= all / 2 - 2,
+        "{} {}",
+        a5.len(),
+        b5.len()
+    );
+
+    // a shuts down cleanly: b takes over at its next sync, no lease to wait out.
+    store.release_shards(a).await.expect("release");
+    assert_eq!(sync(b, 133).await.len(), all, "b owns everything");
+    store.release_shards(b).await.expect("release");
+    store.release_shards(c).await.expect("release");
+    assert_eq!(
+        sync(c, 134).await.len(),
+        all,
+        "released instances leave nothing behind"
+    );
+    store.release_shards(c).await.expect("release");
+}
+
+/// `put_probes` stores a batch (the last of a repeated probe id wins) and
+/// empties the vector it was given.
+pub async fn event_store_put_probes_in_a_batch(store: &dyn EventStore) {
+    let t = tenant("batch");
+    let probe = |id: &str, ticket: &str| PendingProbe {
+        tenant: t.clone(),
+        direction: Direction::Outbound,
+        probe_id: id.into(),
+        sent_at: at(0),
+        deadline: at(1800),
+        next_check_at: at(3000),
+        ticket: ProbeTicket::new(ticket),
+        lease_id: 0,
+        tenant_hint: 7,
+    };
+    let mut batch = vec![
+        probe("b1", "first"),
+        probe("b2", "x"),
+        probe("b1", "second"),
+    ];
+    store.put_probes(&mut batch).await.expect("put batch");
+    assert!(batch.is_empty(), "a stored batch is taken");
+    let mut got: Vec<PendingProbe> = store
+        .claim_probes(at(3000), Duration::from_secs(60), 100, &ShardSet::ALL)
+        .await
+        .expect("claim")
+        .into_iter()
+        .filter(|p| p.tenant == t)
+        .collect();
+    got.sort_by(|a, b| a.probe_id.cmp(&b.probe_id));
+    let seen: Vec<(&str, &str, u32)> = got
+        .iter()
+        .map(|p| (&*p.probe_id, p.ticket.as_str(), p.tenant_hint))
+        .collect();
+    assert_eq!(seen, vec![("b1", "second", 7), ("b2", "x", 7)]);
+    for p in &got {
+        store
+            .remove_probe(&p.tenant, &p.probe_id, p.lease_id)
+            .await
+            .expect("remove");
+    }
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
+    cluster::ShardSet,
     domain::TenantId,
     error::{Error, Result},
     store::{
@@ -36,6 +37,7 @@ use crate::{
 pub struct FaultyStore<S> {
     inner: S,
     down: AtomicBool,
+    lose_ack: AtomicBool,
 }
 
 impl<S: EventStore> FaultyStore<S> {
@@ -44,12 +46,20 @@ impl<S: EventStore> FaultyStore<S> {
         FaultyStore {
             inner,
             down: AtomicBool::new(false),
+            lose_ack: AtomicBool::new(false),
         }
     }
 
     /// Takes the store down (`true`) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next commit is written, but its caller hears "connection reset"
+    /// (a retryable [`Error::Store`]), as when the connection breaks between
+    /// the database's commit and its answer.
+    pub fn lose_next_ack(&self) {
+        self.lose_ack.store(true, Ordering::SeqCst);
     }
 
     /// The wrapped store.
@@ -80,7 +90,16 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     }
     async fn commit(&self, tenant: &TenantId, expected: u64, commit: Commit) -> Result<u64> {
         self.check()?;
-        self.inner.commit(tenant, expected, commit).await
+        let version = self.inner.commit(tenant, expected, commit).await?;
+        if self.lose_ack.swap(false, Ordering::SeqCst) {
+            return Err(Error::Store {
+                backend: "faulty",
+                retryable: true,
+                message: "connection reset after the commit".into(),
+                source: None,
+            });
+        }
+        Ok(version)
     }
     async fn audit_log(
         &self,
@@ -117,9 +136,23 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        shards: &ShardSet,
     ) -> Result<Vec<PendingProbe>> {
         self.check()?;
-        self.inner.claim_probes(now, lease, limit).await
+        self.inner.claim_probes(now, lease, limit, shards).await
+    }
+    async fn sync_shards(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<ShardSet> {
+        self.check()?;
+        self.inner.sync_shards(instance, now, lease).await
+    }
+    async fn release_shards(&self, instance: &str) -> Result<()> {
+        self.check()?;
+        self.inner.release_shards(instance).await
     }
     async fn reschedule_probe(
         &self,
@@ -137,7 +170,7 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.check()?;
         self.inner.remove_probe(tenant, probe_id, lease_id).await
     }
-    async fn put_probes(&self, probes: Vec<PendingProbe>) -> Result<()> {
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
         self.check()?;
         self.inner.put_probes(probes).await
     }

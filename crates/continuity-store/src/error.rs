@@ -1,0 +1,120 @@
+//! The crate's one error type.
+
+use continuity_core::error::BoxError;
+
+/// What can go wrong opening or using a store.
+///
+/// Every variant converts into [`continuity_core::Error::Store`], which is
+/// what the [`EventStore`](continuity_core::store::EventStore) methods
+/// return; [`is_retryable`](Self::is_retryable) says whether trying again
+/// later can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database cannot be reached (connection refused, timed out, closed).
+    #[error("{backend} unreachable: {message}")]
+    Unavailable {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What happened, with the server's or driver's message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The database's schema was written by a newer version of this crate.
+    #[error(
+        "the {backend} database has schema version {found}, newer than the {supported} this build of continuity-store knows; upgrade continuity-store (or point it at another database)"
+    )]
+    SchemaTooNew {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// The version found in the database.
+        found: i64,
+        /// The newest version this build can use.
+        supported: i64,
+    },
+
+    /// The SQLite file is not a database, or it is damaged.
+    #[error("{path} is not a usable SQLite database (corrupted or not a database file): {message}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// SQLite's message.
+        message: String,
+    },
+
+    /// A statement failed.
+    #[error("{backend} query failed{}: {message}", code.as_ref().map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default())]
+    Query {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// Whether the same statement can succeed later (serialization failure, deadlock, busy).
+        retryable: bool,
+        /// The database's own error code (PostgreSQL SQLSTATE, SQLite extended code), if any.
+        code: Option<String>,
+        /// The database's message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A stored value could not be decoded (written by something else, or damaged).
+    #[error("{backend}: stored {what} could not be decoded: {message}")]
+    Decode {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// Which value (`state of tenant acme`, `outbox entry 17`).
+        what: String,
+        /// Why.
+        message: String,
+    },
+
+    /// The store's configuration is invalid.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Whether retrying later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } => true,
+            StoreError::Query { retryable, .. } => *retryable,
+            StoreError::SchemaTooNew { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Decode { .. }
+            | StoreError::Config(_) => false,
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable { backend, .. }
+            | StoreError::SchemaTooNew { backend, .. }
+            | StoreError::Query { backend, .. }
+            | StoreError::Decode { backend, .. } => backend,
+            StoreError::Corrupt { .. } => "sqlite",
+            StoreError::Config(_) => "store",
+        }
+    }
+}
+
+impl From<StoreError> for continuity_core::Error {
+    fn from(e: StoreError) -> Self {
+        let backend = e.backend();
+        let retryable = e.is_retryable();
+        let message = e.to_string();
+        continuity_core::Error::Store {
+            backend,
+            retryable,
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

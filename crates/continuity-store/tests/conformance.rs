@@ -1,0 +1,205 @@
+//! The core's `EventStore` conformance suite, run against the SQLite and
+//! PostgreSQL stores (the in-memory store runs it in `continuity-core`).
+//!
+//! PostgreSQL is found at `CONTINUITY_TEST_PG` (default
+//! `host=127.0.0.1 port=5432 user=postgres dbname=test`); a missing server
+//! fails these tests.
+
+mod common;
+
+use continuity_core::{
+    TenantId,
+    store::{Commit, EventStore},
+    testing::conformance,
+};
+use continuity_store::{SqliteStore, StoreError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_passes_the_conformance_suite() {
+    let dir = common::TempDir::new("conformance");
+    let store = SqliteStore::open(dir.path().join("c.db"))
+        .await
+        .expect("open");
+    conformance::event_store_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_passes_the_conformance_suite() {
+    let pg = common::PgSchema::new("conformance").await;
+    conformance::event_store_all(&pg.store).await;
+    pg.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boxed_durable_stores_pass_too() {
+    let dir = common::TempDir::new("boxed");
+    let boxed: Box<dyn EventStore> = Box::new(
+        SqliteStore::open(dir.path().join("b.db"))
+            .await
+            .expect("open"),
+    );
+    conformance::event_store_all(&boxed).await;
+    let pg = common::PgSchema::new("boxed").await;
+    let shared: std::sync::Arc<dyn EventStore> = std::sync::Arc::new(pg.store.clone());
+    conformance::event_store_all(&shared).await;
+    pg.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_state_survives_reopening() {
+    let dir = common::TempDir::new("reopen");
+    let path = dir.path().join("r.db");
+    let t = TenantId::new("reopen").unwrap();
+    {
+        let store = SqliteStore::open(&path).await.expect("open");
+        store
+            .commit(&t, 0, Commit::default())
+            .await
+            .expect("commit");
+        store
+            .commit(&t, 1, Commit::default())
+            .await
+            .expect("commit");
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(store.load(&t).await.unwrap().unwrap().version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_sqlite_file_is_a_typed_error() {
+    let dir = common::TempDir::new("corrupt");
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
+    match SqliteStore::open(&path).await {
+        Err(e @ StoreError::Corrupt { .. }) => {
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("garbage.db"), "{e}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // A real database whose pages were overwritten after the header.
+    let path = dir.path().join("damaged.db");
+    {
+        let store = SqliteStore::open(&path).await.expect("open");
+        let t = TenantId::new("damaged").unwrap();
+        store
+            .commit(&t, 0, Commit::default())
+            .await
+            .expect("commit");
+    }
+    std::fs::remove_file(dir.path().join("damaged.db-wal")).ok();
+    std::fs::remove_file(dir.path().join("damaged.db-shm")).ok();
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in bytes.iter_mut().skip(100) {
+        *b = 0xa5;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let err = match SqliteStore::open(&path).await {
+        Err(e) => e,
+        Ok(store) => {
+            let t = TenantId::new("damaged").unwrap();
+            let err = store
+                .load(&t)
+                .await
+                .expect_err("a damaged file cannot be read");
+            assert!(err.to_string().contains("damaged.db"), "{err}");
+            return;
+        }
+    };
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_from_a_newer_build_is_refused() {
+    let dir = common::TempDir::new("newer");
+    let path = dir.path().join("n.db");
+    drop(SqliteStore::open(&path).await.expect("open"));
+    common::sqlite_exec(
+        &path,
+        "UPDATE continuity_meta SET value = 999 WHERE key = 'schema_version'",
+    );
+    match SqliteStore::open(&path).await {
+        Err(e @ StoreError::SchemaTooNew { found: 999, .. }) => {
+            assert!(e.to_string().contains("upgrade continuity-store"), "{e}")
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+
+    let pg = common::PgSchema::new("newer").await;
+    pg.exec("UPDATE continuity_meta SET value = 999 WHERE key = 'schema_version'")
+        .await;
+    match continuity_store::PostgresStore::connect_with(&common::pg_url(), pg.options()).await {
+        Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    pg.exec("UPDATE continuity_meta SET value = 1 WHERE key = 'schema_version'")
+        .await;
+    pg.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_is_a_retryable_typed_error() {
+    // A port nobody listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("host=127.0.0.1 port={port} user=postgres password=hunter2 dbname=test");
+    let options = continuity_store::PostgresOptions {
+        connect_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    match continuity_store::PostgresStore::connect_with(&url, options).await {
+        Err(e @ StoreError::Unavailable { .. }) => {
+            assert!(e.is_retryable());
+            assert!(!e.to_string().contains("hunter2"), "no password in {e}");
+            let core: continuity_core::Error = e.into();
+            assert!(core.is_retryable());
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_postgres_options_are_refused() {
+    let options = continuity_store::PostgresOptions {
+        schema: "Robert'); DROP TABLE students;--".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        continuity_store::PostgresStore::connect_with(&common::pg_url(), options).await,
+        Err(StoreError::Config(_))
+    ));
+    assert!(matches!(
+        continuity_store::PostgresStore::connect("postgres://[not a url").await,
+        Err(StoreError::Config(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_migrating_at_once_agree() {
+    let pg = common::PgSchema::new("race").await;
+    let url = common::pg_url();
+    let schema = format!("{}_fresh", pg.store.schema());
+    let mut joins = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        let options = continuity_store::PostgresOptions {
+            schema: schema.clone(),
+            ..Default::default()
+        };
+        joins.push(tokio::spawn(async move {
+            continuity_store::PostgresStore::connect_with(&url, options).await
+        }));
+    }
+    let mut stores = Vec::new();
+    for j in joins {
+        stores.push(j.await.unwrap().expect("every instance opens the store"));
+    }
+    let t = TenantId::new("race").unwrap();
+    stores[0].commit(&t, 0, Commit::default()).await.unwrap();
+    assert_eq!(stores[3].load(&t).await.unwrap().unwrap().version, 1);
+    stores.pop().unwrap().drop_schema().await.unwrap();
+    pg.drop().await;
+}
