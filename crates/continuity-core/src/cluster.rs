@@ -14,7 +14,16 @@
 //!
 //! The lease must outlast the time between two ticks
 //! ([`MonitorSettings::lease`](crate::monitor::MonitorSettings::lease)), or
-//! an instance's shards fall free between its ticks.
+//! an instance's shards fall free between its ticks. Leases are stamped
+//! with each instance's clock, so the instances' clocks must agree to well
+//! within the lease (NTP does).
+//!
+//! An instance that cannot reach the store keeps the shards it knew (a
+//! store that is down for everyone must not silence the alerts), and keeps
+//! alerting for them from memory. If only that instance is cut off, the
+//! others take its shards over once its lease ran out, and both alert for
+//! those tenants until it reaches the store again: at least once is
+//! preferred to silence.
 
 use std::fmt;
 

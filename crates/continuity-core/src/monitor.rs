@@ -37,6 +37,10 @@ use std::{
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+mod journal;
+
+use journal::{Journal, Written, journal_flush, store_unreachable};
+
 use crate::{
     clock::{Clock, SystemClock},
     cluster::{ShardSet, shard_of},
@@ -290,6 +294,8 @@ impl MonitorBuilder {
             instance: self.instance,
             local_probes: Mutex::new(Vec::new()),
             delivered_from_memory: Mutex::new(HashMap::new()),
+            store_down_at: Mutex::new(None),
+            left: AtomicBool::new(false),
         })
     }
 }
@@ -318,11 +324,10 @@ struct TenantRuntime {
     /// The stored state may have moved on while another instance owned the
     /// tenant: load it before the next evaluation.
     reload: bool,
-    /// Transitions made while the store could not be reached, oldest
-    /// first, with the outbox items not delivered yet (see `Monitor::write`).
-    /// `cached` then holds the newest of these states, with the version
-    /// they are based on.
-    journal: Vec<Commit>,
+    /// What was done while the store could not be reached (see
+    /// [`journal`]). `cached` then holds the newest state, with the version
+    /// it builds on.
+    journal: Journal,
     /// Since when this monitor has watched the tenant (registered it, or
     /// took its shard over). Until a window has been watched for its whole
     /// length, fewer failures than a count threshold prove nothing.
@@ -695,10 +700,14 @@ pub struct Monitor {
     /// Probes sent while the store could not take them: checked from here
     /// until it can.
     local_probes: Mutex<Vec<PendingProbe>>,
-    /// Outbox items delivered from a journal, by [`delivery_key`], with
-    /// when: if their commit landed after all, the store's copy is not sent
-    /// again. Kept for a day at most.
+    /// Outbox items delivered from a journal whose write may have landed
+    /// (see [`journal`]): the store's copy is not sent again.
     delivered_from_memory: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// The tick at which the store was last found unreachable: the other
+    /// writes of that tick go to the journal without waiting on it again.
+    store_down_at: Mutex<Option<DateTime<Utc>>>,
+    /// Set by [`Monitor::leave_cluster`]: no more shard syncs.
+    left: AtomicBool,
 }
 
 /// When to look at which tenant. A tick works only on what is due, so its
@@ -964,7 +973,7 @@ impl Monitor {
             index: 0,
             shard: shard_of(&config.tenant),
             reload: false,
-            journal: Vec::new(),
+            journal: Journal::default(),
             watching_since: self.clock.now(),
             tenant: config.tenant.clone(),
             probe_settings: config.probes.clone(),
@@ -1167,6 +1176,7 @@ impl Monitor {
         let Some(instance) = &self.instance else {
             return Ok(());
         };
+        self.left.store(true, Ordering::Release);
         *lock(&self.owned) = ShardSet::EMPTY;
         self.store.as_ref().release_shards(instance).await
     }
@@ -1179,6 +1189,9 @@ impl Monitor {
         let Some(instance) = &self.instance else {
             return;
         };
+        if self.left.load(Ordering::Acquire) {
+            return;
+        }
         let new = match self
             .store
             .as_ref()
@@ -1595,18 +1608,25 @@ impl Monitor {
         report: &mut TickReport,
     ) -> std::result::Result<Option<DateTime<Utc>>, (TenantId, Error)> {
         let tenant_of = |rt: &Runtime| lock(rt).config.tenant.clone();
-        let (reload, mut flush) = {
+        let (reload, mut flush, owner) = {
             let guard = lock(rt);
-            if !owned.contains(guard.shard) {
-                // Another instance evaluates it; it is woken again if its
-                // shard comes here.
-                return Ok(None);
-            }
             (
                 guard.reload.then(|| guard.tenant.clone()),
                 journal_flush(&guard, now),
+                owned.contains(guard.shard),
             )
         };
+        if !owner {
+            // Another instance evaluates it; it is woken again if its shard
+            // comes here. A journal left from when it was ours is still
+            // written (on top of the new owner's state).
+            if flush {
+                self.flush_journal(rt, now, report, true)
+                    .await
+                    .map_err(|e| (tenant_of(rt), e))?;
+            }
+            return Ok(None);
+        }
         if let Some(tenant) = reload {
             // The previous owner may have moved the state on.
             match self.store.as_ref().load(&tenant).await {
@@ -1629,18 +1649,10 @@ impl Monitor {
                 Err(e) => return Err((tenant, e)),
             }
         }
-        if let Some((tenant, expected, commit)) = flush {
-            match self.write(rt, &tenant, expected, commit, now, report).await {
-                Ok(Written::Stored(version)) => lock(rt).cached.version = version,
-                // Its writes wait for the store: try again next tick.
-                Ok(Written::Journaled) => self.wake(rt, now),
-                Err(Error::Conflict { .. }) => {
-                    self.reload(&tenant, rt)
-                        .await
-                        .map_err(|e| (tenant.clone(), e))?;
-                }
-                Err(e) => return Err((tenant, e)),
-            }
+        if flush {
+            self.flush_journal(rt, now, report, true)
+                .await
+                .map_err(|e| (tenant_of(rt), e))?;
         }
         for attempt in 0..=self.settings.conflict_retries {
             let prepared = {
@@ -1758,7 +1770,7 @@ impl Monitor {
             let state = commit.state.clone();
             let span = info_span!("transition", %tenant, expected);
             match self
-                .write(rt, tenant, expected, commit, now, report)
+                .write(rt, tenant, expected, commit, now, report, true)
                 .instrument(span)
                 .await
             {
@@ -1816,178 +1828,6 @@ impl Monitor {
         ))
     }
 
-    /// Commits `commit` (based on version `expected`) together with the
-    /// transitions journaled while the store could not be reached.
-    ///
-    /// When the store cannot be reached (a retryable [`Error::Store`]), the
-    /// transition is journaled instead and its alerts and hook calls are
-    /// made from here, so an outage of the store does not silence the
-    /// alerts (they go out at least once; a re-send carries the same
-    /// idempotency key). The journal is written at the next tick the store
-    /// answers. If the store's state moved on meanwhile, either our own
-    /// writes landed without an acknowledgement (recognised by version and
-    /// state), or another writer changed it: then the journal's audit
-    /// entries and undelivered items are appended on top of that state and
-    /// the caller evaluates again.
-    async fn write(
-        &self,
-        rt: &Runtime,
-        tenant: &TenantId,
-        expected: u64,
-        commit: Commit,
-        now: DateTime<Utc>,
-        report: &mut TickReport,
-    ) -> Result<Written> {
-        let mut pending = std::mem::take(&mut lock(rt).journal);
-        pending.push(commit);
-        let mut expected = expected;
-        loop {
-            let merged = merge_commits(&pending);
-            let error = match self.store.as_ref().commit(tenant, expected, merged).await {
-                Ok(version) => {
-                    if pending.len() > 1 {
-                        info!(%tenant, transitions = pending.len(), "transitions made while the store was unreachable are stored");
-                    }
-                    return Ok(Written::Stored(version));
-                }
-                Err(e) => e,
-            };
-            if store_unreachable(&error) {
-                warn!(%tenant, error = %error, "store unreachable: transition kept in memory, its alerts sent from here");
-                report.errors.push(format!(
-                    "{tenant}: store unreachable, transition kept: {error}"
-                ));
-                self.journal_and_deliver(rt, pending, now, report).await;
-                return Ok(Written::Journaled);
-            }
-            let Error::Conflict { .. } = error else {
-                // Not written, and retrying will not help: the journal stays,
-                // the new transition is dropped (evaluated again later).
-                pending.pop();
-                lock(rt).journal = pending;
-                return Err(error);
-            };
-            if pending.len() == 1 {
-                return Err(error);
-            }
-            let fresh = match self.store.as_ref().load(tenant).await {
-                Ok(f) => f.unwrap_or(Versioned {
-                    version: 0,
-                    state: TenantState::default(),
-                }),
-                Err(e) if store_unreachable(&e) => {
-                    self.journal_and_deliver(rt, pending, now, report).await;
-                    return Ok(Written::Journaled);
-                }
-                Err(e) => {
-                    pending.pop();
-                    lock(rt).journal = pending;
-                    return Err(e);
-                }
-            };
-            // Did the first k journaled transitions land, their answer lost?
-            let landed = fresh
-                .version
-                .checked_sub(expected)
-                .and_then(|k| usize::try_from(k).ok())
-                .filter(|k| *k >= 1 && *k <= pending.len() && pending[k - 1].state == fresh.state);
-            if let Some(k) = landed {
-                pending.drain(..k);
-                expected = fresh.version;
-                if pending.is_empty() {
-                    return Ok(Written::Stored(fresh.version));
-                }
-                continue;
-            }
-            // Another writer changed the state: keep our record and what is
-            // still to be delivered on top of theirs, and evaluate again.
-            let mut salvage = merge_commits(&pending);
-            salvage.state = fresh.state.clone();
-            salvage.audit.push(machine::AuditEntry {
-                at: now,
-                actor: Actor::System,
-                action: "store.journal.superseded".into(),
-                before: format!(
-                    "{} transitions made while the store was unreachable",
-                    pending.len()
-                ),
-                after: format!("state of version {} kept", fresh.version),
-            });
-            if let Err(e) = self
-                .store
-                .as_ref()
-                .commit(tenant, fresh.version, salvage)
-                .await
-            {
-                warn!(%tenant, error = %e, "the journal could not be appended; kept for the next tick");
-                pending.pop();
-                lock(rt).journal = pending;
-                return Err(e);
-            }
-            return Err(error);
-        }
-    }
-
-    /// Delivers the journal's undelivered items (in order per recipient and
-    /// hook) and keeps the journal with what is left.
-    async fn journal_and_deliver(
-        &self,
-        rt: &Runtime,
-        mut pending: Vec<Commit>,
-        now: DateTime<Utc>,
-        report: &mut TickReport,
-    ) {
-        // A tick re-writing the same state adds nothing to keep.
-        pending.dedup_by(|later, earlier| {
-            later.audit.is_empty() && later.outbox.is_empty() && later.state == earlier.state
-        });
-        let mut held = std::collections::HashSet::new();
-        for c in pending.iter_mut() {
-            for item in std::mem::take(&mut c.outbox) {
-                let key = item.order_key();
-                if held.contains(&key) {
-                    c.outbox.push(item);
-                    continue;
-                }
-                let entry = OutboxEntry {
-                    id: 0,
-                    item,
-                    created_at: c.at,
-                    attempts: 1,
-                    next_attempt_at: now,
-                    lease_id: 0,
-                    last_error: None,
-                };
-                match self.attempt(&entry, now, report).await {
-                    OutboxResult::Done => {
-                        let mut sent = lock(&self.delivered_from_memory);
-                        let day = chrono::TimeDelta::days(1);
-                        sent.retain(|_, at| *at + day > now);
-                        sent.insert(delivery_key(&entry.item), now);
-                    }
-                    OutboxResult::Retry { .. } => {
-                        held.insert(key);
-                        c.outbox.push(entry.item);
-                    }
-                    OutboxResult::GiveUp { error } => {
-                        error!(
-                            key,
-                            error, "delivery given up while the store is unreachable"
-                        );
-                    }
-                }
-            }
-        }
-        lock(rt).journal = pending;
-    }
-
-    /// Whether a journal delivered `item` already (and forgets it: the
-    /// store's copy is the only other one).
-    fn sent_from_memory(&self, item: &OutboxItem) -> bool {
-        let mut sent = lock(&self.delivered_from_memory);
-        !sent.is_empty() && sent.remove(&delivery_key(item)).is_some()
-    }
-
     async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {
         let fresh = self
             .store
@@ -2000,7 +1840,9 @@ impl Monitor {
             });
         {
             let mut rt = lock(rt);
-            if fresh.version >= rt.cached.version {
+            // A journaled state is newer than anything stored: the journal's
+            // write decides (see `journal`).
+            if fresh.version >= rt.cached.version && rt.journal.is_empty() {
                 rt.cached = fresh;
             }
             rt.next_eval_at = None;
@@ -2396,6 +2238,22 @@ impl Monitor {
             return Err(Error::ClockWentBackwards { previous, now });
         }
         let rt = self.runtime(tenant)?;
+        // What this instance did while the store was unreachable is written
+        // first, so the action builds on it (or is refused while the store
+        // still cannot be reached).
+        if !self
+            .flush_journal(&rt, now, &mut TickReport::default(), false)
+            .await?
+        {
+            return Err(Error::Store {
+                backend: "monitor",
+                retryable: true,
+                message:
+                    "the store cannot be reached: the action was not applied; try again shortly"
+                        .into(),
+                source: None,
+            });
+        }
         self.reload(tenant, &rt).await?;
         let span = info_span!("action", %tenant, action = action.name(), %actor);
         async {
@@ -2483,63 +2341,6 @@ fn record(
         }
     }
     recorded
-}
-
-/// The write of a tenant's journal, once per tick (without a transition:
-/// the state as it is, on the version it builds on), if it has one.
-fn journal_flush(rt: &TenantRuntime, now: DateTime<Utc>) -> Option<(TenantId, u64, Commit)> {
-    (!rt.journal.is_empty() && rt.last_evaluated != Some(now)).then(|| {
-        (
-            rt.tenant.clone(),
-            rt.cached.version,
-            Commit {
-                state: rt.cached.state.clone(),
-                at: now,
-                audit: Vec::new(),
-                outbox: Vec::new(),
-            },
-        )
-    })
-}
-
-/// How [`Monitor::write`] kept a transition.
-enum Written {
-    /// In the store, at this version.
-    Stored(u64),
-    /// In memory, until the store answers again.
-    Journaled,
-}
-
-/// What identifies one delivery of an outbox item, whichever copy.
-fn delivery_key(item: &OutboxItem) -> String {
-    match item {
-        OutboxItem::Alert(m) => m.idempotency_key.clone(),
-        OutboxItem::EventStarted { tenant, event } => format!("{tenant}/hook/start/{}", event.id),
-        OutboxItem::EventEnded { tenant, event } => format!("{tenant}/hook/end/{}", event.id),
-    }
-}
-
-/// Whether `e` says the store could not be reached (rather than refused).
-fn store_unreachable(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Store {
-            retryable: true,
-            ..
-        }
-    )
-}
-
-/// One commit doing what `commits` do one after another.
-fn merge_commits(commits: &[Commit]) -> Commit {
-    let mut merged = Commit::default();
-    for c in commits {
-        merged.state.clone_from(&c.state);
-        merged.at = c.at;
-        merged.audit.extend(c.audit.iter().cloned());
-        merged.outbox.extend(c.outbox.iter().cloned());
-    }
-    merged
 }
 
 /// A verdict as the state machine sees it: a policy without enough data to

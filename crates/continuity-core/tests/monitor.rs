@@ -556,22 +556,56 @@ async fn two_instances_on_one_store_send_each_alert_once() {
     );
 }
 
-#[tokio::test]
-async fn an_unreachable_store_does_not_silence_the_alert_and_loses_nothing() {
+/// A monitor on a store that can be taken down, with an outbound probe.
+struct FaultyRig {
+    clock: ManualClock,
+    sms: Arc<RecordingNotifier>,
+    store: Arc<FaultyStore<InMemoryEventStore>>,
+    mail: Arc<SimulatedMailSystem>,
+    monitor: Monitor,
+    acme: TenantId,
+}
+
+async fn faulty_rig() -> FaultyRig {
     let clock = ManualClock::new(start());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let store = Arc::new(FaultyStore::new(InMemoryEventStore::new()));
+    let mail = Arc::new(SimulatedMailSystem::new(
+        Arc::new(clock.clone()),
+        Duration::from_secs(20),
+    ));
     let monitor = Monitor::builder()
         .clock(Arc::new(clock.clone()))
         .store(store.clone())
         .notifier(sms.clone())
         .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Email)))
+        .probe(Direction::Outbound, mail.clone())
         .link_signer(signer())
         .portal_url("https://continuity.example.net/c/")
         .build()
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
     monitor.register_tenant(config(&acme)).await.unwrap();
+    FaultyRig {
+        clock,
+        sms,
+        store,
+        mail,
+        monitor,
+        acme,
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_does_not_silence_the_alert_and_loses_nothing() {
+    let FaultyRig {
+        clock,
+        sms,
+        store,
+        monitor,
+        acme,
+        ..
+    } = faulty_rig().await;
     store.set_down(true);
     let refuse = |now| {
         monitor
@@ -628,25 +662,14 @@ async fn an_unreachable_store_does_not_silence_the_alert_and_loses_nothing() {
 
 #[tokio::test]
 async fn probes_sent_while_the_store_is_down_are_checked_from_memory() {
-    let clock = ManualClock::new(start());
-    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
-    let store = Arc::new(FaultyStore::new(InMemoryEventStore::new()));
-    let mail = Arc::new(SimulatedMailSystem::new(
-        Arc::new(clock.clone()),
-        Duration::from_secs(20),
-    ));
-    let monitor = Monitor::builder()
-        .clock(Arc::new(clock.clone()))
-        .store(store.clone())
-        .notifier(sms.clone())
-        .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Email)))
-        .probe(Direction::Outbound, mail.clone())
-        .link_signer(signer())
-        .portal_url("https://continuity.example.net/c/")
-        .build()
-        .unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    monitor.register_tenant(config(&acme)).await.unwrap();
+    let FaultyRig {
+        clock,
+        sms,
+        store,
+        mail,
+        monitor,
+        acme,
+    } = faulty_rig().await;
     // The store and the organisation's server fail together.
     store.set_down(true);
     mail.set_flow(&acme, Direction::Outbound, SimulatedFlow::Blackhole);

@@ -505,3 +505,70 @@ async fn a_journal_overtaken_by_another_writer_keeps_both_records() {
         stored.version
     );
 }
+
+#[tokio::test]
+async fn a_merged_journal_write_whose_answer_was_lost_is_recognised() {
+    let faulty = Arc::new(continuity_core::testing::FaultyStore::new(
+        InMemoryEventStore::new(),
+    ));
+    let r = rig(faulty.clone(), false).await;
+    let mut t = start();
+    refuse_for(&r, &mut t, 2).await;
+    // Two transitions while the store is down: the first breached
+    // evaluation, then the raise.
+    faulty.set_down(true);
+    refuse_for(&r, &mut t, 2).await;
+    assert_eq!(r.sms.messages().len(), 1, "alerted from memory");
+    // Back, but the answer to the journal's write is lost.
+    faulty.set_down(false);
+    faulty.lose_next_ack();
+    refuse_for(&r, &mut t, 3).await;
+    let stored = faulty.inner().load(&r.acme).await.unwrap().unwrap();
+    assert!(stored.state.any_active());
+    assert_eq!(stored.state.next_alert_id, 1);
+    let audit = faulty.inner().audit_log(&r.acme, 0, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.entry.action != "store.journal.superseded"),
+        "the merged write was recognised as ours: {audit:?}"
+    );
+    assert!(faulty.inner().pending_outbox(10).await.unwrap().is_empty());
+    assert_eq!(r.sms.messages().len(), 1, "sent once");
+    assert_eq!(r.monitor.status(&r.acme).unwrap().state, stored);
+}
+
+#[tokio::test]
+async fn an_action_right_after_the_store_returns_builds_on_the_journal() {
+    let faulty = Arc::new(continuity_core::testing::FaultyStore::new(
+        InMemoryEventStore::new(),
+    ));
+    let r = rig(faulty.clone(), false).await;
+    let mut t = start();
+    faulty.set_down(true);
+    refuse_for(&r, &mut t, 4).await;
+    assert_eq!(r.sms.messages().len(), 1, "alerted from memory");
+    // While it is still down, an action cannot be stored: refused, clearly.
+    let until = t + TimeDelta::hours(1);
+    let refused = r
+        .monitor
+        .act(&r.acme, op(), Action::Suspend { until }, None, t)
+        .await
+        .unwrap_err();
+    assert!(refused.is_retryable(), "{refused}");
+    // The store is back; the administrator acts before the next tick.
+    faulty.set_down(false);
+    let outcome = r
+        .monitor
+        .act(&r.acme, op(), Action::Suspend { until }, None, t)
+        .await
+        .unwrap();
+    assert!(
+        outcome.state.any_active(),
+        "the raise made while cut off is kept"
+    );
+    assert!(outcome.state.suspension.is_some());
+    let stored = faulty.inner().load(&r.acme).await.unwrap().unwrap();
+    assert_eq!(stored.state, outcome.state);
+    assert_eq!(stored.state.next_alert_id, 1);
+}
