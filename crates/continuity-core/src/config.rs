@@ -372,7 +372,25 @@ pub struct Recipient {
     pub channel: ChannelKind,
     /// Phone number in E.164 form (`+15550100`), e-mail address, or `https://` URL.
     pub address: String,
+    /// Other ways to reach the same recipient, tried in order when delivery
+    /// over [`channel`](Self::channel) fails for good (default none). The
+    /// alert, its link and its idempotency key stay this recipient's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<Fallback>,
 }
+
+/// A fallback channel and address of a [`Recipient`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    /// The channel.
+    pub channel: ChannelKind,
+    /// The address on that channel, in the same form as [`Recipient::address`].
+    pub address: String,
+}
+
+/// At most this many fallbacks per recipient: each one is tried in turn.
+const MAX_FALLBACKS: usize = 4;
 
 impl Recipient {
     /// A recipient reached over `channel` at `address`.
@@ -382,7 +400,17 @@ impl Recipient {
             name: None,
             channel,
             address: address.into(),
+            fallback: Vec::new(),
         }
+    }
+
+    /// Adds a fallback channel and address (see [`Recipient::fallback`]).
+    pub fn with_fallback(mut self, channel: ChannelKind, address: impl Into<String>) -> Self {
+        self.fallback.push(Fallback {
+            channel,
+            address: address.into(),
+        });
+        self
     }
 
     fn validate(&self, prefix: &str) -> Result<()> {
@@ -398,41 +426,58 @@ impl Recipient {
                 "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'",
             ));
         }
-        let a = self.address.as_str();
-        let ok = match self.channel {
-            ChannelKind::Sms => {
-                a.len() >= 8
-                    && a.len() <= 16
-                    && a.starts_with('+')
-                    && a[1..].bytes().all(|b| b.is_ascii_digit())
-            }
-            ChannelKind::Email => {
-                let mut parts = a.splitn(2, '@');
-                let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                !local.is_empty()
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-                    && !a.chars().any(|c| c.is_whitespace() || c.is_control())
-                    && a.len() <= 254
-            }
-            ChannelKind::Webhook => {
-                a.starts_with("https://") && a.len() > 8 && !a.chars().any(char::is_whitespace)
-            }
-        };
-        if !ok {
-            let expected = match self.channel {
-                ChannelKind::Sms => "a phone number in E.164 form, e.g. +15550100",
-                ChannelKind::Email => "an e-mail address such as ops@example.net",
-                ChannelKind::Webhook => "an https:// URL",
-            };
+        check_address(self.channel, &self.address, &format!("{prefix}.address"))?;
+        if self.fallback.len() > MAX_FALLBACKS {
             return Err(Error::config(
-                format!("{prefix}.address"),
-                format!("{:?} is not {expected}", self.address),
+                format!("{prefix}.fallback"),
+                format!("at most {MAX_FALLBACKS} fallbacks"),
             ));
+        }
+        for (i, f) in self.fallback.iter().enumerate() {
+            let field = format!("{prefix}.fallback[{i}]");
+            check_address(f.channel, &f.address, &format!("{field}.address"))?;
+            if f.channel == self.channel && f.address == self.address {
+                return Err(Error::config(
+                    field,
+                    "repeats the recipient's own channel and address",
+                ));
+            }
         }
         Ok(())
     }
+}
+
+fn check_address(channel: ChannelKind, a: &str, field: &str) -> Result<()> {
+    let ok = match channel {
+        ChannelKind::Sms => {
+            a.len() >= 8
+                && a.len() <= 16
+                && a.starts_with('+')
+                && a[1..].bytes().all(|b| b.is_ascii_digit())
+        }
+        ChannelKind::Email => {
+            let mut parts = a.splitn(2, '@');
+            let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !a.chars().any(|c| c.is_whitespace() || c.is_control())
+                && a.len() <= 254
+        }
+        ChannelKind::Webhook => {
+            a.starts_with("https://") && a.len() > 8 && !a.chars().any(char::is_whitespace)
+        }
+    };
+    if !ok {
+        let expected = match channel {
+            ChannelKind::Sms => "a phone number in E.164 form, e.g. +15550100",
+            ChannelKind::Email => "an e-mail address such as ops@example.net",
+            ChannelKind::Webhook => "an https:// URL",
+        };
+        return Err(Error::config(field, format!("{a:?} is not {expected}")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -485,6 +530,19 @@ mod tests {
         c.recipients
             .push(Recipient::new("hook", ChannelKind::Webhook, "http://plain"));
         assert_eq!(field_of(c.validate()), "recipients[1].address");
+
+        let mut c = base();
+        c.recipients[0] = c.recipients[0]
+            .clone()
+            .with_fallback(ChannelKind::Email, "ops@b.example")
+            .with_fallback(ChannelKind::Email, "not an address");
+        assert_eq!(field_of(c.validate()), "recipients[0].fallback[1].address");
+
+        let mut c = base();
+        c.recipients[0] = c.recipients[0]
+            .clone()
+            .with_fallback(ChannelKind::Sms, "+15550100");
+        assert_eq!(field_of(c.validate()), "recipients[0].fallback[0]");
 
         let mut c = base();
         c.repeat_interval = Duration::from_secs(5);

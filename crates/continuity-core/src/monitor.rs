@@ -55,7 +55,7 @@ use crate::{
         self, Action, Actor, AlertDecision, Effect, Evaluation, Health, Input, Rules, TenantState,
     },
     memory::InMemoryEventStore,
-    notify::{AlertMessage, ConditionReport, Notifier},
+    notify::{AlertMessage, ConditionReport, DeliveryReceipt, Notifier},
     policy::{
         FailureLimit, FailurePolicy, LatencyPolicy, LeakyCounterPolicy, Reading, ThresholdPolicy,
         Verdict,
@@ -119,6 +119,8 @@ pub struct TickReport {
     pub hook_calls: u64,
     /// Problems that did not stop the tick, described.
     pub errors: Vec<String>,
+    /// One receipt per message delivered, in completion order.
+    pub receipts: Vec<DeliveryReceipt>,
 }
 
 /// What an action changed.
@@ -820,6 +822,50 @@ impl fmt::Debug for Monitor {
             .field("portal_url", &self.portal_url)
             .finish_non_exhaustive()
     }
+}
+
+/// Outbox lanes worked at once by one tick: all of them (three channels and the hook).
+const OUTBOX_CONCURRENCY: usize = 4;
+
+/// Runs `futures` with at most `limit` in flight (a new one starts as soon as
+/// one finishes) and returns their outputs in completion order. Written by
+/// hand so that core needs no futures crate.
+async fn run_bounded<F: Future>(
+    limit: usize,
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut queue = futures.into_iter();
+    let mut running: Vec<std::pin::Pin<Box<F>>> = Vec::new();
+    let mut out = Vec::new();
+    std::future::poll_fn(|cx| {
+        loop {
+            while running.len() < limit.max(1) {
+                match queue.next() {
+                    Some(f) => running.push(Box::pin(f)),
+                    None => break,
+                }
+            }
+            if running.is_empty() {
+                // Nothing left to start either.
+                return std::task::Poll::Ready(());
+            }
+            let before = out.len();
+            let mut i = 0;
+            while i < running.len() {
+                if let std::task::Poll::Ready(v) = running[i].as_mut().poll(cx) {
+                    out.push(v);
+                    drop(running.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            if out.len() == before {
+                return std::task::Poll::Pending;
+            }
+        }
+    })
+    .await;
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1929,24 +1975,53 @@ impl Monitor {
             if claimed.is_empty() {
                 return;
             }
+            // One lane per channel (and one for the hook calls), the lanes
+            // side by side: a slow or failing channel never holds back the
+            // others. Within a lane entries go one at a time, so an instance
+            // dying mid-tick leaves at most one delivery per channel sent
+            // and not recorded. Order per recipient and per tenant hook
+            // stays: the store hands out only the oldest entry of each
+            // order key.
+            let mut lanes: Vec<(Option<ChannelKind>, Vec<OutboxEntry>)> = Vec::new();
             for entry in claimed {
-                let result = if self.sent_from_memory(&entry.item) {
-                    // The journal sent it while the store looked unreachable,
-                    // and the commit had landed after all.
-                    debug!(id = entry.id, "already delivered from memory");
-                    OutboxResult::Done
-                } else {
-                    self.attempt(&entry, now, report).await
+                let lane = match &entry.item {
+                    OutboxItem::Alert(m) => Some(m.recipient.channel),
+                    _ => None,
                 };
-                if let Err(e) = self
-                    .store
-                    .as_ref()
-                    .complete_outbox(entry.id, entry.lease_id, result)
-                    .await
-                {
-                    warn!(id = entry.id, error = %e, "recording an outbox result failed; the entry will be retried");
-                    report.errors.push(format!("outbox {}: {e}", entry.id));
+                match lanes.iter_mut().find(|(l, _)| *l == lane) {
+                    Some((_, entries)) => entries.push(entry),
+                    None => lanes.push((lane, vec![entry])),
                 }
+            }
+            let attempts = lanes.into_iter().map(|(_, entries)| async move {
+                let mut part = TickReport::default();
+                for entry in entries {
+                    let result = if self.sent_from_memory(&entry.item) {
+                        // The journal sent it while the store looked unreachable,
+                        // and the commit had landed after all.
+                        debug!(id = entry.id, "already delivered from memory");
+                        OutboxResult::Done
+                    } else {
+                        self.attempt(&entry, now, &mut part).await
+                    };
+                    if let Err(e) = self
+                        .store
+                        .as_ref()
+                        .complete_outbox(entry.id, entry.lease_id, result)
+                        .await
+                    {
+                        warn!(id = entry.id, error = %e, "recording an outbox result failed; the entry will be retried");
+                        part.errors.push(format!("outbox {}: {e}", entry.id));
+                    }
+                }
+                part
+            });
+            for part in run_bounded(OUTBOX_CONCURRENCY, attempts).await {
+                report.deliveries += part.deliveries;
+                report.delivery_failures += part.delivery_failures;
+                report.hook_calls += part.hook_calls;
+                report.errors.extend(part.errors);
+                report.receipts.extend(part.receipts);
             }
         }
     }
@@ -2013,6 +2088,16 @@ impl Monitor {
                     Ok(receipt) => {
                         report.deliveries += 1;
                         info!(key = %message.idempotency_key, provider_id = ?receipt.provider_id, "alert delivered");
+                        report.receipts.push(DeliveryReceipt {
+                            idempotency_key: message.idempotency_key.clone(),
+                            tenant: message.tenant.clone(),
+                            alert_id: message.alert_id,
+                            recipient: message.recipient.id.clone(),
+                            channel: message.recipient.channel,
+                            delivered_at: now,
+                            attempts: entry.attempts.max(1),
+                            receipt,
+                        });
                         OutboxResult::Done
                     }
                     Err(e) => {

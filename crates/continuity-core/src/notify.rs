@@ -119,6 +119,29 @@ pub struct Receipt {
     pub provider_id: Option<String>,
 }
 
+/// A delivery as the [`Monitor`](crate::Monitor) records it: which alert
+/// reached which recipient, when, and what the channel answered. One per
+/// alert and recipient, listed in [`TickReport::receipts`](crate::TickReport::receipts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReceipt {
+    /// The alert's [`AlertMessage::idempotency_key`].
+    pub idempotency_key: String,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Per-tenant alert id.
+    pub alert_id: u64,
+    /// The recipient's id.
+    pub recipient: String,
+    /// The recipient's channel (the notifier that was called).
+    pub channel: ChannelKind,
+    /// The tick time at which the delivery succeeded.
+    pub delivered_at: DateTime<Utc>,
+    /// Outbox attempts it took, this one included.
+    pub attempts: u32,
+    /// What the notifier returned.
+    pub receipt: Receipt,
+}
+
 /// Delivers one rendered alert to one recipient over one channel.
 ///
 /// Return [`Error::Notify`](crate::Error::Notify) with `retryable` telling

@@ -1,0 +1,142 @@
+//! What the HTTP notifiers (SMS, webhook) share: the client, URL checks and
+//! the classification of HTTP failures.
+
+use std::time::Duration;
+
+use continuity_core::config::ChannelKind;
+use reqwest::{StatusCode, header::HeaderMap};
+
+use crate::error::NotifyError;
+
+/// Default time for one request, connection included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A client trusting the platform's roots plus `extra_roots` (PEM).
+pub(crate) fn client(
+    channel: ChannelKind,
+    timeout: Duration,
+    extra_roots: &[Vec<u8>],
+) -> Result<reqwest::Client, NotifyError> {
+    let roots = extra_roots
+        .iter()
+        .enumerate()
+        .map(|(i, pem)| {
+            reqwest::Certificate::from_pem(pem).map_err(|e| {
+                NotifyError::config(
+                    channel,
+                    format!("root_certificates_pem[{i}]"),
+                    e.to_string(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    reqwest::Client::builder()
+        .tls_certs_merge(roots)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("continuity-notify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| NotifyError::config(channel, "http client", e.to_string()))
+}
+
+/// Checks that `url` is `https://`, or `http://` when `allow_plain` says so.
+pub(crate) fn check_url(
+    channel: ChannelKind,
+    field: &str,
+    url: &str,
+    allow_plain: bool,
+) -> Result<reqwest::Url, NotifyError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| NotifyError::config(channel, field, format!("{url:?}: {e}")))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if allow_plain => Ok(parsed),
+        "http" => Err(NotifyError::config(
+            channel,
+            field,
+            "plain http:// is refused unless explicitly allowed (allow_plain_http)",
+        )),
+        other => Err(NotifyError::config(
+            channel,
+            field,
+            format!("unsupported scheme {other:?}"),
+        )),
+    }
+}
+
+/// A transport failure (no HTTP answer): connection refused, timeout, TLS.
+pub(crate) fn transport_error(channel: ChannelKind, e: &reqwest::Error) -> NotifyError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    // reqwest's Display omits the cause chain, which holds the useful part.
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    NotifyError::unavailable(channel, message)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from these APIs and is ignored).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Classifies a non-success HTTP answer by its status.
+pub(crate) fn status_error(
+    channel: ChannelKind,
+    status: StatusCode,
+    code: Option<String>,
+    message: String,
+    retry_after: Option<Duration>,
+) -> NotifyError {
+    match status.as_u16() {
+        401 | 403 => NotifyError::Auth {
+            channel,
+            code,
+            message,
+        },
+        429 => NotifyError::RateLimited {
+            channel,
+            code,
+            message,
+            retry_after,
+        },
+        408 | 500..=599 => NotifyError::Unavailable {
+            channel,
+            code,
+            message,
+            retry_after,
+        },
+        _ => NotifyError::Rejected {
+            channel,
+            code,
+            message,
+        },
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}

@@ -1,0 +1,144 @@
+//! E-mail subject, plain-text and HTML bodies, behind a trait the embedder
+//! can replace.
+
+use std::fmt::{self, Write as _};
+
+use continuity_core::{machine::AlertKind, notify::AlertMessage};
+
+/// The three parts of an alert e-mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailContent {
+    /// One line: what and how bad.
+    pub subject: String,
+    /// The plain-text body.
+    pub text: String,
+    /// The HTML body.
+    pub html: String,
+}
+
+/// Renders alert e-mails. Implement it to use your own wording or layout
+/// and pass it to [`SmtpNotifier::with_template`](crate::smtp::SmtpNotifier::with_template);
+/// [`DefaultEmailTemplate`] is used otherwise.
+pub trait EmailTemplate: Send + Sync + fmt::Debug {
+    /// Renders `message` (for its recipient).
+    fn render(&self, message: &AlertMessage) -> EmailContent;
+}
+
+/// The built-in template.
+///
+/// - Subject: `[continuity] ALERT ACME Corp: outbound p95 latency 42 min,
+///   threshold 30 min, ...` (the kind: `ALERT`, `STILL FAILING` for the hourly
+///   reminder, `RESOLVED`; then tenant, direction, figure against threshold).
+/// - Bodies: which kind of notice it is, every condition with its figures,
+///   the continuity event if one runs, the portal link with what it lets
+///   the administrator do, and until when it works. The HTML escapes all
+///   values.
+#[derive(Clone, Debug)]
+pub struct DefaultEmailTemplate {
+    subject_prefix: String,
+}
+
+impl Default for DefaultEmailTemplate {
+    fn default() -> Self {
+        DefaultEmailTemplate {
+            subject_prefix: "[continuity] ".into(),
+        }
+    }
+}
+
+impl DefaultEmailTemplate {
+    /// The default template with another subject prefix (may be empty).
+    pub fn with_subject_prefix(prefix: impl Into<String>) -> Self {
+        DefaultEmailTemplate {
+            subject_prefix: prefix.into(),
+        }
+    }
+}
+
+/// A sentence saying which kind of notice this is.
+pub fn kind_sentence(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::Raised => "New alert: mail flow crossed a threshold you set.",
+        AlertKind::Reminder => {
+            "Reminder: the problem is still there (this notice repeats while it lasts)."
+        }
+        AlertKind::Resolved => "Resolved: every condition has cleared.",
+    }
+}
+
+impl EmailTemplate for DefaultEmailTemplate {
+    fn render(&self, m: &AlertMessage) -> EmailContent {
+        let subject = format!("{}{}", self.subject_prefix, m.headline());
+        let mut text = format!("{}\n\n", kind_sentence(m.kind));
+        text.push_str(&m.text_body());
+
+        let mut html = String::with_capacity(1024);
+        html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+        html.push_str(&escape(&m.headline()));
+        html.push_str("</title></head><body>\n");
+        let _ = write!(
+            html,
+            "<p><strong>{}</strong></p>\n<p>{}</p>\n",
+            escape(kind_sentence(m.kind)),
+            escape(&m.headline())
+        );
+        if !m.conditions.is_empty() {
+            html.push_str("<ul>\n");
+            for c in &m.conditions {
+                let _ = writeln!(
+                    html,
+                    "<li>{} {}{}</li>",
+                    escape(&c.direction.to_string()),
+                    escape(&c.reading),
+                    if c.newly_raised { " (new)" } else { "" }
+                );
+            }
+            html.push_str("</ul>\n");
+        }
+        if let Some(e) = &m.event {
+            let _ = writeln!(html, "<p>Continuity event: {}</p>", escape(e));
+        }
+        let _ = write!(
+            html,
+            "<p><a href=\"{link}\">Open the continuity portal</a> to start, extend or end a continuity event, or to suspend alerts.</p>\n<p>{link_text}</p>\n<p>This link is for {who} only and works until {until}.</p>\n</body></html>\n",
+            link = escape(&m.link),
+            link_text = escape(&m.link),
+            who = escape(m.recipient.name.as_deref().unwrap_or(&m.recipient.id)),
+            until = m.link_expires_at.format("%Y-%m-%d %H:%M UTC"),
+        );
+        EmailContent {
+            subject,
+            text,
+            html,
+        }
+    }
+}
+
+/// Escapes `s` for HTML text and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<script>\"a\" & 'b'</script>"),
+            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+        );
+    }
+}

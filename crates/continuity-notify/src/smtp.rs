@@ -1,0 +1,531 @@
+//! E-mail through an SMTP relay that is not the organisation's own server.
+//!
+//! - **Security:** STARTTLS (default, port 587) or implicit TLS (port 465),
+//!   both verified against the platform's roots plus any extra root
+//!   certificates configured; unencrypted SMTP only with
+//!   [`SmtpSecurity::InsecurePlaintext`] *and* `allow_insecure_plaintext`.
+//! - **Authentication:** PLAIN or LOGIN with the configured credentials
+//!   (the password never appears in `Debug` or logs).
+//! - **Recipients:** `To` the alert's recipient, plus the configured `Cc` and
+//!   `Bcc` addresses (a team list, an archive); `Bcc` stays out of the headers.
+//! - **Message:** `multipart/alternative` with a plain-text and an HTML body
+//!   from the [`EmailTemplate`]; `Message-ID` derived from the alert's
+//!   idempotency key, so every attempt for one alert and recipient carries
+//!   the same id and the receiving side can drop duplicates;
+//!   `Auto-Submitted: auto-generated` and `X-Auto-Response-Suppress: All` so
+//!   that no out-of-office reply comes back; `Date` from the notifier's clock.
+//! - **Connections:** a pool reused across messages (default), or one
+//!   connection per message. Sockets are opened with `TCP_NODELAY`: lettre
+//!   0.11.23 does not set it and writes the end-of-data mark separately, so
+//!   with Nagle's algorithm every message waits out the relay's delayed ACK
+//!   (40 ms on Linux). The pool is therefore this crate's own (lettre's
+//!   transport opens its sockets itself), built on lettre's
+//!   `AsyncSmtpConnection`. Implicit TLS connections are opened by lettre
+//!   and keep Nagle on.
+//!
+//! SMTP replies are classified: `4xx` and network failures can be retried;
+//! `530/534/535/538` are refused credentials; other `5xx` reject the message.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use continuity_core::duration::after;
+use continuity_core::{
+    Clock,
+    config::ChannelKind,
+    notify::{AlertMessage, Notifier, Receipt},
+};
+use lettre::{
+    Message,
+    message::{
+        Mailbox, MultiPart,
+        header::{HeaderName, HeaderValue},
+    },
+    transport::smtp::{
+        authentication::{Credentials, Mechanism},
+        client::{AsyncSmtpConnection, Certificate, TlsParameters},
+        extension::ClientId,
+        response::Response,
+    },
+};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    error::NotifyError,
+    http::hex,
+    render::{DefaultEmailTemplate, EmailTemplate},
+};
+
+const CHANNEL: ChannelKind = ChannelKind::Email;
+
+/// How the connection to the relay is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which is required (default port 587).
+    StartTls,
+    /// TLS from the first byte (default port 465).
+    ImplicitTls,
+    /// No encryption at all (default port 25). Refused unless
+    /// [`SmtpConfig::allow_insecure_plaintext`] is set too.
+    InsecurePlaintext,
+}
+
+/// How connections are used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpConnections {
+    /// Keep up to `max_size` connections open and reuse them (default 4).
+    Pooled {
+        /// Most connections open at once.
+        max_size: u32,
+    },
+    /// Open, authenticate, send one message and quit, every time.
+    PerMessage,
+}
+
+/// User name and password for SMTP AUTH.
+#[derive(Clone, Debug)]
+pub struct SmtpCredentials {
+    /// The user name.
+    pub user: String,
+    /// The password (never logged or printed).
+    pub password: SecretString,
+}
+
+impl SmtpCredentials {
+    /// Credentials from a user name and a password.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        SmtpCredentials {
+            user: user.into(),
+            password: SecretString::from(password.into()),
+        }
+    }
+}
+
+/// Settings of an [`SmtpNotifier`].
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    /// The relay's host name or IP address.
+    pub host: String,
+    /// The port (default: by [`security`](Self::security), 587, 465 or 25).
+    pub port: Option<u16>,
+    /// Transport security (default STARTTLS).
+    pub security: SmtpSecurity,
+    /// The name the relay's certificate must carry (default: `host`).
+    pub tls_domain: Option<String>,
+    /// Extra trusted root certificates (PEM), e.g. a private CA.
+    pub root_certificates_pem: Vec<Vec<u8>>,
+    /// Credentials for AUTH, if the relay needs them.
+    pub credentials: Option<SmtpCredentials>,
+    /// The sender, e.g. `Continuity <alerts@example.net>`.
+    pub from: String,
+    /// Also sent to these addresses, visibly.
+    pub cc: Vec<String>,
+    /// Also sent to these addresses, invisibly.
+    pub bcc: Vec<String>,
+    /// The EHLO name (default: the sender's domain).
+    pub hello_name: Option<String>,
+    /// Time for each SMTP step (default 30 s).
+    pub timeout: Duration,
+    /// Connection reuse (default a pool of 4).
+    pub connections: SmtpConnections,
+    /// Must be true for [`SmtpSecurity::InsecurePlaintext`].
+    pub allow_insecure_plaintext: bool,
+}
+
+impl SmtpConfig {
+    /// STARTTLS to `host` on port 587 as `from`, with the other defaults.
+    pub fn new(host: impl Into<String>, from: impl Into<String>) -> Self {
+        SmtpConfig {
+            host: host.into(),
+            port: None,
+            security: SmtpSecurity::StartTls,
+            tls_domain: None,
+            root_certificates_pem: Vec::new(),
+            credentials: None,
+            from: from.into(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            hello_name: None,
+            timeout: Duration::from_secs(30),
+            connections: SmtpConnections::Pooled { max_size: 4 },
+            allow_insecure_plaintext: false,
+        }
+    }
+}
+
+/// Sends alerts by e-mail through an SMTP relay. See the [module docs](self).
+pub struct SmtpNotifier {
+    host: String,
+    port: u16,
+    tls: Option<(SmtpSecurity, TlsParameters)>,
+    credentials: Option<Credentials>,
+    from: Mailbox,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+    hello: ClientId,
+    timeout: Duration,
+    pool: Option<Pool>,
+    message_id_domain: String,
+    template: Arc<dyn EmailTemplate>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SmtpNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpNotifier")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.tls.as_ref().map(|t| t.0))
+            .field("authenticated", &self.credentials.is_some())
+            .field("from", &self.from.to_string())
+            .field("pooled", &self.pool.is_some())
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mailbox(field: &str, s: &str) -> Result<Mailbox, NotifyError> {
+    s.parse()
+        .map_err(|e| NotifyError::config(CHANNEL, field, format!("{s:?}: {e}")))
+}
+
+impl SmtpNotifier {
+    /// Checks `config` and builds the notifier; `Date` headers and the
+    /// pool's idle times come from `clock`. Sending needs a Tokio runtime.
+    pub fn new(config: SmtpConfig, clock: Arc<dyn Clock>) -> Result<Self, NotifyError> {
+        if config.host.trim().is_empty() {
+            return Err(NotifyError::config(CHANNEL, "host", "is empty"));
+        }
+        let from = mailbox("from", &config.from)?;
+        let cc = config
+            .cc
+            .iter()
+            .enumerate()
+            .map(|(i, a)| mailbox(&format!("cc[{i}]"), a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bcc = config
+            .bcc
+            .iter()
+            .enumerate()
+            .map(|(i, a)| mailbox(&format!("bcc[{i}]"), a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let domain = from.email.domain().to_string();
+        let port = config.port.unwrap_or(match config.security {
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::ImplicitTls => 465,
+            SmtpSecurity::InsecurePlaintext => 25,
+        });
+        let tls = match config.security {
+            SmtpSecurity::InsecurePlaintext if !config.allow_insecure_plaintext => {
+                return Err(NotifyError::config(
+                    CHANNEL,
+                    "security",
+                    "unencrypted SMTP needs allow_insecure_plaintext = true",
+                ));
+            }
+            SmtpSecurity::InsecurePlaintext => None,
+            security => {
+                let name = config
+                    .tls_domain
+                    .clone()
+                    .unwrap_or_else(|| config.host.clone());
+                let mut b = TlsParameters::builder(name);
+                for (i, pem) in config.root_certificates_pem.iter().enumerate() {
+                    let cert = Certificate::from_pem(pem).map_err(|e| {
+                        NotifyError::config(
+                            CHANNEL,
+                            format!("root_certificates_pem[{i}]"),
+                            e.to_string(),
+                        )
+                    })?;
+                    b = b.add_root_certificate(cert);
+                }
+                let params = b
+                    .build_rustls()
+                    .map_err(|e| NotifyError::config(CHANNEL, "tls", e.to_string()))?;
+                Some((security, params))
+            }
+        };
+        let credentials = config
+            .credentials
+            .as_ref()
+            .map(|c| Credentials::new(c.user.clone(), c.password.expose_secret().to_string()));
+        let hello = ClientId::Domain(config.hello_name.clone().unwrap_or_else(|| domain.clone()));
+        let pool = match config.connections {
+            SmtpConnections::PerMessage => None,
+            SmtpConnections::Pooled { max_size } => Some(Pool::new(max_size)),
+        };
+        Ok(SmtpNotifier {
+            host: config.host,
+            port,
+            tls,
+            credentials,
+            from,
+            cc,
+            bcc,
+            hello,
+            timeout: config.timeout,
+            pool,
+            message_id_domain: domain,
+            template: Arc::new(DefaultEmailTemplate::default()),
+            clock,
+        })
+    }
+
+    /// Uses `template` instead of the [`DefaultEmailTemplate`].
+    pub fn with_template(mut self, template: Arc<dyn EmailTemplate>) -> Self {
+        self.template = template;
+        self
+    }
+
+    /// The `Message-ID` every attempt for `message` carries:
+    /// `<` 32 hex digits of SHA-256 over the idempotency key `@` the sender's domain `>`.
+    pub fn message_id(&self, message: &AlertMessage) -> String {
+        let digest = Sha256::digest(message.idempotency_key.as_bytes());
+        format!("<{}@{}>", &hex(&digest)[..32], self.message_id_domain)
+    }
+
+    /// Builds the e-mail for `message`.
+    pub fn build_message(&self, message: &AlertMessage) -> Result<Message, NotifyError> {
+        let address = message
+            .recipient
+            .address
+            .parse()
+            .map_err(|e| NotifyError::Rejected {
+                channel: CHANNEL,
+                code: None,
+                message: format!("recipient address {:?}: {e}", message.recipient.address),
+            })?;
+        let to = Mailbox::new(message.recipient.name.clone(), address);
+        let content = self.template.render(message);
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(content.subject)
+            .message_id(Some(self.message_id(message)))
+            .date(std::time::SystemTime::from(self.clock.now()))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".into(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".into(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Continuity-Idempotency-Key"),
+                message.idempotency_key.clone(),
+            ));
+        for c in &self.cc {
+            b = b.cc(c.clone());
+        }
+        for c in &self.bcc {
+            b = b.bcc(c.clone());
+        }
+        b.multipart(MultiPart::alternative_plain_html(
+            content.text,
+            content.html,
+        ))
+        .map_err(|e| NotifyError::Render {
+            channel: CHANNEL,
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends `message`, with this crate's error.
+    pub async fn send(&self, message: &AlertMessage) -> Result<Receipt, NotifyError> {
+        let email = self.build_message(message)?;
+        let response = match &self.pool {
+            Some(pool) => self.send_pooled(pool, &email).await?,
+            None => self.send_on_new_connection(&email).await?,
+        };
+        let reply: Vec<&str> = response.message().collect();
+        Ok(Receipt {
+            provider_id: Some(
+                format!("{} {}", response.code(), reply.join(" "))
+                    .trim()
+                    .to_string(),
+            ),
+        })
+    }
+
+    /// Opens, secures and authenticates a connection.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, NotifyError> {
+        let mut conn = match &self.tls {
+            Some((SmtpSecurity::ImplicitTls, p)) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                Some(p.clone()),
+                None,
+            )
+            .await
+            .map_err(classify)?,
+            _ => {
+                let tcp = tokio::time::timeout(
+                    self.timeout,
+                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+                )
+                .await
+                .map_err(|_| NotifyError::unavailable(CHANNEL, "connecting timed out"))?
+                .map_err(|e| {
+                    NotifyError::unavailable(CHANNEL, format!("could not connect: {e}"))
+                })?;
+                tcp.set_nodelay(true)
+                    .map_err(|e| NotifyError::unavailable(CHANNEL, e.to_string()))?;
+                let mut conn =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                        .await
+                        .map_err(classify)?;
+                if let Some((SmtpSecurity::StartTls, p)) = &self.tls {
+                    if !conn.can_starttls() {
+                        return Err(NotifyError::Unavailable {
+                            channel: CHANNEL,
+                            code: None,
+                            message: "the relay does not offer STARTTLS, which is required".into(),
+                            retry_after: None,
+                        });
+                    }
+                    conn.starttls(p.clone(), &self.hello)
+                        .await
+                        .map_err(classify)?;
+                }
+                conn
+            }
+        };
+        if let Some(c) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(conn)
+    }
+
+    async fn send_on_new_connection(&self, email: &Message) -> Result<Response, NotifyError> {
+        let mut conn = self.connect().await?;
+        let response = conn
+            .send(email.envelope(), &email.formatted())
+            .await
+            .map_err(classify)?;
+        // The message is accepted; a failing QUIT changes nothing about that.
+        let _ = conn.quit().await;
+        Ok(response)
+    }
+
+    async fn send_pooled(&self, pool: &Pool, email: &Message) -> Result<Response, NotifyError> {
+        let _slot = pool
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| NotifyError::unavailable(CHANNEL, "connection pool closed"))?;
+        let now = self.clock.now();
+        let mut conn = None;
+        while let Some((mut c, idle_since)) = pool.take() {
+            if c.has_broken() || after(idle_since, IDLE_TIMEOUT) <= now {
+                c.abort().await;
+                continue;
+            }
+            // A connection idle for a while may have been closed by the
+            // relay: check with NOOP rather than risk the message on it.
+            if after(idle_since, IDLE_CHECK) <= now && !c.test_connected().await {
+                c.abort().await;
+                continue;
+            }
+            conn = Some(c);
+            break;
+        }
+        let mut conn = match conn {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        match conn.send(email.envelope(), &email.formatted()).await {
+            Ok(response) => {
+                pool.put(conn, self.clock.now());
+                Ok(response)
+            }
+            Err(e) => {
+                conn.abort().await;
+                Err(classify(e))
+            }
+        }
+    }
+}
+
+/// Idle connections are closed after this long (relays drop them too).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections are checked with NOOP before reuse after this long.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// Open connections kept for reuse, and a limit on connections in use.
+struct Pool {
+    slots: tokio::sync::Semaphore,
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, DateTime<Utc>)>>,
+}
+
+impl Pool {
+    fn new(max_size: u32) -> Self {
+        let n = usize::try_from(max_size.max(1)).unwrap_or(1);
+        Pool {
+            slots: tokio::sync::Semaphore::new(n),
+            idle: std::sync::Mutex::new(Vec::with_capacity(n)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, DateTime<Utc>)>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently used idle connection.
+    fn take(&self) -> Option<(AsyncSmtpConnection, DateTime<Utc>)> {
+        self.lock().pop()
+    }
+
+    fn put(&self, conn: AsyncSmtpConnection, now: DateTime<Utc>) {
+        self.lock().push((conn, now));
+    }
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> NotifyError {
+    let code = e.status().map(|c| c.to_string());
+    let message = e.to_string();
+    if e.is_permanent() {
+        return match code.as_deref() {
+            Some("530" | "534" | "535" | "538") => NotifyError::Auth {
+                channel: CHANNEL,
+                code,
+                message,
+            },
+            _ => NotifyError::Rejected {
+                channel: CHANNEL,
+                code,
+                message,
+            },
+        };
+    }
+    if e.is_client() {
+        return NotifyError::Rejected {
+            channel: CHANNEL,
+            code,
+            message,
+        };
+    }
+    NotifyError::Unavailable {
+        channel: CHANNEL,
+        code: code.or_else(|| e.is_tls().then(|| "tls".to_string())),
+        message,
+        retry_after: None,
+    }
+}
+
+#[async_trait]
+impl Notifier for SmtpNotifier {
+    fn channel(&self) -> ChannelKind {
+        CHANNEL
+    }
+
+    async fn deliver(&self, message: &AlertMessage) -> continuity_core::Result<Receipt> {
+        Ok(self.send(message).await?)
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the notifiers against local providers: an HTTP
+//! stand-in for Twilio, a webhook receiver, and a real SMTP server
+//! (Python's aiosmtpd) on loopback.
+
+mod channel_down;
+mod common;
+mod delivery;
+mod sms;
+mod smtp;
+mod smtp_peer;
+mod twilio;
+mod webhook;
