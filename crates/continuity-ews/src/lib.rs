@@ -9,10 +9,14 @@
 //! | [`error`] | [`EwsError`] and the open set of EWS [`ResponseCode`]s |
 //! | [`request`] | SOAP request bodies: CreateItem, FindItem, GetItem, DeleteItem, GetFolder |
 //! | [`response`] | namespace-aware response parsing |
+//! | [`client`] | the HTTP client: auth, impersonation, retries, throttling, the connection check |
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod error;
 pub mod request;
 pub mod response;
+mod throttle;
 
+pub use client::{Auth, ConnectionInfo, ConnectionProblem, EwsClient, EwsConfig, RetryPolicy};
 pub use error::{EwsError, ResponseCode, Result};
