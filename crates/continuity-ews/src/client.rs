@@ -122,8 +122,9 @@ pub struct EwsConfig {
     /// Retries.
     pub retry: RetryPolicy,
     /// Exchange Online (legacy EWS mode): an HTTP 403 means EWS is disabled
-    /// for the tenant. Default: true with Bearer auth, false otherwise.
-    pub exchange_online: bool,
+    /// for the tenant. `None` (the default): Exchange Online exactly when
+    /// the auth is Bearer.
+    pub exchange_online: Option<bool>,
     /// `User-Agent` (fixed per application, for the server's logs).
     pub user_agent: String,
 }
@@ -131,7 +132,6 @@ pub struct EwsConfig {
 impl EwsConfig {
     /// Defaults for `endpoint` and `auth`.
     pub fn new(endpoint: impl Into<String>, auth: Auth) -> Self {
-        let exchange_online = matches!(auth, Auth::Bearer(_));
         EwsConfig {
             endpoint: endpoint.into(),
             auth,
@@ -143,9 +143,14 @@ impl EwsConfig {
             max_response_bytes: 4 << 20,
             min_send_interval: Duration::from_secs(6),
             retry: RetryPolicy::default(),
-            exchange_online,
+            exchange_online: None,
             user_agent: concat!("continuity-ews/", env!("CARGO_PKG_VERSION")).into(),
         }
+    }
+
+    /// Whether the client talks to Exchange Online (see [`EwsConfig::exchange_online`]).
+    pub fn is_exchange_online(&self) -> bool {
+        self.exchange_online.unwrap_or(matches!(self.auth, Auth::Bearer(_)))
     }
 
     fn validate(&self) -> Result<Url> {
@@ -380,7 +385,11 @@ impl EwsClient {
         let mut attempt = 1;
         loop {
             let e = match self.attempt(operation, mailbox, &body).await {
-                Ok(r) => return Ok(r),
+                // A response message that failed transiently (ErrorServerBusy, a Warning) is retried like a fault.
+                Ok(r) => match r.messages.iter().find_map(|m| m.error(operation).filter(EwsError::is_retryable)) {
+                    Some(e) => e,
+                    None => return Ok(r),
+                },
                 Err(e) => e,
             };
             if let EwsError::ServerBusy { back_off, .. } = &e {
@@ -547,7 +556,7 @@ fn interpret(
         }
         403 => {
             let text = String::from_utf8_lossy(body);
-            if cfg.exchange_online || looks_disabled(&text) {
+            if cfg.is_exchange_online() || looks_disabled(&text) {
                 return Err(EwsError::EwsDisabled {
                     status: 403,
                     message: if text.trim().is_empty() {
