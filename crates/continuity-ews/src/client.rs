@@ -1,6 +1,6 @@
 //! The EWS HTTP client: one per service account.
 //!
-//! It sends the SOAP bodies of [`request`](crate::request) over HTTPS with
+//! It sends the SOAP bodies of [`request`] over HTTPS with
 //! Basic or Bearer authentication, impersonating a mailbox (the
 //! `ExchangeImpersonation` header and `X-AnchorMailbox`), caps concurrency,
 //! honours the server's back-off, retries what can succeed on retry, and
@@ -150,7 +150,8 @@ impl EwsConfig {
 
     /// Whether the client talks to Exchange Online (see [`EwsConfig::exchange_online`]).
     pub fn is_exchange_online(&self) -> bool {
-        self.exchange_online.unwrap_or(matches!(self.auth, Auth::Bearer(_)))
+        self.exchange_online
+            .unwrap_or(matches!(self.auth, Auth::Bearer(_)))
     }
 
     fn validate(&self) -> Result<Url> {
@@ -192,10 +193,10 @@ impl EwsConfig {
         if self.max_response_bytes < 1024 {
             return Err(bad("max_response_bytes", "must be at least 1024".into()));
         }
-        if let Auth::Basic { username, .. } = &self.auth {
-            if username.is_empty() {
-                return Err(bad("auth.username", "empty".into()));
-            }
+        if let Auth::Basic { username, .. } = &self.auth
+            && username.is_empty()
+        {
+            return Err(bad("auth.username", "empty".into()));
         }
         Ok(url)
     }
@@ -386,7 +387,11 @@ impl EwsClient {
         loop {
             let e = match self.attempt(operation, mailbox, &body).await {
                 // A response message that failed transiently (ErrorServerBusy, a Warning) is retried like a fault.
-                Ok(r) => match r.messages.iter().find_map(|m| m.error(operation).filter(EwsError::is_retryable)) {
+                Ok(r) => match r
+                    .messages
+                    .iter()
+                    .find_map(|m| m.error(operation).filter(EwsError::is_retryable))
+                {
                     Some(e) => e,
                     None => return Ok(r),
                 },

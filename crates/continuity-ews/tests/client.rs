@@ -6,25 +6,24 @@ mod common;
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
         Arc,
+        atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use chrono::TimeDelta;
 use common::{
-    arc_clock, client, config,
+    SVC_PASS, SVC_USER, arc_clock, client, config, manual_clock,
     server::{EwsServer, Inject},
-    manual_clock, SVC_PASS, SVC_USER,
 };
 use continuity_core::{
-    token::{AccessToken, AccessTokenSource},
     Clock,
+    token::{AccessToken, AccessTokenSource},
 };
 use continuity_ews::{
-    request::{Disposition, Folder, ProbeMessage},
     Auth, ConnectionProblem, EwsClient, EwsError,
+    request::{Disposition, Folder, ProbeMessage},
 };
 
 const SENDER: &str = "probe-sender@contoso.example";
@@ -41,7 +40,11 @@ async fn server() -> (continuity_core::ManualClock, EwsServer) {
 }
 
 fn probe<'a>(id: &'a str, to: &'a str) -> ProbeMessage<'a> {
-    ProbeMessage { probe_id: id, to, disposition: Disposition::SendOnly }
+    ProbeMessage {
+        probe_id: id,
+        to,
+        disposition: Disposition::SendOnly,
+    }
 }
 
 fn assert_clean(s: &EwsServer) {
@@ -55,39 +58,75 @@ async fn send_find_read_and_delete_a_probe() {
     let c = client(&s.url);
     c.send_probe(SENDER, &probe("p-1", TARGET)).await.unwrap();
     // Not delivered yet (20 s delivery delay).
-    let found = c.find_probe(TARGET, "p-1", &[Folder::Inbox, Folder::JunkEmail], None).await.unwrap();
+    let found = c
+        .find_probe(TARGET, "p-1", &[Folder::Inbox, Folder::JunkEmail], None)
+        .await
+        .unwrap();
     assert!(found.items.is_empty());
     clock.advance(TimeDelta::seconds(30));
-    let found = c.find_probe(TARGET, "p-1", &[Folder::Inbox], None).await.unwrap();
+    let found = c
+        .find_probe(TARGET, "p-1", &[Folder::Inbox], None)
+        .await
+        .unwrap();
     assert_eq!(found.items.len(), 1);
     let first = &found.items[0];
     // The mailbox's first message with the X-header only provisions it: found by the subject token.
     assert_eq!(first.probe_header, None);
     assert_eq!(first.subject.as_deref(), Some("[continuity-probe] p-1"));
-    assert_eq!(first.received.unwrap() - first.sent.unwrap(), TimeDelta::seconds(20));
+    assert_eq!(
+        first.received.unwrap() - first.sent.unwrap(),
+        TimeDelta::seconds(20)
+    );
 
     // From the second message on the header is stored and returned.
     c.send_probe(SENDER, &probe("p-2", TARGET)).await.unwrap();
     clock.advance(TimeDelta::seconds(30));
-    let found = c.find_probe(TARGET, "p-2", &[Folder::Inbox], Some(clock.now() - TimeDelta::hours(1))).await.unwrap();
+    let found = c
+        .find_probe(
+            TARGET,
+            "p-2",
+            &[Folder::Inbox],
+            Some(clock.now() - TimeDelta::hours(1)),
+        )
+        .await
+        .unwrap();
     assert_eq!(found.items.len(), 1, "only p-2, not p-1");
     assert_eq!(found.items[0].probe_header.as_deref(), Some("p-2"));
 
     let id = found.items[0].id.clone().unwrap();
-    let items = c.get_items(TARGET, std::slice::from_ref(&id)).await.unwrap();
+    let items = c
+        .get_items(TARGET, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(items.len(), 1);
-    assert!(items[0].headers.iter().any(|(n, v)| n == "X-Continuity-Probe-Id" && v == "p-2"));
+    assert!(
+        items[0]
+            .headers
+            .iter()
+            .any(|(n, v)| n == "X-Continuity-Probe-Id" && v == "p-2")
+    );
     assert!(items[0].headers.iter().any(|(n, _)| n == "Received"));
-    assert!(items[0].internet_message_id.as_deref().is_some_and(|m| m.starts_with('<')));
+    assert!(
+        items[0]
+            .internet_message_id
+            .as_deref()
+            .is_some_and(|m| m.starts_with('<'))
+    );
 
-    c.delete_items(TARGET, std::slice::from_ref(&id)).await.unwrap();
+    c.delete_items(TARGET, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(s.inbox(TARGET).len(), 1);
     // Deleting again: ErrorItemNotFound counts as done.
     c.delete_items(TARGET, &[id]).await.unwrap();
 
     for l in s.log() {
         assert_eq!(l.auth_scheme.as_deref(), Some("Basic"));
-        assert_eq!(l.impersonated.as_deref(), l.anchor.as_deref(), "X-AnchorMailbox names the impersonated mailbox");
+        assert_eq!(
+            l.impersonated.as_deref(),
+            l.anchor.as_deref(),
+            "X-AnchorMailbox names the impersonated mailbox"
+        );
     }
     assert_clean(&s);
 }
@@ -102,9 +141,16 @@ async fn find_follows_pages_and_keeps_exact_matches_only() {
     }
     clock.advance(TimeDelta::minutes(1));
     let c = client(&s.url);
-    let found = c.find_probe(TARGET, "p-7", &[Folder::Inbox], None).await.unwrap();
+    let found = c
+        .find_probe(TARGET, "p-7", &[Folder::Inbox], None)
+        .await
+        .unwrap();
     assert_eq!(found.items.len(), 3);
-    assert_eq!(s.requests("FindItem"), 3, "5 matches of the restriction, 2 per page");
+    assert_eq!(
+        s.requests("FindItem"),
+        3,
+        "5 matches of the restriction, 2 per page"
+    );
     assert_clean(&s);
 }
 
@@ -115,20 +161,42 @@ async fn transient_errors_are_retried_then_succeed() {
     let cases = [
         Inject::BusyFault(50),
         Inject::BusyResponse(20),
-        Inject::Http { status: 503, retry_after: Some(1), content_type: Some("text/html"), body: "<html><body>Service Unavailable</body></html>" },
-        Inject::Http { status: 500, retry_after: None, content_type: None, body: "" },
+        Inject::Http {
+            status: 503,
+            retry_after: Some(1),
+            content_type: Some("text/html"),
+            body: "<html><body>Service Unavailable</body></html>",
+        },
+        Inject::Http {
+            status: 500,
+            retry_after: None,
+            content_type: None,
+            body: "",
+        },
         Inject::Redirect,
-        Inject::ResponseError { code: "ErrorMailboxStoreUnavailable", message: "The mailbox database is temporarily unavailable." },
-        Inject::Fault { code: "ErrorInternalServerTransientError", message: "transient" },
+        Inject::ResponseError {
+            code: "ErrorMailboxStoreUnavailable",
+            message: "The mailbox database is temporarily unavailable.",
+        },
+        Inject::Fault {
+            code: "ErrorInternalServerTransientError",
+            message: "transient",
+        },
         Inject::Delay(Duration::from_millis(300)),
     ];
     for (n, inject) in cases.into_iter().enumerate() {
         let before = s.requests("FindItem");
         let retried = !matches!(inject, Inject::Delay(_));
         s.inject(inject.clone());
-        let r = c.find_probe(TARGET, &format!("t-{n}"), &[Folder::Inbox], None).await;
+        let r = c
+            .find_probe(TARGET, &format!("t-{n}"), &[Folder::Inbox], None)
+            .await;
         assert!(r.is_ok(), "{inject:?}: {r:?}");
-        assert_eq!(s.requests("FindItem") - before, if retried { 2 } else { 1 }, "{inject:?}");
+        assert_eq!(
+            s.requests("FindItem") - before,
+            if retried { 2 } else { 1 },
+            "{inject:?}"
+        );
     }
     assert_clean(&s);
 }
@@ -137,7 +205,11 @@ async fn transient_errors_are_retried_then_succeed() {
 async fn errors_are_typed_and_keep_what_the_server_said() {
     let (_clock, s) = server().await;
     let c = client(&s.url);
-    let find = |c: EwsClient| async move { c.find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap_err() };
+    let find = |c: EwsClient| async move {
+        c.find_probe(TARGET, "x", &[Folder::Inbox], None)
+            .await
+            .unwrap_err()
+    };
 
     // Persistent 502 HTML page: three attempts, then a clear error with status and excerpt.
     for _ in 0..3 {
@@ -146,9 +218,15 @@ async fn errors_are_typed_and_keep_what_the_server_said() {
     let before = s.requests("FindItem");
     let e = find(c.clone()).await;
     assert_eq!(s.requests("FindItem") - before, 3);
-    assert!(matches!(e, EwsError::Http { status: 502, .. }) && e.is_retryable(), "{e:?}");
+    assert!(
+        matches!(e, EwsError::Http { status: 502, .. }) && e.is_retryable(),
+        "{e:?}"
+    );
     let text = e.to_string();
-    assert!(text.contains("HTTP 502") && text.contains("502 Bad Gateway") && text.contains("text/html"), "{text}");
+    assert!(
+        text.contains("HTTP 502") && text.contains("502 Bad Gateway") && text.contains("text/html"),
+        "{text}"
+    );
 
     // Redirect to the generic error page.
     for _ in 0..3 {
@@ -159,18 +237,39 @@ async fn errors_are_typed_and_keep_what_the_server_said() {
 
     // Impersonation denied: a fault, not retried.
     let before = s.requests("FindItem");
-    s.inject(Inject::Fault { code: "ErrorImpersonateUserDenied", message: "The account does not have permission to impersonate the requested user." });
+    s.inject(Inject::Fault {
+        code: "ErrorImpersonateUserDenied",
+        message: "The account does not have permission to impersonate the requested user.",
+    });
     let e = find(c.clone()).await;
     assert_eq!(s.requests("FindItem") - before, 1);
     assert!(e.is_permission() && !e.is_retryable(), "{e:?}");
-    assert_eq!(e.response_code().unwrap().as_str(), "ErrorImpersonateUserDenied");
-    assert!(e.to_string().contains("does not have permission to impersonate"));
+    assert_eq!(
+        e.response_code().unwrap().as_str(),
+        "ErrorImpersonateUserDenied"
+    );
+    assert!(
+        e.to_string()
+            .contains("does not have permission to impersonate")
+    );
 
     // A response-message error keeps ResponseCode and MessageText.
-    s.inject(Inject::ResponseError { code: "ErrorAccessDenied", message: "Access is denied. Check credentials and try again." });
+    s.inject(Inject::ResponseError {
+        code: "ErrorAccessDenied",
+        message: "Access is denied. Check credentials and try again.",
+    });
     match find(c.clone()).await {
-        EwsError::Response { code, message, operation, warning: false, .. } => {
-            assert_eq!((code.as_str(), operation), ("ErrorAccessDenied", "FindItem"));
+        EwsError::Response {
+            code,
+            message,
+            operation,
+            warning: false,
+            ..
+        } => {
+            assert_eq!(
+                (code.as_str(), operation),
+                ("ErrorAccessDenied", "FindItem")
+            );
             assert!(message.starts_with("Access is denied"));
         }
         other => panic!("{other:?}"),
@@ -180,11 +279,18 @@ async fn errors_are_typed_and_keep_what_the_server_said() {
     // back-off holds for the whole account (no request goes out meanwhile).
     s.inject(Inject::BusyFault(600_000));
     let e = find(c.clone()).await;
-    assert!(matches!(e, EwsError::ServerBusy { back_off: Some(b), .. } if b == Duration::from_secs(600)), "{e:?}");
+    assert!(
+        matches!(e, EwsError::ServerBusy { back_off: Some(b), .. } if b == Duration::from_secs(600)),
+        "{e:?}"
+    );
     let before = s.requests("FindItem");
     let e = c.send_probe(SENDER, &probe("q", TARGET)).await.unwrap_err();
     assert!(matches!(e, EwsError::ServerBusy { .. }), "{e:?}");
-    assert_eq!(s.requests("FindItem") + s.requests("CreateItem"), before, "backing off: nothing sent");
+    assert_eq!(
+        s.requests("FindItem") + s.requests("CreateItem"),
+        before,
+        "backing off: nothing sent"
+    );
     assert_clean(&s);
 }
 
@@ -195,10 +301,21 @@ async fn credentials_tokens_and_ews_disabled() {
     let mut cfg = config(&s.url);
     cfg.auth = Auth::basic(SVC_USER, "wrong-password");
     let c = EwsClient::new(cfg.clone()).unwrap();
-    let e = c.find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap_err();
-    assert!(matches!(e, EwsError::Unauthorized { .. }) && e.is_configuration() && !e.is_retryable(), "{e:?}");
+    let e = c
+        .find_probe(TARGET, "x", &[Folder::Inbox], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, EwsError::Unauthorized { .. }) && e.is_configuration() && !e.is_retryable(),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("Negotiate, NTLM, Basic"), "{e}");
-    for text in [e.to_string(), format!("{e:?}"), format!("{cfg:?}"), format!("{c:?}")] {
+    for text in [
+        e.to_string(),
+        format!("{e:?}"),
+        format!("{cfg:?}"),
+        format!("{c:?}"),
+    ] {
         assert!(!text.contains("wrong-password"), "secret leaked: {text}");
     }
     assert_eq!(s.requests("(unauthenticated)"), 1);
@@ -206,9 +323,18 @@ async fn credentials_tokens_and_ews_disabled() {
     // 403 saying EWS is off.
     let c = client(&s.url);
     s.inject(Inject::EwsDisabled);
-    let e = c.find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap_err();
-    assert!(matches!(e, EwsError::EwsDisabled { status: 403, .. }) && !e.is_retryable(), "{e:?}");
-    assert!(e.to_string().starts_with("EWS disabled for this tenant"), "{e}");
+    let e = c
+        .find_probe(TARGET, "x", &[Folder::Inbox], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, EwsError::EwsDisabled { status: 403, .. }) && !e.is_retryable(),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().starts_with("EWS disabled for this tenant"),
+        "{e}"
+    );
 
     // Bearer: a refused token is invalidated and fetched again, once.
     #[derive(Debug, Default)]
@@ -218,7 +344,11 @@ async fn credentials_tokens_and_ews_disabled() {
     #[async_trait::async_trait]
     impl AccessTokenSource for Rotating {
         async fn token(&self) -> continuity_core::Result<AccessToken> {
-            let t = if self.invalidated.load(Ordering::SeqCst) == 0 { "stale-token" } else { "fresh-token" };
+            let t = if self.invalidated.load(Ordering::SeqCst) == 0 {
+                "stale-token"
+            } else {
+                "fresh-token"
+            };
             Ok(AccessToken::new(t, "2026-03-02T09:00:00Z".parse().unwrap()))
         }
         fn invalidate(&self, _t: &AccessToken) {
@@ -230,14 +360,31 @@ async fn credentials_tokens_and_ews_disabled() {
     let mut cfg = config(&s.url);
     cfg.auth = Auth::Bearer(source.clone());
     let c = EwsClient::new(cfg).unwrap();
-    assert!(c.config().is_exchange_online(), "Bearer means the Exchange Online (legacy EWS) mode");
-    c.find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap();
+    assert!(
+        c.config().is_exchange_online(),
+        "Bearer means the Exchange Online (legacy EWS) mode"
+    );
+    c.find_probe(TARGET, "x", &[Folder::Inbox], None)
+        .await
+        .unwrap();
     assert_eq!(source.invalidated.load(Ordering::SeqCst), 1);
-    assert!(s.log().iter().any(|l| l.auth_scheme.as_deref() == Some("Bearer")));
+    assert!(
+        s.log()
+            .iter()
+            .any(|l| l.auth_scheme.as_deref() == Some("Bearer"))
+    );
     assert!(!format!("{c:?}").contains("fresh-token"));
     // In that mode any bare 403 means EWS is off for the tenant.
-    s.inject(Inject::Http { status: 403, retry_after: None, content_type: None, body: "" });
-    let e = c.find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap_err();
+    s.inject(Inject::Http {
+        status: 403,
+        retry_after: None,
+        content_type: None,
+        body: "",
+    });
+    let e = c
+        .find_probe(TARGET, "x", &[Folder::Inbox], None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, EwsError::EwsDisabled { .. }), "{e:?}");
     assert_clean(&s);
 }
@@ -250,14 +397,33 @@ async fn timeouts_tls_unreachable_and_size_limit() {
     cfg.retry.max_attempts = 1;
     let c = EwsClient::new(cfg.clone()).unwrap();
     s.inject(Inject::Hang);
-    let e = c.find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap_err();
-    assert!(matches!(e, EwsError::Timeout { operation: "FindItem", .. }) && e.is_retryable(), "{e:?}");
+    let e = c
+        .find_probe(TARGET, "x", &[Folder::Inbox], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EwsError::Timeout {
+                operation: "FindItem",
+                ..
+            }
+        ) && e.is_retryable(),
+        "{e:?}"
+    );
 
     // TLS to a server that speaks plain HTTP.
     let mut tls = cfg.clone();
     tls.endpoint = s.url.replace("http://", "https://");
-    let e = EwsClient::new(tls).unwrap().find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap_err();
-    assert!(matches!(e, EwsError::Tls { .. }) && e.is_configuration(), "{e:?}");
+    let e = EwsClient::new(tls)
+        .unwrap()
+        .find_probe(TARGET, "x", &[Folder::Inbox], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, EwsError::Tls { .. }) && e.is_configuration(),
+        "{e:?}"
+    );
 
     // Nobody listening.
     let port = {
@@ -266,17 +432,33 @@ async fn timeouts_tls_unreachable_and_size_limit() {
     };
     let mut gone = cfg.clone();
     gone.endpoint = format!("http://127.0.0.1:{port}/EWS/Exchange.asmx");
-    let e = EwsClient::new(gone).unwrap().find_probe(TARGET, "x", &[Folder::Inbox], None).await.unwrap_err();
-    assert!(matches!(e, EwsError::Unreachable { .. }) && e.is_retryable(), "{e:?}");
+    let e = EwsClient::new(gone)
+        .unwrap()
+        .find_probe(TARGET, "x", &[Folder::Inbox], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, EwsError::Unreachable { .. }) && e.is_retryable(),
+        "{e:?}"
+    );
 
     // A response over the size limit.
     for n in 0..40 {
-        s.deliver(TARGET, &format!("[continuity-probe] big {n}"), None, clock.now());
+        s.deliver(
+            TARGET,
+            &format!("[continuity-probe] big {n}"),
+            None,
+            clock.now(),
+        );
     }
     clock.advance(TimeDelta::minutes(1));
     let mut small = cfg.clone();
     small.max_response_bytes = 4096;
-    let e = EwsClient::new(small).unwrap().find_probe(TARGET, "big", &[Folder::Inbox], None).await.unwrap_err();
+    let e = EwsClient::new(small)
+        .unwrap()
+        .find_probe(TARGET, "big", &[Folder::Inbox], None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, EwsError::TooLarge { limit: 4096 }), "{e:?}");
 }
 
@@ -292,13 +474,20 @@ async fn concurrency_is_capped_per_account() {
     let tasks: Vec<_> = (0..9)
         .map(|n| {
             let c = c.clone();
-            tokio::spawn(async move { c.find_probe(TARGET, &format!("c-{n}"), &[Folder::Inbox], None).await })
+            tokio::spawn(async move {
+                c.find_probe(TARGET, &format!("c-{n}"), &[Folder::Inbox], None)
+                    .await
+            })
         })
         .collect();
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(s.max_in_flight(), 3, "never more than the cap, and the cap is used");
+    assert_eq!(
+        s.max_in_flight(),
+        3,
+        "never more than the cap, and the cap is used"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,17 +510,29 @@ async fn connection_check_names_the_problem() {
     gone.endpoint = "http://127.0.0.1:9/EWS/Exchange.asmx".into();
     gone.retry.max_attempts = 1;
 
-    let check = |cfg, mailbox: &'static str| async move { EwsClient::new(cfg).unwrap().check_connection(mailbox).await.unwrap_err() };
+    let check = |cfg, mailbox: &'static str| async move {
+        EwsClient::new(cfg)
+            .unwrap()
+            .check_connection(mailbox)
+            .await
+            .unwrap_err()
+    };
     let p = check(bad_pw, TARGET).await;
     assert!(matches!(p, ConnectionProblem::BadCredentials(_)), "{p:?}");
     assert!(p.to_string().contains("credentials were refused"), "{p}");
     let p = check(no_role, TARGET).await;
-    assert!(matches!(p, ConnectionProblem::ImpersonationDenied(_)), "{p:?}");
+    assert!(
+        matches!(p, ConnectionProblem::ImpersonationDenied(_)),
+        "{p:?}"
+    );
     assert!(p.to_string().contains("ApplicationImpersonation"), "{p}");
     let p = check(config(&s.url), "nobody@contoso.example").await;
     assert!(matches!(p, ConnectionProblem::MailboxNotFound(_)), "{p:?}");
     let p = check(version, TARGET).await;
-    assert!(matches!(p, ConnectionProblem::ServerVersionUnsupported(_)), "{p:?}");
+    assert!(
+        matches!(p, ConnectionProblem::ServerVersionUnsupported(_)),
+        "{p:?}"
+    );
     let p = check(tls, TARGET).await;
     assert!(matches!(p, ConnectionProblem::Tls(_)), "{p:?}");
     let p = check(gone, TARGET).await;

@@ -225,6 +225,22 @@ impl EwsServer {
     pub fn violations(&self) -> Vec<String> {
         lock(&self.shared.world).violations.clone()
     }
+    /// For servers started without per-request validation: validates every
+    /// logged request body now, in one xmllint run, and returns the failures.
+    pub fn validate_log(&self) -> Result<usize, String> {
+        let bodies: Vec<(String, String)> = self
+            .log()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, l)| l.operation != "(unauthenticated)")
+            .map(|(n, l)| (format!("req-{n:04}-{}", l.operation), l.body))
+            .collect();
+        let refs: Vec<(&str, String)> = bodies
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.clone()))
+            .collect();
+        schema::validate_with_script(&refs).map(|()| refs.len())
+    }
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
