@@ -9,7 +9,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use continuity_core::token::AccessTokenSource;
+use continuity_core::{Clock, SystemClock, token::AccessTokenSource};
 use reqwest::{
     StatusCode, Url,
     header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT},
@@ -39,6 +39,19 @@ pub enum Auth {
     },
     /// `Authorization: Bearer` from a token source (Exchange Online, hybrid).
     Bearer(Arc<dyn AccessTokenSource>),
+    /// NTLMv2 (on-premises): the handshake runs once per kept-alive
+    /// connection, which then stays authenticated.
+    #[cfg(feature = "ntlm")]
+    Ntlm {
+        /// NetBIOS domain (e.g. `CONTOSO`).
+        domain: String,
+        /// User name without the domain.
+        username: String,
+        /// Password.
+        password: SecretString,
+        /// Workstation name sent in the messages.
+        workstation: String,
+    },
 }
 
 impl Auth {
@@ -50,10 +63,27 @@ impl Auth {
         }
     }
 
+    /// NTLM authentication as `domain\\username`.
+    #[cfg(feature = "ntlm")]
+    pub fn ntlm(
+        domain: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Auth::Ntlm {
+            domain: domain.into(),
+            username: username.into(),
+            password: SecretString::from(password.into()),
+            workstation: "CONTINUITY".into(),
+        }
+    }
+
     fn scheme(&self) -> &'static str {
         match self {
             Auth::Basic { .. } => "Basic",
             Auth::Bearer(_) => "Bearer",
+            #[cfg(feature = "ntlm")]
+            Auth::Ntlm { .. } => "NTLM",
         }
     }
 }
@@ -67,6 +97,19 @@ impl fmt::Debug for Auth {
                 .field("password", &"<redacted>")
                 .finish(),
             Auth::Bearer(source) => f.debug_tuple("Bearer").field(source).finish(),
+            #[cfg(feature = "ntlm")]
+            Auth::Ntlm {
+                domain,
+                username,
+                workstation,
+                ..
+            } => f
+                .debug_struct("Ntlm")
+                .field("domain", domain)
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .field("workstation", workstation)
+                .finish(),
         }
     }
 }
@@ -127,6 +170,8 @@ pub struct EwsConfig {
     pub exchange_online: Option<bool>,
     /// `User-Agent` (fixed per application, for the server's logs).
     pub user_agent: String,
+    /// The time source (NTLM timestamps when the server sends none).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl EwsConfig {
@@ -145,6 +190,7 @@ impl EwsConfig {
             retry: RetryPolicy::default(),
             exchange_online: None,
             user_agent: concat!("continuity-ews/", env!("CARGO_PKG_VERSION")).into(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -219,7 +265,12 @@ struct Inner {
     back_off: BackOff,
     pacer: SendPacer,
     jitter: Jitter,
+    /// Authenticated NTLM connections, each its own one-connection client.
+    #[cfg(feature = "ntlm")]
+    ntlm_idle: std::sync::Mutex<Vec<reqwest::Client>>,
 }
+
+type Answer = (StatusCode, HeaderMap, Vec<u8>);
 
 /// The probe messages found in a mailbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -253,6 +304,8 @@ impl EwsClient {
                 back_off: BackOff::default(),
                 pacer: SendPacer::new(cfg.min_send_interval),
                 jitter: Jitter::default(),
+                #[cfg(feature = "ntlm")]
+                ntlm_idle: std::sync::Mutex::new(Vec::new()),
                 cfg,
             }),
         })
@@ -454,8 +507,35 @@ impl EwsClient {
             .map_err(|_| EwsError::Transport {
                 message: "client shut down".into(),
             })?;
-        let mut req = inner
-            .http
+        let (status, headers, buf) = match &inner.cfg.auth {
+            #[cfg(feature = "ntlm")]
+            Auth::Ntlm { .. } => self.ntlm_exchange(operation, mailbox, body).await?,
+            auth => {
+                let req = self.base_request(&inner.http, mailbox);
+                let req = match auth {
+                    Auth::Basic { username, password } => {
+                        req.basic_auth(username, Some(password.expose_secret()))
+                    }
+                    Auth::Bearer(source) => {
+                        let token = source
+                            .token()
+                            .await
+                            .map_err(|e| EwsError::Token(e.to_string()))?;
+                        req.bearer_auth(token.secret().expose())
+                    }
+                    #[cfg(feature = "ntlm")]
+                    Auth::Ntlm { .. } => req,
+                };
+                self.exchange(operation, req.body(body.to_owned())).await?
+            }
+        };
+        drop(_permit);
+        interpret(operation, status, &headers, &buf, &inner.cfg)
+    }
+
+    fn base_request(&self, http: &reqwest::Client, mailbox: &str) -> reqwest::RequestBuilder {
+        let inner = &*self.inner;
+        let mut req = http
             .post(inner.endpoint.clone())
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header(ACCEPT, "text/xml")
@@ -464,33 +544,31 @@ impl EwsClient {
         if let Ok(v) = HeaderValue::from_str(mailbox) {
             req = req.header("X-AnchorMailbox", v);
         }
-        req = match &inner.cfg.auth {
-            Auth::Basic { username, password } => {
-                req.basic_auth(username, Some(password.expose_secret()))
-            }
-            Auth::Bearer(source) => {
-                let token = source
-                    .token()
-                    .await
-                    .map_err(|e| EwsError::Token(e.to_string()))?;
-                req.bearer_auth(token.secret().expose())
-            }
-        };
+        req
+    }
+
+    /// Sends `req` and reads the whole answer, within the size limit.
+    async fn exchange(
+        &self,
+        operation: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Answer> {
+        let inner = &*self.inner;
         let endpoint = || redacted_endpoint(&inner.endpoint);
-        let mut resp =
-            req.body(body.to_owned()).send().await.map_err(|e| {
-                transport_error(&e, operation, inner.cfg.request_timeout, endpoint())
-            })?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, operation, inner.cfg.request_timeout, endpoint()))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let limit = inner.cfg.max_response_bytes;
+        if resp.content_length().is_some_and(|l| l as usize > limit) {
+            return Err(EwsError::TooLarge { limit });
+        }
         let mut buf = Vec::with_capacity(
             resp.content_length()
                 .map_or(8192, |l| (l as usize).min(limit)),
         );
-        if resp.content_length().is_some_and(|l| l as usize > limit) {
-            return Err(EwsError::TooLarge { limit });
-        }
         while let Some(chunk) = resp
             .chunk()
             .await
@@ -501,8 +579,124 @@ impl EwsClient {
             }
             buf.extend_from_slice(&chunk);
         }
-        drop(_permit);
-        interpret(operation, status, &headers, &buf, &inner.cfg)
+        Ok((status, headers, buf))
+    }
+
+    /// One request with NTLM: on an authenticated connection if one is idle,
+    /// else negotiate → challenge → authenticate (with the body) over one
+    /// kept-alive connection, which then goes back to the idle list.
+    #[cfg(feature = "ntlm")]
+    async fn ntlm_exchange(
+        &self,
+        operation: &'static str,
+        mailbox: &str,
+        body: &str,
+    ) -> Result<Answer> {
+        let inner = &*self.inner;
+        let Auth::Ntlm {
+            domain,
+            username,
+            password,
+            workstation,
+        } = &inner.cfg.auth
+        else {
+            return Err(EwsError::InvalidConfig {
+                field: "auth",
+                reason: "not NTLM".into(),
+            });
+        };
+        let idle = inner
+            .ntlm_idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let http = match idle {
+            Some(http) => {
+                let answer = self
+                    .exchange(
+                        operation,
+                        self.base_request(&http, mailbox).body(body.to_owned()),
+                    )
+                    .await?;
+                if answer.0 != StatusCode::UNAUTHORIZED {
+                    inner
+                        .ntlm_idle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(http);
+                    return Ok(answer);
+                }
+                // The connection was closed and a new, unauthenticated one answered: handshake again.
+                http
+            }
+            None => self.one_connection_client()?,
+        };
+        let negotiate = crate::ntlm::negotiate(workstation)?;
+        let first = self
+            .exchange(
+                operation,
+                self.base_request(&http, mailbox)
+                    .header(reqwest::header::AUTHORIZATION, format!("NTLM {negotiate}")),
+            )
+            .await?;
+        if first.0 != StatusCode::UNAUTHORIZED {
+            return Ok(first);
+        }
+        let challenge = first
+            .1
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(crate::ntlm::parse_challenge);
+        let Some(challenge) = challenge else {
+            // The server does not offer NTLM: report its 401 as it is.
+            return Ok(first);
+        };
+        let challenge = challenge?;
+        let auth = crate::ntlm::authenticate(
+            &challenge,
+            domain,
+            username,
+            password.expose_secret(),
+            workstation,
+            inner.cfg.clock.now(),
+        )?;
+        let answer = self
+            .exchange(
+                operation,
+                self.base_request(&http, mailbox)
+                    .header(reqwest::header::AUTHORIZATION, format!("NTLM {auth}"))
+                    .body(body.to_owned()),
+            )
+            .await?;
+        if answer.0 != StatusCode::UNAUTHORIZED {
+            inner
+                .ntlm_idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(http);
+        }
+        Ok(answer)
+    }
+
+    /// A client that keeps at most one connection: NTLM authenticates a
+    /// connection, so the handshake's messages must share one.
+    #[cfg(feature = "ntlm")]
+    fn one_connection_client(&self) -> Result<reqwest::Client> {
+        let cfg = &self.inner.cfg;
+        reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http1_only()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!cfg.allow_plain_http)
+            .build()
+            .map_err(|e| EwsError::InvalidConfig {
+                field: "endpoint",
+                reason: format!("HTTP client: {e}"),
+            })
     }
 }
 

@@ -75,6 +75,8 @@
 pub mod arrival;
 pub mod client;
 pub mod error;
+#[cfg(feature = "ntlm")]
+mod ntlm;
 pub mod probe;
 pub mod request;
 pub mod response;
