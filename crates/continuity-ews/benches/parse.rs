@@ -6,30 +6,45 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use continuity_ews::response::{parse_http, HttpMeta};
-use ews::{
-    find_item::FindItemResponse,
-    get_item::GetItemResponse,
-    soap::Envelope,
-};
+use continuity_ews::response::{HttpMeta, parse_http};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ews::{find_item::FindItemResponse, get_item::GetItemResponse, soap::Envelope};
 
 const DOCS: [(&str, &str, usize, &[u8]); 4] = [
     ("FindItem", "1", 1, include_bytes!("data/finditem-1.xml")),
-    ("FindItem", "100", 100, include_bytes!("data/finditem-100.xml")),
+    (
+        "FindItem",
+        "100",
+        100,
+        include_bytes!("data/finditem-100.xml"),
+    ),
     ("GetItem", "1", 1, include_bytes!("data/getitem-1.xml")),
-    ("GetItem", "100", 100, include_bytes!("data/getitem-100.xml")),
+    (
+        "GetItem",
+        "100",
+        100,
+        include_bytes!("data/getitem-100.xml"),
+    ),
 ];
 
 fn ours(op: &'static str, doc: &[u8]) -> usize {
-    let r = parse_http(op, &HttpMeta { status: 200, ..Default::default() }, doc).expect("parses");
+    let r = parse_http(
+        op,
+        &HttpMeta {
+            status: 200,
+            ..Default::default()
+        },
+        doc,
+    )
+    .expect("parses");
     r.messages.iter().map(|m| m.items.len()).sum()
 }
 
 fn theirs(op: &str, doc: &[u8]) -> usize {
     match op {
         "FindItem" => {
-            let e = Envelope::<FindItemResponse>::from_xml_document(doc).expect("ews parses FindItem");
+            let e =
+                Envelope::<FindItemResponse>::from_xml_document(doc).expect("ews parses FindItem");
             e.body
                 .response_messages
                 .response_messages
@@ -41,7 +56,8 @@ fn theirs(op: &str, doc: &[u8]) -> usize {
                 .sum()
         }
         _ => {
-            let e = Envelope::<GetItemResponse>::from_xml_document(doc).expect("ews parses GetItem");
+            let e =
+                Envelope::<GetItemResponse>::from_xml_document(doc).expect("ews parses GetItem");
             e.body
                 .response_messages
                 .response_messages
@@ -62,8 +78,12 @@ fn parse(c: &mut Criterion) {
         assert_eq!(theirs(op, doc), items, "{op}-{n}: ews crate");
         let mut g = c.benchmark_group(format!("parse/{op}"));
         g.throughput(Throughput::Bytes(doc.len() as u64));
-        g.bench_with_input(BenchmarkId::new("continuity-ews", n), doc, |b, doc| b.iter(|| ours(op, black_box(doc))));
-        g.bench_with_input(BenchmarkId::new("ews-crate", n), doc, |b, doc| b.iter(|| theirs(op, black_box(doc))));
+        g.bench_with_input(BenchmarkId::new("continuity-ews", n), doc, |b, doc| {
+            b.iter(|| ours(op, black_box(doc)))
+        });
+        g.bench_with_input(BenchmarkId::new("ews-crate", n), doc, |b, doc| {
+            b.iter(|| theirs(op, black_box(doc)))
+        });
         g.finish();
     }
 }

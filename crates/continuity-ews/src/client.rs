@@ -517,10 +517,10 @@ impl EwsClient {
                         req.basic_auth(username, Some(password.expose_secret()))
                     }
                     Auth::Bearer(source) => {
-                        let token = source
-                            .token()
-                            .await
-                            .map_err(|e| EwsError::Token(e.to_string()))?;
+                        let token = source.token().await.map_err(|e| EwsError::Token {
+                            retryable: e.is_retryable(),
+                            message: e.to_string(),
+                        })?;
                         req.bearer_auth(token.secret().expose())
                     }
                     #[cfg(feature = "ntlm")]

@@ -271,8 +271,13 @@ pub enum EwsError {
     },
 
     /// The access-token source failed (Bearer mode).
-    #[error("access token unavailable: {0}")]
-    Token(String),
+    #[error("access token unavailable: {message}")]
+    Token {
+        /// Whether asking the source again later can help.
+        retryable: bool,
+        /// The source's error.
+        message: String,
+    },
 }
 
 impl EwsError {
@@ -288,7 +293,7 @@ impl EwsError {
             EwsError::Http { status, .. } => {
                 matches!(status, 302 | 408 | 429) || (500..=599).contains(status)
             }
-            EwsError::Token(_) => true,
+            EwsError::Token { retryable, .. } => *retryable,
             EwsError::InvalidConfig { .. }
             | EwsError::Tls { .. }
             | EwsError::Unauthorized { .. }

@@ -69,7 +69,8 @@ pub struct TenantProbe {
     pub outbound_from: Option<String>,
     /// Org mailbox that receives inbound probes (impersonated).
     pub inbound_mailbox: Option<String>,
-    /// Keep a copy of outbound probes in Sent Items (default: no).
+    /// Send outbound probes with `SendAndSaveCopy` (default: `SendOnly`);
+    /// the copy is deleted from Sent Items once the probe has arrived.
     pub save_sent_copy: bool,
 }
 
@@ -213,10 +214,29 @@ impl MailProbe for EwsProbe {
             ticket.as_str().to_owned()
         };
         match request.direction {
-            Direction::Outbound => Ok(match self.arrivals.take(&token) {
-                Some(at) => ProbeStatus::Arrived { at },
-                None => ProbeStatus::Pending,
-            }),
+            Direction::Outbound => {
+                let Some(at) = self.arrivals.take(&token) else {
+                    return Ok(ProbeStatus::Pending);
+                };
+                let t = self.tenant(&request.tenant)?;
+                if let (true, Some(from)) = (t.save_sent_copy, t.outbound_from.as_deref()) {
+                    // The Sent Items copy is clean-up only: a failure does not undo the arrival.
+                    let cleaned = async {
+                        let found = t
+                            .client
+                            .find_probe(from, &token, &[Folder::SentItems], None)
+                            .await?;
+                        let ids: Vec<ItemId> =
+                            found.items.into_iter().filter_map(|i| i.id).collect();
+                        t.client.delete_items(from, &ids).await
+                    };
+                    if let Err(e) = cleaned.await {
+                        self.delete_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(tenant = %request.tenant, %token, error = %e, "could not delete the Sent Items copy");
+                    }
+                }
+                Ok(ProbeStatus::Arrived { at })
+            }
             Direction::Inbound => {
                 let t = self.tenant(&request.tenant)?;
                 let mailbox = t.inbound_mailbox.as_deref().ok_or_else(|| {

@@ -292,15 +292,19 @@ impl<'i> Cursor<'i> {
 
     fn next(&mut self) -> Result<Tok<'i>> {
         loop {
-            let (res, ev) = match self.r.read_resolved_event() {
-                Ok((res, ev)) => (ns_of(&res), ev),
+            // Only start tags need their namespace: end tags are matched by quick-xml.
+            let ev = match self.r.read_event() {
+                Ok(ev) => ev,
                 Err(e) => {
                     let pos = self.r.error_position();
                     return Err(self.bad(format!("XML error at byte {pos}: {e}")));
                 }
             };
             return Ok(match ev {
-                Event::Start(e) => Tok::Open(res, e),
+                Event::Start(e) => {
+                    let ns = ns_of(&self.r.resolver().resolve_element(e.name()).0);
+                    Tok::Open(ns, e)
+                }
                 Event::End(_) => Tok::Close,
                 Event::Text(t) => Tok::Text(t.xml10_content()),
                 Event::CData(c) => Tok::Text(c.into_inner()),
@@ -326,27 +330,11 @@ impl<'i> Cursor<'i> {
         }
     }
 
-    /// Consumes the rest of the element just opened.
-    fn skip(&mut self) -> Result<()> {
-        let mut depth = 1usize;
-        loop {
-            match self.next()? {
-                Tok::Open(..) => depth += 1,
-                Tok::Close => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Ok(());
-                    }
-                }
-                Tok::Text(_) => {}
-                Tok::Eof => return Err(self.bad("document ends inside an element")),
-            }
-        }
-    }
-
-    /// The text of the element just opened (nested elements' text included).
-    fn text(&mut self) -> Result<String> {
-        let mut out = String::new();
+    /// Consumes the rest of the element just opened and, if `keep_text`,
+    /// returns its text (nested elements' text included): borrowed from the
+    /// input when it is one piece, as it usually is.
+    fn consume(&mut self, keep_text: bool) -> Result<Cow<'i, str>> {
+        let mut out: Cow<'i, str> = Cow::Borrowed("");
         let mut depth = 1usize;
         loop {
             match self.next()? {
@@ -357,10 +345,32 @@ impl<'i> Cursor<'i> {
                         return Ok(out);
                     }
                 }
-                Tok::Text(t) => out.push_str(&t),
+                Tok::Text(t) if keep_text => {
+                    if out.is_empty() {
+                        out = t;
+                    } else {
+                        out.to_mut().push_str(&t);
+                    }
+                }
+                Tok::Text(_) => {}
                 Tok::Eof => return Err(self.bad("document ends inside an element")),
             }
         }
+    }
+
+    /// Consumes the rest of the element just opened.
+    fn skip(&mut self) -> Result<()> {
+        self.consume(false).map(drop)
+    }
+
+    /// The text of the element just opened, borrowed where possible.
+    fn text_cow(&mut self) -> Result<Cow<'i, str>> {
+        self.consume(true)
+    }
+
+    /// The text of the element just opened.
+    fn text(&mut self) -> Result<String> {
+        self.consume(true).map(Cow::into_owned)
     }
 
     /// Calls `f` for each child element of the element just opened; `f` must
@@ -379,14 +389,15 @@ impl<'i> Cursor<'i> {
         }
     }
 
-    fn attr(&self, e: &BytesStart<'_>, name: &str) -> Result<Option<String>> {
-        for a in e.attributes() {
+    fn attr<'e>(&self, e: &'e BytesStart<'_>, name: &str) -> Result<Option<Cow<'e, str>>> {
+        // Duplicate detection would allocate per element; the first match wins.
+        for a in e.attributes().with_checks(false) {
             let a = a.map_err(|err| self.bad(format!("bad attribute: {err}")))?;
             if a.key.local_name().as_ref() == name {
                 let v = a
                     .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                     .map_err(|err| self.bad(format!("bad attribute value: {err}")))?;
-                return Ok(Some(v.into_owned()));
+                return Ok(Some(v));
             }
         }
         Ok(None)
@@ -404,11 +415,77 @@ impl<'i> Cursor<'i> {
     }
 
     fn date(&mut self, field: &str) -> Result<DateTime<Utc>> {
-        let t = self.text()?;
+        let t = self.text_cow()?;
+        if let Some(d) = fast_datetime(t.trim()) {
+            return Ok(d);
+        }
         DateTime::parse_from_rfc3339(t.trim())
             .map(|d| d.with_timezone(&Utc))
             .map_err(|e| self.bad(format!("{field} {t:?} is not an xs:dateTime: {e}")))
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f…](Z|±HH:MM)`, the form EWS sends, without
+/// chrono's general parser; anything else goes to that parser.
+fn fast_datetime(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos = nanos * 10 + u32::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let digits = (i - start).min(9);
+        if digits == 0 {
+            return None;
+        }
+        nanos *= 10u32.pow(9 - digits as u32);
+    }
+    let offset_secs: i64 = match b.get(i..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let o = i64::from(num(i + 1..i + 3)?) * 3600 + i64::from(num(i + 4..i + 6)?) * 60;
+            if *sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    let naive =
+        chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_nano_opt(h, mi, sec, nanos)?;
+    naive
+        .and_utc()
+        .checked_sub_signed(chrono::TimeDelta::seconds(offset_secs))
 }
 
 fn local<'a>(e: &'a BytesStart<'_>) -> &'a str {
@@ -456,7 +533,7 @@ pub fn parse_envelope(operation: &'static str, status: u16, body: &[u8]) -> Resu
                     minor: cur.num_attr(e, "MinorVersion")?,
                     major_build: cur.num_attr(e, "MajorBuildNumber")?,
                     minor_build: cur.num_attr(e, "MinorBuildNumber")?,
-                    version: cur.attr(e, "Version")?,
+                    version: cur.attr(e, "Version")?.map(Cow::into_owned),
                 });
             }
             cur.skip()
@@ -563,7 +640,7 @@ fn parse_fault(cur: &mut Cursor<'_>) -> Result<EwsError> {
 fn parse_message_xml(cur: &mut Cursor<'_>, details: &mut Vec<(String, String)>) -> Result<()> {
     cur.children(|cur, _, e| {
         let name = match (local(e), cur.attr(e, "Name")?) {
-            ("Value", Some(n)) => n,
+            ("Value", Some(n)) => n.into_owned(),
             (other, _) => other.to_owned(),
         };
         let value = cur.text()?;
@@ -612,7 +689,7 @@ fn parse_message(cur: &mut Cursor<'_>, class: ResponseClass) -> Result<ResponseM
             Ok(())
         }
         (Ns::Messages, "ResponseCode") => {
-            code = Some(cur.text()?.trim().to_owned());
+            code = Some(cur.text_cow()?.trim().to_owned());
             Ok(())
         }
         (Ns::Messages | Ns::Types, "MessageXml") => parse_message_xml(cur, &mut m.details),
@@ -641,7 +718,7 @@ fn parse_message(cur: &mut Cursor<'_>, class: ResponseClass) -> Result<ResponseM
                     Ok(())
                 }
                 (Ns::Types, "TotalCount") => {
-                    let t = cur.text()?;
+                    let t = cur.text_cow()?;
                     f.total_count = Some(
                         t.trim()
                             .parse()
@@ -678,10 +755,11 @@ fn parse_items(cur: &mut Cursor<'_>, items: &mut Vec<Item>) -> Result<()> {
                 "ItemId" => {
                     let id = cur
                         .attr(e, "Id")?
-                        .ok_or_else(|| cur.bad("ItemId without Id"))?;
+                        .ok_or_else(|| cur.bad("ItemId without Id"))?
+                        .into_owned();
                     item.id = Some(ItemId {
                         id,
-                        change_key: cur.attr(e, "ChangeKey")?,
+                        change_key: cur.attr(e, "ChangeKey")?.map(Cow::into_owned),
                     });
                     cur.skip()
                 }
@@ -702,7 +780,10 @@ fn parse_items(cur: &mut Cursor<'_>, items: &mut Vec<Item>) -> Result<()> {
                     Ok(())
                 }
                 "InternetMessageHeaders" => cur.children(|cur, _, e| {
-                    let name = cur.attr(e, "HeaderName")?.unwrap_or_default();
+                    let name = cur
+                        .attr(e, "HeaderName")?
+                        .map(Cow::into_owned)
+                        .unwrap_or_default();
                     let value = cur.text()?;
                     item.headers.push((name, value));
                     Ok(())
@@ -919,6 +1000,32 @@ mod tests {
         assert!(e.to_string().contains("empty body"), "{e}");
         let e = parse_http("FindItem", &ok(), b"").unwrap_err();
         assert!(matches!(e, EwsError::Malformed { .. }));
+    }
+
+    #[test]
+    fn fast_dates_agree_with_chrono() {
+        for s in [
+            "2026-01-05T10:00:03Z",
+            "2026-01-05T10:00:03.250Z",
+            "2026-01-05T10:00:03.1234567Z",
+            "2026-01-05T10:00:03.1234567891Z",
+            "2026-01-05T10:00:03+01:30",
+            "2026-01-05T10:00:03.5-08:00",
+            "2024-02-29T23:59:59Z",
+        ] {
+            let want = DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+            assert_eq!(fast_datetime(s), Some(want), "{s}");
+        }
+        for s in [
+            "2026-02-30T10:00:03Z",
+            "2026-01-05T25:00:03Z",
+            "2026-01-05T10:00:03",
+            "2026-01-05T10:00:03.Z",
+            "2026-01-05 10:00:03Z",
+            "2026-01-05T10:00:03+0100",
+        ] {
+            assert_eq!(fast_datetime(s), None, "{s}");
+        }
     }
 
     #[test]

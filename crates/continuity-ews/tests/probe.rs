@@ -296,3 +296,41 @@ async fn dispatch_and_check_directly() {
     assert!(e.is_retryable(), "{e}");
     r.server.validate_log().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
+    let r = rig().await;
+    r.probe.set_tenant(
+        r.acme.clone(),
+        TenantProbe {
+            client: client(&r.server.url),
+            outbound_from: Some(ORG_SENDER.into()),
+            inbound_mailbox: Some(ORG_INBOX.into()),
+            save_sent_copy: true,
+        },
+    );
+    let out = ProbeRequest {
+        tenant: r.acme.clone(),
+        direction: Direction::Outbound,
+        probe_id: "ou-9".into(),
+        sent_at: r.clock.now(),
+    };
+    let ticket = r.probe.dispatch(&out).await.unwrap();
+    assert_eq!(
+        r.server.sent_items(ORG_SENDER).len(),
+        1,
+        "SendAndSaveCopy keeps a copy"
+    );
+    r.clock.advance(TimeDelta::minutes(1));
+    r.gateway_pump();
+    assert!(matches!(
+        r.probe.check(&out, &ticket).await.unwrap(),
+        ProbeStatus::Arrived { .. }
+    ));
+    assert!(
+        r.server.sent_items(ORG_SENDER).is_empty(),
+        "the copy is cleaned up"
+    );
+    assert_eq!(r.probe.counters().delete_failures, 0);
+    r.server.validate_log().unwrap();
+}
