@@ -267,7 +267,7 @@ struct Inner {
     jitter: Jitter,
     /// Authenticated NTLM connections, each its own one-connection client.
     #[cfg(feature = "ntlm")]
-    ntlm_idle: std::sync::Mutex<Vec<reqwest::Client>>,
+    ntlm_idle: std::sync::Mutex<Vec<crate::ntlm_conn::Connection>>,
 }
 
 type Answer = (StatusCode, HeaderMap, Vec<u8>);
@@ -582,9 +582,10 @@ impl EwsClient {
         Ok((status, headers, buf))
     }
 
-    /// One request with NTLM: on an authenticated connection if one is idle,
-    /// else negotiate → challenge → authenticate (with the body) over one
-    /// kept-alive connection, which then goes back to the idle list.
+    /// One request with NTLM: on an idle authenticated connection if there
+    /// is one, else negotiate → challenge → authenticate (with the body) on
+    /// a new connection, which then stays authenticated and goes back to the
+    /// idle list.
     #[cfg(feature = "ntlm")]
     async fn ntlm_exchange(
         &self,
@@ -592,51 +593,69 @@ impl EwsClient {
         mailbox: &str,
         body: &str,
     ) -> Result<Answer> {
+        use crate::ntlm_conn::Connection;
         let inner = &*self.inner;
+        let cfg = &inner.cfg;
         let Auth::Ntlm {
             domain,
             username,
             password,
             workstation,
-        } = &inner.cfg.auth
+        } = &cfg.auth
         else {
             return Err(EwsError::InvalidConfig {
                 field: "auth",
                 reason: "not NTLM".into(),
             });
         };
-        let idle = inner
-            .ntlm_idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        let http = match idle {
-            Some(http) => {
-                let answer = self
-                    .exchange(
-                        operation,
-                        self.base_request(&http, mailbox).body(body.to_owned()),
-                    )
-                    .await?;
-                if answer.0 != StatusCode::UNAUTHORIZED {
-                    inner
-                        .ntlm_idle
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(http);
+        let headers = self.ntlm_headers(mailbox);
+        let body = bytes::Bytes::copy_from_slice(body.as_bytes());
+        let (timeout, limit) = (cfg.request_timeout, cfg.max_response_bytes);
+        let idle = {
+            let mut idle = inner.ntlm_idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|c| !c.is_closed());
+            idle.pop()
+        };
+        if let Some(mut conn) = idle {
+            match conn
+                .post(
+                    &inner.endpoint,
+                    &headers,
+                    body.clone(),
+                    operation,
+                    timeout,
+                    limit,
+                )
+                .await
+            {
+                Ok(answer) if answer.0 != StatusCode::UNAUTHORIZED => {
+                    self.ntlm_idle_push(conn);
                     return Ok(answer);
                 }
-                // The connection was closed and a new, unauthenticated one answered: handshake again.
-                http
+                // Closed meanwhile, or the server forgot the authentication: start afresh.
+                _ => drop(conn),
             }
-            None => self.one_connection_client()?,
+        }
+        let mut conn = Connection::open(&inner.endpoint, cfg.connect_timeout).await?;
+        let with_auth = |token: String| -> Result<HeaderMap> {
+            let mut h = headers.clone();
+            let v = HeaderValue::from_str(&format!("NTLM {token}")).map_err(|e| {
+                EwsError::Transport {
+                    message: e.to_string(),
+                }
+            })?;
+            h.insert(reqwest::header::AUTHORIZATION, v);
+            Ok(h)
         };
-        let negotiate = crate::ntlm::negotiate(workstation)?;
-        let first = self
-            .exchange(
+        let negotiate = with_auth(crate::ntlm::negotiate(workstation)?)?;
+        let first = conn
+            .post(
+                &inner.endpoint,
+                &negotiate,
+                bytes::Bytes::new(),
                 operation,
-                self.base_request(&http, mailbox)
-                    .header(reqwest::header::AUTHORIZATION, format!("NTLM {negotiate}")),
+                timeout,
+                limit,
             )
             .await?;
         if first.0 != StatusCode::UNAUTHORIZED {
@@ -652,51 +671,60 @@ impl EwsClient {
             // The server does not offer NTLM: report its 401 as it is.
             return Ok(first);
         };
-        let challenge = challenge?;
-        let auth = crate::ntlm::authenticate(
-            &challenge,
+        let token = crate::ntlm::authenticate(
+            &challenge?,
             domain,
             username,
             password.expose_secret(),
             workstation,
-            inner.cfg.clock.now(),
+            cfg.clock.now(),
         )?;
-        let answer = self
-            .exchange(
+        let authenticate = with_auth(token)?;
+        let answer = conn
+            .post(
+                &inner.endpoint,
+                &authenticate,
+                body,
                 operation,
-                self.base_request(&http, mailbox)
-                    .header(reqwest::header::AUTHORIZATION, format!("NTLM {auth}"))
-                    .body(body.to_owned()),
+                timeout,
+                limit,
             )
             .await?;
         if answer.0 != StatusCode::UNAUTHORIZED {
-            inner
-                .ntlm_idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(http);
+            conn.authenticated = true;
+            self.ntlm_idle_push(conn);
         }
         Ok(answer)
     }
 
-    /// A client that keeps at most one connection: NTLM authenticates a
-    /// connection, so the handshake's messages must share one.
     #[cfg(feature = "ntlm")]
-    fn one_connection_client(&self) -> Result<reqwest::Client> {
-        let cfg = &self.inner.cfg;
-        reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .connect_timeout(cfg.connect_timeout)
-            .pool_max_idle_per_host(1)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .http1_only()
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(!cfg.allow_plain_http)
-            .build()
-            .map_err(|e| EwsError::InvalidConfig {
-                field: "endpoint",
-                reason: format!("HTTP client: {e}"),
-            })
+    fn ntlm_headers(&self, mailbox: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        );
+        h.insert(ACCEPT, HeaderValue::from_static("text/xml"));
+        if let Ok(v) = HeaderValue::from_str(&self.inner.cfg.user_agent) {
+            h.insert(USER_AGENT, v);
+        }
+        h.insert("return-client-request-id", HeaderValue::from_static("true"));
+        if let Ok(v) = HeaderValue::from_str(mailbox) {
+            h.insert("x-anchormailbox", v);
+        }
+        h
+    }
+
+    #[cfg(feature = "ntlm")]
+    fn ntlm_idle_push(&self, conn: crate::ntlm_conn::Connection) {
+        let mut idle = self
+            .inner
+            .ntlm_idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.inner.cfg.max_concurrency {
+            idle.push(conn);
+        }
     }
 }
 

@@ -77,6 +77,8 @@ pub mod client;
 pub mod error;
 #[cfg(feature = "ntlm")]
 mod ntlm;
+#[cfg(feature = "ntlm")]
+mod ntlm_conn;
 pub mod probe;
 pub mod request;
 pub mod response;

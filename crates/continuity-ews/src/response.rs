@@ -11,8 +11,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use quick_xml::{
     events::{BytesStart, Event},
-    name::ResolveResult,
-    reader::NsReader,
+    reader::Reader,
 };
 
 use crate::{
@@ -257,17 +256,24 @@ enum Ns {
     Other,
 }
 
-fn ns_of(r: &ResolveResult<'_>) -> Ns {
-    match r {
-        ResolveResult::Bound(ns) => match ns.into_inner() {
-            SOAP_NS => Ns::Soap,
-            TYPES_NS => Ns::Types,
-            MESSAGES_NS => Ns::Messages,
-            ERRORS_NS => Ns::Errors,
-            _ => Ns::Other,
-        },
+fn ns_of(uri: &str) -> Ns {
+    match uri {
+        SOAP_NS => Ns::Soap,
+        TYPES_NS => Ns::Types,
+        MESSAGES_NS => Ns::Messages,
+        ERRORS_NS => Ns::Errors,
         _ => Ns::Other,
     }
+}
+
+/// A namespace declaration in scope: `xmlns` (empty prefix) or `xmlns:prefix`,
+/// made by the element at `depth`. Only the namespace's class is kept: that
+/// is all the parser asks of it.
+#[derive(Debug)]
+struct Binding {
+    depth: u32,
+    prefix: Box<str>,
+    ns: Ns,
 }
 
 enum Tok<'i> {
@@ -278,8 +284,10 @@ enum Tok<'i> {
 }
 
 struct Cursor<'i> {
-    r: NsReader<&'i [u8]>,
+    r: Reader<&'i [u8]>,
     status: u16,
+    depth: u32,
+    bindings: Vec<Binding>,
 }
 
 impl<'i> Cursor<'i> {
@@ -292,7 +300,6 @@ impl<'i> Cursor<'i> {
 
     fn next(&mut self) -> Result<Tok<'i>> {
         loop {
-            // Only start tags need their namespace: end tags are matched by quick-xml.
             let ev = match self.r.read_event() {
                 Ok(ev) => ev,
                 Err(e) => {
@@ -302,10 +309,16 @@ impl<'i> Cursor<'i> {
             };
             return Ok(match ev {
                 Event::Start(e) => {
-                    let ns = ns_of(&self.r.resolver().resolve_element(e.name()).0);
+                    let ns = self.enter(&e)?;
                     Tok::Open(ns, e)
                 }
-                Event::End(_) => Tok::Close,
+                Event::End(_) => {
+                    while self.bindings.last().is_some_and(|b| b.depth == self.depth) {
+                        self.bindings.pop();
+                    }
+                    self.depth = self.depth.saturating_sub(1);
+                    Tok::Close
+                }
                 Event::Text(t) => Tok::Text(t.xml10_content()),
                 Event::CData(c) => Tok::Text(c.into_inner()),
                 Event::GeneralRef(r) => {
@@ -328,6 +341,39 @@ impl<'i> Cursor<'i> {
                 Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => continue,
             });
         }
+    }
+
+    /// Records the namespace declarations of a start tag and resolves its
+    /// name. Most tags declare nothing, so their attributes are not read.
+    fn enter(&mut self, e: &BytesStart<'_>) -> Result<Ns> {
+        self.depth += 1;
+        if e.attributes_raw().contains("xmlns") {
+            for a in e.attributes().with_checks(false) {
+                let a = a.map_err(|err| self.bad(format!("bad attribute: {err}")))?;
+                let key = a.key.into_inner();
+                let prefix = match key.strip_prefix("xmlns") {
+                    Some("") => "",
+                    Some(p) if p.starts_with(':') => &p[1..],
+                    _ => continue,
+                };
+                let uri = a
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(|err| self.bad(format!("bad namespace value: {err}")))?;
+                self.bindings.push(Binding {
+                    depth: self.depth,
+                    prefix: prefix.into(),
+                    ns: ns_of(&uri),
+                });
+            }
+        }
+        let name = e.name().into_inner();
+        let prefix = name.split_once(':').map_or("", |(p, _)| p);
+        Ok(self
+            .bindings
+            .iter()
+            .rev()
+            .find(|b| &*b.prefix == prefix)
+            .map_or(Ns::Other, |b| b.ns))
     }
 
     /// Consumes the rest of the element just opened and, if `keep_text`,
@@ -501,13 +547,18 @@ pub fn parse_envelope(operation: &'static str, status: u16, body: &[u8]) -> Resu
         status,
         reason: format!("body is not UTF-8: {e}"),
     })?;
-    let mut r = NsReader::from_str(text);
+    let mut r = Reader::from_str(text);
     {
         let c = r.config_mut();
         c.expand_empty_elements = true;
         c.check_end_names = true;
     }
-    let mut cur = Cursor { r, status };
+    let mut cur = Cursor {
+        r,
+        status,
+        depth: 0,
+        bindings: Vec::new(),
+    };
     // Root element.
     let root = loop {
         match cur.next()? {

@@ -155,20 +155,17 @@ fn nested(depth: usize) -> String {
 }
 
 #[test]
-fn deep_nesting_is_skipped_without_recursion_or_refused() {
+fn deep_nesting_is_skipped_without_recursion() {
     let ok = HttpMeta {
         status: 200,
         ..Default::default()
     };
-    let r = parse_http("FindItem", &ok, nested(60_000).as_bytes()).unwrap();
-    assert_eq!(
-        r.messages.len(),
-        1,
-        "skipping is iterative: no stack overflow"
-    );
-    let e = parse_http("FindItem", &ok, nested(100_000).as_bytes()).unwrap_err();
-    assert!(
-        matches!(e, EwsError::Malformed { .. }) && e.to_string().contains("nests elements deeper"),
-        "{e}"
-    );
+    for depth in [60_000, 300_000] {
+        let r = parse_http("FindItem", &ok, nested(depth).as_bytes()).unwrap();
+        assert_eq!(
+            r.messages.len(),
+            1,
+            "skipping is iterative: no stack overflow at depth {depth}"
+        );
+    }
 }
