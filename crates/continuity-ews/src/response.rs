@@ -830,15 +830,19 @@ fn parse_items(cur: &mut Cursor<'_>, items: &mut Vec<Item>) -> Result<()> {
                     item.internet_message_id = Some(cur.text()?);
                     Ok(())
                 }
-                "InternetMessageHeaders" => cur.children(|cur, _, e| {
-                    let name = cur
-                        .attr(e, "HeaderName")?
-                        .map(Cow::into_owned)
-                        .unwrap_or_default();
-                    let value = cur.text()?;
-                    item.headers.push((name, value));
-                    Ok(())
-                }),
+                "InternetMessageHeaders" => {
+                    // A delivered message carries a dozen headers or more: skip the small growth steps.
+                    item.headers.reserve(16);
+                    cur.children(|cur, _, e| {
+                        let name = cur
+                            .attr(e, "HeaderName")?
+                            .map(Cow::into_owned)
+                            .unwrap_or_default();
+                        let value = cur.text()?;
+                        item.headers.push((name, value));
+                        Ok(())
+                    })
+                }
                 "ExtendedProperty" => {
                     let mut is_probe = false;
                     let mut value = None;
