@@ -175,3 +175,33 @@ async fn a_wrong_ntlm_password_is_refused() {
     assert_eq!((s.handshakes, s.failures), (0, 1), "{}", s.body);
     assert!(s.connections >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_against_a_server_without_it_and_over_broken_tls() {
+    let clock = common::manual_clock();
+    let s = common::server::EwsServer::start(common::arc_clock(&clock)).await;
+    // The local EWS server offers NTLM in its challenge list but cannot do it.
+    let mut cfg = common::config(&s.url);
+    cfg.auth = Auth::ntlm("CONTOSO", "svc-continuity", "pw");
+    cfg.retry.max_attempts = 1;
+    let e = EwsClient::new(cfg.clone())
+        .unwrap()
+        .check_connection("a@contoso.example")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConnectionProblem::BadCredentials(EwsError::Unauthorized { .. })
+        ),
+        "{e:?}"
+    );
+    // https to a plain-HTTP server: a TLS error, as with the pooled client.
+    cfg.endpoint = s.url.replace("http://", "https://");
+    let e = EwsClient::new(cfg)
+        .unwrap()
+        .check_connection("a@contoso.example")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ConnectionProblem::Tls(_)), "{e:?}");
+}
