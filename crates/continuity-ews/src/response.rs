@@ -440,6 +440,14 @@ impl<'i> Cursor<'i> {
         for a in e.attributes().with_checks(false) {
             let a = a.map_err(|err| self.bad(format!("bad attribute: {err}")))?;
             if a.key.local_name().as_ref() == name {
+                // Most values need neither unescaping nor whitespace normalisation.
+                if !a
+                    .value
+                    .bytes()
+                    .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+                {
+                    return Ok(Some(a.value));
+                }
                 let v = a
                     .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                     .map_err(|err| self.bad(format!("bad attribute value: {err}")))?;
@@ -932,6 +940,19 @@ mod tests {
         assert_eq!(
             item.received.unwrap().to_rfc3339(),
             "2026-01-05T10:00:03.250+00:00"
+        );
+    }
+
+    #[test]
+    fn attribute_values_are_unescaped() {
+        let doc = FIND.replace(r#"ChangeKey="CQA""#, "ChangeKey=\"C&amp;Q&#x41;\tx\"");
+        let m = parse_http("FindItem", &ok(), doc.as_bytes())
+            .unwrap()
+            .first("FindItem")
+            .unwrap();
+        assert_eq!(
+            m.items[0].id.as_ref().unwrap().change_key.as_deref(),
+            Some("C&QA x")
         );
     }
 
