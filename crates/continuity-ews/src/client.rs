@@ -530,6 +530,7 @@ impl EwsClient {
             }
         };
         drop(_permit);
+        log_diagnostics(operation, mailbox, status, &headers);
         interpret(operation, status, &headers, &buf, &inner.cfg)
     }
 
@@ -540,6 +541,7 @@ impl EwsClient {
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header(ACCEPT, "text/xml")
             .header(USER_AGENT, &inner.cfg.user_agent)
+            .header("client-request-id", inner.jitter.guid())
             .header("return-client-request-id", "true");
         if let Ok(v) = HeaderValue::from_str(mailbox) {
             req = req.header("X-AnchorMailbox", v);
@@ -708,6 +710,9 @@ impl EwsClient {
         if let Ok(v) = HeaderValue::from_str(&self.inner.cfg.user_agent) {
             h.insert(USER_AGENT, v);
         }
+        if let Ok(v) = HeaderValue::from_str(&self.inner.jitter.guid()) {
+            h.insert("client-request-id", v);
+        }
         h.insert("return-client-request-id", HeaderValue::from_static("true"));
         if let Ok(v) = HeaderValue::from_str(mailbox) {
             h.insert("x-anchormailbox", v);
@@ -742,6 +747,29 @@ fn redacted_endpoint(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.to_string()
+}
+
+/// Logs Exchange's troubleshooting headers with every answer (PROTOCOLS.md §1):
+/// they let the administrator find the request in the server's logs.
+fn log_diagnostics(
+    operation: &'static str,
+    mailbox: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) {
+    tracing::debug!(
+        operation,
+        mailbox,
+        status = status.as_u16(),
+        request_id = header(headers, "request-id"),
+        client_request_id = header(headers, "client-request-id"),
+        fe_server = header(headers, "x-feserver"),
+        be_server = header(headers, "x-targetbeserver"),
+        diag_info = header(headers, "x-diaginfo"),
+        cas_error = header(headers, "x-caserrorcode"),
+        ms_diagnostics = header(headers, "x-ms-diagnostics"),
+        "EWS answer"
+    );
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -111,6 +111,21 @@ impl Default for Jitter {
 }
 
 impl Jitter {
+    /// A random version-4 GUID, for `client-request-id`.
+    pub(crate) fn guid(&self) -> String {
+        let (a, b) = (self.next_u64(), self.next_u64());
+        let a = (a & !0xF000) | 0x4000; // version 4
+        let b = (b & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xFFFF,
+            a & 0xFFFF,
+            b >> 48,
+            b & 0xFFFF_FFFF_FFFF
+        )
+    }
+
     fn next_u64(&self) -> u64 {
         // splitmix64 over an atomic counter.
         let mut z = self
@@ -162,6 +177,24 @@ mod tests {
         // Not constant.
         let a: Vec<_> = (0..20).map(|_| j.delay(5, base, max)).collect();
         assert!(a.iter().any(|d| *d != a[0]));
+    }
+
+    #[test]
+    fn guids_are_version_4() {
+        let j = Jitter::default();
+        let (a, b) = (j.guid(), j.guid());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
+        assert!(
+            matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "{a}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
