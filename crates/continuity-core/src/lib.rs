@@ -64,6 +64,7 @@
 //! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits |
 //! | [`monitor`] | the [`Monitor`] engine |
+//! | [`token`] | the [`AccessTokenSource`](token::AccessTokenSource) seam: bearer tokens for adapters |
 //! | [`sim`] | simulation parts and test doubles |
 //! | `testing` | the store conformance suite and a store that can be taken down (feature `testing`) |
 #![forbid(unsafe_code)]
@@ -88,6 +89,7 @@ pub mod sim;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod token;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};

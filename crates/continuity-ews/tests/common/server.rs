@@ -1,0 +1,974 @@
+//! A local EWS server (axum on 127.0.0.1) that behaves like Exchange for the
+//! probe cycle: it keeps mailboxes, delivers CreateItem messages to the
+//! mailboxes it holds after a configurable delay, evaluates FindItem
+//! restrictions, checks credentials, the impersonation right and
+//! `X-AnchorMailbox`, validates every request body against Microsoft's
+//! schema, and injects errors, slow answers and hangs on request.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    fmt::Write as _,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use continuity_core::Clock;
+
+use super::{
+    dom::{self, El, M, SOAP, T, esc},
+    schema,
+};
+
+pub const PROBE_HEADER: &str = "X-Continuity-Probe-Id";
+
+/// One answer to inject (consumed by the next request, in order).
+#[derive(Clone, Debug)]
+pub enum Inject {
+    /// SOAP fault `ErrorServerBusy` (HTTP 500) with BackOffMilliseconds.
+    BusyFault(u64),
+    /// ErrorServerBusy as a response message (HTTP 200).
+    BusyResponse(u64),
+    /// Any SOAP fault (HTTP 500).
+    Fault {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// A response message with ResponseClass=Error.
+    ResponseError {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// A raw HTTP answer (HTML page, empty body), with optional Retry-After.
+    Http {
+        status: u16,
+        retry_after: Option<u64>,
+        content_type: Option<&'static str>,
+        body: &'static str,
+    },
+    /// 302 to genericerrorpage.htm.
+    Redirect,
+    /// 403 with the text Exchange Online might send when EWS is off.
+    EwsDisabled,
+    /// Answer normally, after this delay.
+    Delay(Duration),
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+pub struct Msg {
+    pub id: String,
+    pub subject: String,
+    /// The X-header value as stored in the mailbox (None when not provisioned yet).
+    pub probe_header: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub sent: DateTime<Utc>,
+    pub received: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct Mailbox {
+    inbox: Vec<Msg>,
+    sent_items: Vec<Msg>,
+    /// Header names already mapped to a named property.
+    known_headers: HashSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub operation: String,
+    pub impersonated: Option<String>,
+    pub anchor: Option<String>,
+    pub auth_scheme: Option<String>,
+    pub body: String,
+}
+
+#[derive(Debug)]
+struct World {
+    accounts: HashMap<String, (String, bool)>,
+    tokens: HashMap<String, bool>,
+    mailboxes: HashMap<String, Mailbox>,
+    external: Vec<Msg>,
+    delay: TimeDelta,
+    injections: VecDeque<Inject>,
+    log: Vec<Logged>,
+    violations: Vec<String>,
+    next_id: u64,
+    refused_versions: HashSet<String>,
+    page_cap: usize,
+}
+
+#[derive(Debug)]
+struct Shared {
+    clock: Arc<dyn Clock>,
+    world: Mutex<World>,
+    validate: bool,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// The running server; stops when dropped.
+#[derive(Debug)]
+pub struct EwsServer {
+    pub url: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EwsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl EwsServer {
+    /// A server with schema validation of every request.
+    pub async fn start(clock: Arc<dyn Clock>) -> Self {
+        Self::start_with(clock, true).await
+    }
+
+    pub async fn start_with(clock: Arc<dyn Clock>, validate: bool) -> Self {
+        if validate {
+            let _ = schema::driver();
+        }
+        let shared = Arc::new(Shared {
+            clock,
+            world: Mutex::new(World {
+                accounts: HashMap::new(),
+                tokens: HashMap::new(),
+                mailboxes: HashMap::new(),
+                external: Vec::new(),
+                delay: TimeDelta::seconds(20),
+                injections: VecDeque::new(),
+                log: Vec::new(),
+                violations: Vec::new(),
+                next_id: 1,
+                refused_versions: HashSet::new(),
+                page_cap: 1000,
+            }),
+            validate,
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/EWS/Exchange.asmx", post(handle))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        EwsServer {
+            url: format!("http://{addr}/EWS/Exchange.asmx"),
+            shared,
+            task,
+        }
+    }
+
+    pub fn add_account(&self, user: &str, password: &str, may_impersonate: bool) {
+        lock(&self.shared.world)
+            .accounts
+            .insert(user.into(), (password.into(), may_impersonate));
+    }
+    pub fn add_token(&self, token: &str, may_impersonate: bool) {
+        lock(&self.shared.world)
+            .tokens
+            .insert(token.into(), may_impersonate);
+    }
+    pub fn add_mailbox(&self, address: &str) {
+        lock(&self.shared.world)
+            .mailboxes
+            .entry(address.to_ascii_lowercase())
+            .or_default();
+    }
+    pub fn set_delivery_delay(&self, d: TimeDelta) {
+        lock(&self.shared.world).delay = d;
+    }
+    pub fn set_page_cap(&self, n: usize) {
+        lock(&self.shared.world).page_cap = n;
+    }
+    pub fn refuse_version(&self, v: &str) {
+        lock(&self.shared.world).refused_versions.insert(v.into());
+    }
+    pub fn inject(&self, i: Inject) {
+        lock(&self.shared.world).injections.push_back(i);
+    }
+    pub fn log(&self) -> Vec<Logged> {
+        lock(&self.shared.world).log.clone()
+    }
+    pub fn requests(&self, op: &str) -> usize {
+        lock(&self.shared.world)
+            .log
+            .iter()
+            .filter(|l| l.operation == op)
+            .count()
+    }
+    /// Schema and protocol violations seen so far (tests assert it is empty).
+    pub fn violations(&self) -> Vec<String> {
+        lock(&self.shared.world).violations.clone()
+    }
+    /// For servers started without per-request validation: validates every
+    /// logged request body now, in one xmllint run, and returns the failures.
+    pub fn validate_log(&self) -> Result<usize, String> {
+        let bodies: Vec<(String, String)> = self
+            .log()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, l)| l.operation != "(unauthenticated)")
+            .map(|(n, l)| (format!("req-{n:04}-{}", l.operation), l.body))
+            .collect();
+        let refs: Vec<(&str, String)> = bodies
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.clone()))
+            .collect();
+        schema::validate_with_script(&refs).map(|()| refs.len())
+    }
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+    pub fn inbox(&self, mailbox: &str) -> Vec<Msg> {
+        lock(&self.shared.world)
+            .mailboxes
+            .get(&mailbox.to_ascii_lowercase())
+            .map(|m| m.inbox.clone())
+            .unwrap_or_default()
+    }
+    pub fn sent_items(&self, mailbox: &str) -> Vec<Msg> {
+        lock(&self.shared.world)
+            .mailboxes
+            .get(&mailbox.to_ascii_lowercase())
+            .map(|m| m.sent_items.clone())
+            .unwrap_or_default()
+    }
+    /// Messages sent to addresses this server does not hold (e.g. the gateway's probe address).
+    pub fn external(&self) -> Vec<Msg> {
+        lock(&self.shared.world).external.clone()
+    }
+    /// Delivers a message into `mailbox`'s Inbox as transport would (used
+    /// for the inbound direction, where the message comes from outside).
+    pub fn deliver(
+        &self,
+        mailbox: &str,
+        subject: &str,
+        probe_header: Option<&str>,
+        sent: DateTime<Utc>,
+    ) {
+        let mut w = lock(&self.shared.world);
+        let received = sent + w.delay;
+        let id = next_id(&mut w);
+        let Some(mb) = w.mailboxes.get_mut(&mailbox.to_ascii_lowercase()) else {
+            return;
+        };
+        let header = store_header(mb, probe_header);
+        mb.inbox.push(Msg {
+            id,
+            subject: subject.into(),
+            probe_header: header,
+            from: "gateway@gateway.example".into(),
+            to: mailbox.into(),
+            sent,
+            received,
+        });
+    }
+}
+
+fn next_id(w: &mut World) -> String {
+    w.next_id += 1;
+    base64::engine::general_purpose::STANDARD.encode(format!("AAMkItem{:08}", w.next_id))
+}
+
+/// Exchange maps an X-header to a named property the first time a message
+/// carrying it is delivered, and stores the value only from the next one on.
+fn store_header(mb: &mut Mailbox, value: Option<&str>) -> Option<String> {
+    let value = value?;
+    if mb.known_headers.insert(PROBE_HEADER.to_ascii_lowercase()) {
+        None
+    } else {
+        Some(value.to_owned())
+    }
+}
+
+struct InFlight<'a>(&'a Shared);
+impl<'a> InFlight<'a> {
+    fn new(s: &'a Shared) -> Self {
+        let n = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max_in_flight.fetch_max(n, Ordering::SeqCst);
+        InFlight(s)
+    }
+}
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r
+}
+
+fn fault(code: &str, message: &str, extra: &str) -> Response {
+    xml(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:{code}</faultcode><faultstring xml:lang="en-US">{m}</faultstring><detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{code}</e:ResponseCode><e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{m}</e:Message>{extra}</detail></s:Fault></s:Body></s:Envelope>"#,
+            m = esc(message)
+        ),
+    )
+}
+
+fn envelope(op: &str, messages: &str) -> Response {
+    xml(
+        StatusCode::OK,
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><h:ServerVersionInfo MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2017_07_11" xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types" xmlns="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/></s:Header><s:Body><m:{op}Response xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages>{messages}</m:ResponseMessages></m:{op}Response></s:Body></s:Envelope>"#
+        ),
+    )
+}
+
+fn error_message(op: &str, code: &str, message: &str, xml_extra: &str) -> String {
+    format!(
+        r#"<m:{op}ResponseMessage ResponseClass="Error"><m:MessageText>{}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{xml_extra}</m:{op}ResponseMessage>"#,
+        esc(message)
+    )
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+enum Caller {
+    Account(bool),
+}
+
+fn authenticate(w: &World, headers: &HeaderMap) -> Result<(Caller, String), Response> {
+    let unauthorized = || {
+        let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
+        r.headers_mut()
+            .append("www-authenticate", HeaderValue::from_static("Negotiate"));
+        r.headers_mut()
+            .append("www-authenticate", HeaderValue::from_static("NTLM"));
+        r.headers_mut().append(
+            "www-authenticate",
+            HeaderValue::from_static(r#"Basic realm="exchange.example""#),
+        );
+        r
+    };
+    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return Err(unauthorized());
+    };
+    if let Some(b) = auth.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .map_err(|_| unauthorized())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
+        let (user, pass) = decoded.split_once(':').ok_or_else(unauthorized)?;
+        match w.accounts.get(user) {
+            Some((p, imp)) if p == pass => Ok((Caller::Account(*imp), "Basic".into())),
+            _ => Err(unauthorized()),
+        }
+    } else if let Some(t) = auth.strip_prefix("Bearer ") {
+        match w.tokens.get(t.trim()) {
+            Some(imp) => Ok((Caller::Account(*imp), "Bearer".into())),
+            None => {
+                let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
+                r.headers_mut().insert(
+                    "x-ms-diagnostics",
+                    HeaderValue::from_static(
+                        r#"2000001;reason="The token is invalid.";error_category="invalid_token""#,
+                    ),
+                );
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    HeaderValue::from_static(
+                        r#"Bearer client_id="00000002-0000-0ff1-ce00-000000000000""#,
+                    ),
+                );
+                Err(r)
+            }
+        }
+    } else {
+        Err(unauthorized())
+    }
+}
+
+async fn handle(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let _guard = InFlight::new(&s);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    // Credentials first, as IIS does.
+    let auth = {
+        let w = lock(&s.world);
+        authenticate(&w, &headers)
+    };
+    let (caller, scheme) = match auth {
+        Ok(c) => c,
+        Err(r) => {
+            lock(&s.world).log.push(Logged {
+                operation: "(unauthenticated)".into(),
+                impersonated: None,
+                anchor: None,
+                auth_scheme: None,
+                body: text,
+            });
+            return r;
+        }
+    };
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("text/xml") {
+        lock(&s.world)
+            .violations
+            .push(format!("content-type {ct:?}"));
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "").into_response();
+    }
+    if s.validate {
+        let t = text.clone();
+        let result = tokio::task::spawn_blocking(move || schema::validate(&t))
+            .await
+            .unwrap();
+        if let Err(why) = result {
+            lock(&s.world)
+                .violations
+                .push(format!("schema: {why}\n{text}"));
+            return fault(
+                "ErrorSchemaValidation",
+                &format!("The request failed schema validation: {why}"),
+                "",
+            );
+        }
+    }
+    let doc = match dom::parse(&text) {
+        Ok(d) => d,
+        Err(e) => return fault("ErrorInvalidRequest", &format!("not XML: {e}"), ""),
+    };
+    let header = doc.child(SOAP, "Header").cloned().unwrap_or_default();
+    let Some(op_el) = doc
+        .child(SOAP, "Body")
+        .and_then(|b| b.children.first())
+        .cloned()
+    else {
+        return fault("ErrorInvalidRequest", "empty body", "");
+    };
+    let op = op_el.name.clone();
+    let impersonated = header
+        .path(&[
+            (T, "ExchangeImpersonation"),
+            (T, "ConnectingSID"),
+            (T, "PrimarySmtpAddress"),
+        ])
+        .map(|e| e.text.trim().to_owned());
+    let anchor = headers
+        .get("x-anchormailbox")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let injection = {
+        let mut w = lock(&s.world);
+        w.log.push(Logged {
+            operation: op.clone(),
+            impersonated: impersonated.clone(),
+            anchor: anchor.clone(),
+            auth_scheme: Some(scheme),
+            body: text.clone(),
+        });
+        w.injections.pop_front()
+    };
+    match injection {
+        None => {}
+        Some(Inject::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Inject::Hang) => std::future::pending::<()>().await,
+        Some(Inject::BusyFault(ms)) => {
+            return fault(
+                "ErrorServerBusy",
+                "The server cannot service this request right now. Try again later.",
+                &format!(
+                    r#"<t:MessageXml xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><t:Value Name="BackOffMilliseconds">{ms}</t:Value></t:MessageXml>"#
+                ),
+            );
+        }
+        Some(Inject::BusyResponse(ms)) => {
+            return envelope(
+                &op,
+                &error_message(
+                    &op,
+                    "ErrorServerBusy",
+                    "The server cannot service this request right now. Try again later.",
+                    &format!(
+                        r#"<m:MessageXml><t:Value Name="BackOffMilliseconds">{ms}</t:Value></m:MessageXml>"#
+                    ),
+                ),
+            );
+        }
+        Some(Inject::Fault { code, message }) => return fault(code, message, ""),
+        Some(Inject::ResponseError { code, message }) => {
+            return envelope(&op, &error_message(&op, code, message, ""));
+        }
+        Some(Inject::Http {
+            status,
+            retry_after,
+            content_type,
+            body,
+        }) => {
+            let mut r = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            if let Some(ra) = retry_after {
+                r.headers_mut().insert(
+                    "retry-after",
+                    HeaderValue::from_str(&ra.to_string()).unwrap(),
+                );
+            }
+            if let Some(ct) = content_type {
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static(ct));
+            }
+            return r;
+        }
+        Some(Inject::Redirect) => {
+            let mut r = (StatusCode::FOUND, "").into_response();
+            r.headers_mut().insert(
+                "location",
+                HeaderValue::from_static(
+                    "/ews/genericerrorpage.htm?aspxerrorpath=/ews/exchange.asmx",
+                ),
+            );
+            return r;
+        }
+        Some(Inject::EwsDisabled) => {
+            return (
+                StatusCode::FORBIDDEN,
+                "EWS is disabled for this organization. Use Microsoft Graph.",
+            )
+                .into_response();
+        }
+    }
+    // Request version.
+    let version = header
+        .child(T, "RequestServerVersion")
+        .and_then(|e| e.attr("Version"))
+        .unwrap_or("")
+        .to_owned();
+    if lock(&s.world).refused_versions.contains(&version) {
+        return fault(
+            "ErrorInvalidServerVersion",
+            "The specified server version is invalid.",
+            "",
+        );
+    }
+    // DateTimePrecision is bound for FindItem/GetItem only (services.wsdl).
+    if header.child(T, "DateTimePrecision").is_some()
+        && !matches!(op.as_str(), "FindItem" | "GetItem")
+    {
+        lock(&s.world)
+            .violations
+            .push(format!("DateTimePrecision sent with {op}"));
+        return fault(
+            "ErrorInvalidRequest",
+            "DateTimePrecision is not valid for this operation.",
+            "",
+        );
+    }
+    let Some(mailbox) = impersonated else {
+        return fault(
+            "ErrorInvalidExchangeImpersonationHeaderData",
+            "ExchangeImpersonation SOAP header must be present for this type of OAuth token.",
+            "",
+        );
+    };
+    let Caller::Account(may_impersonate) = caller;
+    if !may_impersonate {
+        return fault(
+            "ErrorImpersonateUserDenied",
+            "The account does not have permission to impersonate the requested user.",
+            "",
+        );
+    }
+    if !anchor
+        .as_deref()
+        .is_some_and(|a| a.eq_ignore_ascii_case(&mailbox))
+    {
+        lock(&s.world).violations.push(format!(
+            "X-AnchorMailbox {anchor:?} for impersonated {mailbox}"
+        ));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "<html><body>Service Unavailable</body></html>",
+        )
+            .into_response();
+    }
+    let key = mailbox.to_ascii_lowercase();
+    let now = s.clock.now();
+    let mut w = lock(&s.world);
+    if !w.mailboxes.contains_key(&key) {
+        return envelope(
+            &op,
+            &error_message(
+                &op,
+                "ErrorNonExistentMailbox",
+                &format!("The SMTP address has no mailbox associated with it: {mailbox}"),
+                "",
+            ),
+        );
+    }
+    match op.as_str() {
+        "CreateItem" => create_item(&mut w, &key, &mailbox, &op_el, now),
+        "FindItem" => find_item(&mut w, &key, &op_el, now),
+        "GetItem" => get_item(&mut w, &key, &op_el, now),
+        "DeleteItem" => delete_item(&mut w, &key, &op_el),
+        "GetFolder" => {
+            let n = w.mailboxes[&key]
+                .inbox
+                .iter()
+                .filter(|m| m.received <= now)
+                .count();
+            envelope(
+                &op,
+                &format!(
+                    r#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:Folder><t:FolderId Id="AQMkInbox" ChangeKey="AQAAAA=="/><t:DisplayName>Inbox</t:DisplayName><t:TotalCount>{n}</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount><t:UnreadCount>{n}</t:UnreadCount></t:Folder></m:Folders></m:GetFolderResponseMessage>"#
+                ),
+            )
+        }
+        other => fault(
+            "ErrorInvalidRequest",
+            &format!("operation {other} not supported by the test server"),
+            "",
+        ),
+    }
+}
+
+fn create_item(w: &mut World, key: &str, from: &str, op: &El, now: DateTime<Utc>) -> Response {
+    let disposition = op.attr("MessageDisposition").unwrap_or("");
+    if !matches!(disposition, "SendOnly" | "SendAndSaveCopy") {
+        w.violations
+            .push(format!("MessageDisposition {disposition:?}"));
+        return fault(
+            "ErrorInvalidRequest",
+            "probe sends must use a send disposition",
+            "",
+        );
+    }
+    let Some(msg) = op.path(&[(M, "Items"), (T, "Message")]) else {
+        return fault("ErrorInvalidRequest", "no message", "");
+    };
+    let subject = msg
+        .child(T, "Subject")
+        .map(|e| e.text.clone())
+        .unwrap_or_default();
+    let header = msg
+        .all(T, "ExtendedProperty")
+        .find(|p| {
+            p.child(T, "ExtendedFieldURI").is_some_and(|u| {
+                u.attr("DistinguishedPropertySetId") == Some("InternetHeaders")
+                    && u.attr("PropertyName") == Some(PROBE_HEADER)
+            })
+        })
+        .and_then(|p| p.child(T, "Value"))
+        .map(|v| v.text.clone());
+    let recipients: Vec<String> = msg
+        .child(T, "ToRecipients")
+        .map(|r| {
+            r.all(T, "Mailbox")
+                .filter_map(|m| m.child(T, "EmailAddress"))
+                .map(|e| e.text.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if recipients.is_empty() {
+        return envelope(
+            "CreateItem",
+            &error_message(
+                "CreateItem",
+                "ErrorInvalidRecipients",
+                "At least one recipient is required.",
+                "",
+            ),
+        );
+    }
+    let received = now + w.delay;
+    for to in recipients {
+        let id = next_id(w);
+        let base = Msg {
+            id,
+            subject: subject.clone(),
+            probe_header: header.clone(),
+            from: from.into(),
+            to: to.clone(),
+            sent: now,
+            received,
+        };
+        match w.mailboxes.get_mut(&to.to_ascii_lowercase()) {
+            Some(mb) => {
+                let stored = store_header(mb, header.as_deref());
+                mb.inbox.push(Msg {
+                    probe_header: stored,
+                    ..base
+                });
+            }
+            None => w.external.push(base),
+        }
+    }
+    if disposition == "SendAndSaveCopy" {
+        let id = next_id(w);
+        let copy = Msg {
+            id,
+            subject,
+            probe_header: header,
+            from: from.into(),
+            to: String::new(),
+            sent: now,
+            received: now,
+        };
+        if let Some(mb) = w.mailboxes.get_mut(key) {
+            mb.sent_items.push(copy);
+        }
+    }
+    envelope(
+        "CreateItem",
+        r#"<m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items/></m:CreateItemResponseMessage>"#,
+    )
+}
+
+/// Evaluates a restriction element on a message.
+fn matches(r: &El, m: &Msg) -> Result<bool, String> {
+    let field = |e: &El| -> Result<Option<String>, String> {
+        if let Some(u) = e.child(T, "ExtendedFieldURI") {
+            if u.attr("DistinguishedPropertySetId") == Some("InternetHeaders")
+                && u.attr("PropertyName")
+                    .is_some_and(|n| n.eq_ignore_ascii_case(PROBE_HEADER))
+            {
+                return Ok(m.probe_header.clone());
+            }
+            return Ok(None);
+        }
+        match e.child(T, "FieldURI").and_then(|u| u.attr("FieldURI")) {
+            Some("item:Subject") => Ok(Some(m.subject.clone())),
+            Some("item:DateTimeReceived") => Ok(Some(ts(m.received))),
+            Some(other) => Err(format!("field {other} not supported")),
+            None => Err("no field".into()),
+        }
+    };
+    let constant = |e: &El| {
+        e.path(&[(T, "FieldURIOrConstant"), (T, "Constant")])
+            .and_then(|c| c.attr("Value"))
+            .map(str::to_owned)
+    };
+    match r.name.as_str() {
+        "Or" => {
+            for c in &r.children {
+                if matches(c, m)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        "And" => {
+            for c in &r.children {
+                if !matches(c, m)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        "Not" => Ok(!matches(r.children.first().ok_or("empty Not")?, m)?),
+        "IsEqualTo" => Ok(field(r)?.is_some_and(|v| Some(v) == constant(r))),
+        "IsGreaterThan" => {
+            let c = constant(r).ok_or("no constant")?;
+            let c: DateTime<Utc> = c.parse().map_err(|e| format!("{c}: {e}"))?;
+            Ok(m.received > c)
+        }
+        "Contains" => {
+            let c = r
+                .child(T, "Constant")
+                .and_then(|c| c.attr("Value"))
+                .ok_or("no constant")?;
+            let ignore = r.attr("ContainmentComparison") == Some("IgnoreCase");
+            Ok(field(r)?.is_some_and(|v| {
+                if ignore {
+                    v.to_lowercase().contains(&c.to_lowercase())
+                } else {
+                    v.contains(c)
+                }
+            }))
+        }
+        other => Err(format!("restriction {other} not supported")),
+    }
+}
+
+fn item_xml(out: &mut String, m: &Msg, headers: bool) {
+    let _ = write!(
+        out,
+        r#"<t:Message><t:ItemId Id="{}" ChangeKey="CQAAABYAAAA"/><t:Subject>{}</t:Subject><t:DateTimeReceived>{}</t:DateTimeReceived><t:DateTimeSent>{}</t:DateTimeSent>"#,
+        esc(&m.id),
+        esc(&m.subject),
+        ts(m.received),
+        ts(m.sent)
+    );
+    if headers {
+        out.push_str("<t:InternetMessageHeaders>");
+        let _ = write!(
+            out,
+            r#"<t:InternetMessageHeader HeaderName="Received">from gateway.example by exchange.example; {}</t:InternetMessageHeader>"#,
+            m.received.to_rfc2822()
+        );
+        if let Some(h) = &m.probe_header {
+            let _ = write!(
+                out,
+                r#"<t:InternetMessageHeader HeaderName="{PROBE_HEADER}">{}</t:InternetMessageHeader>"#,
+                esc(h)
+            );
+        }
+        out.push_str("</t:InternetMessageHeaders>");
+    }
+    if let Some(h) = &m.probe_header {
+        let _ = write!(
+            out,
+            r#"<t:ExtendedProperty><t:ExtendedFieldURI DistinguishedPropertySetId="InternetHeaders" PropertyName="{PROBE_HEADER}" PropertyType="String"/><t:Value>{}</t:Value></t:ExtendedProperty>"#,
+            esc(h)
+        );
+    }
+    if headers {
+        let _ = write!(
+            out,
+            "<t:InternetMessageId>&lt;{}@exchange.example&gt;</t:InternetMessageId>",
+            esc(&m.id)
+        );
+    }
+    out.push_str("</t:Message>");
+}
+
+fn find_item(w: &mut World, key: &str, op: &El, now: DateTime<Utc>) -> Response {
+    let folders: Vec<String> = op
+        .child(M, "ParentFolderIds")
+        .map(|p| {
+            p.all(T, "DistinguishedFolderId")
+                .filter_map(|f| f.attr("Id"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mb = &w.mailboxes[key];
+    let mut items: Vec<&Msg> = Vec::new();
+    for f in &folders {
+        match f.as_str() {
+            "inbox" => items.extend(mb.inbox.iter().filter(|m| m.received <= now)),
+            "junkemail" => {}
+            "sentitems" => items.extend(mb.sent_items.iter()),
+            other => return fault("ErrorInvalidRequest", &format!("folder {other}"), ""),
+        }
+    }
+    if let Some(r) = op.child(M, "Restriction").and_then(|r| r.children.first()) {
+        let mut kept = Vec::new();
+        for m in items {
+            match matches(r, m) {
+                Ok(true) => kept.push(m),
+                Ok(false) => {}
+                Err(e) => return fault("ErrorInvalidRequest", &e, ""),
+            }
+        }
+        items = kept;
+    }
+    if op.child(M, "SortOrder").is_some() {
+        items.sort_by(|a, b| b.received.cmp(&a.received));
+    }
+    let view = op.child(M, "IndexedPageItemView");
+    let offset: usize = view
+        .and_then(|v| v.attr("Offset"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let max: usize = view
+        .and_then(|v| v.attr("MaxEntriesReturned"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+        .min(w.page_cap);
+    let total = items.len();
+    let page: Vec<&Msg> = items.into_iter().skip(offset).take(max).collect();
+    let end = offset + page.len();
+    let mut out = format!(
+        r#"<m:FindItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>"#,
+        end >= total
+    );
+    for m in page {
+        item_xml(&mut out, m, false);
+    }
+    out.push_str("</t:Items></m:RootFolder></m:FindItemResponseMessage>");
+    envelope("FindItem", &out)
+}
+
+fn ids(op: &El) -> Vec<String> {
+    op.child(M, "ItemIds")
+        .map(|i| {
+            i.all(T, "ItemId")
+                .filter_map(|e| e.attr("Id"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn get_item(w: &mut World, key: &str, op: &El, now: DateTime<Utc>) -> Response {
+    let mb = &w.mailboxes[key];
+    let mut out = String::new();
+    for id in ids(op) {
+        match mb
+            .inbox
+            .iter()
+            .chain(mb.sent_items.iter())
+            .find(|m| m.id == id && m.received <= now)
+        {
+            Some(m) => {
+                out.push_str(r#"<m:GetItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items>"#);
+                item_xml(&mut out, m, true);
+                out.push_str("</m:Items></m:GetItemResponseMessage>");
+            }
+            None => out.push_str(&error_message(
+                "GetItem",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+                "",
+            )),
+        }
+    }
+    envelope("GetItem", &out)
+}
+
+fn delete_item(w: &mut World, key: &str, op: &El) -> Response {
+    let mb = w.mailboxes.get_mut(key).unwrap();
+    let mut out = String::new();
+    for id in ids(op) {
+        let before = mb.inbox.len() + mb.sent_items.len();
+        mb.inbox.retain(|m| m.id != id);
+        mb.sent_items.retain(|m| m.id != id);
+        if mb.inbox.len() + mb.sent_items.len() < before {
+            out.push_str(r#"<m:DeleteItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:DeleteItemResponseMessage>"#);
+        } else {
+            out.push_str(&error_message(
+                "DeleteItem",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+                "",
+            ));
+        }
+    }
+    envelope("DeleteItem", &out)
+}
