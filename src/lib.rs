@@ -8,9 +8,10 @@
 //! 24 hours, to a portal where they start, extend or end a continuity event or
 //! suspend the alerts.
 //!
-//! This crate is the facade: it re-exports the member crates behind features.
-//! The engine ([`Monitor`], the traits, the state machines, the in-memory
-//! store) comes from `continuity-core` and is always present.
+//! This crate is the facade: it re-exports the member crates behind features
+//! (all on by default): [`stores`] (`store`), [`notifiers`] (`notify`) and
+//! [`ews`] (`ews`). The engine ([`Monitor`], the traits, the state machines,
+//! the in-memory store) comes from `continuity-core` and is always present.
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
@@ -48,6 +49,17 @@ pub use continuity_core::*;
 /// (several instances sharing their state). Feature `store` (default).
 #[cfg(feature = "store")]
 pub use continuity_store as stores;
+
+/// The out-of-band notifiers: SMS (Twilio-compatible), e-mail (SMTP) and
+/// signed webhooks, with delivery retries, breakers and fallbacks. Feature
+/// `notify` (default).
+#[cfg(feature = "notify")]
+pub use continuity_notify as notifiers;
+
+/// The Exchange Web Services client and probe (on-premises Exchange with
+/// impersonation). Feature `ews` (default).
+#[cfg(feature = "ews")]
+pub use continuity_ews as ews;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]
