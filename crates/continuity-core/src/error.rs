@@ -121,6 +121,23 @@ pub enum Error {
         message: String,
     },
 
+    /// A mail probe could not be dispatched because the remote is throttling
+    /// the prober (EWS `ErrorServerBusy`, HTTP 429, a 503 with
+    /// `Retry-After`). This says nothing about mail flow: the monitor reports
+    /// it but does not count it as a failure of the direction
+    /// (see [`MailProbe`](crate::probe::MailProbe)).
+    #[error("probe throttled{}{}: {message}",
+        code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        retry_after.map(|r| format!(", retry after {} ms", r.as_millis())).unwrap_or_default())]
+    ProbeThrottled {
+        /// How long the remote asked us to wait, if it said.
+        retry_after: Option<Duration>,
+        /// The remote's own code (`ErrorServerBusy`, `HTTP 429`), if any.
+        code: Option<String>,
+        /// Human-readable description, with the remote's message.
+        message: String,
+    },
+
     /// The embedder's continuity hook failed.
     #[error("continuity hook failed: {message}")]
     Hook {
@@ -163,7 +180,7 @@ impl Error {
             | Error::Probe { retryable, .. }
             | Error::Hook { retryable, .. }
             | Error::Store { retryable, .. } => *retryable,
-            Error::Conflict { .. } | Error::TickInProgress => true,
+            Error::Conflict { .. } | Error::TickInProgress | Error::ProbeThrottled { .. } => true,
             _ => false,
         }
     }

@@ -1389,6 +1389,23 @@ impl Monitor {
                             self.store_probes(&mut pending_probes, report).await;
                         }
                     }
+                    Err(e @ Error::ProbeThrottled { .. }) => {
+                        // Throttling says the server is up; it is not an outage.
+                        if let (
+                            Error::ProbeThrottled {
+                                retry_after: Some(wait),
+                                ..
+                            },
+                            Some(round),
+                        ) = (&e, next_rounds.last_mut())
+                        {
+                            round.1 = round.1.max(after(now, *wait));
+                        }
+                        warn!(%tenant, %direction, error = %e, "probe dispatch throttled; not counted");
+                        report
+                            .errors
+                            .push(format!("{tenant}: {direction} probe dispatch: {e}"));
+                    }
                     Err(e) if e.is_retryable() => {
                         // The org's server refusing or timing out is exactly what we watch for.
                         warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");

@@ -72,6 +72,15 @@ pub enum ProbeStatus {
 /// retryable dispatch error as a failure of the direction, because that is
 /// what an outage looks like; a permanent one (credentials, permissions) is a
 /// configuration problem and is reported, not counted.
+///
+/// Throttling is neither: a remote that throttles the prober (EWS
+/// `ErrorServerBusy`, HTTP 429) is up and moving mail, it only refuses our
+/// request rate. Report it as [`Error::ProbeThrottled`](crate::Error::ProbeThrottled):
+/// from `dispatch`, the monitor reports it in [`TickReport::errors`](crate::monitor::TickReport::errors)
+/// and logs it, records no failure, and starts the direction's next round as
+/// scheduled, or after `retry_after` if that is later. From `check` it is
+/// treated like any other check error: the probe is checked again later and
+/// is lost only if it is still not found at its deadline.
 #[async_trait]
 pub trait MailProbe: Send + Sync + fmt::Debug {
     /// Sends the test message; returns what is needed to find it later.

@@ -376,8 +376,35 @@ pub(crate) fn back_off_of(details: &[(String, String)]) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+impl EwsError {
+    /// Whether the server is throttling us rather than failing: it is up and
+    /// moving mail, it refuses our request rate (`ErrorServerBusy`, HTTP
+    /// 429, HTTP 503 with `Retry-After`). A monitor must not count this as a
+    /// mail-flow failure (PROTOCOLS.md §5).
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            EwsError::ServerBusy { .. } => true,
+            EwsError::Http {
+                status,
+                retry_after,
+                ..
+            } => *status == 429 || (*status == 503 && retry_after.is_some()),
+            _ => false,
+        }
+    }
+}
+
+/// Throttling becomes [`continuity_core::Error::ProbeThrottled`] (not a
+/// failure of the direction); everything else [`continuity_core::Error::Probe`].
 impl From<EwsError> for continuity_core::Error {
     fn from(e: EwsError) -> Self {
+        if e.is_throttling() {
+            return continuity_core::Error::ProbeThrottled {
+                retry_after: e.retry_after(),
+                code: e.remote_code(),
+                message: e.to_string(),
+            };
+        }
         continuity_core::Error::Probe {
             retryable: e.is_retryable(),
             code: e.remote_code(),
@@ -446,6 +473,77 @@ mod tests {
         let core: continuity_core::Error = denied.into();
         assert!(!core.is_retryable());
         assert!(core.to_string().contains("ErrorImpersonateUserDenied"));
+    }
+
+    #[test]
+    fn throttling_maps_to_probe_throttled() {
+        let busy: continuity_core::Error = EwsError::ServerBusy {
+            back_off: Some(Duration::from_millis(5000)),
+            message: "The server cannot service this request right now.".into(),
+        }
+        .into();
+        match &busy {
+            continuity_core::Error::ProbeThrottled {
+                retry_after,
+                code,
+                message,
+            } => {
+                assert_eq!(*retry_after, Some(Duration::from_secs(5)));
+                assert_eq!(code.as_deref(), Some("ErrorServerBusy"));
+                assert!(message.contains("cannot service"), "{message}");
+            }
+            other => panic!("not throttled: {other:?}"),
+        }
+        assert!(busy.is_retryable());
+        let http = |status, retry_after| EwsError::Http {
+            status,
+            retry_after,
+            content_type: None,
+            excerpt: String::new(),
+        };
+        for (e, throttled) in [
+            (http(429, None), true),
+            (http(429, Some(Duration::from_secs(3))), true),
+            (http(503, Some(Duration::from_secs(7))), true),
+            // A 503 without Retry-After is a server in trouble: a failure.
+            (http(503, None), false),
+            (http(500, None), false),
+        ] {
+            let status = match &e {
+                EwsError::Http { status, .. } => *status,
+                _ => unreachable!(),
+            };
+            let retry_after = e.retry_after();
+            let core: continuity_core::Error = e.into();
+            match core {
+                continuity_core::Error::ProbeThrottled {
+                    retry_after: r,
+                    code,
+                    ..
+                } => {
+                    assert!(throttled, "HTTP {status} must count");
+                    assert_eq!(r, retry_after);
+                    assert_eq!(code, Some(format!("HTTP {status}")));
+                }
+                continuity_core::Error::Probe { retryable, .. } => {
+                    assert!(!throttled, "HTTP {status} is throttling");
+                    assert!(retryable);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let timeout: continuity_core::Error = EwsError::Timeout {
+            operation: "CreateItem",
+            after: Duration::from_secs(30),
+        }
+        .into();
+        assert!(matches!(
+            timeout,
+            continuity_core::Error::Probe {
+                retryable: true,
+                ..
+            }
+        ));
     }
 
     #[test]

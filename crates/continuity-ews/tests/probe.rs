@@ -334,3 +334,25 @@ async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
     assert_eq!(r.probe.counters().delete_failures, 0);
     r.server.validate_log().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_busy_on_dispatch_is_throttling_not_a_failure() {
+    let r = rig().await;
+    let req = ProbeRequest {
+        tenant: r.acme.clone(),
+        direction: Direction::Outbound,
+        probe_id: "ou-busy".into(),
+        sent_at: r.clock.now(),
+    };
+    for _ in 0..8 {
+        r.server.inject(common::server::Inject::BusyFault(20));
+    }
+    let e = r.probe.dispatch(&req).await.unwrap_err();
+    match &e {
+        continuity_core::Error::ProbeThrottled { code, .. } => {
+            assert_eq!(code.as_deref(), Some("ErrorServerBusy"), "{e}");
+        }
+        other => panic!("ServerBusy must map to ProbeThrottled: {other:?}"),
+    }
+    assert!(e.is_retryable());
+}
