@@ -70,6 +70,7 @@
 //! | [`probe`] | [`EwsProbe`], the [`MailProbe`](continuity_core::probe::MailProbe) for both directions |
 //! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`] the gateway feeds |
 //! | [`client`] | the HTTP client: auth, impersonation, retries, throttling, the connection check |
+//! | `smtp_sender` | (feature `smtp`) [`SmtpProbeSender`], sending inbound probes through an SMTP relay |
 #![forbid(unsafe_code)]
 
 pub mod arrival;
@@ -82,9 +83,13 @@ mod ntlm_conn;
 pub mod probe;
 pub mod request;
 pub mod response;
+#[cfg(feature = "smtp")]
+pub mod smtp_sender;
 mod throttle;
 
 pub use arrival::ArrivalRegistry;
 pub use client::{Auth, ConnectionInfo, ConnectionProblem, EwsClient, EwsConfig, RetryPolicy};
 pub use error::{EwsError, ResponseCode, Result};
 pub use probe::{EwsProbe, OutgoingProbe, ProbeSender, TenantProbe};
+#[cfg(feature = "smtp")]
+pub use smtp_sender::{SmtpCredentials, SmtpProbeSender, SmtpSecurity, SmtpSenderConfig};

@@ -55,7 +55,10 @@ pub struct OutgoingProbe<'a> {
 #[async_trait]
 pub trait ProbeSender: Send + Sync + fmt::Debug {
     /// Sends `probe`. A retryable error means the gateway side could not
-    /// send; it counts as a failure of the inbound direction.
+    /// send; it counts as a failure of the inbound direction. A sender that
+    /// is only being rate-limited returns
+    /// [`Error::ProbeThrottled`](continuity_core::Error::ProbeThrottled),
+    /// which is reported but not counted.
     async fn send(&self, probe: &OutgoingProbe<'_>) -> continuity_core::Result<()>;
 }
 

@@ -1,0 +1,321 @@
+//! A [`ProbeSender`] that sends inbound probes through an SMTP relay (feature
+//! `smtp`, on by default).
+//!
+//! The inbound direction measures the path from the gateway side to the
+//! org's mailbox, so the message must enter mail transport where real inbound
+//! mail does: the gateway's relay, which hands it to the org's server. The
+//! message carries the probe's X-header and the token in its subject, exactly
+//! what [`EwsProbe`](crate::EwsProbe)'s check looks for.
+//!
+//! - STARTTLS is the default (required, not opportunistic: a relay that does
+//!   not offer it is refused); implicit TLS (port 465) is selectable;
+//!   unencrypted SMTP only when [`SmtpSenderConfig::allow_insecure_plaintext`]
+//!   is set (local relays, tests).
+//! - The relay's certificate is checked against the platform's roots plus
+//!   [`SmtpSenderConfig::root_certificates_pem`] (a private CA).
+//! - A failure keeps the relay's reply code: 4xx and connection trouble are
+//!   retryable (the direction's failure), 5xx and TLS trust problems are not
+//!   (configuration: the relay refuses the sender or the recipient).
+
+use std::{fmt, time::Duration};
+
+use async_trait::async_trait;
+use continuity_core::Error as CoreError;
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{
+        Mailbox,
+        header::{ContentType, HeaderName, HeaderValue},
+    },
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, Tls, TlsParameters},
+        extension::ClientId,
+    },
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{
+    error::{EwsError, Result},
+    probe::{OutgoingProbe, ProbeSender},
+};
+
+/// How the connection to the relay is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must be offered (default; port 587).
+    #[default]
+    StartTls,
+    /// TLS from the first byte (port 465).
+    ImplicitTls,
+    /// No TLS at all (port 25). Refused unless
+    /// [`SmtpSenderConfig::allow_insecure_plaintext`] is set.
+    InsecurePlaintext,
+}
+
+/// AUTH credentials for the relay. The password never appears in `Debug`.
+#[derive(Clone)]
+pub struct SmtpCredentials {
+    user: String,
+    password: SecretString,
+}
+
+impl SmtpCredentials {
+    /// Credentials from a user name and a password.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        SmtpCredentials {
+            user: user.into(),
+            password: SecretString::from(password.into()),
+        }
+    }
+}
+
+impl fmt::Debug for SmtpCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpCredentials")
+            .field("user", &self.user)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Settings of an [`SmtpProbeSender`].
+#[derive(Clone, Debug)]
+pub struct SmtpSenderConfig {
+    /// The relay's host name or IP address.
+    pub host: String,
+    /// The port (default: 587 for STARTTLS, 465 for implicit TLS, 25 plain).
+    pub port: Option<u16>,
+    /// How the connection is protected (default STARTTLS).
+    pub security: SmtpSecurity,
+    /// Allow [`SmtpSecurity::InsecurePlaintext`] (default false).
+    pub allow_insecure_plaintext: bool,
+    /// The name the relay's certificate must carry (default: `host`).
+    pub tls_domain: Option<String>,
+    /// Extra trusted root certificates (PEM), e.g. a private CA.
+    pub root_certificates_pem: Vec<Vec<u8>>,
+    /// AUTH credentials, if the relay needs them.
+    pub credentials: Option<SmtpCredentials>,
+    /// Envelope sender and `From:` of the probes (on the gateway's side).
+    pub from: String,
+    /// The EHLO name (default: the domain of `from`).
+    pub hello_name: Option<String>,
+    /// Timeout of each SMTP step: connect, each command (default 30 s).
+    pub timeout: Duration,
+}
+
+impl SmtpSenderConfig {
+    /// STARTTLS to `host` (port 587), sending as `from`, 30 s timeouts, no AUTH.
+    pub fn new(host: impl Into<String>, from: impl Into<String>) -> Self {
+        SmtpSenderConfig {
+            host: host.into(),
+            port: None,
+            security: SmtpSecurity::StartTls,
+            allow_insecure_plaintext: false,
+            tls_domain: None,
+            root_certificates_pem: Vec::new(),
+            credentials: None,
+            from: from.into(),
+            hello_name: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sends inbound probes through an SMTP relay. See the [module docs](self).
+#[derive(Clone)]
+pub struct SmtpProbeSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    host: String,
+    port: u16,
+    security: SmtpSecurity,
+}
+
+impl fmt::Debug for SmtpProbeSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The transport holds the credentials; show only where it sends.
+        f.debug_struct("SmtpProbeSender")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("from", &self.from.email.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(field: &'static str, reason: impl fmt::Display) -> EwsError {
+    EwsError::InvalidConfig {
+        field,
+        reason: reason.to_string(),
+    }
+}
+
+impl SmtpProbeSender {
+    /// A sender with `config`; checks it (addresses, certificates, security).
+    pub fn new(config: SmtpSenderConfig) -> Result<Self> {
+        if config.host.trim().is_empty() {
+            return Err(invalid("smtp.host", "empty"));
+        }
+        if config.timeout.is_zero() {
+            return Err(invalid("smtp.timeout", "must be more than zero"));
+        }
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| invalid("smtp.from", format!("{:?}: {e}", config.from)))?;
+        let port = config.port.unwrap_or(match config.security {
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::ImplicitTls => 465,
+            SmtpSecurity::InsecurePlaintext => 25,
+        });
+        let tls = match config.security {
+            SmtpSecurity::InsecurePlaintext if !config.allow_insecure_plaintext => {
+                return Err(invalid(
+                    "smtp.security",
+                    "unencrypted SMTP needs allow_insecure_plaintext = true",
+                ));
+            }
+            SmtpSecurity::InsecurePlaintext => Tls::None,
+            security => {
+                let name = config
+                    .tls_domain
+                    .clone()
+                    .unwrap_or_else(|| config.host.clone());
+                let mut b = TlsParameters::builder(name);
+                for pem in &config.root_certificates_pem {
+                    let cert = Certificate::from_pem(pem)
+                        .map_err(|e| invalid("smtp.root_certificates_pem", e))?;
+                    b = b.add_root_certificate(cert);
+                }
+                let params = b.build_rustls().map_err(|e| invalid("smtp.tls", e))?;
+                if security == SmtpSecurity::ImplicitTls {
+                    Tls::Wrapper(params)
+                } else {
+                    Tls::Required(params)
+                }
+            }
+        };
+        let hello = config
+            .hello_name
+            .clone()
+            .unwrap_or_else(|| from.email.domain().to_owned());
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .port(port)
+            .tls(tls)
+            .hello_name(ClientId::Domain(hello))
+            .timeout(Some(config.timeout));
+        if let Some(c) = &config.credentials {
+            builder = builder.credentials(Credentials::new(
+                c.user.clone(),
+                c.password.expose_secret().to_owned(),
+            ));
+        }
+        Ok(SmtpProbeSender {
+            transport: builder.build(),
+            from,
+            host: config.host,
+            port,
+            security: config.security,
+        })
+    }
+
+    /// The message for `probe`: to the org mailbox, with the probe's header
+    /// and subject.
+    pub fn message(&self, probe: &OutgoingProbe<'_>) -> continuity_core::Result<Message> {
+        let to: Mailbox = probe.to.parse().map_err(|e| CoreError::Probe {
+            retryable: false,
+            code: None,
+            message: format!("inbound probe recipient {:?}: {e}", probe.to),
+        })?;
+        let built = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(probe.subject)
+            .message_id(Some(format!(
+                "<{}@{}>",
+                probe.header_value,
+                self.from.email.domain()
+            )))
+            .header(ContentType::TEXT_PLAIN)
+            .body(format!(
+                "Mail-flow probe of continuity for tenant {} (token {}). It is deleted when found.\r\n",
+                probe.tenant, probe.header_value
+            ));
+        let mut message = built.map_err(|e| CoreError::Probe {
+            retryable: false,
+            code: None,
+            message: format!("cannot build the inbound probe message: {e}"),
+        })?;
+        let name = HeaderName::new_from_ascii(probe.header_name.to_owned()).map_err(|e| {
+            CoreError::Probe {
+                retryable: false,
+                code: None,
+                message: format!("probe header name {:?}: {e}", probe.header_name),
+            }
+        })?;
+        message
+            .headers_mut()
+            .insert_raw(HeaderValue::new(name, probe.header_value.to_owned()));
+        Ok(message)
+    }
+}
+
+/// Whether the TLS handshake failed on the relay's certificate (untrusted,
+/// expired, wrong name). lettre reports those as connection errors, with
+/// rustls's error somewhere in the source chain.
+fn is_certificate_problem(e: &lettre::transport::smtp::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
+            s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A relay failure as core's probe error, keeping the reply code.
+fn classify(e: &lettre::transport::smtp::Error) -> CoreError {
+    let code = e.status().map(|c| c.to_string());
+    let certificate = is_certificate_problem(e);
+    let retryable = if e.is_transient() {
+        true
+    } else if e.is_permanent() || e.is_client() || e.is_tls() || certificate {
+        // 5xx: the relay refuses the sender, the recipient or our AUTH;
+        // TLS: the relay's certificate is not trusted. Retrying cannot help.
+        false
+    } else {
+        // Connection refused or reset, timeouts, a garbled reply.
+        true
+    };
+    CoreError::Probe {
+        retryable,
+        code: code.or_else(|| (e.is_tls() || certificate).then(|| "tls".to_owned())),
+        message: format!("SMTP relay: {e}"),
+    }
+}
+
+#[async_trait]
+impl ProbeSender for SmtpProbeSender {
+    async fn send(&self, probe: &OutgoingProbe<'_>) -> continuity_core::Result<()> {
+        let message = self.message(probe)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = classify(&e);
+                tracing::warn!(tenant = %probe.tenant, relay = %self.host, error = %err, "inbound probe not sent");
+                Err(err)
+            }
+        }
+    }
+}
