@@ -16,6 +16,38 @@
 //! - A failure keeps the relay's reply code: 4xx and connection trouble are
 //!   retryable (the direction's failure), 5xx and TLS trust problems are not
 //!   (configuration: the relay refuses the sender or the recipient).
+//!
+//! ```
+//! use continuity_core::TenantId;
+//! use continuity_ews::{
+//!     OutgoingProbe, SmtpCredentials, SmtpProbeSender, SmtpSecurity, SmtpSenderConfig,
+//!     arrival::wire_id, request::{PROBE_HEADER, probe_subject},
+//! };
+//!
+//! let mut config = SmtpSenderConfig::new("relay.gateway.example", "probe@gateway.example");
+//! config.credentials = Some(SmtpCredentials::new("probe@gateway.example", "s3cret"));
+//! assert_eq!(config.security, SmtpSecurity::StartTls);
+//! let sender = SmtpProbeSender::new(config)?;
+//! assert!(!format!("{sender:?}").contains("s3cret"));
+//!
+//! // What `EwsProbe` hands over for an inbound probe, and the message built from it.
+//! let tenant = TenantId::new("acme").unwrap();
+//! let token = wire_id(&tenant, "in-19a8b");
+//! let subject = probe_subject(&token);
+//! let message = sender.message(&OutgoingProbe {
+//!     tenant: &tenant, to: "probe-in@acme.example", subject: &subject,
+//!     header_name: PROBE_HEADER, header_value: &token,
+//! }).unwrap();
+//! let text = String::from_utf8(message.formatted()).unwrap();
+//! assert!(text.contains(&format!("X-Continuity-Probe-Id: {token}\r\n")));
+//! assert!(text.contains(&format!("Subject: {subject}\r\n")));
+//!
+//! // Unencrypted SMTP needs an explicit opt-in.
+//! let mut plain = SmtpSenderConfig::new("127.0.0.1", "probe@gateway.example");
+//! plain.security = SmtpSecurity::InsecurePlaintext;
+//! assert!(SmtpProbeSender::new(plain).unwrap_err().is_configuration());
+//! # Ok::<(), continuity_ews::EwsError>(())
+//! ```
 
 use std::{fmt, time::Duration};
 
