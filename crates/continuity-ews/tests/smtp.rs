@@ -4,6 +4,11 @@
 #![cfg(feature = "smtp")]
 
 mod common;
+// The notify crate's harness, used as is: it starts the peer script of the
+// crate under test (`tests/peers/smtp_server.py`, here the EWS crate's
+// adaptation, which also returns the raw message and refuses `reject-*`
+// recipients).
+#[path = "../../continuity-notify/tests/notify/smtp_peer.rs"]
 mod smtp_peer;
 
 use std::{sync::Mutex, time::Duration};
@@ -198,6 +203,14 @@ async fn an_unreachable_relay_is_retryable() {
     assert!(bad.unwrap_err().is_configuration());
 }
 
+/// The raw message as the peer received it.
+fn raw(msg: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(msg["raw"].as_str().unwrap())
+        .unwrap()
+}
+
 /// The header fields of a raw RFC 5322 message (unfolded).
 fn raw_headers(raw: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(raw);
@@ -237,7 +250,7 @@ impl ProbeSender for SmtpIntoExchange {
     async fn send(&self, p: &OutgoingProbe<'_>) -> continuity_core::Result<()> {
         self.smtp.send(p).await?;
         let msg = tokio::task::block_in_place(|| self.peer.lock().unwrap().next_message(WAIT));
-        let headers = raw_headers(&smtp_peer::raw(&msg));
+        let headers = raw_headers(&raw(&msg));
         let get = |name: &str| {
             headers
                 .iter()
