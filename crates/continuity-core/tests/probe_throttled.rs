@@ -20,18 +20,25 @@ use continuity_core::{
     sim::RecordingNotifier,
 };
 
-/// Fails every dispatch: throttled, or with a plain retryable error.
+/// Fails every dispatch (throttled, or with a plain retryable error), or
+/// throttles every check.
 #[derive(Debug)]
 struct ScriptedProbe {
     throttled: bool,
     retry_after: Option<Duration>,
+    /// Dispatch succeeds; every check is throttled.
+    check_throttled: bool,
     dispatches: AtomicU64,
+    checks: AtomicU64,
 }
 
 #[async_trait]
 impl MailProbe for ScriptedProbe {
     async fn dispatch(&self, _request: &ProbeRequest) -> Result<ProbeTicket> {
         self.dispatches.fetch_add(1, Ordering::Relaxed);
+        if self.check_throttled {
+            return Ok(ProbeTicket::new("t"));
+        }
         Err(if self.throttled {
             Error::ProbeThrottled {
                 retry_after: self.retry_after,
@@ -48,6 +55,14 @@ impl MailProbe for ScriptedProbe {
     }
 
     async fn check(&self, _request: &ProbeRequest, _ticket: &ProbeTicket) -> Result<ProbeStatus> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        if self.check_throttled {
+            return Err(Error::ProbeThrottled {
+                retry_after: None,
+                code: Some("ErrorServerBusy".into()),
+                message: "busy".into(),
+            });
+        }
         Ok(ProbeStatus::Pending)
     }
 }
@@ -61,13 +76,19 @@ struct Rig {
 }
 
 async fn rig(throttled: bool, retry_after: Option<Duration>) -> Rig {
+    rig_with(throttled, retry_after, false).await
+}
+
+async fn rig_with(throttled: bool, retry_after: Option<Duration>, check_throttled: bool) -> Rig {
     let start: DateTime<Utc> = "2026-03-02T08:00:00Z".parse().unwrap();
     let clock = ManualClock::new(start);
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let probe = Arc::new(ScriptedProbe {
         throttled,
         retry_after,
+        check_throttled,
         dispatches: AtomicU64::new(0),
+        checks: AtomicU64::new(0),
     });
     let monitor = Monitor::builder()
         .clock(Arc::new(clock.clone()))
@@ -159,4 +180,25 @@ async fn retry_after_postpones_the_next_round() {
     );
     assert!(a > b);
     assert!(later.sms.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_throttled_check_is_checked_again_and_lost_at_the_deadline() {
+    let r = rig_with(false, None, true).await;
+    let mut lost = 0;
+    let mut errors = Vec::new();
+    for _ in 0..40 {
+        let now = r.clock.advance(TimeDelta::minutes(1));
+        let report = r.monitor.tick(now).await.unwrap();
+        lost += report.probes_lost;
+        errors.extend(report.errors);
+    }
+    let checks = r.probe.checks.load(Ordering::Relaxed);
+    assert!(
+        checks > r.probe.dispatches.load(Ordering::Relaxed),
+        "checked again: {checks}"
+    );
+    assert!(errors.iter().any(|e| e.contains("throttled")), "{errors:?}");
+    // Not found by its deadline (30 min): lost, as any probe whose check keeps failing.
+    assert!(lost >= 1, "{lost}");
 }
