@@ -104,7 +104,10 @@ impl SmtpPeer {
             "Python for the SMTP test peer not found at {} (set CONTINUITY_TEST_PYTHON or run scripts/prepare-test-env)",
             python.display()
         );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smtp_server.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            // Also compiled into the EWS crate's tests (by path): the
+            // script is the notify crate's either way.
+            .join("../continuity-notify/tests/peers/smtp_server.py");
         let mut cmd = Command::new(&python);
         cmd.arg(&script).arg(mode);
         if let Some(c) = cert {

@@ -3,12 +3,16 @@
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout, then one
 JSON line per message received: the envelope, whether TLS and AUTH were used,
 and the message parsed with Python's `email` package (headers, text and HTML
-bodies). Modes: `starttls` (STARTTLS required, AUTH only after it),
-`implicit` (TLS from the first byte), `plain` (no TLS, no AUTH).
+bodies, and the raw message in base64). Modes: `starttls` (STARTTLS
+required, AUTH only after it), `implicit` (TLS from the first byte), `plain`
+(no TLS, no AUTH). A recipient whose local part starts with `reject-4` gets
+`451 4.3.0`, with `reject-5` gets `550 5.1.1` (how senders map refusals).
+Used by the notify and the EWS crates' tests.
 Usage: smtp_server.py MODE [CERT KEY USER PASSWORD]
 """
 
 import asyncio
+import base64
 import email
 import email.policy
 import json
@@ -27,9 +31,18 @@ def main():
     cert, key, user, password = (sys.argv[2:6] + [None] * 4)[:4]
 
     class Handler:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            local = address.split("@", 1)[0]
+            if local.startswith("reject-4"):
+                return "451 4.3.0 mailbox temporarily unavailable"
+            if local.startswith("reject-5"):
+                return "550 5.1.1 no such user here"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         async def handle_DATA(self, server, session, envelope):
-            msg = email.message_from_bytes(envelope.original_content or envelope.content,
-                                           policy=email.policy.default)
+            raw = envelope.original_content or envelope.content
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
             text = msg.get_body(("plain",))
             html = msg.get_body(("html",))
             record = {
@@ -43,6 +56,7 @@ def main():
                 "headers": [[k, str(v)] for k, v in msg.items()],
                 "text": text.get_content() if text is not None else None,
                 "html": html.get_content() if html is not None else None,
+                "raw": base64.b64encode(raw).decode(),
             }
             print(json.dumps(record), flush=True)
             return "250 2.0.0 OK queued"
