@@ -4,10 +4,8 @@
 #![cfg(feature = "smtp")]
 
 mod common;
-// The notify crate's harness, used as is: it starts the peer script of the
-// crate under test (`tests/peers/smtp_server.py`, here the EWS crate's
-// adaptation, which also returns the raw message and refuses `reject-*`
-// recipients).
+// The notify crate's harness and peer script, used as they are (the peer
+// also returns the raw message and refuses `reject-*` recipients).
 #[path = "../../continuity-notify/tests/notify/smtp_peer.rs"]
 mod smtp_peer;
 
