@@ -102,6 +102,8 @@ pub struct ConditionView {
 pub struct PortalView {
     /// The tenant.
     pub tenant: TenantId,
+    /// The organisation's name as configured (display name, else the tenant id).
+    pub organisation: String,
     /// The state's version: send it back with an action to be told of a
     /// concurrent change instead of acting on a state not seen.
     pub version: u64,
@@ -113,8 +115,10 @@ pub struct PortalView {
     pub scheduled_event: Option<ContinuityEvent>,
     /// The notification suspension, if one is in force at `now`.
     pub suspension: Option<Suspension>,
-    /// The recipient the link was sent to.
+    /// The recipient the link was sent to (recipient id).
     pub recipient: String,
+    /// The recipient's name, if configured.
+    pub recipient_name: Option<String>,
     /// The alert the link came with.
     pub alert_id: u64,
     /// When the link expires.
@@ -300,6 +304,7 @@ fn resolve(action: PortalAction, state: &TenantState, now: DateTime<Utc>) -> Opt
 
 fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<PortalView> {
     let status = monitor.status(&link.claims.tenant)?;
+    let config = monitor.tenant_config(&link.claims.tenant)?;
     let state = status.state.state;
     let conditions = status
         .readings
@@ -315,12 +320,18 @@ fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<Po
         .collect();
     Ok(PortalView {
         tenant: link.claims.tenant.clone(),
+        organisation: config.name().to_owned(),
         version: status.state.version,
         conditions,
         suspension: state.suspension.clone().filter(|s| s.until > now),
         active_event: state.active_event,
         scheduled_event: state.scheduled_event,
         recipient: link.claims.recipient.clone(),
+        recipient_name: config
+            .recipients
+            .iter()
+            .find(|r| r.id == link.claims.recipient)
+            .and_then(|r| r.name.clone()),
         alert_id: link.claims.alert_id,
         expires_at: link.expires_at,
         now,

@@ -87,6 +87,8 @@ async fn the_view_shows_figures_against_thresholds_and_the_link() {
     let view = done(open(&monitor, &token, Some(&acme), t0()).unwrap());
     assert_eq!(view.tenant, acme);
     assert_eq!(view.recipient, "ops");
+    assert_eq!(view.organisation, "acme");
+    assert_eq!(view.recipient_name, None);
     assert_eq!(view.alert_id, 4);
     assert_eq!(view.expires_at, t0() + TimeDelta::hours(24));
     let latency = view
