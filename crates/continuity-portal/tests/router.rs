@@ -338,11 +338,7 @@ async fn bad_input_gets_a_4xx_page() {
     let base = format!("/p/{}", f.token);
     let fields = form_fields(&f, "start").await;
     let cases: Vec<(String, &str, StatusCode)> = vec![
-        (
-            fields.clone(),
-            "choose a duration",
-            StatusCode::BAD_REQUEST,
-        ),
+        (fields.clone(), "choose a duration", StatusCode::BAD_REQUEST),
         (
             format!("{fields}&minutes=-5"),
             "whole number of minutes",
