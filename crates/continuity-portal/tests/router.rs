@@ -91,6 +91,12 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// The tenant's audit log.
+async fn audit(f: &Fixture) -> Vec<continuity_core::store::AuditRecord> {
+    let acme = TenantId::new("acme").unwrap();
+    f.monitor.store().audit_log(&acme, 0, 100).await.unwrap()
+}
+
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
@@ -263,12 +269,7 @@ async fn every_action_goes_through_its_form_and_confirms() {
             _ => assert!(state.suspension.is_none_or(|s| s.until <= t0())),
         }
     }
-    let log = f
-        .monitor
-        .store()
-        .audit_log(&TenantId::new("acme").unwrap(), 0, 100)
-        .await
-        .unwrap();
+    let log = audit(&f).await;
     assert_eq!(log.len(), 7);
 }
 
@@ -472,12 +473,7 @@ async fn bad_input_gets_a_4xx_page() {
     );
 
     // None of it changed anything.
-    let log = f
-        .monitor
-        .store()
-        .audit_log(&TenantId::new("acme").unwrap(), 0, 100)
-        .await
-        .unwrap();
+    let log = audit(&f).await;
     assert!(log.is_empty(), "{log:?}");
 }
 
@@ -516,12 +512,7 @@ async fn two_administrators_posting_on_the_same_version_one_wins_one_sees_the_ch
         "Suspended until"
     };
     assert!(loser.body.contains(winner_did), "{}", loser.body);
-    let log = f
-        .monitor
-        .store()
-        .audit_log(&TenantId::new("acme").unwrap(), 0, 100)
-        .await
-        .unwrap();
+    let log = audit(&f).await;
     assert_eq!(log.len(), 1);
 }
 
