@@ -242,8 +242,15 @@ pub async fn act(
         Err(e) => return Err(e),
     };
     let tenant = link.claims.tenant.clone();
-    let current = monitor.status(&tenant)?.state.state;
-    let Some(action) = resolve(action, &current, now) else {
+    let current = monitor.status(&tenant)?.state;
+    // An extension by a duration counts from the end this call read: it must
+    // not land on a state someone changed since, whether or not the caller
+    // sent a version.
+    let expected_version = match action {
+        PortalAction::ExtendEvent(Until::For(_)) => expected_version.or(Some(current.version)),
+        _ => expected_version,
+    };
+    let Some(action) = resolve(action, &current.state, now) else {
         return Ok(PortalOutcome::OutOfRange {
             view: Box::new(view(monitor, &link, now)?),
         });
