@@ -604,6 +604,30 @@ async fn the_json_api_has_the_same_answers_and_checks() {
         get(&f.app, "/p/api/garbage").await.status,
         StatusCode::NOT_FOUND
     );
+    let big = serde_json::json!({"csrf": csrf, "minutes": 60, "pad": "x".repeat(9 * 1024)});
+    assert_eq!(
+        post_json(&f.app, &path("extend"), big).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let plain = Request::post(path("extend"))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(
+            serde_json::json!({"csrf": csrf, "minutes": 60}).to_string(),
+        ))
+        .unwrap();
+    assert_eq!(
+        send(&f.app, plain).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        send(
+            &f.app,
+            Request::get(path("extend")).body(Body::empty()).unwrap()
+        )
+        .await
+        .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
     f.clock.advance(TimeDelta::hours(25));
     let expired = get(&f.app, &format!("/p/api/{}", f.token)).await;
     assert_eq!(expired.status, StatusCode::GONE);
