@@ -21,7 +21,12 @@ fn tenant(name: &str) -> TenantId {
 }
 
 async fn monitor() -> Monitor {
+    monitor_with_hook(Arc::new(crate::sim::RecordingHook::new())).await
+}
+
+async fn monitor_with_hook(hook: Arc<crate::sim::RecordingHook>) -> Monitor {
     let monitor = Monitor::builder()
+        .hook(hook)
         .clock(Arc::new(ManualClock::new(t0())))
         .link_signer(LinkSigner::new(LinkKey::new("k2", [2u8; 32]).unwrap()))
         .portal_url("https://continuity.example.net/c/")
@@ -500,4 +505,44 @@ async fn each_kind_of_bad_link_is_refused_with_its_own_reason() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn starting_and_ending_through_the_portal_calls_the_embedders_hook() {
+    let hook = Arc::new(crate::sim::RecordingHook::new());
+    let monitor = monitor_with_hook(hook.clone()).await;
+    let token = link(&monitor, "acme", t0());
+    let v = done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::StartEvent(Until::For(HOUR)),
+            None,
+            t0(),
+        )
+        .await
+        .unwrap(),
+    );
+    let id = v.active_event.as_ref().unwrap().id;
+    monitor.tick(t0()).await.unwrap();
+    let later = t0() + TimeDelta::minutes(10);
+    done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::EndEvent,
+            Some(v.version),
+            later,
+        )
+        .await
+        .unwrap(),
+    );
+    monitor.tick(later).await.unwrap();
+    let calls: Vec<_> = hook
+        .calls()
+        .iter()
+        .map(|c| (c.started, c.event.id))
+        .collect();
+    assert_eq!(calls, [(true, id), (false, id)]);
+    assert!(hook.calls().iter().all(|c| c.tenant == tenant("acme")));
 }
