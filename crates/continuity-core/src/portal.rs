@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Direction, Error, Monitor, Result, TenantId,
     link::{LinkRejection, VerifiedLink},
-    machine::{Action, Actor, ContinuityEvent, Rejection, Suspension, TenantState},
+    machine::{Action, Actor, ContinuityEvent, Incident, Rejection, Suspension, TenantState},
     policy::Reading,
 };
 
@@ -109,6 +109,11 @@ pub struct PortalView {
     pub version: u64,
     /// Each direction's conditions, inbound first.
     pub conditions: Vec<ConditionView>,
+    /// The current period of trouble and its alerts (how many, the last
+    /// when), if one is open.
+    pub incident: Option<Incident>,
+    /// When the last alert of any kind (raised, reminder, resolved) went out.
+    pub last_alert_at: Option<DateTime<Utc>>,
     /// The running continuity event.
     pub active_event: Option<ContinuityEvent>,
     /// The planned continuity event.
@@ -331,6 +336,8 @@ fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<Po
         version: status.state.version,
         conditions,
         suspension: state.suspension.clone().filter(|s| s.until > now),
+        incident: state.incident.clone(),
+        last_alert_at: state.last_alert_at,
         active_event: state.active_event,
         scheduled_event: state.scheduled_event,
         recipient: link.claims.recipient.clone(),

@@ -115,6 +115,22 @@ async fn the_view_shows_figures_against_thresholds_and_the_link() {
     );
     assert!(view.active_event.is_none() && view.scheduled_event.is_none());
     assert!(view.suspension.is_none());
+    assert_eq!((view.incident.as_ref(), view.last_alert_at), (None, None));
+
+    // The breach raises after two evaluations; the view shows the alert.
+    monitor.tick(t0()).await.unwrap();
+    let later = t0() + TimeDelta::minutes(1);
+    monitor.tick(later).await.unwrap();
+    let view = done(open(&monitor, &token, None, later).unwrap());
+    let incident = view.incident.as_ref().expect("an open incident");
+    assert_eq!(incident.alerts_sent, 1);
+    assert!(incident.last_alert_at.is_some());
+    assert_eq!(view.last_alert_at, incident.last_alert_at);
+    assert!(
+        view.conditions
+            .iter()
+            .any(|c| c.raised && c.name == "latency")
+    );
 }
 
 #[tokio::test]

@@ -49,7 +49,29 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
             .text(&c.summary)
             .raw("</li>");
     }
-    h.raw("</ul><h2>Continuity event</h2><p>");
+    h.raw("</ul>");
+    match (&v.incident, &v.last_alert_at) {
+        (Some(i), _) => {
+            h.raw("<p>Trouble since ")
+                .text(at(&i.opened_at))
+                .raw("; ")
+                .text(i.alerts_sent)
+                .raw(if i.alerts_sent == 1 {
+                    " alert sent"
+                } else {
+                    " alerts sent"
+                });
+            if let Some(last) = &i.last_alert_at {
+                h.raw(", the last at ").text(at(last));
+            }
+            h.raw(".</p>");
+        }
+        (None, Some(last)) => {
+            h.raw("<p>Last alert at ").text(at(last)).raw(".</p>");
+        }
+        (None, None) => {}
+    }
+    h.raw("<h2>Continuity event</h2><p>");
     match &v.active_event {
         Some(e) => {
             h.raw("<span class=\"bad\">Running</span> ");

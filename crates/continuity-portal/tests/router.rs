@@ -202,6 +202,27 @@ async fn the_status_page_shows_figures_state_and_link_with_tenant_data_escaped()
     assert!(body.contains(&start), "{body}");
     assert!(body.contains(&format!("href=\"{}/suspend\"", f.token)));
     assert!(body.contains(&format!("href=\"{}/schedule\"", f.token)));
+    assert!(!body.contains("Trouble since"));
+
+    // Once the breach has raised an alert, the page says so.
+    f.monitor.tick(t0()).await.unwrap();
+    f.monitor
+        .tick(f.clock.advance(TimeDelta::minutes(1)))
+        .await
+        .unwrap();
+    let page = get(&f.app, &format!("/p/{}", f.token)).await;
+    assert!(
+        page.body.contains(
+            "Trouble since 2026-03-02 08:01 UTC; 1 alert sent, the last at 2026-03-02 08:01 UTC."
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("ALERT</span> outbound p95 latency"),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test]
