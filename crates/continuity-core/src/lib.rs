@@ -60,6 +60,7 @@
 //! | [`policy`] | the [`ThresholdPolicy`](policy::ThresholdPolicy) trait and the latency, failure and leaky-counter policies |
 //! | [`machine`] | the tenant state machine: hysteresis, alert schedule, suspension, continuity events |
 //! | [`link`] | signed, expiring portal links |
+//! | [`portal`] | the portal API: views of a tenant and actions through a link, as typed outcomes |
 //! | [`config`] | tenant configuration (serde) and its validation |
 //! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits |
@@ -84,6 +85,7 @@ pub mod memory;
 pub mod monitor;
 pub mod notify;
 pub mod policy;
+pub mod portal;
 pub mod probe;
 pub mod sim;
 pub mod store;

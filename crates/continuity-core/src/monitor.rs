@@ -1056,6 +1056,13 @@ impl Monitor {
         removed.is_some()
     }
 
+    /// The configuration `tenant` is registered with.
+    pub fn tenant_config(&self, tenant: &TenantId) -> Result<Arc<TenantConfig>> {
+        let rt = self.runtime(tenant)?;
+        let config = lock(&rt).config.clone();
+        Ok(config)
+    }
+
     /// Number of registered tenants.
     pub fn tenant_count(&self) -> usize {
         self.read_tenants().len()

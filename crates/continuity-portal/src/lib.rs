@@ -1,0 +1,184 @@
+//! The continuity portal: the pages an administrator opens from an alert's
+//! link, and a JSON API for automation, as an axum [`Router`] to nest under
+//! any prefix of the embedder's own service.
+//!
+//! Routes, relative to where the router is nested (`TOKEN` is the link's token):
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `TOKEN` | the status page |
+//! | GET, POST | `TOKEN/{start,extend,end,schedule,cancel,suspend,lift}` | an action's form, and doing it |
+//! | GET | `api/TOKEN` | the status as JSON, with the CSRF token for actions |
+//! | POST | `api/TOKEN/{action}` | an action, JSON in and out |
+//!
+//! Pages are server-rendered, escaped, without scripts and readable on a
+//! phone. Every response carries `Referrer-Policy: no-referrer`, a strict
+//! `Content-Security-Policy`, `X-Frame-Options: DENY` and
+//! `Cache-Control: no-store`. POSTs need the CSRF token bound to the link;
+//! bodies are bounded; every bad input is answered with a 4xx page.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{body::Body, http::{Request, StatusCode}};
+//! use continuity_core::{
+//!     config::{ChannelKind, Recipient, TenantConfig},
+//!     link::{LinkClaims, LinkKey, LinkSigner},
+//!     sim::RecordingNotifier,
+//!     ManualClock, Monitor, TenantId,
+//! };
+//! use continuity_portal::{router, PortalOptions};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = "2026-03-02T08:00:00Z".parse()?;
+//! let monitor = Arc::new(
+//!     Monitor::builder()
+//!         .clock(Arc::new(ManualClock::new(now)))
+//!         .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
+//!         .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))
+//!         .portal_url("https://ops.example.net/continuity/")
+//!         .build()?,
+//! );
+//! let acme = TenantId::new("acme")?;
+//! monitor
+//!     .register_tenant(TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]))
+//!     .await?;
+//! let token = monitor.link_signer().sign(&LinkClaims { tenant: acme, alert_id: 1, recipient: "ops".into() }, now)?;
+//!
+//! // Nested under the embedder's prefix.
+//! let app = axum::Router::new().nest("/continuity", router(monitor, PortalOptions::new([3u8; 32])?));
+//! let response = app
+//!     .oneshot(Request::get(format!("/continuity/{token}")).body(Body::empty())?)
+//!     .await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+//! # Ok(()) }
+//! ```
+
+mod csrf;
+mod handlers;
+mod html;
+mod input;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, header},
+    middleware,
+    response::Response,
+    routing::{get, post},
+};
+use continuity_core::Monitor;
+
+/// What can go wrong building the portal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The CSRF key is too short to be a secret (fix the configuration).
+    #[error("the portal's CSRF key must be at least {min} bytes, got {len}")]
+    CsrfKeyTooShort {
+        /// The key's length.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+}
+
+impl Error {
+    /// Whether the configuration must be fixed (every variant so far).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::CsrfKeyTooShort { .. })
+    }
+}
+
+/// How the portal runs.
+#[derive(Clone)]
+pub struct PortalOptions {
+    csrf_key: Arc<[u8]>,
+    body_limit: usize,
+}
+
+impl std::fmt::Debug for PortalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalOptions")
+            .field("csrf_key", &"<redacted>")
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+impl PortalOptions {
+    /// Shortest CSRF key accepted, in bytes.
+    pub const MIN_CSRF_KEY_LEN: usize = 32;
+    /// Default bound on request bodies: 8 KiB (a form here is under 300 bytes).
+    pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024;
+
+    /// Options with `csrf_key`, the secret the CSRF tokens of forms are
+    /// derived from (at least [`Self::MIN_CSRF_KEY_LEN`] random bytes, kept
+    /// across restarts and shared by all instances, or open forms fail).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CsrfKeyTooShort`].
+    pub fn new(csrf_key: impl Into<Vec<u8>>) -> Result<Self, Error> {
+        let key: Vec<u8> = csrf_key.into();
+        if key.len() < Self::MIN_CSRF_KEY_LEN {
+            return Err(Error::CsrfKeyTooShort {
+                len: key.len(),
+                min: Self::MIN_CSRF_KEY_LEN,
+            });
+        }
+        Ok(PortalOptions {
+            csrf_key: key.into(),
+            body_limit: Self::DEFAULT_BODY_LIMIT,
+        })
+    }
+
+    /// Bounds request bodies to `bytes` (default [`Self::DEFAULT_BODY_LIMIT`]).
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+}
+
+/// The portal's router, to nest under any prefix.
+pub fn router(monitor: Arc<Monitor>, options: PortalOptions) -> Router {
+    let state = Arc::new(handlers::Portal {
+        monitor,
+        csrf: csrf::Csrf::new(&options.csrf_key),
+    });
+    Router::new()
+        .route("/api/{token}", get(handlers::api_status))
+        .route("/api/{token}/{action}", post(handlers::api_act))
+        .route("/{token}", get(handlers::status_page))
+        .route(
+            "/{token}/{action}",
+            get(handlers::form_page).post(handlers::act_page),
+        )
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(csp) = HeaderValue::from_str(&html::CSP) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}

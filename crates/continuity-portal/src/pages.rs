@@ -1,0 +1,222 @@
+//! The pages: a view of the tenant, the action forms, and the answers.
+
+use chrono::{DateTime, Utc};
+use continuity_core::{
+    link::LinkRejection,
+    machine::{ContinuityEvent, Rejection},
+    portal::{DURATION_PRESETS, PortalView},
+};
+
+use crate::{html::Html, input::Kind};
+
+fn at(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn event(h: &mut Html, e: &ContinuityEvent) {
+    h.text(at(&e.start)).raw(" – ").text(at(&e.end));
+}
+
+/// A link to an action form; `base` is the path from the current page to
+/// the link's own pages (`TOKEN/` on the status page, empty below it).
+fn button(h: &mut Html, base: &str, kind: Kind) {
+    h.raw("<a class=\"button\" href=\"")
+        .text(base)
+        .text(kind.path())
+        .raw("\">")
+        .text(kind.title())
+        .raw("</a>");
+}
+
+/// The tenant's state and what can be done about it.
+pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
+    h.raw("<h1>").text(&v.organisation).raw("</h1>");
+    h.raw("<h2>Mail flow</h2><ul>");
+    if v.conditions.is_empty() {
+        h.raw("<li>No readings yet.</li>");
+    }
+    for c in &v.conditions {
+        let (class, label) = match (c.raised, c.breached) {
+            (true, _) => ("bad", "ALERT"),
+            (false, true) => ("bad", "over threshold"),
+            (false, false) => ("ok", "ok"),
+        };
+        h.raw("<li><span class=\"")
+            .text(class)
+            .raw("\">")
+            .text(label)
+            .raw("</span> ")
+            .text(&c.summary)
+            .raw("</li>");
+    }
+    h.raw("</ul>");
+    match (&v.incident, &v.last_alert_at) {
+        (Some(i), _) => {
+            h.raw("<p>Trouble since ")
+                .text(at(&i.opened_at))
+                .raw("; ")
+                .text(i.alerts_sent)
+                .raw(if i.alerts_sent == 1 {
+                    " alert sent"
+                } else {
+                    " alerts sent"
+                });
+            if let Some(last) = &i.last_alert_at {
+                h.raw(", the last at ").text(at(last));
+            }
+            h.raw(".</p>");
+        }
+        (None, Some(last)) => {
+            h.raw("<p>Last alert at ").text(at(last)).raw(".</p>");
+        }
+        (None, None) => {}
+    }
+    h.raw("<h2>Continuity event</h2><p>");
+    match &v.active_event {
+        Some(e) => {
+            h.raw("<span class=\"bad\">Running</span> ");
+            event(h, e);
+            h.raw("</p><p>");
+            button(h, base, Kind::Extend);
+            button(h, base, Kind::End);
+        }
+        None => {
+            h.raw("None running.</p><p>");
+            button(h, base, Kind::Start);
+        }
+    }
+    h.raw("</p><p>");
+    match &v.scheduled_event {
+        Some(e) => {
+            h.raw("Scheduled: ");
+            event(h, e);
+            h.raw("</p><p>");
+            button(h, base, Kind::Cancel);
+        }
+        None => {
+            h.raw("None scheduled.</p><p>");
+            button(h, base, Kind::Schedule);
+        }
+    }
+    h.raw("</p><h2>Notifications</h2><p>");
+    match &v.suspension {
+        Some(s) => {
+            h.raw("Suspended until ")
+                .text(at(&s.until))
+                .raw(" by ")
+                .text(&s.by)
+                .raw(".</p><p>");
+            button(h, base, Kind::Lift);
+        }
+        None => {
+            h.raw("Alerts are on.</p><p>");
+            button(h, base, Kind::Suspend);
+        }
+    }
+    h.raw("</p><p><small>Link sent to ")
+        .text(v.recipient_name.as_deref().unwrap_or(&v.recipient))
+        .raw(" with alert #")
+        .text(v.alert_id)
+        .raw(", valid until ")
+        .text(at(&v.expires_at))
+        .raw(". Shown at ")
+        .text(at(&v.now))
+        .raw(".</small></p>");
+}
+
+/// The form for `kind`.
+pub(crate) fn form(h: &mut Html, v: &PortalView, kind: Kind, token: &str, csrf: &str) {
+    h.raw("<h1>")
+        .text(kind.title())
+        .raw("</h1><p>")
+        .text(&v.organisation)
+        .raw("</p>");
+    h.raw("<form method=\"post\" action=\"")
+        .text(kind.path())
+        .raw("\"><input type=\"hidden\" name=\"csrf\" value=\"")
+        .text(csrf)
+        .raw("\"><input type=\"hidden\" name=\"version\" value=\"")
+        .text(v.version)
+        .raw("\">");
+    if kind == Kind::Schedule {
+        h.raw("<label>Start (UTC) <input type=\"datetime-local\" name=\"start\" required></label>");
+    }
+    if kind.takes_duration() {
+        h.raw("<fieldset><legend>")
+            .text(if kind == Kind::Extend { "By" } else { "For" })
+            .raw("</legend>");
+        for (i, p) in DURATION_PRESETS.iter().enumerate() {
+            h.raw("<label><input type=\"radio\" name=\"minutes\" value=\"")
+                .text(p.duration.as_secs() / 60)
+                .raw("\"")
+                .raw(if i == 0 { " checked" } else { "" })
+                .raw("> ")
+                .text(p.label)
+                .raw("</label>");
+        }
+        h.raw("<label>or until (UTC) <input type=\"datetime-local\" name=\"until\"></label></fieldset>");
+    }
+    h.raw("<p><button type=\"submit\">")
+        .text(kind.title())
+        .raw("</button></p></form>");
+    back(h, token);
+}
+
+/// A link back to the status page from a page below it.
+pub(crate) fn back(h: &mut Html, token: &str) {
+    h.raw("<p><a href=\"../")
+        .text(token)
+        .raw("\">Back to the status</a></p>");
+}
+
+pub(crate) fn link_refused(reason: &LinkRejection) -> (&'static str, Html) {
+    let title = match reason {
+        LinkRejection::Expired { .. } => "This link has expired",
+        LinkRejection::Malformed => "This is not a portal link",
+        _ => "This link cannot be used",
+    };
+    let mut h = Html::new();
+    h.raw("<h1>")
+        .text(title)
+        .raw("</h1><p class=\"note\">")
+        .text(reason)
+        .raw("</p>");
+    (title, h)
+}
+
+pub(crate) fn refused(v: &PortalView, reason: &Rejection, token: &str) -> Html {
+    let mut h = Html::new();
+    h.raw("<h1>Not possible</h1><p class=\"note\">")
+        .text(capitalised(&reason.to_string()))
+        .raw(".</p>");
+    back(&mut h, token);
+    view(&mut h, v, "");
+    h
+}
+
+pub(crate) fn conflict(v: &PortalView) -> Html {
+    let mut h = Html::new();
+    h.raw(
+        "<h1>The state changed</h1><p class=\"note\">Someone else acted at the same time; \
+         nothing was done. Here it is now: choose again.</p>",
+    );
+    view(&mut h, v, "");
+    h
+}
+
+pub(crate) fn message(title: &str, text: &str) -> Html {
+    let mut h = Html::new();
+    h.raw("<h1>")
+        .text(title)
+        .raw("</h1><p class=\"note\">")
+        .text(text)
+        .raw("</p>");
+    h
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
