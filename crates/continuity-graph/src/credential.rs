@@ -77,10 +77,15 @@ impl CertificateCredential {
         let key = match key {
             PrivateKeyDer::Pkcs1(k) => k.secret_pkcs1_der().to_vec(),
             PrivateKeyDer::Pkcs8(k) => pkcs8_to_pkcs1(k.secret_pkcs8_der())?,
-            other => {
+            // Named, not `Debug`-printed: the key bytes must not reach an error message.
+            PrivateKeyDer::Sec1(_) => {
                 return Err(GraphError::UnsupportedKey {
-                    reason: format!("{other:?} key; an RSA key is required")
-                        .replace("PrivateKeyDer::", ""),
+                    reason: "an EC (SEC1) key; an RSA key is required".into(),
+                });
+            }
+            _ => {
+                return Err(GraphError::UnsupportedKey {
+                    reason: "not an RSA key".into(),
                 });
             }
         };
