@@ -1,0 +1,348 @@
+//! Test certificates (generated per run; no key is committed) and a local
+//! Entra ID token endpoint that checks assertions as Azure AD does.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use continuity_core::{Clock, ManualClock};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+/// A generated RSA certificate with its key in every form the loader takes.
+pub struct TestCert {
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+    pub pkcs8_pem: String,
+    pub pkcs8_der: Vec<u8>,
+    pub pkcs1_pem: String,
+}
+
+pub fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// An RSA-2048 certificate valid from 2026-01-01 to 2027-01-01.
+pub fn rsa_cert(cn: &str) -> TestCert {
+    rsa_cert_valid(cn, (2026, 1, 1), (2027, 1, 1))
+}
+
+pub fn rsa_cert_valid(cn: &str, from: (i32, u8, u8), to: (i32, u8, u8)) -> TestCert {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![cn.into()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+    params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+    let cert = params.self_signed(&key).unwrap();
+    let pkcs8_pem = key.serialize_pem();
+    // PKCS#1 RSAPrivateKey: the inner key of the PKCS#8 structure.
+    let pkcs1 = jsonwebtoken::EncodingKey::from_rsa_pem(pkcs8_pem.as_bytes()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs1.as_bytes());
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    TestCert {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        pkcs8_der: key.serialize_der(),
+        pkcs8_pem,
+        pkcs1_pem: format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+            lines.join("\n")
+        ),
+    }
+}
+
+/// The certificate and key as a PKCS#12 archive (p12-keystore's writer, PBES2/AES-256).
+pub fn pkcs12(cert: &TestCert, password: &str) -> Vec<u8> {
+    let mut store = p12_keystore::KeyStore::new();
+    let chain = p12_keystore::PrivateKeyChain::new(
+        vec![7u8; 20],
+        p12_keystore::PrivateKey::from_der(&cert.pkcs8_der).unwrap(),
+        [p12_keystore::Certificate::from_der(&cert.cert_der).unwrap()],
+    );
+    store.add_entry(
+        "continuity",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
+    store.writer(password).write().unwrap()
+}
+
+pub const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+pub const TENANT: &str = "contoso.onmicrosoft.com";
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+pub const EWS_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// What the local endpoint knows: tenants, their apps, the certificates
+/// registered on each app, and the resources each app has consent for.
+pub struct Directory {
+    /// tenant → client id → registered certificates (DER).
+    pub apps: HashMap<String, HashMap<String, Vec<Vec<u8>>>>,
+    /// (tenant, client id) → consented scopes.
+    pub consent: HashMap<(String, String), HashSet<String>>,
+    /// `expires_in` of issued tokens.
+    pub expires_in: i64,
+    /// Delay before answering (to make callers pile up).
+    pub delay: Duration,
+}
+
+pub struct Endpoint {
+    pub base_url: String,
+    pub requests: Arc<AtomicUsize>,
+    pub issued: Arc<AtomicUsize>,
+    pub dir: Arc<Mutex<Directory>>,
+    pub last_assertion: Arc<Mutex<Option<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    base_url: String,
+    clock: ManualClock,
+    dir: Arc<Mutex<Directory>>,
+    requests: Arc<AtomicUsize>,
+    issued: Arc<AtomicUsize>,
+    seen_jti: Arc<Mutex<HashSet<String>>>,
+    last_assertion: Arc<Mutex<Option<String>>>,
+}
+
+/// A directory with `TENANT`, the app `CLIENT_ID` trusting `cert`, consented for Graph and EWS.
+pub fn directory(cert: &TestCert) -> Directory {
+    let mut apps = HashMap::new();
+    apps.insert(
+        TENANT.to_string(),
+        HashMap::from([(CLIENT_ID.to_string(), vec![cert.cert_der.clone()])]),
+    );
+    let consent = HashMap::from([(
+        (TENANT.to_string(), CLIENT_ID.to_string()),
+        HashSet::from([GRAPH_SCOPE.to_string(), EWS_SCOPE.to_string()]),
+    )]);
+    Directory {
+        apps,
+        consent,
+        expires_in: 3900,
+        delay: Duration::ZERO,
+    }
+}
+
+/// Starts the endpoint on a free loopback port; its time is `clock`.
+pub async fn start(dir: Directory, clock: ManualClock) -> Endpoint {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let ctx = Ctx {
+        base_url: base_url.clone(),
+        clock,
+        dir: Arc::new(Mutex::new(dir)),
+        requests: Arc::default(),
+        issued: Arc::default(),
+        seen_jti: Arc::default(),
+        last_assertion: Arc::default(),
+    };
+    Endpoint {
+        base_url,
+        requests: ctx.requests.clone(),
+        issued: ctx.issued.clone(),
+        dir: ctx.dir.clone(),
+        last_assertion: ctx.last_assertion.clone(),
+        task: tokio::spawn(async move {
+            let app = axum::Router::new()
+                .route("/{tenant}/oauth2/v2.0/token", axum::routing::post(token))
+                .with_state(ctx);
+            axum::serve(listener, app).await.unwrap();
+        }),
+    }
+}
+
+fn refuse(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {text}\r\nTrace ID: 0000\r\nCorrelation ID: 1111\r\nTimestamp: 2026-01-01 00:00:00Z"),
+            "error_codes": [code],
+            "timestamp": "2026-01-01 00:00:00Z",
+            "trace_id": "0000",
+            "correlation_id": "1111",
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        })),
+    )
+        .into_response()
+}
+
+fn bad(code: u32, text: &str) -> Response {
+    refuse(StatusCode::BAD_REQUEST, "invalid_request", code, text)
+}
+
+fn invalid_client(code: u32, text: &str) -> Response {
+    refuse(StatusCode::UNAUTHORIZED, "invalid_client", code, text)
+}
+
+async fn token(
+    State(ctx): State<Ctx>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    ctx.requests.fetch_add(1, Ordering::SeqCst);
+    let delay = ctx.dir.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
+    let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if f("grant_type") != "client_credentials" {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "unsupported grant type",
+        );
+    }
+    if f("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        || f("client_assertion").is_empty()
+    {
+        return invalid_client(
+            7000218,
+            "The request body must contain 'client_assertion' or 'client_secret'.",
+        );
+    }
+    *ctx.last_assertion.lock().unwrap() = Some(f("client_assertion").to_string());
+    let client_id = f("client_id");
+    let scope = f("scope");
+    let dir = ctx.dir.lock().unwrap();
+    let Some(apps) = dir.apps.get(&tenant) else {
+        return bad(90002, &format!("Tenant '{tenant}' not found."));
+    };
+    let Some(certs) = apps.get(client_id) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+        );
+    };
+    // Header: typ JWT, and the thumbprint header matching the algorithm.
+    let assertion = f("client_assertion");
+    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
+        return invalid_client(50027, "JWT token is invalid or malformed.");
+    };
+    if header.typ.as_deref() != Some("JWT") {
+        return invalid_client(50027, "JWT typ must be JWT.");
+    }
+    let thumb_s256 = |der: &Vec<u8>| URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der));
+    let thumb_sha1 = |der: &Vec<u8>| URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der));
+    let cert = match (header.alg, &header.x5t_s256, &header.x5t) {
+        (Algorithm::PS256, Some(t), None) => certs.iter().find(|c| &thumb_s256(c) == t),
+        (Algorithm::RS256, None, Some(t)) => certs.iter().find(|c| &thumb_sha1(c) == t),
+        _ => return invalid_client(50027, "Unsupported algorithm or thumbprint header."),
+    };
+    let Some(cert) = cert else {
+        return invalid_client(
+            700027,
+            &format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{:?}']",
+                header.x5t_s256.or(header.x5t)
+            ),
+        );
+    };
+    // Signature, with the registered certificate's public key.
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).unwrap();
+    let key = DecodingKey::from_rsa_der(&parsed.public_key().subject_public_key.data);
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let claims: Value = match jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
+        Ok(data) => data.claims,
+        Err(e) => {
+            return invalid_client(
+                7000274,
+                &format!("Client assertion contains an invalid signature: {e}"),
+            );
+        }
+    };
+    let expected_aud = format!("{}/{tenant}/oauth2/v2.0/token", ctx.base_url);
+    if claims["aud"].as_str() != Some(expected_aud.as_str()) {
+        return invalid_client(
+            700027,
+            &format!(
+                "Client assertion failed signature validation. [Reason - The audience claim is invalid: {}]",
+                claims["aud"]
+            ),
+        );
+    }
+    if claims["iss"].as_str() != Some(client_id) {
+        return invalid_client(
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.",
+        );
+    }
+    if claims["sub"] != claims["iss"] {
+        return invalid_client(
+            50048,
+            "Subject does not match Issuer claim in the client assertion.",
+        );
+    }
+    let (Some(nbf), Some(iat), Some(exp)) = (
+        claims["nbf"].as_i64(),
+        claims["iat"].as_i64(),
+        claims["exp"].as_i64(),
+    ) else {
+        return invalid_client(50027, "nbf, iat and exp must be numeric.");
+    };
+    let now = ctx.clock.now().timestamp();
+    // Azure AD allows five minutes of clock skew.
+    let skew = 300;
+    if now > exp + skew || now + skew < nbf || exp <= nbf || iat > exp {
+        return invalid_client(
+            700024,
+            "Client assertion is not within its valid time range.",
+        );
+    }
+    let Some(jti) = claims["jti"].as_str().filter(|j| !j.is_empty()) else {
+        return invalid_client(50027, "jti missing.");
+    };
+    if !ctx.seen_jti.lock().unwrap().insert(jti.to_string()) {
+        return invalid_client(700025, "Client assertion jti was already used (replay).");
+    }
+    let consented = dir
+        .consent
+        .get(&(tenant.clone(), client_id.to_string()))
+        .is_some_and(|s| s.contains(scope));
+    if !consented {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            65001,
+            "The user or administrator has not consented to use the application.",
+        );
+    }
+    let n = ctx.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": dir.expires_in,
+        "ext_expires_in": dir.expires_in,
+        "access_token": format!("eyJ0eXAi.token-{n}-for-{scope}"),
+    }))
+    .into_response()
+}
