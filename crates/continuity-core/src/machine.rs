@@ -193,6 +193,26 @@ pub struct TenantState {
     /// went out: the resolved notice goes out when the suspension ends.
     #[serde(default)]
     pub resolved_owed: bool,
+    /// The last alerts decided (at most [`RECENT_ALERTS`]), oldest first, so
+    /// the portal can show what administrators were told and when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_alerts: Vec<AlertRecord>,
+}
+
+/// How many alerts [`TenantState::recent_alerts`] keeps.
+pub const RECENT_ALERTS: usize = 5;
+
+/// An alert as remembered in the tenant's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Per-tenant alert id (the id its links are bound to).
+    pub id: u64,
+    /// Raised, reminder or resolved.
+    pub kind: AlertKind,
+    /// When it was decided (queued for every recipient).
+    pub at: DateTime<Utc>,
+    /// The conditions holding when it was decided.
+    pub active: Vec<ConditionRef>,
 }
 
 impl TenantState {
@@ -912,7 +932,19 @@ fn emit_alert(
             direction: c.direction,
             name: c.name.clone(),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Kept in the state (not read from the outbox) so that the portal sees
+    // alerts already delivered and removed from the queue.
+    if state.recent_alerts.len() >= RECENT_ALERTS {
+        let excess = state.recent_alerts.len() + 1 - RECENT_ALERTS;
+        state.recent_alerts.drain(..excess);
+    }
+    state.recent_alerts.push(AlertRecord {
+        id,
+        kind,
+        at: now,
+        active: active.clone(),
+    });
     fx.push(Effect::Alert(AlertDecision {
         id,
         kind,

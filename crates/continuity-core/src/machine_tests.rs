@@ -669,3 +669,58 @@ fn counters_saturate_instead_of_overflowing() {
     tick(&mut s, t(2), true);
     assert_eq!(s.next_alert_id, u64::MAX);
 }
+
+#[test]
+fn the_state_remembers_the_last_alerts_bounded_oldest_first() {
+    let mut s = raised();
+    assert_eq!(s.recent_alerts.len(), 1);
+    assert_eq!(
+        (
+            s.recent_alerts[0].id,
+            s.recent_alerts[0].kind,
+            s.recent_alerts[0].at
+        ),
+        (0, AlertKind::Raised, t(1))
+    );
+    assert_eq!(
+        s.recent_alerts[0].active,
+        vec![ConditionRef {
+            direction: Direction::Outbound,
+            name: "latency".into()
+        }]
+    );
+    // Seven hourly reminders: only the last RECENT_ALERTS alerts stay.
+    for h in 1..=7 {
+        assert_eq!(
+            alerts(&tick(&mut s, t(1 + 60 * h), true)),
+            vec![AlertKind::Reminder]
+        );
+    }
+    let ids: Vec<u64> = s.recent_alerts.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![3, 4, 5, 6, 7]);
+    assert_eq!(s.recent_alerts.len(), RECENT_ALERTS);
+    assert!(
+        s.recent_alerts
+            .iter()
+            .all(|a| a.kind == AlertKind::Reminder)
+    );
+    for m in 2..=4 {
+        tick(&mut s, t(421 + m), false);
+    }
+    let last = s.recent_alerts.last().unwrap();
+    assert_eq!((last.id, last.kind), (8, AlertKind::Resolved));
+    assert!(last.active.is_empty());
+    assert_eq!(s.recent_alerts.first().unwrap().id, 4);
+}
+
+#[test]
+fn a_state_stored_before_the_alert_history_still_loads() {
+    let mut json = serde_json::to_value(raised()).unwrap();
+    json.as_object_mut().unwrap().remove("recent_alerts");
+    let s: TenantState = serde_json::from_value(json).unwrap();
+    assert!(s.recent_alerts.is_empty());
+    assert_eq!(s.next_alert_id, 1);
+    // A state with no alerts yet serialises as before.
+    let fresh = serde_json::to_value(TenantState::default()).unwrap();
+    assert!(fresh.get("recent_alerts").is_none());
+}

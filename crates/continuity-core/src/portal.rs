@@ -50,7 +50,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Direction, Error, Monitor, Result, TenantId,
     link::{LinkRejection, VerifiedLink},
-    machine::{Action, Actor, ContinuityEvent, Incident, Rejection, Suspension, TenantState},
+    machine::{
+        Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension, TenantState,
+    },
     policy::Reading,
 };
 
@@ -114,6 +116,9 @@ pub struct PortalView {
     pub incident: Option<Incident>,
     /// When the last alert of any kind (raised, reminder, resolved) went out.
     pub last_alert_at: Option<DateTime<Utc>>,
+    /// The last alerts, newest first (at most
+    /// [`RECENT_ALERTS`](crate::machine::RECENT_ALERTS)).
+    pub recent_alerts: Vec<AlertRecord>,
     /// The running continuity event.
     pub active_event: Option<ContinuityEvent>,
     /// The planned continuity event.
@@ -338,6 +343,7 @@ fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<Po
         suspension: state.suspension.clone().filter(|s| s.until > now),
         incident: state.incident.clone(),
         last_alert_at: state.last_alert_at,
+        recent_alerts: state.recent_alerts.iter().rev().cloned().collect(),
         active_event: state.active_event,
         scheduled_event: state.scheduled_event,
         recipient: link.claims.recipient.clone(),

@@ -7,7 +7,7 @@ use crate::{
     ManualClock, Observation,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkClaims, LinkKey, LinkSigner},
-    machine::{Actor, EventLimits},
+    machine::{Actor, AlertKind, EventLimits},
 };
 
 const HOUR: Duration = Duration::from_secs(3_600);
@@ -116,6 +116,7 @@ async fn the_view_shows_figures_against_thresholds_and_the_link() {
     assert!(view.active_event.is_none() && view.scheduled_event.is_none());
     assert!(view.suspension.is_none());
     assert_eq!((view.incident.as_ref(), view.last_alert_at), (None, None));
+    assert!(view.recent_alerts.is_empty());
 
     // The breach raises after two evaluations; the view shows the alert.
     monitor.tick(t0()).await.unwrap();
@@ -126,6 +127,21 @@ async fn the_view_shows_figures_against_thresholds_and_the_link() {
     assert_eq!(incident.alerts_sent, 1);
     assert!(incident.last_alert_at.is_some());
     assert_eq!(view.last_alert_at, incident.last_alert_at);
+    let alert = match view.recent_alerts.as_slice() {
+        [alert] => alert,
+        other => panic!("one alert so far: {other:?}"),
+    };
+    assert_eq!(
+        (alert.kind, Some(alert.at)),
+        (AlertKind::Raised, incident.last_alert_at)
+    );
+    assert!(
+        alert
+            .active
+            .iter()
+            .any(|c| c.direction == Direction::Outbound && c.name == "latency"),
+        "{alert:?}"
+    );
     assert!(
         view.conditions
             .iter()

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use continuity_core::token::{AccessToken, AccessTokenSource};
@@ -35,7 +36,10 @@ pub struct TokenCache {
 
 #[derive(Default)]
 struct Slot {
-    current: RwLock<Option<AccessToken>>,
+    /// Read on every call by every thread: an `ArcSwap` load writes only to
+    /// the reading thread's own slot, so readers do not bounce a shared
+    /// cache line between cores as a lock's reader count does.
+    current: ArcSwapOption<AccessToken>,
     /// Held by the one caller that is requesting a token for this key.
     refresh: tokio::sync::Mutex<Option<GraphError>>,
     /// Finished token requests, so that a waiter learns that the request it
@@ -102,12 +106,15 @@ impl TokenCache {
         slot: &Slot,
     ) -> Result<AccessToken, GraphError> {
         let now = self.client.clock().now();
-        let cached = read(slot);
-        if let Some(t) = &cached
-            && !t.expires_within(now, self.refresh_ahead)
         {
-            return Ok(t.clone());
+            let current = slot.current.load();
+            if let Some(t) = current.as_deref()
+                && !t.expires_within(now, self.refresh_ahead)
+            {
+                return Ok(t.clone());
+            }
         }
+        let cached = read(slot);
         let seen = slot.attempts.load(Ordering::Acquire);
         let mut last_error = match slot.refresh.try_lock() {
             Ok(guard) => guard,
@@ -135,7 +142,7 @@ impl TokenCache {
         let result = self.client.request_token(app, scope).await;
         let outcome = match result {
             Ok(token) => {
-                *slot.current.write().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+                slot.current.store(Some(Arc::new(token.clone())));
                 *last_error = None;
                 Ok(token)
             }
@@ -156,10 +163,7 @@ impl TokenCache {
 }
 
 fn read(slot: &Slot) -> Option<AccessToken> {
-    slot.current
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
+    slot.current.load().as_deref().cloned()
 }
 
 /// An [`AccessTokenSource`] for one app registration and scope, served from a [`TokenCache`].
@@ -190,9 +194,10 @@ impl AccessTokenSource for CachedTokenSource {
     }
 
     fn invalidate(&self, token: &AccessToken) {
-        let mut current = self.slot.current.write().unwrap_or_else(|p| p.into_inner());
-        if current.as_ref() == Some(token) {
-            *current = None;
-        }
+        // Only the refused token goes: a newer one another caller fetched meanwhile stays.
+        self.slot.current.rcu(|current| match current {
+            Some(t) if **t == *token => None,
+            other => other.clone(),
+        });
     }
 }

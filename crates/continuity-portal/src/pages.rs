@@ -71,6 +71,25 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
         }
         (None, None) => {}
     }
+    if !v.recent_alerts.is_empty() {
+        h.raw("<h2>Last alerts</h2><ul>");
+        for a in &v.recent_alerts {
+            h.raw("<li>#")
+                .text(a.id)
+                .raw(" ")
+                .text(a.kind.as_str())
+                .raw(", ")
+                .text(at(&a.at));
+            for (i, c) in a.active.iter().enumerate() {
+                h.raw(if i == 0 { ": " } else { ", " })
+                    .text(c.direction)
+                    .raw(" ")
+                    .text(&c.name);
+            }
+            h.raw("</li>");
+        }
+        h.raw("</ul>");
+    }
     h.raw("<h2>Continuity event</h2><p>");
     match &v.active_event {
         Some(e) => {

@@ -203,6 +203,7 @@ async fn the_status_page_shows_figures_state_and_link_with_tenant_data_escaped()
     assert!(body.contains(&format!("href=\"{}/suspend\"", f.token)));
     assert!(body.contains(&format!("href=\"{}/schedule\"", f.token)));
     assert!(!body.contains("Trouble since"));
+    assert!(!body.contains("Last alerts"));
 
     // Once the breach has raised an alert, the page says so.
     f.monitor.tick(t0()).await.unwrap();
@@ -214,6 +215,13 @@ async fn the_status_page_shows_figures_state_and_link_with_tenant_data_escaped()
     assert!(
         page.body.contains(
             "Trouble since 2026-03-02 08:01 UTC; 1 alert sent, the last at 2026-03-02 08:01 UTC."
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(
+            "<h2>Last alerts</h2><ul><li>#0 raised, 2026-03-02 08:01 UTC: outbound latency</li></ul>"
         ),
         "{}",
         page.body
