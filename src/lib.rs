@@ -9,9 +9,10 @@
 //! suspend the alerts.
 //!
 //! This crate is the facade: it re-exports the member crates behind features
-//! (all on by default): [`stores`] (`store`), [`notifiers`] (`notify`) and
-//! [`ews`] (`ews`). The engine ([`Monitor`], the traits, the state machines,
-//! the in-memory store) comes from `continuity-core` and is always present.
+//! (all on by default): [`stores`] (`store`), [`notifiers`] (`notify`),
+//! [`ews`] (`ews`) and [`web`] (`web`, the portal's pages). The engine
+//! ([`Monitor`], the traits, the state machines, the in-memory store, the
+//! [`portal`] API) comes from `continuity-core` and is always present.
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
@@ -60,6 +61,13 @@ pub use continuity_notify as notifiers;
 /// impersonation). Feature `ews` (default).
 #[cfg(feature = "ews")]
 pub use continuity_ews as ews;
+
+/// The continuity portal: the pages an administrator opens from an alert's
+/// link and a JSON API, as an axum router to nest in the embedder's service
+/// (`web::router`); the engine's side of it is [`portal`]. Feature `web`
+/// (default).
+#[cfg(feature = "web")]
+pub use continuity_portal as web;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

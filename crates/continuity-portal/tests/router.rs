@@ -2,6 +2,8 @@
 //! headers on every response, concurrent conflicting actions, and arbitrary
 //! input never answered with a 5xx.
 
+mod common;
+
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -11,7 +13,7 @@ use axum::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
-    Direction, ManualClock, Monitor, Observation, TenantId,
+    ManualClock, Monitor, TenantId,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkClaims, LinkKey, LinkSigner},
     machine::EventLimits,
@@ -60,16 +62,7 @@ async fn fixture() -> Fixture {
         max_suspension: 24 * HOUR,
     };
     monitor.register_tenant(config).await.unwrap();
-    for i in 0..18 {
-        monitor
-            .observe(Observation::delivered(
-                acme.clone(),
-                Direction::Outbound,
-                t0() - TimeDelta::minutes(50 - i),
-                Duration::from_secs(42 * 60),
-            ))
-            .unwrap();
-    }
+    common::late_outbound_mail(&monitor, &acme, t0());
     let token = monitor
         .link_signer()
         .sign(

@@ -2,19 +2,19 @@
 //! outbound mail stopped an hour ago, and prints a working link.
 //!
 //! ```text
-//! cargo run -p continuity-portal --example portal [ADDRESS]   # default 127.0.0.1:8080
+//! cargo run --example portal [ADDRESS]   # default 127.0.0.1:8080
 //! ```
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::TimeDelta;
-use continuity_core::{
+use continuity::{
     Clock, Direction, ManualClock, Monitor, SystemClock, TenantId,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     sim::{RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+    web::{PortalOptions, router},
 };
-use continuity_portal::{PortalOptions, router};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
