@@ -63,7 +63,8 @@
 //! | [`portal`] | the portal API: views of a tenant and actions through a link, as typed outcomes |
 //! | [`config`] | tenant configuration (serde) and its validation |
 //! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
-//! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits |
+//! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits; the [`ProbeSender`](probe::ProbeSender) mail adapters hand inbound probes to |
+//! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`](arrival::ArrivalRegistry) the gateway feeds |
 //! | [`monitor`] | the [`Monitor`] engine |
 //! | [`token`] | the [`AccessTokenSource`](token::AccessTokenSource) seam: bearer tokens for adapters |
 //! | [`sim`] | simulation parts and test doubles |
@@ -71,6 +72,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod arrival;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -734,13 +734,11 @@ impl EwsClient {
 }
 
 fn is_probe(item: &Item, probe_id: &str) -> bool {
-    item.probe_header.as_deref().map(str::trim) == Some(probe_id)
-        || item
-            .subject
-            .as_deref()
-            .and_then(|s| s.trim().strip_prefix(request::SUBJECT_PREFIX))
-            .map(str::trim)
-            == Some(probe_id)
+    continuity_core::arrival::carries_token(
+        item.subject.as_deref(),
+        item.probe_header.as_deref(),
+        probe_id,
+    )
 }
 
 fn redacted_endpoint(url: &Url) -> String {

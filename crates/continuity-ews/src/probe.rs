@@ -14,53 +14,24 @@
 //! is found by the subject token ([`ProbeCounters::header_missing`] counts
 //! such finds).
 
-use std::{
-    collections::HashMap,
-    fmt,
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
+pub use continuity_core::probe::{OutgoingProbe, ProbeCounters, ProbeSender};
 use continuity_core::{
     Direction, Error as CoreError, TenantId,
-    probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
+    probe::{
+        MailProbe, ProbeBase, ProbeRequest, ProbeStatus, ProbeTicket, required_mailbox,
+        ticket_token,
+    },
 };
 
 use crate::{
     arrival::{ArrivalRegistry, wire_id},
     client::EwsClient,
-    request::{Disposition, Folder, ItemId, PROBE_HEADER, ProbeMessage, probe_subject},
+    request::{Disposition, Folder, ItemId, ProbeMessage},
 };
-
-/// An inbound probe message for a [`ProbeSender`] to deliver.
-#[derive(Clone, Copy, Debug)]
-pub struct OutgoingProbe<'a> {
-    /// The tenant.
-    pub tenant: &'a TenantId,
-    /// The org mailbox to deliver to.
-    pub to: &'a str,
-    /// The subject (carries the token).
-    pub subject: &'a str,
-    /// The header to set ([`PROBE_HEADER`]).
-    pub header_name: &'static str,
-    /// Its value (the token).
-    pub header_value: &'a str,
-}
-
-/// Sends inbound probes from the gateway side towards the org's server.
-#[async_trait]
-pub trait ProbeSender: Send + Sync + fmt::Debug {
-    /// Sends `probe`. A retryable error means the gateway side could not
-    /// send; it counts as a failure of the inbound direction. A sender that
-    /// is only being rate-limited returns
-    /// [`Error::ProbeThrottled`](continuity_core::Error::ProbeThrottled),
-    /// which is reported but not counted.
-    async fn send(&self, probe: &OutgoingProbe<'_>) -> continuity_core::Result<()>;
-}
 
 /// A tenant's EWS probing settings.
 #[derive(Clone, Debug)]
@@ -77,33 +48,10 @@ pub struct TenantProbe {
     pub save_sent_copy: bool,
 }
 
-/// Counters of what the probe saw (for metrics and the admin's view).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProbeCounters {
-    /// Inbound probes found by their subject while the X-header was missing
-    /// (mailbox not provisioned yet, or a hop strips X-headers).
-    pub header_missing: u64,
-    /// Found probes whose deletion failed (they stay in the mailbox).
-    pub delete_failures: u64,
-}
-
 /// The EWS mail probe. See the module docs.
 #[derive(Debug)]
 pub struct EwsProbe {
-    gateway_address: String,
-    arrivals: Arc<ArrivalRegistry>,
-    sender: Option<Arc<dyn ProbeSender>>,
-    tenants: RwLock<HashMap<TenantId, Arc<TenantProbe>>>,
-    header_missing: AtomicU64,
-    delete_failures: AtomicU64,
-}
-
-fn config_error(message: String) -> CoreError {
-    CoreError::Probe {
-        retryable: false,
-        code: None,
-        message,
-    }
+    base: ProbeBase<TenantProbe>,
 }
 
 impl EwsProbe {
@@ -116,65 +64,37 @@ impl EwsProbe {
         sender: Option<Arc<dyn ProbeSender>>,
     ) -> Self {
         EwsProbe {
-            gateway_address: gateway_address.into(),
-            arrivals,
-            sender,
-            tenants: RwLock::new(HashMap::new()),
-            header_missing: AtomicU64::new(0),
-            delete_failures: AtomicU64::new(0),
+            base: ProbeBase::new("EWS", gateway_address, arrivals, sender),
         }
     }
 
     /// Sets (or replaces) `tenant`'s settings.
     pub fn set_tenant(&self, tenant: TenantId, settings: TenantProbe) {
-        self.tenants
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant, Arc::new(settings));
+        self.base.set_tenant(tenant, settings);
     }
 
     /// Removes `tenant`.
     pub fn remove_tenant(&self, tenant: &TenantId) {
-        self.tenants
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(tenant);
-    }
-
-    fn tenant(&self, tenant: &TenantId) -> continuity_core::Result<Arc<TenantProbe>> {
-        self.tenants
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(tenant)
-            .cloned()
-            .ok_or_else(|| config_error(format!("tenant {tenant} has no EWS probe settings")))
+        self.base.remove_tenant(tenant);
     }
 
     /// The counters so far.
     pub fn counters(&self) -> ProbeCounters {
-        ProbeCounters {
-            header_missing: self.header_missing.load(Ordering::Relaxed),
-            delete_failures: self.delete_failures.load(Ordering::Relaxed),
-        }
+        self.base.counters()
     }
 }
 
 #[async_trait]
 impl MailProbe for EwsProbe {
     async fn dispatch(&self, request: &ProbeRequest) -> continuity_core::Result<ProbeTicket> {
-        let t = self.tenant(&request.tenant)?;
+        let t = self.base.tenant(&request.tenant)?;
         let token = wire_id(&request.tenant, &request.probe_id);
         match request.direction {
             Direction::Outbound => {
-                let from = t.outbound_from.as_deref().ok_or_else(|| {
-                    config_error(format!(
-                        "tenant {}: no outbound sender mailbox",
-                        request.tenant
-                    ))
-                })?;
+                let from = required_mailbox(request, t.outbound_from.as_deref())?;
                 let msg = ProbeMessage {
                     probe_id: &token,
-                    to: &self.gateway_address,
+                    to: self.base.gateway_address(),
                     disposition: if t.save_sent_copy {
                         Disposition::SendAndSaveCopy
                     } else {
@@ -184,23 +104,8 @@ impl MailProbe for EwsProbe {
                 t.client.send_probe(from, &msg).await?;
             }
             Direction::Inbound => {
-                let mailbox = t.inbound_mailbox.as_deref().ok_or_else(|| {
-                    config_error(format!("tenant {}: no inbound mailbox", request.tenant))
-                })?;
-                let sender = self
-                    .sender
-                    .as_ref()
-                    .ok_or_else(|| config_error("no inbound probe sender configured".into()))?;
-                let subject = probe_subject(&token);
-                sender
-                    .send(&OutgoingProbe {
-                        tenant: &request.tenant,
-                        to: mailbox,
-                        subject: &subject,
-                        header_name: PROBE_HEADER,
-                        header_value: &token,
-                    })
-                    .await?;
+                let mailbox = required_mailbox(request, t.inbound_mailbox.as_deref())?;
+                self.base.send_inbound(request, mailbox, &token).await?;
             }
         }
         Ok(ProbeTicket::new(token))
@@ -211,17 +116,13 @@ impl MailProbe for EwsProbe {
         request: &ProbeRequest,
         ticket: &ProbeTicket,
     ) -> continuity_core::Result<ProbeStatus> {
-        let token = if ticket.as_str().is_empty() {
-            wire_id(&request.tenant, &request.probe_id)
-        } else {
-            ticket.as_str().to_owned()
-        };
+        let token = ticket_token(request, ticket);
         match request.direction {
             Direction::Outbound => {
-                let Some(at) = self.arrivals.take(&token) else {
+                let ProbeStatus::Arrived { at } = self.base.take_arrival(&token) else {
                     return Ok(ProbeStatus::Pending);
                 };
-                let t = self.tenant(&request.tenant)?;
+                let t = self.base.tenant(&request.tenant)?;
                 if let (true, Some(from)) = (t.save_sent_copy, t.outbound_from.as_deref()) {
                     // The Sent Items copy is clean-up only: a failure does not undo the arrival.
                     let cleaned = async {
@@ -234,17 +135,15 @@ impl MailProbe for EwsProbe {
                         t.client.delete_items(from, &ids).await
                     };
                     if let Err(e) = cleaned.await {
-                        self.delete_failures.fetch_add(1, Ordering::Relaxed);
+                        self.base.count_delete_failure();
                         tracing::warn!(tenant = %request.tenant, %token, error = %e, "could not delete the Sent Items copy");
                     }
                 }
                 Ok(ProbeStatus::Arrived { at })
             }
             Direction::Inbound => {
-                let t = self.tenant(&request.tenant)?;
-                let mailbox = t.inbound_mailbox.as_deref().ok_or_else(|| {
-                    config_error(format!("tenant {}: no inbound mailbox", request.tenant))
-                })?;
+                let t = self.base.tenant(&request.tenant)?;
+                let mailbox = required_mailbox(request, t.inbound_mailbox.as_deref())?;
                 // Bound the store scan: nothing older than the probe (minus clock skew) can be it.
                 let after = request.sent_at.checked_sub_signed(TimeDelta::minutes(10));
                 let found = t
@@ -267,12 +166,12 @@ impl MailProbe for EwsProbe {
                         .min();
                 }
                 if found.items.iter().any(|i| i.probe_header.is_none()) {
-                    self.header_missing.fetch_add(1, Ordering::Relaxed);
+                    self.base.count_header_missing();
                     tracing::info!(tenant = %request.tenant, %token, "probe found by subject; X-header missing (not provisioned yet, or stripped on the way)");
                 }
                 ids.dedup();
                 if let Err(e) = t.client.delete_items(mailbox, &ids).await {
-                    self.delete_failures.fetch_add(1, Ordering::Relaxed);
+                    self.base.count_delete_failure();
                     tracing::warn!(tenant = %request.tenant, %token, error = %e, "could not delete found probe");
                 }
                 match at {

@@ -19,11 +19,7 @@ pub const MESSAGES_NS: &str = "http://schemas.microsoft.com/exchange/services/20
 /// Fault detail namespace (has no schema).
 pub const ERRORS_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
 
-/// The one X-header carrying the probe id. One fixed name: a per-probe name
-/// would use up the mailbox's named-property quota (PROTOCOLS.md §3.1).
-pub const PROBE_HEADER: &str = "X-Continuity-Probe-Id";
-/// Subject prefix of probe messages; the probe id follows after a space.
-pub const SUBJECT_PREFIX: &str = "[continuity-probe]";
+pub use continuity_core::arrival::{PROBE_HEADER, SUBJECT_PREFIX, probe_subject};
 
 /// The `RequestServerVersion` sent with every request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -194,11 +190,6 @@ pub struct ProbeMessage<'a> {
     pub to: &'a str,
     /// Send only, or send and save a copy.
     pub disposition: Disposition,
-}
-
-/// The subject of the probe with `probe_id`.
-pub fn probe_subject(probe_id: &str) -> String {
-    format!("{SUBJECT_PREFIX} {probe_id}")
 }
 
 fn probe_header_uri(out: &mut String) {

@@ -40,6 +40,27 @@ impl Authority {
     pub fn token_endpoint(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/token", self.base_url())
     }
+
+    /// The Microsoft Graph service root (v1.0) of this cloud; `None` for a
+    /// custom authority, whose Graph endpoint must be configured.
+    pub fn graph_endpoint(&self) -> Option<&'static str> {
+        match self {
+            Authority::Public => Some("https://graph.microsoft.com/v1.0"),
+            Authority::UsGovernment => Some("https://graph.microsoft.us/v1.0"),
+            Authority::China => Some("https://microsoftgraph.chinacloudapi.cn/v1.0"),
+            Authority::Custom(_) => None,
+        }
+    }
+
+    /// The `/.default` token scope of this cloud's Graph; `None` for a custom authority.
+    pub fn graph_scope(&self) -> Option<&'static str> {
+        match self {
+            Authority::Public => Some("https://graph.microsoft.com/.default"),
+            Authority::UsGovernment => Some("https://graph.microsoft.us/.default"),
+            Authority::China => Some("https://microsoftgraph.chinacloudapi.cn/.default"),
+            Authority::Custom(_) => None,
+        }
+    }
 }
 
 /// The assertion's signature algorithm and thumbprint header.
@@ -212,7 +233,7 @@ struct Claims<'a> {
 }
 
 /// A random (version 4) UUID, the form Entra ID's own libraries use for `jti`.
-fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

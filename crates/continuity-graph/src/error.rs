@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -128,6 +129,98 @@ pub enum GraphError {
         /// The remote's `Retry-After`, if it sent one.
         retry_after: Option<Duration>,
     },
+
+    /// The access-token source failed (for a [`CachedTokenSource`](crate::CachedTokenSource):
+    /// an Entra ID refusal, whose `AADSTS` code is kept in `code` and classified in `kind`).
+    #[error("no access token for Graph: {message}")]
+    Token {
+        /// What the `AADSTS` code means for the administrator, if the source sent one.
+        kind: Option<AadstsKind>,
+        /// The source's code (`AADSTS700016`, …), if any.
+        code: Option<String>,
+        /// Whether asking again later can succeed.
+        retryable: bool,
+        /// The source's message.
+        message: String,
+    },
+
+    /// Microsoft Graph refused a request and said why in its JSON error body.
+    #[error("Graph refused {operation} (HTTP {status}, {code}): {message}{}{}",
+        retry_after.map(|r| format!(" [Retry-After {} s]", r.as_secs())).unwrap_or_default(),
+        inner.request_id.as_ref().map(|r| format!(" [request-id {r}]")).unwrap_or_default())]
+    Graph {
+        /// What was being done.
+        operation: GraphOperation,
+        /// HTTP status.
+        status: u16,
+        /// Graph's `error.code` (`ErrorAccessDenied`, `ErrorInvalidUser`, …).
+        code: String,
+        /// Graph's `error.message`, unchanged.
+        message: String,
+        /// `error.innerError`: the ids Microsoft support asks for.
+        inner: Box<GraphInnerError>,
+        /// The answer's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+
+    /// Graph (or a gateway before it) answered an error without Graph's JSON error body.
+    #[error("Graph {operation}: HTTP {status}{}{}: {excerpt}",
+        content_type.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        retry_after.map(|r| format!(" [Retry-After {} s]", r.as_secs())).unwrap_or_default())]
+    GraphHttp {
+        /// What was being done.
+        operation: GraphOperation,
+        /// HTTP status.
+        status: u16,
+        /// The answer's `Retry-After`.
+        retry_after: Option<Duration>,
+        /// The answer's `Content-Type`.
+        content_type: Option<String>,
+        /// The start of the body, on one line.
+        excerpt: String,
+    },
+
+    /// Graph could not be reached, did not answer in time, or its answer was cut off.
+    #[error("Graph unreachable during {operation}: {reason}")]
+    GraphUnreachable {
+        /// What was being done.
+        operation: GraphOperation,
+        /// The transport error.
+        reason: String,
+    },
+
+    /// Graph answered success with something this client cannot read.
+    #[error("unexpected Graph answer to {operation} (HTTP {status}): {reason}")]
+    GraphResponse {
+        /// What was being done.
+        operation: GraphOperation,
+        /// HTTP status.
+        status: u16,
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// Not sent: the client's limiter holds requests to this mailbox back, so
+    /// that Graph's mailbox limits are never exceeded (nothing reached Graph).
+    #[error("not sent to Graph for mailbox {mailbox}: {reason}; retry in {} s", retry_after.as_secs().max(1))]
+    Throttled {
+        /// The mailbox.
+        mailbox: String,
+        /// Which limit holds it back.
+        reason: ThrottleReason,
+        /// When the mailbox may be asked again.
+        retry_after: Duration,
+    },
+
+    /// The access token does not carry an application permission the probe needs.
+    #[error("the access token does not grant the application permission {permission} (granted: {})",
+        if granted.is_empty() { "none".to_owned() } else { granted.join(", ") })]
+    PermissionNotGranted {
+        /// The permission (`Mail.Send`, `Mail.ReadWrite`).
+        permission: &'static str,
+        /// The token's `roles`.
+        granted: Vec<String>,
+    },
 }
 
 /// What an `AADSTS` error means for whoever must fix it.
@@ -207,26 +300,164 @@ impl AadstsKind {
     }
 }
 
+/// Graph's `error.innerError`, with the answer's `request-id` header when the body has none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GraphInnerError {
+    /// `innerError.code`, when Graph nests a more specific one.
+    pub code: Option<String>,
+    /// `innerError.request-id` (or the `request-id` header).
+    pub request_id: Option<String>,
+    /// `innerError.client-request-id`: the id this client sent.
+    pub client_request_id: Option<String>,
+    /// `innerError.date`, as Graph wrote it.
+    pub date: Option<String>,
+}
+
+/// A Graph operation of the probe cycle, named in errors; each needs one
+/// application permission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GraphOperation {
+    /// `POST /users/{id}/sendMail`.
+    SendMail,
+    /// `GET /users/{id}/mailFolders/{folder}/messages`.
+    ListMessages,
+    /// `DELETE /users/{id}/messages/{id}` or `POST …/permanentDelete`.
+    DeleteMessage,
+}
+
+impl GraphOperation {
+    /// The application permission the operation needs (Mail.ReadWrite for
+    /// listing too: Mail.Read would list, but the probe deletes what it finds).
+    pub fn permission(self) -> &'static str {
+        match self {
+            GraphOperation::SendMail => "Mail.Send",
+            GraphOperation::ListMessages | GraphOperation::DeleteMessage => "Mail.ReadWrite",
+        }
+    }
+}
+
+impl fmt::Display for GraphOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GraphOperation::SendMail => "sendMail",
+            GraphOperation::ListMessages => "list messages",
+            GraphOperation::DeleteMessage => "delete message",
+        })
+    }
+}
+
+/// Which client-side limit holds a request back ([`GraphError::Throttled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ThrottleReason {
+    /// The mailbox had `limit` requests within the last `window`.
+    Window {
+        /// Requests allowed per window.
+        limit: u32,
+        /// The window.
+        window: Duration,
+    },
+    /// Graph answered 429/503/504 with `Retry-After` for this mailbox; its time has not passed.
+    RetryAfter,
+}
+
+impl fmt::Display for ThrottleReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThrottleReason::Window { limit, window } => write!(
+                f,
+                "{limit} requests in {} s already (Graph's mailbox limit)",
+                window.as_secs()
+            ),
+            ThrottleReason::RetryAfter => f.write_str("Graph asked to wait (Retry-After)"),
+        }
+    }
+}
+
+/// What a refusal by Graph means for the administrator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The application permission is not granted (or not consented).
+    PermissionMissing(&'static str),
+    /// An application access policy (or RBAC for Applications scope) leaves the mailbox out.
+    OutOfScope,
+    /// The mailbox does not exist, or is not an Exchange Online mailbox.
+    MailboxNotFound,
+    /// Graph refused the token itself (wrong cloud or audience, expired).
+    TokenRejected,
+}
+
+impl Refusal {
+    pub(crate) fn advice(self) -> String {
+        match self {
+            Refusal::PermissionMissing(p) => format!(
+                "the application permission {p} is missing: add it under API permissions (Microsoft Graph, Application permissions) and grant admin consent"
+            ),
+            Refusal::OutOfScope => "the mailbox is outside the application's scope: add it to the mail-enabled security group of the application access policy (Test-ApplicationAccessPolicy shows the result; changes take up to an hour)".into(),
+            Refusal::MailboxNotFound => "the mailbox does not exist in Exchange Online: check its address (user principal name or id)".into(),
+            Refusal::TokenRejected => "Graph refused the access token: check that the authority (cloud) matches the Graph endpoint".into(),
+        }
+    }
+}
+
+/// Graph codes meaning "this mailbox does not exist here".
+const NOT_FOUND_CODES: [&str; 5] = [
+    "ErrorInvalidUser",
+    "ResourceNotFound",
+    "Request_ResourceNotFound",
+    "MailboxNotEnabledForRESTAPI",
+    "ErrorNonExistentMailbox",
+];
+
 impl GraphError {
     /// Whether asking again later can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            GraphError::Transport { .. } => true,
-            GraphError::UnexpectedResponse { status, .. } => *status == 429 || *status >= 500,
+            GraphError::Transport { .. }
+            | GraphError::GraphUnreachable { .. }
+            | GraphError::Throttled { .. } => true,
+            GraphError::UnexpectedResponse { status, .. }
+            | GraphError::Graph { status, .. }
+            | GraphError::GraphHttp { status, .. } => *status == 429 || *status >= 500,
             GraphError::Aadsts { kind, status, .. } => {
                 *kind == AadstsKind::Transient || *status == 429 || *status >= 500
             }
+            GraphError::Token { retryable, .. } => *retryable,
             _ => false,
         }
     }
 
-    /// Whether an administrator must change the certificate, the configuration or the app registration.
+    /// Whether the remote (or this client's limiter, on its behalf) is
+    /// throttling rather than failing: HTTP 429, or 503/504 with
+    /// `Retry-After`. Such a probe says nothing about mail flow.
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            GraphError::Throttled { .. } => true,
+            GraphError::Graph {
+                status,
+                retry_after,
+                ..
+            }
+            | GraphError::GraphHttp {
+                status,
+                retry_after,
+                ..
+            } => *status == 429 || (matches!(*status, 503 | 504) && retry_after.is_some()),
+            _ => false,
+        }
+    }
+
+    /// Whether an administrator must change the certificate, the configuration,
+    /// the app registration, its permissions or the mailbox scope.
     pub fn is_config(&self) -> bool {
-        !self.is_retryable()
-            && !matches!(
-                self,
-                GraphError::Signing { .. } | GraphError::UnexpectedResponse { .. }
-            )
+        match self {
+            GraphError::Signing { .. }
+            | GraphError::UnexpectedResponse { .. }
+            | GraphError::GraphResponse { .. } => false,
+            GraphError::Graph { status: 400, .. } | GraphError::GraphHttp { .. } => false,
+            _ => !self.is_retryable(),
+        }
     }
 
     /// The remote's `AADSTS` code, if Entra ID sent one.
@@ -237,27 +468,113 @@ impl GraphError {
         }
     }
 
-    /// How long the remote asked to wait, if it said.
+    /// Graph's `error.code`, if Graph sent one.
+    pub fn graph_code(&self) -> Option<&str> {
+        match self {
+            GraphError::Graph { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// How long the remote (or the limiter) asked to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            GraphError::Aadsts { retry_after, .. } => *retry_after,
+            GraphError::Aadsts { retry_after, .. }
+            | GraphError::Graph { retry_after, .. }
+            | GraphError::GraphHttp { retry_after, .. } => *retry_after,
+            GraphError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The error of a token source, typed again: the `AADSTS` code that
+    /// [`CachedTokenSource`](crate::CachedTokenSource) puts in core's error is classified.
+    pub(crate) fn from_token_source(e: continuity_core::Error) -> Self {
+        let retryable = e.is_retryable();
+        let (code, message) = match e {
+            continuity_core::Error::Probe { code, message, .. }
+            | continuity_core::Error::ProbeThrottled { code, message, .. } => (code, message),
+            other => (None, other.to_string()),
+        };
+        let number = code
+            .as_deref()
+            .and_then(|c| c.strip_prefix("AADSTS"))
+            .and_then(|n| n.parse::<u32>().ok());
+        let kind = code
+            .as_deref()
+            .map(|c| AadstsKind::classify(number, c))
+            .filter(|k| *k != AadstsKind::Other);
+        GraphError::Token {
+            kind,
+            code,
+            retryable,
+            message,
+        }
+    }
+
+    /// What a refusal means for the administrator, when it is one.
+    pub(crate) fn refusal(&self) -> Option<Refusal> {
+        let GraphError::Graph {
+            operation,
+            status,
+            code,
+            message,
+            ..
+        } = self
+        else {
+            return match self {
+                GraphError::PermissionNotGranted { permission, .. } => {
+                    Some(Refusal::PermissionMissing(permission))
+                }
+                _ => None,
+            };
+        };
+        match (*status, code.as_str()) {
+            (403, "ErrorAccessDenied") if message.contains("Access to OData is disabled") => {
+                Some(Refusal::OutOfScope)
+            }
+            (
+                401 | 403,
+                "ErrorAccessDenied" | "Authorization_RequestDenied" | "NoPermissionsInAccessToken",
+            ) => Some(Refusal::PermissionMissing(operation.permission())),
+            (401, _) => Some(Refusal::TokenRejected),
+            (404, c) if NOT_FOUND_CODES.contains(&c) => Some(Refusal::MailboxNotFound),
             _ => None,
         }
     }
 }
 
 impl From<GraphError> for continuity_core::Error {
+    /// Throttling becomes [`ProbeThrottled`](continuity_core::Error::ProbeThrottled)
+    /// (not a failure of the direction); everything else
+    /// [`Probe`](continuity_core::Error::Probe), with what to fix first when
+    /// Graph's refusal says it.
     fn from(e: GraphError) -> Self {
         let code = match &e {
             GraphError::Aadsts { code: Some(c), .. } => Some(format!("AADSTS{c}")),
             GraphError::Aadsts { error, .. } => Some(error.clone()),
-            GraphError::UnexpectedResponse { status, .. } => Some(format!("HTTP {status}")),
+            GraphError::Token { code, .. } => code.clone(),
+            GraphError::Graph { code, .. } => Some(code.clone()),
+            GraphError::UnexpectedResponse { status, .. }
+            | GraphError::GraphHttp { status, .. }
+            | GraphError::GraphResponse { status, .. } => Some(format!("HTTP {status}")),
             _ => None,
+        };
+        if e.is_throttling() {
+            return continuity_core::Error::ProbeThrottled {
+                retry_after: e.retry_after(),
+                code,
+                message: e.to_string(),
+            };
+        }
+        let message = match e.refusal() {
+            Some(r) => format!("{}: {e}", r.advice()),
+            None => e.to_string(),
         };
         continuity_core::Error::Probe {
             retryable: e.is_retryable(),
             code,
-            message: e.to_string(),
+            message,
         }
     }
 }

@@ -1,14 +1,18 @@
 //! Office 365 for `continuity`: Entra ID (Azure AD) app-only credentials
-//! trusted through a certificate, and a token cache that implements core's
-//! [`AccessTokenSource`](continuity_core::token::AccessTokenSource), so that
-//! `continuity-ews` can talk to Exchange Online with a bearer token.
-//!
-//! A Microsoft Graph `MailProbe` is to come.
+//! trusted through a certificate, a token cache that implements core's
+//! [`AccessTokenSource`](continuity_core::token::AccessTokenSource) (so that
+//! `continuity-ews` can talk to Exchange Online with a bearer token too), and
+//! a Microsoft Graph [`MailProbe`](continuity_core::probe::MailProbe),
+//! [`GraphProbe`], with a connection check and a limiter that keeps Graph's
+//! mailbox limits.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use continuity_core::ManualClock;
-//! use continuity_graph::{AppRegistration, AssertionAlgorithm, Authority, CertificateCredential};
+//! use continuity_core::{arrival::ArrivalRegistry, ManualClock, TenantId};
+//! use continuity_graph::{
+//!     AppRegistration, AssertionAlgorithm, Authority, CertificateCredential, GraphClient,
+//!     GraphConfig, GraphProbe, TenantProbe, TokenCache, TokenClient,
+//! };
 //!
 //! // A certificate as an administrator would upload it to the app registration.
 //! let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
@@ -37,20 +41,94 @@
 //! let header = jsonwebtoken::decode_header(&jwt).unwrap();
 //! assert_eq!(header.alg, jsonwebtoken::Algorithm::PS256);
 //! assert_eq!(header.x5t_s256.as_deref(), Some(app.credential().x5t_s256()));
+//!
+//! // Graph of the same cloud, with tokens from a shared cache.
+//! let clock = Arc::new(clock);
+//! let cache = TokenCache::new(TokenClient::new(clock.clone()).unwrap());
+//! let scope = app.authority().graph_scope().unwrap();
+//! assert_eq!(scope, "https://graph.microsoft.us/.default");
+//! let config = GraphConfig::for_authority(app.authority()).unwrap();
+//! assert_eq!(config.endpoint, "https://graph.microsoft.us/v1.0");
+//! let client = GraphClient::new(config, Arc::new(cache.source(Arc::new(app), scope)), clock).unwrap();
+//!
+//! // One probe for both directions; the gateway reports outbound arrivals.
+//! let arrivals = Arc::new(ArrivalRegistry::default());
+//! let probe = GraphProbe::new("probe@gateway.example", arrivals, None);
+//! probe.set_tenant(TenantId::new("contoso").unwrap(), TenantProbe {
+//!     client,
+//!     outbound_from: Some("probe-out@contoso.com".into()),
+//!     inbound_mailbox: Some("probe-in@contoso.com".into()),
+//! });
 //! ```
+//!
+//! # Tokens
 //!
 //! Tokens come from a [`TokenCache`]: `cache.source(app, "https://graph.microsoft.com/.default")`
 //! is an `AccessTokenSource` that reuses a token until 5 minutes before it
 //! expires and sends one request per key however many callers wait.
+//!
+//! # Graph
+//!
+//! The application needs the **application** permissions `Mail.Send`
+//! (outbound probes) and `Mail.ReadWrite` (finding and deleting inbound
+//! probes) with admin consent; an application access policy should scope it
+//! to the probe mailboxes. [`GraphClient::check_connection`] (or
+//! [`GraphProbe::check_tenant`]) names what is missing: the tenant or the
+//! application unknown, the certificate not registered, consent or a
+//! permission missing, the mailbox out of the application's scope or not
+//! found. It sends nothing, so a scope limited to `Mail.Send` shows only at
+//! the first outbound probe.
+//!
+//! Outbound probes go out with `sendMail` (`saveToSentItems: false`), the
+//! token in the subject and in the header `X-Continuity-Probe-Id`. Inbound
+//! probes are found in the Inbox, then Junk Email, by that header's named
+//! property or by the subject token, without `$orderby` (see [`odata`]),
+//! following `@odata.nextLink`, and are then deleted (`permanentDelete`; in
+//! the national clouds, which lack it, moved to Deleted Items).
+//!
+//! Every request passes the client's [`Limiter`]: at most 4 concurrent
+//! requests per mailbox and per application, at most 10,000 per mailbox in
+//! any 10 minutes, and none to a mailbox while Graph's `Retry-After` runs. A
+//! request over a limit is not sent; it fails at once with
+//! [`GraphError::Throttled`] and the time it may go. That, Graph's 429, and
+//! a 503/504 with `Retry-After` reach the monitor as core's
+//! `Error::ProbeThrottled`, which delays the next round instead of counting
+//! a failure. A 401 drops the token and retries once with a fresh one.
+//!
+//! # Map
+//!
+//! | module | holds |
+//! |---|---|
+//! | `credential`, `assertion` | [`CertificateCredential`], [`AppRegistration`], [`Authority`] (token endpoint, Graph endpoint and scope per cloud) |
+//! | `client`, `cache` | [`TokenClient`], [`TokenCache`] and its [`CachedTokenSource`] |
+//! | `graph` | [`GraphClient`]: sendMail, finding and deleting probes, Graph's JSON errors |
+//! | [`odata`] | the `$filter` and query strings sent |
+//! | `limiter` | [`Limiter`], Graph's mailbox limits on core's `Clock` |
+//! | `check` | the connection check: [`ConnectionInfo`], [`ConnectionProblem`] |
+//! | `probe` | [`GraphProbe`], the `MailProbe` for both directions |
+//! | `error` | [`GraphError`], the crate's one error type |
 
 mod assertion;
 mod cache;
+mod check;
 mod client;
 mod credential;
 mod error;
+mod graph;
+mod limiter;
+pub mod odata;
+mod probe;
 
 pub use assertion::{AppRegistration, AssertionAlgorithm, Authority, DEFAULT_ASSERTION_LIFETIME};
 pub use cache::{CachedTokenSource, DEFAULT_REFRESH_AHEAD, TokenCache};
+pub use check::{ConnectionInfo, ConnectionProblem, MailboxUse, SendCheck};
 pub use client::{DEFAULT_TIMEOUT, TokenClient};
 pub use credential::CertificateCredential;
-pub use error::{AadstsKind, GraphError};
+pub use error::{AadstsKind, GraphError, GraphInnerError, GraphOperation, ThrottleReason};
+pub use graph::{
+    DEFAULT_GRAPH_TIMEOUT, DeleteMode, FoundMessage, GraphClient, GraphConfig, MailMessage,
+};
+pub use limiter::{
+    GRAPH_MAILBOX_CONCURRENCY, GRAPH_MAILBOX_REQUESTS, GRAPH_MAILBOX_WINDOW, Limiter, MailboxLimits,
+};
+pub use probe::{GraphProbe, TenantProbe};

@@ -267,9 +267,19 @@ async fn token_request_is_accepted_with_both_algorithms() {
     let client = TokenClient::new(Arc::new(clock.clone())).unwrap();
     let app = local_app(&ep, load(&c, &clock));
     let tok = client.request_token(&app, GRAPH_SCOPE).await.unwrap();
-    assert_eq!(
+    let claims = verify_access_token(
         tok.secret().expose(),
-        format!("eyJ0eXAi.token-1-for-{GRAPH_SCOPE}")
+        "https://graph.microsoft.com",
+        t("2026-03-02T08:00:00Z").timestamp(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            claims.uti.as_str(),
+            claims.tid.as_str(),
+            claims.appid.as_str()
+        ),
+        ("token-1", TENANT, CLIENT_ID)
     );
     assert_eq!(
         tok.expires_at(),

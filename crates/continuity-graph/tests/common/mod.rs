@@ -1,7 +1,11 @@
-//! Test certificates (generated per run; no key is committed) and a local
-//! Entra ID token endpoint that checks assertions as Azure AD does.
+//! Test certificates (generated per run; no key is committed), a local
+//! Entra ID token endpoint that checks assertions as Azure AD does and
+//! issues signed access tokens carrying the app's roles, and a local
+//! Microsoft Graph (`graph_server`).
 
 #![allow(dead_code)]
+
+pub mod graph_server;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -95,6 +99,8 @@ pub struct Directory {
     pub apps: HashMap<String, HashMap<String, Vec<Vec<u8>>>>,
     /// (tenant, client id) → consented scopes.
     pub consent: HashMap<(String, String), HashSet<String>>,
+    /// (tenant, client id) → application permissions granted (the token's `roles`).
+    pub roles: HashMap<(String, String), Vec<String>>,
     /// `expires_in` of issued tokens.
     pub expires_in: i64,
     /// Delay before answering (to make callers pile up).
@@ -138,9 +144,14 @@ pub fn directory(cert: &TestCert) -> Directory {
         (TENANT.to_string(), CLIENT_ID.to_string()),
         HashSet::from([GRAPH_SCOPE.to_string(), EWS_SCOPE.to_string()]),
     )]);
+    let roles = HashMap::from([(
+        (TENANT.to_string(), CLIENT_ID.to_string()),
+        vec!["Mail.Send".to_string(), "Mail.ReadWrite".to_string()],
+    )]);
     Directory {
         apps,
         consent,
+        roles,
         expires_in: 3900,
         delay: Duration::ZERO,
     }
@@ -338,11 +349,153 @@ async fn token(
         );
     }
     let n = ctx.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let roles = dir
+        .roles
+        .get(&(tenant.clone(), client_id.to_string()))
+        .cloned()
+        .unwrap_or_default();
+    let claims = AccessClaims {
+        aud: scope.trim_end_matches("/.default").to_string(),
+        iss: format!("https://sts.windows.net/{tenant}/"),
+        tid: tenant.clone(),
+        appid: client_id.to_string(),
+        roles,
+        iat: now,
+        nbf: now,
+        exp: now + dir.expires_in,
+        uti: format!("token-{n}"),
+    };
+    let access_token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(ACCESS_TOKEN_KEY).unwrap(),
+    )
+    .unwrap();
     axum::Json(json!({
         "token_type": "Bearer",
         "expires_in": dir.expires_in,
         "ext_expires_in": dir.expires_in,
-        "access_token": format!("eyJ0eXAi.token-{n}-for-{scope}"),
+        "access_token": access_token,
     }))
     .into_response()
+}
+
+/// The key the local endpoint signs access tokens with and the local Graph checks them with.
+const ACCESS_TOKEN_KEY: &[u8] = b"continuity-test-access-token-key";
+
+/// The claims of an access token the local endpoint issues (the subset of
+/// Entra ID's v1 tokens a resource checks).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AccessClaims {
+    pub aud: String,
+    pub iss: String,
+    pub tid: String,
+    pub appid: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub uti: String,
+}
+
+/// Checks an access token as a resource does: signature, audience `aud`, time (on `now`).
+pub fn verify_access_token(token: &str, aud: &str, now: i64) -> Result<AccessClaims, String> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_audience(&[aud]);
+    let claims = jsonwebtoken::decode::<AccessClaims>(
+        token,
+        &DecodingKey::from_secret(ACCESS_TOKEN_KEY).unwrap(),
+        &validation,
+    )
+    .map_err(|e| e.to_string())?
+    .claims;
+    if now >= claims.exp {
+        return Err("Lifetime validation failed, the token is expired.".into());
+    }
+    if now < claims.nbf {
+        return Err("the token is not yet valid".into());
+    }
+    Ok(claims)
+}
+
+/// A token endpoint and a Graph server on one manual clock, an app trusted
+/// by the endpoint, and a client of the local Graph with tokens from a cache.
+pub struct GraphRig {
+    pub clock: ManualClock,
+    pub ep: Endpoint,
+    pub graph: Arc<graph_server::GraphServer>,
+    pub cache: Arc<continuity_graph::TokenCache>,
+    pub app: Arc<continuity_graph::AppRegistration>,
+    pub cert: TestCert,
+}
+
+pub const MAILBOX: &str = "probe-in@contoso.example";
+pub const SENDER: &str = "probe-out@contoso.example";
+pub const GATEWAY: &str = "probe@gateway.example";
+
+/// A rig with `SENDER` and `MAILBOX` on the Graph server; `dir` changes the directory first.
+pub async fn graph_rig_with(dir: impl FnOnce(&mut Directory)) -> GraphRig {
+    let cert = rsa_cert("monitor");
+    let clock = ManualClock::new(t("2026-03-02T08:00:00Z"));
+    let mut d = directory(&cert);
+    dir(&mut d);
+    let ep = start(d, clock.clone()).await;
+    let graph = Arc::new(graph_server::GraphServer::start(Arc::new(clock.clone())).await);
+    graph.add_mailbox(SENDER);
+    graph.add_mailbox(MAILBOX);
+    let cred = continuity_graph::CertificateCredential::from_pem(
+        cert.cert_pem.as_bytes(),
+        cert.pkcs8_pem.as_bytes(),
+        &clock,
+    )
+    .unwrap();
+    let app = continuity_graph::AppRegistration::new(TENANT, CLIENT_ID, Arc::new(cred))
+        .unwrap()
+        .with_authority(continuity_graph::Authority::Custom(ep.base_url.clone()));
+    let cache = continuity_graph::TokenCache::new(
+        continuity_graph::TokenClient::new(Arc::new(clock.clone())).unwrap(),
+    );
+    GraphRig {
+        clock,
+        ep,
+        graph,
+        cache,
+        app: Arc::new(app),
+        cert,
+    }
+}
+
+pub async fn graph_rig() -> GraphRig {
+    graph_rig_with(|_| {}).await
+}
+
+impl GraphRig {
+    /// Settings for the local Graph: plain http, short timeouts.
+    pub fn config(&self) -> continuity_graph::GraphConfig {
+        let mut c = continuity_graph::GraphConfig::new(&self.graph.url);
+        c.allow_plain_http = true;
+        c.request_timeout = Duration::from_secs(10);
+        c
+    }
+
+    /// A client of `app` (default: the rig's) with `cfg`.
+    pub fn client_for(
+        &self,
+        app: Arc<continuity_graph::AppRegistration>,
+        cfg: continuity_graph::GraphConfig,
+    ) -> continuity_graph::GraphClient {
+        continuity_graph::GraphClient::new(
+            cfg,
+            Arc::new(self.cache.source(app, GRAPH_SCOPE)),
+            Arc::new(self.clock.clone()),
+        )
+        .unwrap()
+    }
+
+    pub fn client(&self) -> continuity_graph::GraphClient {
+        self.client_for(self.app.clone(), self.config())
+    }
 }
