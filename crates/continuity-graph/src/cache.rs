@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::token::{AccessToken, AccessTokenSource};
 
 use crate::assertion::AppRegistration;
@@ -39,12 +39,20 @@ struct Slot {
     /// Read on every call by every thread: an `ArcSwap` load writes only to
     /// the reading thread's own slot, so readers do not bounce a shared
     /// cache line between cores as a lock's reader count does.
-    current: ArcSwapOption<AccessToken>,
+    current: ArcSwapOption<Cached>,
     /// Held by the one caller that is requesting a token for this key.
     refresh: tokio::sync::Mutex<Option<GraphError>>,
     /// Finished token requests, so that a waiter learns that the request it
     /// waited for failed instead of sending its own.
     attempts: AtomicU64,
+}
+
+/// A token and when to stop serving it without a refresh, precomputed so
+/// that a cache hit is one clock reading and one integer comparison.
+struct Cached {
+    token: AccessToken,
+    /// `expires_at - refresh_ahead`, in Unix milliseconds.
+    refresh_at_ms: i64,
 }
 
 impl fmt::Debug for Slot {
@@ -105,15 +113,15 @@ impl TokenCache {
         scope: &str,
         slot: &Slot,
     ) -> Result<AccessToken, GraphError> {
-        let now = self.client.clock().now();
         {
             let current = slot.current.load();
-            if let Some(t) = current.as_deref()
-                && !t.expires_within(now, self.refresh_ahead)
+            if let Some(c) = current.as_deref()
+                && self.client.clock().unix_millis() < c.refresh_at_ms
             {
-                return Ok(t.clone());
+                return Ok(c.token.clone());
             }
         }
+        let now = self.client.clock().now();
         let cached = read(slot);
         let seen = slot.attempts.load(Ordering::Acquire);
         let mut last_error = match slot.refresh.try_lock() {
@@ -142,7 +150,14 @@ impl TokenCache {
         let result = self.client.request_token(app, scope).await;
         let outcome = match result {
             Ok(token) => {
-                slot.current.store(Some(Arc::new(token.clone())));
+                let refresh_at = token
+                    .expires_at()
+                    .checked_sub_signed(self.refresh_ahead)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                slot.current.store(Some(Arc::new(Cached {
+                    token: token.clone(),
+                    refresh_at_ms: refresh_at.timestamp_millis(),
+                })));
                 *last_error = None;
                 Ok(token)
             }
@@ -163,7 +178,7 @@ impl TokenCache {
 }
 
 fn read(slot: &Slot) -> Option<AccessToken> {
-    slot.current.load().as_deref().cloned()
+    slot.current.load().as_deref().map(|c| c.token.clone())
 }
 
 /// An [`AccessTokenSource`] for one app registration and scope, served from a [`TokenCache`].
@@ -196,7 +211,7 @@ impl AccessTokenSource for CachedTokenSource {
     fn invalidate(&self, token: &AccessToken) {
         // Only the refused token goes: a newer one another caller fetched meanwhile stays.
         self.slot.current.rcu(|current| match current {
-            Some(t) if **t == *token => None,
+            Some(c) if c.token == *token => None,
             other => other.clone(),
         });
     }
