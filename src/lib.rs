@@ -10,7 +10,8 @@
 //!
 //! This crate is the facade: it re-exports the member crates behind features
 //! (all on by default): [`stores`] (`store`), [`notifiers`] (`notify`),
-//! [`ews`] (`ews`) and [`web`] (`web`, the portal's pages). The engine
+//! [`ews`] (`ews`), [`graph`] (`graph`, Exchange Online) and [`web`] (`web`,
+//! the portal's pages). The engine
 //! ([`Monitor`], the traits, the state machines, the in-memory store, the
 //! [`portal`] API) comes from `continuity-core` and is always present.
 //!
@@ -61,6 +62,13 @@ pub use continuity_notify as notifiers;
 /// impersonation). Feature `ews` (default).
 #[cfg(feature = "ews")]
 pub use continuity_ews as ews;
+
+/// Exchange Online: Entra ID (Azure AD) app credentials trusted through a
+/// certificate, a token cache that also serves [`ews`] in Exchange Online's
+/// legacy EWS mode, and the Microsoft Graph probe with its connection check
+/// and mailbox limiter. Feature `graph` (default).
+#[cfg(feature = "graph")]
+pub use continuity_graph as graph;
 
 /// The continuity portal: the pages an administrator opens from an alert's
 /// link and a JSON API, as an axum router to nest in the embedder's service

@@ -27,6 +27,10 @@ use crate::odata::{self, MESSAGE_SELECT, MailFolder};
 /// Default timeout of one Graph request.
 pub const DEFAULT_GRAPH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Idle connections kept to Graph (per host), for all the applications
+/// sharing a client's pool.
+const IDLE_CONNECTIONS: usize = 32;
+
 /// Wait after a 429 that names no `Retry-After` (Graph's mail resources
 /// normally send one).
 const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(60);
@@ -254,7 +258,8 @@ impl GraphClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.connect_timeout)
-            .pool_max_idle_per_host(cfg.limits.concurrent_per_app)
+            // Shared by every application derived with `for_app`.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
             // A redirect could carry the token elsewhere; Graph does not redirect these calls.
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!cfg.allow_plain_http)
@@ -273,6 +278,42 @@ impl GraphClient {
                 clock,
             }),
         })
+    }
+
+    /// A client for another application registration (its own `tokens` and
+    /// a limiter of its own with the same limits and clock) over this
+    /// client's HTTP connection pool and settings. A fleet builds one client
+    /// with [`new`](GraphClient::new) and derives every tenant's from it:
+    /// each HTTP stack costs milliseconds and about 100 KB (TLS roots, pool),
+    /// which thousands of tenants would multiply.
+    pub fn for_app(&self, tokens: Arc<dyn AccessTokenSource>) -> Result<Self, GraphError> {
+        let limiter = Limiter::new(self.inner.cfg.limits, self.inner.clock.clone())?;
+        Ok(self.share_http(tokens, limiter))
+    }
+
+    /// Like [`for_app`](GraphClient::for_app), sharing `limiter` (one per
+    /// application, for several clients of the same application).
+    pub fn for_app_with_limiter(
+        &self,
+        tokens: Arc<dyn AccessTokenSource>,
+        limiter: Arc<Limiter>,
+    ) -> Self {
+        self.share_http(tokens, limiter)
+    }
+
+    fn share_http(&self, tokens: Arc<dyn AccessTokenSource>, limiter: Arc<Limiter>) -> Self {
+        let mut cfg = self.inner.cfg.clone();
+        cfg.limits = limiter.limits();
+        GraphClient {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                root: self.inner.root.clone(),
+                cfg,
+                tokens,
+                clock: limiter.clock().clone(),
+                limiter,
+            }),
+        }
     }
 
     /// The configuration.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -544,4 +545,74 @@ async fn the_local_graph_is_as_strict_as_graph() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn clients_derived_for_other_apps_share_the_pool_not_tokens_or_limits() {
+    const OTHER_APP: &str = "0b9c6a52-7f1e-4f7e-9d55-2f0d5b0c7a11";
+    let r = graph_rig_with(|d| {
+        let cert = d.apps[TENANT][CLIENT_ID].clone();
+        d.apps
+            .get_mut(TENANT)
+            .unwrap()
+            .insert(OTHER_APP.into(), cert);
+        let key = (TENANT.to_string(), CLIENT_ID.to_string());
+        let consent = d.consent[&key].clone();
+        let roles = d.roles[&key].clone();
+        let other = (TENANT.to_string(), OTHER_APP.to_string());
+        d.consent.insert(other.clone(), consent);
+        d.roles.insert(other, roles);
+    })
+    .await;
+    // The other application's access policy leaves out the sender mailbox.
+    r.graph.restrict_app(OTHER_APP, &[MAILBOX]);
+    let first = r.client();
+    let other_app = Arc::new(
+        continuity_graph::AppRegistration::new(
+            TENANT,
+            OTHER_APP,
+            Arc::new(r.app.credential().clone()),
+        )
+        .unwrap()
+        .with_authority(r.app.authority().clone()),
+    );
+    let other = first
+        .for_app(Arc::new(r.cache.source(other_app, GRAPH_SCOPE)))
+        .unwrap();
+    assert!(!Arc::ptr_eq(first.limiter(), other.limiter()));
+    assert_eq!(other.config().endpoint, first.config().endpoint);
+
+    let subject = probe_subject("ou-2.acme");
+    let mail = probe_mail(GATEWAY, &subject, &[(PROBE_HEADER, "ou-2.acme")]);
+    first.send_mail(SENDER, &mail).await.unwrap();
+    // Its own token: the other app is held to its own access policy.
+    let e = other.send_mail(SENDER, &mail).await.unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Graph { status: 403, .. }) && e.is_config(),
+        "{e:?}"
+    );
+    other
+        .find_probe(
+            MAILBOX,
+            PROBE_HEADER,
+            "x",
+            &[MailFolder::Inbox],
+            r.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.ep.requests.load(Ordering::SeqCst), 2, "a token per app");
+    let apps: std::collections::HashSet<_> =
+        r.graph.log().into_iter().filter_map(|l| l.token).collect();
+    assert_eq!(apps.len(), 2, "two tokens were used: {apps:?}");
+
+    // Its own limiter: one app held back by Retry-After does not hold the other.
+    first.limiter().back_off(MAILBOX, Duration::from_secs(60));
+    assert!(matches!(
+        find(&first, "x", &[MailFolder::Inbox], r.clock.now()).await,
+        Err(GraphError::Throttled { .. })
+    ));
+    find(&other, "x", &[MailFolder::Inbox], r.clock.now())
+        .await
+        .unwrap();
 }

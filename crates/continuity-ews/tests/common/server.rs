@@ -97,10 +97,23 @@ pub struct Logged {
     pub body: String,
 }
 
+/// Validates a bearer token as Exchange Online does (signature, audience,
+/// lifetime, roles): `Ok(may_impersonate)` or the reason it is refused.
+pub type TokenCheck = Arc<dyn Fn(&str) -> Result<bool, String> + Send + Sync>;
+
+struct CheckFn(TokenCheck);
+
+impl std::fmt::Debug for CheckFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheck")
+    }
+}
+
 #[derive(Debug)]
 struct World {
     accounts: HashMap<String, (String, bool)>,
     tokens: HashMap<String, bool>,
+    token_check: Option<CheckFn>,
     mailboxes: HashMap<String, Mailbox>,
     external: Vec<Msg>,
     delay: TimeDelta,
@@ -154,6 +167,7 @@ impl EwsServer {
             world: Mutex::new(World {
                 accounts: HashMap::new(),
                 tokens: HashMap::new(),
+                token_check: None,
                 mailboxes: HashMap::new(),
                 external: Vec::new(),
                 delay: TimeDelta::seconds(20),
@@ -192,6 +206,10 @@ impl EwsServer {
         lock(&self.shared.world)
             .tokens
             .insert(token.into(), may_impersonate);
+    }
+    /// Bearer tokens are checked by `check` (besides the fixed ones of `add_token`).
+    pub fn set_token_check(&self, check: TokenCheck) {
+        lock(&self.shared.world).token_check = Some(CheckFn(check));
     }
     pub fn add_mailbox(&self, address: &str) {
         lock(&self.shared.world)
@@ -390,8 +408,14 @@ fn authenticate(w: &World, headers: &HeaderMap) -> Result<(Caller, String), Resp
             _ => Err(unauthorized()),
         }
     } else if let Some(t) = auth.strip_prefix("Bearer ") {
-        match w.tokens.get(t.trim()) {
-            Some(imp) => Ok((Caller::Account(*imp), "Bearer".into())),
+        let t = t.trim();
+        let known = w
+            .tokens
+            .get(t)
+            .copied()
+            .or_else(|| w.token_check.as_ref().and_then(|check| (check.0)(t).ok()));
+        match known {
+            Some(imp) => Ok((Caller::Account(imp), "Bearer".into())),
             None => {
                 let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
                 r.headers_mut().insert(
