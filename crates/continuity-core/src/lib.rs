@@ -68,7 +68,7 @@
 //! | [`monitor`] | the [`Monitor`] engine |
 //! | [`token`] | the [`AccessTokenSource`](token::AccessTokenSource) seam: bearer tokens for adapters |
 //! | [`sim`] | simulation parts and test doubles |
-//! | `testing` | the store conformance suite and a store that can be taken down (feature `testing`) |
+//! | `testing` | the store conformance suite, a store that can be taken down, and a monitor harness for mail adapters' probes (feature `testing`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

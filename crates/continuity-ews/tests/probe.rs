@@ -6,15 +6,13 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use common::{SVC_PASS, SVC_USER, arc_clock, client, manual_clock, server::EwsServer};
 use continuity_core::{
-    Clock, Direction, ManualClock, Monitor, TenantId,
-    config::{ChannelKind, Recipient, TenantConfig},
-    link::{LinkKey, LinkSigner},
+    Clock, Direction, ManualClock, TenantId,
     machine::AlertKind,
     probe::{MailProbe, ProbeRequest, ProbeStatus},
-    sim::RecordingNotifier,
+    testing::ProbeHarness,
 };
 use continuity_ews::{
     ArrivalRegistry, EwsProbe, OutgoingProbe, ProbeSender, TenantProbe, arrival::wire_id,
@@ -43,13 +41,10 @@ impl ProbeSender for RelayIntoExchange {
 }
 
 struct Rig {
-    clock: ManualClock,
     server: Arc<EwsServer>,
     arrivals: Arc<ArrivalRegistry>,
     probe: Arc<EwsProbe>,
-    monitor: Monitor,
-    sms: Arc<RecordingNotifier>,
-    acme: TenantId,
+    h: ProbeHarness,
     reported: std::sync::Mutex<usize>,
 }
 
@@ -67,9 +62,8 @@ async fn rig() -> Rig {
         clock: clock.clone(),
     });
     let probe = Arc::new(EwsProbe::new(GATEWAY, arrivals.clone(), Some(sender)));
-    let acme = TenantId::new("acme").unwrap();
     probe.set_tenant(
-        acme.clone(),
+        TenantId::new("acme").unwrap(),
         TenantProbe {
             client: client(&server.url),
             outbound_from: Some(ORG_SENDER.into()),
@@ -77,39 +71,19 @@ async fn rig() -> Rig {
             save_sent_copy: false,
         },
     );
-    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
-    let monitor = Monitor::builder()
-        .clock(Arc::new(clock.clone()))
-        .probe(Direction::Inbound, probe.clone())
-        .probe(Direction::Outbound, probe.clone())
-        .notifier(sms.clone())
-        .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32]).unwrap()))
-        .portal_url("https://continuity.example.net/c/")
-        .build()
-        .unwrap();
-    monitor
-        .register_tenant(TenantConfig::new(
-            acme.clone(),
-            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
-        ))
-        .await
-        .unwrap();
+    let h = ProbeHarness::new(clock, probe.clone()).await.unwrap();
     Rig {
-        clock,
         server,
         arrivals,
         probe,
-        monitor,
-        sms,
-        acme,
+        h,
         reported: std::sync::Mutex::new(0),
     }
 }
 
 impl Rig {
-    /// The gateway reports outbound probes that reached it by now.
-    fn gateway_pump(&self) {
-        let now = self.clock.now();
+    /// The gateway reports outbound probes that reached it by `now`.
+    fn gateway_pump(&self, now: DateTime<Utc>) {
         let mut done = self.reported.lock().unwrap();
         let external = self.server.external();
         for m in external.iter().skip(*done) {
@@ -124,7 +98,7 @@ impl Rig {
             );
             assert_eq!(
                 r.map(|(t, _)| t),
-                Some(self.acme.clone()),
+                Some(self.h.tenant.clone()),
                 "outbound probes carry the tenant"
             );
             *done += 1;
@@ -133,18 +107,13 @@ impl Rig {
 
     /// Runs `minutes` of one-minute ticks; returns (arrived, lost).
     async fn run(&self, minutes: u32, gateway_up: bool) -> (u64, u64) {
-        let (mut arrived, mut lost) = (0, 0);
-        for _ in 0..minutes {
-            let now = self.clock.advance(TimeDelta::minutes(1));
-            if gateway_up {
-                self.gateway_pump();
-            }
-            let report = self.monitor.tick(now).await.unwrap();
-            assert!(report.errors.is_empty(), "{:?}", report.errors);
-            arrived += report.probes_arrived;
-            lost += report.probes_lost;
-        }
-        (arrived, lost)
+        self.h
+            .run(minutes, |now| {
+                if gateway_up {
+                    self.gateway_pump(now)
+                }
+            })
+            .await
     }
 }
 
@@ -155,7 +124,7 @@ async fn probes_flow_through_exchange_and_an_outage_raises_an_alert() {
     let (arrived, lost) = r.run(60, true).await;
     assert!(arrived >= 20, "both directions arrive: {arrived}");
     assert_eq!(lost, 0);
-    assert!(r.sms.messages().is_empty(), "no alert while healthy");
+    assert!(r.h.sms.messages().is_empty(), "no alert while healthy");
     // Inbound probes were deleted once found; the first was found by subject only.
     assert!(
         r.server.inbox(ORG_INBOX).len() <= 1,
@@ -182,7 +151,7 @@ async fn probes_flow_through_exchange_and_an_outage_raises_an_alert() {
     r.server.set_delivery_delay(TimeDelta::hours(6));
     let (_, lost) = r.run(70, false).await;
     assert!(lost >= 10, "probes now get lost: {lost}");
-    let alerts = r.sms.messages();
+    let alerts = r.h.sms.messages();
     assert!(
         alerts.iter().any(|a| a.kind == AlertKind::Raised),
         "an outage alert went out: {alerts:?}"
@@ -203,9 +172,9 @@ async fn probes_flow_through_exchange_and_an_outage_raises_an_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dispatch_and_check_directly() {
     let r = rig().await;
-    let sent_at = r.clock.now();
+    let sent_at = r.h.clock.now();
     let req = |direction, id: &str| ProbeRequest {
-        tenant: r.acme.clone(),
+        tenant: r.h.tenant.clone(),
         direction,
         probe_id: id.into(),
         sent_at,
@@ -214,13 +183,13 @@ async fn dispatch_and_check_directly() {
     // Outbound: sent through Exchange, pending until the gateway reports it.
     let out = req(Direction::Outbound, "ou-1");
     let ticket = r.probe.dispatch(&out).await.unwrap();
-    assert_eq!(ticket.as_str(), wire_id(&r.acme, "ou-1"));
+    assert_eq!(ticket.as_str(), wire_id(&r.h.tenant, "ou-1"));
     assert_eq!(
         r.probe.check(&out, &ticket).await.unwrap(),
         ProbeStatus::Pending
     );
-    r.clock.advance(TimeDelta::seconds(41));
-    r.gateway_pump();
+    r.h.clock.advance(TimeDelta::seconds(41));
+    r.gateway_pump(r.h.clock.now());
     let at = sent_at + TimeDelta::seconds(40);
     assert_eq!(
         r.probe.check(&out, &ticket).await.unwrap(),
@@ -236,7 +205,7 @@ async fn dispatch_and_check_directly() {
         ProbeStatus::Pending,
         "not delivered yet"
     );
-    r.clock.advance(TimeDelta::seconds(41));
+    r.h.clock.advance(TimeDelta::seconds(41));
     let status = r.probe.check(&inb, &ticket).await.unwrap();
     assert_eq!(
         status,
@@ -301,7 +270,7 @@ async fn dispatch_and_check_directly() {
 async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
     let r = rig().await;
     r.probe.set_tenant(
-        r.acme.clone(),
+        r.h.tenant.clone(),
         TenantProbe {
             client: client(&r.server.url),
             outbound_from: Some(ORG_SENDER.into()),
@@ -310,10 +279,10 @@ async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
         },
     );
     let out = ProbeRequest {
-        tenant: r.acme.clone(),
+        tenant: r.h.tenant.clone(),
         direction: Direction::Outbound,
         probe_id: "ou-9".into(),
-        sent_at: r.clock.now(),
+        sent_at: r.h.clock.now(),
     };
     let ticket = r.probe.dispatch(&out).await.unwrap();
     assert_eq!(
@@ -321,8 +290,8 @@ async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
         1,
         "SendAndSaveCopy keeps a copy"
     );
-    r.clock.advance(TimeDelta::minutes(1));
-    r.gateway_pump();
+    r.h.clock.advance(TimeDelta::minutes(1));
+    r.gateway_pump(r.h.clock.now());
     assert!(matches!(
         r.probe.check(&out, &ticket).await.unwrap(),
         ProbeStatus::Arrived { .. }
@@ -339,10 +308,10 @@ async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
 async fn server_busy_on_dispatch_is_throttling_not_a_failure() {
     let r = rig().await;
     let req = ProbeRequest {
-        tenant: r.acme.clone(),
+        tenant: r.h.tenant.clone(),
         direction: Direction::Outbound,
         probe_id: "ou-busy".into(),
-        sent_at: r.clock.now(),
+        sent_at: r.h.clock.now(),
     };
     for _ in 0..8 {
         r.server.inject(common::server::Inject::BusyFault(20));

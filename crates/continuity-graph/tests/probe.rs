@@ -8,16 +8,14 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use common::graph_server::Inject;
 use common::*;
 use continuity_core::arrival::{ArrivalRegistry, PROBE_HEADER, wire_id};
-use continuity_core::config::{ChannelKind, Recipient, TenantConfig};
-use continuity_core::link::{LinkKey, LinkSigner};
 use continuity_core::machine::AlertKind;
 use continuity_core::probe::{MailProbe, OutgoingProbe, ProbeRequest, ProbeSender, ProbeStatus};
-use continuity_core::sim::RecordingNotifier;
-use continuity_core::{Clock, Direction, ManualClock, Monitor, TenantId};
+use continuity_core::testing::ProbeHarness;
+use continuity_core::{Clock, Direction, ManualClock, TenantId};
 use continuity_graph::{GraphProbe, TenantProbe};
 
 /// The gateway side: inbound probes are relayed into the org's mailbox as
@@ -47,9 +45,7 @@ struct Rig {
     graph: Arc<common::graph_server::GraphServer>,
     arrivals: Arc<ArrivalRegistry>,
     probe: Arc<GraphProbe>,
-    monitor: Monitor,
-    sms: Arc<RecordingNotifier>,
-    acme: TenantId,
+    h: ProbeHarness,
     reported: Mutex<usize>,
 }
 
@@ -63,30 +59,15 @@ async fn rig() -> Rig {
         clock: r.clock.clone(),
     });
     let probe = Arc::new(GraphProbe::new(GATEWAY, arrivals.clone(), Some(sender)));
-    let acme = TenantId::new("acme").unwrap();
     probe.set_tenant(
-        acme.clone(),
+        TenantId::new("acme").unwrap(),
         TenantProbe {
             client: r.client(),
             outbound_from: Some(SENDER.into()),
             inbound_mailbox: Some(MAILBOX.into()),
         },
     );
-    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
-    let monitor = Monitor::builder()
-        .clock(Arc::new(r.clock.clone()))
-        .probe(Direction::Inbound, probe.clone())
-        .probe(Direction::Outbound, probe.clone())
-        .notifier(sms.clone())
-        .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32]).unwrap()))
-        .portal_url("https://continuity.example.net/c/")
-        .build()
-        .unwrap();
-    monitor
-        .register_tenant(TenantConfig::new(
-            acme.clone(),
-            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
-        ))
+    let h = ProbeHarness::new(r.clock.clone(), probe.clone())
         .await
         .unwrap();
     Rig {
@@ -94,17 +75,14 @@ async fn rig() -> Rig {
         graph,
         arrivals,
         probe,
-        monitor,
-        sms,
-        acme,
+        h,
         reported: Mutex::new(0),
     }
 }
 
 impl Rig {
-    /// The gateway reports outbound probes that reached it by now.
-    fn gateway_pump(&self) {
-        let now = self.r.clock.now();
+    /// The gateway reports outbound probes that reached it by `now`.
+    fn gateway_pump(&self, now: DateTime<Utc>) {
         let mut done = self.reported.lock().unwrap();
         for m in self.graph.external().iter().skip(*done) {
             if m.received > now {
@@ -121,7 +99,7 @@ impl Rig {
                 .report_message(Some(&m.subject), header, m.received);
             assert_eq!(
                 reported.map(|(t, _)| t),
-                Some(self.acme.clone()),
+                Some(self.h.tenant.clone()),
                 "outbound probes carry the tenant"
             );
             *done += 1;
@@ -130,23 +108,18 @@ impl Rig {
 
     /// Runs `minutes` of one-minute ticks; returns (arrived, lost).
     async fn run(&self, minutes: u32, gateway_up: bool) -> (u64, u64) {
-        let (mut arrived, mut lost) = (0, 0);
-        for _ in 0..minutes {
-            let now = self.r.clock.advance(TimeDelta::minutes(1));
-            if gateway_up {
-                self.gateway_pump();
-            }
-            let report = self.monitor.tick(now).await.unwrap();
-            assert!(report.errors.is_empty(), "{:?}", report.errors);
-            arrived += report.probes_arrived;
-            lost += report.probes_lost;
-        }
-        (arrived, lost)
+        self.h
+            .run(minutes, |now| {
+                if gateway_up {
+                    self.gateway_pump(now)
+                }
+            })
+            .await
     }
 
     fn request(&self, direction: Direction, id: &str) -> ProbeRequest {
         ProbeRequest {
-            tenant: self.acme.clone(),
+            tenant: self.h.tenant.clone(),
             direction,
             probe_id: id.into(),
             sent_at: self.r.clock.now(),
@@ -161,7 +134,7 @@ async fn probes_flow_through_graph_and_an_outage_raises_an_alert() {
     let (arrived, lost) = r.run(60, true).await;
     assert!(arrived >= 20, "both directions arrive: {arrived}");
     assert_eq!(lost, 0);
-    assert!(r.sms.messages().is_empty(), "no alert while healthy");
+    assert!(r.h.sms.messages().is_empty(), "no alert while healthy");
     assert!(
         r.graph.inbox(MAILBOX).len() <= 1,
         "found probes are deleted: {:?}",
@@ -194,7 +167,7 @@ async fn probes_flow_through_graph_and_an_outage_raises_an_alert() {
     r.graph.set_delivery_delay(TimeDelta::hours(6));
     let (_, lost) = r.run(70, false).await;
     assert!(lost >= 10, "probes now get lost: {lost}");
-    let alerts = r.sms.messages();
+    let alerts = r.h.sms.messages();
     assert!(
         alerts.iter().any(|a| a.kind == AlertKind::Raised),
         "an outage alert went out: {alerts:?}"
@@ -210,13 +183,13 @@ async fn dispatch_and_check_directly() {
     // Outbound: sent through Graph, pending until the gateway reports it.
     let out = r.request(Direction::Outbound, "ou-1");
     let ticket = r.probe.dispatch(&out).await.unwrap();
-    assert_eq!(ticket.as_str(), wire_id(&r.acme, "ou-1"));
+    assert_eq!(ticket.as_str(), wire_id(&r.h.tenant, "ou-1"));
     assert_eq!(
         r.probe.check(&out, &ticket).await.unwrap(),
         ProbeStatus::Pending
     );
     r.r.clock.advance(TimeDelta::seconds(41));
-    r.gateway_pump();
+    r.gateway_pump(r.r.clock.now());
     assert_eq!(
         r.probe.check(&out, &ticket).await.unwrap(),
         ProbeStatus::Arrived {
