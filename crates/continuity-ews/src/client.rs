@@ -251,6 +251,8 @@ impl EwsConfig {
 /// An EWS client for one service account. Cheap to clone; clones share the
 /// connection pool, the concurrency cap, the back-off and the send pacing,
 /// so every tenant using this account should use clones of one client.
+/// Clients of other accounts or servers can share its HTTP stack
+/// ([`sharing_http`](EwsClient::sharing_http)).
 #[derive(Clone, Debug)]
 pub struct EwsClient {
     inner: Arc<Inner>,
@@ -280,7 +282,8 @@ pub struct Found {
 }
 
 impl EwsClient {
-    /// A client for `cfg`.
+    /// A client for `cfg`, with an HTTP stack (TLS roots, connection pool)
+    /// of its own.
     pub fn new(cfg: EwsConfig) -> Result<Self> {
         let endpoint = cfg.validate()?;
         let http = reqwest::Client::builder()
@@ -296,7 +299,39 @@ impl EwsClient {
                 field: "endpoint",
                 reason: format!("HTTP client: {e}"),
             })?;
-        Ok(EwsClient {
+        Ok(Self::build(cfg, endpoint, http))
+    }
+
+    /// A client for another account or server (`cfg`) over this client's
+    /// HTTP stack. Building one costs milliseconds and about 100 KB (TLS
+    /// roots, pool), which a process watching thousands of tenants would
+    /// multiply; a shared one costs neither. The new client has its own
+    /// concurrency cap, back-off and send pacing. `cfg.connect_timeout` and
+    /// `cfg.allow_plain_http` must equal this client's (they belong to the
+    /// shared stack); `cfg.request_timeout` applies per request.
+    pub fn sharing_http(&self, cfg: EwsConfig) -> Result<Self> {
+        let endpoint = cfg.validate()?;
+        let mine = &self.inner.cfg;
+        if cfg.connect_timeout != mine.connect_timeout {
+            return Err(EwsError::InvalidConfig {
+                field: "connect_timeout",
+                reason: format!(
+                    "{:?} differs from the shared HTTP stack's {:?}",
+                    cfg.connect_timeout, mine.connect_timeout
+                ),
+            });
+        }
+        if cfg.allow_plain_http != mine.allow_plain_http {
+            return Err(EwsError::InvalidConfig {
+                field: "allow_plain_http",
+                reason: "differs from the shared HTTP stack's".into(),
+            });
+        }
+        Ok(Self::build(cfg, endpoint, self.inner.http.clone()))
+    }
+
+    fn build(cfg: EwsConfig, endpoint: Url, http: reqwest::Client) -> Self {
+        EwsClient {
             inner: Arc::new(Inner {
                 http,
                 endpoint,
@@ -308,7 +343,7 @@ impl EwsClient {
                 ntlm_idle: std::sync::Mutex::new(Vec::new()),
                 cfg,
             }),
-        })
+        }
     }
 
     /// The configuration.
@@ -538,6 +573,8 @@ impl EwsClient {
         let inner = &*self.inner;
         let mut req = http
             .post(inner.endpoint.clone())
+            // Per request: a client sharing another's HTTP stack keeps its own timeout.
+            .timeout(inner.cfg.request_timeout)
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header(ACCEPT, "text/xml")
             .header(USER_AGENT, &inner.cfg.user_agent)

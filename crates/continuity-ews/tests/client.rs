@@ -559,3 +559,62 @@ fn configuration_is_checked() {
     c.max_concurrency = 27;
     EwsClient::new(c).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_other_accounts_share_the_http_stack_not_credentials() {
+    let (_clock, s) = server().await;
+    let first = client(&s.url);
+    let mut cfg = config(&s.url);
+    cfg.auth = Auth::basic("CONTOSO\\no-role", "pw");
+    let other = first.sharing_http(cfg.clone()).unwrap();
+    first.check_connection(TARGET).await.unwrap();
+    // Its own credentials: this account may not impersonate.
+    match other.check_connection(TARGET).await.unwrap_err() {
+        ConnectionProblem::ImpersonationDenied(_) => {}
+        p => panic!("{p:?}"),
+    }
+    let users: Vec<_> = s.log().into_iter().map(|l| l.auth_scheme).collect();
+    assert!(
+        users.iter().all(|u| u.as_deref() == Some("Basic")),
+        "{users:?}"
+    );
+
+    // Settings of the shared stack must agree.
+    let mut plain = cfg.clone();
+    plain.allow_plain_http = false;
+    plain.endpoint = s.url.replace("http://", "https://");
+    assert!(matches!(
+        first.sharing_http(plain),
+        Err(EwsError::InvalidConfig {
+            field: "allow_plain_http",
+            ..
+        })
+    ));
+    // Its own request timeout (the first client's is 10 s).
+    let mut quick = cfg.clone();
+    quick.auth = Auth::basic(SVC_USER, SVC_PASS);
+    quick.request_timeout = Duration::from_millis(800);
+    quick.retry.max_attempts = 1;
+    let quick = first.sharing_http(quick).unwrap();
+    s.inject(Inject::Hang);
+    // Well before the shared stack's 10 s, or the 800 ms were not applied.
+    let e = tokio::time::timeout(
+        Duration::from_secs(5),
+        quick.find_probe(TARGET, "x", &[Folder::Inbox], None),
+    )
+    .await
+    .expect("the client's own request timeout applies")
+    .unwrap_err();
+    assert!(matches!(e, EwsError::Timeout { .. }), "{e:?}");
+
+    let mut slow = cfg;
+    slow.connect_timeout = Duration::from_secs(99);
+    assert!(matches!(
+        first.sharing_http(slow),
+        Err(EwsError::InvalidConfig {
+            field: "connect_timeout",
+            ..
+        })
+    ));
+    assert_clean(&s);
+}
