@@ -10,6 +10,34 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Boxed error source kept by [`Error::Store`] and [`Error::Generic`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The text of `e`'s causes (its `source()` chain), joined by `": "`, or
+/// `e`'s own text when it has none. HTTP clients put the request's URL in
+/// their top-level message and the useful part (refused, reset, TLS) in the
+/// causes; adapters report this instead of the URL.
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// let refused = Error::new(ErrorKind::ConnectionRefused, "connection refused");
+/// let top = Error::other(refused);
+/// assert_eq!(continuity_core::error::error_causes(&top), "connection refused");
+/// assert_eq!(continuity_core::error::error_causes(&Error::other("alone")), "alone");
+/// ```
+pub fn error_causes(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    if out.is_empty() {
+        out = e.to_string();
+    }
+    out
+}
+
 /// Everything that can go wrong in `continuity-core` and in the adapters that
 /// implement its traits.
 ///

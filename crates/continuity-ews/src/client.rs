@@ -894,18 +894,7 @@ fn transport_error(
         };
     }
     // The chain's text, without the URL (reqwest puts it in the top level).
-    let mut chain = String::new();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if !chain.is_empty() {
-            chain.push_str(": ");
-        }
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
-    if chain.is_empty() {
-        chain = e.to_string();
-    }
+    let chain = continuity_core::error::error_causes(e);
     let lower = chain.to_ascii_lowercase();
     let tls = [
         "certificate",

@@ -605,7 +605,7 @@ impl GraphClient {
                     inner.cfg.request_timeout.as_secs_f32()
                 )
             } else {
-                error_chain(&e)
+                continuity_core::error::error_causes(&e)
             },
         };
         let mut req = inner
@@ -648,23 +648,6 @@ impl GraphClient {
             body: buf,
         })
     }
-}
-
-/// The error's causes without the URL reqwest puts at the top.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut out = String::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    if out.is_empty() {
-        out = e.to_string();
-    }
-    out
 }
 
 fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<&str> {
