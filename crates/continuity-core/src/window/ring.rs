@@ -1,0 +1,103 @@
+use super::{SLOTS, SlidingWindow, sketch::entry_slot};
+/// Iterates over the slot indices set in a mask.
+fn slots_in(mask: u16) -> impl Iterator<Item = usize> {
+    (0..SLOTS).filter(move |s| mask & (1 << s) != 0)
+}
+
+/// The figures of one time bucket.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SlotStats {
+    pub(super) deliveries: u32,
+    pub(super) failures: u32,
+    /// Largest latency, in milliseconds rounded up.
+    pub(super) max_ms: u32,
+    /// Latencies below this bin count in it (collapse rule).
+    pub(super) floor: u16,
+}
+impl SlidingWindow {
+    /// The slot of an observation outside the newest bucket, advancing the
+    /// ring if it is newer; `None` if it is too old.
+    #[cold]
+    pub(super) fn locate(&mut self, ms: i64) -> Option<usize> {
+        let epoch = ms.div_euclid(self.width_ms);
+        if !self.started {
+            self.started = true;
+            self.set_newest(epoch);
+            return Some(usize::from(self.newest_slot));
+        }
+        if epoch > self.newest_epoch {
+            self.advance(epoch);
+            return Some(usize::from(self.newest_slot));
+        }
+        if epoch <= self.newest_epoch.saturating_sub(i64::from(self.buckets)) {
+            return None;
+        }
+        Some(self.slot_of(epoch))
+    }
+
+    fn slot_of(&self, epoch: i64) -> usize {
+        epoch.rem_euclid(i64::from(self.buckets)) as usize
+    }
+
+    fn set_newest(&mut self, epoch: i64) {
+        self.newest_epoch = epoch;
+        self.newest_slot = self.slot_of(epoch) as u8;
+        self.newest_start = epoch.saturating_mul(self.width_ms);
+        self.newest_end = self.newest_start.saturating_add(self.width_ms);
+    }
+
+    /// Moves the ring forward to `epoch`, emptying the slots it reuses.
+    fn advance(&mut self, epoch: i64) {
+        let buckets = usize::from(self.buckets);
+        let gap = epoch.saturating_sub(self.newest_epoch);
+        let mut reused: u16 = 0;
+        if gap >= i64::from(self.buckets) {
+            reused = u16::MAX;
+        } else {
+            let mut slot = usize::from(self.newest_slot);
+            for _ in 0..gap {
+                slot = (slot + 1) % buckets;
+                reused |= 1 << slot;
+            }
+        }
+        for slot in slots_in(reused) {
+            self.slots[slot] = SlotStats::default();
+        }
+        self.entries
+            .retain(|&entry| reused & (1 << entry_slot(entry)) == 0);
+        self.set_newest(epoch);
+    }
+
+    /// The slots whose bucket lies in `(now_epoch - buckets, now_epoch]`.
+    pub(super) fn view_mask(&self, now_epoch: i64) -> u16 {
+        if !self.started {
+            return 0;
+        }
+        let buckets = i64::from(self.buckets);
+        let newest = self.newest_epoch;
+        let high = now_epoch.min(newest);
+        let low = now_epoch
+            .saturating_sub(buckets - 1)
+            .max(newest.saturating_sub(buckets - 1));
+        if high < low {
+            return 0;
+        }
+        // Both differences are below `buckets` here.
+        let count = (high - low + 1) as usize;
+        let back = (newest - high) as usize;
+        let b = usize::from(self.buckets);
+        let newest_in_view = (usize::from(self.newest_slot) + b - back) % b;
+        // The view is `count` consecutive slots (cyclically) ending at
+        // `newest_in_view`; build the mask with shifts rather than a loop of
+        // divisions (this runs for every evaluation of every tenant).
+        let start = (newest_in_view + b + 1 - count) % b;
+        let ones = (1u32 << count) - 1;
+        let full = (1u32 << b) - 1;
+        let mask = if start + count <= b {
+            ones << start
+        } else {
+            ((ones << start) & full) | (ones >> (b - start))
+        };
+        mask as u16
+    }
+}
