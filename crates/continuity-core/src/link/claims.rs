@@ -1,0 +1,85 @@
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::TenantId;
+/// Why a portal link was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LinkRejection {
+    /// Not a token this library issued (wrong shape, bad encoding, bad version).
+    Malformed,
+    /// Signed under a key id this deployment does not (or no longer) know.
+    UnknownKey {
+        /// The key id in the token.
+        key_id: String,
+    },
+    /// The signature does not match: the token was altered.
+    BadSignature,
+    /// The link's 24 hours are over.
+    Expired {
+        /// When it expired.
+        expired_at: DateTime<Utc>,
+    },
+    /// The link is not valid yet (issued in the future: a clock problem).
+    NotYetValid {
+        /// When it becomes valid.
+        valid_from: DateTime<Utc>,
+    },
+    /// The link belongs to another tenant.
+    WrongTenant,
+    /// The link's recipient is no longer configured for the tenant.
+    UnknownRecipient,
+}
+
+impl fmt::Display for LinkRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkRejection::Malformed => f.write_str("This is not a valid continuity portal link."),
+            LinkRejection::UnknownKey { .. } => f.write_str(
+                "This link was signed with a key that is no longer accepted (retired). \
+                 A fresh link comes with the next alert.",
+            ),
+            LinkRejection::BadSignature => {
+                f.write_str("This link is not valid: it was altered or mistyped.")
+            }
+            LinkRejection::Expired { expired_at } => write!(
+                f,
+                "This link expired at {}. A fresh link comes with the next alert.",
+                expired_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            LinkRejection::NotYetValid { .. } => {
+                f.write_str("This link is not valid yet (is a clock wrong?).")
+            }
+            LinkRejection::WrongTenant => f.write_str("This link belongs to another organisation."),
+            LinkRejection::UnknownRecipient => {
+                f.write_str("This link was sent to a recipient who no longer receives this organisation's alerts.")
+            }
+        }
+    }
+}
+
+/// What a link is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkClaims {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The alert the link was sent with.
+    pub alert_id: u64,
+    /// The recipient it was sent to (recipient id from the tenant configuration).
+    pub recipient: String,
+}
+
+/// A verified link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedLink {
+    /// What the link is bound to.
+    pub claims: LinkClaims,
+    /// The key id it was signed with.
+    pub key_id: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
