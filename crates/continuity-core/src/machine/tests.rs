@@ -1,6 +1,8 @@
 use super::*;
 use chrono::TimeDelta;
 
+use crate::error::Error;
+
 const MIN: i64 = 60;
 
 fn t(mins: i64) -> DateTime<Utc> {
