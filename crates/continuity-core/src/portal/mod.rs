@@ -359,5 +359,4 @@ fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<Po
 }
 
 #[cfg(test)]
-#[path = "portal_tests.rs"]
 mod tests;
