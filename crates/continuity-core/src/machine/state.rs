@@ -144,7 +144,7 @@ pub struct Incident {
 }
 
 /// A tenant's durable state. Stored by the [`EventStore`](crate::store::EventStore)
-/// under a version; changed only through [`apply`].
+/// under a version; changed only through [`apply`](super::apply).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantState {
     /// Conditions, sorted by direction then name.
