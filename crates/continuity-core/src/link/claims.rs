@@ -1,3 +1,8 @@
+//! What a link is bound to ([`LinkClaims`]), what verifying one yields
+//! ([`VerifiedLink`]) and why one is refused ([`LinkRejection`]).
+//!
+//! Plain data for the portal and the monitor: no key and no wire format here.
+
 use std::fmt;
 
 use chrono::{DateTime, Utc};

@@ -1,3 +1,10 @@
+//! The token's wire format: its constants and lengths, strict LEB128
+//! varints, zigzag, the key-id syntax and strict unpadded base64url.
+//!
+//! Apart from the signer because none of it is keyed: each function can be
+//! checked on bytes alone. Every byte string has exactly one encoding, which
+//! the tamper checks of verification rely on.
+
 use crate::domain::MAX_TENANT_ID_LEN;
 /// Format version written into every token.
 pub(super) const VERSION: u8 = 1;

@@ -1,3 +1,9 @@
+//! [`LinkKey`]: a key id and its keyed HMAC-SHA256 state, which computes a
+//! token's truncated tag and checks one in constant time.
+//!
+//! On its own so that the handling of the secret (never kept, never printed)
+//! can be reviewed in one small file.
+
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};

@@ -1,3 +1,7 @@
+//! [`LinkSigner`]: signs claims into tokens and verifies tokens, with key
+//! rotation, a configurable ttl and the check order of the
+//! [module docs](super).
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};

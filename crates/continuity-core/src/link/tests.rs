@@ -1,3 +1,6 @@
+//! Unit tests of signing and verification; tampered tokens, the codec and
+//! properties over random input are in submodules.
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,3 +1,8 @@
+//! Administrators' actions: [`Action`], the [`Rejection`]s that refuse one,
+//! and how a validated action changes the state (with its audit entries).
+//!
+//! The only part of the machine driven by people rather than by time.
+
 use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};

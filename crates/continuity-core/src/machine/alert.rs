@@ -1,3 +1,7 @@
+//! Conditions and alerts: hysteresis moves each condition, and the alert
+//! schedule decides when a raised, reminder or resolved alert goes out
+//! ([`AlertDecision`]).
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

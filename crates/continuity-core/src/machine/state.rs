@@ -1,3 +1,7 @@
+//! A tenant's durable state: [`TenantState`] and its parts (events,
+//! suspension, conditions, incident, recent alerts), plus the [`Rules`] and
+//! [`EventLimits`] a transition reads from the tenant's configuration.
+
 use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};

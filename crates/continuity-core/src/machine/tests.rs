@@ -1,3 +1,6 @@
+//! Unit tests of the state machine: hysteresis, the alert schedule,
+//! suspensions, continuity events and the actions' rejections.
+
 use super::*;
 use chrono::TimeDelta;
 

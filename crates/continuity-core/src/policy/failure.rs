@@ -1,3 +1,6 @@
+//! The failure policy: the [`FailureLimit`] (a count or a rate), its
+//! [`FailureThreshold`] and the [`FailurePolicy`].
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,3 +1,7 @@
+//! The latency policy: the [`LatencyStatistic`] it watches (parsed and
+//! printed without allocating), its [`LatencyThreshold`] and the
+//! [`LatencyPolicy`].
+
 use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};

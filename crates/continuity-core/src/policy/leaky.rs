@@ -1,3 +1,7 @@
+//! The leaky-counter policy: its [`LeakyThreshold`] and the
+//! [`LeakyCounterPolicy`], the one policy fed by every observation rather
+//! than read from the window.
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

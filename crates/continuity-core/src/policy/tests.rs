@@ -1,3 +1,6 @@
+//! Unit tests of the thresholds (serde, validation), the three policies and
+//! the readings' wording.
+
 use std::time::Duration;
 
 use super::verdict::Percent;

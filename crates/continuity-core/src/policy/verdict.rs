@@ -1,3 +1,9 @@
+//! What an evaluation returns: the [`Verdict`] and the [`Reading`] behind it,
+//! rendered as an administrator reads it.
+//!
+//! Shared by every policy, including those outside the crate, so it lives
+//! in none of theirs.
+
 use std::{fmt, time::Duration};
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,7 @@
+//! Unit tests of the portal API against a monitor on a manual clock: views,
+//! actions, limits, two administrators at once, refused links and the
+//! embedder's hook.
+
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,3 +1,10 @@
+//! The ring of time buckets: which slot a timestamp lands in, moving the
+//! ring forward (emptying the slots it reuses), and which slots a view at
+//! `now` covers.
+//!
+//! The ring decides *where* an observation counts, the sketch *how* its
+//! latency is kept; each reads without the other.
+
 use super::{SLOTS, SlidingWindow, sketch::entry_slot};
 /// Iterates over the slot indices set in a mask.
 fn slots_in(mask: u16) -> impl Iterator<Item = usize> {

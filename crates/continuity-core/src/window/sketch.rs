@@ -1,3 +1,10 @@
+//! The latency sketch: logarithmic bins, the packed `bin | slot | count`
+//! entries, and how a latency is added or entries merge (the collapse rule).
+//!
+//! Apart from the ring because the accuracy and memory promises of the
+//! [window docs](super) rest on this code alone: the bin arithmetic and how
+//! entries merge.
+
 use std::{f64::consts::LN_2, time::Duration};
 
 use super::{SLOTS, SlidingWindow};

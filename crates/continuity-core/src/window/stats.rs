@@ -1,3 +1,9 @@
+//! [`WindowStats`]: the figures of a window at one instant (counts, failure
+//! rate, quantiles, maximum), read from the buckets in view without
+//! allocating.
+//!
+//! Nothing here changes a window: this is the side the policies read.
+
 use std::time::Duration;
 
 use super::{

@@ -1,3 +1,6 @@
+//! Unit tests of the window: bucketing, the sketch's error bound, memory
+//! bounds under adversarial input, and properties against an exact model.
+
 use super::*;
 use super::{
     sketch::{

@@ -1,3 +1,5 @@
+//! The codec's primitives on known vectors: varints, zigzag, base64url.
+
 use super::*;
 #[test]
 fn varint_is_strict() {

@@ -1,3 +1,6 @@
+//! Properties over random input: round trips, no panics, every single
+//! change refused.
+
 use super::*;
 use proptest::prelude::*;
 fn arb_tenant() -> impl Strategy<Value = TenantId> {

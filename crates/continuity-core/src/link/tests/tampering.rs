@@ -1,3 +1,6 @@
+//! Altered, truncated, padded and malformed tokens are refused with the
+//! expected reason.
+
 use super::*;
 #[test]
 fn every_character_substitution_is_refused() {
