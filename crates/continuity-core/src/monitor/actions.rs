@@ -1,0 +1,169 @@
+//! Portal actions: verifying a signed link and applying what an
+//! administrator asked for (start an event, suspend notifications, ...)
+//! to the tenant's state.
+//!
+//! Actions run outside the tick, at any time, and write through the same
+//! compare-and-swap as evaluations.
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, info, info_span};
+
+use super::{ActionOutcome, Monitor, TickReport, lock};
+use crate::{
+    domain::TenantId,
+    error::{Error, Result},
+    link::VerifiedLink,
+    machine::{self, Action, Actor, Input},
+    store::Versioned,
+};
+
+impl Monitor {
+    /// Verifies a portal link at the clock's time and performs `action` as its recipient.
+    pub async fn perform(&self, token: &str, action: Action) -> Result<ActionOutcome> {
+        self.perform_at(token, action, self.clock.now()).await
+    }
+
+    /// Verifies a portal link at `now` and performs `action` as its recipient.
+    pub async fn perform_at(
+        &self,
+        token: &str,
+        action: Action,
+        now: DateTime<Utc>,
+    ) -> Result<ActionOutcome> {
+        let link = self.verify_link(token, None, now)?;
+        let actor = Actor::Link {
+            recipient: link.claims.recipient.clone(),
+            alert_id: link.claims.alert_id,
+            key_id: link.key_id.clone(),
+            issued_at: link.issued_at,
+        };
+        self.act(&link.claims.tenant, actor, action, None, now)
+            .await
+    }
+
+    /// Verifies a portal link (optionally for a given tenant) at `now`.
+    pub fn verify_link(
+        &self,
+        token: &str,
+        tenant: Option<&TenantId>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedLink> {
+        let link = self.links.verify(token, tenant, now)?;
+        let rt = self.runtime(&link.claims.tenant)?;
+        // A link of a recipient removed from the configuration no longer opens the portal.
+        if !lock(&rt)
+            .config
+            .recipients
+            .iter()
+            .any(|r| r.id == link.claims.recipient)
+        {
+            return Err(Error::Link {
+                reason: crate::link::LinkRejection::UnknownRecipient,
+            });
+        }
+        Ok(link)
+    }
+
+    /// Performs `action` on `tenant` as `actor` at `now` (not before the last
+    /// tick: [`Error::ClockWentBackwards`]).
+    ///
+    /// With `expected_version`, the action is refused with
+    /// [`Error::Conflict`] if the tenant's state changed since the caller saw
+    /// that version (two administrators acting at once: one wins, the other
+    /// is told). Without it, the action applies to the current state.
+    pub async fn act(
+        &self,
+        tenant: &TenantId,
+        actor: Actor,
+        action: Action,
+        expected_version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<ActionOutcome> {
+        if let Some(previous) = *lock(&self.last_tick)
+            && now < previous
+        {
+            // An action stamped before the last tick would be judged against
+            // a past that the state has already moved beyond.
+            return Err(Error::ClockWentBackwards { previous, now });
+        }
+        let rt = self.runtime(tenant)?;
+        // What this instance did while the store was unreachable is written
+        // first, so the action builds on it (or is refused while the store
+        // still cannot be reached).
+        if !self
+            .flush_journal(&rt, now, &mut TickReport::default(), false)
+            .await?
+        {
+            return Err(Error::Store {
+                backend: "monitor",
+                retryable: true,
+                message:
+                    "the store cannot be reached: the action was not applied; try again shortly"
+                        .into(),
+                source: None,
+            });
+        }
+        self.reload(tenant, &rt).await?;
+        let span = info_span!("action", %tenant, action = action.name(), %actor);
+        async {
+            for _ in 0..=self.settings.conflict_retries {
+                let (expected, commit) = {
+                    let guard = lock(&rt);
+                    if let Some(v) = expected_version
+                        && v != guard.cached.version
+                    {
+                        return Err(Error::Conflict {
+                            tenant: tenant.to_string(),
+                            expected: v,
+                            actual: guard.cached.version,
+                        });
+                    }
+                    let mut next = guard.cached.state.clone();
+                    let effects = machine::apply_in_place(
+                        &mut next,
+                        &Input::Act {
+                            action: action.clone(),
+                            actor: actor.clone(),
+                        },
+                        now,
+                        &guard.rules,
+                    )?;
+                    (
+                        guard.cached.version,
+                        self.build_commit(&guard, next, effects, now)?,
+                    )
+                };
+                let state = commit.state.clone();
+                match self.store.as_ref().commit(tenant, expected, commit).await {
+                    Ok(version) => {
+                        let mut guard = lock(&rt);
+                        if version > guard.cached.version {
+                            guard.cached = Versioned {
+                                version,
+                                state: state.clone(),
+                            };
+                        }
+                        guard.next_eval_at = None;
+                        drop(guard);
+                        self.wake(&rt, DateTime::<Utc>::MIN_UTC);
+                        info!(version, "action applied");
+                        return Ok(ActionOutcome {
+                            tenant: tenant.clone(),
+                            version,
+                            state,
+                        });
+                    }
+                    Err(Error::Conflict { .. }) => self.reload(tenant, &rt).await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Error::Conflict {
+                tenant: tenant.to_string(),
+                expected: expected_version.unwrap_or(0),
+                actual: lock(&rt).cached.version,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,219 @@
+//! The `Monitor`: the engine that ties windows, policies, the state machine,
+//! the store, the notifiers, the probes and the hook together.
+//!
+//! One `Monitor` watches many tenants. The embedder calls
+//! [`Monitor::observe`] for every real delivery it sees (cheap, synchronous,
+//! no I/O) and [`Monitor::tick`] periodically (every minute is typical). A
+//! tick:
+//!
+//! 1. dispatches the probes that are due;
+//! 2. checks pending probes (a probe not found by its deadline is a failure);
+//! 3. evaluates the tenants that are due and applies the state machine,
+//!    writing changes through the store's compare-and-swap together with
+//!    their audit entries and outbox items (rendered alerts, hook calls).
+//!    A tenant is due when something can change its state: an observation
+//!    its verdicts cannot absorb, a window bucket boundary that can clear a
+//!    breach, a running hysteresis streak, a due reminder, suspension end or
+//!    event time. It is evaluated at most once per tick, so a tick's cost
+//!    follows the work to do, not the number of tenants;
+//! 4. works the outbox: delivers alerts through the notifiers and calls the
+//!    hook. What fails with a retryable error stays in the outbox for a later
+//!    tick; nothing is lost when an instance dies between steps.
+//!
+//! Windows live in memory: after a restart they fill again from new
+//! observations. Everything else (conditions, events, suspensions, alert
+//! schedule, pending probes, outbox, audit log) lives in the store.
+
+mod actions;
+mod builder;
+mod cluster;
+mod evaluate;
+mod journal;
+mod outbox;
+mod probes;
+mod render;
+mod report;
+mod tenants;
+mod timer;
+
+pub use builder::{MonitorBuilder, MonitorSettings};
+pub use report::{ActionOutcome, TenantStatus, TickReport};
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, Mutex, MutexGuard, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, debug, info_span};
+
+use tenants::{Runtime, TenantRuntime};
+use timer::{DenseSlot, Schedule};
+
+use crate::{
+    clock::Clock,
+    cluster::ShardSet,
+    config::ChannelKind,
+    domain::TenantId,
+    error::{Error, Result},
+    fxhash::FxHashMap,
+    hook::ContinuityHook,
+    link::LinkSigner,
+    notify::Notifier,
+    probe::MailProbe,
+    store::{EventStore, PendingProbe},
+};
+
+/// The engine. Share it with `Arc`; every method takes `&self`.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use continuity_core::{
+///     config::{ChannelKind, Recipient, TenantConfig},
+///     link::{LinkKey, LinkSigner},
+///     sim::RecordingNotifier,
+///     Direction, ManualClock, Monitor, Observation, TenantId,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> continuity_core::Result<()> {
+/// let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
+/// let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+/// let monitor = Monitor::builder()
+///     .clock(Arc::new(clock.clone()))
+///     .notifier(sms.clone())
+///     .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))
+///     .portal_url("https://continuity.example.net/c/")
+///     .build()?;
+///
+/// let acme = TenantId::new("acme")?;
+/// let mut config = TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]);
+/// config.outbound.raise_after = 1;
+/// monitor.register_tenant(config).await?;
+///
+/// // The gateway reports three outbound deliveries that took 45 minutes each.
+/// for _ in 0..3 {
+///     monitor.observe(Observation::delivered(acme.clone(), Direction::Outbound, clock.now(), Duration::from_secs(45 * 60)))?;
+/// }
+/// monitor.tick(clock.now()).await?;
+/// let sent = sms.messages();
+/// assert_eq!(sent.len(), 1);
+/// assert!(sent[0].headline().contains("outbound p95 latency"));
+/// # use continuity_core::Clock; Ok(()) }
+/// ```
+pub struct Monitor {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    notifiers: HashMap<ChannelKind, Arc<dyn Notifier>>,
+    probes: [Option<Arc<dyn MailProbe>>; 2],
+    hook: Option<Arc<dyn ContinuityHook>>,
+    links: LinkSigner,
+    portal_url: String,
+    settings: MonitorSettings,
+    tenants: RwLock<FxHashMap<TenantId, Runtime>>,
+    /// The same runtimes by registration order: probes carry their index as
+    /// a hint, which spares a hash lookup (and a cache miss) per probe check.
+    dense: RwLock<Vec<DenseSlot>>,
+    last_tick: Mutex<Option<DateTime<Utc>>>,
+    ticking: AtomicBool,
+    schedule: Mutex<Schedule>,
+    /// This instance's name in a cluster (`None`: the only instance).
+    instance: Option<String>,
+    /// The shards this instance owns (all of them without a cluster).
+    owned: Mutex<ShardSet>,
+    /// Probes sent while the store could not take them: checked from here
+    /// until it can.
+    local_probes: Mutex<Vec<PendingProbe>>,
+    /// Outbox items delivered from a journal whose write may have landed
+    /// (see [`journal`]): the store's copy is not sent again.
+    delivered_from_memory: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// The tick at which the store was last found unreachable: the other
+    /// writes of that tick go to the journal without waiting on it again.
+    store_down_at: Mutex<Option<DateTime<Utc>>>,
+    /// Set by [`Monitor::leave_cluster`]: no more shard syncs.
+    left: AtomicBool,
+}
+
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Monitor")
+            .field("store", &self.store)
+            .field("tenants", &self.read_tenants().len())
+            .field("portal_url", &self.portal_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Runtime data stays consistent across a panic in another thread (no
+    // multi-step invariants are left half-done), so poisoning is not fatal.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct TickGuard<'a>(&'a AtomicBool);
+
+impl Drop for TickGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Monitor {
+    /// The store this monitor writes to.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The monitor's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The link signer (the portal verifies links with it).
+    pub fn link_signer(&self) -> &LinkSigner {
+        &self.links
+    }
+
+    /// [`tick`](Self::tick) at the clock's time.
+    pub async fn tick_now(&self) -> Result<TickReport> {
+        self.tick(self.clock.now()).await
+    }
+    /// Runs one round of the engine at `now` (see the [module docs](self)).
+    ///
+    /// Errors: [`Error::ClockWentBackwards`] if `now` is before the previous
+    /// tick; [`Error::TickInProgress`] if another tick of this monitor is running.
+    /// Failures of single probes, deliveries or commits do not stop the tick:
+    /// they are logged, retried later and listed in [`TickReport::errors`].
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport> {
+        if self.ticking.swap(true, Ordering::Acquire) {
+            return Err(Error::TickInProgress);
+        }
+        let _guard = TickGuard(&self.ticking);
+        {
+            let mut last = lock(&self.last_tick);
+            if let Some(previous) = *last
+                && now < previous
+            {
+                return Err(Error::ClockWentBackwards { previous, now });
+            }
+            *last = Some(now);
+        }
+        let span = info_span!("tick", %now);
+        async {
+            let mut report = TickReport::default();
+            self.sync_ownership(now, &mut report).await;
+            self.dispatch_probes(now, &mut report).await;
+            self.check_probes(now, &mut report).await;
+            let due = self.due_evaluations(now);
+            self.evaluate_all(due, now, &mut report).await;
+            self.work_outbox(now, &mut report).await;
+            debug!(?report, "tick done");
+            Ok(report)
+        }
+        .instrument(span)
+        .await
+    }
+}
