@@ -20,7 +20,7 @@ use crate::{
 impl Monitor {
     /// Verifies a portal link at the clock's time and performs `action` as its recipient.
     pub async fn perform(&self, token: &str, action: Action) -> Result<ActionOutcome> {
-        self.perform_at(token, action, self.clock.now()).await
+        self.perform_at(token, action, self.parts.clock.now()).await
     }
 
     /// Verifies a portal link at `now` and performs `action` as its recipient.
@@ -48,7 +48,7 @@ impl Monitor {
         tenant: Option<&TenantId>,
         now: DateTime<Utc>,
     ) -> Result<VerifiedLink> {
-        let link = self.links.verify(token, tenant, now)?;
+        let link = self.links.signer.verify(token, tenant, now)?;
         let rt = self.runtime(&link.claims.tenant)?;
         // A link of a recipient removed from the configuration no longer opens the portal.
         if !lock(&rt)
@@ -79,7 +79,7 @@ impl Monitor {
         expected_version: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<ActionOutcome> {
-        if let Some(previous) = *lock(&self.last_tick)
+        if let Some(previous) = *lock(&self.ticks.last)
             && now < previous
         {
             // An action stamped before the last tick would be judged against
@@ -134,7 +134,13 @@ impl Monitor {
                     )
                 };
                 let state = commit.state.clone();
-                match self.store.as_ref().commit(tenant, expected, commit).await {
+                match self
+                    .parts
+                    .store
+                    .as_ref()
+                    .commit(tenant, expected, commit)
+                    .await
+                {
                     Ok(version) => {
                         let mut guard = lock(&rt);
                         if version > guard.cached.version {

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use super::{Monitor, Schedule};
+use super::{Links, Membership, Monitor, Parts, Schedule, StoreOutage, TenantRegistry, TickState};
 use crate::{
     clock::{Clock, SystemClock},
     cluster::ShardSet,
@@ -182,31 +182,39 @@ impl MonitorBuilder {
             ));
         }
         Ok(Monitor {
-            store: self
-                .store
-                .unwrap_or_else(|| Arc::new(InMemoryEventStore::new())),
-            clock: self.clock,
-            notifiers: self.notifiers,
-            probes: self.probes,
-            hook: self.hook,
-            links,
-            portal_url,
+            parts: Parts {
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(InMemoryEventStore::new())),
+                clock: self.clock,
+                notifiers: self.notifiers,
+                probes: self.probes,
+                hook: self.hook,
+            },
+            links: Links {
+                signer: links,
+                portal_url,
+            },
             settings: self.settings,
-            tenants: RwLock::new(FxHashMap::default()),
-            dense: RwLock::new(Vec::new()),
-            last_tick: Mutex::new(None),
-            ticking: AtomicBool::new(false),
-            schedule: Mutex::new(Schedule::default()),
-            owned: Mutex::new(if self.instance.is_some() {
-                ShardSet::EMPTY
-            } else {
-                ShardSet::ALL
-            }),
-            instance: self.instance,
-            local_probes: Mutex::new(Vec::new()),
-            delivered_from_memory: Mutex::new(HashMap::new()),
-            store_down_at: Mutex::new(None),
-            left: AtomicBool::new(false),
+            tenants: TenantRegistry {
+                by_id: RwLock::new(FxHashMap::default()),
+                dense: RwLock::new(Vec::new()),
+            },
+            ticks: TickState {
+                last: Mutex::new(None),
+                running: AtomicBool::new(false),
+                schedule: Mutex::new(Schedule::default()),
+            },
+            cluster: Membership {
+                owned: Mutex::new(if self.instance.is_some() {
+                    ShardSet::EMPTY
+                } else {
+                    ShardSet::ALL
+                }),
+                instance: self.instance,
+                left: AtomicBool::new(false),
+            },
+            outage: StoreOutage::default(),
         })
     }
 }

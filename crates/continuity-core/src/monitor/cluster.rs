@@ -14,7 +14,7 @@ impl Monitor {
     /// [cluster](super::MonitorBuilder::cluster), where the last successful sync
     /// with the store decided.
     pub fn owned_shards(&self) -> ShardSet {
-        *lock(&self.owned)
+        *lock(&self.cluster.owned)
     }
 
     /// Gives this instance's shards up (a clean shutdown of a
@@ -22,12 +22,12 @@ impl Monitor {
     /// take its tenants over at their next tick instead of after the lease.
     /// Without a cluster it does nothing.
     pub async fn leave_cluster(&self) -> Result<()> {
-        let Some(instance) = &self.instance else {
+        let Some(instance) = &self.cluster.instance else {
             return Ok(());
         };
-        self.left.store(true, Ordering::Release);
-        *lock(&self.owned) = ShardSet::EMPTY;
-        self.store.as_ref().release_shards(instance).await
+        self.cluster.left.store(true, Ordering::Release);
+        *lock(&self.cluster.owned) = ShardSet::EMPTY;
+        self.parts.store.as_ref().release_shards(instance).await
     }
 
     /// Renews this instance's shards and takes over or gives up shards as
@@ -35,13 +35,14 @@ impl Monitor {
     /// While the store cannot be reached the last known shards are kept:
     /// nobody else can take them over through an unreachable store either.
     pub(super) async fn sync_ownership(&self, now: DateTime<Utc>, report: &mut TickReport) {
-        let Some(instance) = &self.instance else {
+        let Some(instance) = &self.cluster.instance else {
             return;
         };
-        if self.left.load(Ordering::Acquire) {
+        if self.cluster.left.load(Ordering::Acquire) {
             return;
         }
         let new = match self
+            .parts
             .store
             .as_ref()
             .sync_shards(instance, now, self.settings.lease)
@@ -54,7 +55,7 @@ impl Monitor {
                 return;
             }
         };
-        let old = std::mem::replace(&mut *lock(&self.owned), new);
+        let old = std::mem::replace(&mut *lock(&self.cluster.owned), new);
         if new == old {
             return;
         }
@@ -82,7 +83,7 @@ impl Monitor {
                 woken.push(rt);
             }
         }
-        let mut schedule = lock(&self.schedule);
+        let mut schedule = lock(&self.ticks.schedule);
         for rt in woken {
             schedule.wake(rt, DateTime::<Utc>::MIN_UTC);
         }

@@ -73,7 +73,7 @@ impl Monitor {
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) {
-        let owned = *lock(&self.owned);
+        let owned = *lock(&self.cluster.owned);
         for rt in tenants.drain(..) {
             if lock(&rt).removed {
                 continue;
@@ -89,7 +89,7 @@ impl Monitor {
             }
         }
         // Hand the emptied buffer back for the next round of observations.
-        let mut schedule = lock(&self.schedule);
+        let mut schedule = lock(&self.ticks.schedule);
         if schedule.observed.is_empty() && schedule.observed.capacity() < tenants.capacity() {
             schedule.observed = tenants;
         } else {
@@ -128,7 +128,7 @@ impl Monitor {
         }
         if let Some(tenant) = reload {
             // The previous owner may have moved the state on.
-            match self.store.as_ref().load(&tenant).await {
+            match self.parts.store.as_ref().load(&tenant).await {
                 Ok(fresh) => {
                     let mut guard = lock(rt);
                     if let Some(fresh) = fresh
@@ -329,6 +329,7 @@ impl Monitor {
 
     pub(super) async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {
         let fresh = self
+            .parts
             .store
             .as_ref()
             .load(tenant)
@@ -372,13 +373,13 @@ impl Monitor {
                         commit.outbox.push(OutboxItem::Alert(Box::new(message)));
                     }
                 }
-                Effect::EventStarted(event) if self.hook.is_some() => {
+                Effect::EventStarted(event) if self.parts.hook.is_some() => {
                     commit.outbox.push(OutboxItem::EventStarted {
                         tenant: rt.config.tenant.clone(),
                         event,
                     })
                 }
-                Effect::EventEnded(event) if self.hook.is_some() => {
+                Effect::EventEnded(event) if self.parts.hook.is_some() => {
                     commit.outbox.push(OutboxItem::EventEnded {
                         tenant: rt.config.tenant.clone(),
                         event,

@@ -105,44 +105,82 @@ use crate::{
 /// # use continuity_core::Clock; Ok(()) }
 /// ```
 pub struct Monitor {
+    parts: Parts,
+    links: Links,
+    settings: MonitorSettings,
+    tenants: TenantRegistry,
+    ticks: TickState,
+    cluster: Membership,
+    outage: StoreOutage,
+}
+
+/// What the embedder plugged in: the engine talks to the world only
+/// through these.
+struct Parts {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     notifiers: HashMap<ChannelKind, Arc<dyn Notifier>>,
+    /// Indexed by [`Direction::index`](crate::Direction::index).
     probes: [Option<Arc<dyn MailProbe>>; 2],
     hook: Option<Arc<dyn ContinuityHook>>,
-    links: LinkSigner,
+}
+
+/// What an alert's portal link is made of.
+struct Links {
+    signer: LinkSigner,
+    /// A link is this URL followed by the token.
     portal_url: String,
-    settings: MonitorSettings,
-    tenants: RwLock<FxHashMap<TenantId, Runtime>>,
+}
+
+/// The tenants watched, with their in-memory runtimes.
+struct TenantRegistry {
+    by_id: RwLock<FxHashMap<TenantId, Runtime>>,
     /// The same runtimes by registration order: probes carry their index as
     /// a hint, which spares a hash lookup (and a cache miss) per probe check.
     dense: RwLock<Vec<DenseSlot>>,
-    last_tick: Mutex<Option<DateTime<Utc>>>,
-    ticking: AtomicBool,
+}
+
+/// What ticks share from one to the next.
+struct TickState {
+    /// The time of the latest tick: time only moves forward.
+    last: Mutex<Option<DateTime<Utc>>>,
+    /// A tick is running: a second one is refused.
+    running: AtomicBool,
+    /// When to evaluate and probe which tenant (see [`timer`]).
     schedule: Mutex<Schedule>,
+}
+
+/// This instance's place in a [cluster](MonitorBuilder::cluster).
+struct Membership {
     /// This instance's name in a cluster (`None`: the only instance).
     instance: Option<String>,
     /// The shards this instance owns (all of them without a cluster).
     owned: Mutex<ShardSet>,
+    /// Set by [`Monitor::leave_cluster`]: no more shard syncs.
+    left: AtomicBool,
+}
+
+/// What is kept in memory while the store cannot be reached (see
+/// [`journal`]; each tenant's journal is in its runtime).
+#[derive(Default)]
+struct StoreOutage {
     /// Probes sent while the store could not take them: checked from here
     /// until it can.
     local_probes: Mutex<Vec<PendingProbe>>,
-    /// Outbox items delivered from a journal whose write may have landed
-    /// (see [`journal`]): the store's copy is not sent again.
+    /// Outbox items delivered from a journal whose write may have landed:
+    /// the store's copy is not sent again.
     delivered_from_memory: Mutex<HashMap<String, DateTime<Utc>>>,
     /// The tick at which the store was last found unreachable: the other
     /// writes of that tick go to the journal without waiting on it again.
     store_down_at: Mutex<Option<DateTime<Utc>>>,
-    /// Set by [`Monitor::leave_cluster`]: no more shard syncs.
-    left: AtomicBool,
 }
 
 impl fmt::Debug for Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Monitor")
-            .field("store", &self.store)
+            .field("store", &self.parts.store)
             .field("tenants", &self.read_tenants().len())
-            .field("portal_url", &self.portal_url)
+            .field("portal_url", &self.links.portal_url)
             .finish_non_exhaustive()
     }
 }
@@ -164,22 +202,22 @@ impl Drop for TickGuard<'_> {
 impl Monitor {
     /// The store this monitor writes to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
-        &self.store
+        &self.parts.store
     }
 
     /// The monitor's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.parts.clock
     }
 
     /// The link signer (the portal verifies links with it).
     pub fn link_signer(&self) -> &LinkSigner {
-        &self.links
+        &self.links.signer
     }
 
     /// [`tick`](Self::tick) at the clock's time.
     pub async fn tick_now(&self) -> Result<TickReport> {
-        self.tick(self.clock.now()).await
+        self.tick(self.parts.clock.now()).await
     }
     /// Runs one round of the engine at `now` (see the [module docs](self)).
     ///
@@ -188,12 +226,12 @@ impl Monitor {
     /// Failures of single probes, deliveries or commits do not stop the tick:
     /// they are logged, retried later and listed in [`TickReport::errors`].
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport> {
-        if self.ticking.swap(true, Ordering::Acquire) {
+        if self.ticks.running.swap(true, Ordering::Acquire) {
             return Err(Error::TickInProgress);
         }
-        let _guard = TickGuard(&self.ticking);
+        let _guard = TickGuard(&self.ticks.running);
         {
-            let mut last = lock(&self.last_tick);
+            let mut last = lock(&self.ticks.last);
             if let Some(previous) = *last
                 && now < previous
             {

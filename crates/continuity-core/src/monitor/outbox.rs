@@ -67,6 +67,7 @@ impl Monitor {
     pub(super) async fn work_outbox(&self, now: DateTime<Utc>, report: &mut TickReport) {
         for _ in 0..10_000 {
             let claimed = match self
+                .parts
                 .store
                 .as_ref()
                 .claim_outbox(now, self.settings.lease, self.settings.batch)
@@ -111,8 +112,7 @@ impl Monitor {
                     } else {
                         self.attempt(&entry, now, &mut part).await
                     };
-                    if let Err(e) = self
-                        .store
+                    if let Err(e) = self.parts.store
                         .as_ref()
                         .complete_outbox(entry.id, entry.lease_id, result)
                         .await
@@ -184,7 +184,7 @@ impl Monitor {
                         ),
                     };
                 }
-                let Some(notifier) = self.notifiers.get(&message.recipient.channel) else {
+                let Some(notifier) = self.parts.notifiers.get(&message.recipient.channel) else {
                     report.delivery_failures += 1;
                     return OutboxResult::GiveUp {
                         error: format!("no {} notifier installed", message.recipient.channel),
@@ -233,7 +233,7 @@ impl Monitor {
                 // In order: the store hands out a tenant's hook calls one at a
                 // time (its order-per-key contract), so a failing start holds
                 // back the end.
-                let Some(hook) = &self.hook else {
+                let Some(hook) = &self.parts.hook else {
                     return OutboxResult::Done;
                 };
                 let started = matches!(entry.item, OutboxItem::EventStarted { .. });

@@ -32,7 +32,7 @@ fn probe_id(direction: Direction, now: DateTime<Utc>) -> Arc<str> {
 impl Monitor {
     pub(super) async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut due = self.due_probes(now);
-        let owned = *lock(&self.owned);
+        let owned = *lock(&self.cluster.owned);
         let mut pending_probes = Vec::new();
         let mut next_rounds = Vec::with_capacity(due.len());
         for job in due.drain(..) {
@@ -44,13 +44,14 @@ impl Monitor {
                 continue;
             }
             let direction = job.direction;
-            let Some(probe) = &self.probes[direction.index()] else {
+            let Some(probe) = &self.parts.probes[direction.index()] else {
                 continue;
             };
             {
                 // A job of a removed or re-registered tenant is stale; the
                 // check reads a small dense array, not the tenant's state.
                 let current = self
+                    .tenants
                     .dense
                     .read()
                     .unwrap_or_else(|e| e.into_inner())
@@ -139,7 +140,7 @@ impl Monitor {
             }
         }
         self.store_probes(&mut pending_probes, report).await;
-        let mut schedule = lock(&self.schedule);
+        let mut schedule = lock(&self.ticks.schedule);
         for (job, at) in next_rounds {
             schedule.probe(job, at);
         }
@@ -151,22 +152,29 @@ impl Monitor {
             return;
         }
         let count = pending.len();
-        if let Err(e) = self.store.as_ref().put_probes(pending).await {
+        if let Err(e) = self.parts.store.as_ref().put_probes(pending).await {
             warn!(count, error = %e, "pending probes not stored; checking them from memory until the store answers");
             report.errors.push(format!("storing {count} probes: {e}"));
-            lock(&self.local_probes).append(pending);
+            lock(&self.outage.local_probes).append(pending);
         }
     }
 
     /// Probes the store could not take: handed to it now if it answers,
     /// else checked from memory.
     async fn check_local_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
-        let mut local = std::mem::take(&mut *lock(&self.local_probes));
+        let mut local = std::mem::take(&mut *lock(&self.outage.local_probes));
         if local.is_empty() {
             return;
         }
         let count = local.len();
-        if self.store.as_ref().put_probes(&mut local).await.is_ok() {
+        if self
+            .parts
+            .store
+            .as_ref()
+            .put_probes(&mut local)
+            .await
+            .is_ok()
+        {
             info!(count, "probes kept in memory are stored now");
             return;
         }
@@ -190,16 +198,17 @@ impl Monitor {
                 kept.push(p);
             }
         }
-        lock(&self.local_probes).extend(kept);
+        lock(&self.outage.local_probes).extend(kept);
     }
 
     pub(super) async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         self.check_local_probes(now, report).await;
-        let owned = *lock(&self.owned);
+        let owned = *lock(&self.cluster.owned);
         // Bounded: each round claims up to `batch`; a probe claimed in this
         // tick is rescheduled into the future, so rounds end.
         for _ in 0..10_000 {
             let claimed = match self
+                .parts
                 .store
                 .as_ref()
                 .claim_probes(now, self.settings.lease, self.settings.batch, &owned)
@@ -244,7 +253,7 @@ impl Monitor {
                     next_check_at,
                 });
             }
-            let results = self.store.as_ref().settle_probes(&settlements).await;
+            let results = self.parts.store.as_ref().settle_probes(&settlements).await;
             for (s, r) in settlements.iter().zip(results) {
                 if let Err(e) = r {
                     warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
@@ -256,7 +265,7 @@ impl Monitor {
             // Evaluate the tenants whose probes just arrived while their state
             // is still in the processor's cache (the same tick would reach
             // them later anyway).
-            let observed = std::mem::take(&mut lock(&self.schedule).observed);
+            let observed = std::mem::take(&mut lock(&self.ticks.schedule).observed);
             self.evaluate_all(observed, now, report).await;
         }
     }
@@ -276,7 +285,7 @@ impl Monitor {
         // A removed tenant, or a direction no longer probed: nobody will
         // evaluate this probe.
         let rt = self.runtime_hinted(tenant, tenant_hint)?;
-        let probe = self.probes[direction.index()].as_ref()?;
+        let probe = self.parts.probes[direction.index()].as_ref()?;
         report.probes_checked += 1;
         let span = info_span!("probe.check", %tenant, %direction, %probe_id);
         let status = probe.as_ref().check(request, ticket).instrument(span).await;

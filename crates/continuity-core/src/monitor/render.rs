@@ -52,12 +52,12 @@ impl Monitor {
                 e.end.format("%Y-%m-%d %H:%M UTC")
             )
         });
-        let expires = after(now, self.links.ttl());
+        let expires = after(now, self.links.signer.ttl());
         rt.config
             .recipients
             .iter()
             .map(|r| {
-                let token = self.links.sign(
+                let token = self.links.signer.sign(
                     &LinkClaims {
                         tenant: rt.config.tenant.clone(),
                         alert_id: alert.id,
@@ -73,7 +73,7 @@ impl Monitor {
                     recipient: r.clone(),
                     idempotency_key: format!("{}/{}/{}", rt.config.tenant, alert.id, r.id),
                     created_at: now,
-                    link: format!("{}{}", self.portal_url, token),
+                    link: format!("{}{}", self.links.portal_url, token),
                     link_expires_at: expires,
                     conditions: conditions.clone(),
                     event: event.clone(),

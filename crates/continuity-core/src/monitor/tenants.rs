@@ -48,7 +48,7 @@ pub(super) struct TenantRuntime {
     pub(super) next_eval_at: Option<DateTime<Utc>>,
     /// The tick of the last evaluation (at most one per tick).
     pub(super) last_evaluated: Option<DateTime<Utc>>,
-    /// This runtime's index in `Monitor::dense`.
+    /// This runtime's index in `TenantRegistry::dense`.
     pub(super) index: u32,
     /// The tenant's shard (see [`crate::cluster`]).
     pub(super) shard: u16,
@@ -56,7 +56,7 @@ pub(super) struct TenantRuntime {
     /// tenant: load it before the next evaluation.
     pub(super) reload: bool,
     /// What was done while the store could not be reached (see
-    /// [`journal`]). `cached` then holds the newest state, with the version
+    /// [`journal`](super::journal)). `cached` then holds the newest state, with the version
     /// it builds on.
     pub(super) journal: Journal,
     /// Since when this monitor has watched the tenant (registered it, or
@@ -322,7 +322,7 @@ impl Monitor {
     pub(super) fn read_tenants(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, FxHashMap<TenantId, Runtime>> {
-        self.tenants.read().unwrap_or_else(|e| e.into_inner())
+        self.tenants.by_id.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn runtime(&self, tenant: &TenantId) -> Result<Runtime> {
@@ -338,7 +338,7 @@ impl Monitor {
     /// names it, else by id.
     pub(super) fn runtime_hinted(&self, tenant: &TenantId, hint: u32) -> Option<Runtime> {
         if let Some(i) = hint.checked_sub(1) {
-            let dense = self.dense.read().unwrap_or_else(|e| e.into_inner());
+            let dense = self.tenants.dense.read().unwrap_or_else(|e| e.into_inner());
             if let Some(DenseSlot { rt, .. }) = dense.get(i as usize) {
                 let guard = lock(rt);
                 if !guard.removed && guard.tenant == *tenant {
@@ -355,7 +355,7 @@ impl Monitor {
     pub async fn register_tenant(&self, config: TenantConfig) -> Result<()> {
         config.validate()?;
         for (i, r) in config.recipients.iter().enumerate() {
-            if !self.notifiers.contains_key(&r.channel) {
+            if !self.parts.notifiers.contains_key(&r.channel) {
                 return Err(Error::config(
                     format!("recipients[{i}].channel"),
                     format!("no {} notifier is installed in this monitor", r.channel),
@@ -364,6 +364,7 @@ impl Monitor {
         }
         let tenant = config.tenant.clone();
         let cached = self
+            .parts
             .store
             .as_ref()
             .load(&tenant)
@@ -382,7 +383,7 @@ impl Monitor {
             shard: shard_of(&config.tenant),
             reload: false,
             journal: Journal::default(),
-            watching_since: self.clock.now(),
+            watching_since: self.parts.clock.now(),
             tenant: config.tenant.clone(),
             probe_settings: config.probes.clone(),
             config: Arc::new(config),
@@ -394,13 +395,21 @@ impl Monitor {
         };
         let probed: Vec<Direction> = Direction::ALL
             .into_iter()
-            .filter(|d| self.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
+            .filter(|d| self.parts.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
             .collect();
         let tenant_id = runtime.tenant.clone();
         let probe_settings = Arc::new(runtime.probe_settings.clone());
         let runtime = Arc::new(Mutex::new(runtime));
-        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
-        let mut dense = self.dense.write().unwrap_or_else(|e| e.into_inner());
+        let mut tenants = self
+            .tenants
+            .by_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut dense = self
+            .tenants
+            .dense
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let index = match tenants.get(&tenant) {
             Some(old) => lock(old).index,
             None => u32::try_from(dense.len()).unwrap_or(u32::MAX),
@@ -427,7 +436,7 @@ impl Monitor {
         if let Some(old) = replaced {
             lock(&old).removed = true;
         }
-        let mut schedule = lock(&self.schedule);
+        let mut schedule = lock(&self.ticks.schedule);
         schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
         for direction in probed {
             let job = ProbeJob {
@@ -447,6 +456,7 @@ impl Monitor {
     pub fn remove_tenant(&self, tenant: &TenantId) -> bool {
         let removed = self
             .tenants
+            .by_id
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(tenant);
@@ -456,7 +466,11 @@ impl Monitor {
                 rt.removed = true;
                 rt.index
             };
-            let mut dense = self.dense.write().unwrap_or_else(|e| e.into_inner());
+            let mut dense = self
+                .tenants
+                .dense
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some(slot) = dense.get_mut(index as usize) {
                 slot.epoch = slot.epoch.wrapping_add(1);
             }
@@ -487,7 +501,7 @@ impl Monitor {
     /// is refused with [`Error::InvalidObservation`], because it would push
     /// the window past every real observation.
     pub fn observe(&self, observation: Observation) -> Result<Recorded> {
-        let limit = after(self.clock.now(), Self::MAX_FUTURE_SKEW);
+        let limit = after(self.parts.clock.now(), Self::MAX_FUTURE_SKEW);
         if observation.at > limit {
             return Err(Error::InvalidObservation {
                 reason: format!(
@@ -524,7 +538,7 @@ impl Monitor {
             (recorded, newly)
         };
         if newly_queued {
-            lock(&self.schedule).observed.push(rt.clone());
+            lock(&self.ticks.schedule).observed.push(rt.clone());
         }
         recorded
     }
@@ -534,7 +548,7 @@ impl Monitor {
     pub fn status(&self, tenant: &TenantId) -> Result<TenantStatus> {
         let rt = self.runtime(tenant)?;
         let rt = lock(&rt);
-        let now = self.clock.now();
+        let now = self.parts.clock.now();
         let mut readings = Vec::new();
         for d in Direction::ALL {
             let dr = &rt.directions[d.index()];

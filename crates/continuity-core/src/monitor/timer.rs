@@ -33,7 +33,7 @@ pub(super) struct Schedule {
 pub(super) struct ProbeJob {
     pub(super) tenant: TenantId,
     pub(super) direction: Direction,
-    /// The tenant's index in `Monitor::dense`.
+    /// The tenant's index in `TenantRegistry::dense`.
     pub(super) index: u32,
     /// The registration it belongs to (stale once the tenant is removed or
     /// registered again).
@@ -114,7 +114,7 @@ impl Schedule {
 
 impl Monitor {
     pub(super) fn wake(&self, rt: &Runtime, at: DateTime<Utc>) {
-        lock(&self.schedule).wake(rt.clone(), at);
+        lock(&self.ticks.schedule).wake(rt.clone(), at);
     }
 
     /// Tenants to evaluate at `now`: timed wake-ups that are due, and
@@ -123,14 +123,14 @@ impl Monitor {
     /// tenants with new observations. A tenant may appear more than once;
     /// `evaluate_tenant` evaluates a tenant at most once per tick.
     pub(super) fn due_evaluations(&self, now: DateTime<Utc>) -> Vec<Runtime> {
-        let mut schedule = lock(&self.schedule);
+        let mut schedule = lock(&self.ticks.schedule);
         let mut due = std::mem::take(&mut schedule.observed);
         schedule.evaluations.drain_due(now, &mut due);
         due
     }
 
     pub(super) fn due_probes(&self, now: DateTime<Utc>) -> Vec<ProbeJob> {
-        let mut schedule = lock(&self.schedule);
+        let mut schedule = lock(&self.ticks.schedule);
         let mut due = schedule.probes.spare.pop().unwrap_or_default();
         schedule.probes.drain_due(now, &mut due);
         due
