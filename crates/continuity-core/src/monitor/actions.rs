@@ -8,13 +8,13 @@
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span};
 
-use super::{ActionOutcome, Monitor, TickReport, lock};
+use super::{ActionOutcome, Monitor, Runtime, TenantRuntime, TickReport, lock};
 use crate::{
     domain::TenantId,
     error::{Error, Result},
     link::VerifiedLink,
-    machine::{self, Action, Actor, Input},
-    store::Versioned,
+    machine::{self, Action, Actor, Input, TenantState},
+    store::{Commit, Versioned},
 };
 
 impl Monitor {
@@ -87,52 +87,18 @@ impl Monitor {
             return Err(Error::ClockWentBackwards { previous, now });
         }
         let rt = self.runtime(tenant)?;
-        // What this instance did while the store was unreachable is written
-        // first, so the action builds on it (or is refused while the store
-        // still cannot be reached).
-        if !self
-            .flush_journal(&rt, now, &mut TickReport::default(), false)
-            .await?
-        {
-            return Err(Error::Store {
-                backend: "monitor",
-                retryable: true,
-                message:
-                    "the store cannot be reached: the action was not applied; try again shortly"
-                        .into(),
-                source: None,
-            });
-        }
-        self.reload(tenant, &rt).await?;
+        self.catch_up_for_action(tenant, &rt, now).await?;
         let span = info_span!("action", %tenant, action = action.name(), %actor);
         async {
             for _ in 0..=self.settings.conflict_retries {
-                let (expected, commit) = {
-                    let guard = lock(&rt);
-                    if let Some(v) = expected_version
-                        && v != guard.cached.version
-                    {
-                        return Err(Error::Conflict {
-                            tenant: tenant.to_string(),
-                            expected: v,
-                            actual: guard.cached.version,
-                        });
-                    }
-                    let mut next = guard.cached.state.clone();
-                    let effects = machine::apply_in_place(
-                        &mut next,
-                        &Input::Act {
-                            action: action.clone(),
-                            actor: actor.clone(),
-                        },
-                        now,
-                        &guard.rules,
-                    )?;
-                    (
-                        guard.cached.version,
-                        self.build_commit(&guard, next, effects, now)?,
-                    )
-                };
+                let (expected, commit) = self.prepare_action(
+                    tenant,
+                    &lock(&rt),
+                    &actor,
+                    &action,
+                    expected_version,
+                    now,
+                )?;
                 let state = commit.state.clone();
                 match self
                     .parts
@@ -142,16 +108,7 @@ impl Monitor {
                     .await
                 {
                     Ok(version) => {
-                        let mut guard = lock(&rt);
-                        if version > guard.cached.version {
-                            guard.cached = Versioned {
-                                version,
-                                state: state.clone(),
-                            };
-                        }
-                        guard.next_eval_at = None;
-                        drop(guard);
-                        self.wake(&rt, DateTime::<Utc>::MIN_UTC);
+                        self.action_committed(&rt, version, &state);
                         info!(version, "action applied");
                         return Ok(ActionOutcome {
                             tenant: tenant.clone(),
@@ -171,5 +128,82 @@ impl Monitor {
         }
         .instrument(span)
         .await
+    }
+
+    /// Brings the tenant's state up to date before an action: what this
+    /// instance did while the store was unreachable is written first, so the
+    /// action builds on it (or is refused while the store still cannot be
+    /// reached); then the stored state is loaded.
+    async fn catch_up_for_action(
+        &self,
+        tenant: &TenantId,
+        rt: &Runtime,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if !self
+            .flush_journal(rt, now, &mut TickReport::default(), false)
+            .await?
+        {
+            return Err(Error::Store {
+                backend: "monitor",
+                retryable: true,
+                message:
+                    "the store cannot be reached: the action was not applied; try again shortly"
+                        .into(),
+                source: None,
+            });
+        }
+        self.reload(tenant, rt).await
+    }
+
+    /// Applies `action` to the state known and returns the commit, with the
+    /// version it builds on; refused if the caller expected another version.
+    fn prepare_action(
+        &self,
+        tenant: &TenantId,
+        rt: &TenantRuntime,
+        actor: &Actor,
+        action: &Action,
+        expected_version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Commit)> {
+        if let Some(v) = expected_version
+            && v != rt.cached.version
+        {
+            return Err(Error::Conflict {
+                tenant: tenant.to_string(),
+                expected: v,
+                actual: rt.cached.version,
+            });
+        }
+        let mut next = rt.cached.state.clone();
+        let effects = machine::apply_in_place(
+            &mut next,
+            &Input::Act {
+                action: action.clone(),
+                actor: actor.clone(),
+            },
+            now,
+            &rt.rules,
+        )?;
+        Ok((
+            rt.cached.version,
+            self.build_commit(rt, next, effects, now)?,
+        ))
+    }
+
+    /// Keeps the committed state (unless a newer one is known already) and
+    /// has the tenant evaluated at the next tick.
+    fn action_committed(&self, rt: &Runtime, version: u64, state: &TenantState) {
+        let mut guard = lock(rt);
+        if version > guard.cached.version {
+            guard.cached = Versioned {
+                version,
+                state: state.clone(),
+            };
+        }
+        guard.next_eval_at = None;
+        drop(guard);
+        self.wake(rt, DateTime::<Utc>::MIN_UTC);
     }
 }

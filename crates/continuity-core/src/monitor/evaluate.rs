@@ -66,6 +66,93 @@ impl<'a> EvalBuf<'a> {
     }
 }
 
+/// What [`Monitor::decide`] found.
+// Returned once per evaluation and taken apart at once: a box would cost an
+// allocation per transition for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// Nothing to write: wake the tenant at this time (`None`: an existing
+    /// wake-up stands).
+    Wake(Option<DateTime<Utc>>),
+    /// A transition to commit.
+    Commit(Transition),
+}
+
+/// A transition ready to commit.
+struct Transition {
+    tenant: TenantId,
+    /// The version it builds on.
+    expected: u64,
+    commit: Commit,
+    /// When to look at the tenant again once it is committed (`None`: next
+    /// tick, a hysteresis streak is still running).
+    next_eval_at: Option<DateTime<Utc>>,
+}
+
+impl TenantRuntime {
+    /// When something can next change for a tenant in `state` without a new
+    /// observation: a verdict, or a deadline of the state (a reminder, the
+    /// end of a suspension or event).
+    fn next_look(&self, state: &TenantState, now: DateTime<Utc>) -> DateTime<Utc> {
+        let at = self.next_verdict_change(now);
+        state
+            .next_deadline(self.rules.repeat_interval)
+            .map_or(at, |d| d.min(at))
+    }
+}
+
+/// Runs the policies of every direction whose verdicts may have changed
+/// (new observations, or past the time they held until); a direction whose
+/// verdicts cannot have changed keeps them.
+fn refresh_verdicts(rt: &mut TenantRuntime, now: DateTime<Utc>) {
+    for d in Direction::ALL {
+        let dr = &mut rt.directions[d.index()];
+        if dr.dirty || dr.verdicts_until.is_none_or(|t| now >= t) {
+            for w in dr.watches.iter_mut() {
+                w.verdict = Some(w.policy.get_mut().evaluate(&dr.window, now));
+            }
+            dr.dirty = false;
+            dr.verdicts_until = Some(dr.verdicts_until(now));
+            dr.absorb_below = dr.absorb_threshold();
+        }
+    }
+}
+
+/// The health of every watched condition as the state machine sees it, and
+/// of every condition in the state that no policy watches any more (the
+/// configuration changed): those are evaluated as healthy, so they clear.
+fn evaluations(rt: &TenantRuntime, now: DateTime<Utc>) -> EvalBuf<'_> {
+    let mut evaluations = EvalBuf::new();
+    for d in Direction::ALL {
+        let dr = &rt.directions[d.index()];
+        let full = now >= rt.watched_in_full_at(dr);
+        for w in dr.watches.iter() {
+            evaluations.push(Evaluation {
+                direction: d,
+                name: w.policy.get().condition(),
+                health: w
+                    .verdict
+                    .as_ref()
+                    .map_or(Health::Unknown, |v| health(v, full)),
+            });
+        }
+    }
+    for c in &rt.cached.state.conditions {
+        let watched = rt.directions[c.direction.index()]
+            .watches
+            .iter()
+            .any(|w| w.policy.get().condition() == c.name);
+        if !watched {
+            evaluations.push(Evaluation {
+                direction: c.direction,
+                name: &c.name,
+                health: Health::Healthy,
+            });
+        }
+    }
+    evaluations
+}
+
 impl Monitor {
     pub(super) async fn evaluate_all(
         &self,
@@ -99,6 +186,13 @@ impl Monitor {
 
     /// Evaluates one tenant and commits what changed. Returns when to wake
     /// it next (`None`: an existing wake-up stands).
+    ///
+    /// In order: a tenant of a shard this instance does not own is left to
+    /// its owner; a tenant just taken over is reloaded; a journal left from
+    /// a store outage is written; then [`decide`](Self::decide) runs the
+    /// policies and the state machine under the tenant's lock, and
+    /// [`commit_transition`](Self::commit_transition) writes what changed,
+    /// again after a reload if another writer got there first.
     async fn evaluate_tenant(
         &self,
         rt: &Runtime,
@@ -126,27 +220,10 @@ impl Monitor {
             }
             return Ok(None);
         }
-        if let Some(tenant) = reload {
-            // The previous owner may have moved the state on.
-            match self.parts.store.as_ref().load(&tenant).await {
-                Ok(fresh) => {
-                    let mut guard = lock(rt);
-                    if let Some(fresh) = fresh
-                        && fresh.version >= guard.cached.version
-                    {
-                        guard.cached = fresh;
-                    }
-                    guard.reload = false;
-                    guard.next_eval_at = None;
-                    flush = journal_flush(&guard, now);
-                }
-                // Go on with what is known; a stale version only makes the
-                // next write conflict and reload. Loaded again next time.
-                Err(e) if store_unreachable(&e) => {
-                    warn!(%tenant, error = %e, "reloading a tenant taken over failed; using the state known");
-                }
-                Err(e) => return Err((tenant, e)),
-            }
+        if let Some(tenant) = reload
+            && let Some(reloaded) = self.reload_taken_over(rt, tenant, now).await?
+        {
+            flush = reloaded;
         }
         if flush {
             self.flush_journal(rt, now, report, true)
@@ -154,165 +231,13 @@ impl Monitor {
                 .map_err(|e| (tenant_of(rt), e))?;
         }
         for attempt in 0..=self.settings.conflict_retries {
-            let prepared = {
-                let mut guard = lock(rt);
-                let rt = &mut *guard;
-                if attempt == 0 {
-                    if rt.last_evaluated == Some(now) {
-                        // One evaluation per tick: hysteresis counts ticks. If
-                        // this tenant must be looked at again (a streak is
-                        // running, or new data arrived), that is next tick.
-                        let again = rt.next_eval_at.is_none_or(|t| t <= now)
-                            || rt.directions.iter().any(|d| d.dirty);
-                        return Ok(again.then_some(now));
-                    }
-                    if !rt.due(now) {
-                        // Verdicts only change with new observations or at bucket
-                        // and period boundaries, and nothing in the state is due.
-                        return Ok(None);
-                    }
-                    rt.last_evaluated = Some(now);
-                }
-                rt.queued = false;
-                let mut evaluations = EvalBuf::new();
-                for d in Direction::ALL {
-                    let dr = &mut rt.directions[d.index()];
-                    // Re-evaluating after a conflict must not advance stateful
-                    // policies twice; a direction whose verdicts cannot have
-                    // changed keeps them.
-                    let stale = dr.dirty || dr.verdicts_until.is_none_or(|t| now >= t);
-                    if attempt == 0 && stale {
-                        for w in dr.watches.iter_mut() {
-                            w.verdict = Some(w.policy.get_mut().evaluate(&dr.window, now));
-                        }
-                        dr.dirty = false;
-                        dr.verdicts_until = Some(dr.verdicts_until(now));
-                        dr.absorb_below = dr.absorb_threshold();
-                    }
-                }
-                for d in Direction::ALL {
-                    let dr = &rt.directions[d.index()];
-                    let full = now >= rt.watched_in_full_at(dr);
-                    for w in dr.watches.iter() {
-                        evaluations.push(Evaluation {
-                            direction: d,
-                            name: w.policy.get().condition(),
-                            health: w
-                                .verdict
-                                .as_ref()
-                                .map_or(Health::Unknown, |v| health(v, full)),
-                        });
-                    }
-                }
-                // Conditions no policy watches any more (the configuration
-                // changed) are evaluated as healthy, so they clear.
-                for c in &rt.cached.state.conditions {
-                    let watched = rt.directions[c.direction.index()]
-                        .watches
-                        .iter()
-                        .any(|w| w.policy.get().condition() == c.name);
-                    if !watched {
-                        evaluations.push(Evaluation {
-                            direction: c.direction,
-                            name: &c.name,
-                            health: Health::Healthy,
-                        });
-                    }
-                }
-                let evaluations = evaluations.as_slice();
-                if is_quiet(&rt.cached.state, evaluations, now, &rt.rules) {
-                    let next = rt.next_verdict_change(now);
-                    let deadline = rt.cached.state.next_deadline(rt.rules.repeat_interval);
-                    let at = deadline.map_or(next, |d| d.min(next));
-                    rt.next_eval_at = Some(at);
-                    return Ok(Some(at));
-                }
-                let mut next = rt.cached.state.clone();
-                let tenant = rt.config.tenant.clone();
-                let effects = machine::apply_in_place(
-                    &mut next,
-                    &Input::Tick { evaluations },
-                    now,
-                    &rt.rules,
-                )
-                .map_err(|e| (tenant.clone(), e))?;
-                if effects.is_empty() && next == rt.cached.state {
-                    // Nothing to write (a reminder deferred by a suspension, say).
-                    let at = rt.next_verdict_change(now);
-                    let at = next
-                        .next_deadline(rt.rules.repeat_interval)
-                        .map_or(at, |d| d.min(at));
-                    let at = if is_quiet(&next, evaluations, now, &rt.rules) {
-                        at
-                    } else {
-                        now
-                    };
-                    rt.next_eval_at = Some(at);
-                    return Ok(Some(at));
-                }
-                // With the same verdicts, would the next tick change anything
-                // (a hysteresis streak still running)? Then look again next tick.
-                let settled = is_quiet(&next, evaluations, now, &rt.rules);
-                let next_eval_at = settled.then(|| {
-                    let at = rt.next_verdict_change(now);
-                    next.next_deadline(rt.rules.repeat_interval)
-                        .map_or(at, |d| d.min(at))
-                });
-                rt.next_eval_at = None;
-                let commit = self
-                    .build_commit(rt, next, effects, now)
-                    .map_err(|e| (tenant.clone(), e))?;
-                (tenant, rt.cached.version, commit, next_eval_at)
+            let step = self.decide(&mut lock(rt), attempt, now);
+            let transition = match step? {
+                Step::Wake(at) => return Ok(at),
+                Step::Commit(transition) => transition,
             };
-            let (tenant, expected, commit, next_eval_at) = prepared;
-            let tenant = &tenant;
-            let state = commit.state.clone();
-            let span = info_span!("transition", %tenant, expected);
-            match self
-                .write(rt, tenant, expected, commit, now, report, true)
-                .instrument(span)
-                .await
-            {
-                Ok(Written::Journaled) => {
-                    let mut rt = lock(rt);
-                    report.alerts += state
-                        .next_alert_id
-                        .saturating_sub(rt.cached.state.next_alert_id);
-                    // Not confirmed: the version stays the one it builds on;
-                    // the write is tried again next tick.
-                    rt.cached.state = state;
-                    rt.next_eval_at = next_eval_at;
-                    return Ok(Some(now));
-                }
-                Ok(Written::Stored(version)) => {
-                    report.transitions += 1;
-                    let alerts = state
-                        .next_alert_id
-                        .saturating_sub(lock(rt).cached.state.next_alert_id);
-                    if alerts > 0 {
-                        info!(%tenant, alerts, "alert committed to the outbox");
-                    }
-                    report.alerts += alerts;
-                    let mut rt = lock(rt);
-                    if version > rt.cached.version {
-                        rt.cached = Versioned { version, state };
-                        rt.next_eval_at = next_eval_at;
-                    } else {
-                        // An action committed a newer state while we waited:
-                        // keep it, and look again next tick.
-                        rt.next_eval_at = None;
-                        return Ok(Some(now));
-                    }
-                    // Not settled: look again at the next tick.
-                    return Ok(Some(next_eval_at.unwrap_or(now)));
-                }
-                Err(Error::Conflict { .. }) => {
-                    debug!(%tenant, "state changed concurrently; reloading");
-                    self.reload(tenant, rt)
-                        .await
-                        .map_err(|e| (tenant.clone(), e))?;
-                }
-                Err(e) => return Err((tenant.clone(), e)),
+            if let Some(at) = self.commit_transition(rt, transition, now, report).await? {
+                return Ok(Some(at));
             }
         }
         let tenant = tenant_of(rt);
@@ -325,6 +250,177 @@ impl Monitor {
                 actual: 0,
             },
         ))
+    }
+
+    /// Loads the state of a tenant whose shard this instance just took over:
+    /// the previous owner may have moved it on. Returns whether a journal is
+    /// then to be written, or `None` when the store could not be reached
+    /// (evaluation goes on with the state known; a stale version only makes
+    /// the next write conflict and reload, and it is loaded again next time).
+    async fn reload_taken_over(
+        &self,
+        rt: &Runtime,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Option<bool>, (TenantId, Error)> {
+        match self.parts.store.as_ref().load(&tenant).await {
+            Ok(fresh) => {
+                let mut guard = lock(rt);
+                if let Some(fresh) = fresh
+                    && fresh.version >= guard.cached.version
+                {
+                    guard.cached = fresh;
+                }
+                guard.reload = false;
+                guard.next_eval_at = None;
+                Ok(Some(journal_flush(&guard, now)))
+            }
+            Err(e) if store_unreachable(&e) => {
+                warn!(%tenant, error = %e, "reloading a tenant taken over failed; using the state known");
+                Ok(None)
+            }
+            Err(e) => Err((tenant, e)),
+        }
+    }
+
+    /// Runs the policies and the state machine for one tenant, under its
+    /// lock: either nothing is to be written (and the tenant is woken when
+    /// something can next change), or a transition is ready to commit.
+    /// `attempt` counts the retries after a conflict, which reuse the
+    /// verdicts of the first.
+    fn decide(
+        &self,
+        rt: &mut TenantRuntime,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Step, (TenantId, Error)> {
+        if attempt == 0 {
+            if rt.last_evaluated == Some(now) {
+                // One evaluation per tick: hysteresis counts ticks. If
+                // this tenant must be looked at again (a streak is
+                // running, or new data arrived), that is next tick.
+                let again = rt.next_eval_at.is_none_or(|t| t <= now)
+                    || rt.directions.iter().any(|d| d.dirty);
+                return Ok(Step::Wake(again.then_some(now)));
+            }
+            if !rt.due(now) {
+                // Verdicts only change with new observations or at bucket
+                // and period boundaries, and nothing in the state is due.
+                return Ok(Step::Wake(None));
+            }
+            rt.last_evaluated = Some(now);
+        }
+        rt.queued = false;
+        if attempt == 0 {
+            // Re-evaluating after a conflict must not advance stateful
+            // policies twice.
+            refresh_verdicts(rt, now);
+        }
+        let evaluations = evaluations(rt, now);
+        let evaluations = evaluations.as_slice();
+        if is_quiet(&rt.cached.state, evaluations, now, &rt.rules) {
+            let at = rt.next_look(&rt.cached.state, now);
+            rt.next_eval_at = Some(at);
+            return Ok(Step::Wake(Some(at)));
+        }
+        let mut next = rt.cached.state.clone();
+        let tenant = rt.config.tenant.clone();
+        let effects =
+            machine::apply_in_place(&mut next, &Input::Tick { evaluations }, now, &rt.rules)
+                .map_err(|e| (tenant.clone(), e))?;
+        if effects.is_empty() && next == rt.cached.state {
+            // Nothing to write (a reminder deferred by a suspension, say).
+            let at = if is_quiet(&next, evaluations, now, &rt.rules) {
+                rt.next_look(&next, now)
+            } else {
+                now
+            };
+            rt.next_eval_at = Some(at);
+            return Ok(Step::Wake(Some(at)));
+        }
+        // With the same verdicts, would the next tick change anything
+        // (a hysteresis streak still running)? Then look again next tick.
+        let settled = is_quiet(&next, evaluations, now, &rt.rules);
+        let next_eval_at = settled.then(|| rt.next_look(&next, now));
+        rt.next_eval_at = None;
+        let commit = self
+            .build_commit(rt, next, effects, now)
+            .map_err(|e| (tenant.clone(), e))?;
+        Ok(Step::Commit(Transition {
+            tenant,
+            expected: rt.cached.version,
+            commit,
+            next_eval_at,
+        }))
+    }
+
+    /// Writes a transition [`decide`](Self::decide) prepared, through the
+    /// store or, while it cannot be reached, the tenant's journal. Returns
+    /// when to wake the tenant next, or `None` after a conflict (the state
+    /// is reloaded; decide again).
+    async fn commit_transition(
+        &self,
+        rt: &Runtime,
+        transition: Transition,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> std::result::Result<Option<DateTime<Utc>>, (TenantId, Error)> {
+        let Transition {
+            tenant,
+            expected,
+            commit,
+            next_eval_at,
+        } = transition;
+        let tenant = &tenant;
+        let state = commit.state.clone();
+        let span = info_span!("transition", %tenant, expected);
+        match self
+            .write(rt, tenant, expected, commit, now, report, true)
+            .instrument(span)
+            .await
+        {
+            Ok(Written::Journaled) => {
+                let mut rt = lock(rt);
+                report.alerts += state
+                    .next_alert_id
+                    .saturating_sub(rt.cached.state.next_alert_id);
+                // Not confirmed: the version stays the one it builds on;
+                // the write is tried again next tick.
+                rt.cached.state = state;
+                rt.next_eval_at = next_eval_at;
+                Ok(Some(now))
+            }
+            Ok(Written::Stored(version)) => {
+                report.transitions += 1;
+                let alerts = state
+                    .next_alert_id
+                    .saturating_sub(lock(rt).cached.state.next_alert_id);
+                if alerts > 0 {
+                    info!(%tenant, alerts, "alert committed to the outbox");
+                }
+                report.alerts += alerts;
+                let mut rt = lock(rt);
+                if version > rt.cached.version {
+                    rt.cached = Versioned { version, state };
+                    rt.next_eval_at = next_eval_at;
+                } else {
+                    // An action committed a newer state while we waited:
+                    // keep it, and look again next tick.
+                    rt.next_eval_at = None;
+                    return Ok(Some(now));
+                }
+                // Not settled: look again at the next tick.
+                Ok(Some(next_eval_at.unwrap_or(now)))
+            }
+            Err(Error::Conflict { .. }) => {
+                debug!(%tenant, "state changed concurrently; reloading");
+                self.reload(tenant, rt)
+                    .await
+                    .map_err(|e| (tenant.clone(), e))?;
+                Ok(None)
+            }
+            Err(e) => Err((tenant.clone(), e)),
+        }
     }
 
     pub(super) async fn reload(&self, tenant: &TenantId, rt: &Runtime) -> Result<()> {

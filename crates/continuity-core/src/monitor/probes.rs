@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Monitor, TickReport, lock};
+use super::{Monitor, TickReport, lock, timer::ProbeJob};
 use crate::{
     domain::{Direction, FailureKind, Outcome},
     duration::{after, hex_id},
@@ -30,6 +30,9 @@ fn probe_id(direction: Direction, now: DateTime<Utc>) -> Arc<str> {
 }
 
 impl Monitor {
+    /// Sends the probes whose round is due, for the tenants this instance
+    /// owns, and stores them as pending (in batches); schedules every job's
+    /// next round.
     pub(super) async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let mut due = self.due_probes(now);
         let owned = *lock(&self.cluster.owned);
@@ -47,95 +50,48 @@ impl Monitor {
             let Some(probe) = &self.parts.probes[direction.index()] else {
                 continue;
             };
-            {
-                // A job of a removed or re-registered tenant is stale; the
-                // check reads a small dense array, not the tenant's state.
-                let current = self
-                    .tenants
-                    .dense
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(job.index as usize)
-                    .is_some_and(|slot| slot.epoch == job.epoch);
-                if !current {
-                    continue;
+            if !self.is_current(&job) {
+                continue;
+            }
+            let next = after(now, job.settings.interval);
+            let (deadline, check, hint) = (
+                job.settings.deadline,
+                job.settings.check_interval,
+                job.index.saturating_add(1),
+            );
+            let tenant = job.tenant.clone();
+            next_rounds.push((job, next));
+            let tenant = &tenant;
+            let request = ProbeRequest {
+                tenant: tenant.clone(),
+                direction,
+                probe_id: probe_id(direction, now),
+                sent_at: now,
+            };
+            let span =
+                info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
+            match probe.as_ref().dispatch(&request).instrument(span).await {
+                Ok(ticket) => {
+                    report.probes_dispatched += 1;
+                    let pending = PendingProbe {
+                        tenant: tenant.clone(),
+                        direction,
+                        probe_id: request.probe_id,
+                        sent_at: now,
+                        deadline: after(now, deadline),
+                        next_check_at: after(now, check),
+                        ticket,
+                        lease_id: 0,
+                        tenant_hint: hint,
+                    };
+                    pending_probes.push(pending);
+                    if pending_probes.len() >= self.settings.batch {
+                        self.store_probes(&mut pending_probes, report).await;
+                    }
                 }
-                let next = after(now, job.settings.interval);
-                let (deadline, check, hint) = (
-                    job.settings.deadline,
-                    job.settings.check_interval,
-                    job.index.saturating_add(1),
-                );
-                let tenant = job.tenant.clone();
-                next_rounds.push((job, next));
-                let tenant = &tenant;
-                let request = ProbeRequest {
-                    tenant: tenant.clone(),
-                    direction,
-                    probe_id: probe_id(direction, now),
-                    sent_at: now,
-                };
-                let span =
-                    info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
-                match probe.as_ref().dispatch(&request).instrument(span).await {
-                    Ok(ticket) => {
-                        report.probes_dispatched += 1;
-                        let pending = PendingProbe {
-                            tenant: tenant.clone(),
-                            direction,
-                            probe_id: request.probe_id,
-                            sent_at: now,
-                            deadline: after(now, deadline),
-                            next_check_at: after(now, check),
-                            ticket,
-                            lease_id: 0,
-                            tenant_hint: hint,
-                        };
-                        pending_probes.push(pending);
-                        if pending_probes.len() >= self.settings.batch {
-                            self.store_probes(&mut pending_probes, report).await;
-                        }
-                    }
-                    Err(e @ Error::ProbeThrottled { .. }) => {
-                        // Throttling says the server is up; it is not an outage.
-                        if let (
-                            Error::ProbeThrottled {
-                                retry_after: Some(wait),
-                                ..
-                            },
-                            Some(round),
-                        ) = (&e, next_rounds.last_mut())
-                        {
-                            round.1 = round.1.max(after(now, *wait));
-                        }
-                        warn!(%tenant, %direction, error = %e, "probe dispatch throttled; not counted");
-                        report
-                            .errors
-                            .push(format!("{tenant}: {direction} probe dispatch: {e}"));
-                    }
-                    Err(e) if e.is_retryable() => {
-                        // The org's server refusing or timing out is exactly what we watch for.
-                        warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
-                        if let Some(rt) = self.runtime_hinted(tenant, hint) {
-                            self.record_into(
-                                &rt,
-                                direction,
-                                now,
-                                &Outcome::Failed {
-                                    kind: FailureKind::Unreachable,
-                                },
-                            );
-                        }
-                        report
-                            .errors
-                            .push(format!("{tenant}: {direction} probe dispatch: {e}"));
-                    }
-                    Err(e) => {
-                        error!(%tenant, %direction, error = %e, "probe dispatch failed (configuration?); not counted");
-                        report
-                            .errors
-                            .push(format!("{tenant}: {direction} probe dispatch: {e}"));
-                    }
+                Err(e) => {
+                    let next_round = next_rounds.last_mut().map(|(_, at)| at);
+                    self.dispatch_failed(&request, hint, e, next_round, now, report);
                 }
             }
         }
@@ -145,6 +101,76 @@ impl Monitor {
             schedule.probe(job, at);
         }
         schedule.probes.recycle(due);
+    }
+
+    /// Whether `job` belongs to the tenant's current registration (a job
+    /// of a removed or re-registered tenant is stale). The check reads a
+    /// small dense array, not the tenant's state.
+    fn is_current(&self, job: &ProbeJob) -> bool {
+        self.tenants
+            .dense
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job.index as usize)
+            .is_some_and(|slot| slot.epoch == job.epoch)
+    }
+
+    /// What a failed dispatch means: throttling puts the next round back
+    /// (`next_round`) and is not counted; a retryable error (the server
+    /// refusing or timing out) is a failure of the direction; any other
+    /// error is a configuration problem, reported but not counted.
+    fn dispatch_failed(
+        &self,
+        request: &ProbeRequest,
+        hint: u32,
+        e: Error,
+        next_round: Option<&mut DateTime<Utc>>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) {
+        let (tenant, direction) = (&request.tenant, request.direction);
+        match e {
+            e @ Error::ProbeThrottled { .. } => {
+                // Throttling says the server is up; it is not an outage.
+                if let (
+                    Error::ProbeThrottled {
+                        retry_after: Some(wait),
+                        ..
+                    },
+                    Some(round),
+                ) = (&e, next_round)
+                {
+                    *round = (*round).max(after(now, *wait));
+                }
+                warn!(%tenant, %direction, error = %e, "probe dispatch throttled; not counted");
+                report
+                    .errors
+                    .push(format!("{tenant}: {direction} probe dispatch: {e}"));
+            }
+            e if e.is_retryable() => {
+                // The org's server refusing or timing out is exactly what we watch for.
+                warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
+                if let Some(rt) = self.runtime_hinted(tenant, hint) {
+                    self.record_into(
+                        &rt,
+                        direction,
+                        now,
+                        &Outcome::Failed {
+                            kind: FailureKind::Unreachable,
+                        },
+                    );
+                }
+                report
+                    .errors
+                    .push(format!("{tenant}: {direction} probe dispatch: {e}"));
+            }
+            e => {
+                error!(%tenant, %direction, error = %e, "probe dispatch failed (configuration?); not counted");
+                report
+                    .errors
+                    .push(format!("{tenant}: {direction} probe dispatch: {e}"));
+            }
+        }
     }
 
     async fn store_probes(&self, pending: &mut Vec<PendingProbe>, report: &mut TickReport) {
@@ -201,6 +227,10 @@ impl Monitor {
         lock(&self.outage.local_probes).extend(kept);
     }
 
+    /// Checks the pending probes that are due: first those kept in memory
+    /// while the store could not take them, then those claimed from the
+    /// store, batch by batch. After each batch the tenants whose probes
+    /// arrived are evaluated at once.
     pub(super) async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         self.check_local_probes(now, report).await;
         let owned = *lock(&self.cluster.owned);
@@ -224,49 +254,67 @@ impl Monitor {
             if claimed.is_empty() {
                 return;
             }
-            let mut settlements = Vec::with_capacity(claimed.len());
-            for p in claimed {
-                let PendingProbe {
-                    tenant,
-                    direction,
-                    probe_id,
-                    sent_at,
-                    deadline,
-                    ticket,
-                    lease_id,
-                    tenant_hint,
-                    ..
-                } = p;
-                let request = ProbeRequest {
-                    tenant,
-                    direction,
-                    probe_id,
-                    sent_at,
-                };
-                let next_check_at = self
-                    .check_request(&request, deadline, &ticket, tenant_hint, now, report)
-                    .await;
-                settlements.push(ProbeSettlement {
-                    tenant: request.tenant,
-                    probe_id: request.probe_id,
-                    lease_id,
-                    next_check_at,
-                });
-            }
-            let results = self.parts.store.as_ref().settle_probes(&settlements).await;
-            for (s, r) in settlements.iter().zip(results) {
-                if let Err(e) = r {
-                    warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
-                    report
-                        .errors
-                        .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
-                }
-            }
+            let settlements = self.check_claimed(claimed, now, report).await;
+            self.settle_probes(&settlements, report).await;
             // Evaluate the tenants whose probes just arrived while their state
             // is still in the processor's cache (the same tick would reach
             // them later anyway).
             let observed = std::mem::take(&mut lock(&self.ticks.schedule).observed);
             self.evaluate_all(observed, now, report).await;
+        }
+    }
+
+    /// Checks claimed probes one by one; returns what to tell the store
+    /// about each.
+    async fn check_claimed(
+        &self,
+        claimed: Vec<PendingProbe>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Vec<ProbeSettlement> {
+        let mut settlements = Vec::with_capacity(claimed.len());
+        for p in claimed {
+            let PendingProbe {
+                tenant,
+                direction,
+                probe_id,
+                sent_at,
+                deadline,
+                ticket,
+                lease_id,
+                tenant_hint,
+                ..
+            } = p;
+            let request = ProbeRequest {
+                tenant,
+                direction,
+                probe_id,
+                sent_at,
+            };
+            let next_check_at = self
+                .check_request(&request, deadline, &ticket, tenant_hint, now, report)
+                .await;
+            settlements.push(ProbeSettlement {
+                tenant: request.tenant,
+                probe_id: request.probe_id,
+                lease_id,
+                next_check_at,
+            });
+        }
+        settlements
+    }
+
+    /// Tells the store which probes are done and when to check the others
+    /// again.
+    async fn settle_probes(&self, settlements: &[ProbeSettlement], report: &mut TickReport) {
+        let results = self.parts.store.as_ref().settle_probes(settlements).await;
+        for (s, r) in settlements.iter().zip(results) {
+            if let Err(e) = r {
+                warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
+                report
+                    .errors
+                    .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
+            }
         }
     }
 

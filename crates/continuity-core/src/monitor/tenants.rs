@@ -74,6 +74,31 @@ pub(super) struct TenantRuntime {
 }
 
 impl TenantRuntime {
+    /// A fresh runtime for `config`, on the stored state `cached`, watched
+    /// from `now`; its dense index is set when it is registered.
+    fn new(config: TenantConfig, cached: Versioned, now: DateTime<Utc>) -> Result<Self> {
+        Ok(TenantRuntime {
+            rules: config.rules(),
+            directions: [
+                DirectionRuntime::new(&config.inbound)?,
+                DirectionRuntime::new(&config.outbound)?,
+            ],
+            index: 0,
+            shard: shard_of(&config.tenant),
+            reload: false,
+            journal: Journal::default(),
+            watching_since: now,
+            tenant: config.tenant.clone(),
+            probe_settings: config.probes.clone(),
+            config: Arc::new(config),
+            cached,
+            next_eval_at: None,
+            queued: false,
+            removed: false,
+            last_evaluated: None,
+        })
+    }
+
     pub(super) fn due(&self, now: DateTime<Utc>) -> bool {
         self.next_eval_at.is_none_or(|t| now >= t) || self.directions.iter().any(|d| d.dirty)
     }
@@ -354,14 +379,7 @@ impl Monitor {
     /// state. A replaced configuration starts new windows.
     pub async fn register_tenant(&self, config: TenantConfig) -> Result<()> {
         config.validate()?;
-        for (i, r) in config.recipients.iter().enumerate() {
-            if !self.parts.notifiers.contains_key(&r.channel) {
-                return Err(Error::config(
-                    format!("recipients[{i}].channel"),
-                    format!("no {} notifier is installed in this monitor", r.channel),
-                ));
-            }
-        }
+        self.check_channels(&config)?;
         let tenant = config.tenant.clone();
         let cached = self
             .parts
@@ -373,26 +391,7 @@ impl Monitor {
                 version: 0,
                 state: TenantState::default(),
             });
-        let runtime = TenantRuntime {
-            rules: config.rules(),
-            directions: [
-                DirectionRuntime::new(&config.inbound)?,
-                DirectionRuntime::new(&config.outbound)?,
-            ],
-            index: 0,
-            shard: shard_of(&config.tenant),
-            reload: false,
-            journal: Journal::default(),
-            watching_since: self.parts.clock.now(),
-            tenant: config.tenant.clone(),
-            probe_settings: config.probes.clone(),
-            config: Arc::new(config),
-            cached,
-            next_eval_at: None,
-            queued: false,
-            removed: false,
-            last_evaluated: None,
-        };
+        let runtime = TenantRuntime::new(config, cached, self.parts.clock.now())?;
         let probed: Vec<Direction> = Direction::ALL
             .into_iter()
             .filter(|d| self.parts.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
@@ -400,6 +399,41 @@ impl Monitor {
         let tenant_id = runtime.tenant.clone();
         let probe_settings = Arc::new(runtime.probe_settings.clone());
         let runtime = Arc::new(Mutex::new(runtime));
+        let (index, epoch) = self.insert_runtime(tenant, &runtime);
+        let mut schedule = lock(&self.ticks.schedule);
+        schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
+        for direction in probed {
+            let job = ProbeJob {
+                shard: shard_of(&tenant_id),
+                tenant: tenant_id.clone(),
+                direction,
+                index,
+                epoch,
+                settings: probe_settings.clone(),
+            };
+            schedule.probe(job, DateTime::<Utc>::MIN_UTC);
+        }
+        Ok(())
+    }
+
+    /// Refuses a configuration with a recipient on a channel no notifier
+    /// of this monitor serves.
+    fn check_channels(&self, config: &TenantConfig) -> Result<()> {
+        for (i, r) in config.recipients.iter().enumerate() {
+            if !self.parts.notifiers.contains_key(&r.channel) {
+                return Err(Error::config(
+                    format!("recipients[{i}].channel"),
+                    format!("no {} notifier is installed in this monitor", r.channel),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a new runtime in the registry, in place of the tenant's former
+    /// one if any (which keeps its dense index and is marked removed).
+    /// Returns the dense index and the registration epoch.
+    fn insert_runtime(&self, tenant: TenantId, runtime: &Runtime) -> (u32, u32) {
         let mut tenants = self
             .tenants
             .by_id
@@ -414,7 +448,7 @@ impl Monitor {
             Some(old) => lock(old).index,
             None => u32::try_from(dense.len()).unwrap_or(u32::MAX),
         };
-        lock(&runtime).index = index;
+        lock(runtime).index = index;
         // A new epoch makes the probe jobs of a replaced configuration stale.
         let epoch = match dense.get_mut(index as usize) {
             Some(slot) => {
@@ -436,20 +470,7 @@ impl Monitor {
         if let Some(old) = replaced {
             lock(&old).removed = true;
         }
-        let mut schedule = lock(&self.ticks.schedule);
-        schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
-        for direction in probed {
-            let job = ProbeJob {
-                shard: shard_of(&tenant_id),
-                tenant: tenant_id.clone(),
-                direction,
-                index,
-                epoch,
-                settings: probe_settings.clone(),
-            };
-            schedule.probe(job, DateTime::<Utc>::MIN_UTC);
-        }
-        Ok(())
+        (index, epoch)
     }
 
     /// Stops watching a tenant (its stored state stays).
