@@ -3,26 +3,66 @@
 //!
 //! One `Monitor` watches many tenants. The embedder calls
 //! [`Monitor::observe`] for every real delivery it sees (cheap, synchronous,
-//! no I/O) and [`Monitor::tick`] periodically (every minute is typical). A
-//! tick:
-//!
-//! 1. dispatches the probes that are due;
-//! 2. checks pending probes (a probe not found by its deadline is a failure);
-//! 3. evaluates the tenants that are due and applies the state machine,
-//!    writing changes through the store's compare-and-swap together with
-//!    their audit entries and outbox items (rendered alerts, hook calls).
-//!    A tenant is due when something can change its state: an observation
-//!    its verdicts cannot absorb, a window bucket boundary that can clear a
-//!    breach, a running hysteresis streak, a due reminder, suspension end or
-//!    event time. It is evaluated at most once per tick, so a tick's cost
-//!    follows the work to do, not the number of tenants;
-//! 4. works the outbox: delivers alerts through the notifiers and calls the
-//!    hook. What fails with a retryable error stays in the outbox for a later
-//!    tick; nothing is lost when an instance dies between steps.
+//! no I/O) and [`Monitor::tick`] periodically (every minute is typical).
+//! A tick works only on what is due, so its cost follows the work to do, not
+//! the number of tenants.
 //!
 //! Windows live in memory: after a restart they fill again from new
 //! observations. Everything else (conditions, events, suspensions, alert
 //! schedule, pending probes, outbox, audit log) lives in the store.
+//!
+//! # One tick, step by step
+//!
+//! The files of this module follow the phases of a tick. [`Monitor::tick`]
+//! (in this file) refuses to run twice at once or with a time before the
+//! previous tick's, then:
+//!
+//! 1. **Cluster sync** (`cluster.rs`, `sync_ownership`). In a
+//!    [cluster](MonitorBuilder::cluster), this instance renews its shards
+//!    with the store; the tenants of shards it gains are marked for reload
+//!    and woken. Without a cluster it owns everything and this does nothing.
+//! 2. **Probe dispatch** (`probes.rs`, `dispatch_probes`). The probe rounds
+//!    due are taken from the timer queue (`timer.rs`); for each tenant and
+//!    direction this instance owns, a probe goes out through the
+//!    [`MailProbe`] and is stored as a
+//!    [`PendingProbe`]; the next round is
+//!    scheduled. A dispatch the server refuses counts as a failure.
+//! 3. **Probe check** (`probes.rs`, `check_probes`). Pending probes that are
+//!    due are claimed from the store (those kept in memory while it was
+//!    unreachable first) and looked for. What a probe found, or its loss at
+//!    the deadline, is recorded into the tenant's window just like an
+//!    observation (`tenants.rs`, `record_into`), and those tenants are
+//!    evaluated right away, while their state is in cache.
+//! 4. **Evaluation** (`evaluate.rs`, `evaluate_all`). The tenants due
+//!    (`timer.rs`, `due_evaluations`: new observations its verdicts cannot
+//!    absorb, a bucket boundary, a running hysteresis streak, a reminder,
+//!    suspension end or event time) are evaluated, each at most once per
+//!    tick. `evaluate_tenant` leaves tenants of other instances' shards
+//!    alone, reloads one just taken over and writes a journal left from a
+//!    store outage (`journal.rs`); `decide` runs the policies, hands their
+//!    health to the [state machine](crate::machine) and, when the state
+//!    changes, builds the commit: the new state, its audit entries and its
+//!    outbox items (alerts rendered per recipient with a signed portal link
+//!    in `render.rs`, hook calls). `commit_transition` writes it through the
+//!    store's compare-and-swap; a conflict reloads and decides again; an
+//!    unreachable store keeps it in the tenant's journal, which sends its
+//!    alerts itself. The tenant is then woken when something can next
+//!    change.
+//! 5. **Outbox** (`outbox.rs`, `work_outbox`). Due entries are claimed and
+//!    worked in lanes side by side, one per channel and one for the hook:
+//!    alerts go out through the [`Notifier`]s,
+//!    events to the [`ContinuityHook`]. What
+//!    fails with a retryable error stays in the outbox, with back-off;
+//!    nothing is lost when an instance dies between steps.
+//!
+//! The tick returns a [`TickReport`] of what it did.
+//!
+//! Outside the tick: `builder.rs` holds [`MonitorBuilder`] and
+//! [`MonitorSettings`]; `tenants.rs` the tenant registry and each tenant's
+//! runtime ([`Monitor::register_tenant`], [`Monitor::observe`],
+//! [`Monitor::status`]); `actions.rs` the portal actions
+//! ([`Monitor::perform`], [`Monitor::act`]), which write through the same
+//! compare-and-swap; `report.rs` what the engine hands back.
 
 mod actions;
 mod builder;
