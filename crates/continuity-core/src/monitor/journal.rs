@@ -181,12 +181,13 @@ impl Monitor {
         let added = journal.push(commit);
         let mut expected = expected;
         loop {
-            if in_tick && *lock(&self.store_down_at) == Some(now) {
+            if in_tick && *lock(&self.outage.store_down_at) == Some(now) {
                 // Found unreachable earlier in this tick: do not wait on it again.
                 self.hold(rt, journal, now, report).await;
                 return Ok(Written::Journaled);
             }
             let error = match self
+                .parts
                 .store
                 .as_ref()
                 .commit(tenant, expected, journal.merged())
@@ -209,7 +210,7 @@ impl Monitor {
                     "{tenant}: store unreachable, transition kept: {error}"
                 ));
                 if in_tick {
-                    *lock(&self.store_down_at) = Some(now);
+                    *lock(&self.outage.store_down_at) = Some(now);
                 }
                 self.hold(rt, journal, now, report).await;
                 return Ok(Written::Journaled);
@@ -227,14 +228,14 @@ impl Monitor {
                 // Nothing journaled before: an ordinary conflict.
                 return Err(error);
             }
-            let fresh = match self.store.as_ref().load(tenant).await {
+            let fresh = match self.parts.store.as_ref().load(tenant).await {
                 Ok(f) => f.unwrap_or(Versioned {
                     version: 0,
                     state: TenantState::default(),
                 }),
                 Err(e) if store_unreachable(&e) => {
                     if in_tick {
-                        *lock(&self.store_down_at) = Some(now);
+                        *lock(&self.outage.store_down_at) = Some(now);
                     }
                     self.hold(rt, journal, now, report).await;
                     return Ok(Written::Journaled);
@@ -308,6 +309,7 @@ impl Monitor {
         record.outbox.clear();
         record.at = now;
         match self
+            .parts
             .store
             .as_ref()
             .commit(tenant, fresh.version, record)
@@ -389,7 +391,7 @@ impl Monitor {
             match self.attempt(&h.entry, now, report).await {
                 OutboxResult::Done => {
                     let delivered = delivery_key(&h.entry.item);
-                    let mut sent = lock(&self.delivered_from_memory);
+                    let mut sent = lock(&self.outage.delivered_from_memory);
                     let day = chrono::TimeDelta::days(1);
                     sent.retain(|_, at| *at + day > now);
                     sent.insert(delivered.clone(), now);
@@ -427,7 +429,7 @@ impl Monitor {
         if journal.delivered.is_empty() {
             return;
         }
-        let mut sent = lock(&self.delivered_from_memory);
+        let mut sent = lock(&self.outage.delivered_from_memory);
         for k in &journal.delivered {
             sent.remove(k);
         }
@@ -436,7 +438,7 @@ impl Monitor {
     /// Whether `item` went out from a journal already (and forgets it: the
     /// store's copy is the only other one).
     pub(super) fn sent_from_memory(&self, item: &OutboxItem) -> bool {
-        let mut sent = lock(&self.delivered_from_memory);
+        let mut sent = lock(&self.outage.delivered_from_memory);
         !sent.is_empty() && sent.remove(&delivery_key(item)).is_some()
     }
 }

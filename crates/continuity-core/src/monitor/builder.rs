@@ -1,0 +1,237 @@
+//! Building a [`Monitor`]: the [`MonitorBuilder`] that checks the parts, and
+//! the engine's own [`MonitorSettings`].
+//!
+//! Kept apart from the tick: nothing here runs after [`MonitorBuilder::build`].
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, RwLock, atomic::AtomicBool},
+    time::Duration,
+};
+
+use super::{Links, Membership, Monitor, Parts, Schedule, StoreOutage, TenantRegistry, TickState};
+use crate::{
+    clock::{Clock, SystemClock},
+    cluster::ShardSet,
+    config::ChannelKind,
+    domain::Direction,
+    error::{Error, Result},
+    fxhash::FxHashMap,
+    hook::ContinuityHook,
+    link::LinkSigner,
+    memory::InMemoryEventStore,
+    notify::Notifier,
+    probe::MailProbe,
+    store::EventStore,
+};
+
+/// Tuning knobs of the engine itself (not per tenant). The defaults suit a
+/// tick every minute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorSettings {
+    /// How long a claimed outbox entry or probe is reserved for this instance (default 2 min).
+    pub lease: Duration,
+    /// Items claimed from the store per round trip (default 500).
+    pub batch: usize,
+    /// First retry delay of a failed delivery or hook call; doubles per attempt (default 30 s).
+    pub retry_base: Duration,
+    /// Longest retry delay (default 15 min).
+    pub retry_max: Duration,
+    /// Times a commit is retried after a compare-and-swap conflict within one call (default 5).
+    pub conflict_retries: u32,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            lease: Duration::from_secs(120),
+            batch: 500,
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(900),
+            conflict_retries: 5,
+        }
+    }
+}
+
+/// Builds a [`Monitor`].
+pub struct MonitorBuilder {
+    store: Option<Arc<dyn EventStore>>,
+    clock: Arc<dyn Clock>,
+    notifiers: HashMap<ChannelKind, Arc<dyn Notifier>>,
+    probes: [Option<Arc<dyn MailProbe>>; 2],
+    hook: Option<Arc<dyn ContinuityHook>>,
+    links: Option<LinkSigner>,
+    portal_url: Option<String>,
+    settings: MonitorSettings,
+    instance: Option<String>,
+}
+
+impl fmt::Debug for MonitorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitorBuilder")
+            .field("store", &self.store)
+            .field("notifiers", &self.notifiers.keys().collect::<Vec<_>>())
+            .field("portal_url", &self.portal_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MonitorBuilder {
+    /// The event store (default: a new [`InMemoryEventStore`]).
+    pub fn store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock used by [`Monitor::tick_now`] and [`Monitor::perform`] (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds the notifier for its channel (replacing an earlier one for the same channel).
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifiers.insert(notifier.channel(), notifier);
+        self
+    }
+
+    /// The probe for `direction` (without one, the direction is watched passively only).
+    pub fn probe(mut self, direction: Direction, probe: Arc<dyn MailProbe>) -> Self {
+        self.probes[direction.index()] = Some(probe);
+        self
+    }
+
+    /// The embedder's continuity hook.
+    pub fn hook(mut self, hook: Arc<dyn ContinuityHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Signs portal links (required).
+    pub fn link_signer(mut self, signer: LinkSigner) -> Self {
+        self.links = Some(signer);
+        self
+    }
+
+    /// The portal's base URL; a link is this URL followed by the token (required),
+    /// e.g. `https://continuity.example.net/c/`.
+    pub fn portal_url(mut self, url: impl Into<String>) -> Self {
+        self.portal_url = Some(url.into());
+        self
+    }
+
+    /// Engine settings.
+    pub fn settings(mut self, settings: MonitorSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Runs this monitor as `instance`, one of several sharing the store:
+    /// it then evaluates and probes only the tenants of the shards it owns
+    /// (see [`cluster`](crate::cluster)). Every instance registers every
+    /// tenant; `instance` must be unique among them (a host name and
+    /// process id, say). Without it the monitor owns every tenant.
+    pub fn cluster(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// Checks the parts and builds the monitor.
+    pub fn build(self) -> Result<Monitor> {
+        let links = self.links.ok_or_else(|| {
+            Error::config(
+                "link_signer",
+                "a link signer is required: alerts carry signed portal links",
+            )
+        })?;
+        let portal_url = self
+            .portal_url
+            .ok_or_else(|| Error::config("portal_url", "the portal's base URL is required"))?;
+        if !(portal_url.starts_with("https://") || portal_url.starts_with("http://"))
+            || portal_url.chars().any(char::is_whitespace)
+        {
+            return Err(Error::config(
+                "portal_url",
+                format!("{portal_url:?} is not an http(s) URL"),
+            ));
+        }
+        if self.notifiers.is_empty() {
+            return Err(Error::config(
+                "notifiers",
+                "at least one notifier is needed, or no alert can go out",
+            ));
+        }
+        let s = &self.settings;
+        if let Some(instance) = &self.instance
+            && (instance.is_empty() || instance.len() > 200)
+        {
+            return Err(Error::config(
+                "cluster",
+                "the instance name must be 1 to 200 bytes long",
+            ));
+        }
+        if s.batch == 0
+            || s.lease < Duration::from_secs(1)
+            || s.retry_base.is_zero()
+            || s.retry_max < s.retry_base
+        {
+            return Err(Error::config(
+                "settings",
+                "batch must be positive, lease at least 1 s, and retry_max at least retry_base",
+            ));
+        }
+        Ok(Monitor {
+            parts: Parts {
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(InMemoryEventStore::new())),
+                clock: self.clock,
+                notifiers: self.notifiers,
+                probes: self.probes,
+                hook: self.hook,
+            },
+            links: Links {
+                signer: links,
+                portal_url,
+            },
+            settings: self.settings,
+            tenants: TenantRegistry {
+                by_id: RwLock::new(FxHashMap::default()),
+                dense: RwLock::new(Vec::new()),
+            },
+            ticks: TickState {
+                last: Mutex::new(None),
+                running: AtomicBool::new(false),
+                schedule: Mutex::new(Schedule::default()),
+            },
+            cluster: Membership {
+                owned: Mutex::new(if self.instance.is_some() {
+                    ShardSet::EMPTY
+                } else {
+                    ShardSet::ALL
+                }),
+                instance: self.instance,
+                left: AtomicBool::new(false),
+            },
+            outage: StoreOutage::default(),
+        })
+    }
+}
+
+impl Monitor {
+    /// A builder with the defaults.
+    pub fn builder() -> MonitorBuilder {
+        MonitorBuilder {
+            store: None,
+            clock: Arc::new(SystemClock),
+            notifiers: HashMap::new(),
+            probes: [None, None],
+            hook: None,
+            links: None,
+            portal_url: None,
+            settings: MonitorSettings::default(),
+            instance: None,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Cluster membership: which shards of tenants this instance owns, kept in
+//! step with the store at the start of every tick (see [`crate::cluster`]).
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::{Monitor, Runtime, TickReport, lock};
+use crate::{cluster::ShardSet, error::Result};
+
+impl Monitor {
+    /// The shards this monitor owns: all of them unless it runs in a
+    /// [cluster](super::MonitorBuilder::cluster), where the last successful sync
+    /// with the store decided.
+    pub fn owned_shards(&self) -> ShardSet {
+        *lock(&self.cluster.owned)
+    }
+
+    /// Gives this instance's shards up (a clean shutdown of a
+    /// [cluster](super::MonitorBuilder::cluster) member), so the other instances
+    /// take its tenants over at their next tick instead of after the lease.
+    /// Without a cluster it does nothing.
+    pub async fn leave_cluster(&self) -> Result<()> {
+        let Some(instance) = &self.cluster.instance else {
+            return Ok(());
+        };
+        self.cluster.left.store(true, Ordering::Release);
+        *lock(&self.cluster.owned) = ShardSet::EMPTY;
+        self.parts.store.as_ref().release_shards(instance).await
+    }
+
+    /// Renews this instance's shards and takes over or gives up shards as
+    /// the store decides; tenants of shards gained are reloaded and woken.
+    /// While the store cannot be reached the last known shards are kept:
+    /// nobody else can take them over through an unreachable store either.
+    pub(super) async fn sync_ownership(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let Some(instance) = &self.cluster.instance else {
+            return;
+        };
+        if self.cluster.left.load(Ordering::Acquire) {
+            return;
+        }
+        let new = match self
+            .parts
+            .store
+            .as_ref()
+            .sync_shards(instance, now, self.settings.lease)
+            .await
+        {
+            Ok(new) => new,
+            Err(e) => {
+                warn!(instance, error = %e, "syncing shard ownership failed; keeping the shards known");
+                report.errors.push(format!("syncing shard ownership: {e}"));
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *lock(&self.cluster.owned), new);
+        if new == old {
+            return;
+        }
+        let gained = new.difference(&old);
+        info!(
+            instance,
+            owned = new.len(),
+            gained = gained.len(),
+            lost = old.difference(&new).len(),
+            "shard ownership changed"
+        );
+        if gained.is_empty() {
+            return;
+        }
+        // Rare (instances joining or leaving): a walk over all tenants is fine.
+        let runtimes: Vec<Runtime> = self.read_tenants().values().cloned().collect();
+        let mut woken = Vec::new();
+        for rt in runtimes {
+            let mut guard = lock(&rt);
+            if gained.contains(guard.shard) {
+                guard.reload = true;
+                guard.next_eval_at = None;
+                guard.watching_since = now;
+                drop(guard);
+                woken.push(rt);
+            }
+        }
+        let mut schedule = lock(&self.ticks.schedule);
+        for rt in woken {
+            schedule.wake(rt, DateTime::<Utc>::MIN_UTC);
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Active probes: sending them when their round is due
+//! ([`Monitor::dispatch_probes`]) and checking the pending ones until they
+//! arrive or their deadline passes ([`Monitor::check_probes`]).
+//!
+//! What a probe finds is recorded like a passive observation; evaluation
+//! then treats both alike.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::{Monitor, TickReport, lock, timer::ProbeJob};
+use crate::{
+    domain::{Direction, FailureKind, Outcome},
+    duration::{after, hex_id},
+    error::Error,
+    probe::{ProbeRequest, ProbeStatus, ProbeTicket},
+    store::{PendingProbe, ProbeSettlement},
+};
+
+/// `in-<unix ms in hex>` or `ou-…`: unique per tenant and direction, as a
+/// direction is probed at most once per tick.
+fn probe_id(direction: Direction, now: DateTime<Utc>) -> Arc<str> {
+    let prefix = match direction {
+        Direction::Inbound => "in-",
+        Direction::Outbound => "ou-",
+    };
+    hex_id(prefix, now.timestamp_millis() as u64)
+}
+
+impl Monitor {
+    /// Sends the probes whose round is due, for the tenants this instance
+    /// owns, and stores them as pending (in batches); schedules every job's
+    /// next round.
+    pub(super) async fn dispatch_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let mut due = self.due_probes(now);
+        let owned = *lock(&self.cluster.owned);
+        let mut pending_probes = Vec::new();
+        let mut next_rounds = Vec::with_capacity(due.len());
+        for job in due.drain(..) {
+            if !owned.contains(job.shard) {
+                // Another instance probes this tenant; look again next round,
+                // in case the shard comes here.
+                let next = after(now, job.settings.interval);
+                next_rounds.push((job, next));
+                continue;
+            }
+            let direction = job.direction;
+            let Some(probe) = &self.parts.probes[direction.index()] else {
+                continue;
+            };
+            if !self.is_current(&job) {
+                continue;
+            }
+            let next = after(now, job.settings.interval);
+            let (deadline, check, hint) = (
+                job.settings.deadline,
+                job.settings.check_interval,
+                job.index.saturating_add(1),
+            );
+            let tenant = job.tenant.clone();
+            next_rounds.push((job, next));
+            let tenant = &tenant;
+            let request = ProbeRequest {
+                tenant: tenant.clone(),
+                direction,
+                probe_id: probe_id(direction, now),
+                sent_at: now,
+            };
+            let span =
+                info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
+            match probe.as_ref().dispatch(&request).instrument(span).await {
+                Ok(ticket) => {
+                    report.probes_dispatched += 1;
+                    let pending = PendingProbe {
+                        tenant: tenant.clone(),
+                        direction,
+                        probe_id: request.probe_id,
+                        sent_at: now,
+                        deadline: after(now, deadline),
+                        next_check_at: after(now, check),
+                        ticket,
+                        lease_id: 0,
+                        tenant_hint: hint,
+                    };
+                    pending_probes.push(pending);
+                    if pending_probes.len() >= self.settings.batch {
+                        self.store_probes(&mut pending_probes, report).await;
+                    }
+                }
+                Err(e) => {
+                    let next_round = next_rounds.last_mut().map(|(_, at)| at);
+                    self.dispatch_failed(&request, hint, e, next_round, now, report);
+                }
+            }
+        }
+        self.store_probes(&mut pending_probes, report).await;
+        let mut schedule = lock(&self.ticks.schedule);
+        for (job, at) in next_rounds {
+            schedule.probe(job, at);
+        }
+        schedule.probes.recycle(due);
+    }
+
+    /// Whether `job` belongs to the tenant's current registration (a job
+    /// of a removed or re-registered tenant is stale). The check reads a
+    /// small dense array, not the tenant's state.
+    fn is_current(&self, job: &ProbeJob) -> bool {
+        self.tenants
+            .dense
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job.index as usize)
+            .is_some_and(|slot| slot.epoch == job.epoch)
+    }
+
+    /// What a failed dispatch means: throttling puts the next round back
+    /// (`next_round`) and is not counted; a retryable error (the server
+    /// refusing or timing out) is a failure of the direction; any other
+    /// error is a configuration problem, reported but not counted.
+    fn dispatch_failed(
+        &self,
+        request: &ProbeRequest,
+        hint: u32,
+        e: Error,
+        next_round: Option<&mut DateTime<Utc>>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) {
+        let (tenant, direction) = (&request.tenant, request.direction);
+        match e {
+            e @ Error::ProbeThrottled { .. } => {
+                // Throttling says the server is up; it is not an outage.
+                if let (
+                    Error::ProbeThrottled {
+                        retry_after: Some(wait),
+                        ..
+                    },
+                    Some(round),
+                ) = (&e, next_round)
+                {
+                    *round = (*round).max(after(now, *wait));
+                }
+                warn!(%tenant, %direction, error = %e, "probe dispatch throttled; not counted");
+                report
+                    .errors
+                    .push(format!("{tenant}: {direction} probe dispatch: {e}"));
+            }
+            e if e.is_retryable() => {
+                // The org's server refusing or timing out is exactly what we watch for.
+                warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
+                if let Some(rt) = self.runtime_hinted(tenant, hint) {
+                    self.record_into(
+                        &rt,
+                        direction,
+                        now,
+                        &Outcome::Failed {
+                            kind: FailureKind::Unreachable,
+                        },
+                    );
+                }
+                report
+                    .errors
+                    .push(format!("{tenant}: {direction} probe dispatch: {e}"));
+            }
+            e => {
+                error!(%tenant, %direction, error = %e, "probe dispatch failed (configuration?); not counted");
+                report
+                    .errors
+                    .push(format!("{tenant}: {direction} probe dispatch: {e}"));
+            }
+        }
+    }
+
+    async fn store_probes(&self, pending: &mut Vec<PendingProbe>, report: &mut TickReport) {
+        if pending.is_empty() {
+            return;
+        }
+        let count = pending.len();
+        if let Err(e) = self.parts.store.as_ref().put_probes(pending).await {
+            warn!(count, error = %e, "pending probes not stored; checking them from memory until the store answers");
+            report.errors.push(format!("storing {count} probes: {e}"));
+            lock(&self.outage.local_probes).append(pending);
+        }
+    }
+
+    /// Probes the store could not take: handed to it now if it answers,
+    /// else checked from memory.
+    async fn check_local_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let mut local = std::mem::take(&mut *lock(&self.outage.local_probes));
+        if local.is_empty() {
+            return;
+        }
+        let count = local.len();
+        if self
+            .parts
+            .store
+            .as_ref()
+            .put_probes(&mut local)
+            .await
+            .is_ok()
+        {
+            info!(count, "probes kept in memory are stored now");
+            return;
+        }
+        let mut kept = Vec::with_capacity(count);
+        for mut p in local {
+            if p.next_check_at > now {
+                kept.push(p);
+                continue;
+            }
+            let request = ProbeRequest {
+                tenant: p.tenant.clone(),
+                direction: p.direction,
+                probe_id: p.probe_id.clone(),
+                sent_at: p.sent_at,
+            };
+            if let Some(at) = self
+                .check_request(&request, p.deadline, &p.ticket, p.tenant_hint, now, report)
+                .await
+            {
+                p.next_check_at = at;
+                kept.push(p);
+            }
+        }
+        lock(&self.outage.local_probes).extend(kept);
+    }
+
+    /// Checks the pending probes that are due: first those kept in memory
+    /// while the store could not take them, then those claimed from the
+    /// store, batch by batch. After each batch the tenants whose probes
+    /// arrived are evaluated at once.
+    pub(super) async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        self.check_local_probes(now, report).await;
+        let owned = *lock(&self.cluster.owned);
+        // Bounded: each round claims up to `batch`; a probe claimed in this
+        // tick is rescheduled into the future, so rounds end.
+        for _ in 0..10_000 {
+            let claimed = match self
+                .parts
+                .store
+                .as_ref()
+                .claim_probes(now, self.settings.lease, self.settings.batch, &owned)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "claiming pending probes failed");
+                    report.errors.push(format!("claiming probes: {e}"));
+                    return;
+                }
+            };
+            if claimed.is_empty() {
+                return;
+            }
+            let settlements = self.check_claimed(claimed, now, report).await;
+            self.settle_probes(&settlements, report).await;
+            // Evaluate the tenants whose probes just arrived while their state
+            // is still in the processor's cache (the same tick would reach
+            // them later anyway).
+            let observed = std::mem::take(&mut lock(&self.ticks.schedule).observed);
+            self.evaluate_all(observed, now, report).await;
+        }
+    }
+
+    /// Checks claimed probes one by one; returns what to tell the store
+    /// about each.
+    async fn check_claimed(
+        &self,
+        claimed: Vec<PendingProbe>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Vec<ProbeSettlement> {
+        let mut settlements = Vec::with_capacity(claimed.len());
+        for p in claimed {
+            let PendingProbe {
+                tenant,
+                direction,
+                probe_id,
+                sent_at,
+                deadline,
+                ticket,
+                lease_id,
+                tenant_hint,
+                ..
+            } = p;
+            let request = ProbeRequest {
+                tenant,
+                direction,
+                probe_id,
+                sent_at,
+            };
+            let next_check_at = self
+                .check_request(&request, deadline, &ticket, tenant_hint, now, report)
+                .await;
+            settlements.push(ProbeSettlement {
+                tenant: request.tenant,
+                probe_id: request.probe_id,
+                lease_id,
+                next_check_at,
+            });
+        }
+        settlements
+    }
+
+    /// Tells the store which probes are done and when to check the others
+    /// again.
+    async fn settle_probes(&self, settlements: &[ProbeSettlement], report: &mut TickReport) {
+        let results = self.parts.store.as_ref().settle_probes(settlements).await;
+        for (s, r) in settlements.iter().zip(results) {
+            if let Err(e) = r {
+                warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
+                report
+                    .errors
+                    .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
+            }
+        }
+    }
+
+    /// Checks one claimed probe and records what it found. Returns when to
+    /// check it again (`None`: it is done, found or lost).
+    async fn check_request(
+        &self,
+        request: &ProbeRequest,
+        deadline: DateTime<Utc>,
+        ticket: &ProbeTicket,
+        tenant_hint: u32,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Option<DateTime<Utc>> {
+        let (tenant, direction, probe_id) = (&request.tenant, request.direction, &request.probe_id);
+        // A removed tenant, or a direction no longer probed: nobody will
+        // evaluate this probe.
+        let rt = self.runtime_hinted(tenant, tenant_hint)?;
+        let probe = self.parts.probes[direction.index()].as_ref()?;
+        report.probes_checked += 1;
+        let span = info_span!("probe.check", %tenant, %direction, %probe_id);
+        let status = probe.as_ref().check(request, ticket).instrument(span).await;
+        match status {
+            Ok(ProbeStatus::Arrived { at }) => {
+                // A mailbox whose clock runs ahead must not stamp the future
+                // (it would blind the window); one behind must not go negative.
+                let at = at.clamp(request.sent_at, now.max(request.sent_at));
+                let latency = (at - request.sent_at).to_std().unwrap_or(Duration::ZERO);
+                report.probes_arrived += 1;
+                self.record_into(&rt, direction, at, &Outcome::Delivered { latency });
+                None
+            }
+            Ok(ProbeStatus::Pending) | Err(_) if now >= deadline => {
+                report.probes_lost += 1;
+                if let Err(e) = &status {
+                    report
+                        .errors
+                        .push(format!("{tenant}: probe {probe_id}: {e}"));
+                }
+                info!(%tenant, %direction, %probe_id, "probe lost: not found by its deadline");
+                self.record_into(
+                    &rt,
+                    direction,
+                    now,
+                    &Outcome::Failed {
+                        kind: FailureKind::LostProbe,
+                    },
+                );
+                None
+            }
+            Ok(ProbeStatus::Pending) => {
+                Some(after(now, lock(&rt).probe_settings.check_interval).min(deadline))
+            }
+            Err(e) => {
+                warn!(%tenant, %probe_id, error = %e, "probe check failed; checking again later");
+                report
+                    .errors
+                    .push(format!("{tenant}: probe {probe_id}: {e}"));
+                Some(after(now, lock(&rt).probe_settings.check_interval).min(deadline))
+            }
+        }
+    }
+}

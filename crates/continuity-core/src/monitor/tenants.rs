@@ -1,0 +1,632 @@
+//! The tenant registry and each tenant's in-memory runtime: registration,
+//! removal, [`Monitor::observe`] and [`Monitor::status`].
+//!
+//! A [`TenantRuntime`] holds what the engine keeps in memory per tenant (its
+//! windows and policies per direction, a cached copy of the stored state,
+//! scheduling flags); the store holds the rest. Recording an observation is
+//! the hottest path of the engine, so it stays small and lives here, next to
+//! the data it touches.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+
+use super::{DenseSlot, Monitor, TenantStatus, journal::Journal, lock, timer::ProbeJob};
+use crate::{
+    cluster::shard_of,
+    config::TenantConfig,
+    domain::{Direction, Observation, Outcome, TenantId},
+    duration::after,
+    error::{Error, Result},
+    fxhash::FxHashMap,
+    machine::{Rules, TenantState},
+    policy::{
+        FailureLimit, FailurePolicy, LatencyPolicy, LeakyCounterPolicy, Reading, ThresholdPolicy,
+        Verdict,
+    },
+    store::Versioned,
+    window::{Recorded, SlidingWindow},
+};
+
+pub(super) type Runtime = Arc<Mutex<TenantRuntime>>;
+
+// `repr(C)` keeps the declared order: the fields every tick touches come
+// first, next to the mutex word, and the rarely read ones last. With 100,000
+// tenants the state does not fit in cache, and each extra cache line touched
+// per tenant costs a memory round trip.
+#[repr(C)]
+pub(super) struct TenantRuntime {
+    /// Listed in `Schedule::observed` since its last evaluation.
+    pub(super) queued: bool,
+    /// Unregistered or replaced: schedule entries still pointing here are dropped.
+    pub(super) removed: bool,
+    /// Nothing can change before this time unless an observation arrives
+    /// (`None`: evaluate at the next tick).
+    pub(super) next_eval_at: Option<DateTime<Utc>>,
+    /// The tick of the last evaluation (at most one per tick).
+    pub(super) last_evaluated: Option<DateTime<Utc>>,
+    /// This runtime's index in `TenantRegistry::dense`.
+    pub(super) index: u32,
+    /// The tenant's shard (see [`crate::cluster`]).
+    pub(super) shard: u16,
+    /// The stored state may have moved on while another instance owned the
+    /// tenant: load it before the next evaluation.
+    pub(super) reload: bool,
+    /// What was done while the store could not be reached (see
+    /// [`journal`](super::journal)). `cached` then holds the newest state, with the version
+    /// it builds on.
+    pub(super) journal: Journal,
+    /// Since when this monitor has watched the tenant (registered it, or
+    /// took its shard over). Until a window has been watched for its whole
+    /// length, fewer failures than a count threshold prove nothing.
+    pub(super) watching_since: DateTime<Utc>,
+    /// Copies of what every probe round reads, kept here rather than behind
+    /// the configuration's pointer (one cache miss less per probe).
+    pub(super) tenant: TenantId,
+    pub(super) probe_settings: crate::config::ProbeConfig,
+    pub(super) directions: [DirectionRuntime; 2],
+    pub(super) cached: Versioned,
+    pub(super) rules: Rules,
+    pub(super) config: Arc<TenantConfig>,
+}
+
+impl TenantRuntime {
+    /// A fresh runtime for `config`, on the stored state `cached`, watched
+    /// from `now`; its dense index is set when it is registered.
+    fn new(config: TenantConfig, cached: Versioned, now: DateTime<Utc>) -> Result<Self> {
+        Ok(TenantRuntime {
+            rules: config.rules(),
+            directions: [
+                DirectionRuntime::new(&config.inbound)?,
+                DirectionRuntime::new(&config.outbound)?,
+            ],
+            index: 0,
+            shard: shard_of(&config.tenant),
+            reload: false,
+            journal: Journal::default(),
+            watching_since: now,
+            tenant: config.tenant.clone(),
+            probe_settings: config.probes.clone(),
+            config: Arc::new(config),
+            cached,
+            next_eval_at: None,
+            queued: false,
+            removed: false,
+            last_evaluated: None,
+        })
+    }
+
+    pub(super) fn due(&self, now: DateTime<Utc>) -> bool {
+        self.next_eval_at.is_none_or(|t| now >= t) || self.directions.iter().any(|d| d.dirty)
+    }
+
+    /// The earliest time at which a policy's verdict can change without a
+    /// new observation, or its health (when a window this monitor has
+    /// watched for its whole length can first say "healthy").
+    pub(super) fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let verdicts = self
+            .directions
+            .iter()
+            .filter_map(|d| d.verdicts_until)
+            .min()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.directions
+            .iter()
+            .map(|d| self.watched_in_full_at(d))
+            .filter(|at| *at > now)
+            .fold(verdicts, DateTime::min)
+    }
+
+    /// When this monitor will have watched `d`'s window for its whole length.
+    pub(super) fn watched_in_full_at(&self, d: &DirectionRuntime) -> DateTime<Utc> {
+        after(self.watching_since, d.window.length())
+    }
+}
+
+/// The first multiple of `step` since the Unix epoch that is after `now`.
+fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
+    let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+    let next = now
+        .timestamp_millis()
+        .div_euclid(step)
+        .saturating_add(1)
+        .saturating_mul(step);
+    DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// A built-in policy, held inline: one allocation per direction instead of
+/// one per policy keeps a tenant's state compact and its evaluation cheap.
+#[derive(Debug)]
+pub(super) enum Builtin {
+    Latency(LatencyPolicy),
+    Failures(FailurePolicy),
+    Leaky(LeakyCounterPolicy),
+}
+
+impl Builtin {
+    pub(super) fn get(&self) -> &dyn ThresholdPolicy {
+        match self {
+            Builtin::Latency(p) => p,
+            Builtin::Failures(p) => p,
+            Builtin::Leaky(p) => p,
+        }
+    }
+
+    pub(super) fn get_mut(&mut self) -> &mut dyn ThresholdPolicy {
+        match self {
+            Builtin::Latency(p) => p,
+            Builtin::Failures(p) => p,
+            Builtin::Leaky(p) => p,
+        }
+    }
+}
+
+/// A policy with its latest verdict.
+pub(super) struct Watch {
+    pub(super) policy: Builtin,
+    pub(super) verdict: Option<Verdict>,
+}
+
+/// Up to one watch per built-in policy, inline in the direction's state (no
+/// separate allocation to chase on every evaluation).
+pub(super) struct Watches([Option<Watch>; 3]);
+
+impl Watches {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Watch> {
+        self.0.iter().flatten()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Watch> {
+        self.0.iter_mut().flatten()
+    }
+}
+
+#[repr(C)]
+pub(super) struct DirectionRuntime {
+    /// An observation arrived since the last evaluation.
+    pub(super) dirty: bool,
+    /// The verdicts cannot change before this time without an observation.
+    pub(super) verdicts_until: Option<DateTime<Utc>>,
+    /// A delivery faster than this leaves the (healthy, steady) verdicts as
+    /// they are; `None` while any observation may change them. Kept next to
+    /// `dirty`, so recording reads one cache line.
+    pub(super) absorb_below: Option<Duration>,
+    pub(super) leaky_period: Option<Duration>,
+    pub(super) window: SlidingWindow,
+    pub(super) watches: Watches,
+}
+
+impl DirectionRuntime {
+    /// The next window bucket boundary, or the next leaky counter period.
+    fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let at = next_multiple(now, self.window.bucket_width());
+        match self.leaky_period {
+            Some(period) => at.min(next_multiple(now, period)),
+            None => at,
+        }
+    }
+
+    /// Until when the current verdicts hold without a new observation.
+    ///
+    /// Expiring data can only lower a failure count, a maximum and a sample
+    /// count, so a healthy count-based failure verdict, a healthy latency
+    /// verdict whose every sample is under the limit, or one with too few
+    /// samples stays healthy until something new is recorded. Anything else
+    /// is looked at again at the next bucket boundary (or leaky period).
+    pub(super) fn verdicts_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        // Observations stamped ahead of the clock come into view later.
+        let ahead = self.window.newest_bucket_start().is_some_and(|s| s > now);
+        let steady = !ahead
+            && self.watches.iter().all(|w| match (&w.policy, &w.verdict) {
+                (_, None) => false,
+                (_, Some(v)) if v.breached => false,
+                (Builtin::Failures(_), Some(v)) => {
+                    matches!(
+                        v.reading,
+                        Reading::Failures {
+                            limit: FailureLimit::Count(_),
+                            ..
+                        }
+                    )
+                }
+                (Builtin::Latency(_), Some(v)) => match v.reading {
+                    Reading::Latency { value: None, .. } => true,
+                    Reading::Latency { limit, .. } => self
+                        .window
+                        .stats(now)
+                        .max_latency()
+                        .is_none_or(|m| m <= limit),
+                    _ => false,
+                },
+                (Builtin::Leaky(_), Some(_)) => false,
+            });
+        if steady {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            self.next_verdict_change(now)
+        }
+    }
+
+    /// Whether recording `outcome` leaves every verdict as it is, so that it
+    /// needs no evaluation: every verdict is healthy and steady (see
+    /// [`verdicts_until`](Self::verdicts_until)), and a delivery faster than
+    /// the latency limit can neither raise the maximum past it nor add a
+    /// failure. Healthy tenants then cost no evaluation per probe; their
+    /// readings are brought up to date by [`Monitor::status`].
+    fn absorbs(&self, outcome: &Outcome) -> bool {
+        match outcome {
+            Outcome::Delivered { latency } => {
+                !self.dirty && self.absorb_below.is_some_and(|below| *latency < below)
+            }
+            Outcome::Failed { .. } => false,
+        }
+    }
+
+    /// Computes [`absorb_below`](Self::absorb_below) after an evaluation.
+    pub(super) fn absorb_threshold(&self) -> Option<Duration> {
+        if self.verdicts_until != Some(DateTime::<Utc>::MAX_UTC) {
+            return None;
+        }
+        let mut below = Duration::MAX;
+        for w in self.watches.iter() {
+            match (&w.policy, &w.verdict) {
+                (_, Some(v)) if v.breached => return None,
+                (
+                    Builtin::Failures(_),
+                    Some(Verdict {
+                        reading:
+                            Reading::Failures {
+                                limit: FailureLimit::Count(_),
+                                samples,
+                                ..
+                            },
+                        ..
+                    }),
+                ) if *samples > 0 => {}
+                // One millisecond of margin: the window keeps whole milliseconds, rounded up.
+                (
+                    Builtin::Latency(_),
+                    Some(Verdict {
+                        reading:
+                            Reading::Latency {
+                                value: Some(_),
+                                limit,
+                                ..
+                            },
+                        ..
+                    }),
+                ) => below = below.min(limit.saturating_sub(Duration::from_millis(1))),
+                _ => return None,
+            }
+        }
+        Some(below)
+    }
+
+    /// Bytes held for this direction: the window, the policies and their last verdicts.
+    fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
+            + self.window.memory_bytes()
+    }
+
+    fn new(config: &crate::config::DirectionConfig) -> Result<Self> {
+        let policies = [
+            config
+                .latency
+                .clone()
+                .map(|t| Builtin::Latency(LatencyPolicy::new(t))),
+            config
+                .failures
+                .clone()
+                .map(|t| Builtin::Failures(FailurePolicy::new(t))),
+            config
+                .leaky
+                .clone()
+                .map(|t| Builtin::Leaky(LeakyCounterPolicy::new(t))),
+        ];
+        let watches = Watches(policies.map(|p| {
+            p.map(|policy| Watch {
+                policy,
+                verdict: None,
+            })
+        }));
+        Ok(DirectionRuntime {
+            window: SlidingWindow::new(config.window, SlidingWindow::DEFAULT_BUCKETS)?,
+            watches,
+            dirty: false,
+            verdicts_until: None,
+            absorb_below: None,
+            leaky_period: config.leaky.as_ref().map(|l| l.period),
+        })
+    }
+}
+
+impl Monitor {
+    pub(super) fn read_tenants(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, FxHashMap<TenantId, Runtime>> {
+        self.tenants.by_id.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn runtime(&self, tenant: &TenantId) -> Result<Runtime> {
+        self.read_tenants()
+            .get(tenant)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTenant {
+                tenant: tenant.to_string(),
+            })
+    }
+
+    /// The runtime of `tenant`, through the dense index when `hint` (index + 1)
+    /// names it, else by id.
+    pub(super) fn runtime_hinted(&self, tenant: &TenantId, hint: u32) -> Option<Runtime> {
+        if let Some(i) = hint.checked_sub(1) {
+            let dense = self.tenants.dense.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(DenseSlot { rt, .. }) = dense.get(i as usize) {
+                let guard = lock(rt);
+                if !guard.removed && guard.tenant == *tenant {
+                    drop(guard);
+                    return Some(rt.clone());
+                }
+            }
+        }
+        self.runtime(tenant).ok()
+    }
+
+    /// Registers a tenant, or replaces its configuration. Loads its stored
+    /// state. A replaced configuration starts new windows.
+    pub async fn register_tenant(&self, config: TenantConfig) -> Result<()> {
+        config.validate()?;
+        self.check_channels(&config)?;
+        let tenant = config.tenant.clone();
+        let cached = self
+            .parts
+            .store
+            .as_ref()
+            .load(&tenant)
+            .await?
+            .unwrap_or(Versioned {
+                version: 0,
+                state: TenantState::default(),
+            });
+        let runtime = TenantRuntime::new(config, cached, self.parts.clock.now())?;
+        let probed: Vec<Direction> = Direction::ALL
+            .into_iter()
+            .filter(|d| self.parts.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
+            .collect();
+        let tenant_id = runtime.tenant.clone();
+        let probe_settings = Arc::new(runtime.probe_settings.clone());
+        let runtime = Arc::new(Mutex::new(runtime));
+        let (index, epoch) = self.insert_runtime(tenant, &runtime);
+        let mut schedule = lock(&self.ticks.schedule);
+        schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
+        for direction in probed {
+            let job = ProbeJob {
+                shard: shard_of(&tenant_id),
+                tenant: tenant_id.clone(),
+                direction,
+                index,
+                epoch,
+                settings: probe_settings.clone(),
+            };
+            schedule.probe(job, DateTime::<Utc>::MIN_UTC);
+        }
+        Ok(())
+    }
+
+    /// Refuses a configuration with a recipient on a channel no notifier
+    /// of this monitor serves.
+    fn check_channels(&self, config: &TenantConfig) -> Result<()> {
+        for (i, r) in config.recipients.iter().enumerate() {
+            if !self.parts.notifiers.contains_key(&r.channel) {
+                return Err(Error::config(
+                    format!("recipients[{i}].channel"),
+                    format!("no {} notifier is installed in this monitor", r.channel),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a new runtime in the registry, in place of the tenant's former
+    /// one if any (which keeps its dense index and is marked removed).
+    /// Returns the dense index and the registration epoch.
+    fn insert_runtime(&self, tenant: TenantId, runtime: &Runtime) -> (u32, u32) {
+        let mut tenants = self
+            .tenants
+            .by_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut dense = self
+            .tenants
+            .dense
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let index = match tenants.get(&tenant) {
+            Some(old) => lock(old).index,
+            None => u32::try_from(dense.len()).unwrap_or(u32::MAX),
+        };
+        lock(runtime).index = index;
+        // A new epoch makes the probe jobs of a replaced configuration stale.
+        let epoch = match dense.get_mut(index as usize) {
+            Some(slot) => {
+                slot.rt = runtime.clone();
+                slot.epoch = slot.epoch.wrapping_add(1);
+                slot.epoch
+            }
+            None => {
+                dense.push(DenseSlot {
+                    rt: runtime.clone(),
+                    epoch: 0,
+                });
+                0
+            }
+        };
+        let replaced = tenants.insert(tenant, runtime.clone());
+        drop(dense);
+        drop(tenants);
+        if let Some(old) = replaced {
+            lock(&old).removed = true;
+        }
+        (index, epoch)
+    }
+
+    /// Stops watching a tenant (its stored state stays).
+    pub fn remove_tenant(&self, tenant: &TenantId) -> bool {
+        let removed = self
+            .tenants
+            .by_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
+        if let Some(rt) = &removed {
+            let index = {
+                let mut rt = lock(rt);
+                rt.removed = true;
+                rt.index
+            };
+            let mut dense = self
+                .tenants
+                .dense
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = dense.get_mut(index as usize) {
+                slot.epoch = slot.epoch.wrapping_add(1);
+            }
+        }
+        removed.is_some()
+    }
+
+    /// The configuration `tenant` is registered with.
+    pub fn tenant_config(&self, tenant: &TenantId) -> Result<Arc<TenantConfig>> {
+        let rt = self.runtime(tenant)?;
+        let config = lock(&rt).config.clone();
+        Ok(config)
+    }
+
+    /// Number of registered tenants.
+    pub fn tenant_count(&self) -> usize {
+        self.read_tenants().len()
+    }
+
+    /// How far ahead of the monitor's clock an observation may be stamped
+    /// (clock skew between the gateway and this process).
+    pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
+
+    /// Records a passive observation (a delivery the gateway saw). Cheap and
+    /// synchronous. An observation older than the window is dropped and
+    /// counted (`Ok(Recorded::TooOld)`); one stamped more than
+    /// [`MAX_FUTURE_SKEW`](Self::MAX_FUTURE_SKEW) ahead of the monitor's clock
+    /// is refused with [`Error::InvalidObservation`], because it would push
+    /// the window past every real observation.
+    pub fn observe(&self, observation: Observation) -> Result<Recorded> {
+        let limit = after(self.parts.clock.now(), Self::MAX_FUTURE_SKEW);
+        if observation.at > limit {
+            return Err(Error::InvalidObservation {
+                reason: format!(
+                    "stamped {}, more than {} ahead of this monitor's clock",
+                    observation.at.to_rfc3339(),
+                    crate::duration::human(Self::MAX_FUTURE_SKEW)
+                ),
+            });
+        }
+        let rt = self.runtime(&observation.tenant)?;
+        Ok(self.record_into(
+            &rt,
+            observation.direction,
+            observation.at,
+            &observation.outcome,
+        ))
+    }
+
+    /// Records into a tenant's window and queues the tenant for evaluation at the next tick.
+    pub(super) fn record_into(
+        &self,
+        rt: &Runtime,
+        direction: Direction,
+        at: DateTime<Utc>,
+        outcome: &Outcome,
+    ) -> Recorded {
+        let (recorded, newly_queued) = {
+            let mut rt = lock(rt);
+            let recorded = record(&mut rt, direction, at, outcome);
+            let newly = rt.directions[direction.index()].dirty && !rt.queued;
+            if newly {
+                rt.queued = true;
+            }
+            (recorded, newly)
+        };
+        if newly_queued {
+            lock(&self.ticks.schedule).observed.push(rt.clone());
+        }
+        recorded
+    }
+
+    /// The stored state and the current readings of a tenant (at the
+    /// monitor's clock).
+    pub fn status(&self, tenant: &TenantId) -> Result<TenantStatus> {
+        let rt = self.runtime(tenant)?;
+        let rt = lock(&rt);
+        let now = self.parts.clock.now();
+        let mut readings = Vec::new();
+        for d in Direction::ALL {
+            let dr = &rt.directions[d.index()];
+            for w in dr.watches.iter() {
+                // Window-based verdicts are recomputed for an up-to-date
+                // reading (ticks skip healthy tenants); the leaky counter's
+                // state only moves at ticks, so its last verdict stands.
+                let fresh = match &w.policy {
+                    Builtin::Latency(p) => Some(p.clone().evaluate(&dr.window, now)),
+                    Builtin::Failures(p) => Some(p.clone().evaluate(&dr.window, now)),
+                    Builtin::Leaky(_) => w.verdict.clone(),
+                };
+                if let Some(v) = fresh {
+                    readings.push((d, w.policy.get().condition().to_string(), v));
+                }
+            }
+        }
+        Ok(TenantStatus {
+            state: rt.cached.clone(),
+            readings,
+        })
+    }
+
+    /// Bytes of monitored state held in memory for each direction of `tenant`
+    /// (indexed by [`Direction::index`]): the window, the policies and their
+    /// last verdicts. The tenant's configuration and cached stored state are
+    /// shared by both directions and not included.
+    pub fn direction_memory_bytes(&self, tenant: &TenantId) -> Result<[usize; 2]> {
+        let rt = self.runtime(tenant)?;
+        let rt = lock(&rt);
+        Ok([
+            rt.directions[0].memory_bytes(),
+            rt.directions[1].memory_bytes(),
+        ])
+    }
+}
+
+fn record(
+    rt: &mut TenantRuntime,
+    direction: Direction,
+    at: DateTime<Utc>,
+    outcome: &Outcome,
+) -> Recorded {
+    let dr = &mut rt.directions[direction.index()];
+    let absorbed = dr.absorbs(outcome);
+    let recorded = dr.window.record(at, outcome);
+    if recorded == Recorded::Counted {
+        dr.dirty |= !absorbed;
+        // Only the leaky counter keeps per-observation state; the other
+        // policies read the window, so their (cold) memory is left alone.
+        if dr.leaky_period.is_some() {
+            for w in dr.watches.iter_mut() {
+                if let Builtin::Leaky(p) = &mut w.policy {
+                    p.record(at, outcome);
+                }
+            }
+        }
+    }
+    recorded
+}
