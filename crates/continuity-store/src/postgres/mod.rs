@@ -234,10 +234,6 @@ impl EventStore for PostgresStore {
         self.pending_outbox_entries(limit).await
     }
 
-    async fn put_probe(&self, probe: PendingProbe) -> continuity_core::Result<()> {
-        self.put_probes(&mut vec![probe]).await
-    }
-
     async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> continuity_core::Result<()> {
         self.put_probe_batch(probes).await
     }
@@ -250,37 +246,6 @@ impl EventStore for PostgresStore {
         shards: &ShardSet,
     ) -> continuity_core::Result<Vec<PendingProbe>> {
         self.claim_due_probes(now, lease, limit, shards).await
-    }
-
-    async fn reschedule_probe(
-        &self,
-        tenant: &TenantId,
-        probe_id: &str,
-        lease_id: u64,
-        next_check_at: DateTime<Utc>,
-    ) -> continuity_core::Result<()> {
-        self.settle_one(ProbeSettlement {
-            tenant: tenant.clone(),
-            probe_id: probe_id.into(),
-            lease_id,
-            next_check_at: Some(next_check_at),
-        })
-        .await
-    }
-
-    async fn remove_probe(
-        &self,
-        tenant: &TenantId,
-        probe_id: &str,
-        lease_id: u64,
-    ) -> continuity_core::Result<()> {
-        self.settle_one(ProbeSettlement {
-            tenant: tenant.clone(),
-            probe_id: probe_id.into(),
-            lease_id,
-            next_check_at: None,
-        })
-        .await
     }
 
     async fn sync_shards(

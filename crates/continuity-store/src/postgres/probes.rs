@@ -103,16 +103,6 @@ impl PostgresStore {
             .collect())
     }
 
-    pub(super) async fn settle_one(&self, s: ProbeSettlement) -> continuity_core::Result<()> {
-        let what = format!("probe {}/{}", s.tenant, s.probe_id);
-        let ok = self.settle_all(std::slice::from_ref(&s)).await?;
-        if ok.first().copied().unwrap_or(false) {
-            Ok(())
-        } else {
-            Err(lease_lost(what).into())
-        }
-    }
-
     pub(super) async fn put_probe_batch(
         &self,
         probes: &mut Vec<PendingProbe>,
@@ -217,7 +207,7 @@ impl PostgresStore {
                     }
                 })
                 .collect(),
-            Err(e) => every_one_failed(BACKEND, &e.into(), settlements.len()),
+            Err(e) => every_one_failed(BACKEND, e.into(), settlements.len()),
         }
     }
 }

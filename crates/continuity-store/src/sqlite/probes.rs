@@ -100,16 +100,6 @@ fn settle(tx: &rusqlite::Transaction<'_>, s: &ProbeSettlement) -> Result<(), Fai
 }
 
 impl SqliteStore {
-    pub(super) async fn settle_one(&self, s: ProbeSettlement) -> continuity_core::Result<()> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            settle(&tx, &s)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
     pub(super) async fn put_probe_batch(
         &self,
         probes: &mut Vec<PendingProbe>,
@@ -208,6 +198,6 @@ impl SqliteStore {
                 Ok(results)
             })
             .await;
-        outcome.unwrap_or_else(|e| every_one_failed(BACKEND, &e, n))
+        outcome.unwrap_or_else(|e| every_one_failed(BACKEND, e, n))
     }
 }
