@@ -21,7 +21,7 @@ use crate::{
     error::StoreError,
 };
 
-const PROBE_COLUMNS: &str = "p.tenant, p.probe_id, p.direction, p.sent_at, p.deadline, p.next_check_at, p.ticket, p.lease_id, p.tenant_hint";
+const PROBE_COLUMNS: &str = "p.tenant, p.probe_id, p.direction, p.sent_at, p.deadline, p.next_check_at, p.ticket, p.lease_id";
 
 fn probe_row(r: &Row) -> Result<PendingProbe, StoreError> {
     let tenant: String = column(r, 0)?;
@@ -40,7 +40,8 @@ fn probe_row(r: &Row) -> Result<PendingProbe, StoreError> {
         next_check_at: from_micros(BACKEND, what, column(r, 5)?)?,
         ticket: ProbeTicket::new(column::<String>(r, 6)?),
         lease_id: unsigned(BACKEND, "lease id", column(r, 7)?)?,
-        tenant_hint: u32::try_from(column::<i64>(r, 8)?).unwrap_or(0),
+        // Not stored: it indexes the memory of the monitor that sent it.
+        tenant_hint: 0,
     })
 }
 
@@ -125,7 +126,6 @@ impl PostgresStore {
         let deadlines: Vec<i64> = unique.iter().map(|p| micros(p.deadline)).collect();
         let checks: Vec<i64> = unique.iter().map(|p| micros(p.next_check_at)).collect();
         let tickets: Vec<&str> = unique.iter().map(|p| p.ticket.as_str()).collect();
-        let hints: Vec<i64> = unique.iter().map(|p| i64::from(p.tenant_hint)).collect();
         let shards: Vec<i32> = unique
             .iter()
             .map(|p| i32::from(shard_of(&p.tenant)))
@@ -134,15 +134,15 @@ impl PostgresStore {
         client
             .execute(
                 "INSERT INTO continuity_probes
-                   (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, tenant_hint, shard)
-                 SELECT t, id, d, s, dl, c, tk, 0, NULL, c, h, sh
-                 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::int[])
-                   AS u(t, id, d, s, dl, c, tk, h, sh)
+                   (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
+                 SELECT t, id, d, s, dl, c, tk, 0, NULL, c, sh
+                 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::int[])
+                   AS u(t, id, d, s, dl, c, tk, sh)
                  ON CONFLICT (tenant, probe_id) DO UPDATE SET
                    direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
                    next_check_at = excluded.next_check_at, ticket = excluded.ticket, lease_id = 0,
-                   lease_until = NULL, due_at = excluded.due_at, tenant_hint = excluded.tenant_hint",
-                &[&tenants, &ids, &directions, &sent, &deadlines, &checks, &tickets, &hints, &shards],
+                   lease_until = NULL, due_at = excluded.due_at",
+                &[&tenants, &ids, &directions, &sent, &deadlines, &checks, &tickets, &shards],
             )
             .await
             .map_err(Fail::from)?;
@@ -185,7 +185,7 @@ impl PostgresStore {
             .map_err(Fail::from)?;
         let mut out = rows
             .iter()
-            .map(|r| Ok((column::<i64>(r, 9)?, probe_row(r)?)))
+            .map(|r| Ok((column::<i64>(r, 8)?, probe_row(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         out.sort_by_key(|(due, _)| *due);
         Ok(out.into_iter().map(|(_, p)| p).collect())

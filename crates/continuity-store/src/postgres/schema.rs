@@ -8,7 +8,8 @@ use crate::codec::{Fail, check_schema};
 /// The schema, one migration a step; applied in order on connect, each
 /// once, under an advisory lock so that instances starting together do not
 /// race. Never edit a released step: add one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE continuity_tenants (
     tenant   TEXT PRIMARY KEY,
     version  BIGINT NOT NULL,
@@ -63,7 +64,11 @@ CREATE TABLE continuity_shards (
     lease_until  BIGINT NOT NULL DEFAULT 0
 );
 CREATE SEQUENCE continuity_lease_seq;
-"#];
+"#,
+    // 2: `tenant_hint` indexes one monitor's memory, meaningless to any
+    // other process or after a restart: no longer stored.
+    "ALTER TABLE continuity_probes DROP COLUMN tenant_hint;",
+];
 
 impl PostgresStore {
     pub(super) async fn migrate(&self) -> Result<(), Fail> {

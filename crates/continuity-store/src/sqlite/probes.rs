@@ -24,7 +24,7 @@ use crate::{
 };
 
 const PROBE_COLUMNS: &str =
-    "tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, tenant_hint";
+    "tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id";
 
 fn probe_row(r: &Row<'_>) -> rusqlite::Result<PendingProbe> {
     let tenant: String = r.get(0)?;
@@ -46,7 +46,8 @@ fn probe_row(r: &Row<'_>) -> rusqlite::Result<PendingProbe> {
                 r.get::<_, String>(6).map_err(sql_error)?,
             ),
             lease_id: unsigned(BACKEND, "lease id", r.get(7).map_err(sql_error)?)?,
-            tenant_hint: u32::try_from(r.get::<_, i64>(8).map_err(sql_error)?).unwrap_or(0),
+            // Not stored: it indexes the memory of the monitor that sent it.
+            tenant_hint: 0,
         })
     })();
     probe.map_err(decode_err)
@@ -55,12 +56,12 @@ fn probe_row(r: &Row<'_>) -> rusqlite::Result<PendingProbe> {
 fn put_probe(tx: &rusqlite::Transaction<'_>, p: &PendingProbe) -> Result<(), Fail> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO continuity_probes
-           (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, tenant_hint, shard)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, NULL, ?6, ?8, ?9)
+           (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, NULL, ?6, ?8)
          ON CONFLICT (tenant, probe_id) DO UPDATE SET
            direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
            next_check_at = excluded.next_check_at, ticket = excluded.ticket, lease_id = 0,
-           lease_until = NULL, due_at = excluded.due_at, tenant_hint = excluded.tenant_hint",
+           lease_until = NULL, due_at = excluded.due_at",
     )?;
     stmt.execute(params![
         p.tenant.as_str(),
@@ -70,7 +71,6 @@ fn put_probe(tx: &rusqlite::Transaction<'_>, p: &PendingProbe) -> Result<(), Fai
         micros(p.deadline),
         micros(p.next_check_at),
         p.ticket.as_str(),
-        i64::from(p.tenant_hint),
         i64::from(shard_of(&p.tenant)),
     ])?;
     Ok(())

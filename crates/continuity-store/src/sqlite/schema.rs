@@ -8,7 +8,8 @@ use crate::codec::{Fail, check_schema};
 
 /// The schema, one migration a step; applied in order on open, each once.
 /// Never edit a released step: add one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE continuity_tenants (
     tenant   TEXT PRIMARY KEY,
     version  INTEGER NOT NULL,
@@ -63,7 +64,11 @@ CREATE TABLE continuity_shards (
     lease_until  INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO continuity_meta (key, value) VALUES ('lease_seq', 0);
-"#];
+"#,
+    // 2: `tenant_hint` indexes one monitor's memory, meaningless to any
+    // other process or after a restart: no longer stored.
+    "ALTER TABLE continuity_probes DROP COLUMN tenant_hint;",
+];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), Fail> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
