@@ -33,6 +33,11 @@
 //!   stopped renewing it is free once its lease ran out.
 //!   [`EventStore::claim_probes`] hands out only probes of tenants in the
 //!   shards asked for.
+//! - **Probes in batches.** A backend writes probes only in batches
+//!   ([`EventStore::put_probes`], [`EventStore::settle_probes`]); the
+//!   single-item forms are batches of one, with the same errors. The
+//!   [`tenant_hint`](PendingProbe::tenant_hint) of a probe is an index into
+//!   one monitor's memory: durable stores do not keep it.
 
 use std::{fmt, sync::Arc, time::Duration};
 

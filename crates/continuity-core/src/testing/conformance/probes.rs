@@ -8,7 +8,7 @@ use crate::{
     domain::Direction,
     error::Error,
     probe::ProbeTicket,
-    store::{EventStore, PendingProbe},
+    store::{EventStore, PendingProbe, ProbeSettlement},
 };
 
 /// Probes are claimed when due, leased, rescheduled and removed only by the lease holder.
@@ -321,4 +321,201 @@ pub async fn event_store_put_probes_in_a_batch(store: &dyn EventStore) {
             .await
             .expect("remove");
     }
+}
+
+/// `settle_probes` removes and reschedules in one call, one result per
+/// settlement in order: a settlement whose lease is not held (never
+/// claimed, unknown probe) fails with `LeaseLost` and changes nothing,
+/// without failing the others.
+pub async fn event_store_settle_probes_in_a_batch(store: &dyn EventStore) {
+    let t = tenant("settle");
+    let lease = Duration::from_secs(100);
+    let probe = |id: &str| PendingProbe {
+        tenant: t.clone(),
+        direction: Direction::Inbound,
+        probe_id: id.into(),
+        sent_at: at(0),
+        deadline: at(9000),
+        next_check_at: at(4000),
+        ticket: ProbeTicket::new(format!("ticket-{id}")),
+        lease_id: 0,
+        tenant_hint: 0,
+    };
+    let mut batch = vec![probe("s1"), probe("s2"), probe("s3")];
+    store.put_probes(&mut batch).await.expect("put batch");
+    let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
+    let claimed = mine(
+        store
+            .claim_probes(at(4000), lease, 100, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
+    let lease_of = |id: &str| {
+        claimed
+            .iter()
+            .find(|p| &*p.probe_id == id)
+            .map(|p| p.lease_id)
+            .expect("claimed")
+    };
+    assert_eq!(claimed.len(), 3);
+    assert!(
+        store.settle_probes(&[]).await.is_empty(),
+        "an empty batch settles nothing"
+    );
+    let settle = |id: &str, lease_id: u64, next_check_at| ProbeSettlement {
+        tenant: t.clone(),
+        probe_id: id.into(),
+        lease_id,
+        next_check_at,
+    };
+    let results = store
+        .settle_probes(&[
+            settle("s1", lease_of("s1"), None),
+            settle("ghost", lease_of("s2"), None),
+            settle("s2", lease_of("s2"), Some(at(4500))),
+            settle("s3", 0, None),
+        ])
+        .await;
+    assert_eq!(results.len(), 4, "one result per settlement");
+    assert!(results[0].is_ok(), "s1 removed: {:?}", results[0]);
+    match &results[1] {
+        Err(Error::LeaseLost { .. }) => {}
+        other => panic!("an unknown probe must be LeaseLost, got {other:?}"),
+    }
+    assert!(results[2].is_ok(), "s2 rescheduled: {:?}", results[2]);
+    match &results[3] {
+        Err(Error::LeaseLost { .. }) => {}
+        other => panic!("lease id 0 must be LeaseLost, got {other:?}"),
+    }
+    // s3 is still leased until 4100, s2 due at 4500, s1 gone.
+    let next = mine(
+        store
+            .claim_probes(at(4099), lease, 100, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
+    assert!(
+        next.is_empty(),
+        "s3 keeps its lease, s2 is not due: {next:?}"
+    );
+    let mut next = mine(
+        store
+            .claim_probes(at(4500), lease, 100, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
+    next.sort_by(|a, b| a.probe_id.cmp(&b.probe_id));
+    assert_eq!(
+        next.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["s2", "s3"],
+        "s1 removed, s2 rescheduled, s3 untouched"
+    );
+    let done: Vec<ProbeSettlement> = next
+        .iter()
+        .map(|p| settle(&p.probe_id, p.lease_id, None))
+        .collect();
+    assert!(store.settle_probes(&done).await.iter().all(Result::is_ok));
+}
+
+/// The single-item forms (`put_probe`, `reschedule_probe`,
+/// `remove_probe`) act as batches of one: a probe re-put replaces the
+/// stored one and drops its lease; settling without the lease held is
+/// `LeaseLost` and changes nothing.
+pub async fn event_store_single_probe_forms(store: &dyn EventStore) {
+    let t = tenant("single");
+    let lease = Duration::from_secs(100);
+    let probe = |id: &str, ticket: &str, due: i64| PendingProbe {
+        tenant: t.clone(),
+        direction: Direction::Outbound,
+        probe_id: id.into(),
+        sent_at: at(0),
+        deadline: at(9000),
+        next_check_at: at(due),
+        ticket: ProbeTicket::new(ticket),
+        lease_id: 0,
+        tenant_hint: 0,
+    };
+    let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
+    let lost = |what: &str, r: crate::error::Result<()>| match r {
+        Err(Error::LeaseLost { .. }) => {}
+        other => panic!("{what}: expected LeaseLost, got {other:?}"),
+    };
+    store
+        .put_probe(probe("one", "first", 5000))
+        .await
+        .expect("put");
+    lost(
+        "rescheduling a probe never claimed",
+        store.reschedule_probe(&t, "one", 0, at(5200)).await,
+    );
+    lost(
+        "removing an unknown probe",
+        store.remove_probe(&t, "nobody", 1).await,
+    );
+    let c1 = mine(
+        store
+            .claim_probes(at(5000), lease, 100, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(c1.len(), 1);
+    // Re-put while leased: the new probe replaces it, unleased.
+    store
+        .put_probe(probe("one", "second", 5010))
+        .await
+        .expect("re-put");
+    lost(
+        "rescheduling under the lease of a replaced probe",
+        store
+            .reschedule_probe(&t, "one", c1[0].lease_id, at(5200))
+            .await,
+    );
+    let c2 = mine(
+        store
+            .claim_probes(at(5010), lease, 100, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        c2.iter()
+            .map(|p| (&*p.probe_id, p.ticket.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("one", "second")],
+        "the re-put probe replaced the first, not the reschedule"
+    );
+    store
+        .reschedule_probe(&t, "one", c2[0].lease_id, at(5300))
+        .await
+        .expect("reschedule");
+    lost(
+        "rescheduling twice under one lease",
+        store
+            .reschedule_probe(&t, "one", c2[0].lease_id, at(5400))
+            .await,
+    );
+    let c3 = mine(
+        store
+            .claim_probes(at(5300), lease, 100, &ShardSet::ALL)
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(c3.len(), 1, "due at the rescheduled time");
+    store
+        .remove_probe(&t, "one", c3[0].lease_id)
+        .await
+        .expect("remove");
+    lost(
+        "removing twice",
+        store.remove_probe(&t, "one", c3[0].lease_id).await,
+    );
+    assert!(
+        mine(
+            store
+                .claim_probes(at(100_000), lease, 100, &ShardSet::ALL)
+                .await
+                .expect("claim")
+        )
+        .is_empty(),
+        "removed"
+    );
 }
