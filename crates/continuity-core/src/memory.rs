@@ -473,10 +473,6 @@ impl EventStore for InMemoryEventStore {
             .collect())
     }
 
-    async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
-        self.lock().put_probe(probe)
-    }
-
     async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
         let mut inner = self.lock();
         let mut batch = std::mem::take(probes).into_iter();
@@ -620,21 +616,6 @@ impl EventStore for InMemoryEventStore {
             }
         }
         Ok(())
-    }
-
-    async fn reschedule_probe(
-        &self,
-        tenant: &TenantId,
-        probe_id: &str,
-        lease_id: u64,
-        next_check_at: DateTime<Utc>,
-    ) -> Result<()> {
-        self.lock()
-            .reschedule_probe(tenant, probe_id, lease_id, next_check_at)
-    }
-
-    async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
-        self.lock().remove_probe(tenant, probe_id, lease_id)
     }
 }
 

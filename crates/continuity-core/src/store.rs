@@ -33,6 +33,11 @@
 //!   stopped renewing it is free once its lease ran out.
 //!   [`EventStore::claim_probes`] hands out only probes of tenants in the
 //!   shards asked for.
+//! - **Probes in batches.** A backend writes probes only in batches
+//!   ([`EventStore::put_probes`], [`EventStore::settle_probes`]); the
+//!   single-item forms are batches of one, with the same errors. The
+//!   [`tenant_hint`](PendingProbe::tenant_hint) of a probe is an index into
+//!   one monitor's memory: durable stores do not keep it.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -188,9 +193,11 @@ pub struct PendingProbe {
     /// The lease it was claimed under (0 when not claimed).
     pub lease_id: u64,
     /// Where the dispatching monitor keeps the tenant's state (0: unknown).
-    /// A hint that spares a lookup per check; stores keep it as given, and a
-    /// monitor that does not recognise it looks the tenant up by id.
-    #[serde(default)]
+    /// A hint that spares a lookup per check. It indexes one monitor's
+    /// memory, so it is never persisted: durable stores hand probes back
+    /// with 0, the in-memory store keeps it as given, and a monitor that
+    /// does not recognise it looks the tenant up by id.
+    #[serde(skip)]
     pub tenant_hint: u32,
 }
 
@@ -241,8 +248,12 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Outbox entries not yet done (queued or claimed), oldest first, at most `limit`.
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
 
-    /// Stores a new pending probe (replacing one with the same tenant and probe id).
-    async fn put_probe(&self, probe: PendingProbe) -> Result<()>;
+    /// Stores many new pending probes, each replacing one with the same
+    /// tenant and probe id (within the batch, the last one wins). On success
+    /// `probes` is left empty. On failure it still holds the probes (some
+    /// may have been stored as well; storing them again replaces them), so
+    /// the caller loses none and copies none.
+    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()>;
 
     /// Claims up to `limit` probes of tenants in `shards` whose
     /// `next_check_at` has come and that are not leased, leasing them for
@@ -271,53 +282,74 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// shutdown), so the other instances take over at their next sync.
     async fn release_shards(&self, instance: &str) -> Result<()>;
 
-    /// Releases a claimed probe with a new check time.
+    /// Settles many claimed probes: removes those whose `next_check_at` is
+    /// `None` (found, or lost) and releases the others to be checked again
+    /// at that time. Returns one result per settlement, in order; a
+    /// settlement whose lease is no longer held fails with
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) and changes nothing.
+    async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>>;
+
+    /// Stores a new pending probe (replacing one with the same tenant and
+    /// probe id): [`put_probes`](Self::put_probes) with a batch of one.
+    async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
+        self.put_probes(&mut vec![probe]).await
+    }
+
+    /// Releases a claimed probe with a new check time:
+    /// [`settle_probes`](Self::settle_probes) with a batch of one.
     async fn reschedule_probe(
         &self,
         tenant: &TenantId,
         probe_id: &str,
         lease_id: u64,
         next_check_at: DateTime<Utc>,
-    ) -> Result<()>;
-
-    /// Removes a claimed probe (found, or lost).
-    async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()>;
-
-    /// Stores many new pending probes, as [`put_probe`](Self::put_probe)
-    /// does one by one (the default); backends override it to save round
-    /// trips. On success `probes` is left empty. On failure it still holds
-    /// the probes (some may have been stored as well; storing them again
-    /// replaces them), so the caller loses none and copies none.
-    async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
-        for p in probes.iter() {
-            self.put_probe(p.clone()).await?;
-        }
-        probes.clear();
-        Ok(())
+    ) -> Result<()> {
+        let settlement = ProbeSettlement {
+            tenant: tenant.clone(),
+            probe_id: probe_id.into(),
+            lease_id,
+            next_check_at: Some(next_check_at),
+        };
+        let results = self.settle_probes(std::slice::from_ref(&settlement)).await;
+        only_result(results, &settlement)
     }
 
-    /// Settles many claimed probes, as [`remove_probe`](Self::remove_probe)
-    /// and [`reschedule_probe`](Self::reschedule_probe) do one by one (the
-    /// default). Returns one result per settlement, in order.
-    async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
-        let mut out = Vec::with_capacity(settlements.len());
-        for s in settlements {
-            out.push(match s.next_check_at {
-                None => self.remove_probe(&s.tenant, &s.probe_id, s.lease_id).await,
-                Some(at) => {
-                    self.reschedule_probe(&s.tenant, &s.probe_id, s.lease_id, at)
-                        .await
-                }
-            });
-        }
-        out
+    /// Removes a claimed probe (found, or lost):
+    /// [`settle_probes`](Self::settle_probes) with a batch of one.
+    async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
+        let settlement = ProbeSettlement {
+            tenant: tenant.clone(),
+            probe_id: probe_id.into(),
+            lease_id,
+            next_check_at: None,
+        };
+        let results = self.settle_probes(std::slice::from_ref(&settlement)).await;
+        only_result(results, &settlement)
     }
 }
 
+/// The result of a batch of one settlement; a backend that answers with no
+/// result breaks the contract, which is reported rather than taken as success.
+fn only_result(mut results: Vec<Result<()>>, s: &ProbeSettlement) -> Result<()> {
+    results.pop().unwrap_or_else(|| {
+        Err(crate::Error::Store {
+            backend: "event store",
+            retryable: false,
+            message: format!(
+                "settle_probes gave no result for probe {}/{}",
+                s.tenant, s.probe_id
+            ),
+            source: None,
+        })
+    })
+}
+
+// Forwards every required method. The single-item probe methods are left
+// to their defaults, which call the forwarded batch forms: one path per
+// operation.
 macro_rules! forward_event_store {
     ($($ptr:ty),*) => {$(
         #[async_trait]
-        #[deny(clippy::missing_trait_methods)]
         impl<T: EventStore + ?Sized> EventStore for $ptr {
             async fn load(&self, tenant: &TenantId) -> Result<Option<Versioned>> {
                 (**self).load(tenant).await
@@ -337,9 +369,6 @@ macro_rules! forward_event_store {
             async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
                 (**self).pending_outbox(limit).await
             }
-            async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
-                (**self).put_probe(probe).await
-            }
             async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize, shards: &ShardSet) -> Result<Vec<PendingProbe>> {
                 (**self).claim_probes(now, lease, limit, shards).await
             }
@@ -348,12 +377,6 @@ macro_rules! forward_event_store {
             }
             async fn release_shards(&self, instance: &str) -> Result<()> {
                 (**self).release_shards(instance).await
-            }
-            async fn reschedule_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64, next_check_at: DateTime<Utc>) -> Result<()> {
-                (**self).reschedule_probe(tenant, probe_id, lease_id, next_check_at).await
-            }
-            async fn remove_probe(&self, tenant: &TenantId, probe_id: &str, lease_id: u64) -> Result<()> {
-                (**self).remove_probe(tenant, probe_id, lease_id).await
             }
             async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
                 (**self).put_probes(probes).await

@@ -14,7 +14,10 @@ use continuity_core::{
     machine::{Action, Actor, AlertKind},
     memory::InMemoryEventStore,
     sim::{RecordingHook, RecordingNotifier, SimulatedMailSystem},
-    store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
+    store::{
+        AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
+        Versioned,
+    },
 };
 
 fn start() -> DateTime<Utc> {
@@ -258,8 +261,8 @@ impl EventStore for Gate {
     async fn pending_outbox(&self, l: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
         self.inner.pending_outbox(l).await
     }
-    async fn put_probe(&self, p: PendingProbe) -> continuity_core::Result<()> {
-        self.inner.put_probe(p).await
+    async fn put_probes(&self, p: &mut Vec<PendingProbe>) -> continuity_core::Result<()> {
+        self.inner.put_probes(p).await
     }
     async fn claim_probes(
         &self,
@@ -281,17 +284,8 @@ impl EventStore for Gate {
     async fn release_shards(&self, i: &str) -> continuity_core::Result<()> {
         self.inner.release_shards(i).await
     }
-    async fn reschedule_probe(
-        &self,
-        t: &TenantId,
-        p: &str,
-        l: u64,
-        n: DateTime<Utc>,
-    ) -> continuity_core::Result<()> {
-        self.inner.reschedule_probe(t, p, l, n).await
-    }
-    async fn remove_probe(&self, t: &TenantId, p: &str, l: u64) -> continuity_core::Result<()> {
-        self.inner.remove_probe(t, p, l).await
+    async fn settle_probes(&self, s: &[ProbeSettlement]) -> Vec<continuity_core::Result<()>> {
+        self.inner.settle_probes(s).await
     }
 }
 

@@ -163,13 +163,15 @@ pub(crate) fn row_limit(limit: usize) -> i64 {
 }
 
 /// The results of a batch whose transaction failed: every item failed alike.
+/// The last one carries the error itself (so a batch of one, as the
+/// single-item forms send, keeps its source); the others a copy of its text.
 pub(crate) fn every_one_failed(
     backend: &'static str,
-    e: &continuity_core::Error,
+    e: continuity_core::Error,
     n: usize,
 ) -> Vec<continuity_core::Result<()>> {
     let (message, retryable) = (e.to_string(), e.is_retryable());
-    (0..n)
+    let mut out: Vec<continuity_core::Result<()>> = (1..n)
         .map(|_| {
             Err(continuity_core::Error::Store {
                 backend,
@@ -178,5 +180,9 @@ pub(crate) fn every_one_failed(
                 source: None,
             })
         })
-        .collect()
+        .collect();
+    if n > 0 {
+        out.push(Err(e));
+    }
+    out
 }

@@ -1,0 +1,116 @@
+//! The PostgreSQL schema and its migrations, applied when a store connects.
+
+use continuity_core::cluster::SHARDS;
+
+use super::{BACKEND, PostgresStore};
+use crate::codec::{Fail, check_schema};
+
+/// The schema, one migration a step; applied in order on connect, each
+/// once, under an advisory lock so that instances starting together do not
+/// race. Never edit a released step: add one.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE continuity_tenants (
+    tenant   TEXT PRIMARY KEY,
+    version  BIGINT NOT NULL,
+    state    TEXT NOT NULL
+);
+CREATE TABLE continuity_audit (
+    tenant  TEXT NOT NULL,
+    seq     BIGINT NOT NULL,
+    entry   TEXT NOT NULL,
+    PRIMARY KEY (tenant, seq)
+);
+CREATE TABLE continuity_outbox (
+    id               BIGSERIAL PRIMARY KEY,
+    tenant           TEXT NOT NULL,
+    order_key        TEXT NOT NULL,
+    item             TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT NOT NULL,
+    lease_id         BIGINT NOT NULL DEFAULT 0,
+    lease_until      BIGINT,
+    due_at           BIGINT NOT NULL,
+    last_error       TEXT,
+    dead             BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX continuity_outbox_due ON continuity_outbox (due_at) WHERE NOT dead;
+CREATE INDEX continuity_outbox_key ON continuity_outbox (order_key, id) WHERE NOT dead;
+CREATE TABLE continuity_probes (
+    tenant         TEXT NOT NULL,
+    probe_id       TEXT NOT NULL,
+    direction      SMALLINT NOT NULL,
+    sent_at        BIGINT NOT NULL,
+    deadline       BIGINT NOT NULL,
+    next_check_at  BIGINT NOT NULL,
+    ticket         TEXT NOT NULL,
+    lease_id       BIGINT NOT NULL DEFAULT 0,
+    lease_until    BIGINT,
+    due_at         BIGINT NOT NULL,
+    tenant_hint    BIGINT NOT NULL DEFAULT 0,
+    shard          INTEGER NOT NULL,
+    PRIMARY KEY (tenant, probe_id)
+);
+CREATE INDEX continuity_probes_due ON continuity_probes (due_at);
+CREATE INDEX continuity_probes_shard_due ON continuity_probes (shard, due_at);
+CREATE TABLE continuity_instances (
+    instance     TEXT PRIMARY KEY,
+    alive_until  BIGINT NOT NULL
+);
+CREATE TABLE continuity_shards (
+    shard        INTEGER PRIMARY KEY,
+    owner        TEXT,
+    lease_until  BIGINT NOT NULL DEFAULT 0
+);
+CREATE SEQUENCE continuity_lease_seq;
+"#,
+    // 2: `tenant_hint` indexes one monitor's memory, meaningless to any
+    // other process or after a restart: no longer stored.
+    "ALTER TABLE continuity_probes DROP COLUMN tenant_hint;",
+];
+
+impl PostgresStore {
+    pub(super) async fn migrate(&self) -> Result<(), Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One migrator per schema at a time; the lock ends with the transaction.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('continuity-migrate:' || $1))",
+            &[&self.schema],
+        )
+        .await?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {schema}.continuity_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);",
+            schema = self.schema
+        ))
+        .await?;
+        let found: i64 = tx
+            .query_opt(
+                "SELECT value FROM continuity_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .await?
+            .map_or(0, |r| r.get(0));
+        check_schema(BACKEND, found, MIGRATIONS.len())?;
+        let applied = usize::try_from(found).unwrap_or(0);
+        for step in &MIGRATIONS[applied..] {
+            tx.batch_execute(step).await?;
+        }
+        tx.execute(
+            "INSERT INTO continuity_meta (key, value) VALUES ('schema_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO continuity_shards (shard) SELECT generate_series(0, $1 - 1)
+             ON CONFLICT (shard) DO NOTHING",
+            &[&i32::from(SHARDS)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! Databases written by an earlier schema are migrated when a store opens
+//! them, and keep their data.
+//!
+//! PostgreSQL is found at `CONTINUITY_TEST_PG` (default
+//! `host=127.0.0.1 port=5432 user=postgres dbname=test`); a missing server
+//! fails these tests.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use continuity_core::{
+    Direction, TenantId,
+    cluster::{ShardSet, shard_of},
+    store::{EventStore, PendingProbe},
+};
+use continuity_store::{PostgresOptions, PostgresStore, SqliteStore};
+
+/// Schema version 1 of the SQLite store, as released (it stored
+/// `tenant_hint`). The meta table is the store's own bookkeeping.
+const SQLITE_V1: &str = r#"
+CREATE TABLE continuity_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE continuity_tenants (
+    tenant   TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    state    TEXT NOT NULL
+);
+CREATE TABLE continuity_audit (
+    tenant  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    entry   TEXT NOT NULL,
+    PRIMARY KEY (tenant, seq)
+);
+CREATE TABLE continuity_outbox (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant           TEXT NOT NULL,
+    order_key        TEXT NOT NULL,
+    item             TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    lease_id         INTEGER NOT NULL DEFAULT 0,
+    lease_until      INTEGER,
+    due_at           INTEGER NOT NULL,
+    last_error       TEXT,
+    dead             INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX continuity_outbox_due ON continuity_outbox (due_at) WHERE dead = 0;
+CREATE INDEX continuity_outbox_key ON continuity_outbox (order_key, id) WHERE dead = 0;
+CREATE TABLE continuity_probes (
+    tenant         TEXT NOT NULL,
+    probe_id       TEXT NOT NULL,
+    direction      INTEGER NOT NULL,
+    sent_at        INTEGER NOT NULL,
+    deadline       INTEGER NOT NULL,
+    next_check_at  INTEGER NOT NULL,
+    ticket         TEXT NOT NULL,
+    lease_id       INTEGER NOT NULL DEFAULT 0,
+    lease_until    INTEGER,
+    due_at         INTEGER NOT NULL,
+    tenant_hint    INTEGER NOT NULL DEFAULT 0,
+    shard          INTEGER NOT NULL,
+    PRIMARY KEY (tenant, probe_id)
+);
+CREATE INDEX continuity_probes_due ON continuity_probes (due_at);
+CREATE INDEX continuity_probes_shard_due ON continuity_probes (shard, due_at);
+CREATE TABLE continuity_instances (
+    instance     TEXT PRIMARY KEY,
+    alive_until  INTEGER NOT NULL
+);
+CREATE TABLE continuity_shards (
+    shard        INTEGER PRIMARY KEY,
+    owner        TEXT,
+    lease_until  INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO continuity_meta (key, value) VALUES ('lease_seq', 0);
+INSERT INTO continuity_meta (key, value) VALUES ('schema_version', 1);
+"#;
+
+/// Schema version 1 of the PostgreSQL store, as released.
+const POSTGRES_V1: &str = r#"
+CREATE TABLE continuity_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE continuity_tenants (
+    tenant   TEXT PRIMARY KEY,
+    version  BIGINT NOT NULL,
+    state    TEXT NOT NULL
+);
+CREATE TABLE continuity_audit (
+    tenant  TEXT NOT NULL,
+    seq     BIGINT NOT NULL,
+    entry   TEXT NOT NULL,
+    PRIMARY KEY (tenant, seq)
+);
+CREATE TABLE continuity_outbox (
+    id               BIGSERIAL PRIMARY KEY,
+    tenant           TEXT NOT NULL,
+    order_key        TEXT NOT NULL,
+    item             TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT NOT NULL,
+    lease_id         BIGINT NOT NULL DEFAULT 0,
+    lease_until      BIGINT,
+    due_at           BIGINT NOT NULL,
+    last_error       TEXT,
+    dead             BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX continuity_outbox_due ON continuity_outbox (due_at) WHERE NOT dead;
+CREATE INDEX continuity_outbox_key ON continuity_outbox (order_key, id) WHERE NOT dead;
+CREATE TABLE continuity_probes (
+    tenant         TEXT NOT NULL,
+    probe_id       TEXT NOT NULL,
+    direction      SMALLINT NOT NULL,
+    sent_at        BIGINT NOT NULL,
+    deadline       BIGINT NOT NULL,
+    next_check_at  BIGINT NOT NULL,
+    ticket         TEXT NOT NULL,
+    lease_id       BIGINT NOT NULL DEFAULT 0,
+    lease_until    BIGINT,
+    due_at         BIGINT NOT NULL,
+    tenant_hint    BIGINT NOT NULL DEFAULT 0,
+    shard          INTEGER NOT NULL,
+    PRIMARY KEY (tenant, probe_id)
+);
+CREATE INDEX continuity_probes_due ON continuity_probes (due_at);
+CREATE INDEX continuity_probes_shard_due ON continuity_probes (shard, due_at);
+CREATE TABLE continuity_instances (
+    instance     TEXT PRIMARY KEY,
+    alive_until  BIGINT NOT NULL
+);
+CREATE TABLE continuity_shards (
+    shard        INTEGER PRIMARY KEY,
+    owner        TEXT,
+    lease_until  BIGINT NOT NULL DEFAULT 0
+);
+CREATE SEQUENCE continuity_lease_seq;
+INSERT INTO continuity_meta (key, value) VALUES ('schema_version', 1);
+"#;
+
+/// A probe as version 1 stored it, with a tenant hint of 5, due at `due`.
+fn v1_probe_row(tenant: &TenantId, id: &str, due: DateTime<Utc>) -> String {
+    let (sent, deadline, due) = (
+        due.timestamp_micros() - 60_000_000,
+        due.timestamp_micros() + 1_800_000_000,
+        due.timestamp_micros(),
+    );
+    format!(
+        "INSERT INTO continuity_probes
+           (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, tenant_hint, shard)
+         VALUES ('{tenant}', '{id}', 1, {sent}, {deadline}, {due}, 'ticket-{id}', 0, NULL, {due}, 5, {shard});",
+        shard = shard_of(tenant)
+    )
+}
+
+fn due() -> DateTime<Utc> {
+    "2030-01-01T00:00:00Z".parse().unwrap()
+}
+
+/// The probes survived: claimed with their fields, the hint read back as
+/// "no hint"; they settle, and new ones are stored.
+async fn probes_survive(store: &dyn EventStore, tenant: &TenantId) {
+    let claimed = store
+        .claim_probes(due(), Duration::from_secs(60), 10, &ShardSet::ALL)
+        .await
+        .expect("claim");
+    let mut ids: Vec<&str> = claimed.iter().map(|p| &*p.probe_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec!["p1", "p2"]);
+    for p in &claimed {
+        assert_eq!(&p.tenant, tenant);
+        assert_eq!(p.direction, Direction::Outbound);
+        assert_eq!(p.ticket.as_str(), format!("ticket-{}", p.probe_id));
+        assert_eq!(p.next_check_at, due());
+        assert_eq!(p.tenant_hint, 0, "the hint is no longer stored");
+    }
+    store
+        .remove_probe(tenant, &claimed[0].probe_id, claimed[0].lease_id)
+        .await
+        .expect("remove");
+    store
+        .reschedule_probe(
+            tenant,
+            &claimed[1].probe_id,
+            claimed[1].lease_id,
+            due() + Duration::from_secs(600),
+        )
+        .await
+        .expect("reschedule");
+    store
+        .put_probe(PendingProbe {
+            tenant: tenant.clone(),
+            direction: Direction::Inbound,
+            probe_id: "p3".into(),
+            sent_at: due(),
+            deadline: due() + Duration::from_secs(1800),
+            next_check_at: due() + Duration::from_secs(600),
+            ticket: continuity_core::probe::ProbeTicket::new("ticket-p3"),
+            lease_id: 0,
+            tenant_hint: 9,
+        })
+        .await
+        .expect("put");
+    let later = store
+        .claim_probes(
+            due() + Duration::from_secs(600),
+            Duration::from_secs(60),
+            10,
+            &ShardSet::ALL,
+        )
+        .await
+        .expect("claim");
+    let mut ids: Vec<&str> = later.iter().map(|p| &*p.probe_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![&*claimed[1].probe_id, "p3"]);
+    assert!(later.iter().all(|p| p.tenant_hint == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
+    let dir = common::TempDir::new("migrate-v1");
+    let path = dir.path().join("v1.db");
+    let tenant = TenantId::new("acme").unwrap();
+    common::sqlite_exec(
+        &path,
+        &format!(
+            "{SQLITE_V1}{}{}",
+            v1_probe_row(&tenant, "p1", due()),
+            v1_probe_row(&tenant, "p2", due())
+        ),
+    );
+
+    let store = SqliteStore::open(&path).await.expect("open migrates");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = c
+        .query_row(
+            "SELECT value FROM continuity_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 2);
+    let hint_columns: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('continuity_probes') WHERE name = 'tenant_hint'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(hint_columns, 0, "the column is dropped");
+    drop(c);
+    probes_survive(&store, &tenant).await;
+
+    drop(store);
+    SqliteStore::open(&path)
+        .await
+        .expect("a migrated file reopens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
+    let schema = format!(
+        "t_migrate_v1_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let (client, conn) = tokio_postgres::connect(&common::pg_url(), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL is needed for this test");
+    tokio::spawn(conn);
+    let tenant = TenantId::new("acme").unwrap();
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path = {schema};{POSTGRES_V1}{}{}",
+            v1_probe_row(&tenant, "p1", due()),
+            v1_probe_row(&tenant, "p2", due())
+        ))
+        .await
+        .expect("schema 1");
+
+    let options = PostgresOptions {
+        schema: schema.clone(),
+        ..Default::default()
+    };
+    let store = PostgresStore::connect_with(&common::pg_url(), options.clone())
+        .await
+        .expect("connect migrates");
+    let version: i64 = client
+        .query_one(
+            "SELECT value FROM continuity_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+    let hint_columns: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = 'continuity_probes' AND column_name = 'tenant_hint'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hint_columns, 0, "the column is dropped");
+    probes_survive(&store, &tenant).await;
+
+    PostgresStore::connect_with(&common::pg_url(), options)
+        .await
+        .expect("a migrated schema connects again");
+    store.drop_schema().await.expect("drop schema");
+}
