@@ -1,11 +1,9 @@
-//! Test certificates (generated per run; no key is committed), a local
-//! Entra ID token endpoint that checks assertions as Azure AD does and
-//! issues signed access tokens carrying the app's roles, and a local
-//! Microsoft Graph (`graph_server`).
-
-#![allow(dead_code)]
-
-pub mod graph_server;
+//! A local Entra ID token endpoint (`/{tenant}/oauth2/v2.0/token`) that
+//! checks client assertions as Azure AD does (thumbprint header, signature
+//! with a registered certificate, audience, issuer, lifetime with five
+//! minutes of skew, replay of `jti`, consent) and issues signed access tokens
+//! carrying the app's roles; [`verify_access_token`] checks them as a
+//! resource (Graph, Exchange Online) does.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,83 +15,25 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
 use continuity_core::{Clock, ManualClock};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-/// A generated RSA certificate with its key in every form the loader takes.
-pub struct TestCert {
-    pub cert_pem: String,
-    pub cert_der: Vec<u8>,
-    pub pkcs8_pem: String,
-    pub pkcs8_der: Vec<u8>,
-    pub pkcs1_pem: String,
-}
+use crate::app_cert::AppCert;
 
-pub fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
-
-/// An RSA-2048 certificate valid from 2026-01-01 to 2027-01-01.
-pub fn rsa_cert(cn: &str) -> TestCert {
-    rsa_cert_valid(cn, (2026, 1, 1), (2027, 1, 1))
-}
-
-pub fn rsa_cert_valid(cn: &str, from: (i32, u8, u8), to: (i32, u8, u8)) -> TestCert {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(vec![cn.into()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
-    params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
-    let cert = params.self_signed(&key).unwrap();
-    let pkcs8_pem = key.serialize_pem();
-    // PKCS#1 RSAPrivateKey: the inner key of the PKCS#8 structure.
-    let pkcs1 = jsonwebtoken::EncodingKey::from_rsa_pem(pkcs8_pem.as_bytes()).unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs1.as_bytes());
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    TestCert {
-        cert_pem: cert.pem(),
-        cert_der: cert.der().to_vec(),
-        pkcs8_der: key.serialize_der(),
-        pkcs8_pem,
-        pkcs1_pem: format!(
-            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
-            lines.join("\n")
-        ),
-    }
-}
-
-/// The certificate and key as a PKCS#12 archive (p12-keystore's writer, PBES2/AES-256).
-pub fn pkcs12(cert: &TestCert, password: &str) -> Vec<u8> {
-    let mut store = p12_keystore::KeyStore::new();
-    let chain = p12_keystore::PrivateKeyChain::new(
-        vec![7u8; 20],
-        p12_keystore::PrivateKey::from_der(&cert.pkcs8_der).unwrap(),
-        [p12_keystore::Certificate::from_der(&cert.cert_der).unwrap()],
-    );
-    store.add_entry(
-        "continuity",
-        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
-    );
-    store.writer(password).write().unwrap()
-}
-
+/// The test application's client id.
 pub const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+/// The test tenant.
 pub const TENANT: &str = "contoso.onmicrosoft.com";
+/// The scope of Microsoft Graph tokens.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// The scope of Exchange Online (EWS) tokens.
 pub const EWS_SCOPE: &str = "https://outlook.office365.com/.default";
 
 /// What the local endpoint knows: tenants, their apps, the certificates
 /// registered on each app, and the resources each app has consent for.
+#[derive(Debug)]
 pub struct Directory {
     /// tenant → client id → registered certificates (DER).
     pub apps: HashMap<String, HashMap<String, Vec<Vec<u8>>>>,
@@ -107,11 +47,18 @@ pub struct Directory {
     pub delay: Duration,
 }
 
+/// The running endpoint; stopped on drop.
+#[derive(Debug)]
 pub struct Endpoint {
+    /// `http://127.0.0.1:<port>`: the authority to give the app registration.
     pub base_url: String,
+    /// Token requests received.
     pub requests: Arc<AtomicUsize>,
+    /// Access tokens issued.
     pub issued: Arc<AtomicUsize>,
+    /// What it knows; change it while running.
     pub dir: Arc<Mutex<Directory>>,
+    /// The client assertion of the last request.
     pub last_assertion: Arc<Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -134,7 +81,7 @@ struct Ctx {
 }
 
 /// A directory with `TENANT`, the app `CLIENT_ID` trusting `cert`, consented for Graph and EWS.
-pub fn directory(cert: &TestCert) -> Directory {
+pub fn directory(cert: &AppCert) -> Directory {
     let mut apps = HashMap::new();
     apps.insert(
         TENANT.to_string(),
@@ -157,7 +104,11 @@ pub fn directory(cert: &TestCert) -> Directory {
     }
 }
 
-/// Starts the endpoint on a free loopback port; its time is `clock`.
+/// Starts the endpoint on a free loopback port (on the current tokio
+/// runtime); its time is `clock`.
+///
+/// # Panics
+/// When no loopback port can be bound.
 pub async fn start(dir: Directory, clock: ManualClock) -> Endpoint {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -387,15 +338,24 @@ const ACCESS_TOKEN_KEY: &[u8] = b"continuity-test-access-token-key";
 /// Entra ID's v1 tokens a resource checks).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct AccessClaims {
+    /// The resource (the scope without `/.default`).
     pub aud: String,
+    /// `https://sts.windows.net/<tenant>/`.
     pub iss: String,
+    /// The tenant.
     pub tid: String,
+    /// The client id.
     pub appid: String,
+    /// The application permissions granted.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Issued at (Unix seconds).
     pub iat: i64,
+    /// Not before (Unix seconds).
     pub nbf: i64,
+    /// Expiry (Unix seconds).
     pub exp: i64,
+    /// The token's unique id (`token-<n>`).
     pub uti: String,
 }
 
@@ -419,83 +379,4 @@ pub fn verify_access_token(token: &str, aud: &str, now: i64) -> Result<AccessCla
         return Err("the token is not yet valid".into());
     }
     Ok(claims)
-}
-
-/// A token endpoint and a Graph server on one manual clock, an app trusted
-/// by the endpoint, and a client of the local Graph with tokens from a cache.
-pub struct GraphRig {
-    pub clock: ManualClock,
-    pub ep: Endpoint,
-    pub graph: Arc<graph_server::GraphServer>,
-    pub cache: Arc<continuity_graph::TokenCache>,
-    pub app: Arc<continuity_graph::AppRegistration>,
-    pub cert: TestCert,
-}
-
-pub const MAILBOX: &str = "probe-in@contoso.example";
-pub const SENDER: &str = "probe-out@contoso.example";
-pub const GATEWAY: &str = "probe@gateway.example";
-
-/// A rig with `SENDER` and `MAILBOX` on the Graph server; `dir` changes the directory first.
-pub async fn graph_rig_with(dir: impl FnOnce(&mut Directory)) -> GraphRig {
-    let cert = rsa_cert("monitor");
-    let clock = ManualClock::new(t("2026-03-02T08:00:00Z"));
-    let mut d = directory(&cert);
-    dir(&mut d);
-    let ep = start(d, clock.clone()).await;
-    let graph = Arc::new(graph_server::GraphServer::start(Arc::new(clock.clone())).await);
-    graph.add_mailbox(SENDER);
-    graph.add_mailbox(MAILBOX);
-    let cred = continuity_graph::CertificateCredential::from_pem(
-        cert.cert_pem.as_bytes(),
-        cert.pkcs8_pem.as_bytes(),
-        &clock,
-    )
-    .unwrap();
-    let app = continuity_graph::AppRegistration::new(TENANT, CLIENT_ID, Arc::new(cred))
-        .unwrap()
-        .with_authority(continuity_graph::Authority::Custom(ep.base_url.clone()));
-    let cache = continuity_graph::TokenCache::new(
-        continuity_graph::TokenClient::new(Arc::new(clock.clone())).unwrap(),
-    );
-    GraphRig {
-        clock,
-        ep,
-        graph,
-        cache,
-        app: Arc::new(app),
-        cert,
-    }
-}
-
-pub async fn graph_rig() -> GraphRig {
-    graph_rig_with(|_| {}).await
-}
-
-impl GraphRig {
-    /// Settings for the local Graph: plain http, short timeouts.
-    pub fn config(&self) -> continuity_graph::GraphConfig {
-        let mut c = continuity_graph::GraphConfig::new(&self.graph.url);
-        c.allow_plain_http = true;
-        c.request_timeout = Duration::from_secs(10);
-        c
-    }
-
-    /// A client of `app` (default: the rig's) with `cfg`.
-    pub fn client_for(
-        &self,
-        app: Arc<continuity_graph::AppRegistration>,
-        cfg: continuity_graph::GraphConfig,
-    ) -> continuity_graph::GraphClient {
-        continuity_graph::GraphClient::new(
-            cfg,
-            Arc::new(self.cache.source(app, GRAPH_SCOPE)),
-            Arc::new(self.clock.clone()),
-        )
-        .unwrap()
-    }
-
-    pub fn client(&self) -> continuity_graph::GraphClient {
-        self.client_for(self.app.clone(), self.config())
-    }
 }
