@@ -9,7 +9,7 @@ use continuity::{
     Direction, ManualClock, Monitor, Observation, TenantId,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
-    sim::RecordingNotifier,
+    testing::RecordingNotifier,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 

@@ -12,7 +12,8 @@ use continuity::{
     Clock, Direction, ManualClock, Monitor, SystemClock, TenantId,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
-    sim::{RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+    sim::{SimulatedFlow, SimulatedMailSystem},
+    testing::RecordingNotifier,
     web::{PortalOptions, router},
 };
 

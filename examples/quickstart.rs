@@ -17,8 +17,9 @@ use continuity::{
     duration::human,
     link::{LinkKey, LinkSigner},
     machine::Action,
-    sim::{RecordingHook, RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+    sim::{SimulatedFlow, SimulatedMailSystem},
     store::EventStore,
+    testing::{RecordingHook, RecordingNotifier},
 };
 
 const PORTAL: &str = "https://continuity.example.net/c/";

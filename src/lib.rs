@@ -20,7 +20,7 @@
 //! use continuity::{
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkKey, LinkSigner},
-//!     sim::RecordingNotifier,
+//!     testing::RecordingNotifier,
 //!     Clock, Direction, ManualClock, Monitor, Observation, TenantId,
 //! };
 //!

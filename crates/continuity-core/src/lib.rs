@@ -13,7 +13,8 @@
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkKey, LinkSigner},
 //!     machine::{Action, AlertKind},
-//!     sim::{RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+//!     sim::{SimulatedFlow, SimulatedMailSystem},
+//!     testing::RecordingNotifier,
 //!     Clock, Direction, ManualClock, Monitor, TenantId,
 //! };
 //!
@@ -67,8 +68,8 @@
 //! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`](arrival::ArrivalRegistry) the gateway feeds |
 //! | [`monitor`] | the [`Monitor`] engine |
 //! | [`token`] | the [`AccessTokenSource`](token::AccessTokenSource) seam: bearer tokens for adapters |
-//! | [`sim`] | simulation parts and test doubles |
-//! | `testing` | the store conformance suite, a store that can be taken down, and a monitor harness for mail adapters' probes (feature `testing`) |
+//! | [`sim`] | simulation parts: a simulated mail system answering probes |
+//! | `testing` | the store conformance suite, a store that can be taken down, a monitor harness for mail adapters' probes, and the recording notifier and hook (feature `testing`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

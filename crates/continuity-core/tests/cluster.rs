@@ -15,8 +15,9 @@ use continuity_core::{
     memory::InMemoryEventStore,
     monitor::MonitorSettings,
     notify::AlertMessage,
-    sim::{RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+    sim::{SimulatedFlow, SimulatedMailSystem},
     store::EventStore,
+    testing::RecordingNotifier,
 };
 
 const TENANTS: usize = 30;

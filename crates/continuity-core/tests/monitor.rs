@@ -3,40 +3,36 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use continuity_core::{
     Clock, Direction, Error, ManualClock, Monitor, Observation, TenantId,
     config::{ChannelKind, Recipient, TenantConfig},
-    link::{LinkKey, LinkRejection, LinkSigner},
+    link::LinkRejection,
     machine::{Action, AlertKind, EventStatus},
     memory::InMemoryEventStore,
     notify::AlertMessage,
-    sim::{RecordingHook, RecordingNotifier, SimulatedFlow, SimulatedMailSystem},
+    sim::{SimulatedFlow, SimulatedMailSystem},
     store::{AuditRecord, EventStore},
-    testing::FaultyStore,
+    testing::{EngineRig, FaultyStore, RecordingNotifier, RigOptions, rig_signer, rig_start},
 };
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
 
+/// The engine rig with e-mail besides SMS, and a handle on its in-memory
+/// store for what only that store shows (dead letters).
 struct Rig {
-    clock: ManualClock,
-    monitor: Monitor,
-    sms: Arc<RecordingNotifier>,
-    email: Arc<RecordingNotifier>,
-    hook: Arc<RecordingHook>,
-    mail: Arc<SimulatedMailSystem>,
+    rig: EngineRig,
     store: Arc<InMemoryEventStore>,
-    acme: TenantId,
 }
 
-fn start() -> DateTime<Utc> {
-    "2026-03-02T08:00:00Z".parse().unwrap()
+impl std::ops::Deref for Rig {
+    type Target = EngineRig;
+    fn deref(&self) -> &EngineRig {
+        &self.rig
+    }
 }
 
-fn signer() -> LinkSigner {
-    LinkSigner::new(LinkKey::new("k1", [42u8; 32]).unwrap())
-}
-
+/// The tenant configuration the rig registers.
 fn config(tenant: &TenantId) -> TenantConfig {
     let mut c = TenantConfig::new(
         tenant.clone(),
@@ -50,39 +46,14 @@ fn config(tenant: &TenantId) -> TenantConfig {
 }
 
 async fn rig_with(store: Arc<InMemoryEventStore>, probes: bool) -> Rig {
-    let clock = ManualClock::new(start());
-    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
-    let email = Arc::new(RecordingNotifier::new(ChannelKind::Email));
-    let hook = Arc::new(RecordingHook::new());
-    let mail = Arc::new(SimulatedMailSystem::new(
-        Arc::new(clock.clone()),
-        Duration::from_secs(20),
-    ));
-    let mut b = Monitor::builder()
-        .clock(Arc::new(clock.clone()))
-        .store(store.clone())
-        .notifier(sms.clone())
-        .notifier(email.clone())
-        .hook(hook.clone())
-        .link_signer(signer())
-        .portal_url("https://continuity.example.net/c/");
-    if probes {
-        b = b
-            .probe(Direction::Inbound, mail.clone())
-            .probe(Direction::Outbound, mail.clone());
-    }
-    let monitor = b.build().unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    monitor.register_tenant(config(&acme)).await.unwrap();
+    let options = RigOptions {
+        probes,
+        email: true,
+        display_name: Some("ACME Corp".into()),
+    };
     Rig {
-        clock,
-        monitor,
-        sms,
-        email,
-        hook,
-        mail,
+        rig: EngineRig::start_on(store.clone(), options).await,
         store,
-        acme,
     }
 }
 
@@ -91,14 +62,6 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
-    /// Advances minute by minute, ticking each minute, for `minutes`.
-    async fn run(&self, minutes: i64) {
-        for _ in 0..minutes {
-            let now = self.clock.advance(MINUTE);
-            self.monitor.tick(now).await.unwrap();
-        }
-    }
-
     /// Like `run`, also reporting `per_minute` passive outbound deliveries of `latency`.
     async fn run_with_traffic(&self, minutes: i64, latency: Duration, per_minute: u32) {
         for _ in 0..minutes {
@@ -106,7 +69,7 @@ impl Rig {
             for _ in 0..per_minute {
                 self.monitor
                     .observe(Observation::delivered(
-                        self.acme.clone(),
+                        self.tenant.clone(),
                         Direction::Outbound,
                         now,
                         latency,
@@ -117,32 +80,8 @@ impl Rig {
         }
     }
 
-    /// Reports `n` refused deliveries in `direction` at `now`.
-    fn refused(&self, direction: Direction, now: DateTime<Utc>, n: usize) {
-        refused(&self.monitor, &self.acme, direction, now, n);
-    }
-
     fn sms_kinds(&self) -> Vec<AlertKind> {
         self.sms.messages().iter().map(|m| m.kind).collect()
-    }
-}
-
-fn refused(
-    monitor: &Monitor,
-    tenant: &TenantId,
-    direction: Direction,
-    now: DateTime<Utc>,
-    n: usize,
-) {
-    for _ in 0..n {
-        monitor
-            .observe(Observation::failed(
-                tenant.clone(),
-                direction,
-                now,
-                continuity_core::FailureKind::Refused,
-            ))
-            .unwrap();
     }
 }
 
@@ -183,7 +122,7 @@ async fn a_latency_outage_alerts_reminds_hourly_and_resolves() {
     );
     let link = r
         .monitor
-        .verify_link(token(alert), Some(&r.acme), r.clock.now())
+        .verify_link(token(alert), Some(&r.tenant), r.clock.now())
         .unwrap();
     assert_eq!(link.claims.recipient, "ops-sms");
 
@@ -224,7 +163,7 @@ async fn a_latency_outage_alerts_reminds_hourly_and_resolves() {
 async fn lost_probes_count_as_failures() {
     let r = rig().await;
     r.run(20).await;
-    let s = r.monitor.status(&r.acme).unwrap();
+    let s = r.monitor.status(&r.tenant).unwrap();
     assert!(
         s.readings
             .iter()
@@ -233,7 +172,7 @@ async fn lost_probes_count_as_failures() {
     assert!(r.sms.messages().is_empty());
 
     r.mail
-        .set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Blackhole);
+        .set_flow(&r.tenant, Direction::Inbound, SimulatedFlow::Blackhole);
     // Probes every 5 min, lost after 30 min; 3 failures in the window raise
     // after 2 consecutive breached evaluations.
     r.run(60).await;
@@ -255,17 +194,17 @@ async fn lost_probes_count_as_failures() {
 async fn arrived_probes_feed_the_latency_window() {
     let r = rig().await;
     r.mail.set_flow(
-        &r.acme,
+        &r.tenant,
         Direction::Outbound,
         SimulatedFlow::Latency(Duration::from_secs(40 * 60)),
     );
     // Probes arrive after 40 min (past the 30 min deadline? no: deadline is 30 min, so they are lost).
     // Use a 20 min latency against a 10 min limit instead.
-    let mut c = config(&r.acme);
+    let mut c = config(&r.tenant);
     c.outbound.latency.as_mut().unwrap().limit = Duration::from_secs(10 * 60);
     r.monitor.register_tenant(c).await.unwrap();
     r.mail.set_flow(
-        &r.acme,
+        &r.tenant,
         Direction::Outbound,
         SimulatedFlow::Latency(Duration::from_secs(20 * 60)),
     );
@@ -283,7 +222,7 @@ async fn arrived_probes_feed_the_latency_window() {
 async fn a_refusing_server_counts_as_failures() {
     let r = rig().await;
     r.mail
-        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+        .set_flow(&r.tenant, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
     assert!(r.sms.messages()[0].headline().contains("outbound"));
@@ -294,7 +233,7 @@ async fn failed_deliveries_stay_in_the_outbox_until_they_go_out() {
     let r = rig().await;
     r.sms.fail_next(3, true);
     r.mail
-        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+        .set_flow(&r.tenant, Direction::Outbound, SimulatedFlow::Refusing);
     // Dispatch failures at minutes 1, 6 and 11 breach at 11 and 12: raised at 12.
     r.run(12).await;
     assert!(r.sms.messages().is_empty(), "first attempts fail");
@@ -319,7 +258,7 @@ async fn a_permanent_delivery_error_is_given_up_and_kept_for_inspection() {
     let r = rig().await;
     r.sms.fail_next(1, false);
     r.mail
-        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+        .set_flow(&r.tenant, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     assert!(r.sms.messages().is_empty());
     let dead = r.store.dead_letters();
@@ -335,7 +274,7 @@ async fn a_permanent_delivery_error_is_given_up_and_kept_for_inspection() {
 async fn an_administrator_runs_a_continuity_event_through_the_link() {
     let r = rig().await;
     r.mail
-        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+        .set_flow(&r.tenant, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     let alert = r.sms.messages().remove(0);
     let now = r.clock.now();
@@ -386,7 +325,7 @@ async fn an_administrator_runs_a_continuity_event_through_the_link() {
     assert!(!calls[1].started);
     assert_eq!(calls[1].event.id, event.id);
 
-    let audit: Vec<AuditRecord> = r.store.audit_log(&r.acme, 0, 100).await.unwrap();
+    let audit: Vec<AuditRecord> = r.store.audit_log(&r.tenant, 0, 100).await.unwrap();
     let actions: Vec<&str> = audit.iter().map(|a| a.entry.action.as_str()).collect();
     assert_eq!(actions, vec!["event.start", "event.extend", "event.end"]);
     match &audit[0].entry.actor {
@@ -410,7 +349,7 @@ async fn hook_calls_are_retried_in_order() {
     let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
     r.monitor
         .act(
-            &r.acme,
+            &r.tenant,
             op.clone(),
             Action::StartEvent {
                 until: now + TimeDelta::minutes(30),
@@ -421,7 +360,7 @@ async fn hook_calls_are_retried_in_order() {
         .await
         .unwrap();
     r.monitor
-        .act(&r.acme, op, Action::EndEvent, None, now)
+        .act(&r.tenant, op, Action::EndEvent, None, now)
         .await
         .unwrap();
     r.run(1).await;
@@ -439,7 +378,7 @@ async fn hook_calls_are_retried_in_order() {
 async fn links_are_refused_with_their_reason() {
     let r = rig().await;
     r.mail
-        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Refusing);
+        .set_flow(&r.tenant, Direction::Outbound, SimulatedFlow::Refusing);
     r.run(30).await;
     let alert = r.sms.messages().remove(0);
     let reason = |e: Error| match e {
@@ -488,15 +427,15 @@ async fn bad_calls_get_typed_errors() {
         r.monitor.observe(Observation::delivered(
             ghost.clone(),
             Direction::Inbound,
-            start(),
+            rig_start(),
             Duration::from_secs(1)
         )),
         Err(Error::UnknownTenant { .. })
     ));
     r.run(2).await;
-    let e = r.monitor.tick(start()).await.unwrap_err();
+    let e = r.monitor.tick(rig_start()).await.unwrap_err();
     assert!(matches!(e, Error::ClockWentBackwards { .. }), "{e}");
-    let mut bad = config(&r.acme);
+    let mut bad = config(&r.tenant);
     bad.recipients.push(Recipient::new(
         "hook",
         ChannelKind::Webhook,
@@ -505,16 +444,16 @@ async fn bad_calls_get_typed_errors() {
     let e = r.monitor.register_tenant(bad).await.unwrap_err();
     assert!(e.to_string().contains("no webhook notifier"), "{e}");
     let e = Monitor::builder()
-        .link_signer(signer())
+        .link_signer(rig_signer())
         .portal_url("https://x/")
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::InvalidConfig { .. }));
     // An observation far older than the window is dropped and counted, not an error.
     let old = Observation::delivered(
-        r.acme.clone(),
+        r.tenant.clone(),
         Direction::Outbound,
-        start() - TimeDelta::days(3),
+        rig_start() - TimeDelta::days(3),
         Duration::from_secs(1),
     );
     assert_eq!(
@@ -567,7 +506,7 @@ struct FaultyRig {
 }
 
 async fn faulty_rig() -> FaultyRig {
-    let clock = ManualClock::new(start());
+    let clock = ManualClock::new(rig_start());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let store = Arc::new(FaultyStore::new(InMemoryEventStore::new()));
     let mail = Arc::new(SimulatedMailSystem::new(
@@ -580,7 +519,7 @@ async fn faulty_rig() -> FaultyRig {
         .notifier(sms.clone())
         .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Email)))
         .probe(Direction::Outbound, mail.clone())
-        .link_signer(signer())
+        .link_signer(rig_signer())
         .portal_url("https://continuity.example.net/c/")
         .build()
         .unwrap();
@@ -708,10 +647,10 @@ async fn scenario_three_simulated_days() {
     assert!(r.sms.messages().is_empty());
     r.run(2 * 60).await;
     r.mail
-        .set_flow(&r.acme, Direction::Outbound, SimulatedFlow::Blackhole);
+        .set_flow(&r.tenant, Direction::Outbound, SimulatedFlow::Blackhole);
     r.run(3 * 60).await;
     r.mail.set_flow(
-        &r.acme,
+        &r.tenant,
         Direction::Outbound,
         SimulatedFlow::Latency(Duration::from_secs(20)),
     );
@@ -727,7 +666,7 @@ async fn scenario_three_simulated_days() {
     let now = r.clock.now();
     r.monitor
         .act(
-            &r.acme,
+            &r.tenant,
             op,
             Action::ScheduleEvent {
                 start: now + TimeDelta::hours(2),
@@ -752,7 +691,7 @@ async fn scenario_three_simulated_days() {
 #[tokio::test]
 async fn hysteresis_counts_one_evaluation_per_tick() {
     let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
-    let mut c = config(&r.acme);
+    let mut c = config(&r.tenant);
     c.inbound.raise_after = 4;
     r.monitor.register_tenant(c).await.unwrap();
     let mut raised_at = None;
@@ -774,7 +713,7 @@ async fn hysteresis_counts_one_evaluation_per_tick() {
 #[tokio::test]
 async fn a_condition_whose_policy_was_removed_clears() {
     let r = rig().await;
-    let mut c = config(&r.acme);
+    let mut c = config(&r.tenant);
     // One period per probe round, so every period holds a failure.
     let mut leaky = continuity_core::policy::LeakyThreshold::new(1, Duration::from_secs(60));
     leaky.period = Duration::from_secs(300);
@@ -783,12 +722,12 @@ async fn a_condition_whose_policy_was_removed_clears() {
     c.inbound.latency = None;
     r.monitor.register_tenant(c).await.unwrap();
     r.mail
-        .set_flow(&r.acme, Direction::Inbound, SimulatedFlow::Refusing);
+        .set_flow(&r.tenant, Direction::Inbound, SimulatedFlow::Refusing);
     r.run(15).await;
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
     assert!(
         r.monitor
-            .status(&r.acme)
+            .status(&r.tenant)
             .unwrap()
             .state
             .state
@@ -798,13 +737,13 @@ async fn a_condition_whose_policy_was_removed_clears() {
     );
     // The administrator drops the leaky counter; the flow is fine again.
     r.mail.set_flow(
-        &r.acme,
+        &r.tenant,
         Direction::Inbound,
         SimulatedFlow::Latency(Duration::from_secs(20)),
     );
-    r.monitor.register_tenant(config(&r.acme)).await.unwrap();
+    r.monitor.register_tenant(config(&r.tenant)).await.unwrap();
     r.run(10).await;
-    let state = r.monitor.status(&r.acme).unwrap().state.state;
+    let state = r.monitor.status(&r.tenant).unwrap().state.state;
     assert!(!state.any_active(), "{:?}", state.conditions);
     assert_eq!(r.sms_kinds().last(), Some(&AlertKind::Resolved));
 }
@@ -819,7 +758,7 @@ async fn re_registering_during_an_outage_does_not_resolve_it() {
     }
     assert_eq!(r.sms_kinds(), vec![AlertKind::Raised]);
     // New windows, no data yet: that is not a recovery.
-    r.monitor.register_tenant(config(&r.acme)).await.unwrap();
+    r.monitor.register_tenant(config(&r.tenant)).await.unwrap();
     r.run(30).await;
     assert_eq!(
         r.sms_kinds(),
@@ -835,7 +774,7 @@ async fn far_future_observations_are_refused_and_probe_clocks_clamped() {
     let e = r
         .monitor
         .observe(Observation::delivered(
-            r.acme.clone(),
+            r.tenant.clone(),
             Direction::Inbound,
             future,
             Duration::from_secs(1),
@@ -846,7 +785,7 @@ async fn far_future_observations_are_refused_and_probe_clocks_clamped() {
     let soon = r.clock.now() + TimeDelta::minutes(2);
     r.monitor
         .observe(Observation::delivered(
-            r.acme.clone(),
+            r.tenant.clone(),
             Direction::Inbound,
             soon,
             Duration::from_secs(1),
@@ -857,7 +796,7 @@ async fn far_future_observations_are_refused_and_probe_clocks_clamped() {
         let now = r.clock.advance(MINUTE);
         r.monitor
             .observe(Observation::failed(
-                r.acme.clone(),
+                r.tenant.clone(),
                 Direction::Inbound,
                 now,
                 continuity_core::FailureKind::Refused,
@@ -876,7 +815,7 @@ async fn hook_calls_keep_their_order_across_ticks() {
     let now = r.clock.now();
     r.monitor
         .act(
-            &r.acme,
+            &r.tenant,
             op.clone(),
             Action::StartEvent {
                 until: now + TimeDelta::hours(1),
@@ -889,7 +828,7 @@ async fn hook_calls_keep_their_order_across_ticks() {
     r.run(1).await; // the start fails and is retried 30 s later
     let now = r.clock.now() + TimeDelta::seconds(10);
     r.monitor
-        .act(&r.acme, op, Action::EndEvent, None, now)
+        .act(&r.tenant, op, Action::EndEvent, None, now)
         .await
         .unwrap();
     r.clock.set(now);
@@ -905,7 +844,7 @@ async fn hook_calls_keep_their_order_across_ticks() {
 #[tokio::test]
 async fn a_recipient_never_reads_resolved_before_the_alert() {
     let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
-    let mut c = config(&r.acme);
+    let mut c = config(&r.tenant);
     c.inbound.clear_after = 1;
     c.inbound.raise_after = 1;
     c.inbound.window = Duration::from_secs(60);
@@ -918,7 +857,7 @@ async fn a_recipient_never_reads_resolved_before_the_alert() {
         let now = r.clock.advance(MINUTE);
         r.monitor
             .observe(Observation::delivered(
-                r.acme.clone(),
+                r.tenant.clone(),
                 Direction::Inbound,
                 now,
                 Duration::from_secs(5),
@@ -934,7 +873,7 @@ async fn a_recipient_never_reads_resolved_before_the_alert() {
 #[tokio::test]
 async fn a_running_streak_is_evaluated_every_tick_without_new_data() {
     let r = rig_with(Arc::new(InMemoryEventStore::new()), false).await;
-    let mut c = config(&r.acme);
+    let mut c = config(&r.tenant);
     c.outbound.raise_after = 3;
     r.monitor.register_tenant(c).await.unwrap();
     let now = r.clock.advance(MINUTE);
@@ -965,7 +904,7 @@ async fn the_engine_can_run_on_a_multi_threaded_runtime() {
     assert_send(r.monitor.tick(now)).await.unwrap();
     let op = continuity_core::machine::Actor::Operator { name: "noc".into() };
     assert_send(r.monitor.act(
-        &r.acme,
+        &r.tenant,
         op,
         Action::StartEvent {
             until: now + TimeDelta::hours(1),

@@ -10,7 +10,7 @@ use continuity_core::{
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     machine::{Action, Actor, AlertKind},
-    sim::RecordingNotifier,
+    testing::RecordingNotifier,
 };
 use proptest::prelude::*;
 

@@ -17,7 +17,7 @@ use continuity_core::{
     link::{LinkKey, LinkSigner},
     memory::InMemoryEventStore,
     probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
-    sim::RecordingNotifier,
+    testing::RecordingNotifier,
 };
 
 /// Fails every dispatch (throttled, or with a plain retryable error), or

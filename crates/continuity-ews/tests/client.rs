@@ -13,10 +13,7 @@ use std::{
 };
 
 use chrono::TimeDelta;
-use common::{
-    SVC_PASS, SVC_USER, arc_clock, client, config, manual_clock,
-    server::{EwsServer, Inject},
-};
+use common::{SVC_PASS, SVC_USER, arc_clock, client, config, manual_clock};
 use continuity_core::{
     Clock,
     token::{AccessToken, AccessTokenSource},
@@ -25,6 +22,7 @@ use continuity_ews::{
     Auth, ConnectionProblem, EwsClient, EwsError,
     request::{Disposition, Folder, ProbeMessage},
 };
+use continuity_test_support::ews_server::{EwsServer, Inject};
 
 const SENDER: &str = "probe-sender@contoso.example";
 const TARGET: &str = "probe-target@contoso.example";

@@ -179,7 +179,7 @@ async fn a_wrong_ntlm_password_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ntlm_against_a_server_without_it_and_over_broken_tls() {
     let clock = common::manual_clock();
-    let s = common::server::EwsServer::start(common::arc_clock(&clock)).await;
+    let s = continuity_test_support::ews_server::EwsServer::start(common::arc_clock(&clock)).await;
     // The local EWS server offers NTLM in its challenge list but cannot do it.
     let mut cfg = common::config(&s.url);
     cfg.auth = Auth::ntlm("CONTOSO", "svc-continuity", "pw");

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{SVC_PASS, SVC_USER, arc_clock, client, manual_clock, server::EwsServer};
+use common::{SVC_PASS, SVC_USER, arc_clock, client, manual_clock};
 use continuity_core::{
     Clock, Direction, ManualClock, TenantId,
     machine::AlertKind,
@@ -17,6 +17,7 @@ use continuity_core::{
 use continuity_ews::{
     ArrivalRegistry, EwsProbe, OutgoingProbe, ProbeSender, TenantProbe, arrival::wire_id,
 };
+use continuity_test_support::ews_server::EwsServer;
 
 const ORG_SENDER: &str = "probe-out@acme.example";
 const ORG_INBOX: &str = "probe-in@acme.example";
@@ -225,10 +226,11 @@ async fn dispatch_and_check_directly() {
     };
     let e = r.probe.dispatch(&other).await.unwrap_err();
     assert!(!e.is_retryable(), "{e}");
-    r.server.inject(common::server::Inject::Fault {
-        code: "ErrorImpersonateUserDenied",
-        message: "The account does not have permission to impersonate the requested user.",
-    });
+    r.server
+        .inject(continuity_test_support::ews_server::Inject::Fault {
+            code: "ErrorImpersonateUserDenied",
+            message: "The account does not have permission to impersonate the requested user.",
+        });
     let e = r
         .probe
         .dispatch(&req(Direction::Outbound, "ou-3"))
@@ -239,24 +241,27 @@ async fn dispatch_and_check_directly() {
         "{e}"
     );
     // The server refusing connections is an outage: retryable, counted.
-    r.server.inject(common::server::Inject::Http {
-        status: 503,
-        retry_after: None,
-        content_type: None,
-        body: "",
-    });
-    r.server.inject(common::server::Inject::Http {
-        status: 503,
-        retry_after: None,
-        content_type: None,
-        body: "",
-    });
-    r.server.inject(common::server::Inject::Http {
-        status: 503,
-        retry_after: None,
-        content_type: None,
-        body: "",
-    });
+    r.server
+        .inject(continuity_test_support::ews_server::Inject::Http {
+            status: 503,
+            retry_after: None,
+            content_type: None,
+            body: "",
+        });
+    r.server
+        .inject(continuity_test_support::ews_server::Inject::Http {
+            status: 503,
+            retry_after: None,
+            content_type: None,
+            body: "",
+        });
+    r.server
+        .inject(continuity_test_support::ews_server::Inject::Http {
+            status: 503,
+            retry_after: None,
+            content_type: None,
+            body: "",
+        });
     let e = r
         .probe
         .dispatch(&req(Direction::Outbound, "ou-4"))
@@ -314,7 +319,8 @@ async fn server_busy_on_dispatch_is_throttling_not_a_failure() {
         sent_at: r.h.clock.now(),
     };
     for _ in 0..8 {
-        r.server.inject(common::server::Inject::BusyFault(20));
+        r.server
+            .inject(continuity_test_support::ews_server::Inject::BusyFault(20));
     }
     let e = r.probe.dispatch(&req).await.unwrap_err();
     match &e {

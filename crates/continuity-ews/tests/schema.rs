@@ -2,13 +2,11 @@
 //! (`<workspace>/../shared/ews-schema`, checked with its `harness/validate.sh`),
 //! and the validator really rejects broken requests.
 
-mod common;
-
 use chrono::{DateTime, Utc};
-use common::schema::{validate, validate_with_script};
 use continuity_ews::request::{
     self, DeleteType, Disposition, Envelope, FindQuery, Folder, ItemId, ProbeMessage, ServerVersion,
 };
+use continuity_test_support::ews_schema::{validate, validate_with_script};
 
 fn all_requests() -> Vec<(String, String)> {
     let after: DateTime<Utc> = "2026-03-02T07:55:00Z".parse().unwrap();

@@ -4,15 +4,11 @@
 #![cfg(feature = "smtp")]
 
 mod common;
-// The notify crate's harness and peer script, used as they are (the peer
-// also returns the raw message and refuses `reject-*` recipients).
-#[path = "../../continuity-notify/tests/notify/smtp_peer.rs"]
-mod smtp_peer;
 
 use std::{sync::Mutex, time::Duration};
 
 use chrono::TimeDelta;
-use common::{SVC_PASS, SVC_USER, arc_clock, client, manual_clock, server::EwsServer};
+use common::{SVC_PASS, SVC_USER, arc_clock, client, manual_clock};
 use continuity_core::{
     Clock, Direction, Error, ManualClock, TenantId,
     probe::{MailProbe, ProbeRequest, ProbeStatus},
@@ -23,7 +19,8 @@ use continuity_ews::{
     arrival::wire_id,
     request::{PROBE_HEADER, probe_subject},
 };
-use smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER, header};
+use continuity_test_support::ews_server::EwsServer;
+use continuity_test_support::smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER, header};
 use std::sync::Arc;
 
 const FROM: &str = "continuity-probe@gateway.example";
@@ -235,12 +232,6 @@ struct SmtpIntoExchange {
     peer: Mutex<SmtpPeer>,
     server: Arc<EwsServer>,
     clock: ManualClock,
-}
-
-impl std::fmt::Debug for SmtpPeer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SmtpPeer({})", self.port)
-    }
 }
 
 #[async_trait::async_trait]

@@ -1,19 +1,17 @@
 //! A cached token served to callers (one thread and across threads), and
 //! building + signing one client assertion (PS256 and RS256).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use continuity_core::token::AccessTokenSource;
 use continuity_core::{Clock, ManualClock, SystemClock};
 use continuity_graph::{
     AppRegistration, AssertionAlgorithm, Authority, CertificateCredential, TokenCache, TokenClient,
 };
+use continuity_test_support::app_cert::rsa_cert_valid;
+use continuity_test_support::token_endpoint::{CLIENT_ID, GRAPH_SCOPE, TENANT, directory, start};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn token(c: &mut Criterion) {

@@ -19,7 +19,7 @@ fn clock() -> ManualClock {
     ManualClock::new(t("2026-03-02T08:00:00Z"))
 }
 
-fn load(cert: &TestCert, clock: &ManualClock) -> Arc<CertificateCredential> {
+fn load(cert: &AppCert, clock: &ManualClock) -> Arc<CertificateCredential> {
     Arc::new(
         CertificateCredential::from_pem(cert.cert_pem.as_bytes(), cert.pkcs8_pem.as_bytes(), clock)
             .unwrap(),

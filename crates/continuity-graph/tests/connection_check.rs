@@ -21,7 +21,7 @@ async fn check(
     r.client().check_connection(MAILBOX, usage).await
 }
 
-fn app_with(r: &GraphRig, tenant: &str, client_id: &str, cert: &TestCert) -> Arc<AppRegistration> {
+fn app_with(r: &GraphRig, tenant: &str, client_id: &str, cert: &AppCert) -> Arc<AppRegistration> {
     let cred = CertificateCredential::from_pem(
         cert.cert_pem.as_bytes(),
         cert.pkcs8_pem.as_bytes(),

@@ -6,8 +6,6 @@
 //! and `X-AnchorMailbox`.
 
 mod common;
-#[path = "../../continuity-ews/tests/common/mod.rs"]
-mod ews_common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +15,8 @@ use common::*;
 use continuity_core::Clock;
 use continuity_ews::request::{Disposition, Folder, ProbeMessage};
 use continuity_ews::{Auth, ConnectionProblem, EwsClient, EwsError};
-use ews_common::server::EwsServer;
+use continuity_ews::{EwsConfig, RetryPolicy};
+use continuity_test_support::ews_server::EwsServer;
 
 const MAILBOX: &str = "probe@contoso.com";
 const GATEWAY: &str = "probe@gateway.example";
@@ -53,8 +52,21 @@ fn with_ews_role(d: &mut Directory) {
 }
 
 fn ews_client(rig: &GraphRig, ews: &EwsServer, scope: &str) -> EwsClient {
-    let mut cfg = ews_common::config(&ews.url);
-    cfg.auth = Auth::Bearer(Arc::new(rig.cache.source(rig.app.clone(), scope)));
+    let mut cfg = EwsConfig::new(
+        &ews.url,
+        Auth::Bearer(Arc::new(rig.cache.source(rig.app.clone(), scope))),
+    );
+    // The local server: plain http, short timeouts, fast retries, no send
+    // pacing (as the EWS crate's own tests set it).
+    cfg.allow_plain_http = true;
+    cfg.request_timeout = std::time::Duration::from_secs(10);
+    cfg.min_send_interval = std::time::Duration::ZERO;
+    cfg.retry = RetryPolicy {
+        max_attempts: 3,
+        base_delay: std::time::Duration::from_millis(10),
+        max_delay: std::time::Duration::from_millis(50),
+        max_server_wait: std::time::Duration::from_secs(2),
+    };
     cfg.clock = Arc::new(rig.clock.clone());
     EwsClient::new(cfg).unwrap()
 }

@@ -5,9 +5,6 @@
 //! Under `cargo test --benches` (no `--bench` argument) each variant sends a
 //! few messages once, so CI checks that the bench works without the cost.
 
-#[path = "../tests/notify/smtp_peer.rs"]
-mod smtp_peer;
-
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -18,8 +15,8 @@ use continuity_core::{
     notify::{AlertMessage, Notifier},
 };
 use continuity_notify::smtp::{SmtpConfig, SmtpConnections, SmtpCredentials, SmtpNotifier};
+use continuity_test_support::smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER};
 use tokio::task::JoinSet;
 
 fn t0() -> DateTime<Utc> {

@@ -10,7 +10,7 @@
 //! use std::{sync::Arc, time::Duration};
 //! use continuity_core::{
 //!     config::{ChannelKind, Recipient}, machine::AlertKind, notify::{AlertMessage, Notifier},
-//!     sim::RecordingNotifier, Clock, ManualClock, TenantId,
+//!     testing::RecordingNotifier, Clock, ManualClock, TenantId,
 //! };
 //! use continuity_notify::{delivery::{AdvanceClock, Delivery, RetryPolicy}, render::SmsRenderer};
 //!

@@ -23,7 +23,7 @@
 //! use continuity_core::{
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkClaims, LinkKey, LinkSigner},
-//!     sim::RecordingNotifier,
+//!     testing::RecordingNotifier,
 //!     ManualClock, Monitor, TenantId,
 //! };
 //! use continuity_portal::{router, PortalOptions};

@@ -2,8 +2,6 @@
 //! headers on every response, concurrent conflicting actions, and arbitrary
 //! input never answered with a 5xx.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -17,7 +15,7 @@ use continuity_core::{
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkClaims, LinkKey, LinkSigner},
     machine::EventLimits,
-    sim::RecordingNotifier,
+    testing::RecordingNotifier,
 };
 use continuity_portal::{PortalOptions, router};
 use proptest::prelude::*;
@@ -62,7 +60,7 @@ async fn fixture() -> Fixture {
         max_suspension: 24 * HOUR,
     };
     monitor.register_tenant(config).await.unwrap();
-    common::late_outbound_mail(&monitor, &acme, t0());
+    continuity_core::testing::late_outbound_mail(&monitor, &acme, t0());
     let token = monitor
         .link_signer()
         .sign(

@@ -23,6 +23,10 @@ use continuity_core::{
     store::{Commit, EventStore},
 };
 use continuity_store::{Durability, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore};
+use continuity_test_support::{
+    TempDir,
+    postgres::{pg_url, unique_schema},
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// One writer: a tenant and the version it last wrote.
@@ -109,8 +113,8 @@ fn cas(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let dir = std::env::temp_dir().join(format!("continuity-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = TempDir::new("bench");
+    let dir = tmp.path();
     for (label, durability) in [
         ("sqlite_full", Durability::Full),
         ("sqlite_normal", Durability::Normal),
@@ -126,9 +130,8 @@ fn cas(c: &mut Criterion) {
             .expect("sqlite");
         bench_store(c, &rt, label, Arc::new(store));
     }
-    let url = std::env::var("CONTINUITY_TEST_PG")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
-    let schema = format!("bench_{}", std::process::id());
+    let url = pg_url();
+    let schema = unique_schema("bench");
     let pg = rt
         .block_on(PostgresStore::connect_with(
             &url,
@@ -140,7 +143,6 @@ fn cas(c: &mut Criterion) {
         .expect("PostgreSQL (CONTINUITY_TEST_PG) is needed for this benchmark");
     bench_store(c, &rt, "postgres", Arc::new(pg.clone()));
     rt.block_on(pg.drop_schema()).expect("drop schema");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, cas);

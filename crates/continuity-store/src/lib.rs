@@ -18,7 +18,7 @@
 //! use continuity_core::{
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkKey, LinkSigner},
-//!     sim::RecordingNotifier,
+//!     testing::RecordingNotifier,
 //!     store::EventStore,
 //!     Clock, Direction, ManualClock, Monitor, Observation, TenantId,
 //! };

@@ -21,8 +21,8 @@ use continuity_core::{
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     machine::AlertKind,
-    sim::RecordingNotifier,
     store::EventStore,
+    testing::RecordingNotifier,
 };
 use continuity_store::{PostgresOptions, PostgresStore};
 use tokio::{net::TcpListener, sync::watch};

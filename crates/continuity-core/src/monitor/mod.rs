@@ -115,7 +115,7 @@ use crate::{
 /// use continuity_core::{
 ///     config::{ChannelKind, Recipient, TenantConfig},
 ///     link::{LinkKey, LinkSigner},
-///     sim::RecordingNotifier,
+///     testing::RecordingNotifier,
 ///     Direction, ManualClock, Monitor, Observation, TenantId,
 /// };
 ///

@@ -14,7 +14,7 @@
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkClaims, LinkKey, LinkSigner},
 //!     portal::{self, PortalAction, PortalOutcome, Until, DURATION_PRESETS},
-//!     sim::RecordingNotifier,
+//!     testing::RecordingNotifier,
 //!     ManualClock, Monitor, TenantId,
 //! };
 //!

@@ -25,16 +25,16 @@ fn tenant(name: &str) -> TenantId {
 }
 
 async fn monitor() -> Monitor {
-    monitor_with_hook(Arc::new(crate::sim::RecordingHook::new())).await
+    monitor_with_hook(Arc::new(crate::testing::RecordingHook::new())).await
 }
 
-async fn monitor_with_hook(hook: Arc<crate::sim::RecordingHook>) -> Monitor {
+async fn monitor_with_hook(hook: Arc<crate::testing::RecordingHook>) -> Monitor {
     let monitor = Monitor::builder()
         .hook(hook)
         .clock(Arc::new(ManualClock::new(t0())))
         .link_signer(LinkSigner::new(LinkKey::new("k2", [2u8; 32]).unwrap()))
         .portal_url("https://continuity.example.net/c/")
-        .notifier(Arc::new(crate::sim::RecordingNotifier::new(
+        .notifier(Arc::new(crate::testing::RecordingNotifier::new(
             ChannelKind::Sms,
         )))
         .build()
@@ -545,7 +545,7 @@ async fn each_kind_of_bad_link_is_refused_with_its_own_reason() {
 
 #[tokio::test]
 async fn starting_and_ending_through_the_portal_calls_the_embedders_hook() {
-    let hook = Arc::new(crate::sim::RecordingHook::new());
+    let hook = Arc::new(crate::testing::RecordingHook::new());
     let monitor = monitor_with_hook(hook.clone()).await;
     let token = link(&monitor, "acme", t0());
     let v = done(

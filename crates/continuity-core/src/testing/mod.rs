@@ -5,11 +5,20 @@
 //! so any async runtime can drive them. [`FaultyStore`] wraps a store that
 //! can be taken down, for testing the engine against an unreachable store.
 //! [`ProbeHarness`] drives a mail adapter's probe through a [`Monitor`](crate::Monitor)
-//! for the adapters' end-to-end tests.
+//! for the adapters' end-to-end tests. [`RecordingNotifier`] and
+//! [`RecordingHook`] stand in for the notifiers and the hook, keeping what
+//! the engine sends. [`EngineRig`] is the engine's own test rig: a monitor
+//! with those doubles on a manual clock, ticked minute by minute.
 
 pub mod conformance;
 mod faulty;
 mod probe_harness;
+mod recording;
+mod rig;
 
 pub use faulty::FaultyStore;
 pub use probe_harness::ProbeHarness;
+pub use recording::{HookCall, RecordingHook, RecordingNotifier};
+pub use rig::{
+    EngineRig, RIG_PORTAL_URL, RigOptions, late_outbound_mail, refused, rig_signer, rig_start,
+};

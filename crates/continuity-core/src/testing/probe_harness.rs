@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::RecordingNotifier;
 use crate::config::{ChannelKind, Recipient, TenantConfig};
 use crate::link::{LinkKey, LinkSigner};
 use crate::probe::MailProbe;
-use crate::sim::RecordingNotifier;
 use crate::{Direction, ManualClock, Monitor, Result, TenantId};
 
 /// A [`Monitor`] probing tenant `acme` in both directions with one probe,

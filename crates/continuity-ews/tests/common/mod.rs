@@ -1,10 +1,6 @@
-//! Test support shared by the integration tests: the schema validator, the
-//! local EWS server and helpers.
-#![allow(dead_code, missing_docs, clippy::all)]
-
-pub mod dom;
-pub mod schema;
-pub mod server;
+//! The EWS tests' client settings for the local EWS server
+//! (`continuity_test_support::ews_server`) and their clock.
+#![allow(dead_code)]
 
 use std::{sync::Arc, time::Duration};
 

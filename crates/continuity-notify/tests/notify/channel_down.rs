@@ -21,10 +21,10 @@ use continuity_notify::{
 
 use super::{
     common::t0,
-    smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER, header},
     twilio::{self, Twilio},
     webhook::{start_tls, tls_notifier},
 };
+use continuity_test_support::smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER, header};
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
 

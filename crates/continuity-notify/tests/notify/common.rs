@@ -70,7 +70,7 @@ pub async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
-/// Accepts TLS connections (for axum) with a [`TestCert`](super::smtp_peer::TestCert).
+/// Accepts TLS connections (for axum) with a [`TestCert`](continuity_test_support::smtp_peer::TestCert).
 pub struct TlsListener {
     tcp: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -98,7 +98,10 @@ impl axum::serve::Listener for TlsListener {
 }
 
 /// Serves `router` over HTTPS with `cert` on a free loopback port.
-pub async fn serve_tls(router: axum::Router, cert: &super::smtp_peer::TestCert) -> SocketAddr {
+pub async fn serve_tls(
+    router: axum::Router,
+    cert: &continuity_test_support::smtp_peer::TestCert,
+) -> SocketAddr {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)

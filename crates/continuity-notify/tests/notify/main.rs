@@ -7,6 +7,5 @@ mod common;
 mod delivery;
 mod sms;
 mod smtp;
-mod smtp_peer;
 mod twilio;
 mod webhook;

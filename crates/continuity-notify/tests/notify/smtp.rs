@@ -15,10 +15,8 @@ use continuity_notify::{
     smtp::{SmtpConfig, SmtpConnections, SmtpCredentials, SmtpNotifier, SmtpSecurity},
 };
 
-use super::{
-    common::{LINK, alert, t0},
-    smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER, header},
-};
+use super::common::{LINK, alert, t0};
+use continuity_test_support::smtp_peer::{PASSWORD, SmtpPeer, TestCert, USER, header};
 
 const WAIT: Duration = Duration::from_secs(20);
 

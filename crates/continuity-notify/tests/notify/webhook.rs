@@ -30,10 +30,8 @@ use continuity_notify::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{
-    common::{LINK, alert, serve, serve_tls, t0},
-    smtp_peer::TestCert,
-};
+use super::common::{LINK, alert, serve, serve_tls, t0};
+use continuity_test_support::smtp_peer::TestCert;
 
 const SECRET: &[u8] = b"webhook-shared-secret-0123456789";
 const TOLERANCE_SECS: i64 = 300;

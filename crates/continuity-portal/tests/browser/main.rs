@@ -9,8 +9,6 @@
 //! `chromium` and `chromium-driver`; `CHROMIUM` and `CHROMEDRIVER` override
 //! the paths), and fails without them.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod webdriver;
 
 use std::{
@@ -25,7 +23,7 @@ use continuity_core::{
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     machine::TenantState,
-    sim::RecordingNotifier,
+    testing::RecordingNotifier,
 };
 use continuity_portal::{PortalOptions, router};
 use tokio::runtime::Runtime;
@@ -80,7 +78,7 @@ fn serve_an_outage(rt: &Runtime) -> (Arc<Monitor>, ManualClock, String, String) 
     config.display_name = Some("Acme Corporation".into());
     rt.block_on(async {
         monitor.register_tenant(config).await.unwrap();
-        common::late_outbound_mail(&monitor, &acme, t0());
+        continuity_core::testing::late_outbound_mail(&monitor, &acme, t0());
         monitor.tick(t0()).await.unwrap();
         monitor
             .tick(clock.advance(TimeDelta::minutes(1)))

@@ -1,8 +1,8 @@
-//! Starts the aiosmtpd peer (`tests/peers/smtp_server.py`) on a free
+//! Starts the aiosmtpd peer (`peers/smtp_server.py` of this crate) on a free
 //! loopback port, with a test CA and server certificate made at test time,
-//! and reads the messages it received. Shared by the tests and the bench.
-
-#![allow(dead_code)]
+//! and reads the messages it received (headers, body and the raw message, as
+//! JSON). The peer refuses `reject-*` recipients. Used by the SMTP notifier's
+//! tests and bench and by the SMTP probe sender's tests.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -18,16 +18,27 @@ use rcgen::{
 };
 
 /// A test CA and a `localhost` / `127.0.0.1` certificate it signed, as files.
+#[derive(Debug)]
 pub struct TestCert {
+    /// The CA's certificate (PEM), for clients to trust.
     pub ca_pem: Vec<u8>,
+    /// The server certificate (DER).
     pub cert_der: Vec<u8>,
+    /// The server's private key (PKCS#8 DER).
     pub key_der: Vec<u8>,
+    /// The server certificate as a PEM file.
     pub cert_path: PathBuf,
+    /// The server's private key as a PEM file.
     pub key_path: PathBuf,
     dir: PathBuf,
 }
 
 impl TestCert {
+    /// A new CA and server certificate, written to a temporary directory
+    /// removed on drop.
+    ///
+    /// # Panics
+    /// When the files cannot be written.
     pub fn generate() -> TestCert {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -77,37 +88,36 @@ impl Drop for TestCert {
     }
 }
 
+/// The user the peer accepts (AUTH), when started with a certificate.
 pub const USER: &str = "alerts@relay.example";
+/// [`USER`]'s password.
 pub const PASSWORD: &str = "relay-password-42";
 
 /// The running server; killed on drop.
+#[derive(Debug)]
 pub struct SmtpPeer {
+    /// The loopback port it listens on.
     pub port: u16,
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
 }
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("CONTINUITY_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.test-env/venv/bin/python")
-}
-
 impl SmtpPeer {
-    /// `mode`: `starttls`, `implicit` or `plain`.
+    /// Starts the peer; `mode`: `starttls`, `implicit` or `plain`. With
+    /// `cert` it serves that certificate and requires AUTH as [`USER`].
+    ///
+    /// # Panics
+    /// When Python or aiosmtpd is missing (run `scripts/prepare-test-env`)
+    /// or the peer does not start within 30 s.
     pub fn start(mode: &str, cert: Option<&TestCert>) -> SmtpPeer {
-        let python = python();
+        let python = crate::test_python();
         assert!(
             python.exists(),
             "Python for the SMTP test peer not found at {} (set CONTINUITY_TEST_PYTHON or run scripts/prepare-test-env)",
             python.display()
         );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            // Also compiled into the EWS crate's tests (by path): the
-            // script is the notify crate's either way.
-            .join("../continuity-notify/tests/peers/smtp_server.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/smtp_server.py");
         let mut cmd = Command::new(&python);
         cmd.arg(&script).arg(mode);
         if let Some(c) = cert {
@@ -155,6 +165,9 @@ impl SmtpPeer {
     }
 
     /// The next message received, parsed, within `timeout`.
+    ///
+    /// # Panics
+    /// When none comes within `timeout` or the peer exited.
     pub fn next_message(&self, timeout: Duration) -> serde_json::Value {
         match self.lines.recv_timeout(timeout) {
             Ok(l) => serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")),
@@ -193,6 +206,9 @@ impl Drop for SmtpPeer {
 }
 
 /// The values of header `name` (case-insensitive) in a parsed message.
+///
+/// # Panics
+/// When `msg` is not a message of [`SmtpPeer`].
 pub fn header<'a>(msg: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
     msg["headers"]
         .as_array()

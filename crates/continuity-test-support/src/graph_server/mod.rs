@@ -20,8 +20,14 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use continuity_core::Clock;
 use serde_json::{Value, json};
 
-use super::verify_access_token;
+use crate::token_endpoint::verify_access_token;
 
+mod filter;
+mod messages;
+
+use messages::{delete, list, send_mail};
+
+/// The audience of Graph access tokens.
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 const PS_INTERNET_HEADERS: &str = "{00020386-0000-0000-C000-000000000046}";
 const SELECTABLE: [&str; 9] = [
@@ -41,15 +47,22 @@ const SELECTABLE: [&str; 9] = [
 pub enum Inject {
     /// A Graph JSON error.
     Json {
+        /// The HTTP status.
         status: u16,
+        /// Graph's error code.
         code: &'static str,
+        /// Its message.
         message: &'static str,
+        /// `Retry-After`, if any.
         retry_after: Option<&'static str>,
     },
     /// A body that is not Graph's (a gateway's HTML page).
     Raw {
+        /// The HTTP status.
         status: u16,
+        /// `Content-Type`.
         content_type: &'static str,
+        /// The body.
         body: &'static str,
     },
     /// 401 InvalidAuthenticationToken, whatever the token.
@@ -90,14 +103,20 @@ impl Inject {
     }
 }
 
+/// A message held in a mailbox (or sent outside).
 #[derive(Clone, Debug)]
 pub struct Msg {
+    /// Its id.
     pub id: String,
+    /// Its subject.
     pub subject: String,
+    /// Its internet headers, (name, value).
     pub headers: Vec<(String, String)>,
     /// Whether the probe header has a named property (not on the first delivery of a name).
     pub header_mapped: bool,
+    /// The recipient's address.
     pub to: String,
+    /// When it is (or was) delivered (server time).
     pub received: DateTime<Utc>,
 }
 
@@ -113,21 +132,29 @@ struct Mailbox {
     junk_everything: bool,
 }
 
+/// One request the server received.
 #[derive(Clone, Debug)]
 pub struct Logged {
+    /// The HTTP method.
     pub method: String,
     /// Path and query as received.
     pub target: String,
+    /// The mailbox addressed (`/users/{mailbox}/...`), if any.
     pub mailbox: Option<String>,
+    /// The status answered.
     pub status: u16,
     /// The `uti` of the token used.
     pub token: Option<String>,
 }
 
+/// The requests of one mailbox, against Graph's per-mailbox limits.
 #[derive(Debug, Default, Clone)]
 pub struct Usage {
+    /// Requests being handled now.
     pub in_flight: usize,
+    /// The most handled at once so far.
     pub max_in_flight: usize,
+    /// When each request came (server time).
     pub times: Vec<DateTime<Utc>>,
 }
 
@@ -176,6 +203,7 @@ struct Shared {
     base: String,
 }
 
+/// The running server; stops when dropped.
 pub struct GraphServer {
     /// The service root, `http://127.0.0.1:port/v1.0`.
     pub url: String,
@@ -202,6 +230,11 @@ fn lower(s: &str) -> String {
 }
 
 impl GraphServer {
+    /// Starts a server on a free loopback port (on the current tokio
+    /// runtime); its time is `clock`. It holds no mailbox.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
     pub async fn start(clock: Arc<dyn Clock>) -> GraphServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1.0", listener.local_addr().unwrap());
@@ -240,6 +273,7 @@ impl GraphServer {
         self.shared.world.lock().unwrap()
     }
 
+    /// Holds a mailbox for `address`.
     pub fn add_mailbox(&self, address: &str) {
         self.world()
             .mailboxes
@@ -262,10 +296,12 @@ impl GraphServer {
             .insert(appid.into(), mailboxes.iter().map(|m| lower(m)).collect());
     }
 
+    /// Messages arrive `d` after they are sent.
     pub fn set_delivery_delay(&self, d: TimeDelta) {
         self.world().delay = d;
     }
 
+    /// Listings answer at most `n` messages a page.
     pub fn set_page_cap(&self, n: usize) {
         self.world().page_cap = n;
     }
@@ -278,6 +314,7 @@ impl GraphServer {
         w.window = window;
     }
 
+    /// Queues an answer for the next request.
     pub fn inject(&self, i: Inject) {
         self.world().injections.push_back(i);
     }
@@ -309,18 +346,22 @@ impl GraphServer {
         w.deliver(to, subject, headers, at + delay);
     }
 
+    /// What `address`'s inbox holds now (delivered messages only).
     pub fn inbox(&self, address: &str) -> Vec<Msg> {
         self.world().mailboxes[&lower(address)].inbox.clone()
     }
 
+    /// What `address`'s Junk Email holds now.
     pub fn junk(&self, address: &str) -> Vec<Msg> {
         self.world().mailboxes[&lower(address)].junk.clone()
     }
 
+    /// What `address`'s Sent Items holds.
     pub fn sent_items(&self, address: &str) -> Vec<Msg> {
         self.world().mailboxes[&lower(address)].sent_items.clone()
     }
 
+    /// What `address`'s Deleted Items holds.
     pub fn deleted_items(&self, address: &str) -> Vec<Msg> {
         self.world().mailboxes[&lower(address)]
             .deleted_items
@@ -332,10 +373,12 @@ impl GraphServer {
         self.world().external.clone()
     }
 
+    /// The requests received so far.
     pub fn log(&self) -> Vec<Logged> {
         self.world().log.clone()
     }
 
+    /// How many `method` requests had `path_part` in their target.
     pub fn requests(&self, method: &str, path_part: &str) -> usize {
         self.world()
             .log
@@ -344,6 +387,7 @@ impl GraphServer {
             .count()
     }
 
+    /// The requests of `mailbox` so far.
     pub fn usage(&self, mailbox: &str) -> Usage {
         self.world()
             .usage
@@ -352,10 +396,12 @@ impl GraphServer {
             .unwrap_or_default()
     }
 
+    /// Requests of `mailbox` being handled now.
     pub fn in_flight(&self, mailbox: &str) -> usize {
         self.usage(mailbox).in_flight
     }
 
+    /// The most requests handled at once across mailboxes.
     pub fn app_max_in_flight(&self) -> usize {
         self.world().app_max_in_flight
     }
@@ -611,7 +657,7 @@ fn answer(
     method: &Method,
     uri: &Uri,
     segments: &[String],
-    claims: Option<Result<super::AccessClaims, String>>,
+    claims: Option<Result<crate::token_endpoint::AccessClaims, String>>,
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
@@ -714,392 +760,4 @@ fn answer(
         }
         _ => delete(&mut w, &key, seg[3], op == "purge"),
     }
-}
-
-fn send_mail(
-    w: &mut World,
-    from: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: DateTime<Utc>,
-) -> Reply {
-    let bad = |m: &str| error(400, "ErrorInvalidRequest", m);
-    if !headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
-    {
-        return error(
-            415,
-            "UnsupportedMediaType",
-            "Content-Type application/json expected.",
-        );
-    }
-    let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(body) else {
-        return error(400, "BadRequest", "Unable to read JSON request payload.");
-    };
-    for k in top.keys() {
-        if k != "message" && k != "saveToSentItems" {
-            return error(
-                400,
-                "BadRequest",
-                &format!("The property '{k}' does not exist on type 'microsoft.graph.sendMail'."),
-            );
-        }
-    }
-    let save = match top.get("saveToSentItems") {
-        None => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return bad("saveToSentItems must be a boolean."),
-    };
-    let Some(Value::Object(m)) = top.get("message") else {
-        return bad("The message is missing.");
-    };
-    let Some(subject) = m.get("subject").and_then(Value::as_str) else {
-        return bad("The subject is missing.");
-    };
-    let body_ok = m.get("body").is_some_and(|b| {
-        b["content"].is_string()
-            && b["contentType"]
-                .as_str()
-                .is_some_and(|t| t.eq_ignore_ascii_case("text") || t.eq_ignore_ascii_case("html"))
-    });
-    if !body_ok {
-        return bad("The body needs contentType Text or HTML and a content.");
-    }
-    let recipients: Vec<String> = match m.get("toRecipients") {
-        Some(Value::Array(rs)) if !rs.is_empty() => {
-            match rs
-                .iter()
-                .map(|r| r["emailAddress"]["address"].as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-            {
-                Some(v) if v.iter().all(|a| a.contains('@')) => v,
-                _ => {
-                    return error(
-                        400,
-                        "ErrorInvalidRecipients",
-                        "At least one recipient is not valid.",
-                    );
-                }
-            }
-        }
-        _ => {
-            return error(
-                400,
-                "ErrorInvalidRecipients",
-                "At least one recipient is not valid.",
-            );
-        }
-    };
-    let mut internet_headers = Vec::new();
-    if let Some(hs) = m.get("internetMessageHeaders") {
-        let Some(hs) = hs.as_array() else {
-            return bad("internetMessageHeaders must be an array.");
-        };
-        for h in hs {
-            let (Some(name), Some(value)) = (h["name"].as_str(), h["value"].as_str()) else {
-                return bad("An internet message header needs a name and a value.");
-            };
-            if !(name.starts_with("x-") || name.starts_with("X-")) {
-                return error(
-                    400,
-                    "InvalidInternetMessageHeader",
-                    &format!(
-                        "The internet message header name '{name}' should start with 'x-' or 'X-'."
-                    ),
-                );
-            }
-            internet_headers.push((name.to_owned(), value.to_owned()));
-        }
-    }
-    let at = now + w.delay;
-    for to in &recipients {
-        w.deliver(to, subject, internet_headers.clone(), at);
-    }
-    if save {
-        let id = format!("sent-{}", w.next_id);
-        w.next_id += 1;
-        w.mailboxes.get_mut(from).unwrap().sent_items.push(Msg {
-            id,
-            subject: subject.into(),
-            headers: internet_headers,
-            header_mapped: true,
-            to: recipients.join(","),
-            received: now,
-        });
-    }
-    ok(202, None)
-}
-
-#[derive(Debug)]
-enum Clause {
-    ReceivedGe(DateTime<Utc>),
-    SubjectContains(String),
-    Header { name: String, value: String },
-}
-
-/// An OData string literal at the start of `s`: (value, rest).
-fn literal(s: &str) -> Option<(String, &str)> {
-    let s = s.strip_prefix('\'')?;
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            if s[i + 1..].starts_with('\'') {
-                out.push('\'');
-                chars.next();
-            } else {
-                return Some((out, &s[i + 1..]));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    None
-}
-
-fn parse_clause(s: &str) -> Result<(Clause, &str), String> {
-    let invalid = || format!("Invalid filter clause: {s}");
-    if let Some(rest) = s.strip_prefix("receivedDateTime ge ") {
-        let end = rest.find(' ').unwrap_or(rest.len());
-        let at = rest[..end].parse().map_err(|_| invalid())?;
-        return Ok((Clause::ReceivedGe(at), &rest[end..]));
-    }
-    if let Some(rest) = s.strip_prefix("contains(subject,") {
-        let (v, rest) = literal(rest.trim_start()).ok_or_else(invalid)?;
-        let rest = rest.strip_prefix(')').ok_or_else(invalid)?;
-        return Ok((Clause::SubjectContains(v), rest));
-    }
-    if let Some(rest) = s.strip_prefix("singleValueExtendedProperties/any(ep: ep/id eq ") {
-        let (id, rest) = literal(rest).ok_or_else(invalid)?;
-        let rest = rest.strip_prefix(" and ep/value eq ").ok_or_else(invalid)?;
-        let (value, rest) = literal(rest).ok_or_else(invalid)?;
-        let rest = rest.strip_prefix(')').ok_or_else(invalid)?;
-        let name = id
-            .strip_prefix("String ")
-            .and_then(|r| {
-                let (guid, name) = r.split_once(" Name ")?;
-                guid.eq_ignore_ascii_case(PS_INTERNET_HEADERS)
-                    .then_some(name)
-            })
-            .ok_or_else(|| format!("The extended property id '{id}' is not valid."))?;
-        return Ok((
-            Clause::Header {
-                name: name.to_owned(),
-                value,
-            },
-            rest,
-        ));
-    }
-    Err(invalid())
-}
-
-fn parse_filter(f: &str) -> Result<Vec<Clause>, String> {
-    let mut clauses = Vec::new();
-    let mut rest = f.trim();
-    loop {
-        let (c, r) = parse_clause(rest)?;
-        clauses.push(c);
-        rest = r.trim_start();
-        if rest.is_empty() {
-            return Ok(clauses);
-        }
-        rest = rest
-            .strip_prefix("and ")
-            .ok_or_else(|| format!("Invalid filter clause near '{rest}'"))?;
-    }
-}
-
-fn matches(m: &Msg, clauses: &[Clause]) -> bool {
-    clauses.iter().all(|c| match c {
-        Clause::ReceivedGe(at) => m.received >= *at,
-        Clause::SubjectContains(v) => m.subject.to_lowercase().contains(&v.to_lowercase()),
-        Clause::Header { name, value } => {
-            m.header_mapped
-                && m.headers
-                    .iter()
-                    .any(|(n, v)| n == name && v.eq_ignore_ascii_case(value))
-        }
-    })
-}
-
-fn list(
-    w: &mut World,
-    mailbox: &str,
-    folder: &str,
-    uri: &Uri,
-    base: &str,
-    foreign_next_link: bool,
-    now: DateTime<Utc>,
-) -> Reply {
-    let query = uri.query().unwrap_or("");
-    let mut options: HashMap<String, String> = HashMap::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (Some(k), Some(v)) = (percent_decode(k), percent_decode(v)) else {
-            return error(400, "BadRequest", "Malformed query string.");
-        };
-        if !k.starts_with('$') {
-            continue;
-        }
-        if !["$filter", "$select", "$top", "$skip", "$orderby"].contains(&k.as_str()) {
-            return error(
-                400,
-                "BadRequest",
-                &format!("Query option '{k}' is not allowed."),
-            );
-        }
-        if options.insert(k.clone(), v).is_some() {
-            return error(
-                400,
-                "BadRequest",
-                &format!("Query option '{k}' was specified more than once."),
-            );
-        }
-    }
-    let clauses = match options.get("$filter").map(|f| parse_filter(f)) {
-        None => Vec::new(),
-        Some(Ok(c)) => c,
-        Some(Err(e)) => return error(400, "BadRequest", &e),
-    };
-    // Graph takes contains(subject, …) only after a date restriction.
-    let subject_at = clauses
-        .iter()
-        .position(|c| matches!(c, Clause::SubjectContains(_)));
-    let dated = |i: usize| {
-        clauses[..i]
-            .iter()
-            .any(|c| matches!(c, Clause::ReceivedGe(_)))
-    };
-    if subject_at.is_some_and(|i| !dated(i)) {
-        return error(
-            400,
-            "InefficientFilter",
-            "The restriction or sort order is too complex for this operation.",
-        );
-    }
-    if let Some(order) = options.get("$orderby") {
-        let prop = order.split_whitespace().next().unwrap_or("");
-        if !matches!(clauses.first(), Some(Clause::ReceivedGe(_))) || prop != "receivedDateTime" {
-            return error(
-                400,
-                "InefficientFilter",
-                "The restriction or sort order is too complex for this operation.",
-            );
-        }
-    }
-    let select: Vec<String> = match options.get("$select") {
-        Some(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
-        None => SELECTABLE.iter().map(|s| s.to_string()).collect(),
-    };
-    if let Some(p) = select.iter().find(|p| !SELECTABLE.contains(&p.as_str())) {
-        return error(
-            400,
-            "RequestBroker--ParseUri",
-            &format!("Could not find a property named '{p}' on type 'microsoft.graph.message'."),
-        );
-    }
-    let top = match options.get("$top").map(|t| t.parse::<usize>()) {
-        None => 10,
-        Some(Ok(t)) if (1..=1000).contains(&t) => t,
-        _ => return error(400, "BadRequest", "Invalid $top value."),
-    };
-    let skip = match options.get("$skip").map(|t| t.parse::<usize>()) {
-        None => 0,
-        Some(Ok(s)) => s,
-        Some(Err(_)) => return error(400, "BadRequest", "Invalid $skip value."),
-    };
-    let mb = &w.mailboxes[mailbox];
-    let messages = match folder.to_ascii_lowercase().as_str() {
-        "inbox" => &mb.inbox,
-        "junkemail" => &mb.junk,
-        "sentitems" => &mb.sent_items,
-        "deleteditems" => &mb.deleted_items,
-        other => {
-            return error(
-                404,
-                "ErrorItemNotFound",
-                &format!("The specified folder '{other}' could not be found in the store."),
-            );
-        }
-    };
-    let mut hits: Vec<&Msg> = messages
-        .iter()
-        .filter(|m| m.received <= now && matches(m, &clauses))
-        .collect();
-    // Graph's default order: newest first.
-    hits.sort_by_key(|m| std::cmp::Reverse(m.received));
-    let page = top.min(w.page_cap);
-    let value: Vec<Value> = hits
-        .iter()
-        .skip(skip)
-        .take(page)
-        .map(|m| {
-            let mut o = serde_json::Map::new();
-            o.insert("@odata.etag".into(), json!(format!("W/\"{}\"", m.id)));
-            for p in &select {
-                let v = match p.as_str() {
-                    "id" => json!(m.id),
-                    "subject" => json!(m.subject),
-                    "receivedDateTime" | "sentDateTime" => {
-                        json!(m.received.to_rfc3339_opts(SecondsFormat::Secs, true))
-                    }
-                    "internetMessageHeaders" => Value::Array(
-                        m.headers
-                            .iter()
-                            .map(|(n, v)| json!({ "name": n, "value": v }))
-                            .chain([json!({ "name": "Received", "value": "from gateway.example by EXO" })])
-                            .collect(),
-                    ),
-                    _ => Value::Null,
-                };
-                o.insert(p.clone(), v);
-            }
-            Value::Object(o)
-        })
-        .collect();
-    let mut body = json!({
-        "@odata.context": format!("{base}/$metadata#users('{mailbox}')/mailFolders('{folder}')/messages"),
-        "value": value,
-    });
-    if skip + page < hits.len() {
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|p| !p.starts_with("%24skip=") && !p.starts_with("$skip="))
-            .collect();
-        let origin = if foreign_next_link {
-            "https://graph.attacker.example/v1.0".to_owned()
-        } else {
-            base.to_owned()
-        };
-        body["@odata.nextLink"] = json!(format!(
-            "{origin}/users/{mailbox}/mailFolders/{folder}/messages?{}&%24skip={}",
-            kept.join("&"),
-            skip + page
-        ));
-    }
-    ok(200, Some(body))
-}
-
-fn delete(w: &mut World, mailbox: &str, id: &str, purge: bool) -> Reply {
-    let mb = w.mailboxes.get_mut(mailbox).unwrap();
-    for folder in [&mut mb.inbox, &mut mb.junk, &mut mb.sent_items] {
-        if let Some(i) = folder.iter().position(|m| m.id == id) {
-            let m = folder.remove(i);
-            if !purge {
-                mb.deleted_items.push(m);
-            }
-            return ok(204, None);
-        }
-    }
-    if let Some(i) = mb.deleted_items.iter().position(|m| m.id == id) {
-        mb.deleted_items.remove(i);
-        return ok(204, None);
-    }
-    error(
-        404,
-        "ErrorItemNotFound",
-        "The specified object was not found in the store.",
-    )
 }

@@ -27,11 +27,15 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use continuity_core::Clock;
 
-use super::{
-    dom::{self, El, M, SOAP, T, esc},
-    schema,
-};
+use crate::ews_schema as schema;
 
+mod dom;
+mod items;
+
+use dom::{El, M, SOAP, T, esc};
+use items::{create_item, delete_item, find_item, get_item};
+
+/// The internet header carrying a probe's id (the one the EWS probe sets).
 pub const PROBE_HEADER: &str = "X-Continuity-Probe-Id";
 
 /// One answer to inject (consumed by the next request, in order).
@@ -43,19 +47,27 @@ pub enum Inject {
     BusyResponse(u64),
     /// Any SOAP fault (HTTP 500).
     Fault {
+        /// The fault code (`ErrorAccessDenied`, ...).
         code: &'static str,
+        /// Its text.
         message: &'static str,
     },
     /// A response message with ResponseClass=Error.
     ResponseError {
+        /// The response code.
         code: &'static str,
+        /// Its message text.
         message: &'static str,
     },
     /// A raw HTTP answer (HTML page, empty body), with optional Retry-After.
     Http {
+        /// The HTTP status.
         status: u16,
+        /// `Retry-After`, in seconds.
         retry_after: Option<u64>,
+        /// `Content-Type`, if any.
         content_type: Option<&'static str>,
+        /// The body.
         body: &'static str,
     },
     /// 302 to genericerrorpage.htm.
@@ -68,15 +80,22 @@ pub enum Inject {
     Hang,
 }
 
+/// A message held in a mailbox.
 #[derive(Clone, Debug)]
 pub struct Msg {
+    /// Its item id.
     pub id: String,
+    /// Its subject.
     pub subject: String,
     /// The X-header value as stored in the mailbox (None when not provisioned yet).
     pub probe_header: Option<String>,
+    /// The sender's address.
     pub from: String,
+    /// The recipient's address.
     pub to: String,
+    /// When it was sent (server time).
     pub sent: DateTime<Utc>,
+    /// When it is (or was) delivered (server time).
     pub received: DateTime<Utc>,
 }
 
@@ -88,12 +107,18 @@ struct Mailbox {
     known_headers: HashSet<String>,
 }
 
+/// One request the server received.
 #[derive(Debug, Clone)]
 pub struct Logged {
+    /// The SOAP operation (`CreateItem`, `FindItem`, ...).
     pub operation: String,
+    /// The impersonated mailbox (`ExchangeImpersonation`), if any.
     pub impersonated: Option<String>,
+    /// The `X-AnchorMailbox` header, if any.
     pub anchor: Option<String>,
+    /// The `Authorization` scheme (`Basic`, `Bearer`, `NTLM`), if any.
     pub auth_scheme: Option<String>,
+    /// The request body.
     pub body: String,
 }
 
@@ -137,6 +162,7 @@ struct Shared {
 /// The running server; stops when dropped.
 #[derive(Debug)]
 pub struct EwsServer {
+    /// The EWS endpoint, `http://127.0.0.1:<port>/EWS/Exchange.asmx`.
     pub url: String,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
@@ -154,10 +180,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl EwsServer {
     /// A server with schema validation of every request.
+    /// Starts a server on a free loopback port (on the current tokio
+    /// runtime) that validates every request against the schema; its time
+    /// is `clock`. It starts with no account, token or mailbox, and
+    /// delivers after 20 seconds.
     pub async fn start(clock: Arc<dyn Clock>) -> Self {
         Self::start_with(clock, true).await
     }
 
+    /// [`EwsServer::start`], validating each request as it comes only when
+    /// `validate` (otherwise [`EwsServer::validate_log`] does it in one run).
     pub async fn start_with(clock: Arc<dyn Clock>, validate: bool) -> Self {
         if validate {
             let _ = schema::driver();
@@ -197,11 +229,13 @@ impl EwsServer {
         }
     }
 
+    /// Accepts Basic/NTLM `user` with `password`, with the impersonation right or not.
     pub fn add_account(&self, user: &str, password: &str, may_impersonate: bool) {
         lock(&self.shared.world)
             .accounts
             .insert(user.into(), (password.into(), may_impersonate));
     }
+    /// Accepts the bearer token `token`, with the impersonation right or not.
     pub fn add_token(&self, token: &str, may_impersonate: bool) {
         lock(&self.shared.world)
             .tokens
@@ -211,27 +245,34 @@ impl EwsServer {
     pub fn set_token_check(&self, check: TokenCheck) {
         lock(&self.shared.world).token_check = Some(CheckFn(check));
     }
+    /// Holds a mailbox for `address` (impersonable, deliverable).
     pub fn add_mailbox(&self, address: &str) {
         lock(&self.shared.world)
             .mailboxes
             .entry(address.to_ascii_lowercase())
             .or_default();
     }
+    /// Messages arrive `d` after they are sent.
     pub fn set_delivery_delay(&self, d: TimeDelta) {
         lock(&self.shared.world).delay = d;
     }
+    /// FindItem answers at most `n` items a page.
     pub fn set_page_cap(&self, n: usize) {
         lock(&self.shared.world).page_cap = n;
     }
+    /// Answers `ErrorInvalidServerVersion` to requests for version `v`.
     pub fn refuse_version(&self, v: &str) {
         lock(&self.shared.world).refused_versions.insert(v.into());
     }
+    /// Queues an answer for the next request.
     pub fn inject(&self, i: Inject) {
         lock(&self.shared.world).injections.push_back(i);
     }
+    /// The requests received so far.
     pub fn log(&self) -> Vec<Logged> {
         lock(&self.shared.world).log.clone()
     }
+    /// How many `op` requests were received.
     pub fn requests(&self, op: &str) -> usize {
         lock(&self.shared.world)
             .log
@@ -259,9 +300,11 @@ impl EwsServer {
             .collect();
         schema::validate_with_script(&refs).map(|()| refs.len())
     }
+    /// The most requests handled at once so far.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
+    /// What `mailbox`'s inbox holds now (delivered messages only).
     pub fn inbox(&self, mailbox: &str) -> Vec<Msg> {
         lock(&self.shared.world)
             .mailboxes
@@ -269,6 +312,7 @@ impl EwsServer {
             .map(|m| m.inbox.clone())
             .unwrap_or_default()
     }
+    /// What `mailbox`'s Sent Items holds.
     pub fn sent_items(&self, mailbox: &str) -> Vec<Msg> {
         lock(&self.shared.world)
             .mailboxes
@@ -381,6 +425,8 @@ enum Caller {
     Account(bool),
 }
 
+// The refusal is the response to send as is; it is built once per request.
+#[allow(clippy::result_large_err)]
 fn authenticate(w: &World, headers: &HeaderMap) -> Result<(Caller, String), Response> {
     let unauthorized = || {
         let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
@@ -679,320 +725,4 @@ async fn handle(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
             "",
         ),
     }
-}
-
-fn create_item(w: &mut World, key: &str, from: &str, op: &El, now: DateTime<Utc>) -> Response {
-    let disposition = op.attr("MessageDisposition").unwrap_or("");
-    if !matches!(disposition, "SendOnly" | "SendAndSaveCopy") {
-        w.violations
-            .push(format!("MessageDisposition {disposition:?}"));
-        return fault(
-            "ErrorInvalidRequest",
-            "probe sends must use a send disposition",
-            "",
-        );
-    }
-    let Some(msg) = op.path(&[(M, "Items"), (T, "Message")]) else {
-        return fault("ErrorInvalidRequest", "no message", "");
-    };
-    let subject = msg
-        .child(T, "Subject")
-        .map(|e| e.text.clone())
-        .unwrap_or_default();
-    let header = msg
-        .all(T, "ExtendedProperty")
-        .find(|p| {
-            p.child(T, "ExtendedFieldURI").is_some_and(|u| {
-                u.attr("DistinguishedPropertySetId") == Some("InternetHeaders")
-                    && u.attr("PropertyName") == Some(PROBE_HEADER)
-            })
-        })
-        .and_then(|p| p.child(T, "Value"))
-        .map(|v| v.text.clone());
-    let recipients: Vec<String> = msg
-        .child(T, "ToRecipients")
-        .map(|r| {
-            r.all(T, "Mailbox")
-                .filter_map(|m| m.child(T, "EmailAddress"))
-                .map(|e| e.text.trim().to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if recipients.is_empty() {
-        return envelope(
-            "CreateItem",
-            &error_message(
-                "CreateItem",
-                "ErrorInvalidRecipients",
-                "At least one recipient is required.",
-                "",
-            ),
-        );
-    }
-    let received = now + w.delay;
-    for to in recipients {
-        let id = next_id(w);
-        let base = Msg {
-            id,
-            subject: subject.clone(),
-            probe_header: header.clone(),
-            from: from.into(),
-            to: to.clone(),
-            sent: now,
-            received,
-        };
-        match w.mailboxes.get_mut(&to.to_ascii_lowercase()) {
-            Some(mb) => {
-                let stored = store_header(mb, header.as_deref());
-                mb.inbox.push(Msg {
-                    probe_header: stored,
-                    ..base
-                });
-            }
-            None => w.external.push(base),
-        }
-    }
-    if disposition == "SendAndSaveCopy" {
-        let id = next_id(w);
-        let copy = Msg {
-            id,
-            subject,
-            probe_header: header,
-            from: from.into(),
-            to: String::new(),
-            sent: now,
-            received: now,
-        };
-        if let Some(mb) = w.mailboxes.get_mut(key) {
-            mb.sent_items.push(copy);
-        }
-    }
-    envelope(
-        "CreateItem",
-        r#"<m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items/></m:CreateItemResponseMessage>"#,
-    )
-}
-
-/// Evaluates a restriction element on a message.
-fn matches(r: &El, m: &Msg) -> Result<bool, String> {
-    let field = |e: &El| -> Result<Option<String>, String> {
-        if let Some(u) = e.child(T, "ExtendedFieldURI") {
-            if u.attr("DistinguishedPropertySetId") == Some("InternetHeaders")
-                && u.attr("PropertyName")
-                    .is_some_and(|n| n.eq_ignore_ascii_case(PROBE_HEADER))
-            {
-                return Ok(m.probe_header.clone());
-            }
-            return Ok(None);
-        }
-        match e.child(T, "FieldURI").and_then(|u| u.attr("FieldURI")) {
-            Some("item:Subject") => Ok(Some(m.subject.clone())),
-            Some("item:DateTimeReceived") => Ok(Some(ts(m.received))),
-            Some(other) => Err(format!("field {other} not supported")),
-            None => Err("no field".into()),
-        }
-    };
-    let constant = |e: &El| {
-        e.path(&[(T, "FieldURIOrConstant"), (T, "Constant")])
-            .and_then(|c| c.attr("Value"))
-            .map(str::to_owned)
-    };
-    match r.name.as_str() {
-        "Or" => {
-            for c in &r.children {
-                if matches(c, m)? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-        "And" => {
-            for c in &r.children {
-                if !matches(c, m)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        }
-        "Not" => Ok(!matches(r.children.first().ok_or("empty Not")?, m)?),
-        "IsEqualTo" => Ok(field(r)?.is_some_and(|v| Some(v) == constant(r))),
-        "IsGreaterThan" => {
-            let c = constant(r).ok_or("no constant")?;
-            let c: DateTime<Utc> = c.parse().map_err(|e| format!("{c}: {e}"))?;
-            Ok(m.received > c)
-        }
-        "Contains" => {
-            let c = r
-                .child(T, "Constant")
-                .and_then(|c| c.attr("Value"))
-                .ok_or("no constant")?;
-            let ignore = r.attr("ContainmentComparison") == Some("IgnoreCase");
-            Ok(field(r)?.is_some_and(|v| {
-                if ignore {
-                    v.to_lowercase().contains(&c.to_lowercase())
-                } else {
-                    v.contains(c)
-                }
-            }))
-        }
-        other => Err(format!("restriction {other} not supported")),
-    }
-}
-
-fn item_xml(out: &mut String, m: &Msg, headers: bool) {
-    let _ = write!(
-        out,
-        r#"<t:Message><t:ItemId Id="{}" ChangeKey="CQAAABYAAAA"/><t:Subject>{}</t:Subject><t:DateTimeReceived>{}</t:DateTimeReceived><t:DateTimeSent>{}</t:DateTimeSent>"#,
-        esc(&m.id),
-        esc(&m.subject),
-        ts(m.received),
-        ts(m.sent)
-    );
-    if headers {
-        out.push_str("<t:InternetMessageHeaders>");
-        let _ = write!(
-            out,
-            r#"<t:InternetMessageHeader HeaderName="Received">from gateway.example by exchange.example; {}</t:InternetMessageHeader>"#,
-            m.received.to_rfc2822()
-        );
-        if let Some(h) = &m.probe_header {
-            let _ = write!(
-                out,
-                r#"<t:InternetMessageHeader HeaderName="{PROBE_HEADER}">{}</t:InternetMessageHeader>"#,
-                esc(h)
-            );
-        }
-        out.push_str("</t:InternetMessageHeaders>");
-    }
-    if let Some(h) = &m.probe_header {
-        let _ = write!(
-            out,
-            r#"<t:ExtendedProperty><t:ExtendedFieldURI DistinguishedPropertySetId="InternetHeaders" PropertyName="{PROBE_HEADER}" PropertyType="String"/><t:Value>{}</t:Value></t:ExtendedProperty>"#,
-            esc(h)
-        );
-    }
-    if headers {
-        let _ = write!(
-            out,
-            "<t:InternetMessageId>&lt;{}@exchange.example&gt;</t:InternetMessageId>",
-            esc(&m.id)
-        );
-    }
-    out.push_str("</t:Message>");
-}
-
-fn find_item(w: &mut World, key: &str, op: &El, now: DateTime<Utc>) -> Response {
-    let folders: Vec<String> = op
-        .child(M, "ParentFolderIds")
-        .map(|p| {
-            p.all(T, "DistinguishedFolderId")
-                .filter_map(|f| f.attr("Id"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mb = &w.mailboxes[key];
-    let mut items: Vec<&Msg> = Vec::new();
-    for f in &folders {
-        match f.as_str() {
-            "inbox" => items.extend(mb.inbox.iter().filter(|m| m.received <= now)),
-            "junkemail" => {}
-            "sentitems" => items.extend(mb.sent_items.iter()),
-            other => return fault("ErrorInvalidRequest", &format!("folder {other}"), ""),
-        }
-    }
-    if let Some(r) = op.child(M, "Restriction").and_then(|r| r.children.first()) {
-        let mut kept = Vec::new();
-        for m in items {
-            match matches(r, m) {
-                Ok(true) => kept.push(m),
-                Ok(false) => {}
-                Err(e) => return fault("ErrorInvalidRequest", &e, ""),
-            }
-        }
-        items = kept;
-    }
-    if op.child(M, "SortOrder").is_some() {
-        items.sort_by(|a, b| b.received.cmp(&a.received));
-    }
-    let view = op.child(M, "IndexedPageItemView");
-    let offset: usize = view
-        .and_then(|v| v.attr("Offset"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let max: usize = view
-        .and_then(|v| v.attr("MaxEntriesReturned"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
-        .min(w.page_cap);
-    let total = items.len();
-    let page: Vec<&Msg> = items.into_iter().skip(offset).take(max).collect();
-    let end = offset + page.len();
-    let mut out = format!(
-        r#"<m:FindItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>"#,
-        end >= total
-    );
-    for m in page {
-        item_xml(&mut out, m, false);
-    }
-    out.push_str("</t:Items></m:RootFolder></m:FindItemResponseMessage>");
-    envelope("FindItem", &out)
-}
-
-fn ids(op: &El) -> Vec<String> {
-    op.child(M, "ItemIds")
-        .map(|i| {
-            i.all(T, "ItemId")
-                .filter_map(|e| e.attr("Id"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn get_item(w: &mut World, key: &str, op: &El, now: DateTime<Utc>) -> Response {
-    let mb = &w.mailboxes[key];
-    let mut out = String::new();
-    for id in ids(op) {
-        match mb
-            .inbox
-            .iter()
-            .chain(mb.sent_items.iter())
-            .find(|m| m.id == id && m.received <= now)
-        {
-            Some(m) => {
-                out.push_str(r#"<m:GetItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items>"#);
-                item_xml(&mut out, m, true);
-                out.push_str("</m:Items></m:GetItemResponseMessage>");
-            }
-            None => out.push_str(&error_message(
-                "GetItem",
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-                "",
-            )),
-        }
-    }
-    envelope("GetItem", &out)
-}
-
-fn delete_item(w: &mut World, key: &str, op: &El) -> Response {
-    let mb = w.mailboxes.get_mut(key).unwrap();
-    let mut out = String::new();
-    for id in ids(op) {
-        let before = mb.inbox.len() + mb.sent_items.len();
-        mb.inbox.retain(|m| m.id != id);
-        mb.sent_items.retain(|m| m.id != id);
-        if mb.inbox.len() + mb.sent_items.len() < before {
-            out.push_str(r#"<m:DeleteItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:DeleteItemResponseMessage>"#);
-        } else {
-            out.push_str(&error_message(
-                "DeleteItem",
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-                "",
-            ));
-        }
-    }
-    envelope("DeleteItem", &out)
 }
