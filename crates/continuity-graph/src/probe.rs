@@ -27,9 +27,9 @@ use continuity_core::probe::{
 };
 use continuity_core::{Direction, Error as CoreError, TenantId};
 
-use crate::check::{ConnectionInfo, ConnectionProblem, MailboxUse};
+use crate::connection_check::{ConnectionInfo, ConnectionProblem, MailboxUse};
 use crate::error::GraphError;
-use crate::graph::{GraphClient, MailMessage};
+use crate::graph_client::{GraphClient, MailMessage};
 use crate::odata::MailFolder;
 
 /// The body of every probe message.

@@ -9,7 +9,7 @@ use continuity_core::Clock;
 use continuity_core::token::AccessToken;
 use serde::Deserialize;
 
-use crate::assertion::AppRegistration;
+use crate::app_registration::AppRegistration;
 use crate::error::{AadstsKind, GraphError};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use continuity_core::token::AccessToken;
 
 use crate::error::{AadstsKind, GraphError, Refusal};
-use crate::graph::GraphClient;
+use crate::graph_client::GraphClient;
 
 /// What the probe does with a mailbox, hence which permission it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
