@@ -32,14 +32,14 @@
 //!
 //! // What `EwsProbe` hands over for an inbound probe, and the message built from it.
 //! let tenant = TenantId::new("acme").unwrap();
-//! let token = wire_id(&tenant, "in-19a8b");
-//! let subject = probe_subject(&token);
+//! let probe_token = wire_id(&tenant, "in-19a8b");
+//! let subject = probe_subject(&probe_token);
 //! let message = sender.message(&OutgoingProbe {
 //!     tenant: &tenant, to: "probe-in@acme.example", subject: &subject,
-//!     header_name: PROBE_HEADER, header_value: &token,
+//!     header_name: PROBE_HEADER, header_value: &probe_token,
 //! }).unwrap();
 //! let text = String::from_utf8(message.formatted()).unwrap();
-//! assert!(text.contains(&format!("X-Continuity-Probe-Id: {token}\r\n")));
+//! assert!(text.contains(&format!("X-Continuity-Probe-Id: {probe_token}\r\n")));
 //! assert!(text.contains(&format!("Subject: {subject}\r\n")));
 //!
 //! // Unencrypted SMTP needs an explicit opt-in.

@@ -11,7 +11,7 @@
 //! use continuity_core::{arrival::ArrivalRegistry, ManualClock, TenantId};
 //! use continuity_graph::{
 //!     AppRegistration, AssertionAlgorithm, Authority, CertificateCredential, GraphClient,
-//!     GraphConfig, GraphProbe, TenantProbe, TokenCache, TokenClient,
+//!     GraphConfig, GraphProbe, GraphTenantProbe, TokenCache, TokenClient,
 //! };
 //!
 //! // A certificate as an administrator would upload it to the app registration.
@@ -54,17 +54,17 @@
 //! // One probe for both directions; the gateway reports outbound arrivals.
 //! let arrivals = Arc::new(ArrivalRegistry::default());
 //! let probe = GraphProbe::new("probe@gateway.example", arrivals, None);
-//! probe.set_tenant(TenantId::new("contoso").unwrap(), TenantProbe {
+//! probe.set_tenant(TenantId::new("contoso").unwrap(), GraphTenantProbe {
 //!     client,
 //!     outbound_from: Some("probe-out@contoso.com".into()),
 //!     inbound_mailbox: Some("probe-in@contoso.com".into()),
 //! });
 //! ```
 //!
-//! # Tokens
+//! # Access tokens
 //!
-//! Tokens come from a [`TokenCache`]: `cache.source(app, "https://graph.microsoft.com/.default")`
-//! is an `AccessTokenSource` that reuses a token until 5 minutes before it
+//! Access tokens come from a [`TokenCache`]: `cache.source(app, "https://graph.microsoft.com/.default")`
+//! is an `AccessTokenSource` that reuses an access token until 5 minutes before it
 //! expires and sends one request per key however many callers wait.
 //!
 //! # Graph
@@ -109,7 +109,7 @@
 //! | `graph_client` | [`GraphClient`]: sendMail, finding and deleting probes, Graph's JSON errors |
 //! | [`odata`] | the `$filter` and query strings sent |
 //! | `limiter` | [`Limiter`], Graph's mailbox limits on core's `Clock` |
-//! | `connection_check` | the connection check: [`ConnectionInfo`], [`ConnectionProblem`] |
+//! | `connection_check` | the connection check: [`GraphConnectionInfo`], [`GraphConnectionProblem`] |
 //! | `probe` | [`GraphProbe`], the `MailProbe` for both directions |
 //! | `error` | [`GraphError`], the crate's one error type |
 
@@ -127,7 +127,7 @@ mod token_client;
 pub use app_registration::{
     AppRegistration, AssertionAlgorithm, Authority, DEFAULT_ASSERTION_LIFETIME,
 };
-pub use connection_check::{ConnectionInfo, ConnectionProblem, MailboxUse, SendCheck};
+pub use connection_check::{GraphConnectionInfo, GraphConnectionProblem, MailboxUse, SendCheck};
 pub use credential::CertificateCredential;
 pub use error::{AadstsKind, GraphError, GraphInnerError, GraphOperation, ThrottleReason};
 pub use graph_client::{
@@ -136,6 +136,6 @@ pub use graph_client::{
 pub use limiter::{
     GRAPH_MAILBOX_CONCURRENCY, GRAPH_MAILBOX_REQUESTS, GRAPH_MAILBOX_WINDOW, Limiter, MailboxLimits,
 };
-pub use probe::{GraphProbe, TenantProbe};
+pub use probe::{GraphProbe, GraphTenantProbe};
 pub use token_cache::{CachedTokenSource, DEFAULT_REFRESH_AHEAD, TokenCache};
-pub use token_client::{DEFAULT_TIMEOUT, TokenClient};
+pub use token_client::{DEFAULT_TOKEN_TIMEOUT, TokenClient};

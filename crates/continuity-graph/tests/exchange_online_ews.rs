@@ -16,7 +16,7 @@ use chrono::TimeDelta;
 use common::*;
 use continuity_core::Clock;
 use continuity_ews::request::{Disposition, Folder, ProbeMessage};
-use continuity_ews::{Auth, ConnectionProblem, EwsClient, EwsError};
+use continuity_ews::{Auth, EwsClient, EwsConnectionProblem, EwsError};
 use ews_common::server::EwsServer;
 
 const MAILBOX: &str = "probe@contoso.com";
@@ -136,7 +136,7 @@ async fn exchange_online_refuses_a_graph_token_and_an_app_without_the_role() {
     let ews = exchange_online(&rig).await;
     let c = ews_client(&rig, &ews, GRAPH_SCOPE);
     match c.check_connection(MAILBOX).await.unwrap_err() {
-        ConnectionProblem::BadCredentials(EwsError::Unauthorized { .. }) => {}
+        EwsConnectionProblem::BadCredentials(EwsError::Unauthorized { .. }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(rig.ep.requests.load(Ordering::SeqCst), 2, "one fresh token");
@@ -149,7 +149,7 @@ async fn exchange_online_refuses_a_graph_token_and_an_app_without_the_role() {
     let c = ews_client(&rig, &ews, EWS_SCOPE);
     assert!(matches!(
         c.check_connection(MAILBOX).await.unwrap_err(),
-        ConnectionProblem::BadCredentials(_)
+        EwsConnectionProblem::BadCredentials(_)
     ));
 }
 

@@ -103,7 +103,7 @@ impl fmt::Debug for Auth {
 
 /// Retry settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct EwsRetryPolicy {
     /// Attempts in all, the first included (default 3).
     pub max_attempts: u32,
     /// First back-off (default 500 ms); doubles per retry, with jitter.
@@ -116,9 +116,9 @@ pub struct RetryPolicy {
     pub max_server_wait: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for EwsRetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
+        EwsRetryPolicy {
             max_attempts: 3,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(10),
@@ -150,7 +150,7 @@ pub struct EwsConfig {
     /// at most 10 a minute, a third of Exchange Online's MessageRateLimit).
     pub min_send_interval: Duration,
     /// Retries.
-    pub retry: RetryPolicy,
+    pub retry: EwsRetryPolicy,
     /// Exchange Online (legacy EWS mode): an HTTP 403 means EWS is disabled
     /// for the tenant. `None` (the default): Exchange Online exactly when
     /// the auth is Bearer.
@@ -174,7 +174,7 @@ impl EwsConfig {
             max_concurrency: 8,
             max_response_bytes: 4 << 20,
             min_send_interval: Duration::from_secs(6),
-            retry: RetryPolicy::default(),
+            retry: EwsRetryPolicy::default(),
             exchange_online: None,
             user_agent: concat!("continuity-ews/", env!("CARGO_PKG_VERSION")).into(),
             clock: Arc::new(SystemClock),

@@ -16,25 +16,25 @@ impl EwsClient {
     pub async fn check_connection(
         &self,
         mailbox: &str,
-    ) -> std::result::Result<ConnectionInfo, ConnectionProblem> {
+    ) -> std::result::Result<EwsConnectionInfo, EwsConnectionProblem> {
         let body = request::get_folder(&self.envelope(mailbox), Folder::Inbox);
         let outcome = match self.call("GetFolder", mailbox, body).await {
             Ok(r) => {
                 let server = r.server.clone();
-                r.first("GetFolder").map(|m| ConnectionInfo {
+                r.first("GetFolder").map(|m| EwsConnectionInfo {
                     server,
                     inbox: m.folders.into_iter().next(),
                 })
             }
             Err(e) => Err(e),
         };
-        outcome.map_err(|e| ConnectionProblem::diagnose(e, &self.inner.cfg, mailbox))
+        outcome.map_err(|e| EwsConnectionProblem::diagnose(e, &self.inner.cfg, mailbox))
     }
 }
 
 /// What a successful connection check learnt.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionInfo {
+pub struct EwsConnectionInfo {
     /// The server's `ServerVersionInfo`, when sent.
     pub server: Option<ServerVersionInfo>,
     /// The impersonated mailbox's Inbox.
@@ -44,7 +44,7 @@ pub struct ConnectionInfo {
 /// What is wrong, for an administrator. [`fmt::Display`] says what to do.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub enum ConnectionProblem {
+pub enum EwsConnectionProblem {
     /// The endpoint cannot be reached (DNS, firewall, server down).
     Unreachable(EwsError),
     /// TLS failed: certificate untrusted, expired or for another name.
@@ -65,7 +65,7 @@ pub enum ConnectionProblem {
     Other(EwsError),
 }
 
-impl ConnectionProblem {
+impl EwsConnectionProblem {
     fn diagnose(e: EwsError, cfg: &EwsConfig, mailbox: &str) -> Self {
         let code = e.response_code().map(|c| c.as_str().to_owned());
         let message = match &e {
@@ -77,13 +77,13 @@ impl ConnectionProblem {
         let _ = (cfg, mailbox);
         match (&e, code.as_deref()) {
             (EwsError::Unreachable { .. } | EwsError::Timeout { .. }, _) => {
-                ConnectionProblem::Unreachable(e)
+                EwsConnectionProblem::Unreachable(e)
             }
-            (EwsError::Tls { .. }, _) => ConnectionProblem::Tls(e),
-            (EwsError::Unauthorized { .. }, _) => ConnectionProblem::BadCredentials(e),
-            (EwsError::EwsDisabled { .. }, _) => ConnectionProblem::EwsDisabled(e),
+            (EwsError::Tls { .. }, _) => EwsConnectionProblem::Tls(e),
+            (EwsError::Unauthorized { .. }, _) => EwsConnectionProblem::BadCredentials(e),
+            (EwsError::EwsDisabled { .. }, _) => EwsConnectionProblem::EwsDisabled(e),
             (_, Some("ErrorImpersonateUserDenied" | "ErrorImpersonationDenied")) => {
-                ConnectionProblem::ImpersonationDenied(e)
+                EwsConnectionProblem::ImpersonationDenied(e)
             }
             (
                 _,
@@ -92,7 +92,7 @@ impl ConnectionProblem {
                     | "ErrorInvalidSmtpAddress"
                     | "ErrorMailRecipientNotFound",
                 ),
-            ) => ConnectionProblem::MailboxNotFound(e),
+            ) => EwsConnectionProblem::MailboxNotFound(e),
             (
                 _,
                 Some(
@@ -100,7 +100,7 @@ impl ConnectionProblem {
                     | "ErrorInvalidSchemaVersionForMailboxVersion"
                     | "ErrorIncorrectSchemaVersion",
                 ),
-            ) => ConnectionProblem::ServerVersionUnsupported(e),
+            ) => EwsConnectionProblem::ServerVersionUnsupported(e),
             (
                 EwsError::Http {
                     status: 500,
@@ -112,64 +112,66 @@ impl ConnectionProblem {
                 .to_ascii_lowercase()
                 .contains("server version is invalid") =>
             {
-                ConnectionProblem::ServerVersionUnsupported(e)
+                EwsConnectionProblem::ServerVersionUnsupported(e)
             }
             (_, Some("ErrorSchemaValidation")) if message.contains("requestserverversion") => {
-                ConnectionProblem::ServerVersionUnsupported(e)
+                EwsConnectionProblem::ServerVersionUnsupported(e)
             }
-            _ if e.is_retryable() => ConnectionProblem::Unavailable(e),
-            _ => ConnectionProblem::Other(e),
+            _ if e.is_retryable() => EwsConnectionProblem::Unavailable(e),
+            _ => EwsConnectionProblem::Other(e),
         }
     }
 
     /// The underlying error.
     pub fn error(&self) -> &EwsError {
         match self {
-            ConnectionProblem::Unreachable(e)
-            | ConnectionProblem::Tls(e)
-            | ConnectionProblem::BadCredentials(e)
-            | ConnectionProblem::ImpersonationDenied(e)
-            | ConnectionProblem::MailboxNotFound(e)
-            | ConnectionProblem::ServerVersionUnsupported(e)
-            | ConnectionProblem::EwsDisabled(e)
-            | ConnectionProblem::Unavailable(e)
-            | ConnectionProblem::Other(e) => e,
+            EwsConnectionProblem::Unreachable(e)
+            | EwsConnectionProblem::Tls(e)
+            | EwsConnectionProblem::BadCredentials(e)
+            | EwsConnectionProblem::ImpersonationDenied(e)
+            | EwsConnectionProblem::MailboxNotFound(e)
+            | EwsConnectionProblem::ServerVersionUnsupported(e)
+            | EwsConnectionProblem::EwsDisabled(e)
+            | EwsConnectionProblem::Unavailable(e)
+            | EwsConnectionProblem::Other(e) => e,
         }
     }
 }
 
-impl fmt::Display for ConnectionProblem {
+impl fmt::Display for EwsConnectionProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let advice = match self {
-            ConnectionProblem::Unreachable(_) => {
+            EwsConnectionProblem::Unreachable(_) => {
                 "the EWS endpoint cannot be reached: check the host name, DNS, the firewall and that IIS/EWS runs"
             }
-            ConnectionProblem::Tls(_) => {
+            EwsConnectionProblem::Tls(_) => {
                 "the TLS connection failed: the server's certificate is not trusted, expired, or issued for another name"
             }
-            ConnectionProblem::BadCredentials(_) => {
+            EwsConnectionProblem::BadCredentials(_) => {
                 "the service account's credentials were refused: check user name and password (or the token's app registration)"
             }
-            ConnectionProblem::ImpersonationDenied(_) => {
+            EwsConnectionProblem::ImpersonationDenied(_) => {
                 "the service account may not impersonate this mailbox: grant it the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User <account>) with a scope covering the mailbox"
             }
-            ConnectionProblem::MailboxNotFound(_) => {
+            EwsConnectionProblem::MailboxNotFound(_) => {
                 "the mailbox does not exist: check its primary SMTP address"
             }
-            ConnectionProblem::ServerVersionUnsupported(_) => {
+            EwsConnectionProblem::ServerVersionUnsupported(_) => {
                 "the server refuses the configured RequestServerVersion: configure an older version (e.g. Exchange2010_SP2)"
             }
-            ConnectionProblem::EwsDisabled(_) => {
+            EwsConnectionProblem::EwsDisabled(_) => {
                 "EWS is disabled for this tenant (Exchange Online retires EWS): use the Microsoft Graph adapter"
             }
-            ConnectionProblem::Unavailable(_) => "the server is busy or failing: try again later",
-            ConnectionProblem::Other(_) => "unexpected answer",
+            EwsConnectionProblem::Unavailable(_) => {
+                "the server is busy or failing: try again later"
+            }
+            EwsConnectionProblem::Other(_) => "unexpected answer",
         };
         write!(f, "{advice} ({})", self.error())
     }
 }
 
-impl std::error::Error for ConnectionProblem {
+impl std::error::Error for EwsConnectionProblem {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.error())
     }

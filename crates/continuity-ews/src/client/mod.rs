@@ -29,8 +29,8 @@ use crate::{
 mod config;
 mod connection_check;
 
-pub use config::{Auth, EwsConfig, RetryPolicy};
-pub use connection_check::{ConnectionInfo, ConnectionProblem};
+pub use config::{Auth, EwsConfig, EwsRetryPolicy};
+pub use connection_check::{EwsConnectionInfo, EwsConnectionProblem};
 
 /// An EWS client for one service account. Cheap to clone; clones share the
 /// connection pool, the concurrency cap, the back-off and the send pacing,
@@ -315,11 +315,12 @@ impl EwsClient {
                         req.basic_auth(username, Some(password.expose_secret()))
                     }
                     Auth::Bearer(source) => {
-                        let token = source.token().await.map_err(|e| EwsError::Token {
-                            retryable: e.is_retryable(),
-                            message: e.to_string(),
-                        })?;
-                        req.bearer_auth(token.secret().expose())
+                        let access_token =
+                            source.token().await.map_err(|e| EwsError::AccessToken {
+                                retryable: e.is_retryable(),
+                                message: e.to_string(),
+                            })?;
+                        req.bearer_auth(access_token.secret().expose())
                     }
                     #[cfg(feature = "ntlm")]
                     Auth::Ntlm { .. } => req,
@@ -439,9 +440,9 @@ impl EwsClient {
             }
         }
         let mut conn = Connection::open(&inner.endpoint, cfg.connect_timeout).await?;
-        let with_auth = |token: String| -> Result<HeaderMap> {
+        let with_auth = |ntlm_message: String| -> Result<HeaderMap> {
             let mut h = headers.clone();
-            let v = HeaderValue::from_str(&format!("NTLM {token}")).map_err(|e| {
+            let v = HeaderValue::from_str(&format!("NTLM {ntlm_message}")).map_err(|e| {
                 EwsError::Transport {
                     message: e.to_string(),
                 }
@@ -473,7 +474,7 @@ impl EwsClient {
             // The server does not offer NTLM: report its 401 as it is.
             return Ok(first);
         };
-        let token = crate::ntlm::authenticate(
+        let authenticate_message = crate::ntlm::authenticate(
             &challenge?,
             domain,
             username,
@@ -481,7 +482,7 @@ impl EwsClient {
             workstation,
             cfg.clock.now(),
         )?;
-        let authenticate = with_auth(token)?;
+        let authenticate = with_auth(authenticate_message)?;
         let answer = conn
             .post(
                 &inner.endpoint,

@@ -55,36 +55,36 @@ struct Inner {
     http: reqwest::Client,
     root: Url,
     cfg: GraphConfig,
-    tokens: Arc<dyn AccessTokenSource>,
+    access_tokens: Arc<dyn AccessTokenSource>,
     limiter: Arc<Limiter>,
     clock: Arc<dyn Clock>,
 }
 
 impl GraphClient {
-    /// A client for `cfg`, with tokens from `tokens` and its own limiter on `clock`.
+    /// A client for `cfg`, with access tokens from `access_tokens` and its own limiter on `clock`.
     pub fn new(
         cfg: GraphConfig,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, GraphError> {
         let limiter = Limiter::new(cfg.limits, clock.clone())?;
-        Self::build(cfg, tokens, limiter, clock)
+        Self::build(cfg, access_tokens, limiter, clock)
     }
 
     /// A client sharing `limiter` with the application's other clients
     /// (`cfg.limits` is then the limiter's, not the config's).
     pub fn with_limiter(
         cfg: GraphConfig,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         limiter: Arc<Limiter>,
     ) -> Result<Self, GraphError> {
         let clock = limiter.clock().clone();
-        Self::build(cfg, tokens, limiter, clock)
+        Self::build(cfg, access_tokens, limiter, clock)
     }
 
     fn build(
         mut cfg: GraphConfig,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         limiter: Arc<Limiter>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, GraphError> {
@@ -108,35 +108,35 @@ impl GraphClient {
                 http,
                 root,
                 cfg,
-                tokens,
+                access_tokens,
                 limiter,
                 clock,
             }),
         })
     }
 
-    /// A client for another application registration (its own `tokens` and
+    /// A client for another application registration (its own `access_tokens` and
     /// a limiter of its own with the same limits and clock) over this
     /// client's HTTP connection pool and settings. A fleet builds one client
     /// with [`new`](GraphClient::new) and derives every tenant's from it:
     /// each HTTP stack costs milliseconds and about 100 KB (TLS roots, pool),
     /// which thousands of tenants would multiply.
-    pub fn for_app(&self, tokens: Arc<dyn AccessTokenSource>) -> Result<Self, GraphError> {
+    pub fn for_app(&self, access_tokens: Arc<dyn AccessTokenSource>) -> Result<Self, GraphError> {
         let limiter = Limiter::new(self.inner.cfg.limits, self.inner.clock.clone())?;
-        Ok(self.share_http(tokens, limiter))
+        Ok(self.share_http(access_tokens, limiter))
     }
 
     /// Like [`for_app`](GraphClient::for_app), sharing `limiter` (one per
     /// application, for several clients of the same application).
     pub fn for_app_with_limiter(
         &self,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         limiter: Arc<Limiter>,
     ) -> Self {
-        self.share_http(tokens, limiter)
+        self.share_http(access_tokens, limiter)
     }
 
-    fn share_http(&self, tokens: Arc<dyn AccessTokenSource>, limiter: Arc<Limiter>) -> Self {
+    fn share_http(&self, access_tokens: Arc<dyn AccessTokenSource>, limiter: Arc<Limiter>) -> Self {
         let mut cfg = self.inner.cfg.clone();
         cfg.limits = limiter.limits();
         GraphClient {
@@ -144,7 +144,7 @@ impl GraphClient {
                 http: self.inner.http.clone(),
                 root: self.inner.root.clone(),
                 cfg,
-                tokens,
+                access_tokens,
                 clock: limiter.clock().clone(),
                 limiter,
             }),
@@ -193,21 +193,21 @@ impl GraphClient {
     /// Finds the probe carrying `token` in `mailbox`'s `folders`, stopping at
     /// the first folder holding it: by the named property of `header` first,
     /// then by the subject among messages received from `received_after` on.
-    /// Only exact matches are returned (header value or subject token).
+    /// Only exact matches are returned (header value or subject probe token).
     pub async fn find_probe(
         &self,
         mailbox: &str,
         header: &str,
-        token: &str,
+        probe_token: &str,
         folders: &[MailFolder],
         received_after: DateTime<Utc>,
     ) -> Result<Vec<FoundMessage>, GraphError> {
         for &folder in folders {
             for by_header in [true, false] {
                 let filter = if by_header {
-                    odata::header_filter(header, token)
+                    odata::header_filter(header, probe_token)
                 } else {
-                    odata::subject_filter(token, received_after)
+                    odata::subject_filter(probe_token, received_after)
                 };
                 let found: Vec<FoundMessage> = self
                     .list_messages(mailbox, folder, &filter)
@@ -222,7 +222,7 @@ impl GraphClient {
                         continuity_core::arrival::carries_token(
                             m.subject.as_deref(),
                             probe_header.as_deref(),
-                            token,
+                            probe_token,
                         )
                         .then_some(FoundMessage {
                             id: m.id,
@@ -339,9 +339,9 @@ impl GraphClient {
         .map(|_| ())
     }
 
-    pub(crate) async fn token(&self) -> Result<AccessToken, GraphError> {
+    pub(crate) async fn access_token(&self) -> Result<AccessToken, GraphError> {
         self.inner
-            .tokens
+            .access_tokens
             .token()
             .await
             .map_err(GraphError::from_token_source)
@@ -397,10 +397,16 @@ impl GraphClient {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
-            let token = self.token().await?;
+            let access_token = self.access_token().await?;
             let admission = inner.limiter.admit(mailbox).await?;
             let answer = self
-                .exchange(operation, method.clone(), url.clone(), body.clone(), &token)
+                .exchange(
+                    operation,
+                    method.clone(),
+                    url.clone(),
+                    body.clone(),
+                    &access_token,
+                )
                 .await;
             drop(admission);
             let answer = answer?;
@@ -408,10 +414,10 @@ impl GraphClient {
             if (200..300).contains(&answer.status) {
                 return Ok(answer);
             }
-            // An expired or revoked token is dropped and replaced, once.
+            // An expired or revoked access token is dropped and replaced, once.
             if answer.status == 401 && !refreshed {
                 refreshed = true;
-                inner.tokens.invalidate(&token);
+                inner.access_tokens.invalidate(&access_token);
                 continue;
             }
             let e = graph_error(operation, &answer, inner.clock.now());
@@ -429,7 +435,7 @@ impl GraphClient {
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
-        token: &AccessToken,
+        access_token: &AccessToken,
     ) -> Result<Answer, GraphError> {
         let inner = &*self.inner;
         let unreachable = |e: reqwest::Error| GraphError::GraphUnreachable {
@@ -446,7 +452,7 @@ impl GraphClient {
         let mut req = inner
             .http
             .request(method.clone(), url)
-            .bearer_auth(token.secret().expose())
+            .bearer_auth(access_token.secret().expose())
             .header(ACCEPT, "application/json")
             .header(USER_AGENT, &inner.cfg.user_agent)
             .header("client-request-id", random_uuid())
