@@ -272,7 +272,7 @@ pub enum EwsError {
 
     /// The access-token source failed (Bearer mode).
     #[error("access token unavailable: {message}")]
-    Token {
+    AccessToken {
         /// Whether asking the source again later can help.
         retryable: bool,
         /// The source's error.
@@ -293,7 +293,7 @@ impl EwsError {
             EwsError::Http { status, .. } => {
                 matches!(status, 302 | 408 | 429) || (500..=599).contains(status)
             }
-            EwsError::Token { retryable, .. } => *retryable,
+            EwsError::AccessToken { retryable, .. } => *retryable,
             EwsError::InvalidConfig { .. }
             | EwsError::Tls { .. }
             | EwsError::Unauthorized { .. }

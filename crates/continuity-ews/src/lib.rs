@@ -14,7 +14,7 @@
 //!     arrival::wire_id,
 //!     request::{self, Envelope, Disposition, ProbeMessage, ServerVersion},
 //!     response::{parse_http, HttpMeta},
-//!     ArrivalRegistry, Auth, EwsClient, EwsConfig, EwsError, EwsProbe, TenantProbe,
+//!     ArrivalRegistry, Auth, EwsClient, EwsConfig, EwsError, EwsProbe, EwsTenantProbe,
 //! };
 //!
 //! // One client per service account; its tenants share it (pool, concurrency cap, back-off).
@@ -28,7 +28,7 @@
 //! let arrivals = Arc::new(ArrivalRegistry::default());
 //! let probe = EwsProbe::new("probe@gateway.example", arrivals.clone(), None);
 //! let acme = TenantId::new("acme").unwrap();
-//! probe.set_tenant(acme.clone(), TenantProbe {
+//! probe.set_tenant(acme.clone(), EwsTenantProbe {
 //!     client,
 //!     outbound_from: Some("probe-out@acme.example".into()),
 //!     inbound_mailbox: Some("probe-in@acme.example".into()),
@@ -36,17 +36,17 @@
 //! });
 //!
 //! // What goes on the wire: a CreateItem carrying the token in the subject and an X-header.
-//! let token = wire_id(&acme, "ou-19a8b");
+//! let probe_token = wire_id(&acme, "ou-19a8b");
 //! let env = Envelope::impersonating(ServerVersion::Exchange2013Sp1, "probe-out@acme.example");
 //! let body = request::create_item(&env, &ProbeMessage {
-//!     probe_id: &token, to: "probe@gateway.example", disposition: Disposition::SendOnly,
+//!     probe_id: &probe_token, to: "probe@gateway.example", disposition: Disposition::SendOnly,
 //! });
 //! assert!(body.contains("<t:PrimarySmtpAddress>probe-out@acme.example</t:PrimarySmtpAddress>"));
 //! assert!(body.contains(r#"PropertyName="X-Continuity-Probe-Id""#));
 //!
 //! // The gateway reports the probe when it arrives there.
 //! let at = "2026-03-02T08:00:41Z".parse().unwrap();
-//! assert_eq!(arrivals.report_message(Some(&request::probe_subject(&token)), None, at).unwrap().0, acme);
+//! assert_eq!(arrivals.report_message(Some(&request::probe_subject(&probe_token)), None, at).unwrap().0, acme);
 //!
 //! // Answers parse whatever the prefixes; throttling keeps its back-off.
 //! let busy = br#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body><Fault>
@@ -88,8 +88,10 @@ pub mod smtp_sender;
 mod throttle;
 
 pub use arrival::ArrivalRegistry;
-pub use client::{Auth, ConnectionInfo, ConnectionProblem, EwsClient, EwsConfig, RetryPolicy};
+pub use client::{
+    Auth, EwsClient, EwsConfig, EwsConnectionInfo, EwsConnectionProblem, EwsRetryPolicy,
+};
 pub use error::{EwsError, ResponseCode, Result};
-pub use probe::{EwsProbe, OutgoingProbe, ProbeSender, TenantProbe};
+pub use probe::{EwsProbe, EwsTenantProbe, OutgoingProbe, ProbeSender};
 #[cfg(feature = "smtp")]
 pub use smtp_sender::{SmtpCredentials, SmtpProbeSender, SmtpSecurity, SmtpSenderConfig};

@@ -7,11 +7,11 @@
 //! - **Inbound** (gateway → org server): `dispatch` hands the probe to a
 //!   pluggable [`ProbeSender`] (the gateway itself, or SMTP); `check` finds
 //!   it in the tenant's impersonated mailbox (Inbox and Junk E-mail) by its
-//!   token, takes `DateTimeReceived`, and deletes what it found.
+//!   probe token, takes `DateTimeReceived`, and deletes what it found.
 //!
 //! Exchange stores a new X-header only from a mailbox's second message
 //! carrying it on, so the first inbound probe to a mailbox provisions it and
-//! is found by the subject token ([`ProbeCounters::header_missing`] counts
+//! is found by the subject probe token ([`ProbeCounters::header_missing`] counts
 //! such finds).
 
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use crate::{
 
 /// A tenant's EWS probing settings.
 #[derive(Clone, Debug)]
-pub struct TenantProbe {
+pub struct EwsTenantProbe {
     /// The client of the service account serving this tenant (share one
     /// client among the tenants of one account).
     pub client: EwsClient,
@@ -51,7 +51,7 @@ pub struct TenantProbe {
 /// The EWS mail probe. See the module docs.
 #[derive(Debug)]
 pub struct EwsProbe {
-    base: ProbeBase<TenantProbe>,
+    base: ProbeBase<EwsTenantProbe>,
 }
 
 impl EwsProbe {
@@ -69,7 +69,7 @@ impl EwsProbe {
     }
 
     /// Sets (or replaces) `tenant`'s settings.
-    pub fn set_tenant(&self, tenant: TenantId, settings: TenantProbe) {
+    pub fn set_tenant(&self, tenant: TenantId, settings: EwsTenantProbe) {
         self.base.set_tenant(tenant, settings);
     }
 
@@ -88,12 +88,12 @@ impl EwsProbe {
 impl MailProbe for EwsProbe {
     async fn dispatch(&self, request: &ProbeRequest) -> continuity_core::Result<ProbeTicket> {
         let t = self.base.tenant(&request.tenant)?;
-        let token = wire_id(&request.tenant, &request.probe_id);
+        let probe_token = wire_id(&request.tenant, &request.probe_id);
         match request.direction {
             Direction::Outbound => {
                 let from = required_mailbox(request, t.outbound_from.as_deref())?;
                 let msg = ProbeMessage {
-                    probe_id: &token,
+                    probe_id: &probe_token,
                     to: self.base.gateway_address(),
                     disposition: if t.save_sent_copy {
                         Disposition::SendAndSaveCopy
@@ -105,10 +105,12 @@ impl MailProbe for EwsProbe {
             }
             Direction::Inbound => {
                 let mailbox = required_mailbox(request, t.inbound_mailbox.as_deref())?;
-                self.base.send_inbound(request, mailbox, &token).await?;
+                self.base
+                    .send_inbound(request, mailbox, &probe_token)
+                    .await?;
             }
         }
-        Ok(ProbeTicket::new(token))
+        Ok(ProbeTicket::new(probe_token))
     }
 
     async fn check(
@@ -116,10 +118,10 @@ impl MailProbe for EwsProbe {
         request: &ProbeRequest,
         ticket: &ProbeTicket,
     ) -> continuity_core::Result<ProbeStatus> {
-        let token = ticket_token(request, ticket);
+        let probe_token = ticket_token(request, ticket);
         match request.direction {
             Direction::Outbound => {
-                let ProbeStatus::Arrived { at } = self.base.take_arrival(&token) else {
+                let ProbeStatus::Arrived { at } = self.base.take_arrival(&probe_token) else {
                     return Ok(ProbeStatus::Pending);
                 };
                 let t = self.base.tenant(&request.tenant)?;
@@ -128,7 +130,7 @@ impl MailProbe for EwsProbe {
                     let cleaned = async {
                         let found = t
                             .client
-                            .find_probe(from, &token, &[Folder::SentItems], None)
+                            .find_probe(from, &probe_token, &[Folder::SentItems], None)
                             .await?;
                         let ids: Vec<ItemId> =
                             found.items.into_iter().filter_map(|i| i.id).collect();
@@ -136,7 +138,7 @@ impl MailProbe for EwsProbe {
                     };
                     if let Err(e) = cleaned.await {
                         self.base.count_delete_failure();
-                        tracing::warn!(tenant = %request.tenant, %token, error = %e, "could not delete the Sent Items copy");
+                        tracing::warn!(tenant = %request.tenant, %probe_token, error = %e, "could not delete the Sent Items copy");
                     }
                 }
                 Ok(ProbeStatus::Arrived { at })
@@ -148,7 +150,12 @@ impl MailProbe for EwsProbe {
                 let after = request.sent_at.checked_sub_signed(TimeDelta::minutes(10));
                 let found = t
                     .client
-                    .find_probe(mailbox, &token, &[Folder::Inbox, Folder::JunkEmail], after)
+                    .find_probe(
+                        mailbox,
+                        &probe_token,
+                        &[Folder::Inbox, Folder::JunkEmail],
+                        after,
+                    )
                     .await?;
                 if found.items.is_empty() {
                     return Ok(ProbeStatus::Pending);
@@ -167,12 +174,12 @@ impl MailProbe for EwsProbe {
                 }
                 if found.items.iter().any(|i| i.probe_header.is_none()) {
                     self.base.count_header_missing();
-                    tracing::info!(tenant = %request.tenant, %token, "probe found by subject; X-header missing (not provisioned yet, or stripped on the way)");
+                    tracing::info!(tenant = %request.tenant, %probe_token, "probe found by subject; X-header missing (not provisioned yet, or stripped on the way)");
                 }
                 ids.dedup();
                 if let Err(e) = t.client.delete_items(mailbox, &ids).await {
                     self.base.count_delete_failure();
-                    tracing::warn!(tenant = %request.tenant, %token, error = %e, "could not delete found probe");
+                    tracing::warn!(tenant = %request.tenant, %probe_token, error = %e, "could not delete found probe");
                 }
                 match at {
                     Some(at) => Ok(ProbeStatus::Arrived { at }),
@@ -180,7 +187,7 @@ impl MailProbe for EwsProbe {
                         retryable: true,
                         code: None,
                         message: format!(
-                            "probe {token} found but the server gave no DateTimeReceived"
+                            "probe {probe_token} found but the server gave no DateTimeReceived"
                         ),
                     }),
                 }

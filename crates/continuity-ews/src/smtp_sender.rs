@@ -32,14 +32,14 @@
 //!
 //! // What `EwsProbe` hands over for an inbound probe, and the message built from it.
 //! let tenant = TenantId::new("acme").unwrap();
-//! let token = wire_id(&tenant, "in-19a8b");
-//! let subject = probe_subject(&token);
+//! let probe_token = wire_id(&tenant, "in-19a8b");
+//! let subject = probe_subject(&probe_token);
 //! let message = sender.message(&OutgoingProbe {
 //!     tenant: &tenant, to: "probe-in@acme.example", subject: &subject,
-//!     header_name: PROBE_HEADER, header_value: &token,
+//!     header_name: PROBE_HEADER, header_value: &probe_token,
 //! }).unwrap();
 //! let text = String::from_utf8(message.formatted()).unwrap();
-//! assert!(text.contains(&format!("X-Continuity-Probe-Id: {token}\r\n")));
+//! assert!(text.contains(&format!("X-Continuity-Probe-Id: {probe_token}\r\n")));
 //! assert!(text.contains(&format!("Subject: {subject}\r\n")));
 //!
 //! // Unencrypted SMTP needs an explicit opt-in.
@@ -53,64 +53,22 @@ use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
 use continuity_core::Error as CoreError;
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{
-        Mailbox,
-        header::{ContentType, HeaderName, HeaderValue},
-    },
-    transport::smtp::{
-        authentication::Credentials,
-        client::{Certificate, Tls, TlsParameters},
-        extension::ClientId,
+use continuity_smtp::{
+    RelayConfig, RelayConfigError, SmtpRelay, is_certificate_error,
+    lettre::{
+        AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+        message::{
+            Mailbox,
+            header::{ContentType, HeaderName, HeaderValue},
+        },
     },
 };
-use secrecy::{ExposeSecret, SecretString};
+pub use continuity_smtp::{SmtpCredentials, SmtpSecurity};
 
 use crate::{
     error::{EwsError, Result},
     probe::{OutgoingProbe, ProbeSender},
 };
-
-/// How the connection to the relay is protected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SmtpSecurity {
-    /// Plain connection upgraded with STARTTLS, which must be offered (default; port 587).
-    #[default]
-    StartTls,
-    /// TLS from the first byte (port 465).
-    ImplicitTls,
-    /// No TLS at all (port 25). Refused unless
-    /// [`SmtpSenderConfig::allow_insecure_plaintext`] is set.
-    InsecurePlaintext,
-}
-
-/// AUTH credentials for the relay. The password never appears in `Debug`.
-#[derive(Clone)]
-pub struct SmtpCredentials {
-    user: String,
-    password: SecretString,
-}
-
-impl SmtpCredentials {
-    /// Credentials from a user name and a password.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
-        SmtpCredentials {
-            user: user.into(),
-            password: SecretString::from(password.into()),
-        }
-    }
-}
-
-impl fmt::Debug for SmtpCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpCredentials")
-            .field("user", &self.user)
-            .field("password", &"[redacted]")
-            .finish()
-    }
-}
 
 /// Settings of an [`SmtpProbeSender`].
 #[derive(Clone, Debug)]
@@ -184,12 +142,20 @@ fn invalid(field: &'static str, reason: impl fmt::Display) -> EwsError {
     }
 }
 
+/// A relay setting refused by `continuity-smtp`, under this crate's names.
+fn relay_config(e: RelayConfigError) -> EwsError {
+    let field = match e.field {
+        "host" => "smtp.host",
+        "security" => "smtp.security",
+        "root_certificates_pem" => "smtp.root_certificates_pem",
+        _ => "smtp.tls",
+    };
+    invalid(field, e.reason)
+}
+
 impl SmtpProbeSender {
     /// A sender with `config`; checks it (addresses, certificates, security).
     pub fn new(config: SmtpSenderConfig) -> Result<Self> {
-        if config.host.trim().is_empty() {
-            return Err(invalid("smtp.host", "empty"));
-        }
         if config.timeout.is_zero() {
             return Err(invalid("smtp.timeout", "must be more than zero"));
         }
@@ -197,59 +163,28 @@ impl SmtpProbeSender {
             .from
             .parse()
             .map_err(|e| invalid("smtp.from", format!("{:?}: {e}", config.from)))?;
-        let port = config.port.unwrap_or(match config.security {
-            SmtpSecurity::StartTls => 587,
-            SmtpSecurity::ImplicitTls => 465,
-            SmtpSecurity::InsecurePlaintext => 25,
-        });
-        let tls = match config.security {
-            SmtpSecurity::InsecurePlaintext if !config.allow_insecure_plaintext => {
-                return Err(invalid(
-                    "smtp.security",
-                    "unencrypted SMTP needs allow_insecure_plaintext = true",
-                ));
-            }
-            SmtpSecurity::InsecurePlaintext => Tls::None,
-            security => {
-                let name = config
-                    .tls_domain
-                    .clone()
-                    .unwrap_or_else(|| config.host.clone());
-                let mut b = TlsParameters::builder(name);
-                for pem in &config.root_certificates_pem {
-                    let cert = Certificate::from_pem(pem)
-                        .map_err(|e| invalid("smtp.root_certificates_pem", e))?;
-                    b = b.add_root_certificate(cert);
-                }
-                let params = b.build_rustls().map_err(|e| invalid("smtp.tls", e))?;
-                if security == SmtpSecurity::ImplicitTls {
-                    Tls::Wrapper(params)
-                } else {
-                    Tls::Required(params)
-                }
-            }
-        };
         let hello = config
             .hello_name
             .clone()
             .unwrap_or_else(|| from.email.domain().to_owned());
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            .port(port)
-            .tls(tls)
-            .hello_name(ClientId::Domain(hello))
-            .timeout(Some(config.timeout));
-        if let Some(c) = &config.credentials {
-            builder = builder.credentials(Credentials::new(
-                c.user.clone(),
-                c.password.expose_secret().to_owned(),
-            ));
-        }
-        Ok(SmtpProbeSender {
-            transport: builder.build(),
-            from,
+        let relay = SmtpRelay::new(RelayConfig {
             host: config.host,
-            port,
+            port: config.port,
             security: config.security,
+            allow_insecure_plaintext: config.allow_insecure_plaintext,
+            tls_domain: config.tls_domain,
+            root_certificates_pem: config.root_certificates_pem,
+            credentials: config.credentials,
+            hello_name: hello,
+            timeout: config.timeout,
+        })
+        .map_err(relay_config)?;
+        Ok(SmtpProbeSender {
+            transport: relay.transport(),
+            from,
+            host: relay.host().to_owned(),
+            port: relay.port(),
+            security: relay.security(),
         })
     }
 
@@ -294,32 +229,10 @@ impl SmtpProbeSender {
     }
 }
 
-/// Whether the TLS handshake failed on the relay's certificate (untrusted,
-/// expired, wrong name). lettre reports those as connection errors, with
-/// rustls's error somewhere in the source chain.
-fn is_certificate_problem(e: &lettre::transport::smtp::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
-            s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(tls) = tls {
-            return matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
-        }
-        source = s.source();
-    }
-    false
-}
-
 /// A relay failure as core's probe error, keeping the reply code.
-fn classify(e: &lettre::transport::smtp::Error) -> CoreError {
+fn classify(e: &continuity_smtp::lettre::transport::smtp::Error) -> CoreError {
     let code = e.status().map(|c| c.to_string());
-    let certificate = is_certificate_problem(e);
+    let certificate = is_certificate_error(e);
     let retryable = if e.is_transient() {
         true
     } else if e.is_permanent() || e.is_client() || e.is_tls() || certificate {

@@ -19,7 +19,7 @@ use continuity_core::{
     token::{AccessToken, AccessTokenSource},
 };
 use continuity_ews::{
-    Auth, ConnectionProblem, EwsClient, EwsError,
+    Auth, EwsClient, EwsConnectionProblem, EwsError,
     request::{Disposition, Folder, ProbeMessage},
 };
 use continuity_test_support::ews_server::{EwsServer, Inject};
@@ -516,28 +516,34 @@ async fn connection_check_names_the_problem() {
             .unwrap_err()
     };
     let p = check(bad_pw, TARGET).await;
-    assert!(matches!(p, ConnectionProblem::BadCredentials(_)), "{p:?}");
+    assert!(
+        matches!(p, EwsConnectionProblem::BadCredentials(_)),
+        "{p:?}"
+    );
     assert!(p.to_string().contains("credentials were refused"), "{p}");
     let p = check(no_role, TARGET).await;
     assert!(
-        matches!(p, ConnectionProblem::ImpersonationDenied(_)),
+        matches!(p, EwsConnectionProblem::ImpersonationDenied(_)),
         "{p:?}"
     );
     assert!(p.to_string().contains("ApplicationImpersonation"), "{p}");
     let p = check(config(&s.url), "nobody@contoso.example").await;
-    assert!(matches!(p, ConnectionProblem::MailboxNotFound(_)), "{p:?}");
+    assert!(
+        matches!(p, EwsConnectionProblem::MailboxNotFound(_)),
+        "{p:?}"
+    );
     let p = check(version, TARGET).await;
     assert!(
-        matches!(p, ConnectionProblem::ServerVersionUnsupported(_)),
+        matches!(p, EwsConnectionProblem::ServerVersionUnsupported(_)),
         "{p:?}"
     );
     let p = check(tls, TARGET).await;
-    assert!(matches!(p, ConnectionProblem::Tls(_)), "{p:?}");
+    assert!(matches!(p, EwsConnectionProblem::Tls(_)), "{p:?}");
     let p = check(gone, TARGET).await;
-    assert!(matches!(p, ConnectionProblem::Unreachable(_)), "{p:?}");
+    assert!(matches!(p, EwsConnectionProblem::Unreachable(_)), "{p:?}");
     s.inject(Inject::EwsDisabled);
     let p = check(config(&s.url), TARGET).await;
-    assert!(matches!(p, ConnectionProblem::EwsDisabled(_)), "{p:?}");
+    assert!(matches!(p, EwsConnectionProblem::EwsDisabled(_)), "{p:?}");
     assert!(p.to_string().contains("Graph"), "{p}");
     assert_clean(&s);
 }
@@ -568,7 +574,7 @@ async fn clients_of_other_accounts_share_the_http_stack_not_credentials() {
     first.check_connection(TARGET).await.unwrap();
     // Its own credentials: this account may not impersonate.
     match other.check_connection(TARGET).await.unwrap_err() {
-        ConnectionProblem::ImpersonationDenied(_) => {}
+        EwsConnectionProblem::ImpersonationDenied(_) => {}
         p => panic!("{p:?}"),
     }
     let users: Vec<_> = s.log().into_iter().map(|l| l.auth_scheme).collect();

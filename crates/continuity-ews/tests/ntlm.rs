@@ -11,7 +11,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use continuity_ews::{Auth, ConnectionProblem, EwsClient, EwsError};
+use continuity_ews::{Auth, EwsClient, EwsConnectionProblem, EwsError};
 
 /// The Python peer; killed on drop.
 struct Acceptor {
@@ -166,7 +166,7 @@ async fn a_wrong_ntlm_password_is_refused() {
     assert!(
         matches!(
             p,
-            ConnectionProblem::BadCredentials(EwsError::Unauthorized { .. })
+            EwsConnectionProblem::BadCredentials(EwsError::Unauthorized { .. })
         ),
         "{p:?}"
     );
@@ -192,7 +192,7 @@ async fn ntlm_against_a_server_without_it_and_over_broken_tls() {
     assert!(
         matches!(
             e,
-            ConnectionProblem::BadCredentials(EwsError::Unauthorized { .. })
+            EwsConnectionProblem::BadCredentials(EwsError::Unauthorized { .. })
         ),
         "{e:?}"
     );
@@ -203,5 +203,5 @@ async fn ntlm_against_a_server_without_it_and_over_broken_tls() {
         .check_connection("a@contoso.example")
         .await
         .unwrap_err();
-    assert!(matches!(e, ConnectionProblem::Tls(_)), "{e:?}");
+    assert!(matches!(e, EwsConnectionProblem::Tls(_)), "{e:?}");
 }

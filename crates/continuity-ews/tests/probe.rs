@@ -15,7 +15,7 @@ use continuity_core::{
     testing::ProbeHarness,
 };
 use continuity_ews::{
-    ArrivalRegistry, EwsProbe, OutgoingProbe, ProbeSender, TenantProbe, arrival::wire_id,
+    ArrivalRegistry, EwsProbe, EwsTenantProbe, OutgoingProbe, ProbeSender, arrival::wire_id,
 };
 use continuity_test_support::ews_server::EwsServer;
 
@@ -65,7 +65,7 @@ async fn rig() -> Rig {
     let probe = Arc::new(EwsProbe::new(GATEWAY, arrivals.clone(), Some(sender)));
     probe.set_tenant(
         TenantId::new("acme").unwrap(),
-        TenantProbe {
+        EwsTenantProbe {
             client: client(&server.url),
             outbound_from: Some(ORG_SENDER.into()),
             inbound_mailbox: Some(ORG_INBOX.into()),
@@ -276,7 +276,7 @@ async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
     let r = rig().await;
     r.probe.set_tenant(
         r.h.tenant.clone(),
-        TenantProbe {
+        EwsTenantProbe {
             client: client(&r.server.url),
             outbound_from: Some(ORG_SENDER.into()),
             inbound_mailbox: Some(ORG_INBOX.into()),

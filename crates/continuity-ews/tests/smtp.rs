@@ -14,8 +14,8 @@ use continuity_core::{
     probe::{MailProbe, ProbeRequest, ProbeStatus},
 };
 use continuity_ews::{
-    ArrivalRegistry, EwsProbe, OutgoingProbe, ProbeSender, SmtpCredentials, SmtpProbeSender,
-    SmtpSecurity, SmtpSenderConfig, TenantProbe,
+    ArrivalRegistry, EwsProbe, EwsTenantProbe, OutgoingProbe, ProbeSender, SmtpCredentials,
+    SmtpProbeSender, SmtpSecurity, SmtpSenderConfig,
     arrival::wire_id,
     request::{PROBE_HEADER, probe_subject},
 };
@@ -282,7 +282,7 @@ async fn ews_probe_finds_what_the_smtp_sender_sent() {
     );
     probe.set_tenant(
         acme(),
-        TenantProbe {
+        EwsTenantProbe {
             client: client(&server.url),
             outbound_from: None,
             inbound_mailbox: Some(ORG_INBOX.into()),

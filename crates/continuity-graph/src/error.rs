@@ -133,7 +133,7 @@ pub enum GraphError {
     /// The access-token source failed (for a [`CachedTokenSource`](crate::CachedTokenSource):
     /// an Entra ID refusal, whose `AADSTS` code is kept in `code` and classified in `kind`).
     #[error("no access token for Graph: {message}")]
-    Token {
+    AccessToken {
         /// What the `AADSTS` code means for the administrator, if the source sent one.
         kind: Option<AadstsKind>,
         /// The source's code (`AADSTS700016`, …), if any.
@@ -423,7 +423,7 @@ impl GraphError {
             GraphError::Aadsts { kind, status, .. } => {
                 *kind == AadstsKind::Transient || *status == 429 || *status >= 500
             }
-            GraphError::Token { retryable, .. } => *retryable,
+            GraphError::AccessToken { retryable, .. } => *retryable,
             _ => false,
         }
     }
@@ -504,7 +504,7 @@ impl GraphError {
             .as_deref()
             .map(|c| AadstsKind::classify(number, c))
             .filter(|k| *k != AadstsKind::Other);
-        GraphError::Token {
+        GraphError::AccessToken {
             kind,
             code,
             retryable,
@@ -553,7 +553,7 @@ impl From<GraphError> for continuity_core::Error {
         let code = match &e {
             GraphError::Aadsts { code: Some(c), .. } => Some(format!("AADSTS{c}")),
             GraphError::Aadsts { error, .. } => Some(error.clone()),
-            GraphError::Token { code, .. } => code.clone(),
+            GraphError::AccessToken { code, .. } => code.clone(),
             GraphError::Graph { code, .. } => Some(code.clone()),
             GraphError::UnexpectedResponse { status, .. }
             | GraphError::GraphHttp { status, .. }

@@ -11,7 +11,7 @@
 //! use continuity_core::{arrival::ArrivalRegistry, ManualClock, TenantId};
 //! use continuity_graph::{
 //!     AppRegistration, AssertionAlgorithm, Authority, CertificateCredential, GraphClient,
-//!     GraphConfig, GraphProbe, TenantProbe, TokenCache, TokenClient,
+//!     GraphConfig, GraphProbe, GraphTenantProbe, TokenCache, TokenClient,
 //! };
 //!
 //! // A certificate as an administrator would upload it to the app registration.
@@ -54,17 +54,17 @@
 //! // One probe for both directions; the gateway reports outbound arrivals.
 //! let arrivals = Arc::new(ArrivalRegistry::default());
 //! let probe = GraphProbe::new("probe@gateway.example", arrivals, None);
-//! probe.set_tenant(TenantId::new("contoso").unwrap(), TenantProbe {
+//! probe.set_tenant(TenantId::new("contoso").unwrap(), GraphTenantProbe {
 //!     client,
 //!     outbound_from: Some("probe-out@contoso.com".into()),
 //!     inbound_mailbox: Some("probe-in@contoso.com".into()),
 //! });
 //! ```
 //!
-//! # Tokens
+//! # Access tokens
 //!
-//! Tokens come from a [`TokenCache`]: `cache.source(app, "https://graph.microsoft.com/.default")`
-//! is an `AccessTokenSource` that reuses a token until 5 minutes before it
+//! Access tokens come from a [`TokenCache`]: `cache.source(app, "https://graph.microsoft.com/.default")`
+//! is an `AccessTokenSource` that reuses an access token until 5 minutes before it
 //! expires and sends one request per key however many callers wait.
 //!
 //! # Graph
@@ -104,36 +104,38 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | `credential`, `assertion` | [`CertificateCredential`], [`AppRegistration`], [`Authority`] (token endpoint, Graph endpoint and scope per cloud) |
-//! | `client`, `cache` | [`TokenClient`], [`TokenCache`] and its [`CachedTokenSource`] |
-//! | `graph` | [`GraphClient`]: sendMail, finding and deleting probes, Graph's JSON errors |
+//! | `credential`, `app_registration` | [`CertificateCredential`], [`AppRegistration`], [`Authority`] (token endpoint, Graph endpoint and scope per cloud) |
+//! | `token_client`, `token_cache` | [`TokenClient`], [`TokenCache`] and its [`CachedTokenSource`] |
+//! | `graph_client` | [`GraphClient`]: sendMail, finding and deleting probes, Graph's JSON errors |
 //! | [`odata`] | the `$filter` and query strings sent |
 //! | `limiter` | [`Limiter`], Graph's mailbox limits on core's `Clock` |
-//! | `check` | the connection check: [`ConnectionInfo`], [`ConnectionProblem`] |
+//! | `connection_check` | the connection check: [`GraphConnectionInfo`], [`GraphConnectionProblem`] |
 //! | `probe` | [`GraphProbe`], the `MailProbe` for both directions |
 //! | `error` | [`GraphError`], the crate's one error type |
 
-mod assertion;
-mod cache;
-mod check;
-mod client;
+mod app_registration;
+mod connection_check;
 mod credential;
 mod error;
-mod graph;
+mod graph_client;
 mod limiter;
 pub mod odata;
 mod probe;
+mod token_cache;
+mod token_client;
 
-pub use assertion::{AppRegistration, AssertionAlgorithm, Authority, DEFAULT_ASSERTION_LIFETIME};
-pub use cache::{CachedTokenSource, DEFAULT_REFRESH_AHEAD, TokenCache};
-pub use check::{ConnectionInfo, ConnectionProblem, MailboxUse, SendCheck};
-pub use client::{DEFAULT_TIMEOUT, TokenClient};
+pub use app_registration::{
+    AppRegistration, AssertionAlgorithm, Authority, DEFAULT_ASSERTION_LIFETIME,
+};
+pub use connection_check::{GraphConnectionInfo, GraphConnectionProblem, MailboxUse, SendCheck};
 pub use credential::CertificateCredential;
 pub use error::{AadstsKind, GraphError, GraphInnerError, GraphOperation, ThrottleReason};
-pub use graph::{
+pub use graph_client::{
     DEFAULT_GRAPH_TIMEOUT, DeleteMode, FoundMessage, GraphClient, GraphConfig, MailMessage,
 };
 pub use limiter::{
     GRAPH_MAILBOX_CONCURRENCY, GRAPH_MAILBOX_REQUESTS, GRAPH_MAILBOX_WINDOW, Limiter, MailboxLimits,
 };
-pub use probe::{GraphProbe, TenantProbe};
+pub use probe::{GraphProbe, GraphTenantProbe};
+pub use token_cache::{CachedTokenSource, DEFAULT_REFRESH_AHEAD, TokenCache};
+pub use token_client::{DEFAULT_TOKEN_TIMEOUT, TokenClient};

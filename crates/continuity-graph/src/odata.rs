@@ -1,6 +1,6 @@
 //! The OData query strings the probe sends, within Graph's rules for mail
 //! (PROTOCOLS.md §7.2): a filter on the probe header's named property, or on
-//! the subject token after a date condition, and never an `$orderby` (Graph
+//! the subject probe token after a date condition, and never an `$orderby` (Graph
 //! refuses one whose properties do not open the `$filter`, with
 //! `InefficientFilter`; the probe takes the earliest `receivedDateTime` itself).
 
@@ -46,22 +46,22 @@ pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// The filter finding messages whose header `name` has the value `token`.
-pub fn header_filter(name: &str, token: &str) -> String {
+/// The filter finding messages whose header `name` has the value `probe_token`.
+pub fn header_filter(name: &str, probe_token: &str) -> String {
     format!(
         "singleValueExtendedProperties/any(ep: ep/id eq {} and ep/value eq {})",
         literal(&header_property_id(name)),
-        literal(token)
+        literal(probe_token)
     )
 }
 
 /// The filter finding messages received at or after `after` whose subject
-/// contains `token` (Graph takes `contains(subject, …)` after a date condition).
-pub fn subject_filter(token: &str, after: DateTime<Utc>) -> String {
+/// contains `probe_token` (Graph takes `contains(subject, …)` after a date condition).
+pub fn subject_filter(probe_token: &str, after: DateTime<Utc>) -> String {
     format!(
         "receivedDateTime ge {} and contains(subject,{})",
         after.to_rfc3339_opts(SecondsFormat::Secs, true),
-        literal(token)
+        literal(probe_token)
     )
 }
 

@@ -9,7 +9,7 @@
 //! - **Inbound** (gateway → Exchange Online): `dispatch` hands the probe to
 //!   a pluggable [`ProbeSender`] (the gateway itself, or `continuity-ews`'s
 //!   SMTP sender); `check` finds it in the tenant's mailbox (Inbox, then
-//!   Junk Email) by its header's named property or its subject token, takes
+//!   Junk Email) by its header's named property or its subject probe token, takes
 //!   the earliest `receivedDateTime`, and deletes what it found.
 //!
 //! Exchange maps a new X-header to a named property from a mailbox's second
@@ -27,9 +27,9 @@ use continuity_core::probe::{
 };
 use continuity_core::{Direction, Error as CoreError, TenantId};
 
-use crate::check::{ConnectionInfo, ConnectionProblem, MailboxUse};
+use crate::connection_check::{GraphConnectionInfo, GraphConnectionProblem, MailboxUse};
 use crate::error::GraphError;
-use crate::graph::{GraphClient, MailMessage};
+use crate::graph_client::{GraphClient, MailMessage};
 use crate::odata::MailFolder;
 
 /// The body of every probe message.
@@ -41,7 +41,7 @@ const SEARCH_SKEW: TimeDelta = TimeDelta::minutes(10);
 
 /// A tenant's Graph probing settings.
 #[derive(Clone, Debug)]
-pub struct TenantProbe {
+pub struct GraphTenantProbe {
     /// The client of the tenant's app registration.
     pub client: GraphClient,
     /// Org mailbox that sends outbound probes.
@@ -53,7 +53,7 @@ pub struct TenantProbe {
 /// The Graph mail probe. See the module docs.
 #[derive(Debug)]
 pub struct GraphProbe {
-    base: ProbeBase<TenantProbe>,
+    base: ProbeBase<GraphTenantProbe>,
 }
 
 impl GraphProbe {
@@ -71,7 +71,7 @@ impl GraphProbe {
     }
 
     /// Sets (or replaces) `tenant`'s settings.
-    pub fn set_tenant(&self, tenant: TenantId, settings: TenantProbe) {
+    pub fn set_tenant(&self, tenant: TenantId, settings: GraphTenantProbe) {
         self.base.set_tenant(tenant, settings);
     }
 
@@ -91,9 +91,9 @@ impl GraphProbe {
     pub async fn check_tenant(
         &self,
         tenant: &TenantId,
-    ) -> Result<Vec<ConnectionInfo>, ConnectionProblem> {
+    ) -> Result<Vec<GraphConnectionInfo>, GraphConnectionProblem> {
         let not_configured = |reason: String| {
-            ConnectionProblem::NotConfigured(GraphError::InvalidConfig {
+            GraphConnectionProblem::NotConfigured(GraphError::InvalidConfig {
                 field: "tenant",
                 reason,
             })
@@ -125,8 +125,8 @@ impl GraphProbe {
     async fn find_inbound(
         &self,
         request: &ProbeRequest,
-        t: &TenantProbe,
-        token: &str,
+        t: &GraphTenantProbe,
+        probe_token: &str,
     ) -> continuity_core::Result<ProbeStatus> {
         let mailbox = required_mailbox(request, t.inbound_mailbox.as_deref())?;
         let after = request
@@ -138,7 +138,7 @@ impl GraphProbe {
             .find_probe(
                 mailbox,
                 PROBE_HEADER,
-                token,
+                probe_token,
                 &[MailFolder::Inbox, MailFolder::JunkEmail],
                 after,
             )
@@ -148,13 +148,13 @@ impl GraphProbe {
         }
         if found.iter().any(|m| !m.by_header) {
             self.base.count_header_missing();
-            tracing::info!(tenant = %request.tenant, %token, "probe found by subject; the header's named property did not match (not mapped yet, or stripped on the way)");
+            tracing::info!(tenant = %request.tenant, %probe_token, "probe found by subject; the header's named property did not match (not mapped yet, or stripped on the way)");
         }
         for m in &found {
             // Clean-up only: a failure does not undo the arrival.
             if let Err(e) = t.client.delete_message(mailbox, &m.id).await {
                 self.base.count_delete_failure();
-                tracing::warn!(tenant = %request.tenant, %token, error = %e, "could not delete a found probe");
+                tracing::warn!(tenant = %request.tenant, %probe_token, error = %e, "could not delete a found probe");
             }
         }
         match found.iter().filter_map(|m| m.received).min() {
@@ -162,7 +162,7 @@ impl GraphProbe {
             None => Err(CoreError::Probe {
                 retryable: true,
                 code: None,
-                message: format!("probe {token} found but Graph gave no receivedDateTime"),
+                message: format!("probe {probe_token} found but Graph gave no receivedDateTime"),
             }),
         }
     }
@@ -172,11 +172,11 @@ impl GraphProbe {
 impl MailProbe for GraphProbe {
     async fn dispatch(&self, request: &ProbeRequest) -> continuity_core::Result<ProbeTicket> {
         let t = self.base.tenant(&request.tenant)?;
-        let token = wire_id(&request.tenant, &request.probe_id);
+        let probe_token = wire_id(&request.tenant, &request.probe_id);
         match request.direction {
             Direction::Outbound => {
                 let from = required_mailbox(request, t.outbound_from.as_deref())?;
-                let subject = probe_subject(&token);
+                let subject = probe_subject(&probe_token);
                 t.client
                     .send_mail(
                         from,
@@ -184,7 +184,7 @@ impl MailProbe for GraphProbe {
                             to: self.base.gateway_address(),
                             subject: &subject,
                             body: PROBE_BODY,
-                            headers: &[(PROBE_HEADER, &token)],
+                            headers: &[(PROBE_HEADER, &probe_token)],
                             save_to_sent_items: false,
                         },
                     )
@@ -192,10 +192,12 @@ impl MailProbe for GraphProbe {
             }
             Direction::Inbound => {
                 let mailbox = required_mailbox(request, t.inbound_mailbox.as_deref())?;
-                self.base.send_inbound(request, mailbox, &token).await?;
+                self.base
+                    .send_inbound(request, mailbox, &probe_token)
+                    .await?;
             }
         }
-        Ok(ProbeTicket::new(token))
+        Ok(ProbeTicket::new(probe_token))
     }
 
     async fn check(
@@ -203,12 +205,12 @@ impl MailProbe for GraphProbe {
         request: &ProbeRequest,
         ticket: &ProbeTicket,
     ) -> continuity_core::Result<ProbeStatus> {
-        let token = ticket_token(request, ticket);
+        let probe_token = ticket_token(request, ticket);
         match request.direction {
-            Direction::Outbound => Ok(self.base.take_arrival(&token)),
+            Direction::Outbound => Ok(self.base.take_arrival(&probe_token)),
             Direction::Inbound => {
                 let t = self.base.tenant(&request.tenant)?;
-                self.find_inbound(request, &t, &token).await
+                self.find_inbound(request, &t, &probe_token).await
             }
         }
     }

@@ -10,14 +10,14 @@ use common::*;
 use continuity_core::TenantId;
 use continuity_core::arrival::ArrivalRegistry;
 use continuity_graph::{
-    AppRegistration, Authority, CertificateCredential, ConnectionProblem, GraphError, GraphProbe,
-    MailboxUse, SendCheck, TenantProbe,
+    AppRegistration, Authority, CertificateCredential, GraphConnectionProblem, GraphError,
+    GraphProbe, GraphTenantProbe, MailboxUse, SendCheck,
 };
 
 async fn check(
     r: &GraphRig,
     usage: MailboxUse,
-) -> Result<continuity_graph::ConnectionInfo, ConnectionProblem> {
+) -> Result<continuity_graph::GraphConnectionInfo, GraphConnectionProblem> {
     r.client().check_connection(MAILBOX, usage).await
 }
 
@@ -65,23 +65,23 @@ async fn token_side_problems_are_named() {
     let other_cert = rsa_cert("not-registered");
     type Case = (
         Arc<AppRegistration>,
-        fn(&ConnectionProblem) -> bool,
+        fn(&GraphConnectionProblem) -> bool,
         &'static str,
     );
     let cases: [Case; 3] = [
         (
             app_with(&r, "fabrikam.onmicrosoft.com", CLIENT_ID, &r.cert),
-            |p| matches!(p, ConnectionProblem::UnknownTenant(_)),
+            |p| matches!(p, GraphConnectionProblem::UnknownTenant(_)),
             "tenant is unknown",
         ),
         (
             app_with(&r, TENANT, "00000000-0000-0000-0000-00000000dead", &r.cert),
-            |p| matches!(p, ConnectionProblem::UnknownApplication(_)),
+            |p| matches!(p, GraphConnectionProblem::UnknownApplication(_)),
             "application is unknown",
         ),
         (
             app_with(&r, TENANT, CLIENT_ID, &other_cert),
-            |p| matches!(p, ConnectionProblem::CertificateNotRegistered(_)),
+            |p| matches!(p, GraphConnectionProblem::CertificateNotRegistered(_)),
             "upload this certificate",
         ),
     ];
@@ -94,7 +94,7 @@ async fn token_side_problems_are_named() {
         assert!(is(&p), "{p:?}");
         assert!(p.to_string().contains(advice), "{p}");
         assert!(
-            matches!(p.error(), GraphError::Token { code: Some(c), .. } if c.starts_with("AADSTS"))
+            matches!(p.error(), GraphError::AccessToken { code: Some(c), .. } if c.starts_with("AADSTS"))
         );
     }
     assert!(r.graph.log().is_empty(), "no Graph request without a token");
@@ -104,7 +104,10 @@ async fn token_side_problems_are_named() {
 async fn missing_admin_consent_is_named() {
     let r = graph_rig_with(|d| d.consent.clear()).await;
     let p = check(&r, MailboxUse::ReceivesProbes).await.unwrap_err();
-    assert!(matches!(p, ConnectionProblem::ConsentMissing(_)), "{p:?}");
+    assert!(
+        matches!(p, GraphConnectionProblem::ConsentMissing(_)),
+        "{p:?}"
+    );
     assert!(p.to_string().contains("grant admin consent"), "{p}");
 }
 
@@ -116,9 +119,9 @@ fn roles(r: &[&str]) -> impl FnOnce(&mut Directory) {
     }
 }
 
-fn missing(p: &ConnectionProblem) -> &'static str {
+fn missing(p: &GraphConnectionProblem) -> &'static str {
     match p {
-        ConnectionProblem::PermissionMissing { permission, .. } => permission,
+        GraphConnectionProblem::PermissionMissing { permission, .. } => permission,
         other => panic!("not a missing permission: {other:?}"),
     }
 }
@@ -161,7 +164,7 @@ async fn a_mailbox_out_of_scope_or_missing_is_named() {
     r.graph.restrict_app(CLIENT_ID, &[SENDER]);
     let p = check(&r, MailboxUse::ReceivesProbes).await.unwrap_err();
     assert!(
-        matches!(p, ConnectionProblem::MailboxOutOfScope(_)),
+        matches!(p, GraphConnectionProblem::MailboxOutOfScope(_)),
         "{p:?}"
     );
     assert!(p.to_string().contains("application access policy"), "{p}");
@@ -177,7 +180,10 @@ async fn a_mailbox_out_of_scope_or_missing_is_named() {
         .check_connection("nobody@contoso.example", MailboxUse::ReceivesProbes)
         .await
         .unwrap_err();
-    assert!(matches!(p, ConnectionProblem::MailboxNotFound(_)), "{p:?}");
+    assert!(
+        matches!(p, GraphConnectionProblem::MailboxNotFound(_)),
+        "{p:?}"
+    );
     assert!(p.to_string().contains("does not exist"), "{p}");
 }
 
@@ -186,7 +192,7 @@ async fn an_unavailable_graph_is_not_a_configuration_problem() {
     let r = graph_rig().await;
     r.graph.inject(Inject::unavailable(503, None));
     let p = check(&r, MailboxUse::ReceivesProbes).await.unwrap_err();
-    assert!(matches!(p, ConnectionProblem::Unavailable(_)), "{p:?}");
+    assert!(matches!(p, GraphConnectionProblem::Unavailable(_)), "{p:?}");
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut cfg = r.config();
@@ -197,7 +203,7 @@ async fn an_unavailable_graph_is_not_a_configuration_problem() {
         .check_connection(MAILBOX, MailboxUse::ReceivesProbes)
         .await
         .unwrap_err();
-    assert!(matches!(p, ConnectionProblem::Unreachable(_)), "{p:?}");
+    assert!(matches!(p, GraphConnectionProblem::Unreachable(_)), "{p:?}");
 }
 
 #[tokio::test]
@@ -206,10 +212,13 @@ async fn the_probe_checks_each_mailbox_of_a_tenant() {
     let probe = GraphProbe::new(GATEWAY, Arc::new(ArrivalRegistry::default()), None);
     let acme = TenantId::new("acme").unwrap();
     let p = probe.check_tenant(&acme).await.unwrap_err();
-    assert!(matches!(p, ConnectionProblem::NotConfigured(_)), "{p:?}");
+    assert!(
+        matches!(p, GraphConnectionProblem::NotConfigured(_)),
+        "{p:?}"
+    );
     probe.set_tenant(
         acme.clone(),
-        TenantProbe {
+        GraphTenantProbe {
             client: r.client(),
             outbound_from: Some(SENDER.into()),
             inbound_mailbox: Some(MAILBOX.into()),
@@ -229,7 +238,7 @@ async fn the_probe_checks_each_mailbox_of_a_tenant() {
     r.graph.restrict_app(CLIENT_ID, &[SENDER]);
     let p = probe.check_tenant(&acme).await.unwrap_err();
     assert!(
-        matches!(p, ConnectionProblem::MailboxOutOfScope(_)),
+        matches!(p, GraphConnectionProblem::MailboxOutOfScope(_)),
         "{p:?}"
     );
 }

@@ -14,8 +14,8 @@ use chrono::TimeDelta;
 use common::*;
 use continuity_core::Clock;
 use continuity_ews::request::{Disposition, Folder, ProbeMessage};
-use continuity_ews::{Auth, ConnectionProblem, EwsClient, EwsError};
-use continuity_ews::{EwsConfig, RetryPolicy};
+use continuity_ews::{Auth, EwsClient, EwsConnectionProblem, EwsError};
+use continuity_ews::{EwsConfig, EwsRetryPolicy};
 use continuity_test_support::ews_server::EwsServer;
 
 const MAILBOX: &str = "probe@contoso.com";
@@ -61,7 +61,7 @@ fn ews_client(rig: &GraphRig, ews: &EwsServer, scope: &str) -> EwsClient {
     cfg.allow_plain_http = true;
     cfg.request_timeout = std::time::Duration::from_secs(10);
     cfg.min_send_interval = std::time::Duration::ZERO;
-    cfg.retry = RetryPolicy {
+    cfg.retry = EwsRetryPolicy {
         max_attempts: 3,
         base_delay: std::time::Duration::from_millis(10),
         max_delay: std::time::Duration::from_millis(50),
@@ -148,7 +148,7 @@ async fn exchange_online_refuses_a_graph_token_and_an_app_without_the_role() {
     let ews = exchange_online(&rig).await;
     let c = ews_client(&rig, &ews, GRAPH_SCOPE);
     match c.check_connection(MAILBOX).await.unwrap_err() {
-        ConnectionProblem::BadCredentials(EwsError::Unauthorized { .. }) => {}
+        EwsConnectionProblem::BadCredentials(EwsError::Unauthorized { .. }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(rig.ep.requests.load(Ordering::SeqCst), 2, "one fresh token");
@@ -161,7 +161,7 @@ async fn exchange_online_refuses_a_graph_token_and_an_app_without_the_role() {
     let c = ews_client(&rig, &ews, EWS_SCOPE);
     assert!(matches!(
         c.check_connection(MAILBOX).await.unwrap_err(),
-        ConnectionProblem::BadCredentials(_)
+        EwsConnectionProblem::BadCredentials(_)
     ));
 }
 

@@ -16,7 +16,7 @@ use continuity_core::machine::AlertKind;
 use continuity_core::probe::{MailProbe, OutgoingProbe, ProbeRequest, ProbeSender, ProbeStatus};
 use continuity_core::testing::ProbeHarness;
 use continuity_core::{Clock, Direction, ManualClock, TenantId};
-use continuity_graph::{GraphProbe, TenantProbe};
+use continuity_graph::{GraphProbe, GraphTenantProbe};
 
 /// The gateway side: inbound probes are relayed into the org's mailbox as
 /// transport would deliver them.
@@ -61,7 +61,7 @@ async fn rig() -> Rig {
     let probe = Arc::new(GraphProbe::new(GATEWAY, arrivals.clone(), Some(sender)));
     probe.set_tenant(
         TenantId::new("acme").unwrap(),
-        TenantProbe {
+        GraphTenantProbe {
             client: r.client(),
             outbound_from: Some(SENDER.into()),
             inbound_mailbox: Some(MAILBOX.into()),

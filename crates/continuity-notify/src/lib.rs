@@ -57,7 +57,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`sms`] | [`TwilioSms`](sms::TwilioSms): Twilio-compatible REST, typed provider errors |
-//! | [`smtp`] | [`SmtpNotifier`](smtp::SmtpNotifier): lettre over rustls, STARTTLS or implicit TLS, AUTH, pooled connections |
+//! | [`smtp`] | [`SmtpNotifier`](smtp::SmtpNotifier): e-mail through a relay of `continuity-smtp` (lettre over rustls), pooled connections |
 //! | [`webhook`] | [`WebhookNotifier`](webhook::WebhookNotifier) and the receiver's [`WebhookVerifier`](webhook::WebhookVerifier) |
 //! | [`render`] | SMS segment fitting (GSM-7 / UCS-2), e-mail templates |
 //! | [`delivery`] | retries, circuit breakers, fallbacks, idempotency, receipts |

@@ -15,13 +15,17 @@
 //!   `Auto-Submitted: auto-generated` and `X-Auto-Response-Suppress: All` so
 //!   that no out-of-office reply comes back; `Date` from the notifier's clock.
 //! - **Connections:** a pool reused across messages (default), or one
-//!   connection per message. Sockets are opened with `TCP_NODELAY`: lettre
-//!   0.11.23 does not set it and writes the end-of-data mark separately, so
-//!   with Nagle's algorithm every message waits out the relay's delayed ACK
-//!   (40 ms on Linux). The pool is therefore this crate's own (lettre's
-//!   transport opens its sockets itself), built on lettre's
-//!   `AsyncSmtpConnection`. Implicit TLS connections are opened by lettre
-//!   and keep Nagle on.
+//!   connection per message. Connections come from
+//!   [`SmtpRelay::connect`](continuity_smtp::SmtpRelay::connect), which
+//!   opens sockets with `TCP_NODELAY`: lettre 0.11.23 does not set it and
+//!   writes the end-of-data mark separately, so with Nagle's algorithm every
+//!   message waits out the relay's delayed ACK (40 ms on Linux). The pool is
+//!   therefore this crate's own (lettre's transport opens its sockets
+//!   itself), built on lettre's `AsyncSmtpConnection`. Implicit TLS
+//!   connections are opened by lettre and keep Nagle on.
+//!
+//! The relay settings (security, TLS, credentials) are `continuity-smtp`'s,
+//! shared with `continuity-ews`'s inbound probe sender.
 //!
 //! SMTP replies are classified: `4xx` and network failures can be retried;
 //! `530/534/535/538` are refused credentials; other `5xx` reject the message.
@@ -36,20 +40,18 @@ use continuity_core::{
     config::ChannelKind,
     notify::{AlertMessage, Notifier, Receipt},
 };
-use lettre::{
-    Message,
-    message::{
-        Mailbox, MultiPart,
-        header::{HeaderName, HeaderValue},
-    },
-    transport::smtp::{
-        authentication::{Credentials, Mechanism},
-        client::{AsyncSmtpConnection, Certificate, TlsParameters},
-        extension::ClientId,
-        response::Response,
+use continuity_smtp::{
+    ConnectError, RelayConfig, RelayConfigError, SmtpRelay,
+    lettre::{
+        Message,
+        message::{
+            Mailbox, MultiPart,
+            header::{HeaderName, HeaderValue},
+        },
+        transport::smtp::{client::AsyncSmtpConnection, response::Response},
     },
 };
-use secrecy::{ExposeSecret, SecretString};
+pub use continuity_smtp::{SmtpCredentials, SmtpSecurity};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -59,18 +61,6 @@ use crate::{
 };
 
 const CHANNEL: ChannelKind = ChannelKind::Email;
-
-/// How the connection to the relay is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// Plain connection upgraded with STARTTLS, which is required (default port 587).
-    StartTls,
-    /// TLS from the first byte (default port 465).
-    ImplicitTls,
-    /// No encryption at all (default port 25). Refused unless
-    /// [`SmtpConfig::allow_insecure_plaintext`] is set too.
-    InsecurePlaintext,
-}
 
 /// How connections are used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,25 +72,6 @@ pub enum SmtpConnections {
     },
     /// Open, authenticate, send one message and quit, every time.
     PerMessage,
-}
-
-/// User name and password for SMTP AUTH.
-#[derive(Clone, Debug)]
-pub struct SmtpCredentials {
-    /// The user name.
-    pub user: String,
-    /// The password (never logged or printed).
-    pub password: SecretString,
-}
-
-impl SmtpCredentials {
-    /// Credentials from a user name and a password.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
-        SmtpCredentials {
-            user: user.into(),
-            password: SecretString::from(password.into()),
-        }
-    }
 }
 
 /// Settings of an [`SmtpNotifier`].
@@ -157,15 +128,10 @@ impl SmtpConfig {
 
 /// Sends alerts by e-mail through an SMTP relay. See the [module docs](self).
 pub struct SmtpNotifier {
-    host: String,
-    port: u16,
-    tls: Option<(SmtpSecurity, TlsParameters)>,
-    credentials: Option<Credentials>,
+    relay: SmtpRelay,
     from: Mailbox,
     cc: Vec<Mailbox>,
     bcc: Vec<Mailbox>,
-    hello: ClientId,
-    timeout: Duration,
     pool: Option<Pool>,
     message_id_domain: String,
     template: Arc<dyn EmailTemplate>,
@@ -175,10 +141,10 @@ pub struct SmtpNotifier {
 impl std::fmt::Debug for SmtpNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpNotifier")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("security", &self.tls.as_ref().map(|t| t.0))
-            .field("authenticated", &self.credentials.is_some())
+            .field("host", &self.relay.host())
+            .field("port", &self.relay.port())
+            .field("security", &self.relay.security())
+            .field("authenticated", &self.relay.is_authenticated())
             .field("from", &self.from.to_string())
             .field("pooled", &self.pool.is_some())
             .field("template", &self.template)
@@ -195,9 +161,6 @@ impl SmtpNotifier {
     /// Checks `config` and builds the notifier; `Date` headers and the
     /// pool's idle times come from `clock`. Sending needs a Tokio runtime.
     pub fn new(config: SmtpConfig, clock: Arc<dyn Clock>) -> Result<Self, NotifyError> {
-        if config.host.trim().is_empty() {
-            return Err(NotifyError::config(CHANNEL, "host", "is empty"));
-        }
         let from = mailbox("from", &config.from)?;
         let cc = config
             .cc
@@ -212,61 +175,27 @@ impl SmtpNotifier {
             .map(|(i, a)| mailbox(&format!("bcc[{i}]"), a))
             .collect::<Result<Vec<_>, _>>()?;
         let domain = from.email.domain().to_string();
-        let port = config.port.unwrap_or(match config.security {
-            SmtpSecurity::StartTls => 587,
-            SmtpSecurity::ImplicitTls => 465,
-            SmtpSecurity::InsecurePlaintext => 25,
-        });
-        let tls = match config.security {
-            SmtpSecurity::InsecurePlaintext if !config.allow_insecure_plaintext => {
-                return Err(NotifyError::config(
-                    CHANNEL,
-                    "security",
-                    "unencrypted SMTP needs allow_insecure_plaintext = true",
-                ));
-            }
-            SmtpSecurity::InsecurePlaintext => None,
-            security => {
-                let name = config
-                    .tls_domain
-                    .clone()
-                    .unwrap_or_else(|| config.host.clone());
-                let mut b = TlsParameters::builder(name);
-                for (i, pem) in config.root_certificates_pem.iter().enumerate() {
-                    let cert = Certificate::from_pem(pem).map_err(|e| {
-                        NotifyError::config(
-                            CHANNEL,
-                            format!("root_certificates_pem[{i}]"),
-                            e.to_string(),
-                        )
-                    })?;
-                    b = b.add_root_certificate(cert);
-                }
-                let params = b
-                    .build_rustls()
-                    .map_err(|e| NotifyError::config(CHANNEL, "tls", e.to_string()))?;
-                Some((security, params))
-            }
-        };
-        let credentials = config
-            .credentials
-            .as_ref()
-            .map(|c| Credentials::new(c.user.clone(), c.password.expose_secret().to_string()));
-        let hello = ClientId::Domain(config.hello_name.clone().unwrap_or_else(|| domain.clone()));
+        let relay = SmtpRelay::new(RelayConfig {
+            host: config.host,
+            port: config.port,
+            security: config.security,
+            allow_insecure_plaintext: config.allow_insecure_plaintext,
+            tls_domain: config.tls_domain,
+            root_certificates_pem: config.root_certificates_pem,
+            credentials: config.credentials,
+            hello_name: config.hello_name.unwrap_or_else(|| domain.clone()),
+            timeout: config.timeout,
+        })
+        .map_err(relay_config)?;
         let pool = match config.connections {
             SmtpConnections::PerMessage => None,
             SmtpConnections::Pooled { max_size } => Some(Pool::new(max_size)),
         };
         Ok(SmtpNotifier {
-            host: config.host,
-            port,
-            tls,
-            credentials,
+            relay,
             from,
             cc,
             bcc,
-            hello,
-            timeout: config.timeout,
             pool,
             message_id_domain: domain,
             template: Arc::new(DefaultEmailTemplate::default()),
@@ -353,54 +282,10 @@ impl SmtpNotifier {
 
     /// Opens, secures and authenticates a connection.
     async fn connect(&self) -> Result<AsyncSmtpConnection, NotifyError> {
-        let mut conn = match &self.tls {
-            Some((SmtpSecurity::ImplicitTls, p)) => AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.timeout),
-                &self.hello,
-                Some(p.clone()),
-                None,
-            )
-            .await
-            .map_err(classify)?,
-            _ => {
-                let tcp = tokio::time::timeout(
-                    self.timeout,
-                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-                )
-                .await
-                .map_err(|_| NotifyError::unavailable(CHANNEL, "connecting timed out"))?
-                .map_err(|e| {
-                    NotifyError::unavailable(CHANNEL, format!("could not connect: {e}"))
-                })?;
-                tcp.set_nodelay(true)
-                    .map_err(|e| NotifyError::unavailable(CHANNEL, e.to_string()))?;
-                let mut conn =
-                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
-                        .await
-                        .map_err(classify)?;
-                if let Some((SmtpSecurity::StartTls, p)) = &self.tls {
-                    if !conn.can_starttls() {
-                        return Err(NotifyError::Unavailable {
-                            channel: CHANNEL,
-                            code: None,
-                            message: "the relay does not offer STARTTLS, which is required".into(),
-                            retry_after: None,
-                        });
-                    }
-                    conn.starttls(p.clone(), &self.hello)
-                        .await
-                        .map_err(classify)?;
-                }
-                conn
-            }
-        };
-        if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
-                .await
-                .map_err(classify)?;
-        }
-        Ok(conn)
+        self.relay.connect().await.map_err(|e| match e {
+            ConnectError::Smtp(e) => classify(e),
+            e => NotifyError::unavailable(CHANNEL, e.to_string()),
+        })
     }
 
     async fn send_on_new_connection(&self, email: &Message) -> Result<Response, NotifyError> {
@@ -487,7 +372,16 @@ impl Pool {
     }
 }
 
-fn classify(e: lettre::transport::smtp::Error) -> NotifyError {
+/// A relay setting refused by `continuity-smtp`, as this channel's configuration error.
+fn relay_config(e: RelayConfigError) -> NotifyError {
+    let field = match e.index {
+        Some(i) => format!("{}[{i}]", e.field),
+        None => e.field.to_owned(),
+    };
+    NotifyError::config(CHANNEL, field, e.reason)
+}
+
+fn classify(e: continuity_smtp::lettre::transport::smtp::Error) -> NotifyError {
     let code = e.status().map(|c| c.to_string());
     let message = e.to_string();
     if e.is_permanent() {

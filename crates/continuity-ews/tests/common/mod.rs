@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use continuity_ews::{Auth, EwsClient, EwsConfig, RetryPolicy};
+use continuity_ews::{Auth, EwsClient, EwsConfig, EwsRetryPolicy};
 
 pub const SVC_USER: &str = "CONTOSO\\svc-continuity";
 pub const SVC_PASS: &str = "correct horse battery staple";
@@ -16,7 +16,7 @@ pub fn config(url: &str) -> EwsConfig {
     c.allow_plain_http = true;
     c.request_timeout = Duration::from_secs(10);
     c.min_send_interval = Duration::ZERO;
-    c.retry = RetryPolicy {
+    c.retry = EwsRetryPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),

@@ -9,13 +9,13 @@ use continuity_core::Clock;
 use continuity_core::token::AccessToken;
 use serde::Deserialize;
 
-use crate::assertion::AppRegistration;
+use crate::app_registration::AppRegistration;
 use crate::error::{AadstsKind, GraphError};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Default timeout of one token request.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest `expires_in` believed: a day. Entra ID issues 60–90 minutes; a larger
 /// value is a misbehaving endpoint, and caching it would keep a revoked app working.
@@ -32,7 +32,7 @@ impl TokenClient {
     /// A client with its own HTTP connection pool and a 30 s request timeout.
     pub fn new(clock: Arc<dyn Clock>) -> Result<Self, GraphError> {
         let http = reqwest::Client::builder()
-            .timeout(DEFAULT_TIMEOUT)
+            .timeout(DEFAULT_TOKEN_TIMEOUT)
             .build()
             .map_err(|e| GraphError::Transport {
                 reason: format!("cannot build the HTTP client: {e}"),

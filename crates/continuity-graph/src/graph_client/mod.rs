@@ -11,21 +11,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use continuity_core::Clock;
 use continuity_core::token::{AccessToken, AccessTokenSource};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, USER_AGENT};
 use reqwest::{Method, Url};
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::assertion::{Authority, random_uuid};
-use crate::error::{GraphError, GraphInnerError, GraphOperation};
-use crate::limiter::{Limiter, MailboxLimits};
+use crate::app_registration::random_uuid;
+use crate::error::{GraphError, GraphOperation};
+use crate::limiter::Limiter;
 use crate::odata::{self, MESSAGE_SELECT, MailFolder};
 
-/// Default timeout of one Graph request.
-pub const DEFAULT_GRAPH_TIMEOUT: Duration = Duration::from_secs(30);
+mod answer;
+mod config;
+mod message;
+#[cfg(test)]
+mod tests;
+
+use answer::{Answer, graph_error};
+use message::{Message, Page};
+
+pub use config::{DEFAULT_GRAPH_TIMEOUT, DeleteMode, GraphConfig};
+pub use message::{FoundMessage, MailMessage};
 
 /// Idle connections kept to Graph (per host), for all the applications
 /// sharing a client's pool.
@@ -34,149 +42,6 @@ const IDLE_CONNECTIONS: usize = 32;
 /// Wait after a 429 that names no `Retry-After` (Graph's mail resources
 /// normally send one).
 const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(60);
-
-/// How found probes are removed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DeleteMode {
-    /// `POST …/permanentDelete`: gone from Deleted Items too, like EWS's
-    /// `HardDelete` (the default; available in the global cloud only).
-    #[default]
-    Permanent,
-    /// `DELETE …/messages/{id}`: moved to Deleted Items (every cloud).
-    MoveToDeletedItems,
-}
-
-/// Settings of a [`GraphClient`].
-#[derive(Clone, Debug)]
-pub struct GraphConfig {
-    /// Graph's service root, e.g. `https://graph.microsoft.com/v1.0`.
-    pub endpoint: String,
-    /// Timeout of one request (default 30 s).
-    pub request_timeout: Duration,
-    /// Timeout of connecting (default 10 s).
-    pub connect_timeout: Duration,
-    /// The mailbox limits kept (default: Graph's own).
-    pub limits: MailboxLimits,
-    /// `$top` of a message listing, 1 to 1000 (default 50).
-    pub page_size: u32,
-    /// Pages followed per listing at most (default 20).
-    pub max_pages: u32,
-    /// How found probes are removed.
-    pub delete_mode: DeleteMode,
-    /// Largest answer read (default 4 MiB).
-    pub max_response_bytes: usize,
-    /// Allows `http://` endpoints (local tests only: the token would travel in clear).
-    pub allow_plain_http: bool,
-    /// The `User-Agent` sent.
-    pub user_agent: String,
-}
-
-impl GraphConfig {
-    /// Settings for the service root `endpoint`, with the defaults above.
-    pub fn new(endpoint: impl Into<String>) -> Self {
-        GraphConfig {
-            endpoint: endpoint.into(),
-            request_timeout: DEFAULT_GRAPH_TIMEOUT,
-            connect_timeout: Duration::from_secs(10),
-            limits: MailboxLimits::default(),
-            page_size: 50,
-            max_pages: 20,
-            delete_mode: DeleteMode::Permanent,
-            max_response_bytes: 4 << 20,
-            allow_plain_http: false,
-            user_agent: concat!("continuity-graph/", env!("CARGO_PKG_VERSION")).into(),
-        }
-    }
-
-    /// Settings for the Graph of `authority`'s cloud. `permanentDelete` exists
-    /// in the global cloud only, so the national clouds move found probes to
-    /// Deleted Items.
-    pub fn for_authority(authority: &Authority) -> Result<Self, GraphError> {
-        let endpoint = authority
-            .graph_endpoint()
-            .ok_or_else(|| GraphError::InvalidConfig {
-                field: "endpoint",
-                reason: "a custom authority has no known Graph endpoint: use GraphConfig::new"
-                    .into(),
-            })?;
-        let mut cfg = GraphConfig::new(endpoint);
-        if *authority != Authority::Public {
-            cfg.delete_mode = DeleteMode::MoveToDeletedItems;
-        }
-        Ok(cfg)
-    }
-
-    fn validate(&self) -> Result<Url, GraphError> {
-        let bad = |field, reason: String| GraphError::InvalidConfig { field, reason };
-        let url = Url::parse(self.endpoint.trim_end_matches('/'))
-            .map_err(|e| bad("endpoint", format!("{:?}: {e}", self.endpoint)))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_plain_http => {}
-            s => {
-                return Err(bad(
-                    "endpoint",
-                    format!(
-                        "scheme {s:?}: https required (the bearer token travels with every request)"
-                    ),
-                ));
-            }
-        }
-        if url.cannot_be_a_base() || url.query().is_some() || url.fragment().is_some() {
-            return Err(bad(
-                "endpoint",
-                format!(
-                    "{:?}: a service root without query is expected",
-                    self.endpoint
-                ),
-            ));
-        }
-        if !(1..=1000).contains(&self.page_size) {
-            return Err(bad("page_size", format!("{}: 1 to 1000", self.page_size)));
-        }
-        if self.max_pages == 0 {
-            return Err(bad("max_pages", "must be at least 1".into()));
-        }
-        if self.max_response_bytes < 1024 {
-            return Err(bad("max_response_bytes", "must be at least 1024".into()));
-        }
-        Ok(url)
-    }
-}
-
-/// A message to send with `sendMail`.
-#[derive(Clone, Copy, Debug)]
-pub struct MailMessage<'a> {
-    /// The one recipient.
-    pub to: &'a str,
-    /// The subject.
-    pub subject: &'a str,
-    /// The plain-text body.
-    pub body: &'a str,
-    /// Custom Internet headers (names must start with `x-`/`X-`; Graph refuses others).
-    pub headers: &'a [(&'a str, &'a str)],
-    /// Keep a copy in Sent Items (`saveToSentItems`).
-    pub save_to_sent_items: bool,
-}
-
-/// A probe message found in a mailbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FoundMessage {
-    /// Graph's message id.
-    pub id: String,
-    /// The subject.
-    pub subject: Option<String>,
-    /// `receivedDateTime`.
-    pub received: Option<DateTime<Utc>>,
-    /// The probe header's value among its Internet headers, if there.
-    pub probe_header: Option<String>,
-    /// The folder it was found in.
-    pub folder: MailFolder,
-    /// Found through the header's named property (`false`: by the subject,
-    /// because the mailbox has not mapped the header yet, or a hop removed it).
-    pub by_header: bool,
-}
 
 /// A Microsoft Graph client for one application registration (one token
 /// source). Cheap to clone; clones share the connection pool and the limiter.
@@ -190,66 +55,36 @@ struct Inner {
     http: reqwest::Client,
     root: Url,
     cfg: GraphConfig,
-    tokens: Arc<dyn AccessTokenSource>,
+    access_tokens: Arc<dyn AccessTokenSource>,
     limiter: Arc<Limiter>,
     clock: Arc<dyn Clock>,
 }
 
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    value: Vec<Message>,
-    #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    id: String,
-    subject: Option<String>,
-    #[serde(rename = "receivedDateTime")]
-    received: Option<DateTime<Utc>>,
-    #[serde(rename = "internetMessageHeaders")]
-    headers: Option<Vec<Header>>,
-}
-
-#[derive(Deserialize)]
-struct Header {
-    name: String,
-    value: String,
-}
-
 impl GraphClient {
-    /// A client for `cfg`, with tokens from `tokens` and its own limiter on `clock`.
+    /// A client for `cfg`, with access tokens from `access_tokens` and its own limiter on `clock`.
     pub fn new(
         cfg: GraphConfig,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, GraphError> {
         let limiter = Limiter::new(cfg.limits, clock.clone())?;
-        Self::build(cfg, tokens, limiter, clock)
+        Self::build(cfg, access_tokens, limiter, clock)
     }
 
     /// A client sharing `limiter` with the application's other clients
     /// (`cfg.limits` is then the limiter's, not the config's).
     pub fn with_limiter(
         cfg: GraphConfig,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         limiter: Arc<Limiter>,
     ) -> Result<Self, GraphError> {
         let clock = limiter.clock().clone();
-        Self::build(cfg, tokens, limiter, clock)
+        Self::build(cfg, access_tokens, limiter, clock)
     }
 
     fn build(
         mut cfg: GraphConfig,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         limiter: Arc<Limiter>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, GraphError> {
@@ -273,35 +108,35 @@ impl GraphClient {
                 http,
                 root,
                 cfg,
-                tokens,
+                access_tokens,
                 limiter,
                 clock,
             }),
         })
     }
 
-    /// A client for another application registration (its own `tokens` and
+    /// A client for another application registration (its own `access_tokens` and
     /// a limiter of its own with the same limits and clock) over this
     /// client's HTTP connection pool and settings. A fleet builds one client
     /// with [`new`](GraphClient::new) and derives every tenant's from it:
     /// each HTTP stack costs milliseconds and about 100 KB (TLS roots, pool),
     /// which thousands of tenants would multiply.
-    pub fn for_app(&self, tokens: Arc<dyn AccessTokenSource>) -> Result<Self, GraphError> {
+    pub fn for_app(&self, access_tokens: Arc<dyn AccessTokenSource>) -> Result<Self, GraphError> {
         let limiter = Limiter::new(self.inner.cfg.limits, self.inner.clock.clone())?;
-        Ok(self.share_http(tokens, limiter))
+        Ok(self.share_http(access_tokens, limiter))
     }
 
     /// Like [`for_app`](GraphClient::for_app), sharing `limiter` (one per
     /// application, for several clients of the same application).
     pub fn for_app_with_limiter(
         &self,
-        tokens: Arc<dyn AccessTokenSource>,
+        access_tokens: Arc<dyn AccessTokenSource>,
         limiter: Arc<Limiter>,
     ) -> Self {
-        self.share_http(tokens, limiter)
+        self.share_http(access_tokens, limiter)
     }
 
-    fn share_http(&self, tokens: Arc<dyn AccessTokenSource>, limiter: Arc<Limiter>) -> Self {
+    fn share_http(&self, access_tokens: Arc<dyn AccessTokenSource>, limiter: Arc<Limiter>) -> Self {
         let mut cfg = self.inner.cfg.clone();
         cfg.limits = limiter.limits();
         GraphClient {
@@ -309,7 +144,7 @@ impl GraphClient {
                 http: self.inner.http.clone(),
                 root: self.inner.root.clone(),
                 cfg,
-                tokens,
+                access_tokens,
                 clock: limiter.clock().clone(),
                 limiter,
             }),
@@ -358,21 +193,21 @@ impl GraphClient {
     /// Finds the probe carrying `token` in `mailbox`'s `folders`, stopping at
     /// the first folder holding it: by the named property of `header` first,
     /// then by the subject among messages received from `received_after` on.
-    /// Only exact matches are returned (header value or subject token).
+    /// Only exact matches are returned (header value or subject probe token).
     pub async fn find_probe(
         &self,
         mailbox: &str,
         header: &str,
-        token: &str,
+        probe_token: &str,
         folders: &[MailFolder],
         received_after: DateTime<Utc>,
     ) -> Result<Vec<FoundMessage>, GraphError> {
         for &folder in folders {
             for by_header in [true, false] {
                 let filter = if by_header {
-                    odata::header_filter(header, token)
+                    odata::header_filter(header, probe_token)
                 } else {
-                    odata::subject_filter(token, received_after)
+                    odata::subject_filter(probe_token, received_after)
                 };
                 let found: Vec<FoundMessage> = self
                     .list_messages(mailbox, folder, &filter)
@@ -387,7 +222,7 @@ impl GraphClient {
                         continuity_core::arrival::carries_token(
                             m.subject.as_deref(),
                             probe_header.as_deref(),
-                            token,
+                            probe_token,
                         )
                         .then_some(FoundMessage {
                             id: m.id,
@@ -504,9 +339,9 @@ impl GraphClient {
         .map(|_| ())
     }
 
-    pub(crate) async fn token(&self) -> Result<AccessToken, GraphError> {
+    pub(crate) async fn access_token(&self) -> Result<AccessToken, GraphError> {
         self.inner
-            .tokens
+            .access_tokens
             .token()
             .await
             .map_err(GraphError::from_token_source)
@@ -562,10 +397,16 @@ impl GraphClient {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
-            let token = self.token().await?;
+            let access_token = self.access_token().await?;
             let admission = inner.limiter.admit(mailbox).await?;
             let answer = self
-                .exchange(operation, method.clone(), url.clone(), body.clone(), &token)
+                .exchange(
+                    operation,
+                    method.clone(),
+                    url.clone(),
+                    body.clone(),
+                    &access_token,
+                )
                 .await;
             drop(admission);
             let answer = answer?;
@@ -573,10 +414,10 @@ impl GraphClient {
             if (200..300).contains(&answer.status) {
                 return Ok(answer);
             }
-            // An expired or revoked token is dropped and replaced, once.
+            // An expired or revoked access token is dropped and replaced, once.
             if answer.status == 401 && !refreshed {
                 refreshed = true;
-                inner.tokens.invalidate(&token);
+                inner.access_tokens.invalidate(&access_token);
                 continue;
             }
             let e = graph_error(operation, &answer, inner.clock.now());
@@ -594,7 +435,7 @@ impl GraphClient {
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
-        token: &AccessToken,
+        access_token: &AccessToken,
     ) -> Result<Answer, GraphError> {
         let inner = &*self.inner;
         let unreachable = |e: reqwest::Error| GraphError::GraphUnreachable {
@@ -611,7 +452,7 @@ impl GraphClient {
         let mut req = inner
             .http
             .request(method.clone(), url)
-            .bearer_auth(token.secret().expose())
+            .bearer_auth(access_token.secret().expose())
             .header(ACCEPT, "application/json")
             .header(USER_AGENT, &inner.cfg.user_agent)
             .header("client-request-id", random_uuid())
@@ -650,7 +491,10 @@ impl GraphClient {
     }
 }
 
-fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<&str> {
+pub(super) fn header(
+    headers: &HeaderMap,
+    name: impl reqwest::header::AsHeaderName,
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -665,228 +509,4 @@ fn log_answer(operation: GraphOperation, mailbox: &str, answer: &Answer) {
         diagnostic = header(&answer.headers, "x-ms-ags-diagnostic"),
         "Graph answer"
     );
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let v = header(headers, RETRY_AFTER)?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    Some(
-        (at - now)
-            .max(TimeDelta::zero())
-            .to_std()
-            .unwrap_or_default(),
-    )
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(rename = "innerError", alias = "innererror")]
-    inner: Option<InnerError>,
-}
-
-#[derive(Deserialize)]
-struct InnerError {
-    code: Option<String>,
-    #[serde(rename = "request-id")]
-    request_id: Option<String>,
-    #[serde(rename = "client-request-id")]
-    client_request_id: Option<String>,
-    date: Option<String>,
-}
-
-/// Graph's JSON error body typed, or the answer described when it has none.
-fn graph_error(operation: GraphOperation, answer: &Answer, now: DateTime<Utc>) -> GraphError {
-    let retry_after = retry_after(&answer.headers, now);
-    match serde_json::from_slice::<ErrorEnvelope>(&answer.body) {
-        Ok(ErrorEnvelope { error }) => {
-            let inner = error.inner;
-            let from_header = |name| header(&answer.headers, name).map(str::to_owned);
-            GraphError::Graph {
-                operation,
-                status: answer.status,
-                code: error.code,
-                message: error.message,
-                inner: Box::new(GraphInnerError {
-                    code: inner.as_ref().and_then(|i| i.code.clone()),
-                    request_id: inner
-                        .as_ref()
-                        .and_then(|i| i.request_id.clone())
-                        .or_else(|| from_header("request-id")),
-                    client_request_id: inner
-                        .as_ref()
-                        .and_then(|i| i.client_request_id.clone())
-                        .or_else(|| from_header("client-request-id")),
-                    date: inner.and_then(|i| i.date),
-                }),
-                retry_after,
-            }
-        }
-        Err(_) => GraphError::GraphHttp {
-            operation,
-            status: answer.status,
-            retry_after,
-            content_type: header(&answer.headers, CONTENT_TYPE).map(str::to_owned),
-            excerpt: excerpt(&answer.body),
-        },
-    }
-}
-
-/// The start of a body on one line, at most 200 characters.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
-    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Answer {
-        let mut h = HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, v.parse().unwrap());
-        }
-        Answer {
-            status,
-            headers: h,
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
-    fn now() -> DateTime<Utc> {
-        "2026-03-02T08:00:00Z".parse().unwrap()
-    }
-
-    #[test]
-    fn graph_error_bodies_are_kept() {
-        let a = answer(
-            403,
-            &[("request-id", "from-header")],
-            r#"{"error":{"code":"ErrorAccessDenied","message":"Access to OData is disabled.","innerError":{"request-id":"2f038156","client-request-id":"c-1","date":"2026-03-02T08:00:00"}}}"#,
-        );
-        match graph_error(GraphOperation::ListMessages, &a, now()) {
-            GraphError::Graph {
-                status: 403,
-                code,
-                message,
-                inner,
-                ..
-            } => {
-                assert_eq!(code, "ErrorAccessDenied");
-                assert_eq!(message, "Access to OData is disabled.");
-                assert_eq!(
-                    *inner,
-                    GraphInnerError {
-                        code: None,
-                        request_id: Some("2f038156".into()),
-                        client_request_id: Some("c-1".into()),
-                        date: Some("2026-03-02T08:00:00".into()),
-                    }
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        // Without innerError, the header's request id is kept.
-        let a = answer(
-            429,
-            &[("request-id", "r-9"), ("retry-after", "7")],
-            r#"{"error":{"code":"ApplicationThrottled","message":"Application is over its MailboxConcurrency limit."}}"#,
-        );
-        let e = graph_error(GraphOperation::SendMail, &a, now());
-        assert!(e.is_throttling() && e.is_retryable());
-        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
-        assert!(e.to_string().contains("[request-id r-9]"), "{e}");
-    }
-
-    #[test]
-    fn other_bodies_are_described() {
-        let a = answer(
-            502,
-            &[("content-type", "text/html")],
-            "<html>\n<body>  Bad   Gateway</body></html>",
-        );
-        let e = graph_error(GraphOperation::ListMessages, &a, now());
-        match &e {
-            GraphError::GraphHttp {
-                status: 502,
-                excerpt,
-                content_type,
-                ..
-            } => {
-                assert_eq!(excerpt, "<html> <body> Bad Gateway</body></html>");
-                assert_eq!(content_type.as_deref(), Some("text/html"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(e.is_retryable() && !e.is_throttling());
-        assert_eq!(excerpt("x".repeat(500).as_bytes()).chars().count(), 201);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let h = answer(503, &[("retry-after", "Mon, 02 Mar 2026 08:00:30 GMT")], "").headers;
-        assert_eq!(retry_after(&h, now()), Some(Duration::from_secs(30)));
-        let h = answer(503, &[("retry-after", " 12 ")], "").headers;
-        assert_eq!(retry_after(&h, now()), Some(Duration::from_secs(12)));
-        let h = answer(503, &[("retry-after", "soon")], "").headers;
-        assert_eq!(retry_after(&h, now()), None);
-    }
-
-    #[test]
-    fn configuration_is_checked() {
-        assert!(
-            GraphConfig::new("https://graph.microsoft.com/v1.0")
-                .validate()
-                .is_ok()
-        );
-        for bad in [
-            GraphConfig::new("http://graph.example/v1.0"),
-            GraphConfig::new("not a url"),
-            GraphConfig::new("https://graph.example/v1.0?x=1"),
-            GraphConfig {
-                page_size: 0,
-                ..GraphConfig::new("https://graph.microsoft.com/v1.0")
-            },
-            GraphConfig {
-                page_size: 1001,
-                ..GraphConfig::new("https://graph.microsoft.com/v1.0")
-            },
-        ] {
-            assert!(
-                matches!(bad.validate(), Err(GraphError::InvalidConfig { .. })),
-                "{bad:?}"
-            );
-        }
-        let gov = GraphConfig::for_authority(&Authority::UsGovernment).unwrap();
-        assert_eq!(gov.endpoint, "https://graph.microsoft.us/v1.0");
-        assert_eq!(gov.delete_mode, DeleteMode::MoveToDeletedItems);
-        let china = GraphConfig::for_authority(&Authority::China).unwrap();
-        assert_eq!(
-            china.endpoint,
-            "https://microsoftgraph.chinacloudapi.cn/v1.0"
-        );
-        assert_eq!(
-            GraphConfig::for_authority(&Authority::Public)
-                .unwrap()
-                .delete_mode,
-            DeleteMode::Permanent
-        );
-        assert!(GraphConfig::for_authority(&Authority::Custom("http://x".into())).is_err());
-    }
 }

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use continuity_core::token::AccessToken;
 
 use crate::error::{AadstsKind, GraphError, Refusal};
-use crate::graph::GraphClient;
+use crate::graph_client::GraphClient;
 
 /// What the probe does with a mailbox, hence which permission it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub enum SendCheck {
 
 /// What a successful check learnt.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionInfo {
+pub struct GraphConnectionInfo {
     /// The mailbox checked.
     pub mailbox: String,
     /// The application permissions in the token (`roles`), when readable.
@@ -76,7 +76,7 @@ pub struct ConnectionInfo {
 /// What is missing, for an administrator. [`fmt::Display`] says what to do.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub enum ConnectionProblem {
+pub enum GraphConnectionProblem {
     /// This side's configuration is incomplete (no settings or no mailbox for the tenant).
     NotConfigured(GraphError),
     /// The tenant does not exist (wrong id or domain, or another cloud).
@@ -92,7 +92,7 @@ pub enum ConnectionProblem {
     /// This host's clock is too far off for Entra ID.
     ClockSkew(GraphError),
     /// No token for another reason (Conditional Access, scope, Entra ID unavailable).
-    TokenUnavailable(GraphError),
+    AccessTokenUnavailable(GraphError),
     /// An application permission is missing or not consented.
     PermissionMissing {
         /// The permission (`Mail.Send`, `Mail.ReadWrite`).
@@ -114,39 +114,41 @@ pub enum ConnectionProblem {
     Other(GraphError),
 }
 
-impl ConnectionProblem {
+impl GraphConnectionProblem {
     fn diagnose(e: GraphError) -> Self {
-        if let GraphError::Token {
+        if let GraphError::AccessToken {
             kind: Some(kind), ..
         } = &e
         {
             return match kind {
-                AadstsKind::UnknownTenant => ConnectionProblem::UnknownTenant(e),
-                AadstsKind::UnknownApplication => ConnectionProblem::UnknownApplication(e),
+                AadstsKind::UnknownTenant => GraphConnectionProblem::UnknownTenant(e),
+                AadstsKind::UnknownApplication => GraphConnectionProblem::UnknownApplication(e),
                 AadstsKind::CertificateNotRegistered => {
-                    ConnectionProblem::CertificateNotRegistered(e)
+                    GraphConnectionProblem::CertificateNotRegistered(e)
                 }
                 AadstsKind::CertificateRevokedOrExpired => {
-                    ConnectionProblem::CertificateRevokedOrExpired(e)
+                    GraphConnectionProblem::CertificateRevokedOrExpired(e)
                 }
-                AadstsKind::ConsentMissing => ConnectionProblem::ConsentMissing(e),
-                AadstsKind::ClockSkew => ConnectionProblem::ClockSkew(e),
-                _ => ConnectionProblem::TokenUnavailable(e),
+                AadstsKind::ConsentMissing => GraphConnectionProblem::ConsentMissing(e),
+                AadstsKind::ClockSkew => GraphConnectionProblem::ClockSkew(e),
+                _ => GraphConnectionProblem::AccessTokenUnavailable(e),
             };
         }
         match e.refusal() {
-            Some(Refusal::PermissionMissing(permission)) => ConnectionProblem::PermissionMissing {
-                permission,
-                error: e,
-            },
-            Some(Refusal::OutOfScope) => ConnectionProblem::MailboxOutOfScope(e),
-            Some(Refusal::MailboxNotFound) => ConnectionProblem::MailboxNotFound(e),
-            Some(Refusal::TokenRejected) => ConnectionProblem::TokenRejected(e),
+            Some(Refusal::PermissionMissing(permission)) => {
+                GraphConnectionProblem::PermissionMissing {
+                    permission,
+                    error: e,
+                }
+            }
+            Some(Refusal::OutOfScope) => GraphConnectionProblem::MailboxOutOfScope(e),
+            Some(Refusal::MailboxNotFound) => GraphConnectionProblem::MailboxNotFound(e),
+            Some(Refusal::TokenRejected) => GraphConnectionProblem::TokenRejected(e),
             None => match &e {
-                GraphError::Token { .. } => ConnectionProblem::TokenUnavailable(e),
-                GraphError::GraphUnreachable { .. } => ConnectionProblem::Unreachable(e),
-                _ if e.is_retryable() => ConnectionProblem::Unavailable(e),
-                _ => ConnectionProblem::Other(e),
+                GraphError::AccessToken { .. } => GraphConnectionProblem::AccessTokenUnavailable(e),
+                GraphError::GraphUnreachable { .. } => GraphConnectionProblem::Unreachable(e),
+                _ if e.is_retryable() => GraphConnectionProblem::Unavailable(e),
+                _ => GraphConnectionProblem::Other(e),
             },
         }
     }
@@ -154,61 +156,61 @@ impl ConnectionProblem {
     /// The underlying error.
     pub fn error(&self) -> &GraphError {
         match self {
-            ConnectionProblem::NotConfigured(e)
-            | ConnectionProblem::UnknownTenant(e)
-            | ConnectionProblem::UnknownApplication(e)
-            | ConnectionProblem::CertificateNotRegistered(e)
-            | ConnectionProblem::CertificateRevokedOrExpired(e)
-            | ConnectionProblem::ConsentMissing(e)
-            | ConnectionProblem::ClockSkew(e)
-            | ConnectionProblem::TokenUnavailable(e)
-            | ConnectionProblem::PermissionMissing { error: e, .. }
-            | ConnectionProblem::MailboxOutOfScope(e)
-            | ConnectionProblem::MailboxNotFound(e)
-            | ConnectionProblem::TokenRejected(e)
-            | ConnectionProblem::Unreachable(e)
-            | ConnectionProblem::Unavailable(e)
-            | ConnectionProblem::Other(e) => e,
+            GraphConnectionProblem::NotConfigured(e)
+            | GraphConnectionProblem::UnknownTenant(e)
+            | GraphConnectionProblem::UnknownApplication(e)
+            | GraphConnectionProblem::CertificateNotRegistered(e)
+            | GraphConnectionProblem::CertificateRevokedOrExpired(e)
+            | GraphConnectionProblem::ConsentMissing(e)
+            | GraphConnectionProblem::ClockSkew(e)
+            | GraphConnectionProblem::AccessTokenUnavailable(e)
+            | GraphConnectionProblem::PermissionMissing { error: e, .. }
+            | GraphConnectionProblem::MailboxOutOfScope(e)
+            | GraphConnectionProblem::MailboxNotFound(e)
+            | GraphConnectionProblem::TokenRejected(e)
+            | GraphConnectionProblem::Unreachable(e)
+            | GraphConnectionProblem::Unavailable(e)
+            | GraphConnectionProblem::Other(e) => e,
         }
     }
 }
 
-impl fmt::Display for ConnectionProblem {
+impl fmt::Display for GraphConnectionProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let advice = match self {
-            ConnectionProblem::NotConfigured(_) => "the probe is not configured for this".into(),
-            ConnectionProblem::UnknownTenant(_) => AadstsKind::UnknownTenant.advice().into(),
-            ConnectionProblem::UnknownApplication(_) => {
+            GraphConnectionProblem::NotConfigured(_) => "the probe is not configured for this".into(),
+            GraphConnectionProblem::UnknownTenant(_) => AadstsKind::UnknownTenant.advice().into(),
+            GraphConnectionProblem::UnknownApplication(_) => {
                 AadstsKind::UnknownApplication.advice().into()
             }
-            ConnectionProblem::CertificateNotRegistered(_) => {
+            GraphConnectionProblem::CertificateNotRegistered(_) => {
                 AadstsKind::CertificateNotRegistered.advice().into()
             }
-            ConnectionProblem::CertificateRevokedOrExpired(_) => {
+            GraphConnectionProblem::CertificateRevokedOrExpired(_) => {
                 AadstsKind::CertificateRevokedOrExpired.advice().into()
             }
-            ConnectionProblem::ConsentMissing(_) => AadstsKind::ConsentMissing.advice().into(),
-            ConnectionProblem::ClockSkew(_) => AadstsKind::ClockSkew.advice().into(),
-            ConnectionProblem::TokenUnavailable(_) => "no access token could be had".into(),
-            ConnectionProblem::PermissionMissing { permission, .. } => {
+            GraphConnectionProblem::ConsentMissing(_) => AadstsKind::ConsentMissing.advice().into(),
+            GraphConnectionProblem::ClockSkew(_) => AadstsKind::ClockSkew.advice().into(),
+            GraphConnectionProblem::AccessTokenUnavailable(_) => "no access token could be had".into(),
+            GraphConnectionProblem::PermissionMissing { permission, .. } => {
                 Refusal::PermissionMissing(permission).advice()
             }
-            ConnectionProblem::MailboxOutOfScope(_) => Refusal::OutOfScope.advice(),
-            ConnectionProblem::MailboxNotFound(_) => Refusal::MailboxNotFound.advice(),
-            ConnectionProblem::TokenRejected(_) => Refusal::TokenRejected.advice(),
-            ConnectionProblem::Unreachable(_) => {
+            GraphConnectionProblem::MailboxOutOfScope(_) => Refusal::OutOfScope.advice(),
+            GraphConnectionProblem::MailboxNotFound(_) => Refusal::MailboxNotFound.advice(),
+            GraphConnectionProblem::TokenRejected(_) => Refusal::TokenRejected.advice(),
+            GraphConnectionProblem::Unreachable(_) => {
                 "Microsoft Graph cannot be reached: check DNS, the firewall or proxy, and the endpoint".into()
             }
-            ConnectionProblem::Unavailable(_) => {
+            GraphConnectionProblem::Unavailable(_) => {
                 "Microsoft Graph is busy or failing: try again later".into()
             }
-            ConnectionProblem::Other(_) => "unexpected answer".to_string(),
+            GraphConnectionProblem::Other(_) => "unexpected answer".to_string(),
         };
         write!(f, "{advice} ({})", self.error())
     }
 }
 
-impl std::error::Error for ConnectionProblem {
+impl std::error::Error for GraphConnectionProblem {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.error())
     }
@@ -217,7 +219,7 @@ impl std::error::Error for ConnectionProblem {
 /// The application permissions (`roles`) of a JWT access token; `None` if
 /// the token is not a readable JWT. Only read, never trusted: Graph checks
 /// the token; this tells the administrator what it will find.
-pub(crate) fn token_roles(token: &AccessToken) -> Option<Vec<String>> {
+pub(crate) fn access_token_roles(token: &AccessToken) -> Option<Vec<String>> {
     let mut parts = token.secret().expose().split('.');
     let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
@@ -240,9 +242,12 @@ impl GraphClient {
         &self,
         mailbox: &str,
         usage: MailboxUse,
-    ) -> Result<ConnectionInfo, ConnectionProblem> {
-        let token = self.token().await.map_err(ConnectionProblem::diagnose)?;
-        let roles = token_roles(&token);
+    ) -> Result<GraphConnectionInfo, GraphConnectionProblem> {
+        let access_token = self
+            .access_token()
+            .await
+            .map_err(GraphConnectionProblem::diagnose)?;
+        let roles = access_token_roles(&access_token);
         let may_read = roles
             .as_ref()
             .is_none_or(|r| r.iter().any(|g| g.starts_with("Mail.Read")));
@@ -256,7 +261,7 @@ impl GraphClient {
             {
                 false
             }
-            Err(e) => return Err(ConnectionProblem::diagnose(e)),
+            Err(e) => return Err(GraphConnectionProblem::diagnose(e)),
         };
         if let Some(granted) = &roles {
             // Mail.ReadWrite includes reading; Mail.Send is separate.
@@ -265,7 +270,7 @@ impl GraphClient {
                 .iter()
                 .find(|p| !granted.iter().any(|g| g == *p))
             {
-                return Err(ConnectionProblem::PermissionMissing {
+                return Err(GraphConnectionProblem::PermissionMissing {
                     permission: missing,
                     error: GraphError::PermissionNotGranted {
                         permission: missing,
@@ -279,7 +284,7 @@ impl GraphClient {
             (true, Some(_)) => SendCheck::GrantedInToken,
             (true, None) => SendCheck::NotVerifiable,
         };
-        Ok(ConnectionInfo {
+        Ok(GraphConnectionInfo {
             mailbox: mailbox.to_owned(),
             roles,
             mailbox_verified,
@@ -306,19 +311,22 @@ mod tests {
     #[test]
     fn roles_are_read_from_a_jwt_when_there_is_one() {
         assert_eq!(
-            token_roles(&jwt(
+            access_token_roles(&jwt(
                 r#"{"aud":"https://graph.microsoft.com","roles":["Mail.Send","Mail.ReadWrite"]}"#
             )),
             Some(vec!["Mail.Send".to_owned(), "Mail.ReadWrite".to_owned()])
         );
         assert_eq!(
-            token_roles(&jwt(r#"{"aud":"x"}"#)),
+            access_token_roles(&jwt(r#"{"aud":"x"}"#)),
             Some(vec![]),
             "no roles: none granted"
         );
         let now = "2026-03-02T08:00:00Z".parse().unwrap();
-        assert_eq!(token_roles(&AccessToken::new("opaque-token", now)), None);
-        assert_eq!(token_roles(&AccessToken::new("a.!!!.c", now)), None);
-        assert_eq!(token_roles(&jwt("[1,2]")), None);
+        assert_eq!(
+            access_token_roles(&AccessToken::new("opaque-token", now)),
+            None
+        );
+        assert_eq!(access_token_roles(&AccessToken::new("a.!!!.c", now)), None);
+        assert_eq!(access_token_roles(&jwt("[1,2]")), None);
     }
 }

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::token::{AccessToken, AccessTokenSource};
 
-use crate::assertion::AppRegistration;
-use crate::client::TokenClient;
+use crate::app_registration::AppRegistration;
 use crate::error::GraphError;
+use crate::token_client::TokenClient;
 
 /// Default refresh-ahead margin: a token is renewed once 5 minutes or less remain.
 pub const DEFAULT_REFRESH_AHEAD: TimeDelta = TimeDelta::minutes(5);

@@ -6,247 +6,31 @@
 //! honours the server's back-off, retries what can succeed on retry, and
 //! turns every answer into a typed result.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use continuity_core::{Clock, SystemClock, token::AccessTokenSource};
+#[cfg(feature = "ntlm")]
+use continuity_core::Clock;
+use continuity_core::token::AccessTokenSource;
 use reqwest::{
     StatusCode, Url,
     header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT},
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
 use crate::{
     error::{EwsError, Result, excerpt},
-    request::{self, DeleteType, Envelope, FindQuery, Folder, ItemId, ProbeMessage, ServerVersion},
-    response::{
-        FolderInfo, HttpMeta, Item, Response, ServerVersionInfo, looks_disabled, parse_http,
-    },
-    throttle::{BackOff, EXCHANGE_MAX_CONCURRENCY, Jitter, SendPacer},
+    request::{self, DeleteType, Envelope, FindQuery, Folder, ItemId, ProbeMessage},
+    response::{HttpMeta, Item, Response, looks_disabled, parse_http},
+    throttle::{BackOff, Jitter, SendPacer},
 };
 
-/// How the client authenticates.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum Auth {
-    /// HTTP Basic with a service account (on-premises, HTTPS only).
-    Basic {
-        /// User name (`DOMAIN\user` or UPN).
-        username: String,
-        /// Password.
-        password: SecretString,
-    },
-    /// `Authorization: Bearer` from a token source (Exchange Online, hybrid).
-    Bearer(Arc<dyn AccessTokenSource>),
-    /// NTLMv2 (on-premises): the handshake runs once per kept-alive
-    /// connection, which then stays authenticated.
-    #[cfg(feature = "ntlm")]
-    Ntlm {
-        /// NetBIOS domain (e.g. `CONTOSO`).
-        domain: String,
-        /// User name without the domain.
-        username: String,
-        /// Password.
-        password: SecretString,
-        /// Workstation name sent in the messages.
-        workstation: String,
-    },
-}
+mod config;
+mod connection_check;
 
-impl Auth {
-    /// Basic authentication.
-    pub fn basic(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Auth::Basic {
-            username: username.into(),
-            password: SecretString::from(password.into()),
-        }
-    }
-
-    /// NTLM authentication as `domain\\username`.
-    #[cfg(feature = "ntlm")]
-    pub fn ntlm(
-        domain: impl Into<String>,
-        username: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Self {
-        Auth::Ntlm {
-            domain: domain.into(),
-            username: username.into(),
-            password: SecretString::from(password.into()),
-            workstation: "CONTINUITY".into(),
-        }
-    }
-
-    fn scheme(&self) -> &'static str {
-        match self {
-            Auth::Basic { .. } => "Basic",
-            Auth::Bearer(_) => "Bearer",
-            #[cfg(feature = "ntlm")]
-            Auth::Ntlm { .. } => "NTLM",
-        }
-    }
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-            Auth::Bearer(source) => f.debug_tuple("Bearer").field(source).finish(),
-            #[cfg(feature = "ntlm")]
-            Auth::Ntlm {
-                domain,
-                username,
-                workstation,
-                ..
-            } => f
-                .debug_struct("Ntlm")
-                .field("domain", domain)
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .field("workstation", workstation)
-                .finish(),
-        }
-    }
-}
-
-/// Retry settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (default 3).
-    pub max_attempts: u32,
-    /// First back-off (default 500 ms); doubles per retry, with jitter.
-    pub base_delay: Duration,
-    /// Largest back-off between two attempts (default 10 s).
-    pub max_delay: Duration,
-    /// Longest wait the client accepts from the server (`BackOffMilliseconds`,
-    /// `Retry-After`) before giving up and returning the error (default 30 s):
-    /// a probe must not hang for minutes.
-    pub max_server_wait: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(10),
-            max_server_wait: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Configuration of one [`EwsClient`] (one service account on one server).
-#[derive(Clone, Debug)]
-pub struct EwsConfig {
-    /// `https://<host>/EWS/Exchange.asmx`.
-    pub endpoint: String,
-    /// Credentials.
-    pub auth: Auth,
-    /// `RequestServerVersion` (default `Exchange2013_SP1`).
-    pub server_version: ServerVersion,
-    /// Allow `http://` (tests only; default false: credentials never travel in clear).
-    pub allow_plain_http: bool,
-    /// Whole-request timeout (default 30 s).
-    pub request_timeout: Duration,
-    /// Connect timeout (default 10 s).
-    pub connect_timeout: Duration,
-    /// Concurrent requests of this account (default 8; at most 27, Exchange's limit per user).
-    pub max_concurrency: usize,
-    /// Largest response body read (default 4 MiB).
-    pub max_response_bytes: usize,
-    /// Minimum time between two sends from one mailbox (default 6 s, i.e.
-    /// at most 10 a minute, a third of Exchange Online's MessageRateLimit).
-    pub min_send_interval: Duration,
-    /// Retries.
-    pub retry: RetryPolicy,
-    /// Exchange Online (legacy EWS mode): an HTTP 403 means EWS is disabled
-    /// for the tenant. `None` (the default): Exchange Online exactly when
-    /// the auth is Bearer.
-    pub exchange_online: Option<bool>,
-    /// `User-Agent` (fixed per application, for the server's logs).
-    pub user_agent: String,
-    /// The time source (NTLM timestamps when the server sends none).
-    pub clock: Arc<dyn Clock>,
-}
-
-impl EwsConfig {
-    /// Defaults for `endpoint` and `auth`.
-    pub fn new(endpoint: impl Into<String>, auth: Auth) -> Self {
-        EwsConfig {
-            endpoint: endpoint.into(),
-            auth,
-            server_version: ServerVersion::default(),
-            allow_plain_http: false,
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            max_concurrency: 8,
-            max_response_bytes: 4 << 20,
-            min_send_interval: Duration::from_secs(6),
-            retry: RetryPolicy::default(),
-            exchange_online: None,
-            user_agent: concat!("continuity-ews/", env!("CARGO_PKG_VERSION")).into(),
-            clock: Arc::new(SystemClock),
-        }
-    }
-
-    /// Whether the client talks to Exchange Online (see [`EwsConfig::exchange_online`]).
-    pub fn is_exchange_online(&self) -> bool {
-        self.exchange_online
-            .unwrap_or(matches!(self.auth, Auth::Bearer(_)))
-    }
-
-    fn validate(&self) -> Result<Url> {
-        let bad = |field, reason: String| EwsError::InvalidConfig { field, reason };
-        let url = Url::parse(&self.endpoint)
-            .map_err(|e| bad("endpoint", format!("{:?} is not a URL: {e}", self.endpoint)))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_plain_http => {}
-            "http" => {
-                return Err(bad(
-                    "endpoint",
-                    "plain http is refused (credentials would travel in clear); use https".into(),
-                ));
-            }
-            s => return Err(bad("endpoint", format!("scheme {s:?}; use https"))),
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad(
-                "endpoint",
-                "credentials belong in `auth`, not in the URL".into(),
-            ));
-        }
-        if self.max_concurrency == 0 || self.max_concurrency > EXCHANGE_MAX_CONCURRENCY {
-            return Err(bad(
-                "max_concurrency",
-                format!(
-                    "{} not in 1..={EXCHANGE_MAX_CONCURRENCY} (Exchange's limit per user)",
-                    self.max_concurrency
-                ),
-            ));
-        }
-        if self.retry.max_attempts == 0 {
-            return Err(bad("retry.max_attempts", "must be at least 1".into()));
-        }
-        if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
-            return Err(bad("request_timeout", "timeouts must be positive".into()));
-        }
-        if self.max_response_bytes < 1024 {
-            return Err(bad("max_response_bytes", "must be at least 1024".into()));
-        }
-        if let Auth::Basic { username, .. } = &self.auth
-            && username.is_empty()
-        {
-            return Err(bad("auth.username", "empty".into()));
-        }
-        Ok(url)
-    }
-}
+pub use config::{Auth, EwsConfig, EwsRetryPolicy};
+pub use connection_check::{EwsConnectionInfo, EwsConnectionProblem};
 
 /// An EWS client for one service account. Cheap to clone; clones share the
 /// connection pool, the concurrency cap, the back-off and the send pacing,
@@ -441,27 +225,6 @@ impl EwsClient {
         Ok(())
     }
 
-    /// Checks that the client can work with `mailbox`: reachable, TLS,
-    /// credentials, impersonation, mailbox, request version. Read-only
-    /// (`GetFolder` of the Inbox).
-    pub async fn check_connection(
-        &self,
-        mailbox: &str,
-    ) -> std::result::Result<ConnectionInfo, ConnectionProblem> {
-        let body = request::get_folder(&self.envelope(mailbox), Folder::Inbox);
-        let outcome = match self.call("GetFolder", mailbox, body).await {
-            Ok(r) => {
-                let server = r.server.clone();
-                r.first("GetFolder").map(|m| ConnectionInfo {
-                    server,
-                    inbox: m.folders.into_iter().next(),
-                })
-            }
-            Err(e) => Err(e),
-        };
-        outcome.map_err(|e| ConnectionProblem::diagnose(e, &self.inner.cfg, mailbox))
-    }
-
     /// Sends one SOAP body, with retries; `mailbox` is the impersonated one.
     pub async fn call(
         &self,
@@ -552,11 +315,12 @@ impl EwsClient {
                         req.basic_auth(username, Some(password.expose_secret()))
                     }
                     Auth::Bearer(source) => {
-                        let token = source.token().await.map_err(|e| EwsError::Token {
-                            retryable: e.is_retryable(),
-                            message: e.to_string(),
-                        })?;
-                        req.bearer_auth(token.secret().expose())
+                        let access_token =
+                            source.token().await.map_err(|e| EwsError::AccessToken {
+                                retryable: e.is_retryable(),
+                                message: e.to_string(),
+                            })?;
+                        req.bearer_auth(access_token.secret().expose())
                     }
                     #[cfg(feature = "ntlm")]
                     Auth::Ntlm { .. } => req,
@@ -676,9 +440,9 @@ impl EwsClient {
             }
         }
         let mut conn = Connection::open(&inner.endpoint, cfg.connect_timeout).await?;
-        let with_auth = |token: String| -> Result<HeaderMap> {
+        let with_auth = |ntlm_message: String| -> Result<HeaderMap> {
             let mut h = headers.clone();
-            let v = HeaderValue::from_str(&format!("NTLM {token}")).map_err(|e| {
+            let v = HeaderValue::from_str(&format!("NTLM {ntlm_message}")).map_err(|e| {
                 EwsError::Transport {
                     message: e.to_string(),
                 }
@@ -710,7 +474,7 @@ impl EwsClient {
             // The server does not offer NTLM: report its 401 as it is.
             return Ok(first);
         };
-        let token = crate::ntlm::authenticate(
+        let authenticate_message = crate::ntlm::authenticate(
             &challenge?,
             domain,
             username,
@@ -718,7 +482,7 @@ impl EwsClient {
             workstation,
             cfg.clock.now(),
         )?;
-        let authenticate = with_auth(token)?;
+        let authenticate = with_auth(authenticate_message)?;
         let answer = conn
             .post(
                 &inner.endpoint,
@@ -919,155 +683,5 @@ fn transport_error(
         }
     } else {
         EwsError::Transport { message: chain }
-    }
-}
-
-/// What a successful connection check learnt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    /// The server's `ServerVersionInfo`, when sent.
-    pub server: Option<ServerVersionInfo>,
-    /// The impersonated mailbox's Inbox.
-    pub inbox: Option<FolderInfo>,
-}
-
-/// What is wrong, for an administrator. [`fmt::Display`] says what to do.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ConnectionProblem {
-    /// The endpoint cannot be reached (DNS, firewall, server down).
-    Unreachable(EwsError),
-    /// TLS failed: certificate untrusted, expired or for another name.
-    Tls(EwsError),
-    /// The service account's credentials (or token) were refused.
-    BadCredentials(EwsError),
-    /// The account may not impersonate the mailbox: the ApplicationImpersonation role is missing.
-    ImpersonationDenied(EwsError),
-    /// The mailbox does not exist.
-    MailboxNotFound(EwsError),
-    /// The server refuses the configured `RequestServerVersion`.
-    ServerVersionUnsupported(EwsError),
-    /// Exchange Online has EWS switched off for the tenant.
-    EwsDisabled(EwsError),
-    /// The server is busy or failing; try again later.
-    Unavailable(EwsError),
-    /// Anything else.
-    Other(EwsError),
-}
-
-impl ConnectionProblem {
-    fn diagnose(e: EwsError, cfg: &EwsConfig, mailbox: &str) -> Self {
-        let code = e.response_code().map(|c| c.as_str().to_owned());
-        let message = match &e {
-            EwsError::Fault { message, .. } | EwsError::Response { message, .. } => {
-                message.to_ascii_lowercase()
-            }
-            _ => String::new(),
-        };
-        let _ = (cfg, mailbox);
-        match (&e, code.as_deref()) {
-            (EwsError::Unreachable { .. } | EwsError::Timeout { .. }, _) => {
-                ConnectionProblem::Unreachable(e)
-            }
-            (EwsError::Tls { .. }, _) => ConnectionProblem::Tls(e),
-            (EwsError::Unauthorized { .. }, _) => ConnectionProblem::BadCredentials(e),
-            (EwsError::EwsDisabled { .. }, _) => ConnectionProblem::EwsDisabled(e),
-            (_, Some("ErrorImpersonateUserDenied" | "ErrorImpersonationDenied")) => {
-                ConnectionProblem::ImpersonationDenied(e)
-            }
-            (
-                _,
-                Some(
-                    "ErrorNonExistentMailbox"
-                    | "ErrorInvalidSmtpAddress"
-                    | "ErrorMailRecipientNotFound",
-                ),
-            ) => ConnectionProblem::MailboxNotFound(e),
-            (
-                _,
-                Some(
-                    "ErrorInvalidServerVersion"
-                    | "ErrorInvalidSchemaVersionForMailboxVersion"
-                    | "ErrorIncorrectSchemaVersion",
-                ),
-            ) => ConnectionProblem::ServerVersionUnsupported(e),
-            (
-                EwsError::Http {
-                    status: 500,
-                    excerpt,
-                    ..
-                },
-                _,
-            ) if excerpt
-                .to_ascii_lowercase()
-                .contains("server version is invalid") =>
-            {
-                ConnectionProblem::ServerVersionUnsupported(e)
-            }
-            (_, Some("ErrorSchemaValidation")) if message.contains("requestserverversion") => {
-                ConnectionProblem::ServerVersionUnsupported(e)
-            }
-            _ if e.is_retryable() => ConnectionProblem::Unavailable(e),
-            _ => ConnectionProblem::Other(e),
-        }
-    }
-
-    /// The underlying error.
-    pub fn error(&self) -> &EwsError {
-        match self {
-            ConnectionProblem::Unreachable(e)
-            | ConnectionProblem::Tls(e)
-            | ConnectionProblem::BadCredentials(e)
-            | ConnectionProblem::ImpersonationDenied(e)
-            | ConnectionProblem::MailboxNotFound(e)
-            | ConnectionProblem::ServerVersionUnsupported(e)
-            | ConnectionProblem::EwsDisabled(e)
-            | ConnectionProblem::Unavailable(e)
-            | ConnectionProblem::Other(e) => e,
-        }
-    }
-}
-
-impl fmt::Display for ConnectionProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let advice = match self {
-            ConnectionProblem::Unreachable(_) => {
-                "the EWS endpoint cannot be reached: check the host name, DNS, the firewall and that IIS/EWS runs"
-            }
-            ConnectionProblem::Tls(_) => {
-                "the TLS connection failed: the server's certificate is not trusted, expired, or issued for another name"
-            }
-            ConnectionProblem::BadCredentials(_) => {
-                "the service account's credentials were refused: check user name and password (or the token's app registration)"
-            }
-            ConnectionProblem::ImpersonationDenied(_) => {
-                "the service account may not impersonate this mailbox: grant it the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User <account>) with a scope covering the mailbox"
-            }
-            ConnectionProblem::MailboxNotFound(_) => {
-                "the mailbox does not exist: check its primary SMTP address"
-            }
-            ConnectionProblem::ServerVersionUnsupported(_) => {
-                "the server refuses the configured RequestServerVersion: configure an older version (e.g. Exchange2010_SP2)"
-            }
-            ConnectionProblem::EwsDisabled(_) => {
-                "EWS is disabled for this tenant (Exchange Online retires EWS): use the Microsoft Graph adapter"
-            }
-            ConnectionProblem::Unavailable(_) => "the server is busy or failing: try again later",
-            ConnectionProblem::Other(_) => "unexpected answer",
-        };
-        write!(f, "{advice} ({})", self.error())
-    }
-}
-
-impl std::error::Error for ConnectionProblem {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.error())
-    }
-}
-
-impl Auth {
-    /// The scheme name (`Basic`, `Bearer`), for logs.
-    pub fn scheme_name(&self) -> &'static str {
-        self.scheme()
     }
 }

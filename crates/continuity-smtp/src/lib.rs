@@ -1,0 +1,65 @@
+//! SMTP relays for `continuity`, in one place: the security modes, the AUTH
+//! credentials, TLS (rustls through lettre, the platform's roots plus any
+//! private CA) and the lettre connections and transports built from them.
+//! The e-mail notifier (`continuity-notify`) and the inbound probe sender
+//! (`continuity-ews`) both reach their relays through [`SmtpRelay`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use continuity_smtp::{RelayConfig, SmtpCredentials, SmtpRelay, SmtpSecurity};
+//!
+//! // STARTTLS on port 587 unless told otherwise, the certificate checked
+//! // against the platform's roots (plus `root_certificates_pem`).
+//! let mut config = RelayConfig::new("relay.example.net", "continuity.example.net");
+//! config.credentials = Some(SmtpCredentials::new("alerts", "s3cret"));
+//! config.timeout = Duration::from_secs(10);
+//! let relay = SmtpRelay::new(config)?;
+//! assert_eq!((relay.port(), relay.security()), (587, SmtpSecurity::StartTls));
+//! assert!(relay.is_authenticated());
+//! assert!(!format!("{relay:?}").contains("s3cret"));
+//!
+//! // Implicit TLS defaults to port 465.
+//! let mut config = RelayConfig::new("relay.example.net", "continuity.example.net");
+//! config.security = SmtpSecurity::ImplicitTls;
+//! assert_eq!(SmtpRelay::new(config)?.port(), 465);
+//!
+//! // Unencrypted SMTP needs an explicit opt-in.
+//! let mut config = RelayConfig::new("127.0.0.1", "localhost");
+//! config.security = SmtpSecurity::InsecurePlaintext;
+//! assert_eq!(SmtpRelay::new(config.clone()).unwrap_err().field, "security");
+//! config.allow_insecure_plaintext = true;
+//! let relay = SmtpRelay::new(config)?;
+//! assert_eq!(relay.port(), 25);
+//!
+//! // Either lettre's pooled transport, or single connections for a pool of
+//! // one's own (`relay.connect().await`, needs a Tokio runtime).
+//! let _transport = relay.transport();
+//! # Ok::<(), continuity_smtp::RelayConfigError>(())
+//! ```
+//!
+//! # Map
+//!
+//! | module | holds |
+//! |---|---|
+//! | `security` | [`SmtpSecurity`]: STARTTLS, implicit TLS, or plaintext by opt-in |
+//! | `credentials` | [`SmtpCredentials`], the password kept out of `Debug` |
+//! | `relay` | [`RelayConfig`] and the checked [`SmtpRelay`]: lettre transports and connections |
+//! | `tls` | TLS parameters, and [`is_certificate_error`] for lettre's errors |
+//! | `error` | [`RelayConfigError`], [`ConnectError`] |
+#![forbid(unsafe_code)]
+
+mod credentials;
+mod error;
+mod relay;
+mod security;
+mod tls;
+
+pub use credentials::SmtpCredentials;
+pub use error::{ConnectError, RelayConfigError};
+pub use relay::{RelayConfig, SmtpRelay};
+pub use security::SmtpSecurity;
+pub use tls::is_certificate_error;
+
+/// lettre, as this crate builds on it: messages, mailboxes and errors of the
+/// same version.
+pub use lettre;
