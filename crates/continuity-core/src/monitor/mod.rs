@@ -259,6 +259,7 @@ impl Monitor {
     pub async fn tick_now(&self) -> Result<TickReport> {
         self.tick(self.parts.clock.now()).await
     }
+
     /// Runs one round of the engine at `now` (see the [module docs](self)).
     ///
     /// Errors: [`Error::ClockWentBackwards`] if `now` is before the previous

@@ -255,7 +255,15 @@ impl Monitor {
                 return;
             }
             let settlements = self.check_claimed(claimed, now, report).await;
-            self.settle_probes(&settlements, report).await;
+            let results = self.parts.store.as_ref().settle_probes(&settlements).await;
+            for (s, r) in settlements.iter().zip(results) {
+                if let Err(e) = r {
+                    warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
+                    report
+                        .errors
+                        .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
+                }
+            }
             // Evaluate the tenants whose probes just arrived while their state
             // is still in the processor's cache (the same tick would reach
             // them later anyway).
@@ -302,20 +310,6 @@ impl Monitor {
             });
         }
         settlements
-    }
-
-    /// Tells the store which probes are done and when to check the others
-    /// again.
-    async fn settle_probes(&self, settlements: &[ProbeSettlement], report: &mut TickReport) {
-        let results = self.parts.store.as_ref().settle_probes(settlements).await;
-        for (s, r) in settlements.iter().zip(results) {
-            if let Err(e) = r {
-                warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
-                report
-                    .errors
-                    .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
-            }
-        }
     }
 
     /// Checks one claimed probe and records what it found. Returns when to

@@ -74,31 +74,6 @@ pub(super) struct TenantRuntime {
 }
 
 impl TenantRuntime {
-    /// A fresh runtime for `config`, on the stored state `cached`, watched
-    /// from `now`; its dense index is set when it is registered.
-    fn new(config: TenantConfig, cached: Versioned, now: DateTime<Utc>) -> Result<Self> {
-        Ok(TenantRuntime {
-            rules: config.rules(),
-            directions: [
-                DirectionRuntime::new(&config.inbound)?,
-                DirectionRuntime::new(&config.outbound)?,
-            ],
-            index: 0,
-            shard: shard_of(&config.tenant),
-            reload: false,
-            journal: Journal::default(),
-            watching_since: now,
-            tenant: config.tenant.clone(),
-            probe_settings: config.probes.clone(),
-            config: Arc::new(config),
-            cached,
-            next_eval_at: None,
-            queued: false,
-            removed: false,
-            last_evaluated: None,
-        })
-    }
-
     pub(super) fn due(&self, now: DateTime<Utc>) -> bool {
         self.next_eval_at.is_none_or(|t| now >= t) || self.directions.iter().any(|d| d.dirty)
     }
@@ -391,7 +366,28 @@ impl Monitor {
                 version: 0,
                 state: TenantState::default(),
             });
-        let runtime = TenantRuntime::new(config, cached, self.parts.clock.now())?;
+        // Built here rather than by a constructor returning it: a runtime
+        // is about two kilobytes, and each move of it is a copy.
+        let runtime = TenantRuntime {
+            rules: config.rules(),
+            directions: [
+                DirectionRuntime::new(&config.inbound)?,
+                DirectionRuntime::new(&config.outbound)?,
+            ],
+            index: 0,
+            shard: shard_of(&config.tenant),
+            reload: false,
+            journal: Journal::default(),
+            watching_since: self.parts.clock.now(),
+            tenant: config.tenant.clone(),
+            probe_settings: config.probes.clone(),
+            config: Arc::new(config),
+            cached,
+            next_eval_at: None,
+            queued: false,
+            removed: false,
+            last_evaluated: None,
+        };
         let probed: Vec<Direction> = Direction::ALL
             .into_iter()
             .filter(|d| self.parts.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))

@@ -118,8 +118,6 @@ impl Monitor {
     }
 
     /// Tenants to evaluate at `now`: timed wake-ups that are due, and
-    /// tenants with new observations. Sorted, without duplicates.
-    /// Tenants to evaluate at `now`: timed wake-ups that are due, and
     /// tenants with new observations. A tenant may appear more than once;
     /// `evaluate_tenant` evaluates a tenant at most once per tick.
     pub(super) fn due_evaluations(&self, now: DateTime<Utc>) -> Vec<Runtime> {
@@ -129,6 +127,7 @@ impl Monitor {
         due
     }
 
+    /// Probe jobs whose round is due at `now`.
     pub(super) fn due_probes(&self, now: DateTime<Utc>) -> Vec<ProbeJob> {
         let mut schedule = lock(&self.ticks.schedule);
         let mut due = schedule.probes.spare.pop().unwrap_or_default();
