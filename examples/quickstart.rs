@@ -130,6 +130,7 @@ async fn main() -> continuity::Result<()> {
         *b"quickstart-demo-key-not-a-secret",
     )?);
     let monitor = Monitor::builder()
+        .in_memory_store()
         .clock(Arc::new(clock.clone()))
         .probe(Direction::Inbound, mail.clone())
         .probe(Direction::Outbound, mail.clone())

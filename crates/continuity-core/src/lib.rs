@@ -24,6 +24,7 @@
 //! let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(20)));
 //! let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
 //! let monitor = Monitor::builder()
+//!     .in_memory_store()
 //!     .clock(Arc::new(clock.clone()))
 //!     .probe(Direction::Outbound, mail.clone())
 //!     .notifier(sms.clone())

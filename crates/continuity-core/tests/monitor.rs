@@ -444,6 +444,7 @@ async fn bad_calls_get_typed_errors() {
     let e = r.monitor.register_tenant(bad).await.unwrap_err();
     assert!(e.to_string().contains("no webhook notifier"), "{e}");
     let e = Monitor::builder()
+        .in_memory_store()
         .link_signer(rig_signer())
         .portal_url("https://x/")
         .build()
@@ -460,6 +461,27 @@ async fn bad_calls_get_typed_errors() {
         r.monitor.observe(old).unwrap(),
         continuity_core::window::Recorded::TooOld
     );
+}
+
+#[test]
+fn the_store_is_chosen_explicitly() {
+    let builder = || {
+        Monitor::builder()
+            .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
+            .link_signer(rig_signer())
+            .portal_url("https://continuity.example.net/c/")
+    };
+    match builder().build() {
+        Err(Error::InvalidConfig { field, reason }) => {
+            assert_eq!(field, "store");
+            assert!(
+                reason.contains(".store(") && reason.contains(".in_memory_store()"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a missing-store error, got {other:?}"),
+    }
+    builder().in_memory_store().build().unwrap();
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@
 //! let now = "2026-03-02T08:00:00Z".parse()?;
 //! let monitor = Arc::new(
 //!     Monitor::builder()
+//!         .in_memory_store()
 //!         .clock(Arc::new(ManualClock::new(now)))
 //!         .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
 //!         .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))

@@ -21,6 +21,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> continuity_core::Result<()> {
 //! let now = "2026-03-02T08:00:00Z".parse().unwrap();
 //! let monitor = Monitor::builder()
+//!     .in_memory_store()
 //!     .clock(Arc::new(ManualClock::new(now)))
 //!     .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))
 //!     .portal_url("https://continuity.example.net/c/")
