@@ -68,12 +68,13 @@
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits; the [`ProbeSender`](probe::ProbeSender) mail adapters hand inbound probes to |
 //! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`](arrival::ArrivalRegistry) the gateway feeds |
 //! | [`monitor`] | the [`Monitor`] engine |
-//! | [`token`] | the [`AccessTokenSource`](token::AccessTokenSource) seam: bearer tokens for adapters |
+//! | [`access_token`] | the [`AccessTokenSource`](access_token::AccessTokenSource) seam: bearer tokens for adapters |
 //! | [`sim`] | simulation parts: a simulated mail system answering probes |
 //! | `testing` | the store conformance suite, a store that can be taken down, a monitor harness for mail adapters' probes, and the recording notifier and hook (feature `testing`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access_token;
 pub mod arrival;
 pub mod clock;
 pub mod cluster;
@@ -95,7 +96,6 @@ pub mod sim;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod token;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use continuity_core::Clock;
-use continuity_core::token::{AccessToken, AccessTokenSource};
+use continuity_core::access_token::{AccessToken, AccessTokenSource};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, USER_AGENT};
 use reqwest::{Method, Url};
 use serde_json::json;
@@ -342,7 +342,7 @@ impl GraphClient {
     pub(crate) async fn access_token(&self) -> Result<AccessToken, GraphError> {
         self.inner
             .access_tokens
-            .token()
+            .access_token()
             .await
             .map_err(GraphError::from_token_source)
     }
