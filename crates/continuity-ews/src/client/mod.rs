@@ -538,7 +538,7 @@ impl EwsClient {
 }
 
 fn is_probe(item: &Item, probe_id: &str) -> bool {
-    continuity_core::arrival::carries_token(
+    continuity_core::arrival::carries_probe_token(
         item.subject.as_deref(),
         item.probe_header.as_deref(),
         probe_id,

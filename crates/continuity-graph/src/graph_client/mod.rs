@@ -219,7 +219,7 @@ impl GraphClient {
                                 .find(|h| h.name.eq_ignore_ascii_case(header))
                                 .map(|h| h.value.trim().to_owned())
                         });
-                        continuity_core::arrival::carries_token(
+                        continuity_core::arrival::carries_probe_token(
                             m.subject.as_deref(),
                             probe_header.as_deref(),
                             probe_token,
