@@ -12,7 +12,8 @@
 //! use continuity_core::{
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkKey, LinkSigner},
-//!     machine::{Action, AlertKind},
+//!     machine::AlertKind,
+//!     portal::{self, PortalAction, PortalOutcome, Until},
 //!     sim::{SimulatedFlow, SimulatedMailSystem},
 //!     testing::RecordingNotifier,
 //!     Clock, Direction, ManualClock, Monitor, TenantId,
@@ -45,9 +46,10 @@
 //! assert_eq!(alert.kind, AlertKind::Raised);
 //!
 //! // The administrator follows the link and starts a continuity event.
-//! let token = alert.link.trim_start_matches("https://continuity.example.net/c/");
-//! let outcome = monitor.perform(token, Action::StartEvent { until: clock.now() + TimeDelta::hours(4) }).await?;
-//! assert!(outcome.state.active_event.is_some());
+//! let link = alert.link.trim_start_matches("https://continuity.example.net/c/");
+//! let action = PortalAction::StartEvent(Until::For(Duration::from_secs(4 * 3600)));
+//! let outcome = portal::act(&monitor, link, action, None, clock.now()).await?;
+//! assert!(matches!(outcome, PortalOutcome::Done(view) if view.active_event.is_some()));
 //! # Ok(()) }
 //! ```
 //!

@@ -93,7 +93,7 @@ impl MonitorBuilder {
         self.store(Arc::new(InMemoryEventStore::new()))
     }
 
-    /// The clock used by [`Monitor::tick_now`] and [`Monitor::perform`] (default: the system clock).
+    /// The clock used by [`Monitor::tick_now`] and [`Monitor::observe`] (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -123,7 +123,7 @@ impl MonitorBuilder {
         self
     }
 
-    /// The portal's base URL; a link is this URL followed by the token (required),
+    /// The portal's base URL; a link is this URL followed by the signed text (required),
     /// e.g. `https://continuity.example.net/c/`.
     pub fn portal_url(mut self, url: impl Into<String>) -> Self {
         self.portal_url = Some(url.into());
