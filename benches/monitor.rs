@@ -16,6 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 fn observe(c: &mut Criterion) {
     let clock = ManualClock::new("2026-03-02T08:00:00Z".parse().expect("valid time"));
     let monitor = Monitor::builder()
+        .in_memory_store()
         .clock(Arc::new(clock.clone()))
         .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
         .link_signer(LinkSigner::new(

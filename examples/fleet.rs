@@ -62,6 +62,7 @@ async fn main() -> continuity::Result<()> {
     ));
     let sms = Arc::new(CountingNotifier::default());
     let monitor = Monitor::builder()
+        .in_memory_store()
         .clock(Arc::new(clock.clone()))
         .probe(Direction::Inbound, mail.clone())
         .probe(Direction::Outbound, mail.clone())

@@ -35,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let monitor = Arc::new(
         Monitor::builder()
+            .in_memory_store()
             .clock(Arc::new(clock.clone()))
             .probe(Direction::Outbound, mail.clone())
             .probe(Direction::Inbound, mail.clone())

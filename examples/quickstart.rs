@@ -16,7 +16,7 @@ use continuity::{
     config::{ChannelKind, Recipient, TenantConfig},
     duration::human,
     link::{LinkKey, LinkSigner},
-    machine::Action,
+    portal::{self, PortalAction, PortalOutcome, Until},
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::EventStore,
     testing::{RecordingHook, RecordingNotifier},
@@ -130,6 +130,7 @@ async fn main() -> continuity::Result<()> {
         *b"quickstart-demo-key-not-a-secret",
     )?);
     let monitor = Monitor::builder()
+        .in_memory_store()
         .clock(Arc::new(clock.clone()))
         .probe(Direction::Inbound, mail.clone())
         .probe(Direction::Outbound, mail.clone())
@@ -192,23 +193,24 @@ async fn main() -> continuity::Result<()> {
     sim.say("nobody acts yet: the alert repeats every hour while the trouble lasts");
     sim.run(121).await?;
 
-    let token = sim
+    let link = sim
         .last_sms_link
         .strip_prefix(PORTAL)
         .unwrap_or_default()
         .to_string();
     sim.say("Alice opens the link from her latest SMS and starts a continuity event for 4 hours");
     let now = sim.clock.now();
-    let outcome = sim
-        .monitor
-        .perform(
-            &token,
-            Action::StartEvent {
-                until: now + TimeDelta::hours(4),
-            },
-        )
-        .await?;
-    if let Some(e) = &outcome.state.active_event {
+    let outcome = portal::act(
+        &sim.monitor,
+        &link,
+        PortalAction::StartEvent(Until::For(Duration::from_secs(4 * 3600))),
+        None,
+        now,
+    )
+    .await?;
+    if let PortalOutcome::Done(view) = &outcome
+        && let Some(e) = &view.active_event
+    {
         println!(
             "{}  portal: event #{} active until {}",
             hhmm(now),
@@ -220,36 +222,32 @@ async fn main() -> continuity::Result<()> {
 
     sim.say("two hours later the server is still slow: Alice extends the event by 2 hours");
     sim.run(119).await?;
-    let end = sim
-        .monitor
-        .status(&tenant)?
-        .state
-        .state
-        .active_event
-        .map(|e| e.end);
-    if let Some(end) = end {
-        let outcome = sim
-            .monitor
-            .perform(
-                &token,
-                Action::ExtendEvent {
-                    until: end + TimeDelta::hours(2),
-                },
-            )
-            .await?;
-        if let Some(e) = &outcome.state.active_event {
-            println!(
-                "{}  portal: event #{} now active until {}",
-                hhmm(sim.clock.now()),
-                e.id,
-                hhmm(e.end)
-            );
-        }
-    }
-    let tampered = format!("{}x", &token[..token.len() - 1]);
-    if let Err(e) = sim.monitor.perform(&tampered, Action::EndEvent).await {
+    // By a duration: the portal counts it from the event's current end.
+    let outcome = portal::act(
+        &sim.monitor,
+        &link,
+        PortalAction::ExtendEvent(Until::For(Duration::from_secs(2 * 3600))),
+        None,
+        sim.clock.now(),
+    )
+    .await?;
+    if let PortalOutcome::Done(view) = &outcome
+        && let Some(e) = &view.active_event
+    {
         println!(
-            "{}  portal: a mistyped link is refused: {e}",
+            "{}  portal: event #{} now active until {}",
+            hhmm(sim.clock.now()),
+            e.id,
+            hhmm(e.end)
+        );
+    }
+    let tampered = format!("{}x", &link[..link.len() - 1]);
+    let end = PortalAction::EndEvent;
+    if let PortalOutcome::LinkRefused { reason } =
+        portal::act(&sim.monitor, &tampered, end, None, sim.clock.now()).await?
+    {
+        println!(
+            "{}  portal: a mistyped link is refused: portal link refused: {reason}",
             hhmm(sim.clock.now())
         );
     }
@@ -262,7 +260,7 @@ async fn main() -> continuity::Result<()> {
     );
     sim.run(30).await?;
     sim.say("Alice ends the continuity event");
-    sim.monitor.perform(&token, Action::EndEvent).await?;
+    portal::act(&sim.monitor, &link, end, None, sim.clock.now()).await?;
     sim.run(1).await?;
 
     sim.say("the slow samples leave the one-hour window; the condition clears");

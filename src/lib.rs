@@ -28,6 +28,7 @@
 //! let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
 //! let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
 //! let monitor = Monitor::builder()
+//!     .in_memory_store()
 //!     .clock(Arc::new(clock.clone()))
 //!     .notifier(sms.clone())
 //!     .link_signer(LinkSigner::new(LinkKey::new("2026-03", [7u8; 32])?))

@@ -4,7 +4,7 @@
 //! registry and one [`ProbeSender`](crate::probe::ProbeSender) serves every
 //! adapter.
 //!
-//! Core's probe ids are unique per tenant only, so the token a message
+//! Core's probe ids are unique per tenant only, so the probe token a message
 //! carries (subject and X-header) is `<probe id>.<tenant>`, both parts
 //! percent-encoded to plain ASCII letters, digits, `-`, `_` and `~`: it
 //! survives any mail header, and the gateway can read the tenant back.
@@ -13,9 +13,9 @@
 //! use continuity_core::{TenantId, arrival::{self, ArrivalRegistry}};
 //!
 //! let acme = TenantId::new("acme").unwrap();
-//! let token = arrival::wire_id(&acme, "ou-19a8b");
-//! assert_eq!(token, "ou-19a8b.acme");
-//! let subject = arrival::probe_subject(&token);
+//! let probe_token = arrival::wire_id(&acme, "ou-19a8b");
+//! assert_eq!(probe_token, "ou-19a8b.acme");
+//! let subject = arrival::probe_subject(&probe_token);
 //! assert_eq!(subject, "[continuity-probe] ou-19a8b.acme");
 //!
 //! // The gateway reports what it received; the probe takes it when it checks.
@@ -23,7 +23,7 @@
 //! let at = "2026-03-02T08:00:41Z".parse().unwrap();
 //! let (tenant, probe_id) = arrivals.report_message(Some(&subject), None, at).unwrap();
 //! assert_eq!((tenant, probe_id.as_str()), (acme, "ou-19a8b"));
-//! assert_eq!(arrivals.take(&token), Some(at));
+//! assert_eq!(arrivals.take(&probe_token), Some(at));
 //! ```
 
 use std::{collections::HashMap, fmt::Write as _, sync::Mutex};
@@ -37,23 +37,23 @@ use crate::domain::TenantId;
 /// header by the exact name it first stored (PROTOCOLS.md §3.1, §7.2).
 pub const PROBE_HEADER: &str = "X-Continuity-Probe-Id";
 
-/// Subject prefix of probe messages; the token follows after a space.
+/// Subject prefix of probe messages; the probe token follows after a space.
 pub const SUBJECT_PREFIX: &str = "[continuity-probe]";
 
-/// The subject of the probe carrying `token`.
-pub fn probe_subject(token: &str) -> String {
-    format!("{SUBJECT_PREFIX} {token}")
+/// The subject of the probe carrying `probe_token`.
+pub fn probe_subject(probe_token: &str) -> String {
+    format!("{SUBJECT_PREFIX} {probe_token}")
 }
 
 /// Whether a message with `subject` and probe header value `header` is the
-/// probe carrying `token` (exactly: the header's value, or the subject's
-/// token after [`SUBJECT_PREFIX`]).
-pub fn carries_token(subject: Option<&str>, header: Option<&str>, token: &str) -> bool {
-    header.map(str::trim) == Some(token)
+/// probe carrying `probe_token` (exactly: the header's value, or the subject's
+/// probe token after [`SUBJECT_PREFIX`]).
+pub fn carries_probe_token(subject: Option<&str>, header: Option<&str>, probe_token: &str) -> bool {
+    header.map(str::trim) == Some(probe_token)
         || subject
             .and_then(|s| s.trim().strip_prefix(SUBJECT_PREFIX))
             .map(str::trim)
-            == Some(token)
+            == Some(probe_token)
 }
 
 fn encode_into(out: &mut String, s: &str) {
@@ -87,7 +87,7 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The token carried by the probe `probe_id` of `tenant`.
+/// The probe token carried by the probe `probe_id` of `tenant`.
 pub fn wire_id(tenant: &TenantId, probe_id: &str) -> String {
     let mut out = String::with_capacity(probe_id.len() + tenant.as_str().len() + 8);
     encode_into(&mut out, probe_id);
@@ -96,9 +96,9 @@ pub fn wire_id(tenant: &TenantId, probe_id: &str) -> String {
     out
 }
 
-/// Reads a token back into (tenant, probe id); `None` if it is not one.
-pub fn parse_wire_id(token: &str) -> Option<(TenantId, String)> {
-    let (probe, tenant) = token.trim().split_once('.')?;
+/// Reads a probe token back into (tenant, probe id); `None` if it is not one.
+pub fn parse_wire_id(probe_token: &str) -> Option<(TenantId, String)> {
+    let (probe, tenant) = probe_token.trim().split_once('.')?;
     let probe = decode(probe).filter(|p| !p.is_empty())?;
     let tenant = TenantId::new(decode(tenant)?).ok()?;
     Some((tenant, probe))
@@ -106,13 +106,13 @@ pub fn parse_wire_id(token: &str) -> Option<(TenantId, String)> {
 
 /// The probe token of a received message, from its `X-Continuity-Probe-Id`
 /// header or, when a hop stripped that, from its subject.
-pub fn token_of(subject: Option<&str>, header: Option<&str>) -> Option<String> {
+pub fn probe_token_of(subject: Option<&str>, header: Option<&str>) -> Option<String> {
     if let Some(h) = header.map(str::trim).filter(|h| parse_wire_id(h).is_some()) {
         return Some(h.to_owned());
     }
     let rest = subject?.trim().strip_prefix(SUBJECT_PREFIX)?.trim();
-    let token = rest.split_whitespace().next()?;
-    parse_wire_id(token).map(|_| token.to_owned())
+    let probe_token = rest.split_whitespace().next()?;
+    parse_wire_id(probe_token).map(|_| probe_token.to_owned())
 }
 
 /// Where the embedding gateway reports outbound probes it received; the
@@ -142,7 +142,7 @@ impl ArrivalRegistry {
         }
     }
 
-    /// The name of the header the gateway reads the token from.
+    /// The name of the header the gateway reads the probe token from.
     pub const HEADER: &'static str = PROBE_HEADER;
 
     /// Reports a message the gateway received at `at`. Returns the probe's
@@ -153,34 +153,34 @@ impl ArrivalRegistry {
         probe_header: Option<&str>,
         at: DateTime<Utc>,
     ) -> Option<(TenantId, String)> {
-        let token = token_of(subject, probe_header)?;
-        let parsed = parse_wire_id(&token)?;
-        self.report(&token, at);
+        let probe_token = probe_token_of(subject, probe_header)?;
+        let parsed = parse_wire_id(&probe_token)?;
+        self.report(&probe_token, at);
         Some(parsed)
     }
 
-    /// Reports the probe with `token` as received at `at` (the earliest
-    /// report of a token wins: a duplicate delivery is not a later arrival).
-    pub fn report(&self, token: &str, at: DateTime<Utc>) {
+    /// Reports the probe with `probe_token` as received at `at` (the earliest
+    /// report of a probe token wins: a duplicate delivery is not a later arrival).
+    pub fn report(&self, probe_token: &str, at: DateTime<Utc>) {
         let mut map = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.capacity && !map.contains_key(token) {
+        if map.len() >= self.capacity && !map.contains_key(probe_token) {
             let mut times: Vec<DateTime<Utc>> = map.values().copied().collect();
             let mid = times.len() / 2;
             let (_, cut, _) = times.select_nth_unstable(mid);
             let cut = *cut;
             map.retain(|_, t| *t > cut);
         }
-        map.entry(token.to_owned())
+        map.entry(probe_token.to_owned())
             .and_modify(|t| *t = (*t).min(at))
             .or_insert(at);
     }
 
-    /// Takes the arrival of `token`, if reported.
-    pub fn take(&self, token: &str) -> Option<DateTime<Utc>> {
+    /// Takes the arrival of `probe_token`, if reported.
+    pub fn take(&self, probe_token: &str) -> Option<DateTime<Utc>> {
         self.arrivals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(token)
+            .remove(probe_token)
     }
 
     /// Unclaimed arrivals held.
@@ -225,30 +225,37 @@ mod tests {
         let tenant = TenantId::new("acme").unwrap();
         let w = wire_id(&tenant, "ou-1");
         let subject = format!("{SUBJECT_PREFIX} {w}");
-        assert_eq!(token_of(None, Some(&w)).as_deref(), Some(w.as_str()));
-        assert_eq!(token_of(Some(&subject), None).as_deref(), Some(w.as_str()));
-        assert_eq!(token_of(Some(&format!("RE: {subject}")), None), None);
-        assert_eq!(token_of(Some("hello"), Some("garbage")), None);
+        assert_eq!(probe_token_of(None, Some(&w)).as_deref(), Some(w.as_str()));
+        assert_eq!(
+            probe_token_of(Some(&subject), None).as_deref(),
+            Some(w.as_str())
+        );
+        assert_eq!(probe_token_of(Some(&format!("RE: {subject}")), None), None);
+        assert_eq!(probe_token_of(Some("hello"), Some("garbage")), None);
     }
 
     #[test]
     fn carrying_a_token_is_an_exact_match() {
         let subject = probe_subject("p1.acme");
-        assert!(carries_token(Some(&subject), None, "p1.acme"));
-        assert!(carries_token(None, Some(" p1.acme "), "p1.acme"));
-        assert!(carries_token(Some("hello"), Some("p1.acme"), "p1.acme"));
-        assert!(!carries_token(Some(&subject), None, "p1.acm"));
-        assert!(!carries_token(
+        assert!(carries_probe_token(Some(&subject), None, "p1.acme"));
+        assert!(carries_probe_token(None, Some(" p1.acme "), "p1.acme"));
+        assert!(carries_probe_token(
+            Some("hello"),
+            Some("p1.acme"),
+            "p1.acme"
+        ));
+        assert!(!carries_probe_token(Some(&subject), None, "p1.acm"));
+        assert!(!carries_probe_token(
             Some(&probe_subject("xp1.acme")),
             None,
             "p1.acme"
         ));
-        assert!(!carries_token(
+        assert!(!carries_probe_token(
             Some(&format!("RE: {subject}")),
             None,
             "p1.acme"
         ));
-        assert!(!carries_token(None, None, "p1.acme"));
+        assert!(!carries_probe_token(None, None, "p1.acme"));
     }
 
     #[test]

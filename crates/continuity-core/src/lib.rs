@@ -12,7 +12,8 @@
 //! use continuity_core::{
 //!     config::{ChannelKind, Recipient, TenantConfig},
 //!     link::{LinkKey, LinkSigner},
-//!     machine::{Action, AlertKind},
+//!     machine::AlertKind,
+//!     portal::{self, PortalAction, PortalOutcome, Until},
 //!     sim::{SimulatedFlow, SimulatedMailSystem},
 //!     testing::RecordingNotifier,
 //!     Clock, Direction, ManualClock, Monitor, TenantId,
@@ -24,6 +25,7 @@
 //! let mail = Arc::new(SimulatedMailSystem::new(Arc::new(clock.clone()), Duration::from_secs(20)));
 //! let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
 //! let monitor = Monitor::builder()
+//!     .in_memory_store()
 //!     .clock(Arc::new(clock.clone()))
 //!     .probe(Direction::Outbound, mail.clone())
 //!     .notifier(sms.clone())
@@ -44,9 +46,10 @@
 //! assert_eq!(alert.kind, AlertKind::Raised);
 //!
 //! // The administrator follows the link and starts a continuity event.
-//! let token = alert.link.trim_start_matches("https://continuity.example.net/c/");
-//! let outcome = monitor.perform(token, Action::StartEvent { until: clock.now() + TimeDelta::hours(4) }).await?;
-//! assert!(outcome.state.active_event.is_some());
+//! let link = alert.link.trim_start_matches("https://continuity.example.net/c/");
+//! let action = PortalAction::StartEvent(Until::For(Duration::from_secs(4 * 3600)));
+//! let outcome = portal::act(&monitor, link, action, None, clock.now()).await?;
+//! assert!(matches!(outcome, PortalOutcome::Done(view) if view.active_event.is_some()));
 //! # Ok(()) }
 //! ```
 //!
@@ -67,12 +70,13 @@
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits; the [`ProbeSender`](probe::ProbeSender) mail adapters hand inbound probes to |
 //! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`](arrival::ArrivalRegistry) the gateway feeds |
 //! | [`monitor`] | the [`Monitor`] engine |
-//! | [`token`] | the [`AccessTokenSource`](token::AccessTokenSource) seam: bearer tokens for adapters |
+//! | [`access_token`] | the [`AccessTokenSource`](access_token::AccessTokenSource) seam: bearer tokens for adapters |
 //! | [`sim`] | simulation parts: a simulated mail system answering probes |
 //! | `testing` | the store conformance suite, a store that can be taken down, a monitor harness for mail adapters' probes, and the recording notifier and hook (feature `testing`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access_token;
 pub mod arrival;
 pub mod clock;
 pub mod cluster;
@@ -94,7 +98,6 @@ pub mod sim;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod token;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -116,11 +116,11 @@ pub struct OutgoingProbe<'a> {
     pub tenant: &'a TenantId,
     /// The org mailbox to deliver to.
     pub to: &'a str,
-    /// The subject (carries the token).
+    /// The subject (carries the probe token).
     pub subject: &'a str,
     /// The header to set ([`PROBE_HEADER`]).
     pub header_name: &'static str,
-    /// Its value (the token).
+    /// Its value (the probe token).
     pub header_value: &'a str,
 }
 
@@ -188,9 +188,9 @@ pub fn required_mailbox<'a>(
     })
 }
 
-/// The token a probe's message carries: the ticket's, or (for an empty
+/// The probe token a probe's message carries: the ticket's, or (for an empty
 /// ticket) the one built from the request.
-pub fn ticket_token(request: &ProbeRequest, ticket: &ProbeTicket) -> String {
+pub fn ticket_probe_token(request: &ProbeRequest, ticket: &ProbeTicket) -> String {
     if ticket.as_str().is_empty() {
         wire_id(&request.tenant, &request.probe_id)
     } else {
@@ -274,32 +274,32 @@ impl<T> ProbeBase<T> {
         self.delete_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Hands the inbound probe carrying `token` to the sender, addressed to `mailbox`.
+    /// Hands the inbound probe carrying `probe_token` to the sender, addressed to `mailbox`.
     pub async fn send_inbound(
         &self,
         request: &ProbeRequest,
         mailbox: &str,
-        token: &str,
+        probe_token: &str,
     ) -> Result<()> {
         let sender = self
             .sender
             .as_ref()
             .ok_or_else(|| config_error("no inbound probe sender configured"))?;
-        let subject = probe_subject(token);
+        let subject = probe_subject(probe_token);
         sender
             .send(&OutgoingProbe {
                 tenant: &request.tenant,
                 to: mailbox,
                 subject: &subject,
                 header_name: PROBE_HEADER,
-                header_value: token,
+                header_value: probe_token,
             })
             .await
     }
 
-    /// The outbound probe's status: arrived if the gateway reported `token`.
-    pub fn take_arrival(&self, token: &str) -> ProbeStatus {
-        match self.arrivals.take(token) {
+    /// The outbound probe's status: arrived if the gateway reported `probe_token`.
+    pub fn take_arrival(&self, probe_token: &str) -> ProbeStatus {
+        match self.arrivals.take(probe_token) {
             Some(at) => ProbeStatus::Arrived { at },
             None => ProbeStatus::Pending,
         }
@@ -354,10 +354,10 @@ mod tests {
         base.set_tenant(req.tenant.clone(), 7);
         assert_eq!(*base.tenant(&req.tenant).unwrap(), 7);
 
-        let token = ticket_token(&req, &ProbeTicket::default());
-        assert_eq!(token, "in-1.acme");
-        assert_eq!(ticket_token(&req, &ProbeTicket::new("kept")), "kept");
-        base.send_inbound(&req, "in@acme.example", &token)
+        let probe_token = ticket_probe_token(&req, &ProbeTicket::default());
+        assert_eq!(probe_token, "in-1.acme");
+        assert_eq!(ticket_probe_token(&req, &ProbeTicket::new("kept")), "kept");
+        base.send_inbound(&req, "in@acme.example", &probe_token)
             .await
             .unwrap();
         assert_eq!(
@@ -370,10 +370,10 @@ mod tests {
             )]
         );
 
-        assert_eq!(base.take_arrival(&token), ProbeStatus::Pending);
+        assert_eq!(base.take_arrival(&probe_token), ProbeStatus::Pending);
         let at = "2026-03-02T08:00:41Z".parse().unwrap();
-        arrivals.report(&token, at);
-        assert_eq!(base.take_arrival(&token), ProbeStatus::Arrived { at });
+        arrivals.report(&probe_token, at);
+        assert_eq!(base.take_arrival(&probe_token), ProbeStatus::Arrived { at });
 
         base.count_header_missing();
         base.count_delete_failure();
@@ -391,7 +391,7 @@ mod tests {
         let no_sender: ProbeBase<u8> = ProbeBase::new("Test", "g@x", arrivals, None);
         assert!(
             !no_sender
-                .send_inbound(&req, "in@acme.example", &token)
+                .send_inbound(&req, "in@acme.example", &probe_token)
                 .await
                 .unwrap_err()
                 .is_retryable()

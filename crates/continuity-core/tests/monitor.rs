@@ -11,6 +11,7 @@ use continuity_core::{
     machine::{Action, AlertKind, EventStatus},
     memory::InMemoryEventStore,
     notify::AlertMessage,
+    portal::{self, PortalAction, PortalOutcome, Until},
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::{AuditRecord, EventStore},
     testing::{EngineRig, FaultyStore, RecordingNotifier, RigOptions, rig_signer, rig_start},
@@ -85,7 +86,8 @@ impl Rig {
     }
 }
 
-fn token(m: &AlertMessage) -> &str {
+/// The link's text after the portal URL.
+fn link(m: &AlertMessage) -> &str {
     m.link
         .strip_prefix("https://continuity.example.net/c/")
         .unwrap()
@@ -122,7 +124,7 @@ async fn a_latency_outage_alerts_reminds_hourly_and_resolves() {
     );
     let link = r
         .monitor
-        .verify_link(token(alert), Some(&r.tenant), r.clock.now())
+        .verify_link(link(alert), Some(&r.tenant), r.clock.now())
         .unwrap();
     assert_eq!(link.claims.recipient, "ops-sms");
 
@@ -279,46 +281,38 @@ async fn an_administrator_runs_a_continuity_event_through_the_link() {
     let alert = r.sms.messages().remove(0);
     let now = r.clock.now();
 
-    let started = r
-        .monitor
-        .perform(
-            token(&alert),
-            Action::StartEvent {
-                until: now + TimeDelta::hours(4),
-            },
-        )
-        .await
-        .unwrap();
-    let event = started.state.active_event.clone().unwrap();
+    // Each at the clock's time, as the portal acts.
+    let act = |action| portal::act(&r.monitor, link(&alert), action, None, r.clock.now());
+    let PortalOutcome::Done(started) = act(PortalAction::StartEvent(Until::At(
+        now + TimeDelta::hours(4),
+    )))
+    .await
+    .unwrap() else {
+        panic!("the start was not done");
+    };
+    let event = started.active_event.clone().unwrap();
     assert_eq!(event.status, EventStatus::Active);
     r.run(1).await;
     assert_eq!(r.hook.calls().len(), 1, "hook called with the start");
     assert!(r.hook.calls()[0].started);
 
-    r.monitor
-        .perform(
-            token(&alert),
-            Action::ExtendEvent {
-                until: now + TimeDelta::hours(6),
-            },
-        )
-        .await
-        .unwrap();
-    let err = r
-        .monitor
-        .perform(
-            token(&alert),
-            Action::ExtendEvent {
-                until: now + TimeDelta::hours(5),
-            },
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidTransition { .. }), "{err}");
-    r.monitor
-        .perform(token(&alert), Action::EndEvent)
-        .await
-        .unwrap();
+    let extended = act(PortalAction::ExtendEvent(Until::At(
+        now + TimeDelta::hours(6),
+    )))
+    .await
+    .unwrap();
+    assert!(matches!(extended, PortalOutcome::Done(_)), "{extended:?}");
+    let shortened = act(PortalAction::ExtendEvent(Until::At(
+        now + TimeDelta::hours(5),
+    )))
+    .await
+    .unwrap();
+    assert!(
+        matches!(shortened, PortalOutcome::Refused { .. }),
+        "{shortened:?}"
+    );
+    let ended = act(PortalAction::EndEvent).await.unwrap();
+    assert!(matches!(ended, PortalOutcome::Done(_)), "{ended:?}");
     r.run(1).await;
     let calls = r.hook.calls();
     assert_eq!(calls.len(), 2);
@@ -385,32 +379,39 @@ async fn links_are_refused_with_their_reason() {
         Error::Link { reason } => reason,
         other => panic!("{other:?}"),
     };
-    let mut tampered = token(&alert).to_string();
+    let mut tampered = link(&alert).to_string();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let e = r
-        .monitor
-        .perform(&tampered, Action::EndEvent)
+    let refused = |outcome: PortalOutcome| match outcome {
+        PortalOutcome::LinkRefused { reason } => reason,
+        other => panic!("{other:?}"),
+    };
+    let now = r.clock.now();
+    let outcome = portal::act(&r.monitor, &tampered, PortalAction::EndEvent, None, now)
         .await
-        .unwrap_err();
+        .unwrap();
     assert!(matches!(
-        reason(e),
+        refused(outcome),
         LinkRejection::BadSignature | LinkRejection::Malformed
     ));
     let other = TenantId::new("globex").unwrap();
     let e = r
         .monitor
-        .verify_link(token(&alert), Some(&other), r.clock.now())
+        .verify_link(link(&alert), Some(&other), r.clock.now())
         .unwrap_err();
     assert_eq!(reason(e), LinkRejection::WrongTenant);
 
-    r.clock.advance(TimeDelta::hours(24));
-    let e = r
-        .monitor
-        .perform(token(&alert), Action::EndEvent)
-        .await
-        .unwrap_err();
-    let why = reason(e);
+    let later = r.clock.advance(TimeDelta::hours(24));
+    let outcome = portal::act(
+        &r.monitor,
+        link(&alert),
+        PortalAction::EndEvent,
+        None,
+        later,
+    )
+    .await
+    .unwrap();
+    let why = refused(outcome);
     assert!(matches!(why, LinkRejection::Expired { .. }));
     assert!(
         why.to_string()
@@ -444,6 +445,7 @@ async fn bad_calls_get_typed_errors() {
     let e = r.monitor.register_tenant(bad).await.unwrap_err();
     assert!(e.to_string().contains("no webhook notifier"), "{e}");
     let e = Monitor::builder()
+        .in_memory_store()
         .link_signer(rig_signer())
         .portal_url("https://x/")
         .build()
@@ -460,6 +462,27 @@ async fn bad_calls_get_typed_errors() {
         r.monitor.observe(old).unwrap(),
         continuity_core::window::Recorded::TooOld
     );
+}
+
+#[test]
+fn the_store_is_chosen_explicitly() {
+    let builder = || {
+        Monitor::builder()
+            .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
+            .link_signer(rig_signer())
+            .portal_url("https://continuity.example.net/c/")
+    };
+    match builder().build() {
+        Err(Error::InvalidConfig { field, reason }) => {
+            assert_eq!(field, "store");
+            assert!(
+                reason.contains(".store(") && reason.contains(".in_memory_store()"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a missing-store error, got {other:?}"),
+    }
+    builder().in_memory_store().build().unwrap();
 }
 
 #[tokio::test]

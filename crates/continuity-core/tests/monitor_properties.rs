@@ -65,6 +65,7 @@ proptest! {
             let clock = ManualClock::new(start);
             let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
             let monitor = Monitor::builder()
+                .in_memory_store()
                 .clock(Arc::new(clock.clone()))
                 .notifier(sms.clone())
                 .link_signer(LinkSigner::new(LinkKey::new("p", [5u8; 32]).unwrap()))

@@ -4,6 +4,6 @@
 //! EWS and the Graph probes alike.
 
 pub use continuity_core::arrival::{
-    ArrivalRegistry, PROBE_HEADER, SUBJECT_PREFIX, carries_token, parse_wire_id, probe_subject,
-    token_of, wire_id,
+    ArrivalRegistry, PROBE_HEADER, SUBJECT_PREFIX, carries_probe_token, parse_wire_id,
+    probe_subject, probe_token_of, wire_id,
 };

@@ -3,7 +3,7 @@
 //! [`MailProbe`](continuity_core::probe::MailProbe) built on it.
 //!
 //! This is the on-premises path (Basic auth over HTTPS; Bearer tokens from a
-//! [`continuity_core::token::AccessTokenSource`] for the legacy Exchange
+//! [`continuity_core::access_token::AccessTokenSource`] for the legacy Exchange
 //! Online mode, which reports [`EwsError::EwsDisabled`] once Microsoft has
 //! switched EWS off for the tenant).
 //!

@@ -23,7 +23,7 @@ use continuity_core::{
     Direction, Error as CoreError, TenantId,
     probe::{
         MailProbe, ProbeBase, ProbeRequest, ProbeStatus, ProbeTicket, required_mailbox,
-        ticket_token,
+        ticket_probe_token,
     },
 };
 
@@ -118,7 +118,7 @@ impl MailProbe for EwsProbe {
         request: &ProbeRequest,
         ticket: &ProbeTicket,
     ) -> continuity_core::Result<ProbeStatus> {
-        let probe_token = ticket_token(request, ticket);
+        let probe_token = ticket_probe_token(request, ticket);
         match request.direction {
             Direction::Outbound => {
                 let ProbeStatus::Arrived { at } = self.base.take_arrival(&probe_token) else {

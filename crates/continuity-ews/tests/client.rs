@@ -16,7 +16,7 @@ use chrono::TimeDelta;
 use common::{SVC_PASS, SVC_USER, arc_clock, client, config, manual_clock};
 use continuity_core::{
     Clock,
-    token::{AccessToken, AccessTokenSource},
+    access_token::{AccessToken, AccessTokenSource},
 };
 use continuity_ews::{
     Auth, EwsClient, EwsConnectionProblem, EwsError,
@@ -341,7 +341,7 @@ async fn credentials_tokens_and_ews_disabled() {
     }
     #[async_trait::async_trait]
     impl AccessTokenSource for Rotating {
-        async fn token(&self) -> continuity_core::Result<AccessToken> {
+        async fn access_token(&self) -> continuity_core::Result<AccessToken> {
             let t = if self.invalidated.load(Ordering::SeqCst) == 0 {
                 "stale-token"
             } else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use continuity_core::SystemClock;
-use continuity_core::token::{AccessToken, AccessTokenSource};
+use continuity_core::access_token::{AccessToken, AccessTokenSource};
 use continuity_graph::{GraphClient, GraphConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -17,7 +17,7 @@ struct NoTokens;
 
 #[async_trait]
 impl AccessTokenSource for NoTokens {
-    async fn token(&self) -> continuity_core::Result<AccessToken> {
+    async fn access_token(&self) -> continuity_core::Result<AccessToken> {
         Err(continuity_core::Error::Probe {
             retryable: false,
             code: None,

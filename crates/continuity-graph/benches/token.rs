@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use continuity_core::token::AccessTokenSource;
+use continuity_core::access_token::AccessTokenSource;
 use continuity_core::{Clock, ManualClock, SystemClock};
 use continuity_graph::{
     AppRegistration, AssertionAlgorithm, Authority, CertificateCredential, TokenCache, TokenClient,
@@ -37,7 +37,7 @@ fn token(c: &mut Criterion) {
     // The production clock: the fast path reads it on every call.
     let cache = TokenCache::new(TokenClient::new(Arc::new(SystemClock)).unwrap());
     let source = cache.source(app.clone(), GRAPH_SCOPE);
-    rt.block_on(source.token()).unwrap();
+    rt.block_on(source.access_token()).unwrap();
 
     let mut group = c.benchmark_group("token");
     group.throughput(Throughput::Elements(1));
@@ -67,7 +67,7 @@ fn token(c: &mut Criterion) {
     );
 }
 
-/// `iters` calls of `token()` split over `threads` threads, each awaiting in
+/// `iters` calls of `access_token()` split over `threads` threads, each awaiting in
 /// its own current-thread runtime; wall time of the whole.
 // criterion's iter_custom needs a wall-clock timer; core's Clock is for behaviour, not measurement.
 #[allow(clippy::disallowed_methods)]
@@ -83,7 +83,7 @@ fn serve(source: &continuity_graph::CachedTokenSource, iters: u64, threads: usiz
                     .unwrap();
                 rt.block_on(async {
                     for _ in 0..per {
-                        black_box(src.token().await.unwrap());
+                        black_box(src.access_token().await.unwrap());
                     }
                 })
             });

@@ -13,7 +13,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use continuity_core::token::AccessToken;
+use continuity_core::access_token::AccessToken;
 
 use crate::error::{AadstsKind, GraphError, Refusal};
 use crate::graph_client::GraphClient;

@@ -1,6 +1,6 @@
 //! Office 365 for `continuity`: Entra ID (Azure AD) app-only credentials
 //! trusted through a certificate, a token cache that implements core's
-//! [`AccessTokenSource`](continuity_core::token::AccessTokenSource) (so that
+//! [`AccessTokenSource`](continuity_core::access_token::AccessTokenSource) (so that
 //! `continuity-ews` can talk to Exchange Online with a bearer token too), and
 //! a Microsoft Graph [`MailProbe`](continuity_core::probe::MailProbe),
 //! [`GraphProbe`], with a connection check and a limiter that keeps Graph's

@@ -23,7 +23,7 @@ use chrono::TimeDelta;
 use continuity_core::arrival::{ArrivalRegistry, PROBE_HEADER, probe_subject, wire_id};
 use continuity_core::probe::{
     MailProbe, ProbeBase, ProbeCounters, ProbeRequest, ProbeSender, ProbeStatus, ProbeTicket,
-    required_mailbox, ticket_token,
+    required_mailbox, ticket_probe_token,
 };
 use continuity_core::{Direction, Error as CoreError, TenantId};
 
@@ -205,7 +205,7 @@ impl MailProbe for GraphProbe {
         request: &ProbeRequest,
         ticket: &ProbeTicket,
     ) -> continuity_core::Result<ProbeStatus> {
-        let probe_token = ticket_token(request, ticket);
+        let probe_token = ticket_probe_token(request, ticket);
         match request.direction {
             Direction::Outbound => Ok(self.base.take_arrival(&probe_token)),
             Direction::Inbound => {

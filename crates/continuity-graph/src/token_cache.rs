@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use continuity_core::token::{AccessToken, AccessTokenSource};
+use continuity_core::access_token::{AccessToken, AccessTokenSource};
 
 use crate::app_registration::AppRegistration;
 use crate::error::GraphError;
@@ -107,7 +107,7 @@ impl TokenCache {
         }
     }
 
-    async fn token(
+    async fn access_token(
         &self,
         app: &AppRegistration,
         scope: &str,
@@ -193,7 +193,9 @@ pub struct CachedTokenSource {
 impl CachedTokenSource {
     /// A valid token, with the typed error if none can be had.
     pub async fn get(&self) -> Result<AccessToken, GraphError> {
-        self.cache.token(&self.app, &self.scope, &self.slot).await
+        self.cache
+            .access_token(&self.app, &self.scope, &self.slot)
+            .await
     }
 
     /// The scope tokens are for.
@@ -204,7 +206,7 @@ impl CachedTokenSource {
 
 #[async_trait]
 impl AccessTokenSource for CachedTokenSource {
-    async fn token(&self) -> continuity_core::Result<AccessToken> {
+    async fn access_token(&self) -> continuity_core::Result<AccessToken> {
         Ok(self.get().await?)
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use continuity_core::Clock;
-use continuity_core::token::AccessToken;
+use continuity_core::access_token::AccessToken;
 use serde::Deserialize;
 
 use crate::app_registration::AppRegistration;

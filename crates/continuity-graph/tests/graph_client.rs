@@ -491,12 +491,12 @@ async fn an_unreachable_graph_is_retryable() {
 /// passing it means something.
 #[tokio::test]
 async fn the_local_graph_is_as_strict_as_graph() {
-    use continuity_core::token::AccessTokenSource;
+    use continuity_core::access_token::AccessTokenSource;
     let r = graph_rig().await;
     let token = r
         .cache
         .source(r.app.clone(), GRAPH_SCOPE)
-        .token()
+        .access_token()
         .await
         .unwrap();
     let http = reqwest::Client::new();

@@ -2,14 +2,15 @@
 //! link, and a JSON API for automation, as an axum [`Router`] to nest under
 //! any prefix of the embedder's own service.
 //!
-//! Routes, relative to where the router is nested (`TOKEN` is the link's token):
+//! Routes, relative to where the router is nested (`LINK` is the link's
+//! signed text, what follows the portal URL in an alert):
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET | `TOKEN` | the status page |
-//! | GET, POST | `TOKEN/{start,extend,end,schedule,cancel,suspend,lift}` | an action's form, and doing it |
-//! | GET | `api/TOKEN` | the status as JSON, with the CSRF token for actions |
-//! | POST | `api/TOKEN/{action}` | an action, JSON in and out |
+//! | GET | `LINK` | the status page |
+//! | GET, POST | `LINK/{start,extend,end,schedule,cancel,suspend,lift}` | an action's form, and doing it |
+//! | GET | `api/LINK` | the status as JSON, with the CSRF token for actions |
+//! | POST | `api/LINK/{action}` | an action, JSON in and out |
 //!
 //! Pages are server-rendered, escaped, without scripts and readable on a
 //! phone. Every response carries `Referrer-Policy: no-referrer`, a strict
@@ -33,6 +34,7 @@
 //! let now = "2026-03-02T08:00:00Z".parse()?;
 //! let monitor = Arc::new(
 //!     Monitor::builder()
+//!         .in_memory_store()
 //!         .clock(Arc::new(ManualClock::new(now)))
 //!         .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
 //!         .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))
@@ -43,12 +45,12 @@
 //! monitor
 //!     .register_tenant(TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]))
 //!     .await?;
-//! let token = monitor.link_signer().sign(&LinkClaims { tenant: acme, alert_id: 1, recipient: "ops".into() }, now)?;
+//! let link = monitor.link_signer().sign(&LinkClaims { tenant: acme, alert_id: 1, recipient: "ops".into() }, now)?;
 //!
 //! // Nested under the embedder's prefix.
 //! let app = axum::Router::new().nest("/continuity", router(monitor, PortalOptions::new([3u8; 32])?));
 //! let response = app
-//!     .oneshot(Request::get(format!("/continuity/{token}")).body(Body::empty())?)
+//!     .oneshot(Request::get(format!("/continuity/{link}")).body(Body::empty())?)
 //!     .await?;
 //! assert_eq!(response.status(), StatusCode::OK);
 //! assert_eq!(response.headers()["referrer-policy"], "no-referrer");

@@ -42,6 +42,7 @@ async fn fixture() -> Fixture {
     let clock = ManualClock::new(t0());
     let monitor = Arc::new(
         Monitor::builder()
+            .in_memory_store()
             .clock(Arc::new(clock.clone()))
             .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
             .link_signer(LinkSigner::new(LinkKey::new("k2", [2u8; 32]).unwrap()))

@@ -140,7 +140,8 @@ impl LinkSigner {
         Ok(base64url_encode(&blob))
     }
 
-    /// Verifies `token` at `now`. With `tenant`, a link of another tenant is refused.
+    /// Verifies `link` (the signed text a portal URL ends with, as [`sign`](Self::sign)
+    /// returned it) at `now`. With `tenant`, a link of another tenant is refused.
     ///
     /// # Errors
     ///
@@ -149,11 +150,11 @@ impl LinkSigner {
     /// than a panic.
     pub fn verify(
         &self,
-        token: &str,
+        link: &str,
         tenant: Option<&TenantId>,
         now: DateTime<Utc>,
     ) -> Result<VerifiedLink> {
-        self.check(token, tenant, now)
+        self.check(link, tenant, now)
             .map_err(|reason| Error::Link { reason })
     }
 
@@ -163,18 +164,18 @@ impl LinkSigner {
 
     fn check(
         &self,
-        token: &str,
+        link: &str,
         expected_tenant: Option<&TenantId>,
         now: DateTime<Utc>,
     ) -> std::result::Result<VerifiedLink, LinkRejection> {
         use LinkRejection::Malformed;
 
         // Bounds decoding work and lets the blob live on the stack.
-        if token.len() > MAX_TOKEN_LEN {
+        if link.len() > MAX_TOKEN_LEN {
             return Err(Malformed);
         }
         let mut buf = [0u8; MAX_BLOB_LEN];
-        let len = base64url_decode_into(token.as_bytes(), &mut buf).ok_or(Malformed)?;
+        let len = base64url_decode_into(link.as_bytes(), &mut buf).ok_or(Malformed)?;
         let blob = buf.get(..len).ok_or(Malformed)?;
         let signed_len = blob.len().checked_sub(TAG_LEN).ok_or(Malformed)?;
         let (signed, tag) = blob.split_at_checked(signed_len).ok_or(Malformed)?;

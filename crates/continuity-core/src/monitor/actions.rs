@@ -1,9 +1,12 @@
-//! Portal actions: verifying a signed link and applying what an
-//! administrator asked for (start an event, suspend notifications, ...)
-//! to the tenant's state.
+//! Actions: verifying a signed link and applying what an administrator
+//! asked for (start an event, suspend notifications, ...) to the tenant's
+//! state.
 //!
-//! Actions run outside the tick, at any time, and write through the same
-//! compare-and-swap as evaluations.
+//! [`Monitor::act`] is the engine-level call, for an actor without a link
+//! (an operator's console); an administrator acting through a link goes
+//! through [`portal::act`](crate::portal::act), which verifies the link and
+//! calls it. Actions run outside the tick, at any time, and write through
+//! the same compare-and-swap as evaluations.
 
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span};
@@ -18,37 +21,15 @@ use crate::{
 };
 
 impl Monitor {
-    /// Verifies a portal link at the clock's time and performs `action` as its recipient.
-    pub async fn perform(&self, token: &str, action: Action) -> Result<ActionOutcome> {
-        self.perform_at(token, action, self.parts.clock.now()).await
-    }
-
-    /// Verifies a portal link at `now` and performs `action` as its recipient.
-    pub async fn perform_at(
-        &self,
-        token: &str,
-        action: Action,
-        now: DateTime<Utc>,
-    ) -> Result<ActionOutcome> {
-        let link = self.verify_link(token, None, now)?;
-        let actor = Actor::Link {
-            recipient: link.claims.recipient.clone(),
-            alert_id: link.claims.alert_id,
-            key_id: link.key_id.clone(),
-            issued_at: link.issued_at,
-        };
-        self.act(&link.claims.tenant, actor, action, None, now)
-            .await
-    }
-
-    /// Verifies a portal link (optionally for a given tenant) at `now`.
+    /// Verifies a portal link (the signed text after the portal URL),
+    /// optionally for a given tenant, at `now`.
     pub fn verify_link(
         &self,
-        token: &str,
+        link: &str,
         tenant: Option<&TenantId>,
         now: DateTime<Utc>,
     ) -> Result<VerifiedLink> {
-        let link = self.links.signer.verify(token, tenant, now)?;
+        let link = self.links.signer.verify(link, tenant, now)?;
         let rt = self.runtime(&link.claims.tenant)?;
         // A link of a recipient removed from the configuration no longer opens the portal.
         if !lock(&rt)
@@ -66,6 +47,12 @@ impl Monitor {
 
     /// Performs `action` on `tenant` as `actor` at `now` (not before the last
     /// tick: [`Error::ClockWentBackwards`]).
+    ///
+    /// The engine-level call, for an actor without a link (an operator's
+    /// console, [`Actor::Operator`]). Through a portal link, call
+    /// [`portal::act`](crate::portal::act): it verifies the link, acts as its
+    /// recipient and answers with a typed
+    /// [`PortalOutcome`](crate::portal::PortalOutcome).
     ///
     /// With `expected_version`, the action is refused with
     /// [`Error::Conflict`] if the tenant's state changed since the caller saw

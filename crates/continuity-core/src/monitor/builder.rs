@@ -78,13 +78,22 @@ impl fmt::Debug for MonitorBuilder {
 }
 
 impl MonitorBuilder {
-    /// The event store (default: a new [`InMemoryEventStore`]).
+    /// The event store, durable in production (required: this or
+    /// [`in_memory_store`](Self::in_memory_store)).
     pub fn store(mut self, store: Arc<dyn EventStore>) -> Self {
         self.store = Some(store);
         self
     }
 
-    /// The clock used by [`Monitor::tick_now`] and [`Monitor::perform`] (default: the system clock).
+    /// Keeps the state in a new [`InMemoryEventStore`]: everything the
+    /// monitor knows (alerts, windows, probes in flight, the outbox) is lost
+    /// when the process ends. For tests, simulations and single-shot tools;
+    /// a service gives a durable store to [`store`](Self::store).
+    pub fn in_memory_store(self) -> Self {
+        self.store(Arc::new(InMemoryEventStore::new()))
+    }
+
+    /// The clock used by [`Monitor::tick_now`] and [`Monitor::observe`] (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -114,7 +123,7 @@ impl MonitorBuilder {
         self
     }
 
-    /// The portal's base URL; a link is this URL followed by the token (required),
+    /// The portal's base URL; a link is this URL followed by the signed text (required),
     /// e.g. `https://continuity.example.net/c/`.
     pub fn portal_url(mut self, url: impl Into<String>) -> Self {
         self.portal_url = Some(url.into());
@@ -162,6 +171,16 @@ impl MonitorBuilder {
                 "at least one notifier is needed, or no alert can go out",
             ));
         }
+        // No silent default: a service that forgot its durable store would
+        // lose its state on every restart without a word.
+        let store = self.store.ok_or_else(|| {
+            Error::config(
+                "store",
+                "an event store is required: a durable one via .store(..), \
+                 or the in-memory one, which loses the state when the process ends, \
+                 chosen by name via .in_memory_store()",
+            )
+        })?;
         let s = &self.settings;
         if let Some(instance) = &self.instance
             && (instance.is_empty() || instance.len() > 200)
@@ -183,9 +202,7 @@ impl MonitorBuilder {
         }
         Ok(Monitor {
             parts: Parts {
-                store: self
-                    .store
-                    .unwrap_or_else(|| Arc::new(InMemoryEventStore::new())),
+                store,
                 clock: self.clock,
                 notifiers: self.notifiers,
                 probes: self.probes,

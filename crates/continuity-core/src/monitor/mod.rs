@@ -60,9 +60,10 @@
 //! Outside the tick: `builder.rs` holds [`MonitorBuilder`] and
 //! [`MonitorSettings`]; `tenants.rs` the tenant registry and each tenant's
 //! runtime ([`Monitor::register_tenant`], [`Monitor::observe`],
-//! [`Monitor::status`]); `actions.rs` the portal actions
-//! ([`Monitor::perform`], [`Monitor::act`]), which write through the same
-//! compare-and-swap; `report.rs` what the engine hands back.
+//! [`Monitor::status`]); `actions.rs` link verification and actions
+//! ([`Monitor::verify_link`], [`Monitor::act`], which
+//! [`portal::act`](crate::portal::act) calls for a link), which write
+//! through the same compare-and-swap; `report.rs` what the engine hands back.
 
 mod actions;
 mod builder;
@@ -123,6 +124,7 @@ use crate::{
 /// let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
 /// let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
 /// let monitor = Monitor::builder()
+///     .in_memory_store()
 ///     .clock(Arc::new(clock.clone()))
 ///     .notifier(sms.clone())
 ///     .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))
@@ -168,7 +170,7 @@ struct Parts {
 /// What an alert's portal link is made of.
 struct Links {
     signer: LinkSigner,
-    /// A link is this URL followed by the token.
+    /// A link is this URL followed by the text [`LinkSigner::sign`](crate::link::LinkSigner::sign) returns.
     portal_url: String,
 }
 

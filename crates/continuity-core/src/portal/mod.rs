@@ -8,6 +8,9 @@
 //! a conflict (someone else changed the state first: the fresh view), or the
 //! link refused (expired, tampered, another tenant's, a retired key's).
 //!
+//! [`act`] is the one way to act through a link; an actor without one (an
+//! operator's console) calls [`Monitor::act`] instead.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use continuity_core::{
@@ -21,6 +24,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> continuity_core::Result<()> {
 //! let now = "2026-03-02T08:00:00Z".parse().unwrap();
 //! let monitor = Monitor::builder()
+//!     .in_memory_store()
 //!     .clock(Arc::new(ManualClock::new(now)))
 //!     .link_signer(LinkSigner::new(LinkKey::new("k1", [7u8; 32])?))
 //!     .portal_url("https://continuity.example.net/c/")
@@ -31,13 +35,13 @@
 //!     .register_tenant(TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]))
 //!     .await?;
 //! let claims = LinkClaims { tenant: acme, alert_id: 1, recipient: "ops".into() };
-//! let token = monitor.link_signer().sign(&claims, now)?;
+//! let link = monitor.link_signer().sign(&claims, now)?;
 //!
-//! let PortalOutcome::Done(view) = portal::open(&monitor, &token, None, now)? else { panic!() };
+//! let PortalOutcome::Done(view) = portal::open(&monitor, &link, None, now)? else { panic!() };
 //! assert!(view.active_event.is_none());
 //! let four_hours = DURATION_PRESETS[1].duration;
 //! let action = PortalAction::StartEvent(Until::For(four_hours));
-//! let PortalOutcome::Done(view) = portal::act(&monitor, &token, action, Some(view.version), now).await? else { panic!() };
+//! let PortalOutcome::Done(view) = portal::act(&monitor, &link, action, Some(view.version), now).await? else { panic!() };
 //! assert!(view.active_event.is_some());
 //! # Ok(()) }
 //! ```
@@ -208,7 +212,7 @@ pub enum PortalOutcome {
     },
 }
 
-/// Verifies `token` (optionally for `tenant`) at `now` and returns the view.
+/// Verifies `link` (optionally for `tenant`) at `now` and returns the view.
 ///
 /// # Errors
 ///
@@ -217,18 +221,20 @@ pub enum PortalOutcome {
 /// A refused link is [`PortalOutcome::LinkRefused`].
 pub fn open(
     monitor: &Monitor,
-    token: &str,
+    link: &str,
     tenant: Option<&TenantId>,
     now: DateTime<Utc>,
 ) -> Result<PortalOutcome> {
-    match monitor.verify_link(token, tenant, now) {
-        Ok(link) => Ok(PortalOutcome::Done(Box::new(view(monitor, &link, now)?))),
+    match monitor.verify_link(link, tenant, now) {
+        Ok(verified) => Ok(PortalOutcome::Done(Box::new(view(
+            monitor, &verified, now,
+        )?))),
         Err(Error::Link { reason }) => Ok(PortalOutcome::LinkRefused { reason }),
         Err(e) => Err(e),
     }
 }
 
-/// Performs `action` through the link `token` at `now`, as its recipient.
+/// Performs `action` through `link` at `now`, as its recipient.
 ///
 /// With `expected_version` (the [`PortalView::version`] the administrator
 /// saw), a state changed in between gives [`PortalOutcome::Conflict`] rather
@@ -241,17 +247,17 @@ pub fn open(
 /// As [`open`], and a store that cannot be reached while acting.
 pub async fn act(
     monitor: &Monitor,
-    token: &str,
+    link: &str,
     action: PortalAction,
     expected_version: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<PortalOutcome> {
-    let link = match monitor.verify_link(token, None, now) {
-        Ok(link) => link,
+    let verified = match monitor.verify_link(link, None, now) {
+        Ok(verified) => verified,
         Err(Error::Link { reason }) => return Ok(PortalOutcome::LinkRefused { reason }),
         Err(e) => return Err(e),
     };
-    let tenant = link.claims.tenant.clone();
+    let tenant = verified.claims.tenant.clone();
     let current = monitor.status(&tenant)?.state;
     // An extension by a duration counts from the end this call read: it must
     // not land on a state someone changed since, whether or not the caller
@@ -262,26 +268,28 @@ pub async fn act(
     };
     let Some(action) = resolve(action, &current.state, now) else {
         return Ok(PortalOutcome::OutOfRange {
-            view: Box::new(view(monitor, &link, now)?),
+            view: Box::new(view(monitor, &verified, now)?),
         });
     };
     let actor = Actor::Link {
-        recipient: link.claims.recipient.clone(),
-        alert_id: link.claims.alert_id,
-        key_id: link.key_id.clone(),
-        issued_at: link.issued_at,
+        recipient: verified.claims.recipient.clone(),
+        alert_id: verified.claims.alert_id,
+        key_id: verified.key_id.clone(),
+        issued_at: verified.issued_at,
     };
     match monitor
         .act(&tenant, actor, action, expected_version, now)
         .await
     {
-        Ok(_) => Ok(PortalOutcome::Done(Box::new(view(monitor, &link, now)?))),
+        Ok(_) => Ok(PortalOutcome::Done(Box::new(view(
+            monitor, &verified, now,
+        )?))),
         Err(Error::InvalidTransition { reason }) => Ok(PortalOutcome::Refused {
             reason,
-            view: Box::new(view(monitor, &link, now)?),
+            view: Box::new(view(monitor, &verified, now)?),
         }),
         Err(Error::Conflict { .. }) => Ok(PortalOutcome::Conflict {
-            view: Box::new(view(monitor, &link, now)?),
+            view: Box::new(view(monitor, &verified, now)?),
         }),
         Err(e) => Err(e),
     }

@@ -30,6 +30,7 @@ async fn monitor() -> Monitor {
 
 async fn monitor_with_hook(hook: Arc<crate::testing::RecordingHook>) -> Monitor {
     let monitor = Monitor::builder()
+        .in_memory_store()
         .hook(hook)
         .clock(Arc::new(ManualClock::new(t0())))
         .link_signer(LinkSigner::new(LinkKey::new("k2", [2u8; 32]).unwrap()))

@@ -45,6 +45,7 @@ impl ProbeHarness {
     pub async fn new(clock: ManualClock, probe: Arc<dyn MailProbe>) -> Result<Self> {
         let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
         let monitor = Monitor::builder()
+            .in_memory_store()
             .clock(Arc::new(clock.clone()))
             .probe(Direction::Inbound, probe.clone())
             .probe(Direction::Outbound, probe)

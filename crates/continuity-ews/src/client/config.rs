@@ -2,7 +2,7 @@
 
 use std::{fmt, time::Duration};
 
-use continuity_core::{Clock, SystemClock, token::AccessTokenSource};
+use continuity_core::{Clock, SystemClock, access_token::AccessTokenSource};
 use reqwest::Url;
 use secrecy::SecretString;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 #[cfg(feature = "ntlm")]
 use continuity_core::Clock;
-use continuity_core::token::AccessTokenSource;
+use continuity_core::access_token::AccessTokenSource;
 use reqwest::{
     StatusCode, Url,
     header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT},
@@ -259,7 +259,7 @@ impl EwsClient {
                 (&e, &self.inner.cfg.auth, refreshed_token)
             {
                 refreshed_token = true;
-                if let Ok(t) = source.token().await {
+                if let Ok(t) = source.access_token().await {
                     source.invalidate(&t);
                 }
                 continue;
@@ -316,10 +316,13 @@ impl EwsClient {
                     }
                     Auth::Bearer(source) => {
                         let access_token =
-                            source.token().await.map_err(|e| EwsError::AccessToken {
-                                retryable: e.is_retryable(),
-                                message: e.to_string(),
-                            })?;
+                            source
+                                .access_token()
+                                .await
+                                .map_err(|e| EwsError::AccessToken {
+                                    retryable: e.is_retryable(),
+                                    message: e.to_string(),
+                                })?;
                         req.bearer_auth(access_token.secret().expose())
                     }
                     #[cfg(feature = "ntlm")]
@@ -535,7 +538,7 @@ impl EwsClient {
 }
 
 fn is_probe(item: &Item, probe_id: &str) -> bool {
-    continuity_core::arrival::carries_token(
+    continuity_core::arrival::carries_probe_token(
         item.subject.as_deref(),
         item.probe_header.as_deref(),
         probe_id,

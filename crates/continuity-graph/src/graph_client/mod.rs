@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use continuity_core::Clock;
-use continuity_core::token::{AccessToken, AccessTokenSource};
+use continuity_core::access_token::{AccessToken, AccessTokenSource};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, USER_AGENT};
 use reqwest::{Method, Url};
 use serde_json::json;
@@ -219,7 +219,7 @@ impl GraphClient {
                                 .find(|h| h.name.eq_ignore_ascii_case(header))
                                 .map(|h| h.value.trim().to_owned())
                         });
-                        continuity_core::arrival::carries_token(
+                        continuity_core::arrival::carries_probe_token(
                             m.subject.as_deref(),
                             probe_header.as_deref(),
                             probe_token,
@@ -342,7 +342,7 @@ impl GraphClient {
     pub(crate) async fn access_token(&self) -> Result<AccessToken, GraphError> {
         self.inner
             .access_tokens
-            .token()
+            .access_token()
             .await
             .map_err(GraphError::from_token_source)
     }

@@ -64,6 +64,7 @@ fn serve_an_outage(rt: &Runtime) -> (Arc<Monitor>, ManualClock, String, String) 
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let monitor = Arc::new(
         Monitor::builder()
+            .in_memory_store()
             .clock(Arc::new(clock.clone()))
             .notifier(sms.clone())
             .link_signer(LinkSigner::new(LinkKey::new("k1", [4u8; 32]).unwrap()))

@@ -7,21 +7,21 @@
 //!
 //! ```
 //! use chrono::{DateTime, TimeDelta, Utc};
-//! use continuity_core::token::{AccessToken, AccessTokenSource};
+//! use continuity_core::access_token::{AccessToken, AccessTokenSource};
 //!
 //! #[derive(Debug)]
 //! struct Fixed(DateTime<Utc>);
 //!
 //! #[async_trait::async_trait]
 //! impl AccessTokenSource for Fixed {
-//!     async fn token(&self) -> continuity_core::Result<AccessToken> {
+//!     async fn access_token(&self) -> continuity_core::Result<AccessToken> {
 //!         Ok(AccessToken::new("eyJ0eXAi-secret", self.0 + TimeDelta::minutes(60)))
 //!     }
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let now: DateTime<Utc> = "2026-03-02T08:00:00Z".parse().unwrap();
-//! let token = Fixed(now).token().await.unwrap();
+//! let token = Fixed(now).access_token().await.unwrap();
 //! assert_eq!(token.secret().expose(), "eyJ0eXAi-secret");
 //! assert!(!format!("{token:?}").contains("eyJ0eXAi"));
 //! assert!(!token.expires_within(now, TimeDelta::minutes(5)));
@@ -36,14 +36,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::error::Result;
 
 /// A secret string (a bearer token) that never shows in `Debug` and has no
-/// `Display`; read it with [`SecretToken::expose`] where it goes on the wire.
+/// `Display`; read it with [`AccessTokenSecret::expose`] where it goes on the wire.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretToken(String);
+pub struct AccessTokenSecret(String);
 
-impl SecretToken {
+impl AccessTokenSecret {
     /// Wraps `token`.
     pub fn new(token: impl Into<String>) -> Self {
-        SecretToken(token.into())
+        AccessTokenSecret(token.into())
     }
 
     /// The token itself, for the `Authorization` header.
@@ -52,16 +52,16 @@ impl SecretToken {
     }
 }
 
-impl fmt::Debug for SecretToken {
+impl fmt::Debug for AccessTokenSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretToken(<redacted>)")
+        f.write_str("AccessTokenSecret(<redacted>)")
     }
 }
 
 /// A bearer token and when it stops being valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessToken {
-    secret: SecretToken,
+    secret: AccessTokenSecret,
     expires_at: DateTime<Utc>,
 }
 
@@ -69,13 +69,13 @@ impl AccessToken {
     /// A token valid until `expires_at`.
     pub fn new(secret: impl Into<String>, expires_at: DateTime<Utc>) -> Self {
         AccessToken {
-            secret: SecretToken::new(secret),
+            secret: AccessTokenSecret::new(secret),
             expires_at,
         }
     }
 
     /// The secret.
-    pub fn secret(&self) -> &SecretToken {
+    pub fn secret(&self) -> &AccessTokenSecret {
         &self.secret
     }
 
@@ -94,7 +94,7 @@ impl AccessToken {
 /// Supplies bearer tokens for one resource (e.g. `https://outlook.office365.com/.default`).
 ///
 /// # Contract
-/// - `token` returns a token valid for a while yet; sources cache and refresh
+/// - `access_token` returns a token valid for a while yet; sources cache and refresh
 ///   ahead of expiry themselves (tokens live 60–90 minutes, never assume one hour).
 /// - Errors are [`Error::Probe`](crate::Error::Probe) or
 ///   [`Error::Generic`](crate::Error::Generic); `is_retryable` tells whether
@@ -106,7 +106,7 @@ impl AccessToken {
 #[async_trait]
 pub trait AccessTokenSource: Send + Sync + fmt::Debug {
     /// A currently valid token.
-    async fn token(&self) -> Result<AccessToken>;
+    async fn access_token(&self) -> Result<AccessToken>;
 
     /// The resource refused `token`: drop it from any cache. Default: nothing.
     fn invalidate(&self, token: &AccessToken) {
@@ -116,8 +116,8 @@ pub trait AccessTokenSource: Send + Sync + fmt::Debug {
 
 #[async_trait]
 impl<T: AccessTokenSource + ?Sized> AccessTokenSource for std::sync::Arc<T> {
-    async fn token(&self) -> Result<AccessToken> {
-        (**self).token().await
+    async fn access_token(&self) -> Result<AccessToken> {
+        (**self).access_token().await
     }
     fn invalidate(&self, token: &AccessToken) {
         (**self).invalidate(token)
@@ -135,6 +135,6 @@ mod tests {
         assert!(t.expires_within(now, TimeDelta::minutes(5)));
         assert!(!t.expires_within(now, TimeDelta::minutes(3)));
         assert!(t.expires_within(DateTime::<Utc>::MAX_UTC, TimeDelta::minutes(1)));
-        assert_eq!(format!("{:?}", t.secret()), "SecretToken(<redacted>)");
+        assert_eq!(format!("{:?}", t.secret()), "AccessTokenSecret(<redacted>)");
     }
 }
