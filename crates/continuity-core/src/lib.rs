@@ -66,13 +66,19 @@
 //! | [`link`] | signed, expiring portal links |
 //! | [`portal`] | the portal API: views of a tenant and actions through a link, as typed outcomes |
 //! | [`config`] | tenant configuration (serde) and its validation |
+//! | [`duration`] | durations in configuration (`"5m"`, `"1h30m"`) and in messages (`1 h 5 min`) |
 //! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits; the [`ProbeSender`](probe::ProbeSender) mail adapters hand inbound probes to |
 //! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`](arrival::ArrivalRegistry) the gateway feeds |
-//! | [`monitor`] | the [`Monitor`] engine |
+//! | [`monitor`] | the [`Monitor`] engine, one file per tick phase (its module docs walk through a tick) |
 //! | [`access_token`] | the [`AccessTokenSource`](access_token::AccessTokenSource) seam: bearer tokens for adapters |
 //! | [`sim`] | simulation parts: a simulated mail system answering probes |
-//! | `testing` | the store conformance suite, a store that can be taken down, a monitor harness for mail adapters' probes, and the recording notifier and hook (feature `testing`) |
+//! | [`error`] | the crate's [`Error`] and [`Result`] |
+//! | `testing` | the store conformance suite, a store that can be taken down, the recording notifier and hook, the engine test rig, and a monitor harness for mail adapters' probes (feature `testing`) |
+//!
+//! `ARCHITECTURE.md` at the repository's root is the map of the whole
+//! workspace: the crates, the traits, one tick step by step, the outbox, the
+//! shards and the store-outage journal.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
