@@ -94,4 +94,6 @@ pub use client::{
 pub use error::{EwsError, ResponseCode, Result};
 pub use probe::{EwsProbe, EwsTenantProbe, OutgoingProbe, ProbeSender};
 #[cfg(feature = "smtp")]
-pub use smtp_sender::{SmtpCredentials, SmtpProbeSender, SmtpSecurity, SmtpSenderConfig};
+pub use smtp_sender::{
+    RelayConfig, SmtpCredentials, SmtpProbeSender, SmtpSecurity, SmtpSenderConfig,
+};

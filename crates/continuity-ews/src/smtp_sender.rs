@@ -9,10 +9,10 @@
 //!
 //! - STARTTLS is the default (required, not opportunistic: a relay that does
 //!   not offer it is refused); implicit TLS (port 465) is selectable;
-//!   unencrypted SMTP only when [`SmtpSenderConfig::allow_insecure_plaintext`]
+//!   unencrypted SMTP only when [`RelayConfig::allow_insecure_plaintext`]
 //!   is set (local relays, tests).
 //! - The relay's certificate is checked against the platform's roots plus
-//!   [`SmtpSenderConfig::root_certificates_pem`] (a private CA).
+//!   [`RelayConfig::root_certificates_pem`] (a private CA).
 //! - A failure keeps the relay's reply code: 4xx and connection trouble are
 //!   retryable (the direction's failure), 5xx and TLS trust problems are not
 //!   (configuration: the relay refuses the sender or the recipient).
@@ -25,8 +25,8 @@
 //! };
 //!
 //! let mut config = SmtpSenderConfig::new("relay.gateway.example", "probe@gateway.example");
-//! config.credentials = Some(SmtpCredentials::new("probe@gateway.example", "s3cret"));
-//! assert_eq!(config.security, SmtpSecurity::StartTls);
+//! config.relay.credentials = Some(SmtpCredentials::new("probe@gateway.example", "s3cret"));
+//! assert_eq!(config.relay.security, SmtpSecurity::StartTls);
 //! let sender = SmtpProbeSender::new(config)?;
 //! assert!(!format!("{sender:?}").contains("s3cret"));
 //!
@@ -44,17 +44,18 @@
 //!
 //! // Unencrypted SMTP needs an explicit opt-in.
 //! let mut plain = SmtpSenderConfig::new("127.0.0.1", "probe@gateway.example");
-//! plain.security = SmtpSecurity::InsecurePlaintext;
+//! plain.relay.security = SmtpSecurity::InsecurePlaintext;
 //! assert!(SmtpProbeSender::new(plain).unwrap_err().is_configuration());
 //! # Ok::<(), continuity_ews::EwsError>(())
 //! ```
 
-use std::{fmt, time::Duration};
+use std::fmt;
 
 use async_trait::async_trait;
 use continuity_core::Error as CoreError;
+pub use continuity_smtp::{RelayConfig, SmtpCredentials, SmtpSecurity};
 use continuity_smtp::{
-    RelayConfig, RelayConfigError, SmtpRelay, is_certificate_error,
+    RelayConfigError, SmtpRelay, is_certificate_error,
     lettre::{
         AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
         message::{
@@ -63,7 +64,6 @@ use continuity_smtp::{
         },
     },
 };
-pub use continuity_smtp::{SmtpCredentials, SmtpSecurity};
 
 use crate::{
     error::{EwsError, Result},
@@ -73,42 +73,20 @@ use crate::{
 /// Settings of an [`SmtpProbeSender`].
 #[derive(Clone, Debug)]
 pub struct SmtpSenderConfig {
-    /// The relay's host name or IP address.
-    pub host: String,
-    /// The port (default: 587 for STARTTLS, 465 for implicit TLS, 25 plain).
-    pub port: Option<u16>,
-    /// How the connection is protected (default STARTTLS).
-    pub security: SmtpSecurity,
-    /// Allow [`SmtpSecurity::InsecurePlaintext`] (default false).
-    pub allow_insecure_plaintext: bool,
-    /// The name the relay's certificate must carry (default: `host`).
-    pub tls_domain: Option<String>,
-    /// Extra trusted root certificates (PEM), e.g. a private CA.
-    pub root_certificates_pem: Vec<Vec<u8>>,
-    /// AUTH credentials, if the relay needs them.
-    pub credentials: Option<SmtpCredentials>,
+    /// The relay: host, port (default: 587 for STARTTLS, 465 for implicit
+    /// TLS, 25 plain), security, TLS, credentials, EHLO name (default: the
+    /// domain of `from`) and the time for each SMTP step (default 30 s).
+    pub relay: RelayConfig,
     /// Envelope sender and `From:` of the probes (on the gateway's side).
     pub from: String,
-    /// The EHLO name (default: the domain of `from`).
-    pub hello_name: Option<String>,
-    /// Timeout of each SMTP step: connect, each command (default 30 s).
-    pub timeout: Duration,
 }
 
 impl SmtpSenderConfig {
     /// STARTTLS to `host` (port 587), sending as `from`, 30 s timeouts, no AUTH.
     pub fn new(host: impl Into<String>, from: impl Into<String>) -> Self {
         SmtpSenderConfig {
-            host: host.into(),
-            port: None,
-            security: SmtpSecurity::StartTls,
-            allow_insecure_plaintext: false,
-            tls_domain: None,
-            root_certificates_pem: Vec::new(),
-            credentials: None,
+            relay: RelayConfig::new(host),
             from: from.into(),
-            hello_name: None,
-            timeout: Duration::from_secs(30),
         }
     }
 }
@@ -145,10 +123,11 @@ fn invalid(field: &'static str, reason: impl fmt::Display) -> EwsError {
 /// A relay setting refused by `continuity-smtp`, under this crate's names.
 fn relay_config(e: RelayConfigError) -> EwsError {
     let field = match e.field {
-        "host" => "smtp.host",
-        "security" => "smtp.security",
-        "root_certificates_pem" => "smtp.root_certificates_pem",
-        _ => "smtp.tls",
+        "host" => "smtp.relay.host",
+        "timeout" => "smtp.relay.timeout",
+        "security" => "smtp.relay.security",
+        "root_certificates_pem" => "smtp.relay.root_certificates_pem",
+        _ => "smtp.relay.tls",
     };
     invalid(field, e.reason)
 }
@@ -156,29 +135,11 @@ fn relay_config(e: RelayConfigError) -> EwsError {
 impl SmtpProbeSender {
     /// A sender with `config`; checks it (addresses, certificates, security).
     pub fn new(config: SmtpSenderConfig) -> Result<Self> {
-        if config.timeout.is_zero() {
-            return Err(invalid("smtp.timeout", "must be more than zero"));
-        }
         let from: Mailbox = config
             .from
             .parse()
             .map_err(|e| invalid("smtp.from", format!("{:?}: {e}", config.from)))?;
-        let hello = config
-            .hello_name
-            .clone()
-            .unwrap_or_else(|| from.email.domain().to_owned());
-        let relay = SmtpRelay::new(RelayConfig {
-            host: config.host,
-            port: config.port,
-            security: config.security,
-            allow_insecure_plaintext: config.allow_insecure_plaintext,
-            tls_domain: config.tls_domain,
-            root_certificates_pem: config.root_certificates_pem,
-            credentials: config.credentials,
-            hello_name: hello,
-            timeout: config.timeout,
-        })
-        .map_err(relay_config)?;
+        let relay = SmtpRelay::new(config.relay, from.email.domain()).map_err(relay_config)?;
         Ok(SmtpProbeSender {
             transport: relay.transport(),
             from,

@@ -29,14 +29,14 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn config(peer: &SmtpPeer, security: SmtpSecurity, cert: Option<&TestCert>) -> SmtpSenderConfig {
     let mut c = SmtpSenderConfig::new("127.0.0.1", FROM);
-    c.port = Some(peer.port);
-    c.security = security;
-    c.tls_domain = Some("localhost".into());
+    c.relay.port = Some(peer.port);
+    c.relay.security = security;
+    c.relay.tls_domain = Some("localhost".into());
     if let Some(cert) = cert {
-        c.root_certificates_pem = vec![cert.ca_pem.clone()];
-        c.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
+        c.relay.root_certificates_pem = vec![cert.ca_pem.clone()];
+        c.relay.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
     }
-    c.timeout = Duration::from_secs(10);
+    c.relay.timeout = Duration::from_secs(10);
     c
 }
 
@@ -118,7 +118,7 @@ async fn plaintext_only_when_explicitly_allowed() {
         e.is_configuration() && e.to_string().contains("allow_insecure_plaintext"),
         "{e}"
     );
-    c.allow_insecure_plaintext = true;
+    c.relay.allow_insecure_plaintext = true;
     let sender = SmtpProbeSender::new(c).unwrap();
     let (r, token, subject) = send(&sender, ORG_INBOX, "in-3").await;
     r.unwrap();
@@ -161,7 +161,7 @@ async fn relay_refusals_keep_their_reply_code() {
 
     // Wrong password: 535, a configuration problem; the password is not in the error.
     let mut c = config(&peer, SmtpSecurity::StartTls, Some(&cert));
-    c.credentials = Some(SmtpCredentials::new(USER, "wrong-password-17"));
+    c.relay.credentials = Some(SmtpCredentials::new(USER, "wrong-password-17"));
     let sender = SmtpProbeSender::new(c).unwrap();
     let (r, ..) = send(&sender, ORG_INBOX, "in-7").await;
     let e = r.unwrap_err();
@@ -170,7 +170,7 @@ async fn relay_refusals_keep_their_reply_code() {
 
     // The private CA not configured: the relay's certificate is untrusted.
     let mut c = config(&peer, SmtpSecurity::StartTls, Some(&cert));
-    c.root_certificates_pem.clear();
+    c.relay.root_certificates_pem.clear();
     let sender = SmtpProbeSender::new(c).unwrap();
     let (r, ..) = send(&sender, ORG_INBOX, "in-8").await;
     let e = r.unwrap_err();
@@ -187,8 +187,8 @@ async fn an_unreachable_relay_is_retryable() {
         .unwrap()
         .port();
     let mut c = SmtpSenderConfig::new("127.0.0.1", FROM);
-    c.port = Some(port);
-    c.timeout = Duration::from_secs(5);
+    c.relay.port = Some(port);
+    c.relay.timeout = Duration::from_secs(5);
     let sender = SmtpProbeSender::new(c).unwrap();
     let (r, ..) = send(&sender, ORG_INBOX, "in-9").await;
     let e = r.unwrap_err();

@@ -42,10 +42,10 @@ fn message(id: u64) -> AlertMessage {
 
 fn notifier(peer: &SmtpPeer, cert: &TestCert, connections: SmtpConnections) -> Arc<SmtpNotifier> {
     let mut c = SmtpConfig::new("127.0.0.1", "alerts@continuity.example.net");
-    c.port = Some(peer.port);
-    c.tls_domain = Some("localhost".into());
-    c.root_certificates_pem = vec![cert.ca_pem.clone()];
-    c.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
+    c.relay.port = Some(peer.port);
+    c.relay.tls_domain = Some("localhost".into());
+    c.relay.root_certificates_pem = vec![cert.ca_pem.clone()];
+    c.relay.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
     c.connections = connections;
     Arc::new(SmtpNotifier::new(c, Arc::new(ManualClock::new(t0()))).unwrap())
 }

@@ -41,7 +41,7 @@ use continuity_core::{
     notify::{AlertMessage, Notifier, Receipt},
 };
 use continuity_smtp::{
-    ConnectError, RelayConfig, RelayConfigError, SmtpRelay,
+    ConnectError, RelayConfigError, SmtpRelay,
     lettre::{
         Message,
         message::{
@@ -51,7 +51,7 @@ use continuity_smtp::{
         transport::smtp::{client::AsyncSmtpConnection, response::Response},
     },
 };
-pub use continuity_smtp::{SmtpCredentials, SmtpSecurity};
+pub use continuity_smtp::{RelayConfig, SmtpCredentials, SmtpSecurity};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -77,51 +77,28 @@ pub enum SmtpConnections {
 /// Settings of an [`SmtpNotifier`].
 #[derive(Clone, Debug)]
 pub struct SmtpConfig {
-    /// The relay's host name or IP address.
-    pub host: String,
-    /// The port (default: by [`security`](Self::security), 587, 465 or 25).
-    pub port: Option<u16>,
-    /// Transport security (default STARTTLS).
-    pub security: SmtpSecurity,
-    /// The name the relay's certificate must carry (default: `host`).
-    pub tls_domain: Option<String>,
-    /// Extra trusted root certificates (PEM), e.g. a private CA.
-    pub root_certificates_pem: Vec<Vec<u8>>,
-    /// Credentials for AUTH, if the relay needs them.
-    pub credentials: Option<SmtpCredentials>,
+    /// The relay: host, port, security, TLS, credentials, EHLO name (default:
+    /// the sender's domain) and the time for each SMTP step (default 30 s).
+    pub relay: RelayConfig,
     /// The sender, e.g. `Continuity <alerts@example.net>`.
     pub from: String,
     /// Also sent to these addresses, visibly.
     pub cc: Vec<String>,
     /// Also sent to these addresses, invisibly.
     pub bcc: Vec<String>,
-    /// The EHLO name (default: the sender's domain).
-    pub hello_name: Option<String>,
-    /// Time for each SMTP step (default 30 s).
-    pub timeout: Duration,
     /// Connection reuse (default a pool of 4).
     pub connections: SmtpConnections,
-    /// Must be true for [`SmtpSecurity::InsecurePlaintext`].
-    pub allow_insecure_plaintext: bool,
 }
 
 impl SmtpConfig {
     /// STARTTLS to `host` on port 587 as `from`, with the other defaults.
     pub fn new(host: impl Into<String>, from: impl Into<String>) -> Self {
         SmtpConfig {
-            host: host.into(),
-            port: None,
-            security: SmtpSecurity::StartTls,
-            tls_domain: None,
-            root_certificates_pem: Vec::new(),
-            credentials: None,
+            relay: RelayConfig::new(host),
             from: from.into(),
             cc: Vec::new(),
             bcc: Vec::new(),
-            hello_name: None,
-            timeout: Duration::from_secs(30),
             connections: SmtpConnections::Pooled { max_size: 4 },
-            allow_insecure_plaintext: false,
         }
     }
 }
@@ -175,18 +152,7 @@ impl SmtpNotifier {
             .map(|(i, a)| mailbox(&format!("bcc[{i}]"), a))
             .collect::<Result<Vec<_>, _>>()?;
         let domain = from.email.domain().to_string();
-        let relay = SmtpRelay::new(RelayConfig {
-            host: config.host,
-            port: config.port,
-            security: config.security,
-            allow_insecure_plaintext: config.allow_insecure_plaintext,
-            tls_domain: config.tls_domain,
-            root_certificates_pem: config.root_certificates_pem,
-            credentials: config.credentials,
-            hello_name: config.hello_name.unwrap_or_else(|| domain.clone()),
-            timeout: config.timeout,
-        })
-        .map_err(relay_config)?;
+        let relay = SmtpRelay::new(config.relay, &domain).map_err(relay_config)?;
         let pool = match config.connections {
             SmtpConnections::PerMessage => None,
             SmtpConnections::Pooled { max_size } => Some(Pool::new(max_size)),

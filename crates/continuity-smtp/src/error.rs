@@ -7,7 +7,7 @@ use std::{fmt, io};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayConfigError {
     /// The setting, as named in [`RelayConfig`](crate::RelayConfig):
-    /// `host`, `security`, `root_certificates_pem` or `tls`.
+    /// `host`, `timeout`, `security`, `root_certificates_pem` or `tls`.
     pub field: &'static str,
     /// Which entry of a list setting (`root_certificates_pem`).
     pub index: Option<usize>,

@@ -10,25 +10,25 @@
 //!
 //! // STARTTLS on port 587 unless told otherwise, the certificate checked
 //! // against the platform's roots (plus `root_certificates_pem`).
-//! let mut config = RelayConfig::new("relay.example.net", "continuity.example.net");
+//! let mut config = RelayConfig::new("relay.example.net");
 //! config.credentials = Some(SmtpCredentials::new("alerts", "s3cret"));
 //! config.timeout = Duration::from_secs(10);
-//! let relay = SmtpRelay::new(config)?;
+//! let relay = SmtpRelay::new(config, "continuity.example.net")?;
 //! assert_eq!((relay.port(), relay.security()), (587, SmtpSecurity::StartTls));
 //! assert!(relay.is_authenticated());
 //! assert!(!format!("{relay:?}").contains("s3cret"));
 //!
 //! // Implicit TLS defaults to port 465.
-//! let mut config = RelayConfig::new("relay.example.net", "continuity.example.net");
+//! let mut config = RelayConfig::new("relay.example.net");
 //! config.security = SmtpSecurity::ImplicitTls;
-//! assert_eq!(SmtpRelay::new(config)?.port(), 465);
+//! assert_eq!(SmtpRelay::new(config, "continuity.example.net")?.port(), 465);
 //!
 //! // Unencrypted SMTP needs an explicit opt-in.
-//! let mut config = RelayConfig::new("127.0.0.1", "localhost");
+//! let mut config = RelayConfig::new("127.0.0.1");
 //! config.security = SmtpSecurity::InsecurePlaintext;
-//! assert_eq!(SmtpRelay::new(config.clone()).unwrap_err().field, "security");
+//! assert_eq!(SmtpRelay::new(config.clone(), "localhost").unwrap_err().field, "security");
 //! config.allow_insecure_plaintext = true;
-//! let relay = SmtpRelay::new(config)?;
+//! let relay = SmtpRelay::new(config, "continuity.example.net")?;
 //! assert_eq!(relay.port(), 25);
 //!
 //! // Either lettre's pooled transport, or single connections for a pool of

@@ -36,16 +36,16 @@ pub struct RelayConfig {
     pub root_certificates_pem: Vec<Vec<u8>>,
     /// AUTH credentials, if the relay needs them.
     pub credentials: Option<SmtpCredentials>,
-    /// The EHLO name.
-    pub hello_name: String,
+    /// The EHLO name (default: the sender's domain, given to [`SmtpRelay::new`]).
+    pub hello_name: Option<String>,
     /// Timeout of each SMTP step: connect, each command (default 30 s).
     pub timeout: Duration,
 }
 
 impl RelayConfig {
-    /// STARTTLS to `host` (port 587), saying EHLO `hello_name`, 30 s
-    /// timeouts, no AUTH.
-    pub fn new(host: impl Into<String>, hello_name: impl Into<String>) -> Self {
+    /// STARTTLS to `host` (port 587), 30 s timeouts, no AUTH, EHLO with
+    /// the sender's domain.
+    pub fn new(host: impl Into<String>) -> Self {
         RelayConfig {
             host: host.into(),
             port: None,
@@ -54,7 +54,7 @@ impl RelayConfig {
             tls_domain: None,
             root_certificates_pem: Vec::new(),
             credentials: None,
-            hello_name: hello_name.into(),
+            hello_name: None,
             timeout: Duration::from_secs(30),
         }
     }
@@ -89,12 +89,21 @@ impl fmt::Debug for SmtpRelay {
 
 impl SmtpRelay {
     /// Checks `config` (host, security, certificates) and prepares TLS.
-    pub fn new(config: RelayConfig) -> Result<Self, RelayConfigError> {
+    /// `sender_domain` (the domain of the messages' sender) is the EHLO
+    /// name when `config` names none.
+    pub fn new(config: RelayConfig, sender_domain: &str) -> Result<Self, RelayConfigError> {
         if config.host.trim().is_empty() {
             return Err(RelayConfigError {
                 field: "host",
                 index: None,
                 reason: "is empty".into(),
+            });
+        }
+        if config.timeout.is_zero() {
+            return Err(RelayConfigError {
+                field: "timeout",
+                index: None,
+                reason: "must be more than zero".into(),
             });
         }
         let port = config
@@ -120,7 +129,11 @@ impl SmtpRelay {
             security: config.security,
             tls,
             credentials: config.credentials.as_ref().map(SmtpCredentials::to_lettre),
-            hello: ClientId::Domain(config.hello_name),
+            hello: ClientId::Domain(
+                config
+                    .hello_name
+                    .unwrap_or_else(|| sender_domain.to_owned()),
+            ),
             timeout: config.timeout,
         })
     }

@@ -57,10 +57,10 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
     sms.base_url = format!("http://{addr}");
     sms.allow_plain_http = true;
     let mut smtp = SmtpConfig::new("127.0.0.1", "alerts@continuity.example.net");
-    smtp.port = Some(relay.port);
-    smtp.tls_domain = Some("localhost".into());
-    smtp.root_certificates_pem = vec![cert.ca_pem.clone()];
-    smtp.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
+    smtp.relay.port = Some(relay.port);
+    smtp.relay.tls_domain = Some("localhost".into());
+    smtp.relay.root_certificates_pem = vec![cert.ca_pem.clone()];
+    smtp.relay.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
     let delivery = Delivery::builder(Arc::new(clock.clone()))
         .channel(Arc::new(TwilioSms::new(sms).unwrap()))
         .channel(Arc::new(

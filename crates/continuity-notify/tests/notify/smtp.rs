@@ -25,12 +25,12 @@ fn config(peer: &SmtpPeer, cert: &TestCert, security: SmtpSecurity) -> SmtpConfi
         "127.0.0.1",
         "Continuity Alerts <alerts@continuity.example.net>",
     );
-    c.port = Some(peer.port);
-    c.security = security;
-    c.tls_domain = Some("localhost".into());
-    c.root_certificates_pem = vec![cert.ca_pem.clone()];
-    c.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
-    c.timeout = Duration::from_secs(10);
+    c.relay.port = Some(peer.port);
+    c.relay.security = security;
+    c.relay.tls_domain = Some("localhost".into());
+    c.relay.root_certificates_pem = vec![cert.ca_pem.clone()];
+    c.relay.credentials = Some(SmtpCredentials::new(USER, PASSWORD));
+    c.relay.timeout = Duration::from_secs(10);
     c
 }
 
@@ -186,7 +186,7 @@ async fn refused_credentials_are_not_retried_and_an_untrusted_certificate_is_ref
     let cert = TestCert::generate();
     let peer = SmtpPeer::start("starttls", Some(&cert));
     let mut c = config(&peer, &cert, SmtpSecurity::StartTls);
-    c.credentials = Some(SmtpCredentials::new(USER, "not-the-password"));
+    c.relay.credentials = Some(SmtpCredentials::new(USER, "not-the-password"));
     let smtp = SmtpNotifier::new(c, clock()).unwrap();
     let e = smtp.send(&raised()).await.unwrap_err();
     assert!(matches!(e, NotifyError::Auth { .. }), "{e:?}");
@@ -196,7 +196,7 @@ async fn refused_credentials_are_not_retried_and_an_untrusted_certificate_is_ref
 
     // Without the test CA the server's certificate is not trusted.
     let mut c = config(&peer, &cert, SmtpSecurity::StartTls);
-    c.root_certificates_pem.clear();
+    c.relay.root_certificates_pem.clear();
     let smtp = SmtpNotifier::new(c, clock()).unwrap();
     let e = smtp.send(&raised()).await.unwrap_err();
     assert!(matches!(e, NotifyError::Unavailable { .. }), "{e:?}");
@@ -207,13 +207,13 @@ async fn refused_credentials_are_not_retried_and_an_untrusted_certificate_is_ref
 async fn plain_smtp_only_when_explicitly_allowed() {
     let peer = SmtpPeer::start("plain", None);
     let mut c = SmtpConfig::new("127.0.0.1", "alerts@continuity.example.net");
-    c.port = Some(peer.port);
-    c.security = SmtpSecurity::InsecurePlaintext;
+    c.relay.port = Some(peer.port);
+    c.relay.security = SmtpSecurity::InsecurePlaintext;
     match SmtpNotifier::new(c.clone(), clock()).unwrap_err() {
         NotifyError::Config { field, .. } => assert_eq!(field, "security"),
         e => panic!("{e:?}"),
     }
-    c.allow_insecure_plaintext = true;
+    c.relay.allow_insecure_plaintext = true;
     let smtp = SmtpNotifier::new(c, clock()).unwrap();
     smtp.deliver(&raised()).await.unwrap();
     let got = peer.next_message(WAIT);
@@ -225,7 +225,7 @@ async fn plain_smtp_only_when_explicitly_allowed() {
 
     // STARTTLS to a server that does not offer it fails instead of falling back to plain.
     let mut c = SmtpConfig::new("127.0.0.1", "alerts@continuity.example.net");
-    c.port = Some(peer.port);
+    c.relay.port = Some(peer.port);
     let smtp = SmtpNotifier::new(c, clock()).unwrap();
     assert!(smtp.send(&raised()).await.is_err());
     assert!(peer.drain().is_empty());
