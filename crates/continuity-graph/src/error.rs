@@ -548,7 +548,9 @@ impl From<GraphError> for continuity_core::Error {
     /// Throttling becomes [`ProbeThrottled`](continuity_core::Error::ProbeThrottled)
     /// (not a failure of the direction); everything else
     /// [`Probe`](continuity_core::Error::Probe), with what to fix first when
-    /// Graph's refusal says it.
+    /// Graph's refusal says it. The `GraphError` itself is kept as the core
+    /// error's `source()`, for
+    /// [`source_as`](continuity_core::Error::source_as).
     fn from(e: GraphError) -> Self {
         let code = match &e {
             GraphError::Aadsts { code: Some(c), .. } => Some(format!("AADSTS{c}")),
@@ -565,6 +567,7 @@ impl From<GraphError> for continuity_core::Error {
                 retry_after: e.retry_after(),
                 code,
                 message: e.to_string(),
+                source: Some(Box::new(e)),
             };
         }
         let message = match e.refusal() {
@@ -575,6 +578,7 @@ impl From<GraphError> for continuity_core::Error {
             retryable: e.is_retryable(),
             code,
             message,
+            source: Some(Box::new(e)),
         }
     }
 }

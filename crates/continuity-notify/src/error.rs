@@ -193,6 +193,8 @@ impl NotifyError {
     }
 }
 
+/// The `NotifyError` is kept as the core error's `source()`, for
+/// [`source_as`](continuity_core::Error::source_as).
 impl From<NotifyError> for continuity_core::Error {
     fn from(e: NotifyError) -> Self {
         continuity_core::Error::Notify {
@@ -201,6 +203,7 @@ impl From<NotifyError> for continuity_core::Error {
             retry_after: e.retry_after(),
             code: e.code().map(str::to_string),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         }
     }
 }
@@ -224,6 +227,7 @@ mod tests {
                 retry_after,
                 code,
                 message,
+                ..
             } => {
                 assert_eq!(channel, "sms");
                 assert!(retryable);

@@ -115,6 +115,8 @@ impl StoreError {
     }
 }
 
+/// The `StoreError` is kept as the core error's `source()`, for
+/// [`source_as`](continuity_core::Error::source_as).
 impl From<StoreError> for continuity_core::Error {
     fn from(e: StoreError) -> Self {
         let backend = e.backend();

@@ -81,6 +81,7 @@ impl Notifier for Scripted {
             retry_after: retry_after.map(Duration::from_secs),
             code: Some("scripted".into()),
             message: "scripted failure".into(),
+            source: None,
         };
         match o {
             Outcome::Ok => Ok(Receipt {
