@@ -224,16 +224,6 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
-
-    /// Anything else, from an adapter.
-    #[error("{context}: {source}")]
-    Generic {
-        /// Where it happened.
-        context: String,
-        /// The underlying error.
-        #[source]
-        source: BoxError,
-    },
 }
 
 impl Error {
