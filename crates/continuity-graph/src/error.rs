@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// Result alias of this crate.
+pub type Result<T, E = GraphError> = std::result::Result<T, E>;
+
 /// Everything that can go wrong while loading an app credential or getting a token.
 ///
 /// Variants say what to do: [`is_retryable`](GraphError::is_retryable) (ask again
