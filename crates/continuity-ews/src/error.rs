@@ -572,4 +572,49 @@ mod tests {
         assert_eq!(excerpt(b""), "");
         assert_eq!(excerpt(b"a\r\n\tb"), "a b");
     }
+
+    #[test]
+    fn core_error_keeps_the_ews_error_as_its_source() {
+        use std::error::Error as _;
+
+        let denied = EwsError::Fault {
+            code: "ErrorImpersonateUserDenied".into(),
+            message: "The account does not have permission to impersonate the requested user."
+                .into(),
+            status: 500,
+            details: vec![],
+        };
+        let text = denied.to_string();
+        let core = continuity_core::Error::from(denied);
+        assert!(
+            matches!(core, continuity_core::Error::Probe { .. }),
+            "{core:?}"
+        );
+        assert_eq!(
+            core.to_string(),
+            format!("probe failed (ErrorImpersonateUserDenied): {text}")
+        );
+        let ews = core
+            .source()
+            .and_then(|s| s.downcast_ref::<EwsError>())
+            .expect("the EWS error is the source");
+        assert!(ews.is_permission());
+        assert!(
+            core.source_as::<EwsError>()
+                .is_some_and(EwsError::is_permission)
+        );
+
+        let busy = continuity_core::Error::from(EwsError::ServerBusy {
+            back_off: Some(Duration::from_millis(5000)),
+            message: "busy".into(),
+        });
+        assert!(
+            matches!(busy, continuity_core::Error::ProbeThrottled { .. }),
+            "{busy:?}"
+        );
+        assert!(matches!(
+            busy.source_as::<EwsError>(),
+            Some(EwsError::ServerBusy { back_off: Some(b), .. }) if *b == Duration::from_secs(5)
+        ));
+    }
 }

@@ -585,3 +585,69 @@ impl From<GraphError> for continuity_core::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_error_keeps_the_graph_error_as_its_source() {
+        use std::error::Error as _;
+
+        let held_back = GraphError::Throttled {
+            mailbox: "probe-out@contoso.com".into(),
+            reason: ThrottleReason::RetryAfter,
+            retry_after: Duration::from_secs(7),
+        };
+        let text = held_back.to_string();
+        let core = continuity_core::Error::from(held_back);
+        match &core {
+            continuity_core::Error::ProbeThrottled {
+                retry_after,
+                message,
+                ..
+            } => {
+                assert_eq!(*retry_after, Some(Duration::from_secs(7)));
+                assert_eq!(*message, text);
+            }
+            other => panic!("throttling must map to ProbeThrottled: {other:?}"),
+        }
+        let graph = core
+            .source()
+            .and_then(|s| s.downcast_ref::<GraphError>())
+            .expect("the Graph error is the source");
+        assert!(graph.is_throttling());
+        assert!(matches!(
+            core.source_as::<GraphError>(),
+            Some(GraphError::Throttled {
+                reason: ThrottleReason::RetryAfter,
+                ..
+            })
+        ));
+
+        let refused = GraphError::Graph {
+            operation: GraphOperation::SendMail,
+            status: 403,
+            code: "ErrorAccessDenied".into(),
+            message: "Access is denied. Check credentials and try again.".into(),
+            inner: Box::default(),
+            retry_after: None,
+        };
+        let core = continuity_core::Error::from(refused);
+        assert!(
+            matches!(
+                core,
+                continuity_core::Error::Probe {
+                    retryable: false,
+                    ..
+                }
+            ),
+            "{core:?}"
+        );
+        assert_eq!(
+            core.source_as::<GraphError>()
+                .and_then(GraphError::graph_code),
+            Some("ErrorAccessDenied")
+        );
+    }
+}

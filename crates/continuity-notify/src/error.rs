@@ -245,4 +245,30 @@ mod tests {
         assert!(!e.is_retryable());
         assert!(!continuity_core::Error::from(e).is_retryable());
     }
+
+    #[test]
+    fn core_error_keeps_the_notify_error_as_its_source() {
+        use std::error::Error as _;
+
+        let e = NotifyError::Auth {
+            channel: ChannelKind::Sms,
+            code: Some("20003".into()),
+            message: "Authenticate".into(),
+        };
+        let text = e.to_string();
+        let core = continuity_core::Error::from(e);
+        assert_eq!(
+            core.to_string(),
+            format!("sms notification failed (20003): {text}")
+        );
+        let notify = core
+            .source()
+            .and_then(|s| s.downcast_ref::<NotifyError>())
+            .expect("the notifier's error is the source");
+        assert!(matches!(notify, NotifyError::Auth { .. }), "{notify:?}");
+        assert_eq!(
+            core.source_as::<NotifyError>().and_then(NotifyError::code),
+            Some("20003")
+        );
+    }
 }
