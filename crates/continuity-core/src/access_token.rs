@@ -96,8 +96,9 @@ impl AccessToken {
 /// # Contract
 /// - `access_token` returns a token valid for a while yet; sources cache and refresh
 ///   ahead of expiry themselves (tokens live 60–90 minutes, never assume one hour).
-/// - Errors are [`Error::Probe`](crate::Error::Probe) or
-///   [`Error::Generic`](crate::Error::Generic); `is_retryable` tells whether
+/// - Errors are [`Error::Probe`](crate::Error::Probe) (or
+///   [`Error::ProbeThrottled`](crate::Error::ProbeThrottled)), with the
+///   source's own error as their `source()`; `is_retryable` tells whether
 ///   asking again later can help (a throttled token endpoint) or not (a
 ///   revoked certificate, a missing consent).
 /// - After the resource refused a token (HTTP 401, token expired or invalid),

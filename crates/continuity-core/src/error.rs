@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 /// Result alias used across `continuity-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Boxed error source kept by [`Error::Store`] and [`Error::Generic`].
+/// An adapter's own error, kept as the [`source`](std::error::Error::source)
+/// of core's [`Error::Probe`], [`Error::ProbeThrottled`], [`Error::Notify`],
+/// [`Error::Hook`] and [`Error::Store`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The text of `e`'s causes (its `source()` chain), joined by `": "`, or
@@ -124,6 +126,10 @@ pub enum Error {
     },
 
     /// A notifier could not deliver an alert.
+    ///
+    /// `message` is the notifier's description of the failure (what the
+    /// text of this error shows); `source` is the notifier's own error,
+    /// typed (`continuity_notify::NotifyError`), for [`Error::source_as`].
     #[error("{channel} notification failed{}: {message}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Notify {
         /// The channel kind (`sms`, `email`, `webhook`, …).
@@ -136,9 +142,17 @@ pub enum Error {
         code: Option<String>,
         /// Human-readable description, with the remote's message.
         message: String,
+        /// The notifier's own error, if it has one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// A mail probe could not be dispatched or checked.
+    ///
+    /// `message` is the adapter's description of the failure (what the text
+    /// of this error shows); `source` is the adapter's own error, typed
+    /// (`continuity_ews::EwsError`, `continuity_graph::GraphError`, lettre's
+    /// SMTP error), for [`Error::source_as`].
     #[error("probe failed{}: {message}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Probe {
         /// Whether retrying later can succeed.
@@ -147,6 +161,9 @@ pub enum Error {
         code: Option<String>,
         /// Human-readable description, with the remote's message.
         message: String,
+        /// The adapter's own error, if it has one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// A mail probe could not be dispatched because the remote is throttling
@@ -154,6 +171,10 @@ pub enum Error {
     /// `Retry-After`). This says nothing about mail flow: the monitor reports
     /// it but does not count it as a failure of the direction
     /// (see [`MailProbe`](crate::probe::MailProbe)).
+    ///
+    /// `message` is the adapter's description (what the text of this error
+    /// shows); `source` is the adapter's own error, typed, for
+    /// [`Error::source_as`].
     #[error("probe throttled{}{}: {message}",
         code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
         retry_after.map(|r| format!(", retry after {} ms", r.as_millis())).unwrap_or_default())]
@@ -164,18 +185,33 @@ pub enum Error {
         code: Option<String>,
         /// Human-readable description, with the remote's message.
         message: String,
+        /// The adapter's own error, if it has one.
+        #[source]
+        source: Option<BoxError>,
     },
 
-    /// The embedder's continuity hook failed.
+    /// The embedder's continuity hook failed. Hooks return it
+    /// ([`Error::hook_transient`], [`Error::hook_permanent`]).
+    ///
+    /// `message` is what the hook reported (what the text of this error
+    /// shows); `source` is the hook's own error, typed, if it gave one
+    /// ([`Error::with_source`]).
     #[error("continuity hook failed: {message}")]
     Hook {
         /// Whether the hook asks to be called again.
         retryable: bool,
         /// What the hook reported.
         message: String,
+        /// The hook's own error, if it gave one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// The event store failed.
+    ///
+    /// `message` is the store's description (what the text of this error
+    /// shows); `source` is the store's own error, typed
+    /// (`continuity_store::StoreError`), for [`Error::source_as`].
     #[error("{backend} store error: {message}")]
     Store {
         /// Which store (`memory`, `sqlite`, `postgres`).
@@ -184,19 +220,9 @@ pub enum Error {
         retryable: bool,
         /// What went wrong.
         message: String,
-        /// The underlying error, if any.
+        /// The store's own error, if it has one.
         #[source]
         source: Option<BoxError>,
-    },
-
-    /// Anything else, from an adapter.
-    #[error("{context}: {source}")]
-    Generic {
-        /// Where it happened.
-        context: String,
-        /// The underlying error.
-        #[source]
-        source: BoxError,
     },
 }
 
@@ -223,23 +249,171 @@ impl Error {
 
     /// A notifier error that retrying can fix (timeout, rate limit, 5xx).
     pub fn notify_transient(channel: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Notify {
-            channel: channel.into(),
-            retryable: true,
-            retry_after: None,
-            code: None,
-            message: message.into(),
-        }
+        Self::notify(channel.into(), true, message.into())
     }
 
     /// A notifier error that retrying cannot fix (invalid number, authentication).
     pub fn notify_permanent(channel: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::notify(channel.into(), false, message.into())
+    }
+
+    fn notify(channel: String, retryable: bool, message: String) -> Self {
         Error::Notify {
-            channel: channel.into(),
-            retryable: false,
+            channel,
+            retryable,
             retry_after: None,
             code: None,
-            message: message.into(),
+            message,
+            source: None,
         }
+    }
+
+    /// A probe error that retrying can fix (a connection refused, an answer
+    /// that lacked a field this time).
+    pub fn probe_transient(message: impl Into<String>) -> Self {
+        Self::probe(true, message.into())
+    }
+
+    /// A probe error that retrying cannot fix (a configuration, a message
+    /// that cannot be built).
+    pub fn probe_permanent(message: impl Into<String>) -> Self {
+        Self::probe(false, message.into())
+    }
+
+    fn probe(retryable: bool, message: String) -> Self {
+        Error::Probe {
+            retryable,
+            code: None,
+            message,
+            source: None,
+        }
+    }
+
+    /// The remote throttles the prober; `retry_after` is how long it asked
+    /// to wait, if it said.
+    pub fn probe_throttled(retry_after: Option<Duration>, message: impl Into<String>) -> Self {
+        Error::ProbeThrottled {
+            retry_after,
+            code: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A hook failure after which the hook asks to be called again.
+    pub fn hook_transient(message: impl Into<String>) -> Self {
+        Self::hook(true, message.into())
+    }
+
+    /// A hook failure that calling again cannot fix.
+    pub fn hook_permanent(message: impl Into<String>) -> Self {
+        Self::hook(false, message.into())
+    }
+
+    fn hook(retryable: bool, message: String) -> Self {
+        Error::Hook {
+            retryable,
+            message,
+            source: None,
+        }
+    }
+
+    /// A store error that retrying can fix (connection lost, timeout);
+    /// `backend` names the store (`memory`, `sqlite`, `postgres`).
+    pub fn store_transient(backend: &'static str, message: impl Into<String>) -> Self {
+        Self::store(backend, true, message.into())
+    }
+
+    /// A store error that retrying cannot fix (a limit reached, a value that
+    /// cannot be decoded).
+    pub fn store_permanent(backend: &'static str, message: impl Into<String>) -> Self {
+        Self::store(backend, false, message.into())
+    }
+
+    fn store(backend: &'static str, retryable: bool, message: String) -> Self {
+        Error::Store {
+            backend,
+            retryable,
+            message,
+            source: None,
+        }
+    }
+
+    /// This error with the remote's own code (an SMTP reply, an EWS
+    /// `ResponseCode`); only [`Error::Probe`], [`Error::ProbeThrottled`] and
+    /// [`Error::Notify`] carry one, other variants are returned unchanged.
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        if let Error::Probe { code: c, .. }
+        | Error::ProbeThrottled { code: c, .. }
+        | Error::Notify { code: c, .. } = &mut self
+        {
+            *c = Some(code.into());
+        }
+        self
+    }
+
+    /// This error with `source`, the adapter's or hook's own error, as its
+    /// [`source`](std::error::Error::source); only [`Error::Probe`],
+    /// [`Error::ProbeThrottled`], [`Error::Notify`], [`Error::Hook`] and
+    /// [`Error::Store`] carry one, other variants are returned unchanged.
+    ///
+    /// ```
+    /// use continuity_core::Error;
+    ///
+    /// let io = std::io::Error::other("gateway API refused the route change");
+    /// let e = Error::hook_transient("cannot hold inbound mail").with_source(io);
+    /// assert_eq!(e.to_string(), "continuity hook failed: cannot hold inbound mail");
+    /// assert!(e.source_as::<std::io::Error>().is_some());
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        if let Error::Probe { source: s, .. }
+        | Error::ProbeThrottled { source: s, .. }
+        | Error::Notify { source: s, .. }
+        | Error::Hook { source: s, .. }
+        | Error::Store { source: s, .. } = &mut self
+        {
+            *s = Some(source.into());
+        }
+        self
+    }
+
+    /// The first error of type `E` among this error's causes (its
+    /// [`source`](std::error::Error::source) chain), so that an embedder can
+    /// ask an adapter's own error what it knows: whether an EWS refusal is a
+    /// missing permission, which AADSTS code Entra ID sent, whether the store
+    /// was unreachable.
+    ///
+    /// ```
+    /// use continuity_core::Error;
+    ///
+    /// #[derive(Debug)]
+    /// struct Refused { permission: bool }
+    /// impl std::fmt::Display for Refused {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("access denied")
+    ///     }
+    /// }
+    /// impl std::error::Error for Refused {}
+    ///
+    /// // What an adapter's `From<ItsError> for Error` does.
+    /// let e = Error::probe_permanent("access denied").with_source(Refused { permission: true });
+    /// assert!(e.source_as::<Refused>().is_some_and(|r| r.permission));
+    /// assert!(e.source_as::<std::io::Error>().is_none());
+    /// ```
+    ///
+    /// The adapters keep their errors so: `error.source_as::<EwsError>()`
+    /// (then `is_permission()`), `source_as::<GraphError>()`,
+    /// `source_as::<NotifyError>()`, `source_as::<StoreError>()`.
+    pub fn source_as<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            if let Some(found) = e.downcast_ref::<E>() {
+                return Some(found);
+            }
+            cause = e.source();
+        }
+        None
     }
 }

@@ -215,14 +215,10 @@ impl Inner {
                 .is_some_and(|s| s.value.tenant == probe.tenant)
         });
         if probes.len() as u64 >= LEASE_SLOT_MASK {
-            return Err(Error::Store {
-                backend: "memory",
-                retryable: false,
-                message: format!(
-                    "the in-memory store holds at most {LEASE_SLOT_MASK} pending probes"
-                ),
-                source: None,
-            });
+            return Err(Error::store_permanent(
+                "memory",
+                format!("the in-memory store holds at most {LEASE_SLOT_MASK} pending probes"),
+            ));
         }
         let old = keys.iter().find(|k| {
             probes
@@ -337,11 +333,11 @@ impl EventStore for InMemoryEventStore {
                 actual,
             });
         }
-        let version = expected.checked_add(1).ok_or_else(|| Error::Store {
-            backend: "memory",
-            retryable: false,
-            message: format!("version of tenant {tenant} cannot grow past {expected}"),
-            source: None,
+        let version = expected.checked_add(1).ok_or_else(|| {
+            Error::store_permanent(
+                "memory",
+                format!("version of tenant {tenant} cannot grow past {expected}"),
+            )
         })?;
         inner.tenants.insert(
             tenant.clone(),

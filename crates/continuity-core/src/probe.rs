@@ -163,11 +163,7 @@ pub struct ProbeBase<T> {
 
 /// A probe configuration error: reported, not counted as a mail-flow failure.
 pub fn config_error(message: impl Into<String>) -> Error {
-    Error::Probe {
-        retryable: false,
-        code: None,
-        message: message.into(),
-    }
+    Error::probe_permanent(message)
 }
 
 /// The mailbox `configured` for `request`'s direction, or a configuration

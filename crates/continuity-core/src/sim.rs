@@ -96,11 +96,9 @@ impl MailProbe for SimulatedMailSystem {
                 Ok(ProbeTicket(hex_id("", at.timestamp_millis() as u64)))
             }
             SimulatedFlow::Blackhole => Ok(ProbeTicket("never".into())),
-            SimulatedFlow::Refusing => Err(Error::Probe {
-                retryable: true,
-                code: Some("421".into()),
-                message: "simulated server refuses connections".into(),
-            }),
+            SimulatedFlow::Refusing => {
+                Err(Error::probe_transient("simulated server refuses connections").with_code("421"))
+            }
         }
     }
 
@@ -108,10 +106,8 @@ impl MailProbe for SimulatedMailSystem {
         let Ok(ms) = u64::from_str_radix(&ticket.0, 16).map(|ms| ms as i64) else {
             return Ok(ProbeStatus::Pending);
         };
-        let at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| Error::Probe {
-            retryable: false,
-            code: None,
-            message: format!("bad simulated ticket {:?}", ticket.0),
+        let at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| {
+            Error::probe_permanent(format!("bad simulated ticket {:?}", ticket.0))
         })?;
         Ok(if at <= self.clock.now() {
             ProbeStatus::Arrived { at }

@@ -332,15 +332,13 @@ pub trait EventStore: Send + Sync + fmt::Debug {
 /// result breaks the contract, which is reported rather than taken as success.
 fn only_result(mut results: Vec<Result<()>>, s: &ProbeSettlement) -> Result<()> {
     results.pop().unwrap_or_else(|| {
-        Err(crate::Error::Store {
-            backend: "event store",
-            retryable: false,
-            message: format!(
+        Err(crate::Error::store_permanent(
+            "event store",
+            format!(
                 "settle_probes gave no result for probe {}/{}",
                 s.tenant, s.probe_id
             ),
-            source: None,
-        })
+        ))
     })
 }
 

@@ -40,28 +40,20 @@ impl MailProbe for ScriptedProbe {
             return Ok(ProbeTicket::new("t"));
         }
         Err(if self.throttled {
-            Error::ProbeThrottled {
-                retry_after: self.retry_after,
-                code: Some("ErrorServerBusy".into()),
-                message: "The server cannot service this request right now.".into(),
-            }
+            Error::probe_throttled(
+                self.retry_after,
+                "The server cannot service this request right now.",
+            )
+            .with_code("ErrorServerBusy")
         } else {
-            Error::Probe {
-                retryable: true,
-                code: Some("421".into()),
-                message: "connection refused".into(),
-            }
+            Error::probe_transient("connection refused").with_code("421")
         })
     }
 
     async fn check(&self, _request: &ProbeRequest, _ticket: &ProbeTicket) -> Result<ProbeStatus> {
         self.checks.fetch_add(1, Ordering::Relaxed);
         if self.check_throttled {
-            return Err(Error::ProbeThrottled {
-                retry_after: None,
-                code: Some("ErrorServerBusy".into()),
-                message: "busy".into(),
-            });
+            return Err(Error::probe_throttled(None, "busy").with_code("ErrorServerBusy"));
         }
         Ok(ProbeStatus::Pending)
     }

@@ -396,6 +396,21 @@ impl EwsError {
 
 /// Throttling becomes [`continuity_core::Error::ProbeThrottled`] (not a
 /// failure of the direction); everything else [`continuity_core::Error::Probe`].
+/// The `EwsError` itself is kept as the core error's `source()`:
+///
+/// ```
+/// use continuity_ews::{EwsError, ResponseCode};
+///
+/// let denied = EwsError::Response {
+///     operation: "CreateItem",
+///     code: ResponseCode::new("ErrorImpersonateUserDenied"),
+///     message: "The account does not have permission to impersonate the requested user.".into(),
+///     warning: false,
+///     details: Vec::new(),
+/// };
+/// let e = continuity_core::Error::from(denied);
+/// assert!(e.source_as::<EwsError>().is_some_and(EwsError::is_permission));
+/// ```
 impl From<EwsError> for continuity_core::Error {
     fn from(e: EwsError) -> Self {
         if e.is_throttling() {
@@ -403,12 +418,14 @@ impl From<EwsError> for continuity_core::Error {
                 retry_after: e.retry_after(),
                 code: e.remote_code(),
                 message: e.to_string(),
+                source: Some(Box::new(e)),
             };
         }
         continuity_core::Error::Probe {
             retryable: e.is_retryable(),
             code: e.remote_code(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         }
     }
 }
@@ -487,6 +504,7 @@ mod tests {
                 retry_after,
                 code,
                 message,
+                ..
             } => {
                 assert_eq!(*retry_after, Some(Duration::from_secs(5)));
                 assert_eq!(code.as_deref(), Some("ErrorServerBusy"));
@@ -553,5 +571,50 @@ mod tests {
         assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
         assert_eq!(excerpt(b""), "");
         assert_eq!(excerpt(b"a\r\n\tb"), "a b");
+    }
+
+    #[test]
+    fn core_error_keeps_the_ews_error_as_its_source() {
+        use std::error::Error as _;
+
+        let denied = EwsError::Fault {
+            code: "ErrorImpersonateUserDenied".into(),
+            message: "The account does not have permission to impersonate the requested user."
+                .into(),
+            status: 500,
+            details: vec![],
+        };
+        let text = denied.to_string();
+        let core = continuity_core::Error::from(denied);
+        assert!(
+            matches!(core, continuity_core::Error::Probe { .. }),
+            "{core:?}"
+        );
+        assert_eq!(
+            core.to_string(),
+            format!("probe failed (ErrorImpersonateUserDenied): {text}")
+        );
+        let ews = core
+            .source()
+            .and_then(|s| s.downcast_ref::<EwsError>())
+            .expect("the EWS error is the source");
+        assert!(ews.is_permission());
+        assert!(
+            core.source_as::<EwsError>()
+                .is_some_and(EwsError::is_permission)
+        );
+
+        let busy = continuity_core::Error::from(EwsError::ServerBusy {
+            back_off: Some(Duration::from_millis(5000)),
+            message: "busy".into(),
+        });
+        assert!(
+            matches!(busy, continuity_core::Error::ProbeThrottled { .. }),
+            "{busy:?}"
+        );
+        assert!(matches!(
+            busy.source_as::<EwsError>(),
+            Some(EwsError::ServerBusy { back_off: Some(b), .. }) if *b == Duration::from_secs(5)
+        ));
     }
 }

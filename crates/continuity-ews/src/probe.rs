@@ -183,13 +183,9 @@ impl MailProbe for EwsProbe {
                 }
                 match at {
                     Some(at) => Ok(ProbeStatus::Arrived { at }),
-                    None => Err(CoreError::Probe {
-                        retryable: true,
-                        code: None,
-                        message: format!(
-                            "probe {probe_token} found but the server gave no DateTimeReceived"
-                        ),
-                    }),
+                    None => Err(CoreError::probe_transient(format!(
+                        "probe {probe_token} found but the server gave no DateTimeReceived"
+                    ))),
                 }
             }
         }

@@ -152,10 +152,9 @@ impl SmtpProbeSender {
     /// The message for `probe`: to the org mailbox, with the probe's header
     /// and subject.
     pub fn message(&self, probe: &OutgoingProbe<'_>) -> continuity_core::Result<Message> {
-        let to: Mailbox = probe.to.parse().map_err(|e| CoreError::Probe {
-            retryable: false,
-            code: None,
-            message: format!("inbound probe recipient {:?}: {e}", probe.to),
+        let to: Mailbox = probe.to.parse().map_err(|e| {
+            CoreError::probe_permanent(format!("inbound probe recipient {:?}: {e}", probe.to))
+                .with_source(e)
         })?;
         let built = Message::builder()
             .from(self.from.clone())
@@ -171,17 +170,13 @@ impl SmtpProbeSender {
                 "Mail-flow probe of continuity for tenant {} (token {}). It is deleted when found.\r\n",
                 probe.tenant, probe.header_value
             ));
-        let mut message = built.map_err(|e| CoreError::Probe {
-            retryable: false,
-            code: None,
-            message: format!("cannot build the inbound probe message: {e}"),
+        let mut message = built.map_err(|e| {
+            CoreError::probe_permanent(format!("cannot build the inbound probe message: {e}"))
+                .with_source(e)
         })?;
         let name = HeaderName::new_from_ascii(probe.header_name.to_owned()).map_err(|e| {
-            CoreError::Probe {
-                retryable: false,
-                code: None,
-                message: format!("probe header name {:?}: {e}", probe.header_name),
-            }
+            CoreError::probe_permanent(format!("probe header name {:?}: {e}", probe.header_name))
+                .with_source(e)
         })?;
         message
             .headers_mut()
@@ -190,10 +185,11 @@ impl SmtpProbeSender {
     }
 }
 
-/// A relay failure as core's probe error, keeping the reply code.
-fn classify(e: &continuity_smtp::lettre::transport::smtp::Error) -> CoreError {
+/// A relay failure as core's probe error, keeping the reply code, and
+/// lettre's error as the source.
+fn classify(e: continuity_smtp::lettre::transport::smtp::Error) -> CoreError {
     let code = e.status().map(|c| c.to_string());
-    let certificate = is_certificate_error(e);
+    let certificate = is_certificate_error(&e);
     let retryable = if e.is_transient() {
         true
     } else if e.is_permanent() || e.is_client() || e.is_tls() || certificate {
@@ -208,6 +204,7 @@ fn classify(e: &continuity_smtp::lettre::transport::smtp::Error) -> CoreError {
         retryable,
         code: code.or_else(|| (e.is_tls() || certificate).then(|| "tls".to_owned())),
         message: format!("SMTP relay: {e}"),
+        source: Some(Box::new(e)),
     }
 }
 
@@ -218,7 +215,7 @@ impl ProbeSender for SmtpProbeSender {
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let err = classify(&e);
+                let err = classify(e);
                 tracing::warn!(tenant = %probe.tenant, relay = %self.host, error = %err, "inbound probe not sent");
                 Err(err)
             }

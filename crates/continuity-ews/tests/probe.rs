@@ -15,7 +15,8 @@ use continuity_core::{
     testing::ProbeHarness,
 };
 use continuity_ews::{
-    ArrivalRegistry, EwsProbe, EwsTenantProbe, OutgoingProbe, ProbeSender, arrival::wire_id,
+    ArrivalRegistry, EwsError, EwsProbe, EwsTenantProbe, OutgoingProbe, ProbeSender,
+    arrival::wire_id,
 };
 use continuity_test_support::ews_server::EwsServer;
 
@@ -307,6 +308,46 @@ async fn a_saved_sent_copy_is_deleted_once_the_probe_arrived() {
     );
     assert_eq!(r.probe.counters().delete_failures, 0);
     r.server.validate_log().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_permission_reaches_the_embedder_typed_and_the_tick_report_as_text() {
+    let r = rig().await;
+    let denied = || {
+        r.server
+            .inject(continuity_test_support::ews_server::Inject::Fault {
+                code: "ErrorImpersonateUserDenied",
+                message: "The account does not have permission to impersonate the requested user.",
+            })
+    };
+    // An embedder calling the probe can ask the EWS error what it means.
+    denied();
+    let req = ProbeRequest {
+        tenant: r.h.tenant.clone(),
+        direction: Direction::Outbound,
+        probe_id: "ou-denied".into(),
+        sent_at: r.h.clock.now(),
+    };
+    let e = r.probe.dispatch(&req).await.unwrap_err();
+    let ews = e
+        .source_as::<EwsError>()
+        .unwrap_or_else(|| panic!("the EWS error is the source: {e:?}"));
+    assert!(ews.is_permission(), "{ews:?}");
+    assert_eq!(
+        ews.response_code().map(|c| c.as_str()),
+        Some("ErrorImpersonateUserDenied")
+    );
+
+    // The monitor reports the same failure in its tick report, as text.
+    denied();
+    let now = r.h.clock.advance(TimeDelta::minutes(1));
+    let report = r.h.monitor.tick(now).await.unwrap();
+    let expected = format!("acme: outbound probe dispatch: {e}");
+    assert!(report.errors.contains(&expected), "{:?}", report.errors);
+    assert_eq!(
+        report.probes_lost, 0,
+        "a permission refused is not an outage"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

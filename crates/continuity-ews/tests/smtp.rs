@@ -134,7 +134,14 @@ async fn plaintext_only_when_explicitly_allowed() {
     assert!(peer.try_next_message(Duration::from_millis(300)).is_none());
 }
 
+/// Whether a relay failure is retryable, and its code; lettre's own error
+/// must be kept as the source.
 fn probe_error(e: &Error) -> (bool, Option<&str>) {
+    assert!(
+        e.source_as::<continuity_smtp::lettre::transport::smtp::Error>()
+            .is_some(),
+        "lettre's error is the source: {e:?}"
+    );
     match e {
         Error::Probe {
             retryable, code, ..

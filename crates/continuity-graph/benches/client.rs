@@ -18,11 +18,9 @@ struct NoTokens;
 #[async_trait]
 impl AccessTokenSource for NoTokens {
     async fn access_token(&self) -> continuity_core::Result<AccessToken> {
-        Err(continuity_core::Error::Probe {
-            retryable: false,
-            code: None,
-            message: "no tokens in this benchmark".into(),
-        })
+        Err(continuity_core::Error::probe_permanent(
+            "no tokens in this benchmark",
+        ))
     }
 }
 

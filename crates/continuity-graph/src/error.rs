@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// Result alias of this crate.
+pub type Result<T, E = GraphError> = std::result::Result<T, E>;
+
 /// Everything that can go wrong while loading an app credential or getting a token.
 ///
 /// Variants say what to do: [`is_retryable`](GraphError::is_retryable) (ask again
@@ -548,7 +551,9 @@ impl From<GraphError> for continuity_core::Error {
     /// Throttling becomes [`ProbeThrottled`](continuity_core::Error::ProbeThrottled)
     /// (not a failure of the direction); everything else
     /// [`Probe`](continuity_core::Error::Probe), with what to fix first when
-    /// Graph's refusal says it.
+    /// Graph's refusal says it. The `GraphError` itself is kept as the core
+    /// error's `source()`, for
+    /// [`source_as`](continuity_core::Error::source_as).
     fn from(e: GraphError) -> Self {
         let code = match &e {
             GraphError::Aadsts { code: Some(c), .. } => Some(format!("AADSTS{c}")),
@@ -565,6 +570,7 @@ impl From<GraphError> for continuity_core::Error {
                 retry_after: e.retry_after(),
                 code,
                 message: e.to_string(),
+                source: Some(Box::new(e)),
             };
         }
         let message = match e.refusal() {
@@ -575,6 +581,73 @@ impl From<GraphError> for continuity_core::Error {
             retryable: e.is_retryable(),
             code,
             message,
+            source: Some(Box::new(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_error_keeps_the_graph_error_as_its_source() {
+        use std::error::Error as _;
+
+        let held_back = GraphError::Throttled {
+            mailbox: "probe-out@contoso.com".into(),
+            reason: ThrottleReason::RetryAfter,
+            retry_after: Duration::from_secs(7),
+        };
+        let text = held_back.to_string();
+        let core = continuity_core::Error::from(held_back);
+        match &core {
+            continuity_core::Error::ProbeThrottled {
+                retry_after,
+                message,
+                ..
+            } => {
+                assert_eq!(*retry_after, Some(Duration::from_secs(7)));
+                assert_eq!(*message, text);
+            }
+            other => panic!("throttling must map to ProbeThrottled: {other:?}"),
+        }
+        let graph = core
+            .source()
+            .and_then(|s| s.downcast_ref::<GraphError>())
+            .expect("the Graph error is the source");
+        assert!(graph.is_throttling());
+        assert!(matches!(
+            core.source_as::<GraphError>(),
+            Some(GraphError::Throttled {
+                reason: ThrottleReason::RetryAfter,
+                ..
+            })
+        ));
+
+        let refused = GraphError::Graph {
+            operation: GraphOperation::SendMail,
+            status: 403,
+            code: "ErrorAccessDenied".into(),
+            message: "Access is denied. Check credentials and try again.".into(),
+            inner: Box::default(),
+            retry_after: None,
+        };
+        let core = continuity_core::Error::from(refused);
+        assert!(
+            matches!(
+                core,
+                continuity_core::Error::Probe {
+                    retryable: false,
+                    ..
+                }
+            ),
+            "{core:?}"
+        );
+        assert_eq!(
+            core.source_as::<GraphError>()
+                .and_then(GraphError::graph_code),
+            Some("ErrorAccessDenied")
+        );
     }
 }

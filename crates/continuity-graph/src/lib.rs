@@ -129,7 +129,7 @@ pub use app_registration::{
 };
 pub use connection_check::{GraphConnectionInfo, GraphConnectionProblem, MailboxUse, SendCheck};
 pub use credential::CertificateCredential;
-pub use error::{AadstsKind, GraphError, GraphInnerError, GraphOperation, ThrottleReason};
+pub use error::{AadstsKind, GraphError, GraphInnerError, GraphOperation, Result, ThrottleReason};
 pub use graph_client::{
     DEFAULT_GRAPH_TIMEOUT, DeleteMode, FoundMessage, GraphClient, GraphConfig, MailMessage,
 };

@@ -159,11 +159,9 @@ impl GraphProbe {
         }
         match found.iter().filter_map(|m| m.received).min() {
             Some(at) => Ok(ProbeStatus::Arrived { at }),
-            None => Err(CoreError::Probe {
-                retryable: true,
-                code: None,
-                message: format!("probe {probe_token} found but Graph gave no receivedDateTime"),
-            }),
+            None => Err(CoreError::probe_transient(format!(
+                "probe {probe_token} found but Graph gave no receivedDateTime"
+            ))),
         }
     }
 }

@@ -16,7 +16,7 @@ use continuity_core::machine::AlertKind;
 use continuity_core::probe::{MailProbe, OutgoingProbe, ProbeRequest, ProbeSender, ProbeStatus};
 use continuity_core::testing::ProbeHarness;
 use continuity_core::{Clock, Direction, ManualClock, TenantId};
-use continuity_graph::{GraphProbe, GraphTenantProbe};
+use continuity_graph::{GraphError, GraphProbe, GraphTenantProbe};
 
 /// The gateway side: inbound probes are relayed into the org's mailbox as
 /// transport would deliver them.
@@ -277,15 +277,24 @@ async fn throttling_is_reported_as_such_in_both_phases() {
     let r = rig().await;
     r.graph.inject(Inject::throttled("30"));
     let out = r.request(Direction::Outbound, "ou-busy");
-    match r.probe.dispatch(&out).await.unwrap_err() {
+    let e = r.probe.dispatch(&out).await.unwrap_err();
+    match &e {
         continuity_core::Error::ProbeThrottled {
             retry_after, code, ..
         } => {
-            assert_eq!(retry_after, Some(Duration::from_secs(30)));
+            assert_eq!(*retry_after, Some(Duration::from_secs(30)));
             assert_eq!(code.as_deref(), Some("ApplicationThrottled"));
         }
         other => panic!("429 must map to ProbeThrottled: {other:?}"),
     }
+    // Graph's own answer is kept for the embedder.
+    assert!(
+        matches!(
+            e.source_as::<GraphError>(),
+            Some(GraphError::Graph { status: 429, code, .. }) if code == "ApplicationThrottled"
+        ),
+        "{e:?}"
+    );
     // Held back locally meanwhile: throttled again, with the time left, and nothing sent.
     let sent = r.graph.log().len();
     r.r.clock.advance(TimeDelta::seconds(10));

@@ -193,6 +193,8 @@ impl NotifyError {
     }
 }
 
+/// The `NotifyError` is kept as the core error's `source()`, for
+/// [`source_as`](continuity_core::Error::source_as).
 impl From<NotifyError> for continuity_core::Error {
     fn from(e: NotifyError) -> Self {
         continuity_core::Error::Notify {
@@ -201,6 +203,7 @@ impl From<NotifyError> for continuity_core::Error {
             retry_after: e.retry_after(),
             code: e.code().map(str::to_string),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         }
     }
 }
@@ -224,6 +227,7 @@ mod tests {
                 retry_after,
                 code,
                 message,
+                ..
             } => {
                 assert_eq!(channel, "sms");
                 assert!(retryable);
@@ -240,5 +244,31 @@ mod tests {
         };
         assert!(!e.is_retryable());
         assert!(!continuity_core::Error::from(e).is_retryable());
+    }
+
+    #[test]
+    fn core_error_keeps_the_notify_error_as_its_source() {
+        use std::error::Error as _;
+
+        let e = NotifyError::Auth {
+            channel: ChannelKind::Sms,
+            code: Some("20003".into()),
+            message: "Authenticate".into(),
+        };
+        let text = e.to_string();
+        let core = continuity_core::Error::from(e);
+        assert_eq!(
+            core.to_string(),
+            format!("sms notification failed (20003): {text}")
+        );
+        let notify = core
+            .source()
+            .and_then(|s| s.downcast_ref::<NotifyError>())
+            .expect("the notifier's error is the source");
+        assert!(matches!(notify, NotifyError::Auth { .. }), "{notify:?}");
+        assert_eq!(
+            core.source_as::<NotifyError>().and_then(NotifyError::code),
+            Some("20003")
+        );
     }
 }

@@ -58,6 +58,7 @@
 //! ```
 
 mod csrf;
+mod error;
 mod handlers;
 mod html;
 mod input;
@@ -75,26 +76,7 @@ use axum::{
 };
 use continuity_core::Monitor;
 
-/// What can go wrong building the portal.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The CSRF key is too short to be a secret (fix the configuration).
-    #[error("the portal's CSRF key must be at least {min} bytes, got {len}")]
-    CsrfKeyTooShort {
-        /// The key's length.
-        len: usize,
-        /// The minimum.
-        min: usize,
-    },
-}
-
-impl Error {
-    /// Whether the configuration must be fixed (every variant so far).
-    pub fn is_config(&self) -> bool {
-        matches!(self, Error::CsrfKeyTooShort { .. })
-    }
-}
+pub use error::{PortalError, Result};
 
 /// How the portal runs.
 #[derive(Clone)]
@@ -124,11 +106,11 @@ impl PortalOptions {
     ///
     /// # Errors
     ///
-    /// [`Error::CsrfKeyTooShort`].
-    pub fn new(csrf_key: impl Into<Vec<u8>>) -> Result<Self, Error> {
+    /// [`PortalError::CsrfKeyTooShort`].
+    pub fn new(csrf_key: impl Into<Vec<u8>>) -> Result<Self> {
         let key: Vec<u8> = csrf_key.into();
         if key.len() < Self::MIN_CSRF_KEY_LEN {
-            return Err(Error::CsrfKeyTooShort {
+            return Err(PortalError::CsrfKeyTooShort {
                 len: key.len(),
                 min: Self::MIN_CSRF_KEY_LEN,
             });

@@ -17,7 +17,7 @@ use continuity_core::{
     machine::EventLimits,
     testing::RecordingNotifier,
 };
-use continuity_portal::{PortalOptions, router};
+use continuity_portal::{PortalError, PortalOptions, router};
 use proptest::prelude::*;
 use tower::ServiceExt;
 
@@ -662,6 +662,10 @@ async fn the_json_api_has_the_same_answers_and_checks() {
 #[test]
 fn options_refuse_a_short_csrf_key_and_hide_it() {
     let e = PortalOptions::new([1u8; 16]).unwrap_err();
+    assert!(matches!(
+        e,
+        PortalError::CsrfKeyTooShort { len: 16, min: 32 }
+    ));
     assert!(e.is_config());
     assert!(e.to_string().contains("at least 32 bytes"));
     let o = PortalOptions::new([0xabu8; 32]).unwrap();

@@ -115,6 +115,8 @@ impl StoreError {
     }
 }
 
+/// The `StoreError` is kept as the core error's `source()`, for
+/// [`source_as`](continuity_core::Error::source_as).
 impl From<StoreError> for continuity_core::Error {
     fn from(e: StoreError) -> Self {
         let backend = e.backend();
@@ -131,3 +133,46 @@ impl From<StoreError> for continuity_core::Error {
 
 /// The crate's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::codec::Fail;
+
+    #[test]
+    fn core_error_keeps_the_store_error_as_its_source() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = StoreError::Unavailable {
+            backend: "postgres",
+            message: "connection refused".into(),
+            source: Some(Box::new(refused)),
+        };
+        let text = e.to_string();
+        let core = continuity_core::Error::from(e);
+        assert_eq!(core.to_string(), format!("postgres store error: {text}"));
+        assert!(core.is_retryable());
+        let store = core
+            .source()
+            .and_then(|s| s.downcast_ref::<StoreError>())
+            .expect("the store's error is the source");
+        assert!(matches!(store, StoreError::Unavailable { .. }), "{store:?}");
+        // The driver's error, one cause further.
+        assert_eq!(
+            core.source_as::<std::io::Error>().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+
+        // What the backends return goes through `Fail`.
+        let core = continuity_core::Error::from(Fail::from(StoreError::SchemaTooNew {
+            backend: "sqlite",
+            found: 9,
+            supported: 3,
+        }));
+        assert!(matches!(
+            core.source_as::<StoreError>(),
+            Some(StoreError::SchemaTooNew { found: 9, .. })
+        ));
+    }
+}

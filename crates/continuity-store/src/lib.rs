@@ -64,6 +64,6 @@ pub mod error;
 pub mod postgres;
 pub mod sqlite;
 
-pub use error::StoreError;
+pub use error::{Result, StoreError};
 pub use postgres::{PostgresOptions, PostgresStore, PostgresTls};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};

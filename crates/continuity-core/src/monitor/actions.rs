@@ -131,14 +131,10 @@ impl Monitor {
             .flush_journal(rt, now, &mut TickReport::default(), false)
             .await?
         {
-            return Err(Error::Store {
-                backend: "monitor",
-                retryable: true,
-                message:
-                    "the store cannot be reached: the action was not applied; try again shortly"
-                        .into(),
-                source: None,
-            });
+            return Err(Error::store_transient(
+                "monitor",
+                "the store cannot be reached: the action was not applied; try again shortly",
+            ));
         }
         self.reload(tenant, rt).await
     }

@@ -231,8 +231,9 @@ impl Monitor {
                 .map_err(|e| (tenant_of(rt), e))?;
         }
         for attempt in 0..=self.settings.conflict_retries {
+            // The tenant's lock is released before its id is read for an error.
             let step = self.decide(&mut lock(rt), attempt, now);
-            let transition = match step? {
+            let transition = match step.map_err(|e| (tenant_of(rt), e))? {
                 Step::Wake(at) => return Ok(at),
                 Step::Commit(transition) => transition,
             };
@@ -288,12 +289,7 @@ impl Monitor {
     /// something can next change), or a transition is ready to commit.
     /// `attempt` counts the retries after a conflict, which reuse the
     /// verdicts of the first.
-    fn decide(
-        &self,
-        rt: &mut TenantRuntime,
-        attempt: u32,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<Step, (TenantId, Error)> {
+    fn decide(&self, rt: &mut TenantRuntime, attempt: u32, now: DateTime<Utc>) -> Result<Step> {
         if attempt == 0 {
             if rt.last_evaluated == Some(now) {
                 // One evaluation per tick: hysteresis counts ticks. If
@@ -326,8 +322,7 @@ impl Monitor {
         let mut next = rt.cached.state.clone();
         let tenant = rt.config.tenant.clone();
         let effects =
-            machine::apply_in_place(&mut next, &Input::Tick { evaluations }, now, &rt.rules)
-                .map_err(|e| (tenant.clone(), e))?;
+            machine::apply_in_place(&mut next, &Input::Tick { evaluations }, now, &rt.rules)?;
         if effects.is_empty() && next == rt.cached.state {
             // Nothing to write (a reminder deferred by a suspension, say).
             let at = if is_quiet(&next, evaluations, now, &rt.rules) {
@@ -343,9 +338,7 @@ impl Monitor {
         let settled = is_quiet(&next, evaluations, now, &rt.rules);
         let next_eval_at = settled.then(|| rt.next_look(&next, now));
         rt.next_eval_at = None;
-        let commit = self
-            .build_commit(rt, next, effects, now)
-            .map_err(|e| (tenant.clone(), e))?;
+        let commit = self.build_commit(rt, next, effects, now)?;
         Ok(Step::Commit(Transition {
             tenant,
             expected: rt.cached.version,

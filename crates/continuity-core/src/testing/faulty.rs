@@ -77,12 +77,7 @@ impl<S: EventStore> FaultyStore<S> {
 }
 
 fn refused() -> Error {
-    Error::Store {
-        backend: "faulty",
-        retryable: true,
-        message: "connection refused".into(),
-        source: None,
-    }
+    Error::store_transient("faulty", "connection refused")
 }
 
 // The single-item probe methods are left to their defaults, which reach the
@@ -97,12 +92,10 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.check()?;
         let version = self.inner.commit(tenant, expected, commit).await?;
         if self.lose_ack.swap(false, Ordering::SeqCst) {
-            return Err(Error::Store {
-                backend: "faulty",
-                retryable: true,
-                message: "connection reset after the commit".into(),
-                source: None,
-            });
+            return Err(Error::store_transient(
+                "faulty",
+                "connection reset after the commit",
+            ));
         }
         Ok(version)
     }

@@ -80,13 +80,12 @@ impl Notifier for RecordingNotifier {
             let mut f = lock(&self.failures);
             if f.0 > 0 {
                 f.0 -= 1;
-                return Err(Error::Notify {
-                    channel: self.channel.to_string(),
-                    retryable: f.1,
-                    retry_after: None,
-                    code: Some("simulated".into()),
-                    message: "simulated delivery failure".into(),
-                });
+                let e = if f.1 {
+                    Error::notify_transient(self.channel.to_string(), "simulated delivery failure")
+                } else {
+                    Error::notify_permanent(self.channel.to_string(), "simulated delivery failure")
+                };
+                return Err(e.with_code("simulated"));
             }
         }
         let mut sent = lock(&self.sent);
@@ -136,10 +135,7 @@ impl RecordingHook {
             let mut f = lock(&self.failures);
             if *f > 0 {
                 *f -= 1;
-                return Err(Error::Hook {
-                    retryable: true,
-                    message: "simulated hook failure".into(),
-                });
+                return Err(Error::hook_transient("simulated hook failure"));
             }
         }
         lock(&self.calls).push(HookCall {

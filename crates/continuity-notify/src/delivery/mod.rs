@@ -45,6 +45,7 @@ use continuity_core::{
     Clock, Error, TenantId,
     config::ChannelKind,
     duration::after,
+    error::BoxError,
     notify::{AlertMessage, Notifier, Receipt},
 };
 use tracing::{debug, info, warn};
@@ -391,15 +392,26 @@ impl Delivery {
                 }
             }
         }
+        let code = match &error {
+            Error::Notify { code, .. } => code.clone(),
+            _ => None,
+        };
+        // The channel and code are the first channel's, so is the source:
+        // its notifier's own error when it gave one.
+        let source: BoxError = match error {
+            Error::Notify {
+                source: Some(source),
+                ..
+            } => source,
+            other => Box::new(other),
+        };
         Err(Error::Notify {
             channel: recipient.channel.to_string(),
             retryable,
             retry_after,
-            code: match &error {
-                Error::Notify { code, .. } => code.clone(),
-                _ => None,
-            },
+            code,
             message: failures.join("; "),
+            source: Some(source),
         })
     }
 

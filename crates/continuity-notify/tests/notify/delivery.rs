@@ -15,6 +15,7 @@ use continuity_core::{
     machine::AlertKind,
     notify::{AlertMessage, Notifier, Receipt},
 };
+use continuity_notify::NotifyError;
 use continuity_notify::delivery::{
     AdvanceClock, BreakerPolicy, BreakerState, Delivery, DeliveryRecord, ReceiptSink, RetryPolicy,
 };
@@ -26,6 +27,8 @@ enum Outcome {
     Ok,
     Transient(Option<u64>),
     Permanent,
+    /// The provider refuses the credentials, as a notifier reports it.
+    Refused,
 }
 
 /// A channel that answers from a script (then `default`) and logs when it was called.
@@ -81,6 +84,7 @@ impl Notifier for Scripted {
             retry_after: retry_after.map(Duration::from_secs),
             code: Some("scripted".into()),
             message: "scripted failure".into(),
+            source: None,
         };
         match o {
             Outcome::Ok => Ok(Receipt {
@@ -88,6 +92,12 @@ impl Notifier for Scripted {
             }),
             Outcome::Transient(after) => Err(err(true, after)),
             Outcome::Permanent => Err(err(false, None)),
+            Outcome::Refused => Err(NotifyError::Auth {
+                channel: self.kind,
+                code: Some("20003".into()),
+                message: "Authenticate".into(),
+            }
+            .into()),
         }
     }
 }
@@ -352,6 +362,40 @@ async fn when_every_channel_fails_the_error_says_whether_to_retry() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_first_channels_own_error_is_kept_as_the_source() {
+    use std::error::Error as _;
+
+    let clock = ManualClock::new(t0());
+    let sms = Scripted::new(ChannelKind::Sms, &clock, Outcome::Refused);
+    let email = Scripted::new(ChannelKind::Email, &clock, Outcome::Transient(None));
+    let d = builder(&clock)
+        .channel(sms.clone())
+        .channel(email)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    // Alone: the notifier's error, as it reported it.
+    let e = d.deliver(&sms_alert(1)).await.unwrap_err();
+    assert!(
+        matches!(e.source_as::<NotifyError>(), Some(NotifyError::Auth { .. })),
+        "{e:?}"
+    );
+    // With every fallback failing too: the text names them all, the source
+    // is still the first channel's.
+    let m = with_fallbacks(2, &[(ChannelKind::Email, "ops@acme-external.example")]);
+    let e = d.deliver(&m).await.unwrap_err();
+    assert!(e.to_string().contains("fallback email:"), "{e}");
+    let first = e
+        .source()
+        .and_then(|s| s.downcast_ref::<NotifyError>())
+        .expect("the SMS notifier's error is the source");
+    assert_eq!(
+        (first.channel(), first.code()),
+        (ChannelKind::Sms, Some("20003"))
+    );
 }
 
 #[tokio::test]
