@@ -223,3 +223,45 @@ impl SmtpRelay {
         Ok(conn)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_by_name() {
+        let mut empty = RelayConfig::new("  ");
+        empty.timeout = Duration::from_secs(5);
+        assert_eq!(
+            SmtpRelay::new(empty, "example.net").unwrap_err().field,
+            "host"
+        );
+
+        let mut zero = RelayConfig::new("relay.example.net");
+        zero.timeout = Duration::ZERO;
+        assert_eq!(
+            SmtpRelay::new(zero, "example.net").unwrap_err().field,
+            "timeout"
+        );
+
+        let mut bad_ca = RelayConfig::new("relay.example.net");
+        bad_ca.root_certificates_pem = vec![b"not a certificate".to_vec()];
+        let e = SmtpRelay::new(bad_ca, "example.net").unwrap_err();
+        assert_eq!(
+            (e.field, e.index),
+            ("root_certificates_pem", Some(0)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_ehlo_name_is_the_senders_domain_unless_configured() {
+        let relay =
+            SmtpRelay::new(RelayConfig::new("relay.example.net"), "gateway.example").unwrap();
+        assert_eq!(relay.hello.to_string(), "gateway.example");
+        let mut named = RelayConfig::new("relay.example.net");
+        named.hello_name = Some("mx1.gateway.example".into());
+        let relay = SmtpRelay::new(named, "gateway.example").unwrap();
+        assert_eq!(relay.hello.to_string(), "mx1.gateway.example");
+    }
+}

@@ -2,6 +2,7 @@
 //! any configured private CA.
 
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 
 use crate::error::RelayConfigError;
 
@@ -13,6 +14,22 @@ pub(crate) fn parameters(
 ) -> Result<TlsParameters, RelayConfigError> {
     let mut b = TlsParameters::builder(name);
     for (i, pem) in extra_roots_pem.iter().enumerate() {
+        // lettre accepts PEM text without a certificate in it (and then
+        // trusts nothing more): a wrong file must say so instead.
+        let found = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RelayConfigError {
+                field: "root_certificates_pem",
+                index: Some(i),
+                reason: format!("not PEM certificates: {e}"),
+            })?;
+        if found.is_empty() {
+            return Err(RelayConfigError {
+                field: "root_certificates_pem",
+                index: Some(i),
+                reason: "no CERTIFICATE block in the PEM text".into(),
+            });
+        }
         let cert = Certificate::from_pem(pem).map_err(|e| RelayConfigError {
             field: "root_certificates_pem",
             index: Some(i),
