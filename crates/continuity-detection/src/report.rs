@@ -91,6 +91,16 @@ fn ratio_cell(xs: Vec<Option<f64>>) -> String {
     format!("{:.2} / {:.2}", m, w)
 }
 
+/// Recall pooled over the seeds: detected incidents of all incidents, so a
+/// single chance detection shows.
+fn recall_cell(incidents: &[crate::score::IncidentScore]) -> String {
+    if incidents.is_empty() {
+        return "–".into();
+    }
+    let detected = incidents.iter().filter(|i| i.detection.is_some()).count();
+    format!("{detected} of {}", incidents.len())
+}
+
 /// Whether every seed of `cell` meets the scenario's goal, and what failed.
 pub fn goal_check(cell: &Cell) -> (bool, Vec<String>) {
     let g = &cell.scenario.goal;
@@ -193,7 +203,8 @@ pub fn markdown(cells: &[Cell]) -> String {
          incident's start to {} after its end. Reminders never match: an incident that starts \
          while another alert is open and raises nothing of its own is missed.\n\
          - **Precision**: matched raises / raises (– when nothing was raised). **Recall**: \
-         incidents with a matching raise / incidents. **Detection**: start → first matching \
+         incidents with a matching raise / incidents, pooled over the seeds (a raise about \
+         the right direction counts even when noise made it). **Detection**: start → first matching \
          raise. **Reset**: end → first resolved notice after it (*never*: none before the \
          trace ends; – for a missed incident). **False alerts**: raises matching no incident, \
          per day. **Resolved during trouble**: resolved notices while an incident lasts.\n\
@@ -271,7 +282,7 @@ pub fn markdown(cells: &[Cell]) -> String {
                 "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
                 cell.configuration.name,
                 ratio_cell(scores.iter().map(|s| s.precision()).collect()),
-                ratio_cell(scores.iter().map(|s| s.recall()).collect()),
+                recall_cell(&incidents),
                 detection,
                 reset,
                 fa,
