@@ -178,5 +178,12 @@ async fn a_reminder_in_silence_says_no_deliveries_were_seen() {
         "{headline}"
     );
     assert!(!headline.contains("0 failures of 0"), "{headline}");
+    assert!(headline.starts_with("NO DATA acme: "), "{headline}");
+    assert!(last.no_data() && last.conditions.iter().all(|c| c.no_data));
     assert!(active(&r, "failures"));
+    // The raised alert had its figures.
+    assert!(!messages[0].no_data());
+    let raised = messages[0].headline();
+    assert!(raised.starts_with("ALERT acme: inbound "), "{raised}");
+    assert!(raised.contains(" failures of "), "{raised}");
 }
