@@ -153,14 +153,16 @@ pub struct DirectionConfig {
     /// The window the latency and failure thresholds look at (default 1 h).
     #[serde(default = "default_window", with = "serde_duration")]
     pub window: Duration,
-    /// High-latency threshold (default: p95 over 30 min, at least 3 samples); `null` turns it off.
-    #[serde(default = "default_latency")]
+    /// High-latency threshold (default: p95 over 30 min, at least 3
+    /// samples); `"off"` (or JSON's `null`) turns it off.
+    #[serde(default = "default_latency", with = "off_switch")]
     pub latency: Option<LatencyThreshold>,
-    /// Failed-deliveries threshold (default: 3 failures in the window); `null` turns it off.
-    #[serde(default = "default_failures")]
+    /// Failed-deliveries threshold (default: 3 failures in the window);
+    /// `"off"` (or JSON's `null`) turns it off.
+    #[serde(default = "default_failures", with = "off_switch")]
     pub failures: Option<FailureThreshold>,
-    /// The gateway-style leaky counter (default off).
-    #[serde(default)]
+    /// The gateway-style leaky counter (default `"off"`).
+    #[serde(default, with = "off_switch")]
     pub leaky: Option<LeakyThreshold>,
     /// Consecutive breached evaluations before a condition raises (default 2).
     #[serde(default = "default_raise_after")]
@@ -480,6 +482,73 @@ fn check_address(channel: ChannelKind, a: &str, field: &str) -> Result<()> {
     Ok(())
 }
 
+/// A threshold in configuration, or `"off"`: TOML has no `null`, so a
+/// threshold that is on by default needs a value that switches it off in
+/// every format. JSON's `null` is read as off too; off is written `"off"`.
+mod off_switch {
+    use std::{fmt, marker::PhantomData};
+
+    use serde::{
+        Deserialize, Deserializer, Serialize, Serializer,
+        de::{self, MapAccess, Unexpected, value::MapAccessDeserializer},
+    };
+
+    /// The word that switches a threshold off.
+    const OFF: &str = "off";
+
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(threshold) => threshold.serialize(serializer),
+            None => serializer.serialize_str(OFF),
+        }
+    }
+
+    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_any(Visitor(PhantomData))
+    }
+
+    struct Visitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> de::Visitor<'de> for Visitor<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a threshold's settings, or \"off\"")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            if v.trim().eq_ignore_ascii_case(OFF) {
+                Ok(None)
+            } else {
+                Err(E::invalid_value(Unexpected::Str(v), &self))
+            }
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            // The threshold's own deserialiser reads the map, so its errors
+            // (an unknown field, a bad duration) come through unchanged.
+            T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +629,130 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("repeat_intreval"), "{err}");
+    }
+
+    fn from_toml(text: &str) -> TenantConfig {
+        toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    fn from_json(text: &str) -> TenantConfig {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    const RECIPIENT_TOML: &str = r#"
+        [[recipients]]
+        id = "ops"
+        channel = "sms"
+        address = "+15550100"
+    "#;
+
+    #[test]
+    fn every_threshold_turns_off_in_toml_and_json() {
+        let toml = from_toml(&format!(
+            r#"
+            tenant = "acme"
+            [inbound]
+            latency = "off"
+            failures = "off"
+            leaky = "off"
+            [outbound]
+            latency = "OFF"
+            failures = "off"
+            {RECIPIENT_TOML}"#
+        ));
+        for json in [
+            r#"{"tenant": "acme",
+                "inbound": {"latency": "off", "failures": "off", "leaky": "off"},
+                "outbound": {"latency": "off", "failures": "off"},
+                "recipients": [{"id": "ops", "channel": "sms", "address": "+15550100"}]}"#,
+            r#"{"tenant": "acme",
+                "inbound": {"latency": null, "failures": null, "leaky": null},
+                "outbound": {"latency": null, "failures": null},
+                "recipients": [{"id": "ops", "channel": "sms", "address": "+15550100"}]}"#,
+        ] {
+            assert_eq!(from_json(json), toml, "{json}");
+        }
+        for d in [&toml.inbound, &toml.outbound] {
+            assert_eq!((&d.latency, &d.failures, &d.leaky), (&None, &None, &None));
+        }
+        toml.validate().unwrap();
+        // Off is written "off", which reads back as off.
+        let json = serde_json::to_string(&toml).unwrap();
+        assert!(json.contains(r#""latency":"off""#), "{json}");
+        assert_eq!(from_json(&json), toml);
+    }
+
+    #[test]
+    fn thresholds_read_the_same_from_toml_and_json() {
+        let toml = from_toml(&format!(
+            r#"
+            tenant = "acme"
+            [inbound]
+            latency = {{ statistic = "p99", limit = "20m", min_samples = 5 }}
+            failures = {{ rate = 0.2, min_samples = 30 }}
+            [outbound]
+            failures = {{ count = 5 }}
+            [outbound.leaky]
+            period = "2m"
+            threshold = 5
+            acceptable_latency = "10m"
+            {RECIPIENT_TOML}"#
+        ));
+        let json = from_json(
+            r#"{"tenant": "acme",
+                "inbound": {"latency": {"statistic": "p99", "limit": "20m", "min_samples": 5},
+                            "failures": {"rate": 0.2, "min_samples": 30}},
+                "outbound": {"failures": {"limit": {"count": 5}},
+                             "leaky": {"period": "2m", "threshold": 5, "acceptable_latency": "10m"}},
+                "recipients": [{"id": "ops", "channel": "sms", "address": "+15550100"}]}"#,
+        );
+        assert_eq!(toml, json);
+        toml.validate().unwrap();
+        assert_eq!(
+            toml.inbound.failures,
+            Some(FailureThreshold {
+                limit: FailureLimit::Rate(0.2),
+                min_samples: 30
+            })
+        );
+        assert_eq!(
+            toml.outbound.failures,
+            Some(FailureThreshold::new(FailureLimit::Count(5)))
+        );
+        assert_eq!(
+            toml.outbound.latency,
+            default_latency(),
+            "left at its default"
+        );
+        assert!(toml.inbound.leaky.is_none() && toml.outbound.leaky.is_some());
+    }
+
+    #[test]
+    fn a_threshold_is_either_settings_or_off() {
+        for bad in [
+            r#""on""#,
+            r#""disabled""#,
+            "false",
+            "3",
+            r#"{"limit": "30m", "typo": 1}"#,
+        ] {
+            let json = format!(
+                r#"{{"tenant": "acme", "inbound": {{"latency": {bad}}}, "recipients": []}}"#
+            );
+            let err = serde_json::from_str::<TenantConfig>(&json)
+                .expect_err(&json)
+                .to_string();
+            assert!(
+                err.contains("\"off\"") || err.contains("typo"),
+                "{bad}: {err}"
+            );
+        }
+        let err = toml::from_str::<TenantConfig>(
+            "tenant = \"acme\"\nrecipients = []\n[inbound]\nfailures = { count = 3, rate = 0.5 }\n",
+        )
+        .expect_err("two limits")
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

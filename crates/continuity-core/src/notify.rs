@@ -24,6 +24,11 @@ pub struct ConditionReport {
     pub reading: String,
     /// Whether it raised with this alert.
     pub newly_raised: bool,
+    /// Whether its policy had too little data for a verdict when the alert
+    /// was decided (no deliveries, fewer than its minimum samples): the
+    /// condition holds as it was, and nobody can tell whether the trouble lasts.
+    #[serde(default)]
+    pub no_data: bool,
 }
 
 /// A rendered alert for one recipient. Stored in the outbox before it is sent,
@@ -61,6 +66,7 @@ impl AlertMessage {
     pub fn headline(&self) -> String {
         let mut s = match self.kind {
             AlertKind::Raised => format!("ALERT {}: ", self.tenant_name),
+            AlertKind::Reminder if self.no_data() => format!("NO DATA {}: ", self.tenant_name),
             AlertKind::Reminder => format!("STILL FAILING {}: ", self.tenant_name),
             AlertKind::Resolved => {
                 format!("RESOLVED {}: mail flow is healthy again", self.tenant_name)
@@ -83,6 +89,13 @@ impl AlertMessage {
             }
         }
         s
+    }
+
+    /// Whether no condition of the alert had data for a verdict: a reminder
+    /// then says "NO DATA", not "STILL FAILING", since silence proves
+    /// neither trouble nor recovery.
+    pub fn no_data(&self) -> bool {
+        !self.conditions.is_empty() && self.conditions.iter().all(|c| c.no_data)
     }
 
     /// A plain-text body: headline, every condition, the event, the link and what it allows.

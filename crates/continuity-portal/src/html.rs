@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:1rem;line-height:1.4;max-width:40rem}\
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}\
 ul{padding-left:1.2rem}li{margin:.3rem 0}\
-.bad{color:#a00;font-weight:bold}.ok{color:#060}\
+.bad{color:#a00;font-weight:bold}.ok{color:#060}.nodata{color:#555;font-style:italic}\
 .note{background:#fff4d6;padding:.6rem;border-radius:.3rem}\
 a.button,button{display:inline-block;padding:.7rem 1rem;margin:.3rem .3rem .3rem 0;border:1px solid #335;border-radius:.3rem;background:#eef;color:#113;text-decoration:none;font-size:1rem}\
 label{display:block;margin:.4rem 0}input[type=datetime-local]{font-size:1rem;padding:.3rem}\

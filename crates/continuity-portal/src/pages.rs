@@ -36,10 +36,13 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
         h.raw("<li>No readings yet.</li>");
     }
     for c in &v.conditions {
-        let (class, label) = match (c.raised, c.breached) {
-            (true, _) => ("bad", "ALERT"),
-            (false, true) => ("bad", "over threshold"),
-            (false, false) => ("ok", "ok"),
+        // Too little data is not good news: it is shown as such, never as "ok".
+        let (class, label) = match (c.raised, c.breached, c.no_data) {
+            (true, _, true) => ("bad", "ALERT, no data"),
+            (true, _, false) => ("bad", "ALERT"),
+            (false, true, _) => ("bad", "over threshold"),
+            (false, false, true) => ("nodata", "no data"),
+            (false, false, false) => ("ok", "ok"),
         };
         h.raw("<li><span class=\"")
             .text(class)

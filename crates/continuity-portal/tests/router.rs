@@ -226,6 +226,52 @@ async fn the_status_page_shows_figures_state_and_link_with_tenant_data_escaped()
 }
 
 #[tokio::test]
+async fn a_direction_without_deliveries_shows_no_data_not_ok() {
+    let f = fixture().await;
+    // The fixture reports outbound mail only: inbound has seen nothing.
+    let page = get(&f.app, &format!("/p/{}", f.token)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    for condition in ["inbound", "outbound"] {
+        assert!(
+            !body.contains(&format!("class=\"ok\">ok</span> {condition} no deliveries")),
+            "{body}"
+        );
+    }
+    assert!(
+        body.contains(
+            "<span class=\"nodata\">no data</span> inbound no deliveries seen in the last 1 h"
+        ),
+        "{body}"
+    );
+    assert!(!body.contains("0 failures of 0"), "{body}");
+    // Outbound has its deliveries, none failed: that is healthy.
+    assert!(
+        body.contains("<span class=\"ok\">ok</span> outbound 0 failures of 18 deliveries"),
+        "{body}"
+    );
+
+    let api = get(&f.app, &format!("/p/api/{}", f.token)).await;
+    let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let conditions = v["view"]["conditions"].as_array().unwrap();
+    let no_data: Vec<(&str, &str)> = conditions
+        .iter()
+        .filter(|c| c["no_data"] == true)
+        .map(|c| {
+            (
+                c["direction"].as_str().unwrap(),
+                c["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        no_data,
+        [("inbound", "latency"), ("inbound", "failures")],
+        "{conditions:?}"
+    );
+}
+
+#[tokio::test]
 async fn every_action_goes_through_its_form_and_confirms() {
     let f = fixture().await;
     let base = format!("/p/{}", f.token);

@@ -662,6 +662,49 @@ fn unknown_evaluations_neither_raise_nor_clear() {
 }
 
 #[test]
+fn unknown_evaluations_hold_the_streak_where_it_is() {
+    let unknown = [Evaluation {
+        direction: Direction::Outbound,
+        name: "latency",
+        health: Health::Unknown,
+    }];
+    let idle = |s: &mut TenantState, from: i64| {
+        for m in from..from + 50 {
+            let fx = apply_in_place(
+                s,
+                &Input::Tick {
+                    evaluations: &unknown,
+                },
+                t(m),
+                &rules(),
+            )
+            .unwrap();
+            assert!(alerts(&fx).is_empty(), "minute {m}");
+        }
+    };
+    // A raised condition one healthy evaluation into clearing: silence
+    // neither clears it nor starts its clearing over.
+    let mut s = raised();
+    tick(&mut s, t(2), false);
+    idle(&mut s, 3);
+    let c = s.condition(Direction::Outbound, "latency").unwrap();
+    assert!(c.active && c.streak == 1, "{c:?}");
+    tick(&mut s, t(60), false);
+    assert_eq!(
+        alerts(&tick(&mut s, t(61), false)),
+        vec![AlertKind::Resolved]
+    );
+
+    // A healthy condition one breach into raising stays one breach in.
+    let mut s = TenantState::default();
+    tick(&mut s, t(0), true);
+    idle(&mut s, 1);
+    let c = s.condition(Direction::Outbound, "latency").unwrap();
+    assert!(!c.active && c.streak == 1, "{c:?}");
+    assert_eq!(alerts(&tick(&mut s, t(60), true)), vec![AlertKind::Raised]);
+}
+
+#[test]
 fn counters_saturate_instead_of_overflowing() {
     let mut s = TenantState {
         next_event_id: u64::MAX,

@@ -491,9 +491,7 @@ fn health(v: &Verdict, full_window: bool) -> Health {
         return Health::Breached;
     }
     match v.reading {
-        Reading::Latency { value: None, .. } | Reading::Failures { samples: 0, .. } => {
-            Health::Unknown
-        }
+        _ if v.reading.is_unknown() => Health::Unknown,
         // Fewer failures than the count in a window watched for only part
         // of its length (after a restart or a take-over) prove nothing: an
         // outage must not "resolve" because the window is still filling.

@@ -28,20 +28,21 @@ impl Monitor {
             .iter()
             .map(|c| {
                 let dr = &rt.directions[c.direction.index()];
-                let reading = dr
+                let verdict = dr
                     .watches
                     .iter()
                     .find(|w| w.policy.get().condition() == c.name)
-                    .and_then(|w| w.verdict.as_ref())
-                    .map_or_else(
-                        || format!("{} condition", c.name),
-                        |v| v.reading.to_string(),
-                    );
+                    .and_then(|w| w.verdict.as_ref());
+                let reading = verdict.map_or_else(
+                    || format!("{} condition", c.name),
+                    |v| v.reading.to_string(),
+                );
                 ConditionReport {
                     direction: c.direction,
                     name: c.name.clone(),
                     reading,
                     newly_raised: alert.newly_raised.contains(c),
+                    no_data: verdict.is_some_and(|v| !v.breached && v.reading.is_unknown()),
                 }
             })
             .collect();

@@ -20,21 +20,89 @@ pub enum FailureLimit {
     /// At least this fraction of samples failed.
     Rate(f64),
 }
-fn default_failure_min_samples() -> u32 {
-    FailureThreshold::DEFAULT_MIN_SAMPLES
-}
 /// Configuration of a [`FailurePolicy`].
 ///
-/// `{"limit": {"count": 3}}` or `{"limit": {"rate": 0.25}, "min_samples": 20}`;
-/// `min_samples` (used by rates only) defaults to 1.
+/// Written `{"count": 3}` or `{"rate": 0.25, "min_samples": 20}` (in TOML
+/// `failures = { count = 3 }`); the older nested form
+/// `{"limit": {"count": 3}}` is still read, and the flat form is written.
+///
+/// `min_samples` (default 1) is the fewest samples (deliveries plus
+/// failures) in the window for a verdict: below it the policy's verdict is
+/// unknown, which neither raises nor clears. For a rate that holds both
+/// ways, since a rate over a handful of samples is noise. For a count, the
+/// count reached is a breach whatever the samples (the failures are the
+/// evidence), but fewer failures than the count over fewer than
+/// `min_samples` samples is unknown, not healthy: raise it to keep a quiet
+/// window from clearing a count condition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "FailureThresholdForm", into = "FailureThresholdForm")]
 pub struct FailureThreshold {
     /// A count or a rate of failures in the window.
     pub limit: FailureLimit,
-    /// Fewer samples than this give no rate verdict (default 1).
-    #[serde(default = "default_failure_min_samples")]
+    /// Fewer samples than this give an unknown verdict (default 1; see above).
     pub min_samples: u32,
+}
+
+/// [`FailureThreshold`] as written in configuration: the limit's field at
+/// the top (`count` or `rate`), or nested under `limit` as older
+/// configurations have it; exactly one of the three.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailureThresholdForm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate: Option<f64>,
+    #[serde(default, skip_serializing)]
+    limit: Option<FailureLimit>,
+    #[serde(default = "default_failure_min_samples")]
+    min_samples: u32,
+}
+
+fn default_failure_min_samples() -> u32 {
+    FailureThreshold::DEFAULT_MIN_SAMPLES
+}
+
+impl TryFrom<FailureThresholdForm> for FailureThreshold {
+    type Error = String;
+
+    fn try_from(form: FailureThresholdForm) -> std::result::Result<Self, String> {
+        let limit = match (form.count, form.rate, form.limit) {
+            (Some(count), None, None) => FailureLimit::Count(count),
+            (None, Some(rate), None) => FailureLimit::Rate(rate),
+            (None, None, Some(limit)) => limit,
+            (None, None, None) => {
+                return Err(
+                    "a failure threshold needs a limit: `count` (e.g. 3) or `rate` (e.g. 0.25)"
+                        .into(),
+                );
+            }
+            _ => {
+                return Err(
+                    "a failure threshold takes one limit: `count` or `rate`, not both".into(),
+                );
+            }
+        };
+        Ok(FailureThreshold {
+            limit,
+            min_samples: form.min_samples,
+        })
+    }
+}
+
+impl From<FailureThreshold> for FailureThresholdForm {
+    fn from(t: FailureThreshold) -> Self {
+        let (count, rate) = match t.limit {
+            FailureLimit::Count(count) => (Some(count), None),
+            FailureLimit::Rate(rate) => (None, Some(rate)),
+        };
+        FailureThresholdForm {
+            count,
+            rate,
+            limit: None,
+            min_samples: t.min_samples,
+        }
+    }
 }
 
 impl FailureThreshold {
@@ -81,7 +149,9 @@ impl FailureThreshold {
 /// [`FailureLimit::Count`]: at least `count` failures (a count of 0 behaves
 /// as 1). [`FailureLimit::Rate`]: at least `min_samples` samples (deliveries
 /// plus failures) and `failures / samples >= rate`. A window without failures
-/// never breaches, whatever the limit.
+/// never breaches, whatever the limit. Below `min_samples` (and, for a count,
+/// with the count not reached) the reading is unknown
+/// ([`Reading::is_unknown`]).
 #[derive(Clone, Debug)]
 pub struct FailurePolicy {
     threshold: FailureThreshold,

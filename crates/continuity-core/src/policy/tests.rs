@@ -176,12 +176,22 @@ fn failure_threshold_deserialises_and_validates() {
         serde_json::from_str(r#"{"limit": {"rate": 0.25}, "min_samples": 20}"#).expect("valid");
     assert_eq!(t.limit, FailureLimit::Rate(0.25));
     assert_eq!(t.min_samples, 20);
+    // The flat form the README documents; the nested one above still reads.
+    let flat: FailureThreshold =
+        serde_json::from_str(r#"{"rate": 0.25, "min_samples": 20}"#).expect("valid");
+    assert_eq!(flat, t);
+    let flat: FailureThreshold = serde_json::from_str(r#"{"count": 3}"#).expect("valid");
+    assert_eq!(flat, FailureThreshold::new(FailureLimit::Count(3)));
     assert_eq!(
         serde_json::to_string(&t).expect("serialisable"),
-        r#"{"limit":{"rate":0.25},"min_samples":20}"#
+        r#"{"rate":0.25,"min_samples":20}"#
     );
     for bad in [
         r#"{}"#,
+        r#"{"min_samples": 3}"#,
+        r#"{"count": 3, "rate": 0.5}"#,
+        r#"{"count": 3, "limit": {"count": 3}}"#,
+        r#"{"count": "3"}"#,
         r#"{"limit": 3}"#,
         r#"{"limit": {"percent": 3}}"#,
         r#"{"limit": {"count": -1}}"#,
@@ -373,6 +383,53 @@ fn failure_policy_counts() {
     let mut zero = FailurePolicy::new(FailureThreshold::new(FailureLimit::Count(0)));
     assert!(!zero.evaluate(&window_with(&[(0, ok(1))]), at(1)).breached);
     assert!(zero.evaluate(&window_with(&[(0, fail())]), at(1)).breached);
+}
+
+#[test]
+fn below_min_samples_a_reading_is_unknown() {
+    let rate = |min_samples| {
+        FailurePolicy::new(FailureThreshold {
+            limit: FailureLimit::Rate(0.25),
+            min_samples,
+        })
+    };
+    let count = |min_samples| {
+        FailurePolicy::new(FailureThreshold {
+            limit: FailureLimit::Count(2),
+            min_samples,
+        })
+    };
+    let three_ok = window_with(&[(0, ok(1)), (1, ok(1)), (2, ok(1))]);
+    let two_failed = window_with(&[(0, fail()), (1, fail())]);
+    let empty = window_with(&[]);
+    let unknown = |p: &mut FailurePolicy, w: &SlidingWindow| {
+        let v = p.evaluate(w, at(3));
+        assert!(!(v.breached && v.reading.is_unknown()), "{v:?}");
+        v.reading.is_unknown()
+    };
+    assert!(unknown(&mut rate(1), &empty));
+    assert!(!unknown(&mut rate(3), &three_ok));
+    assert!(unknown(&mut rate(4), &three_ok));
+    assert!(unknown(&mut rate(4), &two_failed), "100% of 2 is noise");
+    assert!(unknown(&mut count(1), &empty));
+    assert!(!unknown(&mut count(3), &three_ok));
+    assert!(unknown(&mut count(4), &three_ok));
+    // A count reached is a breach whatever the samples.
+    assert!(!unknown(&mut count(10), &two_failed));
+    assert!(count(10).evaluate(&two_failed, at(3)).breached);
+
+    let mut latency = LatencyPolicy::new(LatencyThreshold::new(
+        LatencyStatistic::P95,
+        Duration::from_secs(60),
+    ));
+    assert!(latency.evaluate(&two_failed, at(3)).reading.is_unknown());
+    assert!(!latency.evaluate(&three_ok, at(3)).reading.is_unknown());
+    let leaky = Reading::Leaky {
+        counter: 0,
+        threshold: 5,
+        period: Duration::from_secs(120),
+    };
+    assert!(!leaky.is_unknown());
 }
 
 #[test]
@@ -582,7 +639,7 @@ fn readings_read_well() {
     );
     assert_eq!(
         latency(LatencyStatistic::P95, None, 0, 0).to_string(),
-        "p95 latency: 0 samples in the last 1 h, at least 1 needed"
+        "no deliveries seen in the last 1 h"
     );
     assert_eq!(
         latency(LatencyStatistic::P95, None, 7, 5).to_string(),
@@ -622,7 +679,19 @@ fn readings_read_well() {
     );
     assert_eq!(
         failures(0, 0, FailureLimit::Rate(0.5), 0).to_string(),
-        "failure rate: 0 samples in the last 1 h, at least 1 needed"
+        "no deliveries seen in the last 1 h"
+    );
+    assert_eq!(
+        failures(0, 0, FailureLimit::Count(3), 1).to_string(),
+        "no deliveries seen in the last 1 h"
+    );
+    assert_eq!(
+        failures(1, 4, FailureLimit::Count(3), 10).to_string(),
+        "1 failure of 4 deliveries in the last 1 h, threshold 3, at least 10 needed"
+    );
+    assert_eq!(
+        failures(3, 4, FailureLimit::Count(3), 10).to_string(),
+        "3 failures of 4 deliveries in the last 1 h, threshold 3"
     );
     assert_eq!(
         failures(2, 2, FailureLimit::Rate(f64::NAN), 1).to_string(),

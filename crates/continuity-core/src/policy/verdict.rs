@@ -68,6 +68,43 @@ pub enum Reading {
     },
 }
 
+impl Reading {
+    /// Whether the figures are too few for a verdict either way: no
+    /// deliveries, or fewer samples than the policy's `min_samples` (a
+    /// failure count already reached is evidence enough whatever the
+    /// samples). An unknown reading neither raises nor clears a condition,
+    /// and the portal shows it as "no data", not as healthy.
+    pub fn is_unknown(&self) -> bool {
+        match self {
+            Reading::Latency { value, .. } => value.is_none(),
+            Reading::Failures {
+                failures,
+                samples,
+                limit,
+                min_samples,
+                ..
+            } => {
+                let reached = match limit {
+                    FailureLimit::Count(count) => *failures >= u64::from((*count).max(1)),
+                    FailureLimit::Rate(_) => false,
+                };
+                !reached && *samples < u64::from((*min_samples).max(1))
+            }
+            Reading::Leaky { .. } | Reading::Custom { .. } => false,
+        }
+    }
+}
+
+/// What a reading without any delivery says, whatever the policy: silence
+/// is neither good nor bad news, so no figure is shown against a threshold.
+struct Silence(Duration);
+
+impl fmt::Display for Silence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no deliveries seen in the last {}", human(self.0))
+    }
+}
+
 /// `n` followed by the singular or plural noun.
 struct Counted(u64, &'static str, &'static str);
 
@@ -122,6 +159,7 @@ impl fmt::Display for Reading {
             } => {
                 let needed = u64::from((*min_samples).max(1));
                 match value {
+                    None if *n == 0 => write!(f, "{}", Silence(*window)),
                     Some(value) => write!(
                         f,
                         "{statistic} latency {}, threshold {}, {} in the last {}",
@@ -152,13 +190,20 @@ impl fmt::Display for Reading {
                 min_samples,
                 window,
             } => match limit {
-                FailureLimit::Count(count) => write!(
-                    f,
-                    "{} of {} in the last {}, threshold {count}",
-                    Counted(*failures, "failure", "failures"),
-                    Counted(*n, "delivery", "deliveries"),
-                    human(*window)
-                ),
+                _ if *n == 0 => write!(f, "{}", Silence(*window)),
+                FailureLimit::Count(count) => {
+                    write!(
+                        f,
+                        "{} of {} in the last {}, threshold {count}",
+                        Counted(*failures, "failure", "failures"),
+                        Counted(*n, "delivery", "deliveries"),
+                        human(*window)
+                    )?;
+                    if self.is_unknown() {
+                        write!(f, ", at least {} needed", (*min_samples).max(1))?;
+                    }
+                    Ok(())
+                }
                 FailureLimit::Rate(rate) => {
                     let needed = u64::from((*min_samples).max(1));
                     if *n < needed {

@@ -96,6 +96,10 @@ pub struct ConditionView {
     pub raised: bool,
     /// Whether the latest reading is over its threshold.
     pub breached: bool,
+    /// Whether the latest reading has too little data for a verdict (no
+    /// deliveries, fewer than the policy's minimum samples): neither healthy
+    /// nor breached, and shown as "no data".
+    pub no_data: bool,
     /// The figures, e.g. `outbound p95 latency 42 min, threshold 30 min, 18
     /// samples in the last 1 h`.
     pub summary: String,
@@ -337,6 +341,7 @@ fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<Po
         .map(|(direction, name, verdict)| ConditionView {
             raised: state.condition(direction, &name).is_some_and(|c| c.active),
             breached: verdict.breached,
+            no_data: !verdict.breached && verdict.reading.is_unknown(),
             summary: format!("{direction} {}", verdict.reading),
             direction,
             name,

@@ -28,7 +28,8 @@ pub trait EmailTemplate: Send + Sync + fmt::Debug {
 ///
 /// - Subject: `[continuity] ALERT ACME Corp: outbound p95 latency 42 min,
 ///   threshold 30 min, ...` (the kind: `ALERT`, `STILL FAILING` for the hourly
-///   reminder, `RESOLVED`; then tenant, direction, figure against threshold).
+///   reminder, `NO DATA` for a reminder whose conditions saw no data,
+///   `RESOLVED`; then tenant, direction, figure against threshold).
 /// - Bodies: which kind of notice it is, every condition with its figures,
 ///   the continuity event if one runs, the portal link with what it lets
 ///   the administrator do, and until when it works. The HTML escapes all
@@ -66,10 +67,20 @@ pub fn kind_sentence(kind: AlertKind) -> &'static str {
     }
 }
 
+/// The opening sentence of `m`: [`kind_sentence`], except for a reminder
+/// with no data, which must not claim that the problem is still there.
+fn opening(m: &AlertMessage) -> &'static str {
+    if m.kind == AlertKind::Reminder && m.no_data() {
+        "Reminder: the alert still stands, but no deliveries were seen to tell whether the problem lasts (this notice repeats until they are)."
+    } else {
+        kind_sentence(m.kind)
+    }
+}
+
 impl EmailTemplate for DefaultEmailTemplate {
     fn render(&self, m: &AlertMessage) -> EmailContent {
         let subject = format!("{}{}", self.subject_prefix, m.headline());
-        let mut text = format!("{}\n\n", kind_sentence(m.kind));
+        let mut text = format!("{}\n\n", opening(m));
         text.push_str(&m.text_body());
 
         let mut html = String::with_capacity(1024);
@@ -79,7 +90,7 @@ impl EmailTemplate for DefaultEmailTemplate {
         let _ = write!(
             html,
             "<p><strong>{}</strong></p>\n<p>{}</p>\n",
-            escape(kind_sentence(m.kind)),
+            escape(opening(m)),
             escape(&m.headline())
         );
         if !m.conditions.is_empty() {
@@ -132,7 +143,65 @@ pub fn escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Utc};
+    use continuity_core::{
+        Direction, TenantId,
+        config::{ChannelKind, Recipient},
+        notify::ConditionReport,
+    };
+
     use super::*;
+
+    fn reminder(no_data: bool) -> AlertMessage {
+        let at: DateTime<Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
+        AlertMessage {
+            tenant: TenantId::new("acme").unwrap(),
+            tenant_name: "ACME".into(),
+            alert_id: 1,
+            kind: AlertKind::Reminder,
+            recipient: Recipient::new("ops", ChannelKind::Email, "ops@acme.example"),
+            idempotency_key: "acme/1/ops".into(),
+            created_at: at,
+            link: "https://continuity.example.net/c/x".into(),
+            link_expires_at: at,
+            conditions: vec![ConditionReport {
+                direction: Direction::Inbound,
+                name: "failures".into(),
+                reading: "no deliveries seen in the last 1 h".into(),
+                newly_raised: false,
+                no_data,
+            }],
+            event: None,
+        }
+    }
+
+    #[test]
+    fn a_reminder_without_data_does_not_say_the_problem_is_still_there() {
+        let template = DefaultEmailTemplate::default();
+        let silent = template.render(&reminder(true));
+        assert_eq!(
+            silent.subject,
+            "[continuity] NO DATA ACME: inbound no deliveries seen in the last 1 h"
+        );
+        assert!(
+            silent
+                .text
+                .starts_with("Reminder: the alert still stands, but no deliveries")
+        );
+        assert!(!silent.text.contains("still there"), "{}", silent.text);
+        assert!(
+            silent.html.contains("no deliveries were seen"),
+            "{}",
+            silent.html
+        );
+        let failing = template.render(&reminder(false));
+        assert!(
+            failing
+                .subject
+                .starts_with("[continuity] STILL FAILING ACME")
+        );
+        assert!(failing.text.starts_with(kind_sentence(AlertKind::Reminder)));
+    }
 
     #[test]
     fn escapes_markup() {

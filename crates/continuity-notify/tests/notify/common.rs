@@ -32,12 +32,14 @@ pub fn alert(
                 name: "latency".into(),
                 reading: "p95 latency 42 min, threshold 30 min, 18 samples in the last 1 h".into(),
                 newly_raised: kind == AlertKind::Raised,
+                no_data: false,
             },
             ConditionReport {
                 direction: Direction::Inbound,
                 name: "failures".into(),
                 reading: "5 failed deliveries, threshold 3, in the last 1 h".into(),
                 newly_raised: false,
+                no_data: false,
             },
         ]
     };
