@@ -168,6 +168,8 @@ impl MonitorBuilder {
     ///     policy::{FailureLimit, FailurePolicy, FailureThreshold, ThresholdPolicy},
     /// };
     ///
+    /// // A failure count of its own; a tenant selecting it turns the
+    /// // built-in `failures` of that direction off (one policy per condition).
     /// let builder = Monitor::builder().policy(
     ///     "strict-failures",
     ///     Arc::new(|params| {

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`LatencyPolicy`] ([`LatencyThreshold`]) | `"latency"` | at least `min_samples` deliveries and the statistic (`p95`, `max`, …) is above `limit` |
 //! | [`FailurePolicy`] ([`FailureThreshold`]) | `"failures"` | at least `count` failures, or (with at least `min_samples` samples) a failure rate of at least `rate` |
-//! | [`LeakyCounterPolicy`] ([`LeakyThreshold`]) | `"leaky"` | the gateway-style leaky counter reached `threshold` |
+//! | [`LeakyCounterPolicy`] ([`LeakyThreshold`]) | `"leaky"` | the gateway-style leaky counter (capped at `cap`) reached `threshold`, until it is back to 0 |
 //!
 //! In JSON (durations as seconds or strings such as `"30m"`, see
 //! [`crate::duration`]):
@@ -16,8 +16,12 @@
 //! { "statistic": "p95", "limit": "30m", "min_samples": 3 }
 //! { "limit": { "count": 3 } }
 //! { "limit": { "rate": 0.25 }, "min_samples": 20 }
-//! { "period": "2m", "threshold": 5, "acceptable_latency": "10m" }
+//! { "period": "2m", "threshold": 5, "acceptable_latency": "10m", "cap": 10 }
 //! ```
+//!
+//! An embedder's own policies implement [`ThresholdPolicy`] too; they are
+//! registered by name with a [`PolicyFactory`] and selected per direction
+//! with a [`PolicySelection`] (see `params.rs`).
 //!
 //! Evaluating never allocates: it runs for every direction of every tenant
 //! at each tick. A policy built from a threshold that does not validate still
@@ -56,7 +60,7 @@ pub use verdict::{Reading, Verdict};
 /// after every observation and at every bucket boundary. Overriding
 /// [`valid_until`](Self::valid_until) and [`absorbs_below`](Self::absorbs_below)
 /// lets a steady, healthy tenant cost nothing until something can change.
-/// [`testing::policy_conformance`](crate::testing) checks what every policy
+/// `testing::policy_conformance` (feature `testing`) checks what every policy
 /// must do (deterministic, unknown without data, bounded memory, no panic).
 pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
     /// Stable name of the condition, unique per direction: `"latency"`, `"failures"`, `"leaky"`.
