@@ -138,7 +138,8 @@ enum LastPeriod {
 /// healthy evidence only if it saw deliveries and none failed; a quiet
 /// period, or a failed one while the counter is below the threshold, is
 /// [`Health::Unknown`], so the condition never clears while its periods
-/// still fail. With the defaults (threshold 5, cap 10, period 2 min,
+/// still fail. (Ticks further apart than a period close several periods at
+/// once; those count as one evaluation, judged by the last of them.) With the defaults (threshold 5, cap 10, period 2 min,
 /// `clear_after` 3) it resolves at most 12 periods, 24 minutes, after every
 /// period is healthy again.
 ///
