@@ -9,7 +9,10 @@ use continuity_core::{
     Direction, Error, FailureKind, ManualClock, Monitor, Observation, Outcome, TenantId,
     config::{ChannelKind, TenantConfig},
     machine::{AlertKind, Health},
-    policy::{PolicyFactory, Reading, ThresholdPolicy, Verdict},
+    policy::{
+        FailureLimit, FailurePolicy, FailureThreshold, PolicyFactory, Reading, ThresholdPolicy,
+        Verdict,
+    },
     testing::{RecordingNotifier, policy_conformance, rig_signer, rig_start},
     window::SlidingWindow,
 };
@@ -149,6 +152,40 @@ fn a_policy_that_calls_silence_healthy_fails_the_suite() {
         })
     });
     assert!(outcome.is_err());
+}
+
+/// The suite can fail: a policy that says its breached verdict holds until
+/// something new is recorded, while expiring failures end it, does not pass.
+#[test]
+fn a_policy_that_overstates_its_validity_fails_the_suite() {
+    #[derive(Debug)]
+    struct Overstated(FailurePolicy);
+    impl ThresholdPolicy for Overstated {
+        fn condition(&self) -> &str {
+            self.0.condition()
+        }
+        fn evaluate(&mut self, window: &SlidingWindow, now: DateTime<Utc>) -> Verdict {
+            self.0.evaluate(window, now)
+        }
+        fn health(&self, verdict: &Verdict, full: bool) -> Health {
+            self.0.health(verdict, full)
+        }
+        fn valid_until(&self, _: &Verdict, _: &SlidingWindow, _: DateTime<Utc>) -> DateTime<Utc> {
+            DateTime::<Utc>::MAX_UTC
+        }
+    }
+    let make = || {
+        Box::new(Overstated(FailurePolicy::new(FailureThreshold::new(
+            FailureLimit::Count(1),
+        )))) as Box<dyn ThresholdPolicy>
+    };
+    // The honest policy passes; the one overstating its validity does not.
+    policy_conformance::honest_validity(&|| {
+        Box::new(FailurePolicy::new(FailureThreshold::new(
+            FailureLimit::Count(1),
+        ))) as Box<dyn ThresholdPolicy>
+    });
+    assert!(std::panic::catch_unwind(|| policy_conformance::honest_validity(&make)).is_err());
 }
 
 #[tokio::test]

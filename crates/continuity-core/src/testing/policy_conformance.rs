@@ -90,6 +90,7 @@ pub fn policy_all(make: Make<'_>) {
     bounded_memory(make);
     never_panics(make);
     condition_is_stable(make);
+    honest_validity(make);
 }
 
 /// The same observations and evaluations give the same verdicts, health,
@@ -143,6 +144,84 @@ pub fn unknown_without_data(make: Make<'_>) {
                 "{}: without data at +{secs} s (watched in full: {full}) the verdict is {v:?}",
                 p.condition()
             );
+        }
+    }
+}
+
+/// What the Monitor skips on the policy's word does not change its
+/// verdict: evaluated again before [`valid_until`](ThresholdPolicy::valid_until)
+/// without a new observation, or after recording a delivery faster than
+/// [`absorbs_below`](ThresholdPolicy::absorbs_below), it is still as
+/// breached as it said, and a healthy verdict does not turn breached (it
+/// may turn unknown as data expires).
+pub fn honest_validity(make: Make<'_>) {
+    let (mut a, mut b) = (make(), make());
+    let (mut wa, mut wb) = (window(), window());
+    for i in 0..1_500 {
+        let when = at(i * 25);
+        let o = traffic(i);
+        feed(a.as_mut(), &mut wa, when, &o);
+        feed(b.as_mut(), &mut wb, when, &o);
+        if i % 5 != 0 {
+            continue;
+        }
+        let now = when + TimeDelta::seconds(1);
+        let va = a.evaluate(&wa, now);
+        let _ = b.evaluate(&wb, now);
+        let ticks = a.counts_ticks();
+        let until = a.valid_until(&va, &wa, now);
+        // Some time before the verdict stops holding, at most a day on.
+        let later = [now + TimeDelta::days(1), until - TimeDelta::milliseconds(1)]
+            .into_iter()
+            .filter(|t| *t > now)
+            .min();
+        if let Some(later) = later {
+            let v = b.evaluate(&wb, later);
+            assert_eq!(
+                v.breached,
+                va.breached,
+                "{}: valid until {until}, but at {later} it says {v:?} after {va:?}",
+                a.condition()
+            );
+            // Healthy may turn unknown as data expires: that is no evidence
+            // either way, so the Monitor need not look.
+            if ticks && a.health(&va, true) == Health::Healthy {
+                assert_ne!(
+                    b.health(&v, true),
+                    Health::Breached,
+                    "{}: health changed",
+                    a.condition()
+                );
+            }
+            // Back in step: b evaluated once more than a.
+            let _ = a.evaluate(&wa, later);
+        }
+        if until == DateTime::<Utc>::MAX_UTC
+            && let Some(below) = a.absorbs_below(&va, &wa, now)
+        {
+            let fast = Outcome::Delivered {
+                latency: below.saturating_sub(Duration::from_millis(1)),
+            };
+            let t = wa.newest_bucket_start().map_or(now, |s| s.max(now));
+            let before = a.evaluate(&wa, t);
+            feed(a.as_mut(), &mut wa, t, &fast);
+            feed(b.as_mut(), &mut wb, t, &fast);
+            let after = a.evaluate(&wa, t);
+            let _ = b.evaluate(&wb, t);
+            assert_eq!(
+                after.breached,
+                before.breached,
+                "{}: absorbs deliveries under {below:?}, but one changed {before:?} to {after:?}",
+                a.condition()
+            );
+            if ticks {
+                assert_eq!(
+                    a.health(&after, true),
+                    a.health(&before, true),
+                    "{}: an absorbed delivery changed the health",
+                    a.condition()
+                );
+            }
         }
     }
 }
