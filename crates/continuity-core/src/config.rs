@@ -28,7 +28,10 @@ use crate::{
     duration::serde_duration,
     error::{Error, Result},
     machine::Rules,
-    policy::{FailureLimit, FailureThreshold, LatencyStatistic, LatencyThreshold, LeakyThreshold},
+    policy::{
+        FailureLimit, FailureThreshold, LatencyStatistic, LatencyThreshold, LeakyThreshold,
+        PolicySelection,
+    },
 };
 
 pub use crate::machine::EventLimits;
@@ -164,6 +167,12 @@ pub struct DirectionConfig {
     /// The gateway-style leaky counter (default `"off"`).
     #[serde(default, with = "off_switch")]
     pub leaky: Option<LeakyThreshold>,
+    /// Policies registered with the monitor
+    /// ([`MonitorBuilder::policy`](crate::MonitorBuilder::policy)),
+    /// selected by name with their own parameters (default none):
+    /// `[{"name": "my-policy", "params": {...}}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicySelection>,
     /// Consecutive breached evaluations before a condition raises (default 2).
     #[serde(default = "default_raise_after")]
     pub raise_after: u32,
@@ -202,6 +211,7 @@ impl Default for DirectionConfig {
             latency: default_latency(),
             failures: default_failures(),
             leaky: None,
+            policies: Vec::new(),
             raise_after: default_raise_after(),
             clear_after: default_clear_after(),
         }
@@ -230,6 +240,28 @@ impl DirectionConfig {
         }
         if let Some(l) = &self.leaky {
             l.validate(&format!("{prefix}.leaky"))?;
+        }
+        let mut names = HashSet::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            let name = p.name.as_str();
+            if name.trim().is_empty() {
+                return Err(Error::config(
+                    format!("{prefix}.policies[{i}].name"),
+                    "must name a policy registered with the monitor",
+                ));
+            }
+            if ["latency", "failures", "leaky"].contains(&name) {
+                return Err(Error::config(
+                    format!("{prefix}.policies[{i}].name"),
+                    format!("{name:?} is built in: configure it with {prefix}.{name}"),
+                ));
+            }
+            if !names.insert(name) {
+                return Err(Error::config(
+                    format!("{prefix}.policies[{i}].name"),
+                    format!("policy {name:?} is selected twice"),
+                ));
+            }
         }
         if self.raise_after == 0 {
             return Err(Error::config(

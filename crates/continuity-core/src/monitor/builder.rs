@@ -10,7 +10,10 @@ use std::{
     time::Duration,
 };
 
-use super::{Links, Membership, Monitor, Parts, Schedule, StoreOutage, TenantRegistry, TickState};
+use super::{
+    Links, Membership, Monitor, Parts, Schedule, StoreOutage, TenantRegistry, TickState,
+    registry::PolicyRegistry,
+};
 use crate::{
     clock::{Clock, SystemClock},
     cluster::ShardSet,
@@ -22,6 +25,7 @@ use crate::{
     link::LinkSigner,
     memory::InMemoryEventStore,
     notify::Notifier,
+    policy::PolicyFactory,
     probe::MailProbe,
     store::EventStore,
 };
@@ -65,6 +69,7 @@ pub struct MonitorBuilder {
     portal_url: Option<String>,
     settings: MonitorSettings,
     instance: Option<String>,
+    policies: PolicyRegistry,
 }
 
 impl fmt::Debug for MonitorBuilder {
@@ -146,6 +151,43 @@ impl MonitorBuilder {
         self
     }
 
+    /// Registers a policy of the embedder's under `name`: a tenant selects
+    /// it in a direction's `policies` list with its own parameters,
+    /// `{"name": "my-policy", "params": {...}}`, and `factory` builds one
+    /// policy per tenant and direction from those parameters when the tenant
+    /// is registered. An unknown name or parameters the factory refuses make
+    /// [`Monitor::register_tenant`] fail with the field's path and the
+    /// tenant. The built-in names (`latency`, `failures`, `leaky`) are
+    /// refused by [`build`](Self::build); a later registration under the same
+    /// name replaces an earlier one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use continuity_core::{
+    ///     Monitor,
+    ///     policy::{FailureLimit, FailurePolicy, FailureThreshold, ThresholdPolicy},
+    /// };
+    ///
+    /// // A failure count of its own; a tenant selecting it turns the
+    /// // built-in `failures` of that direction off (one policy per condition).
+    /// let builder = Monitor::builder().policy(
+    ///     "strict-failures",
+    ///     Arc::new(|params| {
+    ///         #[derive(serde::Deserialize)]
+    ///         struct Params { count: u32 }
+    ///         let p: Params = params.parse()?;
+    ///         let threshold = FailureThreshold::new(FailureLimit::Count(p.count));
+    ///         threshold.validate("")?;
+    ///         Ok(Box::new(FailurePolicy::new(threshold)) as Box<dyn ThresholdPolicy>)
+    ///     }),
+    /// );
+    /// # let _ = builder;
+    /// ```
+    pub fn policy(mut self, name: impl Into<String>, factory: PolicyFactory) -> Self {
+        self.policies.insert(name.into(), factory);
+        self
+    }
+
     /// Checks the parts and builds the monitor.
     pub fn build(self) -> Result<Monitor> {
         let links = self.links.ok_or_else(|| {
@@ -190,6 +232,7 @@ impl MonitorBuilder {
                 "the instance name must be 1 to 200 bytes long",
             ));
         }
+        self.policies.validate()?;
         if s.batch == 0
             || s.lease < Duration::from_secs(1)
             || s.retry_base.is_zero()
@@ -207,6 +250,7 @@ impl MonitorBuilder {
                 notifiers: self.notifiers,
                 probes: self.probes,
                 hook: self.hook,
+                policies: self.policies,
             },
             links: Links {
                 signer: links,
@@ -249,6 +293,7 @@ impl Monitor {
             portal_url: None,
             settings: MonitorSettings::default(),
             instance: None,
+            policies: PolicyRegistry::default(),
         }
     }
 }

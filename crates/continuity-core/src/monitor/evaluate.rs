@@ -18,7 +18,6 @@ use crate::{
     domain::{Direction, TenantId},
     error::{Error, Result},
     machine::{self, Effect, Evaluation, Health, Input, Rules, TenantState},
-    policy::{FailureLimit, Reading, Verdict},
     store::{Commit, OutboxItem, Versioned},
 };
 
@@ -112,8 +111,9 @@ fn refresh_verdicts(rt: &mut TenantRuntime, now: DateTime<Utc>) {
                 w.verdict = Some(w.policy.get_mut().evaluate(&dr.window, now));
             }
             dr.dirty = false;
+            dr.evaluated_at = Some(now);
             dr.verdicts_until = Some(dr.verdicts_until(now));
-            dr.absorb_below = dr.absorb_threshold();
+            dr.absorb_below = dr.absorb_threshold(now);
         }
     }
 }
@@ -126,14 +126,19 @@ fn evaluations(rt: &TenantRuntime, now: DateTime<Utc>) -> EvalBuf<'_> {
     for d in Direction::ALL {
         let dr = &rt.directions[d.index()];
         let full = now >= rt.watched_in_full_at(dr);
+        let evaluated_now = dr.evaluated_at == Some(now);
         for w in dr.watches.iter() {
+            let policy = w.policy.get();
+            // A policy whose hysteresis counts its own periods gives no new
+            // evidence at a tick that did not evaluate it.
+            let health = match &w.verdict {
+                Some(v) if evaluated_now || policy.counts_ticks() => policy.health(v, full),
+                _ => Health::Unknown,
+            };
             evaluations.push(Evaluation {
                 direction: d,
-                name: w.policy.get().condition(),
-                health: w
-                    .verdict
-                    .as_ref()
-                    .map_or(Health::Unknown, |v| health(v, full)),
+                name: policy.condition(),
+                health,
             });
         }
     }
@@ -478,28 +483,6 @@ impl Monitor {
             }
         }
         Ok(commit)
-    }
-}
-
-/// A verdict as the state machine sees it: a policy without enough data to
-/// judge (no samples, fewer than its minimum) is `Unknown`, which neither
-/// raises nor clears, so an empty window after a restart cannot end an
-/// outage by itself. `full_window`: the monitor has watched the window for
-/// its whole length (since it registered the tenant or took it over).
-fn health(v: &Verdict, full_window: bool) -> Health {
-    if v.breached {
-        return Health::Breached;
-    }
-    match v.reading {
-        _ if v.reading.is_unknown() => Health::Unknown,
-        // Fewer failures than the count in a window watched for only part
-        // of its length (after a restart or a take-over) prove nothing: an
-        // outage must not "resolve" because the window is still filling.
-        Reading::Failures {
-            limit: FailureLimit::Count(_),
-            ..
-        } if !full_window => Health::Unknown,
-        _ => Health::Healthy,
     }
 }
 

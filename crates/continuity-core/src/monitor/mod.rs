@@ -72,6 +72,7 @@ mod evaluate;
 mod journal;
 mod outbox;
 mod probes;
+mod registry;
 mod render;
 mod report;
 mod tenants;
@@ -165,6 +166,8 @@ struct Parts {
     /// Indexed by [`Direction::index`](crate::Direction::index).
     probes: [Option<Arc<dyn MailProbe>>; 2],
     hook: Option<Arc<dyn ContinuityHook>>,
+    /// The embedder's policies, selected by name in tenants' configurations.
+    policies: registry::PolicyRegistry,
 }
 
 /// What an alert's portal link is made of.

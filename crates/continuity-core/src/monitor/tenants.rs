@@ -14,7 +14,10 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
-use super::{DenseSlot, Monitor, TenantStatus, journal::Journal, lock, timer::ProbeJob};
+use super::{
+    DenseSlot, Monitor, TenantStatus, journal::Journal, lock, registry::PolicyRegistry,
+    timer::ProbeJob,
+};
 use crate::{
     cluster::shard_of,
     config::TenantConfig,
@@ -24,8 +27,7 @@ use crate::{
     fxhash::FxHashMap,
     machine::{Rules, TenantState},
     policy::{
-        FailureLimit, FailurePolicy, LatencyPolicy, LeakyCounterPolicy, Reading, ThresholdPolicy,
-        Verdict,
+        FailurePolicy, LatencyPolicy, LeakyCounterPolicy, ThresholdPolicy, Verdict, next_multiple,
     },
     store::Versioned,
     window::{Recorded, SlidingWindow},
@@ -101,61 +103,37 @@ impl TenantRuntime {
     }
 }
 
-/// The first multiple of `step` since the Unix epoch that is after `now`.
-fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
-    let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
-    let next = now
-        .timestamp_millis()
-        .div_euclid(step)
-        .saturating_add(1)
-        .saturating_mul(step);
-    DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// A built-in policy, held inline: one allocation per direction instead of
-/// one per policy keeps a tenant's state compact and its evaluation cheap.
+/// A policy of a direction, built-in or the embedder's, behind the trait:
+/// the Monitor knows nothing of its kind.
 #[derive(Debug)]
-pub(super) enum Builtin {
-    Latency(LatencyPolicy),
-    Failures(FailurePolicy),
-    Leaky(LeakyCounterPolicy),
-}
+pub(super) struct Policy(Box<dyn ThresholdPolicy>);
 
-impl Builtin {
+impl Policy {
     pub(super) fn get(&self) -> &dyn ThresholdPolicy {
-        match self {
-            Builtin::Latency(p) => p,
-            Builtin::Failures(p) => p,
-            Builtin::Leaky(p) => p,
-        }
+        &*self.0
     }
 
     pub(super) fn get_mut(&mut self) -> &mut dyn ThresholdPolicy {
-        match self {
-            Builtin::Latency(p) => p,
-            Builtin::Failures(p) => p,
-            Builtin::Leaky(p) => p,
-        }
+        &mut *self.0
     }
 }
 
 /// A policy with its latest verdict.
 pub(super) struct Watch {
-    pub(super) policy: Builtin,
+    pub(super) policy: Policy,
     pub(super) verdict: Option<Verdict>,
 }
 
-/// Up to one watch per built-in policy, inline in the direction's state (no
-/// separate allocation to chase on every evaluation).
-pub(super) struct Watches([Option<Watch>; 3]);
+/// The direction's policies, in one allocation.
+pub(super) struct Watches(Box<[Watch]>);
 
 impl Watches {
     pub(super) fn iter(&self) -> impl Iterator<Item = &Watch> {
-        self.0.iter().flatten()
+        self.0.iter()
     }
 
     pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Watch> {
-        self.0.iter_mut().flatten()
+        self.0.iter_mut()
     }
 }
 
@@ -163,74 +141,48 @@ impl Watches {
 pub(super) struct DirectionRuntime {
     /// An observation arrived since the last evaluation.
     pub(super) dirty: bool,
+    /// Some policy wants every observation ([`ThresholdPolicy::records`]).
+    /// Kept next to `dirty`, so recording reads one cache line and calls
+    /// into no policy that does not need it.
+    pub(super) records: bool,
     /// The verdicts cannot change before this time without an observation.
     pub(super) verdicts_until: Option<DateTime<Utc>>,
     /// A delivery faster than this leaves the (healthy, steady) verdicts as
-    /// they are; `None` while any observation may change them. Kept next to
-    /// `dirty`, so recording reads one cache line.
+    /// they are; `None` while any observation may change them. Cached from
+    /// the policies at each evaluation, so recording calls none of them.
     pub(super) absorb_below: Option<Duration>,
-    pub(super) leaky_period: Option<Duration>,
+    /// The tick of the latest evaluation of these policies.
+    pub(super) evaluated_at: Option<DateTime<Utc>>,
     pub(super) window: SlidingWindow,
     pub(super) watches: Watches,
 }
 
 impl DirectionRuntime {
-    /// The next window bucket boundary, or the next leaky counter period.
-    fn next_verdict_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let at = next_multiple(now, self.window.bucket_width());
-        match self.leaky_period {
-            Some(period) => at.min(next_multiple(now, period)),
-            None => at,
-        }
-    }
-
-    /// Until when the current verdicts hold without a new observation.
-    ///
-    /// Expiring data can only lower a failure count, a maximum and a sample
-    /// count, so a healthy count-based failure verdict, a healthy latency
-    /// verdict whose every sample is under the limit, or one with too few
-    /// samples stays healthy until something new is recorded. Anything else
-    /// is looked at again at the next bucket boundary (or leaky period).
+    /// Until when the current verdicts hold without a new observation: the
+    /// earliest of the policies' [`ThresholdPolicy::valid_until`].
     pub(super) fn verdicts_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         // Observations stamped ahead of the clock come into view later.
         let ahead = self.window.newest_bucket_start().is_some_and(|s| s > now);
-        let steady = !ahead
-            && self.watches.iter().all(|w| match (&w.policy, &w.verdict) {
-                (_, None) => false,
-                (_, Some(v)) if v.breached => false,
-                (Builtin::Failures(_), Some(v)) => {
-                    matches!(
-                        v.reading,
-                        Reading::Failures {
-                            limit: FailureLimit::Count(_),
-                            ..
-                        }
-                    )
-                }
-                (Builtin::Latency(_), Some(v)) => match v.reading {
-                    Reading::Latency { value: None, .. } => true,
-                    Reading::Latency { limit, .. } => self
-                        .window
-                        .stats(now)
-                        .max_latency()
-                        .is_none_or(|m| m <= limit),
-                    _ => false,
-                },
-                (Builtin::Leaky(_), Some(_)) => false,
-            });
-        if steady {
-            DateTime::<Utc>::MAX_UTC
+        let mut until = DateTime::<Utc>::MAX_UTC;
+        for w in self.watches.iter() {
+            let Some(v) = &w.verdict else {
+                return next_multiple(now, self.window.bucket_width());
+            };
+            until = until.min(w.policy.get().valid_until(v, &self.window, now));
+        }
+        if ahead {
+            until.min(next_multiple(now, self.window.bucket_width()))
         } else {
-            self.next_verdict_change(now)
+            until
         }
     }
 
     /// Whether recording `outcome` leaves every verdict as it is, so that it
-    /// needs no evaluation: every verdict is healthy and steady (see
-    /// [`verdicts_until`](Self::verdicts_until)), and a delivery faster than
-    /// the latency limit can neither raise the maximum past it nor add a
-    /// failure. Healthy tenants then cost no evaluation per probe; their
-    /// readings are brought up to date by [`Monitor::status`].
+    /// needs no evaluation: every verdict holds until something is recorded,
+    /// and the delivery is faster than every policy's
+    /// [`absorbs_below`](ThresholdPolicy::absorbs_below). Healthy tenants
+    /// then cost no evaluation per probe; their readings are brought up to
+    /// date by [`Monitor::status`].
     fn absorbs(&self, outcome: &Outcome) -> bool {
         match outcome {
             Outcome::Delivered { latency } => {
@@ -241,41 +193,14 @@ impl DirectionRuntime {
     }
 
     /// Computes [`absorb_below`](Self::absorb_below) after an evaluation.
-    pub(super) fn absorb_threshold(&self) -> Option<Duration> {
+    pub(super) fn absorb_threshold(&self, now: DateTime<Utc>) -> Option<Duration> {
         if self.verdicts_until != Some(DateTime::<Utc>::MAX_UTC) {
             return None;
         }
         let mut below = Duration::MAX;
         for w in self.watches.iter() {
-            match (&w.policy, &w.verdict) {
-                (_, Some(v)) if v.breached => return None,
-                (
-                    Builtin::Failures(_),
-                    Some(Verdict {
-                        reading:
-                            Reading::Failures {
-                                limit: FailureLimit::Count(_),
-                                samples,
-                                ..
-                            },
-                        ..
-                    }),
-                ) if *samples > 0 => {}
-                // One millisecond of margin: the window keeps whole milliseconds, rounded up.
-                (
-                    Builtin::Latency(_),
-                    Some(Verdict {
-                        reading:
-                            Reading::Latency {
-                                value: Some(_),
-                                limit,
-                                ..
-                            },
-                        ..
-                    }),
-                ) => below = below.min(limit.saturating_sub(Duration::from_millis(1))),
-                _ => return None,
-            }
+            let v = w.verdict.as_ref()?;
+            below = below.min(w.policy.get().absorbs_below(v, &self.window, now)?);
         }
         Some(below)
     }
@@ -284,36 +209,65 @@ impl DirectionRuntime {
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
             + self.window.memory_bytes()
+            + self
+                .watches
+                .iter()
+                .map(|w| std::mem::size_of::<Watch>() + w.policy.get().memory_bytes())
+                .sum::<usize>()
     }
 
-    fn new(config: &crate::config::DirectionConfig) -> Result<Self> {
-        let policies = [
-            config
-                .latency
-                .clone()
-                .map(|t| Builtin::Latency(LatencyPolicy::new(t))),
-            config
-                .failures
-                .clone()
-                .map(|t| Builtin::Failures(FailurePolicy::new(t))),
-            config
-                .leaky
-                .clone()
-                .map(|t| Builtin::Leaky(LeakyCounterPolicy::new(t))),
-        ];
-        let watches = Watches(policies.map(|p| {
-            p.map(|policy| Watch {
-                policy,
-                verdict: None,
-            })
-        }));
+    /// The direction's runtime: its window, the built-in policies its
+    /// configuration turns on, and the policies it selects by name from
+    /// `registry`. `prefix` (`inbound`, `outbound`) names the fields in errors.
+    fn new(
+        config: &crate::config::DirectionConfig,
+        registry: &PolicyRegistry,
+        tenant: &TenantId,
+        prefix: &str,
+    ) -> Result<Self> {
+        let mut policies: Vec<Box<dyn ThresholdPolicy>> = Vec::new();
+        if let Some(t) = &config.latency {
+            policies.push(Box::new(LatencyPolicy::new(t.clone())));
+        }
+        if let Some(t) = &config.failures {
+            policies.push(Box::new(FailurePolicy::new(t.clone())));
+        }
+        if let Some(t) = &config.leaky {
+            policies.push(Box::new(LeakyCounterPolicy::new(t.clone())));
+        }
+        for (i, selection) in config.policies.iter().enumerate() {
+            let field = format!("{prefix}.policies[{i}]");
+            let policy = registry.build(selection, tenant, &field)?;
+            if policies.iter().any(|p| p.condition() == policy.condition()) {
+                return Err(Error::config(
+                    format!("{field}.name"),
+                    format!(
+                        "tenant {tenant}: policy {:?} watches condition {:?}, which another policy of {prefix} already watches",
+                        selection.name,
+                        policy.condition()
+                    ),
+                ));
+            }
+            policies.push(policy);
+        }
+        let records = policies.iter().any(|p| p.records());
+        let watches = Watches(
+            policies
+                .into_iter()
+                .map(|p| Watch {
+                    policy: Policy(p),
+                    verdict: None,
+                })
+                .collect(),
+        );
         Ok(DirectionRuntime {
             window: SlidingWindow::new(config.window, SlidingWindow::DEFAULT_BUCKETS)?,
             watches,
             dirty: false,
+            records,
             verdicts_until: None,
             absorb_below: None,
-            leaky_period: config.leaky.as_ref().map(|l| l.period),
+            evaluated_at: None,
         })
     }
 }
@@ -371,8 +325,18 @@ impl Monitor {
         let runtime = TenantRuntime {
             rules: config.rules(),
             directions: [
-                DirectionRuntime::new(&config.inbound)?,
-                DirectionRuntime::new(&config.outbound)?,
+                DirectionRuntime::new(
+                    &config.inbound,
+                    &self.parts.policies,
+                    &config.tenant,
+                    "inbound",
+                )?,
+                DirectionRuntime::new(
+                    &config.outbound,
+                    &self.parts.policies,
+                    &config.tenant,
+                    "outbound",
+                )?,
             ],
             index: 0,
             shard: shard_of(&config.tenant),
@@ -570,14 +534,14 @@ impl Monitor {
         for d in Direction::ALL {
             let dr = &rt.directions[d.index()];
             for w in dr.watches.iter() {
-                // Window-based verdicts are recomputed for an up-to-date
-                // reading (ticks skip healthy tenants); the leaky counter's
-                // state only moves at ticks, so its last verdict stands.
-                let fresh = match &w.policy {
-                    Builtin::Latency(p) => Some(p.clone().evaluate(&dr.window, now)),
-                    Builtin::Failures(p) => Some(p.clone().evaluate(&dr.window, now)),
-                    Builtin::Leaky(_) => w.verdict.clone(),
-                };
+                // Verdicts the policy can give without changing its state are
+                // recomputed for an up-to-date reading (ticks skip healthy
+                // tenants); otherwise the last verdict stands.
+                let fresh = w
+                    .policy
+                    .get()
+                    .peek(&dr.window, now)
+                    .or_else(|| w.verdict.clone());
                 if let Some(v) = fresh {
                     readings.push((d, w.policy.get().condition().to_string(), v));
                 }
@@ -614,12 +578,13 @@ fn record(
     let recorded = dr.window.record(at, outcome);
     if recorded == Recorded::Counted {
         dr.dirty |= !absorbed;
-        // Only the leaky counter keeps per-observation state; the other
-        // policies read the window, so their (cold) memory is left alone.
-        if dr.leaky_period.is_some() {
+        // Most policies read the window; only those that asked are called,
+        // so their (cold) memory is left alone.
+        if dr.records {
             for w in dr.watches.iter_mut() {
-                if let Builtin::Leaky(p) = &mut w.policy {
-                    p.record(at, outcome);
+                let policy = w.policy.get_mut();
+                if policy.records() {
+                    policy.record(at, outcome);
                 }
             }
         }

@@ -4,9 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Reading, ThresholdPolicy, Verdict, field};
+use std::time::Duration;
+
+use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple};
 use crate::{
     error::{Error, Result},
+    machine::Health,
     window::SlidingWindow,
 };
 /// A failure limit: a count or a rate over the window.
@@ -197,5 +200,63 @@ impl ThresholdPolicy for FailurePolicy {
                 window: window.length(),
             },
         }
+    }
+
+    fn health(&self, verdict: &Verdict, watched_in_full: bool) -> Health {
+        match verdict.reading {
+            _ if verdict.breached => Health::Breached,
+            // Too few samples for the minimum (silence included) proves
+            // nothing either way; a count reached is a breach above.
+            _ if verdict.reading.is_unknown() => Health::Unknown,
+            // Fewer failures than the count in a window watched for only part
+            // of its length (after a restart or a take-over) prove nothing: an
+            // outage must not "resolve" because the window is still filling.
+            Reading::Failures {
+                limit: FailureLimit::Count(_),
+                ..
+            } if !watched_in_full => Health::Unknown,
+            _ => Health::Healthy,
+        }
+    }
+
+    /// Expiring data can only lower a failure count: a healthy count-based
+    /// verdict stays healthy until something new is recorded. A rate can
+    /// rise as deliveries expire, so it is looked at every bucket.
+    fn valid_until(
+        &self,
+        verdict: &Verdict,
+        window: &SlidingWindow,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        match verdict.reading {
+            Reading::Failures {
+                limit: FailureLimit::Count(_),
+                ..
+            } if !verdict.breached => DateTime::<Utc>::MAX_UTC,
+            _ => next_multiple(now, window.bucket_width()),
+        }
+    }
+
+    /// A delivery cannot add to a failure count. Not with an empty window:
+    /// the first delivery turns "unknown" into "healthy".
+    fn absorbs_below(
+        &self,
+        verdict: &Verdict,
+        window: &SlidingWindow,
+        now: DateTime<Utc>,
+    ) -> Option<Duration> {
+        let _ = (window, now);
+        match verdict.reading {
+            Reading::Failures {
+                limit: FailureLimit::Count(_),
+                samples,
+                ..
+            } if !verdict.breached && samples > 0 => Some(Duration::MAX),
+            _ => None,
+        }
+    }
+
+    fn peek(&self, window: &SlidingWindow, now: DateTime<Utc>) -> Option<Verdict> {
+        Some(self.clone().evaluate(window, now))
     }
 }

@@ -7,7 +7,8 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-use super::{Reading, ThresholdPolicy, Verdict, field};
+use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple};
+use crate::machine::Health;
 use crate::{
     duration::serde_duration,
     error::{Error, Result},
@@ -291,5 +292,62 @@ impl ThresholdPolicy for LatencyPolicy {
                 window: window.length(),
             },
         }
+    }
+
+    fn health(&self, verdict: &Verdict, watched_in_full: bool) -> Health {
+        let _ = watched_in_full;
+        match verdict.reading {
+            _ if verdict.breached => Health::Breached,
+            _ if verdict.reading.is_unknown() => Health::Unknown,
+            _ => Health::Healthy,
+        }
+    }
+
+    /// Expiring data can only lower a sample count and a maximum: a healthy
+    /// verdict with too few samples, or whose every sample is under the
+    /// limit, stays healthy until something new is recorded.
+    fn valid_until(
+        &self,
+        verdict: &Verdict,
+        window: &SlidingWindow,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let steady = !verdict.breached
+            && match verdict.reading {
+                Reading::Latency { value: None, .. } => true,
+                Reading::Latency { limit, .. } => {
+                    window.stats(now).max_latency().is_none_or(|m| m <= limit)
+                }
+                _ => false,
+            };
+        if steady {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            next_multiple(now, window.bucket_width())
+        }
+    }
+
+    /// A delivery faster than the limit cannot raise the maximum past it.
+    /// Not while the value is unknown: one more sample may make it known.
+    fn absorbs_below(
+        &self,
+        verdict: &Verdict,
+        window: &SlidingWindow,
+        now: DateTime<Utc>,
+    ) -> Option<Duration> {
+        let _ = (window, now);
+        match verdict.reading {
+            // One millisecond of margin: the window keeps whole milliseconds, rounded up.
+            Reading::Latency {
+                value: Some(_),
+                limit,
+                ..
+            } if !verdict.breached => Some(limit.saturating_sub(Duration::from_millis(1))),
+            _ => None,
+        }
+    }
+
+    fn peek(&self, window: &SlidingWindow, now: DateTime<Utc>) -> Option<Verdict> {
+        Some(self.clone().evaluate(window, now))
     }
 }

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`LatencyPolicy`] ([`LatencyThreshold`]) | `"latency"` | at least `min_samples` deliveries and the statistic (`p95`, `max`, …) is above `limit` |
 //! | [`FailurePolicy`] ([`FailureThreshold`]) | `"failures"` | at least `count` failures, or (with at least `min_samples` samples) a failure rate of at least `rate` |
-//! | [`LeakyCounterPolicy`] ([`LeakyThreshold`]) | `"leaky"` | the gateway-style leaky counter reached `threshold` |
+//! | [`LeakyCounterPolicy`] ([`LeakyThreshold`]) | `"leaky"` | the gateway-style leaky counter (capped at `cap`) reached `threshold`, until it is back to 0 |
 //!
 //! In JSON (durations as seconds or strings such as `"30m"`, see
 //! [`crate::duration`]):
@@ -16,8 +16,12 @@
 //! { "statistic": "p95", "limit": "30m", "min_samples": 3 }
 //! { "limit": { "count": 3 } }
 //! { "limit": { "rate": 0.25 }, "min_samples": 20 }
-//! { "period": "2m", "threshold": 5, "acceptable_latency": "10m" }
+//! { "period": "2m", "threshold": 5, "acceptable_latency": "10m", "cap": 10 }
 //! ```
+//!
+//! An embedder's own policies implement [`ThresholdPolicy`] too; they are
+//! registered by name with a [`PolicyFactory`] and selected per direction
+//! with a [`PolicySelection`] (see `params.rs`).
 //!
 //! Evaluating never allocates: it runs for every direction of every tenant
 //! at each tick. A policy built from a threshold that does not validate still
@@ -25,36 +29,141 @@
 mod failure;
 mod latency;
 mod leaky;
+mod params;
 #[cfg(test)]
 mod tests;
 mod verdict;
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-use crate::{domain::Outcome, window::SlidingWindow};
+use crate::{domain::Outcome, machine::Health, window::SlidingWindow};
 
 pub use failure::{FailureLimit, FailurePolicy, FailureThreshold};
 pub use latency::{LatencyPolicy, LatencyStatistic, LatencyThreshold};
 pub use leaky::{LeakyCounterPolicy, LeakyThreshold};
+pub use params::{PolicyFactory, PolicyParams, PolicySelection};
 pub use verdict::{Reading, Verdict};
-/// Looks at a direction's window and says whether, and why, a condition is breached.
+/// Looks at a direction's window and says whether, and why, a condition is
+/// breached, and what the [`Monitor`](crate::Monitor) needs to know to ask it
+/// no more often than necessary.
 ///
-/// One policy instance watches one (tenant, direction). Hysteresis
-/// (`raise_after`, `clear_after`) is applied by the tenant state machine, not here.
+/// One policy instance watches one (tenant, direction). The Monitor knows
+/// policies only through this trait: built-in and embedder policies (see
+/// [`MonitorBuilder::policy`](crate::MonitorBuilder::policy)) are treated
+/// alike. Hysteresis (`raise_after`, `clear_after`) is applied by the tenant
+/// state machine to what [`health`](Self::health) says; a policy with its own
+/// evaluation periods makes it count those periods rather than ticks (see
+/// [`counts_ticks`](Self::counts_ticks)).
+///
+/// The defaults suit a policy that reads the window: it is evaluated again
+/// after every observation and at every bucket boundary. Overriding
+/// [`valid_until`](Self::valid_until) and [`absorbs_below`](Self::absorbs_below)
+/// lets a steady, healthy tenant cost nothing until something can change.
+/// `testing::policy_conformance` (feature `testing`) checks what every policy
+/// must do (deterministic, unknown without data, bounded memory, no panic).
 pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
     /// Stable name of the condition, unique per direction: `"latency"`, `"failures"`, `"leaky"`.
     fn condition(&self) -> &str;
 
-    /// Sees every observation of the direction as it is recorded. Window-based
-    /// policies need nothing here; the default does nothing.
+    /// Whether the policy wants [`record`](Self::record) called for every
+    /// observation. Asked once, when the tenant is registered; the default
+    /// (`false`) keeps the observation path free of calls into the policy.
+    fn records(&self) -> bool {
+        false
+    }
+
+    /// Sees every observation of the direction as it is recorded, when
+    /// [`records`](Self::records) says so. The default does nothing.
     fn record(&mut self, at: DateTime<Utc>, outcome: &Outcome) {
         let _ = (at, outcome);
     }
 
     /// Evaluates the condition at `now`.
     fn evaluate(&mut self, window: &SlidingWindow, now: DateTime<Utc>) -> Verdict;
+
+    /// How `verdict`, this policy's latest, counts for the hysteresis: a
+    /// policy without enough data to judge says [`Health::Unknown`], which
+    /// neither raises nor clears. `watched_in_full`: the monitor has watched
+    /// the window for its whole length (since it registered the tenant or
+    /// took it over). The default: breached or healthy as the verdict says.
+    fn health(&self, verdict: &Verdict, watched_in_full: bool) -> Health {
+        let _ = watched_in_full;
+        if verdict.breached {
+            Health::Breached
+        } else {
+            Health::Healthy
+        }
+    }
+
+    /// Whether a verdict kept from an earlier tick counts again, at a tick
+    /// that did not evaluate the policy (`true`, the default: hysteresis
+    /// counts ticks). A policy with evaluation periods of its own says
+    /// `false` and [`Health::Unknown`] from [`health`](Self::health) after
+    /// an evaluation that closed no period, so that `raise_after` and
+    /// `clear_after` count its periods.
+    fn counts_ticks(&self) -> bool {
+        true
+    }
+
+    /// Until when `verdict`, given at `now`, holds if nothing new is
+    /// recorded: the Monitor evaluates the policy again at that time (or at
+    /// the next observation it cannot [absorb](Self::absorbs_below)).
+    /// The default: the window's next bucket boundary, where data expires.
+    /// [`DateTime::<Utc>::MAX_UTC`] means "until something is recorded".
+    fn valid_until(
+        &self,
+        verdict: &Verdict,
+        window: &SlidingWindow,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let _ = verdict;
+        next_multiple(now, window.bucket_width())
+    }
+
+    /// While `verdict` holds, a delivery faster than the returned latency
+    /// cannot change it, so it needs no evaluation (a failure always does).
+    /// `None`, the default: every observation may change it. Asked only
+    /// when every verdict of the direction is valid until something is
+    /// recorded; the Monitor caches the answer, so recording an observation
+    /// never calls into the policy.
+    fn absorbs_below(
+        &self,
+        verdict: &Verdict,
+        window: &SlidingWindow,
+        now: DateTime<Utc>,
+    ) -> Option<Duration> {
+        let _ = (verdict, window, now);
+        None
+    }
+
+    /// A verdict at `now` that leaves the policy as it is, for
+    /// [`Monitor::status`](crate::Monitor::status) between evaluations.
+    /// `None`, the default: the latest verdict stands.
+    fn peek(&self, window: &SlidingWindow, now: DateTime<Utc>) -> Option<Verdict> {
+        let _ = (window, now);
+        None
+    }
+
+    /// Bytes the policy holds, its heap included. It must not grow with the
+    /// number of observations.
+    fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
 }
+
+/// The first multiple of `step` since the Unix epoch that is after `now`
+/// (a bucket or period boundary); a zero `step` counts as 1 ms.
+pub fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
+    let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+    let next = now
+        .timestamp_millis()
+        .div_euclid(step)
+        .saturating_add(1)
+        .saturating_mul(step);
+    DateTime::<Utc>::from_timestamp_millis(next).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// `prefix.name`, or `name` alone without a prefix.
 fn field(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {

@@ -471,6 +471,7 @@ fn leaky(threshold: u32) -> LeakyCounterPolicy {
         period: 2 * MIN,
         threshold,
         acceptable_latency: 10 * MIN,
+        cap: None,
     })
 }
 
@@ -499,10 +500,11 @@ fn leaky_counter_goes_up_and_down() {
     // Evaluating twice in the same period changes nothing.
     assert_eq!(counter_after(&mut p, 241), (2, false));
     assert_eq!(counter_after(&mut p, 360), (3, true));
-    // Healthy traffic, then no traffic: down by one per period.
+    // Healthy traffic, then no traffic: down by one per period; breached
+    // until the counter is back to 0.
     p.record(at(370), &ok(600));
-    assert_eq!(counter_after(&mut p, 480), (2, false));
-    assert_eq!(counter_after(&mut p, 600), (1, false));
+    assert_eq!(counter_after(&mut p, 480), (2, true));
+    assert_eq!(counter_after(&mut p, 600), (1, true));
     assert_eq!(counter_after(&mut p, 720), (0, false));
     // Never below 0.
     assert_eq!(counter_after(&mut p, 1200), (0, false));
@@ -511,15 +513,42 @@ fn leaky_counter_goes_up_and_down() {
 }
 
 #[test]
+fn leaky_counter_is_capped_and_drains_within_cap_periods() {
+    // Default cap: twice the threshold.
+    let mut p = leaky(3);
+    assert_eq!(p.threshold().effective_cap(), 6);
+    counter_after(&mut p, 0);
+    for period in 0..60 {
+        p.record(at(period * 120 + 5), &fail());
+    }
+    assert_eq!(counter_after(&mut p, 60 * 120), (6, true));
+    // Six quiet or healthy periods drain it, however long the outage was.
+    p.record(at(60 * 120 + 5), &ok(1));
+    assert_eq!(counter_after(&mut p, 65 * 120), (1, true));
+    assert_eq!(counter_after(&mut p, 66 * 120), (0, false));
+    // A cap of its own; below the threshold it is refused.
+    let mut t = LeakyThreshold::new(3, 10 * MIN);
+    t.cap = Some(4);
+    assert_eq!(t.effective_cap(), 4);
+    t.validate("leaky").expect("cap 4");
+    t.cap = Some(2);
+    let err = t
+        .validate("inbound.leaky")
+        .expect_err("cap below threshold");
+    assert!(err.to_string().contains("inbound.leaky.cap"), "{err}");
+}
+
+#[test]
 fn leaky_counter_catches_up_several_periods_at_once() {
     let mut p = leaky(2);
     counter_after(&mut p, 0);
-    // Failed, healthy, failed, failed, quiet: +1 -1 +1 +1 -1.
+    // Failed, healthy, failed, failed, quiet: +1 -1 +1 +1 -1; it reached
+    // the threshold on the way, so it stays breached until back to 0.
     p.record(at(1), &fail());
     p.record(at(121), &ok(1));
     p.record(at(241), &fail());
     p.record(at(361), &fail());
-    assert_eq!(counter_after(&mut p, 600), (1, false));
+    assert_eq!(counter_after(&mut p, 600), (1, true));
     let mut q = leaky(2);
     counter_after(&mut q, 0);
     q.record(at(1), &fail());
@@ -588,6 +617,7 @@ fn leaky_counter_starts_at_the_first_observation() {
         period: Duration::from_secs(1),
         threshold: 0,
         acceptable_latency: Duration::ZERO,
+        cap: None,
     });
     assert_eq!(counter_after(&mut zero, 0), (0, false));
     zero.record(at(0), &ok(0));
@@ -599,6 +629,7 @@ fn leaky_counter_starts_at_the_first_observation() {
         period: Duration::ZERO,
         threshold: 1,
         acceptable_latency: Duration::ZERO,
+        cap: None,
     });
     no_period.record(at(0), &fail());
     assert_eq!(counter_after(&mut no_period, 10), (0, false));

@@ -1,7 +1,8 @@
 //! Test support for backends and embedders (feature `testing`).
 //!
 //! [`conformance`] holds the one suite every [`EventStore`](crate::store::EventStore)
-//! backend must pass, written as plain `async fn`s over `&dyn EventStore`
+//! backend must pass, and [`policy_conformance`] the one every
+//! [`ThresholdPolicy`](crate::policy::ThresholdPolicy) must pass, written as plain `async fn`s over `&dyn EventStore`
 //! so any async runtime can drive them. [`FaultyStore`] wraps a store that
 //! can be taken down, for testing the engine against an unreachable store.
 //! [`ProbeHarness`] drives a mail adapter's probe through a [`Monitor`](crate::Monitor)
@@ -12,6 +13,7 @@
 
 pub mod conformance;
 mod faulty;
+pub mod policy_conformance;
 mod probe_harness;
 mod recording;
 mod rig;
