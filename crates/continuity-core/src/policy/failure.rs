@@ -247,11 +247,12 @@ impl ThresholdPolicy for FailurePolicy {
     ) -> Option<Duration> {
         let _ = (window, now);
         match verdict.reading {
+            // Below `min_samples` the verdict is unknown, and any delivery
+            // may bring it to healthy: nothing is absorbed then.
             Reading::Failures {
                 limit: FailureLimit::Count(_),
-                samples,
                 ..
-            } if !verdict.breached && samples > 0 => Some(Duration::MAX),
+            } if !verdict.breached && !verdict.reading.is_unknown() => Some(Duration::MAX),
             _ => None,
         }
     }
