@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Monitor, TickReport, lock, timer::ProbeJob};
+use super::{Monitor, Runtime, TickReport, lock, timer::ProbeJob};
 use crate::{
     domain::{Direction, FailureKind, Outcome},
     duration::{after, hex_id},
@@ -338,6 +338,7 @@ impl Monitor {
                 let at = at.clamp(request.sent_at, now.max(request.sent_at));
                 let latency = (at - request.sent_at).to_std().unwrap_or(Duration::ZERO);
                 report.probes_arrived += 1;
+                self.settle_overdue(&rt, direction, request.sent_at);
                 self.record_into(&rt, direction, at, &Outcome::Delivered { latency });
                 None
             }
@@ -359,9 +360,7 @@ impl Monitor {
                 );
                 None
             }
-            Ok(ProbeStatus::Pending) => {
-                Some(after(now, lock(&rt).probe_settings.check_interval).min(deadline))
-            }
+            Ok(ProbeStatus::Pending) => Some(self.still_pending(&rt, request, deadline, now)),
             Err(e) => {
                 warn!(%tenant, %probe_id, error = %e, "probe check failed; checking again later");
                 report
@@ -369,6 +368,52 @@ impl Monitor {
                     .push(format!("{tenant}: probe {probe_id}: {e}"));
                 Some(after(now, lock(&rt).probe_settings.check_interval).min(deadline))
             }
+        }
+    }
+
+    /// A probe still pending at `now`: once it has waited longer than its
+    /// direction's policies call normal, it is marked overdue in the window
+    /// (a latency of at least its age) and the tenant is evaluated, so a
+    /// slowdown shows before the slow probe lands. Returns when to check
+    /// it again.
+    fn still_pending(
+        &self,
+        rt: &Runtime,
+        request: &ProbeRequest,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let (next, newly_queued) = {
+            let mut rt = lock(rt);
+            let next = after(now, rt.probe_settings.check_interval).min(deadline);
+            let dr = &mut rt.directions[request.direction.index()];
+            let overdue = dr
+                .overdue_after
+                .is_some_and(|normal| now > after(request.sent_at, normal));
+            if overdue && dr.window.mark_overdue(request.sent_at, deadline, now) {
+                dr.dirty = true;
+            }
+            let newly = rt.directions[request.direction.index()].dirty && !rt.queued;
+            if newly {
+                rt.queued = true;
+            }
+            (next, newly)
+        };
+        if newly_queued {
+            lock(&self.ticks.schedule).observed.push(rt.clone());
+        }
+        next
+    }
+
+    /// A probe that arrived replaces its censored latency, if it had one:
+    /// it counts once, with its real latency.
+    fn settle_overdue(&self, rt: &Runtime, direction: Direction, sent_at: DateTime<Utc>) {
+        let mut rt = lock(rt);
+        let dr = &mut rt.directions[direction.index()];
+        if dr.window.settle_overdue(sent_at) {
+            // The real latency is recorded next and is above the limit that
+            // made it overdue, so it is evaluated anyway; this makes sure.
+            dr.dirty = true;
         }
     }
 }

@@ -145,6 +145,9 @@ pub(super) struct DirectionRuntime {
     /// Kept next to `dirty`, so recording reads one cache line and calls
     /// into no policy that does not need it.
     pub(super) records: bool,
+    /// The earliest [`ThresholdPolicy::overdue_after`] of the policies: a
+    /// probe pending longer is marked overdue in the window.
+    pub(super) overdue_after: Option<Duration>,
     /// The verdicts cannot change before this time without an observation.
     pub(super) verdicts_until: Option<DateTime<Utc>>,
     /// A delivery faster than this leaves the (healthy, steady) verdicts as
@@ -251,6 +254,7 @@ impl DirectionRuntime {
             policies.push(policy);
         }
         let records = policies.iter().any(|p| p.records());
+        let overdue_after = policies.iter().filter_map(|p| p.overdue_after()).min();
         let watches = Watches(
             policies
                 .into_iter()
@@ -265,6 +269,7 @@ impl DirectionRuntime {
             watches,
             dirty: false,
             records,
+            overdue_after,
             verdicts_until: None,
             absorb_below: None,
             evaluated_at: None,

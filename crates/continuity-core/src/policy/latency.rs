@@ -245,7 +245,10 @@ impl LatencyThreshold {
 ///
 /// The statistic is computed from `window.stats(now)` and only when the
 /// window holds at least `min_samples` deliveries (failures do not count:
-/// they have no latency). Out-of-range quantiles are clamped to [0, 1] and a
+/// they have no latency). Probes pending for longer than the limit count
+/// as deliveries of at least their age (see
+/// [`SlidingWindow::mark_overdue`]): a slowdown breaches while the slow
+/// probes are still on their way. Out-of-range quantiles are clamped to [0, 1] and a
 /// NaN quantile never breaches.
 #[derive(Clone, Debug)]
 pub struct LatencyPolicy {
@@ -272,11 +275,16 @@ impl ThresholdPolicy for LatencyPolicy {
     fn evaluate(&mut self, window: &SlidingWindow, now: DateTime<Utc>) -> Verdict {
         let t = &self.threshold;
         let stats = window.stats(now);
-        let samples = stats.deliveries();
+        // Probes pending longer than the limit are latencies of at least
+        // their age: counted now, not when they finally arrive.
+        let overdue = stats.overdue_over(t.limit);
+        let samples = stats
+            .deliveries()
+            .saturating_add(overdue.iter().flatten().count() as u64);
         let value = if samples >= u64::from(t.min_samples) {
             match t.statistic {
-                LatencyStatistic::Quantile(q) => stats.latency_quantile(q),
-                LatencyStatistic::Max => stats.max_latency(),
+                LatencyStatistic::Quantile(q) => stats.latency_quantile_overdue(q, t.limit),
+                LatencyStatistic::Max => stats.max_latency().max(overdue[0]),
             }
         } else {
             None
@@ -292,6 +300,13 @@ impl ThresholdPolicy for LatencyPolicy {
                 window: window.length(),
             },
         }
+    }
+
+    /// A probe is overdue once it has been pending for longer than the
+    /// limit: before that, counting it as "at least its age" could not
+    /// breach the limit, and would only shift the reading.
+    fn overdue_after(&self) -> Option<Duration> {
+        Some(self.threshold.limit)
     }
 
     fn health(&self, verdict: &Verdict, watched_in_full: bool) -> Health {
@@ -316,7 +331,9 @@ impl ThresholdPolicy for LatencyPolicy {
             && match verdict.reading {
                 Reading::Latency { value: None, .. } => true,
                 Reading::Latency { limit, .. } => {
-                    window.stats(now).max_latency().is_none_or(|m| m <= limit)
+                    let stats = window.stats(now);
+                    stats.max_latency().is_none_or(|m| m <= limit)
+                        && stats.overdue_over(limit)[0].is_none()
                 }
                 _ => false,
             };

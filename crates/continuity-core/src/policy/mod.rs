@@ -79,6 +79,15 @@ pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
         let _ = (at, outcome);
     }
 
+    /// How long a probe may stay pending before it is evidence for this
+    /// policy: past it, the Monitor marks the probe overdue in the window
+    /// ([`SlidingWindow::mark_overdue`]) and evaluates the policy again,
+    /// without waiting for the probe to arrive. Asked once, when the tenant
+    /// is registered. `None`, the default: pending probes say nothing.
+    fn overdue_after(&self) -> Option<Duration> {
+        None
+    }
+
     /// Evaluates the condition at `now`.
     fn evaluate(&mut self, window: &SlidingWindow, now: DateTime<Utc>) -> Verdict;
 

@@ -79,6 +79,7 @@
 //! inside the window) keeps counting deliveries, failures and the maximum
 //! exactly, but leaves further latencies out of the
 //! distribution; quantiles are then computed over the latencies it holds.
+mod overdue;
 mod ring;
 mod sketch;
 mod stats;
@@ -128,6 +129,7 @@ pub struct SlidingWindow {
     // One record per slot, not one array per figure: recording touches a
     // single cache line (with 100,000 tenants every line is a memory trip).
     slots: [SlotStats; SLOTS],
+    overdue: overdue::Overdue,
 
     buckets: u8,
     newest_slot: u8,
@@ -194,6 +196,7 @@ impl SlidingWindow {
             dropped: 0,
             entries: Vec::new(),
             slots: [SlotStats::default(); SLOTS],
+            overdue: overdue::Overdue::default(),
             buckets,
             newest_slot: 0,
             started: false,
@@ -247,6 +250,7 @@ impl SlidingWindow {
         WindowStats {
             window: self,
             mask: self.view_mask(now_epoch),
+            now_ms: now.timestamp_millis(),
         }
     }
 

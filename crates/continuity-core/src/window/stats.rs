@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{
     SlidingWindow,
+    overdue::CAPACITY as OVERDUE_CAPACITY,
     ring::SlotStats,
     sketch::{bin_value_ms, entry_bin, entry_count, entry_slot},
 };
@@ -32,6 +33,8 @@ pub struct WindowStats<'a> {
     pub(super) window: &'a SlidingWindow,
     // Slots in the view, one bit each.
     pub(super) mask: u16,
+    // The instant looked at: overdue probes age with it.
+    pub(super) now_ms: i64,
 }
 
 impl WindowStats<'_> {
@@ -74,27 +77,37 @@ impl WindowStats<'_> {
         }
         let q = q.clamp(0.0, 1.0);
         let max = self.max_latency()?;
-        let in_view = |entry: &&u32| self.mask & (1 << entry_slot(**entry)) != 0;
-        let entries = &self.window.entries;
-        let total: u64 = entries
-            .iter()
-            .filter(in_view)
-            .map(|&e| u64::from(entry_count(e)))
-            .sum();
+        let total = self.sketch_total();
         if total == 0 {
             // Only when the distribution is saturated (module docs): the maximum
             // is an upper bound of every quantile.
             return Some(max);
         }
         let rank = nearest_rank(q, total);
-        let from_top = total - rank + 1;
+        self.nth_largest(total - rank + 1, max)
+    }
+
+    /// Latencies in the distribution, in view.
+    fn sketch_total(&self) -> u64 {
+        self.window
+            .entries
+            .iter()
+            .filter(|e| self.mask & (1 << entry_slot(**e)) != 0)
+            .map(|&e| u64::from(entry_count(e)))
+            .sum()
+    }
+
+    /// The `from_top`-th largest latency of the distribution (1 is the
+    /// largest), capped at `max`; `max` past the bottom.
+    fn nth_largest(&self, from_top: u64, max: Duration) -> Option<Duration> {
         if from_top == 1 && max >= EXACT_MAX_FROM {
             // The top rank is the maximum, known to the millisecond: from 64 ms
             // on, that is more precise than its bin.
             return Some(max);
         }
+        let in_view = |entry: &&u32| self.mask & (1 << entry_slot(**entry)) != 0;
         let mut seen = 0u64;
-        for &entry in entries.iter().rev().filter(in_view) {
+        for &entry in self.window.entries.iter().rev().filter(in_view) {
             seen += u64::from(entry_count(entry));
             if seen >= from_top {
                 let ms = bin_value_ms(entry_bin(entry));
@@ -103,6 +116,74 @@ impl WindowStats<'_> {
             }
         }
         Some(max)
+    }
+
+    /// The ages of the overdue probes (see [`SlidingWindow::mark_overdue`])
+    /// older than `normal`, largest first, in a fixed array (unused places
+    /// are `None`): each is a latency of at least that long.
+    pub fn overdue_over(&self, normal: Duration) -> [Option<Duration>; OVERDUE_CAPACITY] {
+        let mut ages = [None; OVERDUE_CAPACITY];
+        for (place, age) in ages.iter_mut().zip(
+            self.window
+                .overdue
+                .ages(self.now_ms)
+                .filter(|&a| a > normal),
+        ) {
+            *place = Some(age);
+        }
+        // `None` sorts first: reversed, the ages come largest first.
+        ages.sort_unstable_by(|a, b| b.cmp(a));
+        ages
+    }
+
+    /// The `q`-quantile of the delivery latencies together with the overdue
+    /// probes older than `normal`, each counted as a latency equal to its
+    /// age: a lower bound of what the quantile will be when they arrive, so
+    /// a value above a limit already breaches it. Same accuracy, clamping
+    /// and `None` cases as [`latency_quantile`](Self::latency_quantile),
+    /// except that overdue probes alone give a value.
+    pub fn latency_quantile_overdue(&self, q: f64, normal: Duration) -> Option<Duration> {
+        let overdue = self.overdue_over(normal);
+        let k = overdue.iter().flatten().count() as u64;
+        if k == 0 || q.is_nan() {
+            return self.latency_quantile(q);
+        }
+        let q = q.clamp(0.0, 1.0);
+        let max = self.max_latency();
+        // A saturated distribution counts as its maximum alone (see above).
+        let n = match (max, self.sketch_total()) {
+            (None, _) => 0,
+            (Some(_), 0) => 1,
+            (Some(_), n) => n,
+        };
+        let total = n + k;
+        let from_top = total - nearest_rank(q, total) + 1;
+        // The p-th largest of two sorted lists: the best split of p between
+        // them, j from the overdue ages and p - j from the deliveries.
+        let delivered = |p: u64| -> Option<Duration> {
+            match max {
+                Some(m) if p <= n => self.nth_largest(p, m),
+                _ => None,
+            }
+        };
+        let mut best: Option<Duration> = None;
+        for j in 0..=k.min(from_top) {
+            let from_overdue = match j {
+                0 => None,
+                j => overdue[(j - 1) as usize],
+            };
+            let rest = from_top - j;
+            let candidate = match (j, rest) {
+                (0, rest) => delivered(rest),
+                (_, 0) => from_overdue,
+                (_, rest) => match (from_overdue, delivered(rest)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    _ => None,
+                },
+            };
+            best = best.max(candidate);
+        }
+        best
     }
     /// The largest delivery latency (millisecond resolution, rounded up);
     /// `None` without deliveries.
