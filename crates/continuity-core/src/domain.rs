@@ -415,6 +415,33 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_is_cleaned_and_cut_on_a_char_boundary() {
+        assert_eq!(
+            RemoteReply::new("\t421  4.3.2\r\nService\u{0}not available \u{1b}")
+                .unwrap()
+                .as_str(),
+            "421 4.3.2 Service not available"
+        );
+        assert_eq!(RemoteReply::new("\r\n\u{7f} "), None);
+        let exact = "x".repeat(RemoteReply::MAX_LEN);
+        assert_eq!(RemoteReply::new(&exact).unwrap().as_str(), exact);
+        for filler in ["é", "€", "🚨", "a b"] {
+            let long = filler.repeat(200);
+            let r = RemoteReply::new(&long).unwrap();
+            assert!(r.as_str().len() <= RemoteReply::MAX_LEN, "{r:?}");
+            assert!(r.as_str().ends_with("..."), "{r:?}");
+            assert!(
+                long.starts_with(r.as_str().trim_end_matches("...")),
+                "{r:?}"
+            );
+        }
+        // Text read back from a store or a payload is held to the same bounds.
+        let read: RemoteReply =
+            serde_json::from_str(&format!("\"a\\n{}\"", "b".repeat(300))).unwrap();
+        assert!(read.as_str().len() <= RemoteReply::MAX_LEN && !read.as_str().contains('\n'));
+    }
+
+    #[test]
     fn failover_delivery_is_not_a_failure() {
         let failed = Outcome::Failed {
             kind: FailureKind::Refused,
