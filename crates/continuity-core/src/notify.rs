@@ -63,7 +63,7 @@ impl FailureSummary {
     pub fn counts_text(&self) -> String {
         let mut counts = self.failures.clone();
         // Stable: ties keep the kinds' order.
-        counts.sort_by(|a, b| b.count.cmp(&a.count));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.count));
         let mut s = String::new();
         for (i, c) in counts.iter().enumerate() {
             let _ = write!(
