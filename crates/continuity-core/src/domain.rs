@@ -149,6 +149,21 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, in the order of [`FailureKind::index`].
+    pub const ALL: [FailureKind; 6] = [
+        FailureKind::Refused,
+        FailureKind::Deferred,
+        FailureKind::TimedOut,
+        FailureKind::Unreachable,
+        FailureKind::LostProbe,
+        FailureKind::Other,
+    ];
+
+    /// The kind's position in [`FailureKind::ALL`]: an index into per-kind counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A short lowercase name, as used in logs and alert texts.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -206,6 +221,105 @@ impl Outcome {
     }
 }
 
+/// What the remote side answered to a failed delivery, as alerts quote it:
+/// `421 4.3.2 Service not available`, `connection refused by 203.0.113.5:25`,
+/// an EWS response code.
+///
+/// Bounded on entry, whatever it is given: control characters (line breaks,
+/// tabs, escapes) become spaces, runs of whitespace one space, and the text
+/// is cut to at most [`RemoteReply::MAX_LEN`] bytes on a character boundary
+/// (marked with `...`). It is shown in SMS, e-mail and the portal, so it must
+/// not be able to bloat them or break their lines; the portal and the HTML
+/// e-mail escape it like every other value.
+///
+/// ```
+/// use continuity_core::RemoteReply;
+/// let r = RemoteReply::new("421 4.3.2 Service\r\n not available").unwrap();
+/// assert_eq!(r.as_str(), "421 4.3.2 Service not available");
+/// assert!(RemoteReply::new(" \t\n").is_none());
+/// assert!(RemoteReply::new("x".repeat(1000)).unwrap().as_str().len() <= RemoteReply::MAX_LEN);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RemoteReply(Box<str>);
+
+impl RemoteReply {
+    /// Longest reply kept, in bytes (an SMTP reply line, a socket error with
+    /// its address, an EWS response code all fit).
+    pub const MAX_LEN: usize = 120;
+
+    /// The cleaned, bounded reply; `None` when nothing printable is left.
+    pub fn new(text: impl AsRef<str>) -> Option<Self> {
+        // ASCII, so that an SMS quoting a cut reply stays in GSM-7.
+        const MARK: &str = "...";
+        let text = text.as_ref();
+        let mut out = String::with_capacity(Self::MAX_LEN.min(text.len()));
+        let mut space = false;
+        let mut cut = false;
+        for c in text.chars() {
+            if c.is_control() || c.is_whitespace() {
+                space = !out.is_empty();
+                continue;
+            }
+            if out.len() + usize::from(space) + c.len_utf8() > Self::MAX_LEN {
+                cut = true;
+                break;
+            }
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+        if cut {
+            while out.len() + MARK.len() > Self::MAX_LEN {
+                out.pop();
+            }
+            out.truncate(out.trim_end().len());
+            out.push_str(MARK);
+        }
+        (!out.is_empty()).then(|| RemoteReply(out.into_boxed_str()))
+    }
+
+    /// The reply as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Bytes it holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for RemoteReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for RemoteReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for RemoteReply {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        // Cleaned again: stored or received text is held to the same bounds.
+        RemoteReply::new(&value).ok_or_else(|| Error::InvalidObservation {
+            reason: "empty remote reply".into(),
+        })
+    }
+}
+
+impl From<RemoteReply> for String {
+    fn from(value: RemoteReply) -> Self {
+        value.0.into()
+    }
+}
+
 /// One observation of the mail flow: a probe result or a delivery reported by
 /// the gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +332,10 @@ pub struct Observation {
     pub at: DateTime<Utc>,
     /// What happened.
     pub outcome: Outcome,
+    /// What the remote side answered, for a failure (see
+    /// [`Observation::with_reply`]); ignored for a delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<RemoteReply>,
 }
 
 impl Observation {
@@ -233,6 +351,7 @@ impl Observation {
             direction,
             at,
             outcome: Outcome::Delivered { latency },
+            reply: None,
         }
     }
 
@@ -248,7 +367,24 @@ impl Observation {
             direction,
             at,
             outcome: Outcome::Failed { kind },
+            reply: None,
         }
+    }
+
+    /// The same observation with the remote's reply (cleaned and bounded as
+    /// [`RemoteReply::new`] says; nothing is kept when nothing printable is
+    /// left). Alerts quote the last reply of a direction's failures.
+    ///
+    /// ```
+    /// use continuity_core::{Direction, FailureKind, Observation, TenantId};
+    /// let at = "2026-03-02T08:00:00Z".parse().unwrap();
+    /// let o = Observation::failed(TenantId::new("acme").unwrap(), Direction::Outbound, at, FailureKind::Deferred)
+    ///     .with_reply("421 4.3.2 Service not available");
+    /// assert_eq!(o.reply.unwrap().as_str(), "421 4.3.2 Service not available");
+    /// ```
+    pub fn with_reply(mut self, reply: impl AsRef<str>) -> Self {
+        self.reply = RemoteReply::new(reply);
+        self
     }
 }
 
@@ -276,6 +412,33 @@ mod tests {
         assert_eq!(json, "\"acme\"");
         assert_eq!(serde_json::from_str::<TenantId>(&json).unwrap(), t);
         assert!(serde_json::from_str::<TenantId>("\"\"").is_err());
+    }
+
+    #[test]
+    fn a_reply_is_cleaned_and_cut_on_a_char_boundary() {
+        assert_eq!(
+            RemoteReply::new("\t421  4.3.2\r\nService\u{0}not available \u{1b}")
+                .unwrap()
+                .as_str(),
+            "421 4.3.2 Service not available"
+        );
+        assert_eq!(RemoteReply::new("\r\n\u{7f} "), None);
+        let exact = "x".repeat(RemoteReply::MAX_LEN);
+        assert_eq!(RemoteReply::new(&exact).unwrap().as_str(), exact);
+        for filler in ["é", "€", "🚨", "a b"] {
+            let long = filler.repeat(200);
+            let r = RemoteReply::new(&long).unwrap();
+            assert!(r.as_str().len() <= RemoteReply::MAX_LEN, "{r:?}");
+            assert!(r.as_str().ends_with("..."), "{r:?}");
+            assert!(
+                long.starts_with(r.as_str().trim_end_matches("...")),
+                "{r:?}"
+            );
+        }
+        // Text read back from a store or a payload is held to the same bounds.
+        let read: RemoteReply =
+            serde_json::from_str(&format!("\"a\\n{}\"", "b".repeat(300))).unwrap();
+        assert!(read.as_str().len() <= RemoteReply::MAX_LEN && !read.as_str().contains('\n'));
     }
 
     #[test]

@@ -239,6 +239,26 @@ impl Error {
         }
     }
 
+    /// What the remote answered, as an alert quotes it: for a probe error
+    /// its code and message (`ErrorMailboxStoreUnavailable: the mailbox
+    /// database is offline`), for any other error its text; cleaned and
+    /// bounded by [`RemoteReply::new`](crate::RemoteReply::new).
+    pub fn remote_reply(&self) -> Option<crate::RemoteReply> {
+        match self {
+            Error::Probe {
+                code: Some(code),
+                message,
+                ..
+            } => crate::RemoteReply::new(format!("{code}: {message}")),
+            Error::Probe {
+                code: None,
+                message,
+                ..
+            } => crate::RemoteReply::new(message),
+            e => crate::RemoteReply::new(e.to_string()),
+        }
+    }
+
     /// Shorthand for an [`Error::InvalidConfig`].
     pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {

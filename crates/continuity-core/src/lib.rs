@@ -107,6 +107,6 @@ pub mod testing;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use domain::{Direction, FailureKind, Observation, Outcome, TenantId};
+pub use domain::{Direction, FailureKind, Observation, Outcome, RemoteReply, TenantId};
 pub use error::{Error, Result};
 pub use monitor::{Monitor, MonitorBuilder, TickReport};

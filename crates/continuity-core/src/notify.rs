@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::{ChannelKind, Recipient},
-    domain::{Direction, TenantId},
+    domain::{Direction, FailureKind, RemoteReply, TenantId},
     error::Result,
     machine::AlertKind,
 };
@@ -29,6 +29,70 @@ pub struct ConditionReport {
     /// condition holds as it was, and nobody can tell whether the trouble lasts.
     #[serde(default)]
     pub no_data: bool,
+}
+
+/// How many failures of one kind a direction's window holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureCount {
+    /// The kind.
+    pub kind: FailureKind,
+    /// How many, in the window.
+    pub count: u64,
+}
+
+/// What is failing in one direction: the failures in its window by kind
+/// and the remote's last reply, e.g. `outbound: 7 deferred, 2 lost probe;
+/// last reply "421 4.3.2 Service not available"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureSummary {
+    /// The direction.
+    pub direction: Direction,
+    /// Failures by kind (kinds without failures left out), in
+    /// [`FailureKind::ALL`] order.
+    #[serde(default)]
+    pub failures: Vec<FailureCount>,
+    /// The remote's reply to the latest failure that carried one, if it
+    /// was given inside the window; cleaned and at most
+    /// [`RemoteReply::MAX_LEN`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply: Option<RemoteReply>,
+}
+
+impl FailureSummary {
+    /// The counts as text, most frequent first: `7 deferred, 2 lost probe`.
+    pub fn counts_text(&self) -> String {
+        let mut counts = self.failures.clone();
+        // Stable: ties keep the kinds' order.
+        counts.sort_by_key(|c| std::cmp::Reverse(c.count));
+        let mut s = String::new();
+        for (i, c) in counts.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}{} {}",
+                if i == 0 { "" } else { ", " },
+                c.count,
+                c.kind.as_str()
+            );
+        }
+        s
+    }
+}
+
+impl fmt::Display for FailureSummary {
+    /// `outbound: 7 deferred, 2 lost probe; last reply "421 4.3.2 Service not available"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.direction)?;
+        let counts = self.counts_text();
+        if counts.is_empty() {
+            f.write_str("no failures")?;
+        } else {
+            f.write_str(&counts)?;
+        }
+        if let Some(r) = &self.last_reply {
+            write!(f, "; last reply \"{r}\"")?;
+        }
+        Ok(())
+    }
 }
 
 /// A rendered alert for one recipient. Stored in the outbox before it is sent,
@@ -58,6 +122,11 @@ pub struct AlertMessage {
     pub conditions: Vec<ConditionReport>,
     /// The running continuity event, described, if any.
     pub event: Option<String>,
+    /// What is failing in the directions of [`conditions`](Self::conditions):
+    /// failures by kind and the last remote reply (empty for a resolved
+    /// notice, and in alerts stored before it existed).
+    #[serde(default)]
+    pub failing: Vec<FailureSummary>,
 }
 
 impl AlertMessage {
@@ -110,6 +179,12 @@ impl AlertMessage {
                 c.reading,
                 if c.newly_raised { " (new)" } else { "" }
             );
+        }
+        if !self.failing.is_empty() {
+            s.push_str("\nWhat is failing (in the window):\n");
+            for f in &self.failing {
+                let _ = writeln!(s, "- {f}");
+            }
         }
         if let Some(e) = &self.event {
             let _ = writeln!(s, "Continuity event: {e}");

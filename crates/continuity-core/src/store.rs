@@ -412,6 +412,7 @@ mod tests {
             link_expires_at: at,
             conditions: Vec::new(),
             event: Some("active".into()),
+            failing: Vec::new(),
         }));
         let json = serde_json::to_string(&alert).unwrap();
         assert_eq!(serde_json::from_str::<OutboxItem>(&json).unwrap(), alert);

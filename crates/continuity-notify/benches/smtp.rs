@@ -37,6 +37,7 @@ fn message(id: u64) -> AlertMessage {
         link_expires_at: t0() + TimeDelta::hours(24),
         conditions: vec![],
         event: None,
+        failing: Vec::new(),
     }
 }
 

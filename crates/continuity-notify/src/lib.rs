@@ -37,6 +37,7 @@
 //!     link_expires_at: clock.now() + chrono::TimeDelta::hours(24),
 //!     conditions: vec![],
 //!     event: None,
+//!     failing: Vec::new(),
 //! };
 //! let text = SmsRenderer::default().render(&message);
 //! assert_eq!(text.segments, 1);

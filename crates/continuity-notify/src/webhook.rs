@@ -31,7 +31,7 @@ use continuity_core::{
     Clock, TenantId,
     config::ChannelKind,
     machine::AlertKind,
-    notify::{AlertMessage, ConditionReport, Notifier, Receipt},
+    notify::{AlertMessage, ConditionReport, FailureSummary, Notifier, Receipt},
 };
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -73,6 +73,10 @@ pub struct WebhookPayload {
     pub headline: String,
     /// The conditions holding.
     pub conditions: Vec<ConditionReport>,
+    /// What is failing per direction: failures by kind and the last remote
+    /// reply (absent in a payload of an older version: read it as empty).
+    #[serde(default)]
+    pub failing: Vec<FailureSummary>,
     /// The running continuity event, if any.
     pub event: Option<String>,
     /// The signed portal link.
@@ -103,6 +107,7 @@ impl WebhookPayload {
             created_at: message.created_at,
             headline: message.headline(),
             conditions: message.conditions.clone(),
+            failing: message.failing.clone(),
             event: message.event.clone(),
             link: message.link.clone(),
             link_expires_at: message.link_expires_at,

@@ -53,6 +53,24 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
             .raw("</li>");
     }
     h.raw("</ul>");
+    if !v.failing.is_empty() {
+        // The reply is the remote server's text: escaped like every value.
+        h.raw("<h2>What is failing</h2><ul>");
+        for f in &v.failing {
+            h.raw("<li>").text(f.direction).raw(": ");
+            let counts = f.counts_text();
+            h.text(if counts.is_empty() {
+                "no failures"
+            } else {
+                &counts
+            });
+            if let Some(r) = &f.last_reply {
+                h.raw("; last reply <code>").text(r.as_str()).raw("</code>");
+            }
+            h.raw("</li>");
+        }
+        h.raw("</ul>");
+    }
     match (&v.incident, &v.last_alert_at) {
         (Some(i), _) => {
             h.raw("<p>Trouble since ")

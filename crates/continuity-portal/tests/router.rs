@@ -11,7 +11,7 @@ use axum::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
-    ManualClock, Monitor, TenantId,
+    Direction, FailureKind, ManualClock, Monitor, Observation, TenantId,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkClaims, LinkKey, LinkSigner},
     machine::EventLimits,
@@ -222,6 +222,30 @@ async fn the_status_page_shows_figures_state_and_link_with_tenant_data_escaped()
         page.body.contains("ALERT</span> outbound p95 latency"),
         "{}",
         page.body
+    );
+}
+
+#[tokio::test]
+async fn the_status_page_shows_what_is_failing_with_the_remote_reply_as_text() {
+    let f = fixture().await;
+    let acme = TenantId::new("acme").unwrap();
+    for _ in 0..3 {
+        f.monitor
+            .observe(
+                Observation::failed(acme.clone(), Direction::Inbound, t0(), FailureKind::Refused)
+                    .with_reply(format!("550 5.7.1 {EVIL}\r\n")),
+            )
+            .unwrap();
+    }
+    let page = get(&f.app, &format!("/p/{}", f.token)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(!body.contains("<script>"), "{body}");
+    assert!(
+        body.contains(
+            "<li>inbound: 3 refused; last reply <code>550 5.7.1 &lt;script&gt;alert(&#39;acme&#39;)&lt;/script&gt;</code></li>"
+        ),
+        "{body}"
     );
 }
 

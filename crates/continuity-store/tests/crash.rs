@@ -60,6 +60,7 @@ fn transition(n: u64) -> Commit {
             link_expires_at: at(),
             conditions: Vec::new(),
             event: None,
+            failing: Vec::new(),
         }))],
     }
 }

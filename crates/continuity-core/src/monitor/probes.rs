@@ -151,13 +151,14 @@ impl Monitor {
                 // The org's server refusing or timing out is exactly what we watch for.
                 warn!(%tenant, %direction, error = %e, "probe dispatch failed; counted as a failure");
                 if let Some(rt) = self.runtime_hinted(tenant, hint) {
-                    self.record_into(
+                    self.record_replied(
                         &rt,
                         direction,
                         now,
                         &Outcome::Failed {
                             kind: FailureKind::Unreachable,
                         },
+                        e.remote_reply(),
                     );
                 }
                 report
@@ -350,13 +351,14 @@ impl Monitor {
                         .push(format!("{tenant}: probe {probe_id}: {e}"));
                 }
                 info!(%tenant, %direction, %probe_id, "probe lost: not found by its deadline");
-                self.record_into(
+                self.record_replied(
                     &rt,
                     direction,
                     now,
                     &Outcome::Failed {
                         kind: FailureKind::LostProbe,
                     },
+                    status.as_ref().err().and_then(Error::remote_reply),
                 );
                 None
             }

@@ -2,17 +2,19 @@
 //! per recipient, each with its signed portal link.
 //!
 //! Separate from evaluation because it is about presentation: readings as
-//! text, the active event, the link.
+//! text, what is failing (failures by kind, the last remote reply), the
+//! active event, the link.
 
 use chrono::{DateTime, Utc};
 
 use super::{Monitor, TenantRuntime};
 use crate::{
+    domain::Direction,
     duration::after,
     error::Result,
     link::LinkClaims,
     machine::{AlertDecision, TenantState},
-    notify::{AlertMessage, ConditionReport},
+    notify::{AlertMessage, ConditionReport, FailureSummary},
 };
 
 impl Monitor {
@@ -46,6 +48,13 @@ impl Monitor {
                 }
             })
             .collect();
+        // What is failing, in the directions the alert is about (none for a
+        // resolved notice, whose conditions are empty).
+        let failing: Vec<FailureSummary> = Direction::ALL
+            .into_iter()
+            .filter(|d| conditions.iter().any(|c| c.direction == *d))
+            .filter_map(|d| rt.directions[d.index()].failure_summary(d, now))
+            .collect();
         let event = state.active_event.as_ref().map(|e| {
             format!(
                 "active since {} until {}",
@@ -78,6 +87,7 @@ impl Monitor {
                     link_expires_at: expires,
                     conditions: conditions.clone(),
                     event: event.clone(),
+                    failing: failing.clone(),
                 })
             })
             .collect()

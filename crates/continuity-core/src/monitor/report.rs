@@ -7,7 +7,7 @@
 use crate::{
     domain::{Direction, TenantId},
     machine::TenantState,
-    notify::DeliveryReceipt,
+    notify::{DeliveryReceipt, FailureSummary},
     policy::Verdict,
     store::Versioned,
 };
@@ -57,4 +57,7 @@ pub struct TenantStatus {
     pub state: Versioned,
     /// The latest verdict of every policy, per direction.
     pub readings: Vec<(Direction, String, Verdict)>,
+    /// What is failing, per direction with failures in its window or a
+    /// remote reply given inside it (inbound first).
+    pub failing: Vec<FailureSummary>,
 }

@@ -21,11 +21,12 @@ use super::{
 use crate::{
     cluster::shard_of,
     config::TenantConfig,
-    domain::{Direction, Observation, Outcome, TenantId},
+    domain::{Direction, FailureKind, Observation, Outcome, RemoteReply, TenantId},
     duration::after,
     error::{Error, Result},
     fxhash::FxHashMap,
     machine::{Rules, TenantState},
+    notify::{FailureCount, FailureSummary},
     policy::{
         FailurePolicy, LatencyPolicy, LeakyCounterPolicy, ThresholdPolicy, Verdict, next_multiple,
     },
@@ -158,6 +159,9 @@ pub(super) struct DirectionRuntime {
     pub(super) evaluated_at: Option<DateTime<Utc>>,
     pub(super) window: SlidingWindow,
     pub(super) watches: Watches,
+    /// The remote's reply to the latest failure that carried one, and when:
+    /// alerts quote it while it is inside the window. Cold, so last.
+    pub(super) last_reply: Option<(DateTime<Utc>, RemoteReply)>,
 }
 
 impl DirectionRuntime {
@@ -208,10 +212,42 @@ impl DirectionRuntime {
         Some(below)
     }
 
-    /// Bytes held for this direction: the window, the policies and their last verdicts.
+    /// The failures in the window at `now` by kind, and the last remote
+    /// reply if it was given inside the window.
+    pub(super) fn failure_summary(
+        &self,
+        direction: Direction,
+        now: DateTime<Utc>,
+    ) -> Option<FailureSummary> {
+        let by_kind = self.window.stats(now).failures_by_kind();
+        let failures: Vec<FailureCount> = FailureKind::ALL
+            .into_iter()
+            .zip(by_kind)
+            .filter(|(_, count)| *count > 0)
+            .map(|(kind, count)| FailureCount { kind, count })
+            .collect();
+        let since = chrono::TimeDelta::from_std(self.window.length())
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let last_reply = self
+            .last_reply
+            .as_ref()
+            .filter(|(at, _)| *at > since && *at <= now)
+            .map(|(_, r)| r.clone());
+        (!failures.is_empty() || last_reply.is_some()).then_some(FailureSummary {
+            direction,
+            failures,
+            last_reply,
+        })
+    }
+
+    /// Bytes held for this direction: the window, the policies and their
+    /// last verdicts, the last remote reply.
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
             + self.window.memory_bytes()
+            + self.last_reply.as_ref().map_or(0, |(_, r)| r.heap_bytes())
             + self
                 .watches
                 .iter()
@@ -273,6 +309,7 @@ impl DirectionRuntime {
             verdicts_until: None,
             absorb_below: None,
             evaluated_at: None,
+            last_reply: None,
         })
     }
 }
@@ -498,11 +535,12 @@ impl Monitor {
             });
         }
         let rt = self.runtime(&observation.tenant)?;
-        Ok(self.record_into(
+        Ok(self.record_replied(
             &rt,
             observation.direction,
             observation.at,
             &observation.outcome,
+            observation.reply,
         ))
     }
 
@@ -514,9 +552,32 @@ impl Monitor {
         at: DateTime<Utc>,
         outcome: &Outcome,
     ) -> Recorded {
+        self.record_replied(rt, direction, at, outcome, None)
+    }
+
+    /// [`record_into`](Self::record_into), keeping the remote's `reply` to a
+    /// counted failure as the direction's last reply (unless a later one is
+    /// already kept).
+    pub(super) fn record_replied(
+        &self,
+        rt: &Runtime,
+        direction: Direction,
+        at: DateTime<Utc>,
+        outcome: &Outcome,
+        reply: Option<RemoteReply>,
+    ) -> Recorded {
         let (recorded, newly_queued) = {
             let mut rt = lock(rt);
             let recorded = record(&mut rt, direction, at, outcome);
+            if let Some(reply) = reply
+                && recorded == Recorded::Counted
+                && outcome.is_failure()
+            {
+                let last = &mut rt.directions[direction.index()].last_reply;
+                if last.as_ref().is_none_or(|(t, _)| *t <= at) {
+                    *last = Some((at, reply));
+                }
+            }
             let newly = rt.directions[direction.index()].dirty && !rt.queued;
             if newly {
                 rt.queued = true;
@@ -552,9 +613,14 @@ impl Monitor {
                 }
             }
         }
+        let failing = Direction::ALL
+            .into_iter()
+            .filter_map(|d| rt.directions[d.index()].failure_summary(d, now))
+            .collect();
         Ok(TenantStatus {
             state: rt.cached.clone(),
             readings,
+            failing,
         })
     }
 

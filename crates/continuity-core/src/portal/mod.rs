@@ -57,6 +57,7 @@ use crate::{
     machine::{
         Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension, TenantState,
     },
+    notify::FailureSummary,
     policy::Reading,
 };
 
@@ -119,6 +120,10 @@ pub struct PortalView {
     pub version: u64,
     /// Each direction's conditions, inbound first.
     pub conditions: Vec<ConditionView>,
+    /// What is failing, per direction with failures in its window or a
+    /// remote reply given inside it: failures by kind and the last reply
+    /// (remote text: a page must escape it).
+    pub failing: Vec<FailureSummary>,
     /// The current period of trouble and its alerts (how many, the last
     /// when), if one is open.
     pub incident: Option<Incident>,
@@ -335,6 +340,7 @@ fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<Po
     let status = monitor.status(&link.claims.tenant)?;
     let config = monitor.tenant_config(&link.claims.tenant)?;
     let state = status.state.state;
+    let failing = status.failing;
     let conditions = status
         .readings
         .into_iter()
@@ -353,6 +359,7 @@ fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<Po
         organisation: config.name().to_owned(),
         version: status.state.version,
         conditions,
+        failing,
         suspension: state.suspension.clone().filter(|s| s.until > now),
         incident: state.incident.clone(),
         last_alert_at: state.last_alert_at,

@@ -22,7 +22,9 @@
 //!   [`SlidingWindow::dropped`] counts it.
 //!
 //! Per bucket the window keeps exact counts of deliveries and failures
-//! (`u32`, saturating at about 4.29 billion per bucket) and the exact
+//! (`u32`, saturating at about 4.29 billion per bucket), failures by
+//! [`FailureKind`] (`u16`, saturating at 65,535 per bucket and kind; alerts
+//! quote them), and the exact
 //! maximum latency, rounded *up* to the millisecond so that
 //! `max > limit` agrees with the unrounded latency for any limit in whole
 //! milliseconds.
@@ -59,8 +61,8 @@
 //! nothing is lost to overflow.
 //!
 //! The vector holds at most [`SlidingWindow::MAX_SKETCH_ENTRIES`] (160) entries.
-//! The struct itself is a little over 300 bytes, so a window never uses more
-//! than [`SlidingWindow::MAX_MEMORY_BYTES`] (1 KiB) inline and on the heap,
+//! The struct itself is a little over 500 bytes, so a window never uses more
+//! than [`SlidingWindow::MAX_MEMORY_BYTES`] (1.25 KiB) inline and on the heap,
 //! whatever it is fed (checked at compile time). Entries of a bucket that
 //! leaves the ring are removed when the ring advances, so a full vector only
 //! holds live buckets. When a new (bin, slot) pair arrives at a full vector,
@@ -90,7 +92,7 @@ use std::{mem::size_of, time::Duration};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::Outcome,
+    domain::{FailureKind, Outcome},
     error::{Error, Result},
 };
 
@@ -106,6 +108,7 @@ pub enum Recorded {
     TooOld,
 }
 const SLOTS: usize = SlidingWindow::MAX_BUCKETS as usize;
+const KINDS: usize = FailureKind::ALL.len();
 // The bound the module promises, for every window whatever it was fed.
 const _: () = assert!(
     size_of::<SlidingWindow>() + SlidingWindow::MAX_SKETCH_ENTRIES * size_of::<u32>()
@@ -130,6 +133,9 @@ pub struct SlidingWindow {
     // single cache line (with 100,000 tenants every line is a memory trip).
     slots: [SlotStats; SLOTS],
     overdue: overdue::Overdue,
+    // Failures per kind per slot, apart from `slots`: only a failure or an
+    // alert's breakdown reads them, so deliveries never touch their lines.
+    kinds: [[u16; KINDS]; SLOTS],
 
     buckets: u8,
     newest_slot: u8,
@@ -148,7 +154,7 @@ impl SlidingWindow {
     /// Most entries the latency distribution holds (see the module docs).
     pub const MAX_SKETCH_ENTRIES: usize = 160;
     /// Upper bound of [`SlidingWindow::memory_bytes`], whatever the input.
-    pub const MAX_MEMORY_BYTES: usize = 1024;
+    pub const MAX_MEMORY_BYTES: usize = 1280;
 
     /// A window over `length`, split into `buckets` time buckets.
     ///
@@ -197,6 +203,7 @@ impl SlidingWindow {
             entries: Vec::new(),
             slots: [SlotStats::default(); SLOTS],
             overdue: overdue::Overdue::default(),
+            kinds: [[0; KINDS]; SLOTS],
             buckets,
             newest_slot: 0,
             started: false,
@@ -235,8 +242,10 @@ impl SlidingWindow {
         };
         match outcome {
             Outcome::Delivered { latency } => self.add_delivery(slot, *latency),
-            Outcome::Failed { .. } => {
+            Outcome::Failed { kind } => {
                 self.slots[slot].failures = self.slots[slot].failures.saturating_add(1);
+                let by_kind = &mut self.kinds[slot][kind.index()];
+                *by_kind = by_kind.saturating_add(1);
             }
         }
         Recorded::Counted

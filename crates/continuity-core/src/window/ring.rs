@@ -5,7 +5,7 @@
 //! The ring decides *where* an observation counts, the sketch *how* its
 //! latency is kept; each reads without the other.
 
-use super::{SLOTS, SlidingWindow, sketch::entry_slot};
+use super::{KINDS, SLOTS, SlidingWindow, sketch::entry_slot};
 /// Iterates over the slot indices set in a mask.
 fn slots_in(mask: u16) -> impl Iterator<Item = usize> {
     (0..SLOTS).filter(move |s| mask & (1 << s) != 0)
@@ -69,6 +69,7 @@ impl SlidingWindow {
         }
         for slot in slots_in(reused) {
             self.slots[slot] = SlotStats::default();
+            self.kinds[slot] = [0; KINDS];
         }
         self.entries
             .retain(|&entry| reused & (1 << entry_slot(entry)) == 0);

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::domain::FailureKind;
+
 use super::{
     SlidingWindow,
     overdue::CAPACITY as OVERDUE_CAPACITY,
@@ -59,6 +61,19 @@ impl WindowStats<'_> {
     /// Failures.
     pub fn failures(&self) -> u64 {
         self.sum(|s| s.failures)
+    }
+    /// Failures by kind, indexed by [`FailureKind::index`]; each saturates
+    /// at 65,535 per bucket (the module docs).
+    pub fn failures_by_kind(&self) -> [u64; FailureKind::ALL.len()] {
+        let mut total = [0u64; FailureKind::ALL.len()];
+        for (s, kinds) in self.window.kinds.iter().enumerate() {
+            if (self.mask >> s) & 1 == 1 {
+                for (t, n) in total.iter_mut().zip(kinds) {
+                    *t += u64::from(*n);
+                }
+            }
+        }
+        total
     }
     /// Failures / samples, `None` without samples.
     pub fn failure_rate(&self) -> Option<f64> {

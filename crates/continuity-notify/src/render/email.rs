@@ -31,7 +31,8 @@ pub trait EmailTemplate: Send + Sync + fmt::Debug {
 ///   reminder, `NO DATA` for a reminder whose conditions saw no data,
 ///   `RESOLVED`; then tenant, direction, figure against threshold).
 /// - Bodies: which kind of notice it is, every condition with its figures,
-///   the continuity event if one runs, the portal link with what it lets
+///   what is failing per direction (failures by kind, the last remote
+///   reply), the continuity event if one runs, the portal link with what it lets
 ///   the administrator do, and until when it works. The HTML escapes all
 ///   values.
 #[derive(Clone, Debug)]
@@ -106,6 +107,23 @@ impl EmailTemplate for DefaultEmailTemplate {
             }
             html.push_str("</ul>\n");
         }
+        if !m.failing.is_empty() {
+            html.push_str("<p>What is failing (in the window):</p>\n<ul>\n");
+            for f in &m.failing {
+                let _ = write!(html, "<li>{}: ", escape(f.direction.as_str()));
+                let counts = f.counts_text();
+                html.push_str(&escape(if counts.is_empty() {
+                    "no failures"
+                } else {
+                    &counts
+                }));
+                if let Some(r) = &f.last_reply {
+                    let _ = write!(html, "; last reply <code>{}</code>", escape(r.as_str()));
+                }
+                html.push_str("</li>\n");
+            }
+            html.push_str("</ul>\n");
+        }
         if let Some(e) = &m.event {
             let _ = writeln!(html, "<p>Continuity event: {}</p>", escape(e));
         }
@@ -172,6 +190,7 @@ mod tests {
                 no_data,
             }],
             event: None,
+            failing: Vec::new(),
         }
     }
 

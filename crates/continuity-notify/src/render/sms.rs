@@ -111,9 +111,53 @@ pub struct SmsRenderer {
 
 impl SmsRenderer {
     /// Renders `message`: its headline (which says raised, reminder or
-    /// resolved) and its portal link.
+    /// resolved) and its portal link. When the headline leaves room in the
+    /// one segment, what is failing in the headline's direction follows it,
+    /// as room allows: the failures by kind, then the last remote reply (cut
+    /// to fit): `ALERT acme: outbound ...; 7 deferred; reply 421 4.3.2 ...`.
+    /// It never costs a segment or shortens the headline.
     pub fn render(&self, message: &AlertMessage) -> SmsText {
-        self.fit(&message.headline(), &message.link)
+        let headline = message.headline();
+        let (headline, link) = (headline.trim(), message.link.as_str());
+        let Some(mut best) = whole(headline, link) else {
+            return self.fit(headline, link);
+        };
+        let shown = message
+            .conditions
+            .iter()
+            .find(|c| c.newly_raised)
+            .or_else(|| message.conditions.first())
+            .map(|c| c.direction);
+        let Some(f) = message.failing.iter().find(|f| Some(f.direction) == shown) else {
+            return best;
+        };
+        let mut summary = headline.to_string();
+        let counts = f.counts_text();
+        if !counts.is_empty() {
+            let with_counts = format!("{summary}; {counts}");
+            match whole(&with_counts, link) {
+                Some(t) => {
+                    best = t;
+                    summary = with_counts;
+                }
+                None => return best,
+            }
+        }
+        if let Some(reply) = &f.last_reply {
+            let prefix = format!("{summary}; reply ");
+            if let Some(t) = whole(&format!("{prefix}{reply}"), link) {
+                return t;
+            }
+            let (encoding, used) = measure(&format!("{prefix}\n{link}"));
+            let room = encoding.single_segment().saturating_sub(used);
+            if encoding == best.encoding && room >= MIN_REPLY {
+                let cut = shorten(reply.as_str(), encoding, room);
+                if let Some(t) = whole(&format!("{prefix}{cut}"), link) {
+                    return t;
+                }
+            }
+        }
+        best
     }
 
     /// Fits `summary` and `link` as described on the type.
@@ -134,6 +178,16 @@ impl SmsRenderer {
         }
         text(full, encoding, units)
     }
+}
+
+/// A cut reply shorter than this says too little to be worth its room.
+const MIN_REPLY: usize = 16;
+
+/// `summary` and `link` as one segment, if they fit whole.
+fn whole(summary: &str, link: &str) -> Option<SmsText> {
+    let body = format!("{summary}\n{link}");
+    let (encoding, units) = measure(&body);
+    (units <= encoding.single_segment()).then(|| text(body, encoding, units))
 }
 
 fn measure_as(encoding: SmsEncoding, s: &str) -> (SmsEncoding, usize) {

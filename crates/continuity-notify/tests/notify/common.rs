@@ -55,6 +55,7 @@ pub fn alert(
         link_expires_at: at + TimeDelta::hours(24),
         conditions,
         event: None,
+        failing: Vec::new(),
     }
 }
 

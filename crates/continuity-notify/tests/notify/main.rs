@@ -5,6 +5,7 @@
 mod channel_down;
 mod common;
 mod delivery;
+mod failing;
 mod sms;
 mod smtp;
 mod twilio;

@@ -69,6 +69,7 @@ fn alert_to(tenant: &TenantId, id: u64, recipient: &str) -> OutboxItem {
         link_expires_at: at(86_400),
         conditions: Vec::new(),
         event: None,
+        failing: Vec::new(),
     }))
 }
 
