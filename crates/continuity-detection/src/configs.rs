@@ -29,9 +29,15 @@ pub const QUICKSTART: Configuration = Configuration {
 };
 
 /// Every configuration of the report, the defaults first.
-pub const ALL: [Configuration; 4] = [
+pub const ALL: [Configuration; 5] = [
     DEFAULTS,
     QUICKSTART,
+    Configuration {
+        name: "p95-5m",
+        // A tight latency limit: pending probes count as overdue after 5
+        // minutes, so a slowdown is seen before the first slow probe lands.
+        direction: r#"{"latency": {"statistic": "p95", "limit": "5m"}}"#,
+    },
     Configuration {
         name: "leaky-2m-5",
         // The gateway vendors' counter as issue 14 tried it, alone.
