@@ -187,32 +187,3 @@ async fn a_reminder_in_silence_says_no_deliveries_were_seen() {
     assert!(raised.starts_with("ALERT acme: inbound "), "{raised}");
     assert!(raised.contains(" failures of "), "{raised}");
 }
-
-/// Silence is no evidence of health, whatever `min_samples`: a count
-/// condition raised by failures, then half an hour of healthy deliveries
-/// (too short to clear it), then nothing at all. Once the failures leave the
-/// window, the deliveries still in it are half an hour old: they say nothing
-/// of now, and must not resolve the condition. Deliveries that resume do.
-#[tokio::test]
-async fn a_count_condition_does_not_resolve_in_silence() {
-    let r = rig(|c| {
-        c.inbound.latency = None;
-        c.inbound.failures = Some(FailureThreshold::new(FailureLimit::Count(3)));
-    })
-    .await;
-    minutes(&r, 10, |r, now| delivered(r, now, 1, FAST)).await;
-    minutes(&r, 3, |r, now| failed(r, now, 3)).await;
-    assert_eq!(kinds(&r), [AlertKind::Raised]);
-    minutes(&r, 30, |r, now| delivered(r, now, 1, FAST)).await;
-    assert!(
-        active(&r, "failures"),
-        "the failures are still in the window"
-    );
-    minutes(&r, 180, |_, _| {}).await;
-    assert!(active(&r, "failures"), "silence is not a recovery");
-    assert!(!kinds(&r).contains(&AlertKind::Resolved), "{:?}", kinds(&r));
-
-    minutes(&r, 75, |r, now| delivered(r, now, 1, FAST)).await;
-    assert!(!active(&r, "failures"));
-    assert_eq!(kinds(&r).last(), Some(&AlertKind::Resolved));
-}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple, recent_until};
+use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple};
 use crate::{
     error::{Error, Result},
     machine::Health,
@@ -198,7 +198,6 @@ impl ThresholdPolicy for FailurePolicy {
                 limit: t.limit,
                 min_samples: t.min_samples,
                 window: window.length(),
-                stale: recent_until(window, now).is_none(),
             },
         }
     }
@@ -221,10 +220,8 @@ impl ThresholdPolicy for FailurePolicy {
     }
 
     /// Expiring data can only lower a failure count: a healthy count-based
-    /// verdict stays healthy until its newest delivery stops being recent
-    /// (then it is unknown), and an unknown one until something new is
-    /// recorded. A rate can rise as deliveries expire, so it is looked at
-    /// every bucket.
+    /// verdict stays healthy until something new is recorded. A rate can
+    /// rise as deliveries expire, so it is looked at every bucket.
     fn valid_until(
         &self,
         verdict: &Verdict,
@@ -235,10 +232,7 @@ impl ThresholdPolicy for FailurePolicy {
             Reading::Failures {
                 limit: FailureLimit::Count(_),
                 ..
-            } if !verdict.breached => match recent_until(window, now) {
-                Some(until) if !verdict.reading.is_unknown() => until,
-                _ => DateTime::<Utc>::MAX_UTC,
-            },
+            } if !verdict.breached => DateTime::<Utc>::MAX_UTC,
             _ => next_multiple(now, window.bucket_width()),
         }
     }
@@ -253,9 +247,8 @@ impl ThresholdPolicy for FailurePolicy {
     ) -> Option<Duration> {
         let _ = (window, now);
         match verdict.reading {
-            // Below `min_samples` or without a recent delivery the verdict
-            // is unknown, and any delivery may bring it to healthy: nothing
-            // is absorbed then.
+            // Below `min_samples` the verdict is unknown, and any delivery
+            // may bring it to healthy: nothing is absorbed then.
             Reading::Failures {
                 limit: FailureLimit::Count(_),
                 ..

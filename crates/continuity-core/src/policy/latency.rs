@@ -7,7 +7,7 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple, recent_until};
+use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple};
 use crate::machine::Health;
 use crate::{
     duration::serde_duration,
@@ -298,7 +298,6 @@ impl ThresholdPolicy for LatencyPolicy {
                 samples,
                 min_samples: t.min_samples,
                 window: window.length(),
-                stale: recent_until(window, now).is_none(),
             },
         }
     }
@@ -319,10 +318,9 @@ impl ThresholdPolicy for LatencyPolicy {
         }
     }
 
-    /// Expiring data can only lower a sample count and a maximum: a verdict
-    /// with too few samples, or whose every sample is under the limit,
-    /// stays as it is until something new is recorded, except that a
-    /// healthy one turns unknown when its newest delivery stops being recent.
+    /// Expiring data can only lower a sample count and a maximum: a healthy
+    /// verdict with too few samples, or whose every sample is under the
+    /// limit, stays healthy until something new is recorded.
     fn valid_until(
         &self,
         verdict: &Verdict,
@@ -340,17 +338,14 @@ impl ThresholdPolicy for LatencyPolicy {
                 _ => false,
             };
         if steady {
-            match recent_until(window, now) {
-                Some(until) if !verdict.reading.is_unknown() => until,
-                _ => DateTime::<Utc>::MAX_UTC,
-            }
+            DateTime::<Utc>::MAX_UTC
         } else {
             next_multiple(now, window.bucket_width())
         }
     }
 
     /// A delivery faster than the limit cannot raise the maximum past it.
-    /// Not while the reading is unknown: one more sample may make it known.
+    /// Not while the value is unknown: one more sample may make it known.
     fn absorbs_below(
         &self,
         verdict: &Verdict,
@@ -360,11 +355,11 @@ impl ThresholdPolicy for LatencyPolicy {
         let _ = (window, now);
         match verdict.reading {
             // One millisecond of margin: the window keeps whole milliseconds, rounded up.
-            Reading::Latency { limit, .. }
-                if !verdict.breached && !verdict.reading.is_unknown() =>
-            {
-                Some(limit.saturating_sub(Duration::from_millis(1)))
-            }
+            Reading::Latency {
+                value: Some(_),
+                limit,
+                ..
+            } if !verdict.breached => Some(limit.saturating_sub(Duration::from_millis(1))),
             _ => None,
         }
     }

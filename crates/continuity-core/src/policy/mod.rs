@@ -161,23 +161,6 @@ pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
     }
 }
 
-/// How recent a delivery must be for a window's figures to say "healthy":
-/// a quarter of the window, at least one bucket. Without one, the figures are
-/// of traffic that stopped, and a condition must not clear on them.
-pub fn recent_span(window: &SlidingWindow) -> Duration {
-    (window.length() / 4).max(window.bucket_width())
-}
-
-/// Until when the window's newest delivery counts as recent
-/// ([`recent_span`]) at `now`: `None` once it no longer does (or without
-/// deliveries in view).
-pub fn recent_until(window: &SlidingWindow, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let end = window.stats(now).newest_delivery_end()?;
-    let span = chrono::TimeDelta::from_std(recent_span(window)).ok()?;
-    let until = end.checked_add_signed(span)?;
-    (until > now).then_some(until)
-}
-
 /// The first multiple of `step` since the Unix epoch that is after `now`
 /// (a bucket or period boundary); a zero `step` counts as 1 ms.
 pub fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {

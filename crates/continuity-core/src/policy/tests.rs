@@ -294,7 +294,6 @@ fn latency_policy_needs_min_samples_and_a_value_above_the_limit() {
             samples: 0,
             min_samples: 3,
             window: Duration::from_secs(3600),
-            stale: true,
         }
     );
 
@@ -376,7 +375,6 @@ fn failure_policy_counts() {
             limit: FailureLimit::Count(3),
             min_samples: 1,
             window: Duration::from_secs(3600),
-            stale: false,
         }
     );
     // Failures expire with the window.
@@ -647,7 +645,6 @@ fn readings_read_well() {
         samples,
         min_samples,
         window: hour,
-        stale: false,
     };
     assert_eq!(
         latency(LatencyStatistic::P95, Some(42 * MIN), 18, 3).to_string(),
@@ -686,7 +683,6 @@ fn readings_read_well() {
         limit,
         min_samples,
         window: hour,
-        stale: false,
     };
     assert_eq!(
         failures(3, 20, FailureLimit::Count(3), 1).to_string(),
@@ -777,7 +773,6 @@ fn verdicts_round_trip_through_serde() {
             samples: 18,
             min_samples: 3,
             window: Duration::from_secs(3600),
-            stale: false,
         },
     };
     let json = serde_json::to_string(&v).expect("serialisable");

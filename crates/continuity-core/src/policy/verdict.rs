@@ -38,11 +38,6 @@ pub enum Reading {
         min_samples: u32,
         /// The window length.
         window: Duration,
-        /// No delivery in the window's most recent part (see
-        /// [`super::recent_span`]): the figures are of older traffic, and a
-        /// verdict under the limit is unknown, not healthy.
-        #[serde(default)]
-        stale: bool,
     },
     /// Failures against their limit.
     Failures {
@@ -56,11 +51,6 @@ pub enum Reading {
         min_samples: u32,
         /// The window length.
         window: Duration,
-        /// No delivery in the window's most recent part (see
-        /// [`super::recent_span`]): the figures are of older traffic, and a
-        /// verdict under the limit is unknown, not healthy.
-        #[serde(default)]
-        stale: bool,
     },
     /// The leaky counter against its threshold.
     Leaky {
@@ -82,30 +72,23 @@ impl Reading {
     /// Whether the figures are too few for a verdict either way: no
     /// deliveries, or fewer samples than the policy's `min_samples` (a
     /// failure count already reached is evidence enough whatever the
-    /// samples), or no delivery lately (`stale`) with the limit not
-    /// reached: silence is no evidence of health. An unknown reading neither raises nor clears a condition,
+    /// samples). An unknown reading neither raises nor clears a condition,
     /// and the portal shows it as "no data", not as healthy.
     pub fn is_unknown(&self) -> bool {
         match self {
-            Reading::Latency {
-                value,
-                limit,
-                stale,
-                ..
-            } => value.is_none_or(|v| *stale && v <= *limit),
+            Reading::Latency { value, .. } => value.is_none(),
             Reading::Failures {
                 failures,
                 samples,
                 limit,
                 min_samples,
-                stale,
                 ..
             } => {
                 let reached = match limit {
                     FailureLimit::Count(count) => *failures >= u64::from((*count).max(1)),
                     FailureLimit::Rate(_) => false,
                 };
-                !reached && (*stale || *samples < u64::from((*min_samples).max(1)))
+                !reached && *samples < u64::from((*min_samples).max(1))
             }
             Reading::Leaky { .. } | Reading::Custom { .. } => false,
         }
@@ -173,7 +156,6 @@ impl fmt::Display for Reading {
                 samples: n,
                 min_samples,
                 window,
-                ..
             } => {
                 let needed = u64::from((*min_samples).max(1));
                 match value {
@@ -207,7 +189,6 @@ impl fmt::Display for Reading {
                 limit,
                 min_samples,
                 window,
-                ..
             } => match limit {
                 _ if *n == 0 => write!(f, "{}", Silence(*window)),
                 FailureLimit::Count(count) => {
@@ -218,10 +199,8 @@ impl fmt::Display for Reading {
                         Counted(*n, "delivery", "deliveries"),
                         human(*window)
                     )?;
-                    if self.is_unknown() && *n < u64::from((*min_samples).max(1)) {
+                    if self.is_unknown() {
                         write!(f, ", at least {} needed", (*min_samples).max(1))?;
-                    } else if self.is_unknown() {
-                        f.write_str(", no recent delivery")?;
                     }
                     Ok(())
                 }

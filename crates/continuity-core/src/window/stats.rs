@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use crate::domain::FailureKind;
 
 use super::{
@@ -202,23 +200,6 @@ impl WindowStats<'_> {
         }
         best
     }
-    /// The end of the newest bucket in view that holds a delivery: the
-    /// latest instant the most recent delivery can be from. `None` without
-    /// deliveries in view.
-    pub fn newest_delivery_end(&self) -> Option<DateTime<Utc>> {
-        let w = self.window;
-        let buckets = i64::from(w.buckets.max(1));
-        let newest = (0..w.slots.len())
-            .filter(|&s| (self.mask >> s) & 1 == 1 && w.slots[s].deliveries > 0)
-            .map(|s| {
-                let age = (i64::from(w.newest_slot) - s as i64).rem_euclid(buckets);
-                w.newest_epoch.saturating_sub(age)
-            })
-            .max()?;
-        let end = newest.saturating_add(1).saturating_mul(w.width_ms);
-        Some(DateTime::<Utc>::from_timestamp_millis(end).unwrap_or(DateTime::<Utc>::MAX_UTC))
-    }
-
     /// The largest delivery latency (millisecond resolution, rounded up);
     /// `None` without deliveries.
     pub fn max_latency(&self) -> Option<Duration> {
