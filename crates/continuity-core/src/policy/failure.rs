@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple};
+use super::{Reading, ThresholdPolicy, Verdict, check_min_samples, field, next_multiple};
 use crate::{
     error::{Error, Result},
     machine::Health,
@@ -138,15 +138,10 @@ impl FailureThreshold {
             }
             _ => {}
         }
-        if self.min_samples == 0 {
-            return Err(Error::config(
-                field(field_prefix, "min_samples"),
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        check_min_samples(field_prefix, self.min_samples)
     }
 }
+
 /// Breached when the window holds too many failures.
 ///
 /// [`FailureLimit::Count`]: at least `count` failures (a count of 0 behaves

@@ -7,7 +7,7 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-use super::{Reading, ThresholdPolicy, Verdict, field, next_multiple};
+use super::{Reading, ThresholdPolicy, Verdict, check_min_samples, field, next_multiple};
 use crate::machine::Health;
 use crate::{
     duration::serde_duration,
@@ -232,15 +232,10 @@ impl LatencyThreshold {
                 "must be greater than 0",
             ));
         }
-        if self.min_samples == 0 {
-            return Err(Error::config(
-                field(field_prefix, "min_samples"),
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        check_min_samples(field_prefix, self.min_samples)
     }
 }
+
 /// Breached when a latency statistic of the window is above its limit.
 ///
 /// The statistic is computed from `window.stats(now)` and only when the

@@ -174,6 +174,17 @@ pub fn next_multiple(now: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
 }
 
 /// `prefix.name`, or `name` alone without a prefix.
+/// `min_samples` of a threshold at `prefix`: a verdict needs at least one sample.
+fn check_min_samples(prefix: &str, min_samples: u32) -> crate::Result<()> {
+    if min_samples == 0 {
+        return Err(crate::Error::config(
+            field(prefix, "min_samples"),
+            "must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
 fn field(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
