@@ -29,7 +29,7 @@ use crate::{
     error::{Error, Result},
     machine::Rules,
     policy::{
-        FailureLimit, FailureThreshold, LatencyStatistic, LatencyThreshold, LeakyThreshold,
+        FailureThreshold, FlowThreshold, LatencyStatistic, LatencyThreshold, LeakyThreshold,
         PolicySelection,
     },
 };
@@ -160,9 +160,15 @@ pub struct DirectionConfig {
     /// samples); `"off"` (or JSON's `null`) turns it off.
     #[serde(default = "default_latency", with = "off_switch")]
     pub latency: Option<LatencyThreshold>,
-    /// Failed-deliveries threshold (default: 3 failures in the window);
+    /// The default detector: failures and latency against the direction's
+    /// learned baseline (default on, with [`FlowThreshold`]'s defaults);
     /// `"off"` (or JSON's `null`) turns it off.
-    #[serde(default = "default_failures", with = "off_switch")]
+    #[serde(default = "default_flow", with = "off_switch")]
+    pub flow: Option<FlowThreshold>,
+    /// An absolute failure threshold, e.g. `{"count": 3}` failures in the
+    /// window or `{"rate": 0.25}` (default `"off"`: the flow detector
+    /// judges failures against what is normal for the tenant).
+    #[serde(default, with = "off_switch")]
     pub failures: Option<FailureThreshold>,
     /// The gateway-style leaky counter (default `"off"`).
     #[serde(default, with = "off_switch")]
@@ -191,11 +197,8 @@ fn default_latency() -> Option<LatencyThreshold> {
         min_samples: 3,
     })
 }
-fn default_failures() -> Option<FailureThreshold> {
-    Some(FailureThreshold {
-        limit: FailureLimit::Count(3),
-        min_samples: 1,
-    })
+fn default_flow() -> Option<FlowThreshold> {
+    Some(FlowThreshold::default())
 }
 fn default_raise_after() -> u32 {
     2
@@ -209,7 +212,8 @@ impl Default for DirectionConfig {
         DirectionConfig {
             window: default_window(),
             latency: default_latency(),
-            failures: default_failures(),
+            flow: default_flow(),
+            failures: None,
             leaky: None,
             policies: Vec::new(),
             raise_after: default_raise_after(),
@@ -238,6 +242,9 @@ impl DirectionConfig {
         if let Some(f) = &self.failures {
             f.validate(&format!("{prefix}.failures"))?;
         }
+        if let Some(f) = &self.flow {
+            f.validate(&format!("{prefix}.flow"))?;
+        }
         if let Some(l) = &self.leaky {
             l.validate(&format!("{prefix}.leaky"))?;
         }
@@ -250,7 +257,7 @@ impl DirectionConfig {
                     "must name a policy registered with the monitor",
                 ));
             }
-            if ["latency", "failures", "leaky"].contains(&name) {
+            if ["latency", "failures", "leaky", "flow"].contains(&name) {
                 return Err(Error::config(
                     format!("{prefix}.policies[{i}].name"),
                     format!("{name:?} is built in: configure it with {prefix}.{name}"),
@@ -584,6 +591,7 @@ mod off_switch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::FailureLimit;
 
     fn base() -> TenantConfig {
         TenantConfig::new(

@@ -61,7 +61,7 @@
 //! | [`clock`] | the [`Clock`] trait, the system clock and a manual clock |
 //! | [`cluster`] | shards and their ownership, for several instances sharing a store |
 //! | [`window`] | time-bucketed sliding windows with a latency sketch |
-//! | [`policy`] | the [`ThresholdPolicy`](policy::ThresholdPolicy) trait and the latency, failure and leaky-counter policies |
+//! | [`policy`] | the [`ThresholdPolicy`](policy::ThresholdPolicy) trait, the default flow policy (against a learned baseline) and the absolute latency, failure and leaky-counter policies |
 //! | [`machine`] | the tenant state machine: hysteresis, alert schedule, suspension, continuity events |
 //! | [`link`] | signed, expiring portal links |
 //! | [`portal`] | the portal API: views of a tenant and actions through a link, as typed outcomes |

@@ -17,7 +17,7 @@ use continuity_core::{
     notify::AlertMessage,
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::EventStore,
-    testing::RecordingNotifier,
+    testing::{RecordingNotifier, counting_failures},
 };
 
 const TENANTS: usize = 30;
@@ -58,9 +58,12 @@ async fn node(
         .build()
         .unwrap();
     for t in tenants {
-        let mut c = TenantConfig::new(
-            t.clone(),
-            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+        let mut c = counting_failures(
+            TenantConfig::new(
+                t.clone(),
+                vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+            ),
+            3,
         );
         c.probes.inbound = false;
         monitor.register_tenant(c).await.unwrap();

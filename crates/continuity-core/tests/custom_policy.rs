@@ -110,7 +110,7 @@ fn config(inbound_policies: &str) -> TenantConfig {
     serde_json::from_str(&format!(
         r#"{{
             "tenant": "acme",
-            "inbound": {{ "latency": null, "failures": null, "policies": {inbound_policies} }},
+            "inbound": {{ "latency": "off", "flow": "off", "policies": {inbound_policies} }},
             "recipients": [ {{ "id": "ops-sms", "channel": "sms", "address": "+15550100" }} ]
         }}"#
     ))

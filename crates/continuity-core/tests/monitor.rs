@@ -14,7 +14,10 @@ use continuity_core::{
     portal::{self, PortalAction, PortalOutcome, Until},
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::{AuditRecord, EventStore},
-    testing::{EngineRig, FaultyStore, RecordingNotifier, RigOptions, rig_signer, rig_start},
+    testing::{
+        EngineRig, FaultyStore, RecordingNotifier, RigOptions, counting_failures, rig_signer,
+        rig_start,
+    },
 };
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
@@ -43,7 +46,7 @@ fn config(tenant: &TenantId) -> TenantConfig {
         ],
     );
     c.display_name = Some("ACME Corp".into());
-    c
+    counting_failures(c, 3)
 }
 
 async fn rig_with(store: Arc<InMemoryEventStore>, probes: bool) -> Rig {

@@ -10,7 +10,10 @@ use continuity_core::{
     machine::AlertKind,
     memory::InMemoryEventStore,
     store::EventStore,
-    testing::{EngineRig, RIG_PORTAL_URL, RecordingNotifier, RigOptions, rig_signer, rig_start},
+    testing::{
+        EngineRig, RIG_PORTAL_URL, RecordingNotifier, RigOptions, counting_failures, rig_signer,
+        rig_start,
+    },
 };
 
 /// The engine rig: one tenant alerting by SMS, probed by the simulated mail
@@ -24,9 +27,12 @@ async fn rig(store: Arc<dyn EventStore>, probes: bool) -> EngineRig {
 }
 
 fn config(tenant: &TenantId) -> TenantConfig {
-    TenantConfig::new(
-        tenant.clone(),
-        vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],
+    counting_failures(
+        TenantConfig::new(
+            tenant.clone(),
+            vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],
+        ),
+        3,
     )
 }
 

@@ -12,7 +12,7 @@ use continuity_core::{
     memory::InMemoryEventStore,
     policy::{LatencyStatistic, LatencyThreshold, Reading},
     sim::{SimulatedFlow, SimulatedMailSystem},
-    testing::{RecordingNotifier, rig_signer, rig_start},
+    testing::{RecordingNotifier, counting_failures, rig_signer, rig_start},
 };
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
@@ -45,9 +45,12 @@ async fn rig() -> Rig {
         .build()
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
-    let mut config = TenantConfig::new(
-        acme.clone(),
-        vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],
+    let mut config = counting_failures(
+        TenantConfig::new(
+            acme.clone(),
+            vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],
+        ),
+        3,
     );
     config.outbound.latency = Some(LatencyThreshold::new(LatencyStatistic::P95, 5 * MIN));
     monitor.register_tenant(config).await.unwrap();

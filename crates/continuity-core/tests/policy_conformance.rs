@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use continuity_core::{
     policy::{
-        FailureLimit, FailurePolicy, FailureThreshold, LatencyPolicy, LatencyStatistic,
-        LatencyThreshold, LeakyCounterPolicy, LeakyThreshold, ThresholdPolicy,
+        FailureLimit, FailurePolicy, FailureThreshold, FlowPolicy, FlowThreshold, LatencyPolicy,
+        LatencyStatistic, LatencyThreshold, LeakyCounterPolicy, LeakyThreshold, ThresholdPolicy,
     },
     testing::policy_conformance::policy_all,
 };
@@ -58,5 +58,34 @@ fn leaky_counters_conform() {
         t.period = period;
         t.cap = cap;
         policy_all(&|| Box::new(LeakyCounterPolicy::new(t.clone())) as Box<dyn ThresholdPolicy>);
+    }
+}
+
+#[test]
+fn flow_policies_conform() {
+    let defaults = FlowThreshold::default();
+    for t in [
+        defaults.clone(),
+        FlowThreshold {
+            span: 2 * MIN,
+            min_count: 1,
+            significance: 0.01,
+            ..defaults.clone()
+        },
+        FlowThreshold {
+            half_life: Duration::from_secs(3600),
+            slow_floor: Duration::ZERO,
+            ..defaults.clone()
+        },
+        // Out of range: brought into range, never a panic.
+        FlowThreshold {
+            span: Duration::ZERO,
+            significance: f64::NAN,
+            half_life: Duration::MAX,
+            min_count: 0,
+            slow_floor: Duration::MAX,
+        },
+    ] {
+        policy_all(&|| Box::new(FlowPolicy::new(t.clone())) as Box<dyn ThresholdPolicy>);
     }
 }

@@ -17,7 +17,7 @@ use continuity_core::{
     link::{LinkKey, LinkSigner},
     memory::InMemoryEventStore,
     probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
-    testing::RecordingNotifier,
+    testing::{RecordingNotifier, counting_failures},
 };
 
 /// Fails every dispatch (throttled, or with a plain retryable error), or
@@ -93,9 +93,12 @@ async fn rig_with(throttled: bool, retry_after: Option<Duration>, check_throttle
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
     monitor
-        .register_tenant(TenantConfig::new(
-            acme.clone(),
-            vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],
+        .register_tenant(counting_failures(
+            TenantConfig::new(
+                acme.clone(),
+                vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],
+            ),
+            3,
         ))
         .await
         .unwrap();

@@ -16,21 +16,29 @@ pub struct Configuration {
     pub direction: &'static str,
 }
 
-/// Today's defaults: nothing chosen by the administrator.
+/// The defaults: nothing chosen by the administrator (the flow detector,
+/// and the absolute p95 latency limit of 30 min on top).
 pub const DEFAULTS: Configuration = Configuration {
     name: "defaults",
     direction: "{}",
 };
 
-/// The quickstart's: a p95 latency limit of 15 min instead of 30.
+/// The quickstart's: a p95 latency limit of 15 min instead of 30 (the
+/// flow detector on, as in every configuration that does not turn it off).
 pub const QUICKSTART: Configuration = Configuration {
     name: "p95-15m",
     direction: r#"{"latency": {"statistic": "p95", "limit": "15m"}}"#,
 };
 
 /// Every configuration of the report, the defaults first.
-pub const ALL: [Configuration; 5] = [
+pub const ALL: [Configuration; 6] = [
     DEFAULTS,
+    Configuration {
+        name: "absolute-only",
+        // The defaults before the learned baseline: 3 failures in the hour,
+        // p95 over 30 min; for comparison.
+        direction: r#"{"flow": "off", "failures": {"count": 3}}"#,
+    },
     QUICKSTART,
     Configuration {
         name: "p95-5m",
@@ -41,10 +49,11 @@ pub const ALL: [Configuration; 5] = [
     Configuration {
         name: "leaky-2m-5",
         // The gateway vendors' counter as issue 14 tried it, alone.
-        direction: r#"{"latency": null, "failures": null, "leaky": {"period": "2m", "threshold": 5, "acceptable_latency": "10m"}}"#,
+        direction: r#"{"latency": null, "flow": "off", "leaky": {"period": "2m", "threshold": 5, "acceptable_latency": "10m"}}"#,
     },
     Configuration {
         name: "rate-10pct",
+        // An absolute rate on top of the flow detector (the older nested form).
         direction: r#"{"failures": {"limit": {"rate": 0.1}, "min_samples": 20}}"#,
     },
 ];

@@ -171,6 +171,31 @@ fn goal_text(s: &Scenario) -> String {
     parts.join("; ")
 }
 
+/// What the defaults are and what their false-alarm rate rests on.
+const DETECTOR: &str = "## The default detector\n\n\
+The defaults run the flow policy (`crates/continuity-core/src/policy/flow/`, \
+documented there and in the README): per direction it learns the share of \
+samples that fail and the spread of latencies (half-life 3 days; a new tenant \
+starts from 2 % failures weighing 100 samples), and every minute tests the \
+newest 1, 2, … 30 minutes. A span is unusual when its failures, or its \
+deliveries slower than the baseline's 90th percentile (pending probes count \
+as slow once they are), have a binomial tail probability below 10⁻⁷ under the \
+baseline (at least 3 of them); it is normal again when the recent samples are \
+100 times likelier under the baseline than under the trouble (the trouble \
+seen, if at least half the samples were bad, else ten times the baseline). \
+The absolute latency limit (p95 over 30 min) applies on top.\n\n\
+**False alarms.** Each span test passes healthy traffic with probability at \
+most 10⁻⁷. At 2 messages a minute, what passes is a run such as 4 failures \
+among 4 samples at a 1 % baseline or 6 slow deliveries among 6 at 5 %: about \
+10⁻⁴ such runs a day per direction, one false alert in roughly 30 years per \
+direction, or about two a day across 20,000 directions. The healthy scenario \
+below is 300 direction-days (5 seeds × 30 days × 2 directions).\n\n\
+**Known limits.** Silence is not evidence either way, so an outage that \
+shows as silence (no failures reported) is raised only when the held mail \
+arrives late; 30 % failing at 2 messages a minute needs about 20 samples \
+to be improbable at 10⁻⁷, so it is raised in about 10 to 20 minutes; probes \
+alone (12 an hour) need 3 slow probes.\n\n";
+
 /// The report's Markdown.
 pub fn markdown(cells: &[Cell]) -> String {
     let mut md = String::new();
@@ -215,6 +240,7 @@ pub fn markdown(cells: &[Cell]) -> String {
         let _ = writeln!(md, "  - `{}`: `{}`", c.name, c.direction);
     }
     md.push('\n');
+    md.push_str(DETECTOR);
 
     let mut unmet = Vec::new();
     let mut i = 0;

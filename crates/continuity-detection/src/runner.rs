@@ -51,6 +51,8 @@ pub struct Sample {
     pub threshold: Option<f64>,
     /// Whether the policy judged it breached.
     pub breached: bool,
+    /// The reading as an administrator reads it.
+    pub text: String,
 }
 
 /// What a replay produced.
@@ -84,6 +86,15 @@ pub fn reading_figures(reading: &Reading) -> (Option<f64>, Option<f64>) {
         Reading::Leaky {
             counter, threshold, ..
         } => (Some(f64::from(*counter)), Some(f64::from(*threshold))),
+        Reading::Flow {
+            bad,
+            samples,
+            normal,
+            ..
+        } => (
+            (*samples > 0).then(|| *bad as f64 / *samples as f64),
+            Some(*normal),
+        ),
         // A policy added later shows up without figures until it is taught here.
         _ => (None, None),
     }
@@ -172,6 +183,7 @@ async fn replay_async(
                     value,
                     threshold,
                     breached: verdict.breached,
+                    text: verdict.reading.to_string(),
                 });
             }
         }

@@ -17,9 +17,9 @@ use chrono::TimeDelta;
 use continuity_core::{Direction, Outcome};
 use continuity_detection::{
     configs::{DEFAULTS, QUICKSTART},
-    runner::replay,
+    runner::{AlertEvent, replay},
     scenario::Scenario,
-    score::score,
+    score::{Score, score},
     trace::{Incident, Trace},
 };
 
@@ -172,46 +172,87 @@ fn incidents_do_what_they_say() {
     );
 }
 
-#[test]
-fn a_total_outage_is_raised_under_the_defaults() {
-    let t = scenario("outage", 1).trace(1);
+/// Replays `name` with `seed` under the defaults and scores it.
+fn defaults_on(name: &str, seed: u64) -> (Score, Vec<AlertEvent>) {
+    // As in the report: two days of history before the incident's day.
+    let t = scenario(name, 3).trace(seed);
     let r = replay(&t, &DEFAULTS, false).unwrap();
-    let s = score(&r.alerts, &t.incidents, t.days());
-    let detection = s.incidents[0].detection.expect("the outage is raised");
-    // Today: 3 failures in the window, twice in a row; a bound well above
-    // that keeps the harness honest without pinning today's figure.
-    assert!(detection <= Duration::from_secs(30 * 60), "{detection:?}");
-    assert!(s.matched >= 1);
+    (score(&r.alerts, &t.incidents, t.days()), r.alerts)
+}
+
+const MIN: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_total_outage_is_raised_within_5_minutes_and_resolved_within_15() {
+    for seed in [1, 4] {
+        let (s, alerts) = defaults_on("outage", seed);
+        let i = &s.incidents[0];
+        let detection = i.detection.expect("the outage is raised");
+        assert!(
+            detection <= 5 * MIN,
+            "seed {seed}: {detection:?} {alerts:?}"
+        );
+        let reset = i.reset.expect("and resolved");
+        assert!(reset <= 15 * MIN, "seed {seed}: {reset:?} {alerts:?}");
+        assert_eq!(s.false_alerts(), 0, "seed {seed}: {alerts:?}");
+        assert_eq!(s.resolved_during_trouble, 0, "seed {seed}: {alerts:?}");
+    }
 }
 
 #[test]
-fn a_probe_slowdown_is_raised_with_the_quickstart_limit() {
-    let t = scenario("probe-slowdown", 1).trace(1);
-    let r = replay(&t, &QUICKSTART, false).unwrap();
-    let s = score(&r.alerts, &t.incidents, t.days());
-    assert!(s.incidents[0].detection.is_some(), "{:?}", r.alerts);
-    assert_eq!(
-        s.false_alerts(),
-        0,
-        "healthy probes raise nothing: {:?}",
-        r.alerts
-    );
-    // Today's defaults (p95 limit 30 min) never see 25-minute probes: the
-    // report shows it; the detector work should make this a bound.
+fn a_tenfold_latency_is_raised_within_10_minutes_and_resolved_within_15() {
+    for seed in [2, 5] {
+        let (s, alerts) = defaults_on("latency-x10", seed);
+        let i = &s.incidents[0];
+        let detection = i.detection.expect("the slowdown is raised");
+        assert!(
+            detection <= 10 * MIN,
+            "seed {seed}: {detection:?} {alerts:?}"
+        );
+        let reset = i.reset.expect("and resolved");
+        assert!(reset <= 15 * MIN, "seed {seed}: {reset:?} {alerts:?}");
+        assert_eq!(s.false_alerts(), 0, "seed {seed}: {alerts:?}");
+    }
+}
+
+#[test]
+fn healthy_days_raise_nothing_under_the_defaults() {
+    let t = Scenario::healthy(4).trace(3);
     let r = replay(&t, &DEFAULTS, false).unwrap();
     assert!(r.alerts.is_empty(), "{:?}", r.alerts);
+}
+
+#[test]
+fn a_probe_slowdown_is_raised_by_the_learned_baseline() {
+    let t = scenario("probe-slowdown", 3).trace(1);
+    // The quickstart's absolute limit, and the defaults (no limit under 30
+    // minutes: the learned baseline alone sees 25-minute probes).
+    for config in [&QUICKSTART, &DEFAULTS] {
+        let r = replay(&t, config, false).unwrap();
+        let s = score(&r.alerts, &t.incidents, t.days());
+        let detection = s.incidents[0].detection.expect("the slowdown is raised");
+        // DETECTION.md: 15 min with the defaults today; the goal is 10.
+        assert!(detection <= 20 * MIN, "{}: {detection:?}", config.name);
+        assert_eq!(s.false_alerts(), 0, "{}: {:?}", config.name, r.alerts);
+        assert!(
+            s.incidents[0].reset.is_some(),
+            "{}: {:?}",
+            config.name,
+            r.alerts
+        );
+    }
 }
 
 #[test]
 fn sampled_readings_cover_every_minute_and_condition() {
     let t = scenario("outage", 1).trace(1);
     let r = replay(&t, &DEFAULTS, true).unwrap();
-    // Defaults: latency and failures on both directions, every minute of a day.
+    // Defaults: latency and flow on both directions, every minute of a day.
     assert_eq!(r.samples.len(), 1440 * 4);
     let during = r
         .samples
         .iter()
-        .filter(|s| s.direction == Direction::Inbound && s.condition == "failures")
+        .filter(|s| s.direction == Direction::Inbound && s.condition == "flow")
         .filter(|s| {
             s.at >= t.incidents[0].start + TimeDelta::minutes(30) && s.at < t.incidents[0].end
         })

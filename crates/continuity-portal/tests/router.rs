@@ -53,7 +53,9 @@ async fn fixture() -> Fixture {
     let acme = TenantId::new("acme").unwrap();
     let mut ops = Recipient::new("ops", ChannelKind::Sms, "+15550100");
     ops.name = Some(format!("Ops {EVIL}"));
-    let mut config = TenantConfig::new(acme.clone(), vec![ops]);
+    // A known count of failures raises: the page under test, not the judgement.
+    let mut config =
+        continuity_core::testing::counting_failures(TenantConfig::new(acme.clone(), vec![ops]), 3);
     config.display_name = Some(format!("Acme {EVIL}"));
     config.limits = EventLimits {
         max_event_duration: 48 * HOUR,

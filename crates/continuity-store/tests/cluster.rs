@@ -141,9 +141,12 @@ async fn cluster_child() {
         .build()
         .expect("monitor");
     for t in tenants() {
-        let mut c = TenantConfig::new(
-            t.clone(),
-            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+        let mut c = continuity_core::testing::counting_failures(
+            TenantConfig::new(
+                t.clone(),
+                vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+            ),
+            3,
         );
         c.probes.inbound = false;
         c.probes.interval = Duration::from_secs(600);

@@ -109,9 +109,12 @@ async fn alerts_go_out_while_postgres_is_unreachable_and_nothing_is_lost() {
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
     monitor
-        .register_tenant(TenantConfig::new(
-            acme.clone(),
-            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+        .register_tenant(continuity_core::testing::counting_failures(
+            TenantConfig::new(
+                acme.clone(),
+                vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+            ),
+            3,
         ))
         .await
         .unwrap();

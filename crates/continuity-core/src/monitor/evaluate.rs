@@ -105,15 +105,29 @@ impl TenantRuntime {
 /// verdicts cannot have changed keeps them.
 fn refresh_verdicts(rt: &mut TenantRuntime, now: DateTime<Utc>) {
     for d in Direction::ALL {
+        // While a condition of the direction is raised or on its way
+        // (a hysteresis streak), every observation is looked at: one that
+        // cannot change a verdict's breach may still turn "unknown" into
+        // the "healthy" that clears it.
+        let raised = rt
+            .cached
+            .state
+            .conditions
+            .iter()
+            .any(|c| c.direction == d && (c.active || c.streak != 0));
         let dr = &mut rt.directions[d.index()];
         if dr.dirty || dr.verdicts_until.is_none_or(|t| now >= t) {
             for w in dr.watches.iter_mut() {
-                w.verdict = Some(w.policy.get_mut().evaluate(&dr.window, now));
+                *w.verdict = Some(w.policy.get_mut().evaluate(&dr.window, now));
             }
             dr.dirty = false;
             dr.evaluated_at = Some(now);
             dr.verdicts_until = Some(dr.verdicts_until(now));
-            dr.absorb_below = dr.absorb_threshold(now);
+            dr.absorb_below = if raised {
+                None
+            } else {
+                dr.absorb_threshold(now)
+            };
         }
     }
 }
@@ -131,7 +145,7 @@ fn evaluations(rt: &TenantRuntime, now: DateTime<Utc>) -> EvalBuf<'_> {
             let policy = w.policy.get();
             // A policy whose hysteresis counts its own periods gives no new
             // evidence at a tick that did not evaluate it.
-            let health = match &w.verdict {
+            let health = match w.verdict {
                 Some(v) if evaluated_now || policy.counts_ticks() => policy.health(v, full),
                 _ => Health::Unknown,
             };

@@ -28,7 +28,8 @@ use crate::{
     machine::{Rules, TenantState},
     notify::{FailureCount, FailureSummary},
     policy::{
-        FailurePolicy, LatencyPolicy, LeakyCounterPolicy, ThresholdPolicy, Verdict, next_multiple,
+        FailurePolicy, FlowPolicy, LatencyPolicy, LeakyCounterPolicy, ThresholdPolicy, Verdict,
+        next_multiple,
     },
     store::Versioned,
     window::{Recorded, SlidingWindow},
@@ -119,22 +120,74 @@ impl Policy {
     }
 }
 
-/// A policy with its latest verdict.
-pub(super) struct Watch {
-    pub(super) policy: Policy,
-    pub(super) verdict: Option<Verdict>,
+/// A policy with its latest verdict, as [`Watches::iter`] lends them.
+pub(super) struct Watch<'a> {
+    pub(super) policy: &'a Policy,
+    pub(super) verdict: &'a Option<Verdict>,
 }
 
-/// The direction's policies, in one allocation.
-pub(super) struct Watches(Box<[Watch]>);
+/// [`Watch`], to change.
+pub(super) struct WatchMut<'a> {
+    pub(super) policy: &'a mut Policy,
+    pub(super) verdict: &'a mut Option<Verdict>,
+}
+
+/// The direction's policies and their latest verdicts. The first two
+/// policies (the defaults' two) are kept inline, in the tenant's runtime:
+/// recording an observation calls the policies that ask for every one
+/// without a trip through another allocation (with 100,000 tenants, each is
+/// a cache miss). The verdicts, read only around evaluations, are apart.
+pub(super) struct Watches {
+    first: [Option<Policy>; 2],
+    rest: Box<[Policy]>,
+    verdicts: Box<[Option<Verdict>]>,
+}
 
 impl Watches {
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Watch> {
-        self.0.iter()
+    fn new(policies: Vec<Box<dyn ThresholdPolicy>>) -> Self {
+        let verdicts = policies.iter().map(|_| None).collect();
+        let mut policies = policies.into_iter().map(Policy);
+        let first = [policies.next(), policies.next()];
+        Watches {
+            first,
+            rest: policies.collect(),
+            verdicts,
+        }
     }
 
-    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Watch> {
-        self.0.iter_mut()
+    fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.first.iter().flatten().chain(self.rest.iter())
+    }
+
+    fn policies_mut(&mut self) -> impl Iterator<Item = &mut Policy> {
+        self.first.iter_mut().flatten().chain(self.rest.iter_mut())
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = Watch<'_>> {
+        self.policies()
+            .zip(self.verdicts.iter())
+            .map(|(policy, verdict)| Watch { policy, verdict })
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = WatchMut<'_>> {
+        let verdicts = self.verdicts.iter_mut();
+        self.first
+            .iter_mut()
+            .flatten()
+            .chain(self.rest.iter_mut())
+            .zip(verdicts)
+            .map(|(policy, verdict)| WatchMut { policy, verdict })
+    }
+
+    /// Bytes held beyond the struct itself: the policies past the first
+    /// two, the verdicts and what each policy holds.
+    fn heap_bytes(&self) -> usize {
+        self.rest.len() * std::mem::size_of::<Policy>()
+            + self.verdicts.len() * std::mem::size_of::<Option<Verdict>>()
+            + self
+                .policies()
+                .map(|p| p.get().memory_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -248,11 +301,7 @@ impl DirectionRuntime {
         std::mem::size_of::<Self>() - std::mem::size_of::<SlidingWindow>()
             + self.window.memory_bytes()
             + self.last_reply.as_ref().map_or(0, |(_, r)| r.heap_bytes())
-            + self
-                .watches
-                .iter()
-                .map(|w| std::mem::size_of::<Watch>() + w.policy.get().memory_bytes())
-                .sum::<usize>()
+            + self.watches.heap_bytes()
     }
 
     /// The direction's runtime: its window, the built-in policies its
@@ -274,6 +323,9 @@ impl DirectionRuntime {
         if let Some(t) = &config.leaky {
             policies.push(Box::new(LeakyCounterPolicy::new(t.clone())));
         }
+        if let Some(t) = &config.flow {
+            policies.push(Box::new(FlowPolicy::new(t.clone())));
+        }
         for (i, selection) in config.policies.iter().enumerate() {
             let field = format!("{prefix}.policies[{i}]");
             let policy = registry.build(selection, tenant, &field)?;
@@ -291,15 +343,7 @@ impl DirectionRuntime {
         }
         let records = policies.iter().any(|p| p.records());
         let overdue_after = policies.iter().filter_map(|p| p.overdue_after()).min();
-        let watches = Watches(
-            policies
-                .into_iter()
-                .map(|p| Watch {
-                    policy: Policy(p),
-                    verdict: None,
-                })
-                .collect(),
-        );
+        let watches = Watches::new(policies);
         Ok(DirectionRuntime {
             window: SlidingWindow::new(config.window, SlidingWindow::DEFAULT_BUCKETS)?,
             watches,
@@ -607,7 +651,7 @@ impl Monitor {
                     .policy
                     .get()
                     .peek(&dr.window, now)
-                    .or_else(|| w.verdict.clone());
+                    .or_else(|| w.verdict.as_ref().cloned());
                 if let Some(v) = fresh {
                     readings.push((d, w.policy.get().condition().to_string(), v));
                 }
@@ -652,8 +696,8 @@ fn record(
         // Most policies read the window; only those that asked are called,
         // so their (cold) memory is left alone.
         if dr.records {
-            for w in dr.watches.iter_mut() {
-                let policy = w.policy.get_mut();
+            for policy in dr.watches.policies_mut() {
+                let policy = policy.get_mut();
                 if policy.records() {
                     policy.record(at, outcome);
                 }

@@ -1,6 +1,6 @@
 //! Threshold policies: whether a window's figures breach a condition.
 //!
-//! Three policies ship with the crate, each built from a serde-deserialisable
+//! Four policies ship with the crate, each built from a serde-deserialisable
 //! threshold (validate it with its `validate` method first):
 //!
 //! | policy | condition | breached when |
@@ -8,6 +8,7 @@
 //! | [`LatencyPolicy`] ([`LatencyThreshold`]) | `"latency"` | at least `min_samples` deliveries and the statistic (`p95`, `max`, …) is above `limit` |
 //! | [`FailurePolicy`] ([`FailureThreshold`]) | `"failures"` | at least `count` failures, or (with at least `min_samples` samples) a failure rate of at least `rate` |
 //! | [`LeakyCounterPolicy`] ([`LeakyThreshold`]) | `"leaky"` | the gateway-style leaky counter (capped at `cap`) reached `threshold`, until it is back to 0 |
+//! | [`FlowPolicy`] ([`FlowThreshold`]) | `"flow"` | failures, or deliveries slower than usual, far more frequent in the recent minutes than the learned baseline makes probable |
 //!
 //! In JSON (durations as seconds or strings such as `"30m"`, see
 //! [`crate::duration`]):
@@ -17,7 +18,12 @@
 //! { "limit": { "count": 3 } }
 //! { "limit": { "rate": 0.25 }, "min_samples": 20 }
 //! { "period": "2m", "threshold": 5, "acceptable_latency": "10m", "cap": 10 }
+//! { "span": "15m", "significance": 1e-7, "half_life": "3d" }
 //! ```
+//!
+//! The flow policy is the default detector: it needs no number from the
+//! administrator. The other three are absolute thresholds the administrator
+//! sets; they apply on top.
 //!
 //! An embedder's own policies implement [`ThresholdPolicy`] too; they are
 //! registered by name with a [`PolicyFactory`] and selected per direction
@@ -27,6 +33,7 @@
 //! at each tick. A policy built from a threshold that does not validate still
 //! never panics; see each policy for how it treats out-of-range values.
 mod failure;
+mod flow;
 mod latency;
 mod leaky;
 mod params;
@@ -40,6 +47,7 @@ use chrono::{DateTime, Utc};
 use crate::{domain::Outcome, machine::Health, window::SlidingWindow};
 
 pub use failure::{FailureLimit, FailurePolicy, FailureThreshold};
+pub use flow::{FlowFinding, FlowPolicy, FlowThreshold};
 pub use latency::{LatencyPolicy, LatencyStatistic, LatencyThreshold};
 pub use leaky::{LeakyCounterPolicy, LeakyThreshold};
 pub use params::{PolicyFactory, PolicyParams, PolicySelection};
@@ -131,11 +139,14 @@ pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
     }
 
     /// While `verdict` holds, a delivery faster than the returned latency
-    /// cannot change it, so it needs no evaluation (a failure always does).
-    /// `None`, the default: every observation may change it. Asked only
-    /// when every verdict of the direction is valid until something is
-    /// recorded; the Monitor caches the answer, so recording an observation
-    /// never calls into the policy.
+    /// cannot make it breached (or unbreached), nor a healthy verdict
+    /// anything else, so it needs no evaluation (a failure always does). It
+    /// may turn an unknown verdict healthy: the Monitor asks only while no
+    /// condition of the direction is raised (or on its way), where that
+    /// changes nothing. `None`, the default: every observation may change
+    /// it. Asked only when every verdict of the direction is valid until
+    /// something is recorded; the Monitor caches the answer, so recording
+    /// an observation never calls into the policy.
     fn absorbs_below(
         &self,
         verdict: &Verdict,

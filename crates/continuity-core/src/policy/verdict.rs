@@ -8,7 +8,7 @@ use std::{fmt, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FailureLimit, LatencyStatistic};
+use super::{FailureLimit, FlowFinding, LatencyStatistic};
 use crate::duration::human;
 /// The result of one evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,24 @@ pub enum Reading {
         /// The evaluation period.
         period: Duration,
     },
+    /// The recent flow against its learned baseline ([`FlowPolicy`](super::FlowPolicy)).
+    Flow {
+        /// What the tests found.
+        finding: FlowFinding,
+        /// Bad samples in the span: failures, or (for
+        /// [`FlowFinding::UnusualLatency`]) deliveries slower than
+        /// `slow_above`, overdue probes included.
+        bad: u64,
+        /// The samples they are among.
+        samples: u64,
+        /// The baseline's share of bad samples.
+        normal: f64,
+        /// The span of recent minutes the finding rests on.
+        span: Duration,
+        /// Deliveries slower than this are slow; `None` while the baseline
+        /// holds too few deliveries to judge latency.
+        slow_above: Option<Duration>,
+    },
     /// A reading from a policy outside this crate.
     Custom {
         /// What to show.
@@ -89,6 +107,9 @@ impl Reading {
                     FailureLimit::Rate(_) => false,
                 };
                 !reached && *samples < u64::from((*min_samples).max(1))
+            }
+            Reading::Flow { finding, .. } => {
+                matches!(finding, FlowFinding::Undecided | FlowFinding::NoData)
             }
             Reading::Leaky { .. } | Reading::Custom { .. } => false,
         }
@@ -233,6 +254,48 @@ impl fmt::Display for Reading {
                 "leaky counter {counter}, threshold {threshold} ({} periods)",
                 human(*period)
             ),
+            Reading::Flow {
+                finding,
+                bad,
+                samples: n,
+                normal,
+                span,
+                slow_above,
+            } => {
+                let rate = *bad as f64 / (*n).max(1) as f64;
+                match finding {
+                    FlowFinding::NoData => write!(f, "{}", Silence(*span)),
+                    FlowFinding::UnusualLatency => write!(
+                        f,
+                        "{bad} of {} slower than {} in the last {}, normally {}",
+                        Counted(*n, "delivery", "deliveries"),
+                        human(slow_above.unwrap_or(Duration::MAX)),
+                        human(*span),
+                        Percent(*normal)
+                    ),
+                    FlowFinding::UnusualFailures => write!(
+                        f,
+                        "failure rate {} ({bad} of {n}) in the last {}, normally {}",
+                        Percent(rate),
+                        human(*span),
+                        Percent(*normal)
+                    ),
+                    FlowFinding::Normal => write!(
+                        f,
+                        "flowing as usual: failure rate {} ({bad} of {n}) in the last {}, normally {}",
+                        Percent(rate),
+                        human(*span),
+                        Percent(*normal)
+                    ),
+                    FlowFinding::Undecided => write!(
+                        f,
+                        "failure rate {} ({bad} of {n}) in the last {}, normally {}: too few samples to judge",
+                        Percent(rate),
+                        human(*span),
+                        Percent(*normal)
+                    ),
+                }
+            }
             Reading::Custom { summary } => f.write_str(summary),
         }
     }

@@ -22,5 +22,6 @@ pub use faulty::FaultyStore;
 pub use probe_harness::ProbeHarness;
 pub use recording::{HookCall, RecordingHook, RecordingNotifier};
 pub use rig::{
-    EngineRig, RIG_PORTAL_URL, RigOptions, late_outbound_mail, refused, rig_signer, rig_start,
+    EngineRig, RIG_PORTAL_URL, RigOptions, counting_failures, late_outbound_mail, refused,
+    rig_signer, rig_start,
 };

@@ -55,9 +55,12 @@ impl ProbeHarness {
             .build()?;
         let tenant = TenantId::new("acme")?;
         monitor
-            .register_tenant(TenantConfig::new(
-                tenant.clone(),
-                vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+            .register_tenant(super::counting_failures(
+                TenantConfig::new(
+                    tenant.clone(),
+                    vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+                ),
+                3,
             ))
             .await?;
         Ok(ProbeHarness {

@@ -12,6 +12,7 @@ use crate::{
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     memory::InMemoryEventStore,
+    policy::{FailureLimit, FailureThreshold},
     sim::SimulatedMailSystem,
     store::EventStore,
 };
@@ -19,6 +20,20 @@ use crate::{
 /// Where the rig's clock starts: Monday 2026-03-02 08:00 UTC.
 pub fn rig_start() -> DateTime<Utc> {
     "2026-03-02T08:00:00Z".parse().expect("a valid time")
+}
+
+/// `config` watching both directions with an absolute threshold of
+/// `count` failures in the window instead of the learned flow policy: the
+/// number of failures that raises is then known in advance, whatever the
+/// tenant's history, which is what tests of everything around the
+/// judgement (outbox, journal, cluster, portal) need. The rig's tenant is
+/// registered this way with a count of 3.
+pub fn counting_failures(mut config: TenantConfig, count: u32) -> TenantConfig {
+    for d in [&mut config.inbound, &mut config.outbound] {
+        d.failures = Some(FailureThreshold::new(FailureLimit::Count(count)));
+        d.flow = None;
+    }
+    config
 }
 
 /// The portal URL alert links start with.
@@ -132,7 +147,7 @@ impl EngineRig {
                 "ops@acme-external.example",
             ));
         }
-        let mut config = TenantConfig::new(tenant.clone(), recipients);
+        let mut config = counting_failures(TenantConfig::new(tenant.clone(), recipients), 3);
         config.display_name = options.display_name;
         monitor.register_tenant(config).await?;
         Ok(EngineRig {

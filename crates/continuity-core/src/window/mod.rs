@@ -60,9 +60,11 @@
 //! that would pass 65,535 starts another entry for the same bin and slot, so
 //! nothing is lost to overflow.
 //!
-//! The vector holds at most [`SlidingWindow::MAX_SKETCH_ENTRIES`] (160) entries.
+//! The vector holds at most [`SlidingWindow::MAX_SKETCH_ENTRIES`] (104) entries
+//! (eight or nine distinct bins per bucket before the collapse rule starts;
+//! sized so that a direction's window and learned baseline stay within 2 KiB).
 //! The struct itself is a little over 500 bytes, so a window never uses more
-//! than [`SlidingWindow::MAX_MEMORY_BYTES`] (1.25 KiB) inline and on the heap,
+//! than [`SlidingWindow::MAX_MEMORY_BYTES`] (1 KiB) inline and on the heap,
 //! whatever it is fed (checked at compile time). Entries of a bucket that
 //! leaves the ring are removed when the ring advances, so a full vector only
 //! holds live buckets. When a new (bin, slot) pair arrives at a full vector,
@@ -152,9 +154,9 @@ impl SlidingWindow {
     /// Shortest bucket accepted (`length / buckets`).
     pub const MIN_BUCKET_WIDTH: Duration = Duration::from_secs(1);
     /// Most entries the latency distribution holds (see the module docs).
-    pub const MAX_SKETCH_ENTRIES: usize = 160;
+    pub const MAX_SKETCH_ENTRIES: usize = 104;
     /// Upper bound of [`SlidingWindow::memory_bytes`], whatever the input.
-    pub const MAX_MEMORY_BYTES: usize = 1280;
+    pub const MAX_MEMORY_BYTES: usize = 1024;
 
     /// A window over `length`, split into `buckets` time buckets.
     ///

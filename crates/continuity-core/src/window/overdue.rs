@@ -14,9 +14,10 @@ use chrono::{DateTime, Utc};
 
 use super::SlidingWindow;
 
-/// Most overdue probes a window keeps; the oldest win (they say the most).
+/// Most overdue probes a window keeps; the newest win (they tell of the
+/// flow now, and the older ones have been counted while they were new).
 /// Four keep the struct within its memory bound, and with probes every few
-/// minutes they cover the first quarter hour or more of a slowdown, which is
+/// minutes they cover the last quarter hour or more of a slowdown, which is
 /// what a censored latency is for.
 pub(super) const CAPACITY: usize = 4;
 
@@ -61,9 +62,9 @@ impl SlidingWindow {
     /// Counts a probe sent at `sent_at`, still pending at `now` and older
     /// than normal, as a latency of at least its age (growing with the
     /// clock) until `deadline`. Returns whether it is newly counted (not
-    /// when it already is, or when the window already holds as many older
+    /// when it already is, or when the window already holds as many newer
     /// overdue probes as it keeps). Places of probes past their deadline
-    /// are reused.
+    /// are reused, then that of the oldest probe.
     pub fn mark_overdue(
         &mut self,
         sent_at: DateTime<Utc>,
@@ -80,16 +81,16 @@ impl SlidingWindow {
             .num_seconds()
             .clamp(0, i64::from(u16::MAX));
         let deadline_s = u16::try_from(seconds).unwrap_or(u16::MAX);
-        // A free place, one whose probe is past its deadline, or the newest
-        // probe if it is newer than this one.
+        // A free place, one whose probe is past its deadline, or the oldest
+        // probe if it is older than this one.
         let expired = |i: usize| {
             o.sent_ms[i] == EMPTY
                 || now_ms.saturating_sub(o.sent_ms[i]) >= i64::from(o.deadline_s[i]) * 1000
         };
         let place = (0..CAPACITY).find(|&i| expired(i)).or_else(|| {
             (0..CAPACITY)
-                .max_by_key(|&i| o.sent_ms[i])
-                .filter(|&i| o.sent_ms[i] > sent)
+                .min_by_key(|&i| o.sent_ms[i])
+                .filter(|&i| o.sent_ms[i] < sent)
         });
         let Some(i) = place else {
             return false;

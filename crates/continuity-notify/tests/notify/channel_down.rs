@@ -90,13 +90,16 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
     }
     let monitor = Arc::new(builder.build().unwrap());
     let acme = TenantId::new("acme").unwrap();
-    let mut config = TenantConfig::new(
-        acme.clone(),
-        vec![
-            Recipient::new("ops-sms", ChannelKind::Sms, "+15550100"),
-            Recipient::new("ops-mail", ChannelKind::Email, "ops@acme-external.example"),
-            Recipient::new("ops-hook", ChannelKind::Webhook, format!("{hook_base}/ok")),
-        ],
+    let mut config = continuity_core::testing::counting_failures(
+        TenantConfig::new(
+            acme.clone(),
+            vec![
+                Recipient::new("ops-sms", ChannelKind::Sms, "+15550100"),
+                Recipient::new("ops-mail", ChannelKind::Email, "ops@acme-external.example"),
+                Recipient::new("ops-hook", ChannelKind::Webhook, format!("{hook_base}/ok")),
+            ],
+        ),
+        3,
     );
     config.display_name = Some("ACME Corp".into());
     monitor.register_tenant(config).await.unwrap();

@@ -75,7 +75,8 @@ fn serve_an_outage(rt: &Runtime) -> (Arc<Monitor>, ManualClock, String, String) 
     let acme = TenantId::new("acme").unwrap();
     let mut ops = Recipient::new("ops", ChannelKind::Sms, "+15550100");
     ops.name = Some("Dana (ops)".into());
-    let mut config = TenantConfig::new(acme.clone(), vec![ops]);
+    let mut config =
+        continuity_core::testing::counting_failures(TenantConfig::new(acme.clone(), vec![ops]), 3);
     config.display_name = Some("Acme Corporation".into());
     rt.block_on(async {
         monitor.register_tenant(config).await.unwrap();
