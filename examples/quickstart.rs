@@ -96,12 +96,18 @@ impl Sim {
     fn status(&self) -> continuity::Result<()> {
         let s = self.monitor.status(&self.tenant)?;
         for (d, name, v) in &s.readings {
-            if name == "latency" {
+            if name == "flow" {
                 println!(
                     "{}  status: {d} {} -> {}",
                     hhmm(self.clock.now()),
                     v.reading,
-                    if v.breached { "BREACHED" } else { "ok" }
+                    if v.breached {
+                        "BREACHED"
+                    } else if v.reading.is_unknown() {
+                        "not raised (too little to tell either way)"
+                    } else {
+                        "ok"
+                    }
                 );
             }
         }
@@ -150,19 +156,14 @@ async fn main() -> continuity::Result<()> {
         ],
     );
     config.display_name = Some("ACME Corp".into());
-    if let Some(latency) = config.outbound.latency.as_mut() {
-        latency.limit = Duration::from_secs(15 * 60);
-    }
     monitor.register_tenant(config.clone()).await?;
 
     println!("continuity quickstart: a SIMULATED mail system, a manual clock, real engine.");
     println!(
-        "Tenant {} ({}), probes every {} in both directions; outbound alert when p95 latency over {} exceeds {}.",
+        "Tenant {} ({}), probes every {} in both directions, the default configuration: an alert when the flow leaves what it learned is normal.",
         config.name(),
         tenant,
         human(config.probes.interval),
-        human(config.outbound.window),
-        human(Duration::from_secs(15 * 60)),
     );
 
     let mut sim = Sim {
@@ -177,8 +178,8 @@ async fn main() -> continuity::Result<()> {
         last_sms_link: String::new(),
     };
 
-    sim.say("healthy flow: probes arrive after 20 s");
-    sim.run(60).await?;
+    sim.say("a day of healthy flow: probes arrive after 20 s, and the monitor learns that this is normal");
+    sim.run(24 * 60).await?;
     sim.status()?;
 
     sim.say("the organisation's Exchange server slows down: outbound mail now takes 25 min");
@@ -263,8 +264,8 @@ async fn main() -> continuity::Result<()> {
     portal::act(&sim.monitor, &link, end, None, sim.clock.now()).await?;
     sim.run(1).await?;
 
-    sim.say("the slow samples leave the one-hour window; the condition clears");
-    sim.run(90).await?;
+    sim.say("an hour later");
+    sim.run(60).await?;
     sim.status()?;
 
     sim.say("audit log");
