@@ -18,7 +18,7 @@
 //! { "limit": { "count": 3 } }
 //! { "limit": { "rate": 0.25 }, "min_samples": 20 }
 //! { "period": "2m", "threshold": 5, "acceptable_latency": "10m", "cap": 10 }
-//! { "span": "15m", "significance": 1e-7, "half_life": "3d" }
+//! { "span": "30m", "significance": 1e-7, "half_life": "3d" }
 //! ```
 //!
 //! The flow policy is the default detector: it needs no number from the

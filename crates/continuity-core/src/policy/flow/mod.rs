@@ -81,13 +81,14 @@ fn default_slow_floor() -> Duration {
 /// (in TOML `flow = {}`) is the default detector:
 ///
 /// ```json
-/// { "span": "15m", "significance": 1e-7, "half_life": "3d", "min_count": 3, "slow_floor": "10s" }
+/// { "span": "30m", "significance": 1e-7, "half_life": "3d", "min_count": 3, "slow_floor": "10s" }
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowThreshold {
-    /// The longest span of recent minutes tested (default 15 min; whole
-    /// minutes from 2 to 32). Longer spans see smaller changes and clear later.
+    /// The longest span of recent minutes tested for unusual (default 30
+    /// min; whole minutes from 2 to 32). A longer span sees trouble in
+    /// sparser traffic, with more tests for chance to pass.
     #[serde(default = "default_span", with = "serde_duration")]
     pub span: Duration,
     /// The most a span of healthy traffic may be improbable and still count
