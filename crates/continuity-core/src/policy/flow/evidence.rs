@@ -25,19 +25,21 @@
 //!
 //! Trouble is a rate of `p₁ = min(max(10p, p + 0.2), (1 + p)/2)`: ten times
 //! the baseline, at least 20 points above it, never past half-way to 1. A
-//! span is *normal* when its samples are at least `20` times likelier under
-//! `p` than under `p₁`:
+//! span is *normal* when its samples are at least `100` times likelier
+//! under `p` than under `p₁`:
 //!
 //! ```text
-//! x · ln(p₁/p) + (n − x) · ln((1 − p₁)/(1 − p)) ≤ −ln 20
+//! x · ln(p₁/p) + (n − x) · ln((1 − p₁)/(1 − p)) ≤ −ln 100
 //! ```
 //!
-//! At a 1 % baseline that is 14 samples without a failure (29 with one).
+//! At a 1 % baseline that is 21 samples without a failure (35 with one).
 //! A span that is neither is *undecided*: it neither raises nor clears.
 //!
-//! For an hour after the flow was last unusual, trouble is at least the
-//! rate seen while it was (the lower end of its 99 % Wilson interval, so a
-//! fluke of a few samples does not count as a total outage): after an outage where nearly every sample failed, a handful of
+//! While the flow stays unusual and for an hour after, trouble is at least
+//! the highest rate the tests found over a whole span (the lower end of its
+//! Wilson interval at one standard error, so a fluke of a few samples does
+//! not count as a total outage), if that is at least half the samples:
+//! after an outage where nearly every sample failed, a handful of
 //! deliveries in a row are already a hundred times likelier under the
 //! baseline than under the outage going on, and the condition clears
 //! minutes after the flow recovers, even with sparse traffic. While 30 % of

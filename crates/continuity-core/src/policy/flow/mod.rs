@@ -470,7 +470,6 @@ impl ThresholdPolicy for FlowPolicy {
                 self.min_count,
             )
         });
-        // Probes pending past "slow" are slow deliveries of the newest minute.
         let stats = window.stats(now);
         // A probe overdue counts as a slow delivery in the minute it would
         // have arrived by if it were not slow: it tells of the flow when it
