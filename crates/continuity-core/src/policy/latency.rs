@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use super::{Reading, ThresholdPolicy, Verdict, check_min_samples, field, next_multiple};
-use crate::machine::Health;
 use crate::{
     duration::serde_duration,
     error::{Error, Result},
@@ -302,15 +301,6 @@ impl ThresholdPolicy for LatencyPolicy {
     /// breach the limit, and would only shift the reading.
     fn overdue_after(&self) -> Option<Duration> {
         Some(self.threshold.limit)
-    }
-
-    fn health(&self, verdict: &Verdict, watched_in_full: bool) -> Health {
-        let _ = watched_in_full;
-        match verdict.reading {
-            _ if verdict.breached => Health::Breached,
-            _ if verdict.reading.is_unknown() => Health::Unknown,
-            _ => Health::Healthy,
-        }
     }
 
     /// Expiring data can only lower a sample count and a maximum: a healthy

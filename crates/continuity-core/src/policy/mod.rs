@@ -103,11 +103,15 @@ pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
     /// policy without enough data to judge says [`Health::Unknown`], which
     /// neither raises nor clears. `watched_in_full`: the monitor has watched
     /// the window for its whole length (since it registered the tenant or
-    /// took it over). The default: breached or healthy as the verdict says.
+    /// took it over). The default: breached as the verdict says, else
+    /// unknown when its reading is ([`Reading::is_unknown`]: too few
+    /// samples, silence), else healthy.
     fn health(&self, verdict: &Verdict, watched_in_full: bool) -> Health {
         let _ = watched_in_full;
         if verdict.breached {
             Health::Breached
+        } else if verdict.reading.is_unknown() {
+            Health::Unknown
         } else {
             Health::Healthy
         }

@@ -20,7 +20,6 @@ use crate::{
     domain::Outcome,
     duration::serde_duration,
     error::{Error, Result},
-    machine::Health,
     window::SlidingWindow,
 };
 use baseline::{Baseline, Excluded, class_floor, class_of};
@@ -292,9 +291,10 @@ impl FlowPolicy {
     /// The failure rate the baseline calls normal at `now` (the recent
     /// minutes under test left out).
     pub fn normal_failure_rate(&self, now: DateTime<Utc>) -> f64 {
-        let excluded = self.clone().excluded();
-        self.baseline
-            .clone()
+        // Reading the baseline moves its decay origin: work on a copy.
+        let mut p = self.clone();
+        let excluded = p.excluded();
+        p.baseline
             .failure_rate(minute_of(now), PRIOR_FAILURE_RATE, PRIOR_SAMPLES, &excluded)
             .max(RATE_FLOOR)
     }
@@ -592,18 +592,6 @@ impl ThresholdPolicy for FlowPolicy {
                 },
                 slow_above,
             },
-        }
-    }
-
-    fn health(&self, verdict: &Verdict, watched_in_full: bool) -> Health {
-        let _ = watched_in_full;
-        match &verdict.reading {
-            _ if verdict.breached => Health::Breached,
-            Reading::Flow {
-                finding: FlowFinding::Normal,
-                ..
-            } => Health::Healthy,
-            _ => Health::Unknown,
         }
     }
 

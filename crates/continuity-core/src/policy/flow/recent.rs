@@ -70,11 +70,11 @@ impl Recent {
     }
 
     /// Counts a delivery (slow or not) or a failure at `minute`, which the
-    /// baseline learned at a `reduced` share or not. Returns whether it was
-    /// recent enough to count.
-    pub(super) fn count(&mut self, minute: i64, failed: bool, slow: bool, reduced: bool) -> bool {
+    /// baseline learned at a `reduced` share or not; one older than the
+    /// ring is left out (the baseline has learned it).
+    pub(super) fn count(&mut self, minute: i64, failed: bool, slow: bool, reduced: bool) {
         let Some(at) = self.at(minute) else {
-            return false;
+            return;
         };
         let m = &mut self.minutes[at];
         if m.deliveries == 0 && m.failures == 0 {
@@ -88,7 +88,6 @@ impl Recent {
                 m.slow = m.slow.saturating_add(1);
             }
         }
-        true
     }
 
     /// The minutes the ring holds, newest first, with their counts and

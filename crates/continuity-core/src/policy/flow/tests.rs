@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::baseline::{Baseline, CLASSES, Excluded, class_floor, class_of};
 use super::evidence::{binomial_tail_ln, kl, rate_lower_bound, trouble_rate};
 use super::*;
-use crate::domain::FailureKind;
+use crate::{domain::FailureKind, machine::Health};
 
 const MIN: Duration = Duration::from_secs(60);
 
