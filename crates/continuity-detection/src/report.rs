@@ -183,7 +183,11 @@ as slow once they are), have a binomial tail probability below 10⁻⁷ under th
 baseline (at least 3 of them); it is normal again when the recent samples are \
 100 times likelier under the baseline than under the trouble (the trouble \
 seen, if at least half the samples were bad, else ten times the baseline). \
-The absolute latency limit (p95 over 30 min) applies on top.\n\n\
+When a probe is newly counted as slow and nothing is unusual yet, and when a \
+delivery arrives on time while a slowdown of sparse traffic is latched, the \
+Monitor sends one more probe at once, so that probes alone (every 5 min) \
+confirm a slowdown, or its end, in minutes. The absolute latency limit (p95 \
+over 30 min) applies on top.\n\n\
 **False alarms.** Each span test passes healthy traffic with probability at \
 most 10⁻⁷. At 2 messages a minute, what passes is a run such as 4 failures \
 among 4 samples at a 1 % baseline or 6 slow deliveries among 6 at 5 %: about \
@@ -194,7 +198,8 @@ below is 300 direction-days (5 seeds × 30 days × 2 directions).\n\n\
 shows as silence (no failures reported) is raised only when the held mail \
 arrives late; 30 % failing at 2 messages a minute needs about 20 samples \
 to be improbable at 10⁻⁷, so it is raised in about 10 to 20 minutes; probes \
-alone (12 an hour) need 3 slow probes.\n\n";
+alone need 3 slow probes (the first found slow brings the other two, a \
+minute apart).\n\n";
 
 /// The report's Markdown.
 pub fn markdown(cells: &[Cell]) -> String {

@@ -12,6 +12,7 @@ use super::{
     Monitor, Runtime, TenantRuntime, TickReport,
     journal::{Written, journal_flush, store_unreachable},
     lock,
+    timer::Hurry,
 };
 use crate::{
     cluster::ShardSet,
@@ -330,6 +331,7 @@ impl Monitor {
             // Re-evaluating after a conflict must not advance stateful
             // policies twice.
             refresh_verdicts(rt, now);
+            self.hurry_probes(rt, now);
         }
         let evaluations = evaluations(rt, now);
         let evaluations = evaluations.as_slice();
@@ -364,6 +366,34 @@ impl Monitor {
             commit,
             next_eval_at,
         }))
+    }
+
+    /// Asks for a probe of each probed direction a policy evaluated at
+    /// `now` would judge sooner with
+    /// ([`ThresholdPolicy::probe_soon`](crate::policy::ThresholdPolicy::probe_soon)); it
+    /// goes out at the end of this tick.
+    fn hurry_probes(&self, rt: &TenantRuntime, now: DateTime<Utc>) {
+        for d in Direction::ALL {
+            let dr = &rt.directions[d.index()];
+            if dr.evaluated_at != Some(now)
+                || self.parts.probes[d.index()].is_none()
+                || !rt.probe_settings.enabled(d)
+            {
+                continue;
+            }
+            let wanted = dr.watches.iter().any(|w| {
+                w.verdict
+                    .as_ref()
+                    .is_some_and(|v| w.policy.get().probe_soon(v))
+            });
+            if wanted {
+                lock(&self.ticks.schedule).hurried.push(Hurry {
+                    tenant: rt.tenant.clone(),
+                    index: rt.index,
+                    direction: d,
+                });
+            }
+        }
     }
 
     /// Writes a transition [`decide`](Self::decide) prepared, through the

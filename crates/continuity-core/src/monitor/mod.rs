@@ -47,7 +47,9 @@
 //!    store's compare-and-swap; a conflict reloads and decides again; an
 //!    unreachable store keeps it in the tenant's journal, which sends its
 //!    alerts itself. The tenant is then woken when something can next
-//!    change.
+//!    change. A direction whose policy would judge sooner with a fresh
+//!    probe ([`ThresholdPolicy::probe_soon`](crate::policy::ThresholdPolicy::probe_soon))
+//!    gets one at the end of this step (`probes.rs`, `dispatch_hurried`).
 //! 5. **Outbox** (`outbox.rs`, `work_outbox`). Due entries are claimed and
 //!    worked in lanes side by side, one per channel and one for the hook:
 //!    alerts go out through the [`Notifier`]s,
@@ -293,6 +295,7 @@ impl Monitor {
             self.check_probes(now, &mut report).await;
             let due = self.due_evaluations(now);
             self.evaluate_all(due, now, &mut report).await;
+            self.dispatch_hurried(now, &mut report).await;
             self.work_outbox(now, &mut report).await;
             debug!(?report, "tick done");
             Ok(report)

@@ -10,7 +10,10 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Monitor, Runtime, TickReport, lock, timer::ProbeJob};
+use super::{
+    Monitor, Runtime, TickReport, lock,
+    timer::{Hurry, ProbeJob},
+};
 use crate::{
     domain::{Direction, FailureKind, Outcome},
     duration::{after, hex_id},
@@ -46,54 +49,13 @@ impl Monitor {
                 next_rounds.push((job, next));
                 continue;
             }
-            let direction = job.direction;
-            let Some(probe) = &self.parts.probes[direction.index()] else {
-                continue;
-            };
-            if !self.is_current(&job) {
+            if self.parts.probes[job.direction.index()].is_none() || !self.is_current(&job) {
                 continue;
             }
-            let next = after(now, job.settings.interval);
-            let (deadline, check, hint) = (
-                job.settings.deadline,
-                job.settings.check_interval,
-                job.index.saturating_add(1),
-            );
-            let tenant = job.tenant.clone();
+            let mut next = after(now, job.settings.interval);
+            self.dispatch_one(&job, now, Some(&mut next), &mut pending_probes, report)
+                .await;
             next_rounds.push((job, next));
-            let tenant = &tenant;
-            let request = ProbeRequest {
-                tenant: tenant.clone(),
-                direction,
-                probe_id: probe_id(direction, now),
-                sent_at: now,
-            };
-            let span =
-                info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
-            match probe.as_ref().dispatch(&request).instrument(span).await {
-                Ok(ticket) => {
-                    report.probes_dispatched += 1;
-                    let pending = PendingProbe {
-                        tenant: tenant.clone(),
-                        direction,
-                        probe_id: request.probe_id,
-                        sent_at: now,
-                        deadline: after(now, deadline),
-                        next_check_at: after(now, check),
-                        ticket,
-                        lease_id: 0,
-                        tenant_hint: hint,
-                    };
-                    pending_probes.push(pending);
-                    if pending_probes.len() >= self.settings.batch {
-                        self.store_probes(&mut pending_probes, report).await;
-                    }
-                }
-                Err(e) => {
-                    let next_round = next_rounds.last_mut().map(|(_, at)| at);
-                    self.dispatch_failed(&request, hint, e, next_round, now, report);
-                }
-            }
         }
         self.store_probes(&mut pending_probes, report).await;
         let mut schedule = lock(&self.ticks.schedule);
@@ -101,6 +63,99 @@ impl Monitor {
             schedule.probe(job, at);
         }
         schedule.probes.recycle(due);
+    }
+
+    /// Sends one probe of `job`'s direction, stamped `at`, and adds it to
+    /// `pending` (stored once `pending` holds a batch). A refusal is
+    /// handled by [`dispatch_failed`](Self::dispatch_failed), which may put
+    /// `next_round` back.
+    async fn dispatch_one(
+        &self,
+        job: &ProbeJob,
+        at: DateTime<Utc>,
+        next_round: Option<&mut DateTime<Utc>>,
+        pending: &mut Vec<PendingProbe>,
+        report: &mut TickReport,
+    ) {
+        let direction = job.direction;
+        let Some(probe) = &self.parts.probes[direction.index()] else {
+            return;
+        };
+        let hint = job.index.saturating_add(1);
+        let tenant = &job.tenant;
+        let request = ProbeRequest {
+            tenant: tenant.clone(),
+            direction,
+            probe_id: probe_id(direction, at),
+            sent_at: at,
+        };
+        let span = info_span!("probe.dispatch", %tenant, %direction, probe_id = %request.probe_id);
+        match probe.as_ref().dispatch(&request).instrument(span).await {
+            Ok(ticket) => {
+                report.probes_dispatched += 1;
+                pending.push(PendingProbe {
+                    tenant: tenant.clone(),
+                    direction,
+                    probe_id: request.probe_id,
+                    sent_at: at,
+                    deadline: after(at, job.settings.deadline),
+                    next_check_at: after(at, job.settings.check_interval),
+                    ticket,
+                    lease_id: 0,
+                    tenant_hint: hint,
+                });
+                if pending.len() >= self.settings.batch {
+                    self.store_probes(pending, report).await;
+                }
+            }
+            Err(e) => self.dispatch_failed(&request, hint, e, next_round, at, report),
+        }
+    }
+
+    /// Sends the probes the policies asked for at this tick
+    /// ([`ThresholdPolicy::probe_soon`](crate::policy::ThresholdPolicy::probe_soon)),
+    /// one per direction, besides the regular rounds (which keep their
+    /// times). Each is stamped a millisecond after `now`, so that it never
+    /// shares its id, or its place among the overdue probes, with a round
+    /// of the same direction sent at this tick.
+    pub(super) async fn dispatch_hurried(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        let hurried = std::mem::take(&mut lock(&self.ticks.schedule).hurried);
+        if hurried.is_empty() {
+            return;
+        }
+        let owned = *lock(&self.cluster.owned);
+        let at = now + chrono::TimeDelta::milliseconds(1);
+        let mut pending = Vec::new();
+        for h in hurried {
+            let Some(job) = self.hurry_job(h) else {
+                continue;
+            };
+            if owned.contains(job.shard) {
+                report.probes_hurried += 1;
+                self.dispatch_one(&job, at, None, &mut pending, report)
+                    .await;
+            }
+        }
+        self.store_probes(&mut pending, report).await;
+    }
+
+    /// The probe job of a direction that asked for a probe, if its tenant
+    /// is still registered as it was and probes the direction.
+    fn hurry_job(&self, h: Hurry) -> Option<ProbeJob> {
+        let dense = self.tenants.dense.read().unwrap_or_else(|e| e.into_inner());
+        let slot = dense.get(h.index as usize)?;
+        let rt = lock(&slot.rt);
+        if rt.removed || rt.tenant != h.tenant || !rt.probe_settings.enabled(h.direction) {
+            return None;
+        }
+        Some(ProbeJob {
+            shard: rt.shard,
+            tenant: h.tenant,
+            direction: h.direction,
+            index: h.index,
+            epoch: slot.epoch,
+            settings: Arc::new(rt.probe_settings.clone()),
+        })
     }
 
     /// Whether `job` belongs to the tenant's current registration (a job

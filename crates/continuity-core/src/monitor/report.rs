@@ -17,6 +17,9 @@ use crate::{
 pub struct TickReport {
     /// Probes sent.
     pub probes_dispatched: u64,
+    /// Of those, probes a policy asked for besides the regular rounds
+    /// ([`ThresholdPolicy::probe_soon`](crate::policy::ThresholdPolicy::probe_soon)).
+    pub probes_hurried: u64,
     /// Pending probes checked.
     pub probes_checked: u64,
     /// Probes found.

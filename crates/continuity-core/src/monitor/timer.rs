@@ -26,6 +26,17 @@ pub(super) struct Schedule {
     pub(super) probes: TimerQueue<ProbeJob>,
     /// Tenants with new observations since their last evaluation.
     pub(super) observed: Vec<Runtime>,
+    /// Directions whose policies asked for a probe at this tick.
+    pub(super) hurried: Vec<Hurry>,
+}
+
+/// A direction whose policies asked for a probe sooner than its next round
+/// ([`ThresholdPolicy::probe_soon`](crate::policy::ThresholdPolicy::probe_soon)).
+pub(super) struct Hurry {
+    pub(super) tenant: TenantId,
+    /// The tenant's index in `TenantRegistry::dense`.
+    pub(super) index: u32,
+    pub(super) direction: Direction,
 }
 
 /// One direction of one tenant to probe, with all a dispatch needs, so a

@@ -96,6 +96,18 @@ pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Whether the policy, having just given `verdict`, would judge sooner
+    /// with a fresh probe of the direction than with the next round: its
+    /// evidence is building (say, a probe it counts as slow) but not yet
+    /// decided. The Monitor then sends one probe of the direction in the
+    /// same tick, when the direction is probed; asked after every
+    /// evaluation, so a policy says `true` once per piece of new evidence,
+    /// not for as long as it lasts. `false`, the default.
+    fn probe_soon(&self, verdict: &Verdict) -> bool {
+        let _ = verdict;
+        false
+    }
+
     /// Evaluates the condition at `now`.
     fn evaluate(&mut self, window: &SlidingWindow, now: DateTime<Utc>) -> Verdict;
 

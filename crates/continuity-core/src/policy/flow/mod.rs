@@ -238,6 +238,12 @@ pub struct FlowPolicy {
     /// Probes are pending past the slow floor: their ages grow into the
     /// evidence without a new observation, so the verdict holds a minute only.
     unsettled: bool,
+    /// The latest evaluation counted a probe as slow that the one before
+    /// had not, and found nothing unusual yet: a fresh probe now tells
+    /// sooner than the next round whether it was chance.
+    probe_soon: bool,
+    /// Overdue probes the latest evaluation counted as slow.
+    overdue_counted: u8,
     span_minutes: u8,
     /// No class below this is slow.
     floor_class: u8,
@@ -273,6 +279,8 @@ impl FlowPolicy {
             slow_class: None,
             unusual: false,
             unsettled: false,
+            probe_soon: false,
+            overdue_counted: 0,
             latched: None,
             episode: None,
             recent: Recent::new(),
@@ -328,6 +336,28 @@ impl FlowPolicy {
 }
 
 impl FlowPolicy {
+    /// Deliveries on time came in the newest two minutes (a probe checked
+    /// at this tick arrived in the minute before), in traffic too sparse
+    /// to show a recovery soon by itself: fewer samples than minutes in
+    /// the ring (slow deliveries count where they were due, so the newest
+    /// minutes alone would look sparse after a slowdown). A fresh probe
+    /// then shows sooner whether the slowdown is over.
+    fn recovering_sparsely(&self, minute: i64) -> bool {
+        let on_time = (0..2).any(|back| {
+            let m = self.recent.get(minute - back);
+            m.deliveries > m.slow
+        });
+        on_time && {
+            let samples: usize = (0..MINUTES as i64)
+                .map(|back| {
+                    let m = self.recent.get(minute - back);
+                    usize::from(m.deliveries) + usize::from(m.failures)
+                })
+                .sum();
+            samples < MINUTES
+        }
+    }
+
     /// Keeps the highest rate of trouble the tests found over a whole
     /// span (`unusual`; not merely latched, so that the minutes of a
     /// recovery do not water it down). While the verdict stays `breached`
@@ -571,6 +601,10 @@ impl ThresholdPolicy for FlowPolicy {
             FlowFinding::UnusualFailures | FlowFinding::UnusualLatency
         );
         self.unusual = breached;
+        let counted = u8::try_from(overdue).unwrap_or(u8::MAX);
+        self.probe_soon = (counted > self.overdue_counted && !breached)
+            || (finding == FlowFinding::UnusualLatency && self.recovering_sparsely(minute));
+        self.overdue_counted = counted;
         self.remember_trouble(
             found_unusual.then_some(finding),
             breached,
@@ -631,6 +665,16 @@ impl ThresholdPolicy for FlowPolicy {
             }
             _ => None,
         }
+    }
+
+    /// After a probe is newly counted as slow, while nothing is unusual
+    /// yet: each slow probe brings one more, so a slowdown seen by probes
+    /// alone is confirmed within minutes instead of probe rounds. And while
+    /// a slowdown is latched in sparse traffic, after each delivery on
+    /// time: its end is confirmed as fast.
+    fn probe_soon(&self, verdict: &Verdict) -> bool {
+        let _ = verdict;
+        self.probe_soon
     }
 
     fn peek(&self, window: &SlidingWindow, now: DateTime<Utc>) -> Option<Verdict> {

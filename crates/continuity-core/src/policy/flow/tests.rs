@@ -416,3 +416,99 @@ fn thresholds_validate_with_the_field_named() {
     assert_eq!(parsed.significance, FlowThreshold::DEFAULT_SIGNIFICANCE);
     assert!(serde_json::from_str::<FlowThreshold>(r#"{"spam": "20m"}"#).is_err());
 }
+
+/// A policy and its window fed `days` of probes alone: one every 5 minutes,
+/// back after 20 s, evaluated every minute.
+fn learned_probes(days: i64) -> (FlowPolicy, SlidingWindow, DateTime<Utc>) {
+    let mut p = FlowPolicy::new(FlowThreshold::default());
+    let mut w = window();
+    let mut t = t0();
+    for minute in 0..days * 1440 {
+        if minute % 5 == 0 {
+            let at = t + TimeDelta::seconds(20);
+            w.record(at, &ok(20));
+            p.record(at, &ok(20));
+        }
+        t += TimeDelta::minutes(1);
+        p.evaluate(&w, t);
+    }
+    (p, w, t)
+}
+
+#[test]
+fn each_probe_newly_slow_asks_for_one_more_until_the_slowdown_is_found() {
+    let (mut p, mut w, t) = learned_probes(2);
+    let v = p.evaluate(&w, t);
+    assert!(!p.probe_soon(&v), "healthy probes ask for nothing");
+    // Probes sent a minute apart (each asked for by the one before), none
+    // back: each is checked a minute after it was sent.
+    let mut found = None;
+    for k in 0..3 {
+        let sent = t + TimeDelta::minutes(k);
+        let now = sent + TimeDelta::minutes(1);
+        w.mark_overdue(sent, sent + TimeDelta::minutes(30), now);
+        let v = p.evaluate(&w, now);
+        if v.breached {
+            assert_eq!(finding(&v), FlowFinding::UnusualLatency);
+            assert!(!p.probe_soon(&v), "found: no more probes needed");
+            found = Some(k + 1);
+            break;
+        }
+        assert!(p.probe_soon(&v), "probe {k} slow: {}", v.reading);
+        // Looking again with nothing new asks for nothing more.
+        let again = p.evaluate(&w, now);
+        assert!(!p.probe_soon(&again), "probe {k}: asked twice");
+    }
+    assert_eq!(found, Some(3), "three slow probes make the slowdown");
+
+    // It lasts half an hour, a probe every 5 minutes, each pending for 25
+    // (arriving after its deadline's check, never here), and then ends: a
+    // probe on time asks for another, to confirm it.
+    for minute in 3..33 {
+        let now = t + TimeDelta::minutes(minute + 1);
+        if minute % 5 == 0 {
+            let sent = t + TimeDelta::minutes(minute);
+            w.mark_overdue(sent, sent + TimeDelta::minutes(30), now);
+        }
+        let v = p.evaluate(&w, now);
+        assert!(v.breached && !p.probe_soon(&v), "{minute}: {}", v.reading);
+    }
+    let mut now = t + TimeDelta::minutes(34);
+    let mut normal_at = None;
+    for k in 0..10 {
+        let at = now - TimeDelta::seconds(40);
+        w.record(at, &ok(20));
+        p.record(at, &ok(20));
+        let v = p.evaluate(&w, now);
+        if !v.breached {
+            normal_at = Some(k);
+            break;
+        }
+        assert!(p.probe_soon(&v), "on time while latched: {}", v.reading);
+        now += TimeDelta::minutes(1);
+    }
+    assert!(normal_at.is_some_and(|k| k <= 5), "{normal_at:?}");
+}
+
+#[test]
+fn plenty_of_traffic_needs_no_probe_to_show_a_recovery() {
+    let (mut p, mut w, mut t) = learned(1);
+    // A slowdown of passive traffic, then deliveries on time again.
+    let mut breached = false;
+    for _ in 0..10 {
+        for s in [10, 40] {
+            w.record(t + TimeDelta::seconds(s), &ok(120));
+            p.record(t + TimeDelta::seconds(s), &ok(120));
+        }
+        t += TimeDelta::minutes(1);
+        breached = p.evaluate(&w, t).breached;
+    }
+    assert!(breached);
+    for s in [10, 40] {
+        w.record(t + TimeDelta::seconds(s), &ok(3));
+        p.record(t + TimeDelta::seconds(s), &ok(3));
+    }
+    t += TimeDelta::minutes(1);
+    let v = p.evaluate(&w, t);
+    assert!(!p.probe_soon(&v), "{}", v.reading);
+}
