@@ -143,10 +143,16 @@ async fn replay_async(
         now += TimeDelta::minutes(1);
         clock.set(now);
         for i in &trace.incidents {
-            if let Trouble::ProbeLatency(l) = i.trouble {
-                let flow = if i.contains(now) { l } else { PROBE_LATENCY };
-                mail.set_flow(&trace.tenant, i.direction, SimulatedFlow::Latency(flow));
-            }
+            let flow = match i.trouble {
+                Trouble::ProbeLatency(l) if i.contains(now) => l,
+                // Held, like the passive mail, until the flow recovers.
+                Trouble::Silent if i.contains(now) => {
+                    (i.end - now).to_std().unwrap_or_default() + PROBE_LATENCY
+                }
+                Trouble::ProbeLatency(_) | Trouble::Silent => PROBE_LATENCY,
+                _ => continue,
+            };
+            mail.set_flow(&trace.tenant, i.direction, SimulatedFlow::Latency(flow));
         }
         while let Some(o) = trace.observations.get(next).filter(|o| o.at <= now) {
             monitor.observe(o.clone())?;

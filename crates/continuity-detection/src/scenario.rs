@@ -94,12 +94,26 @@ impl Scenario {
             },
             Scenario {
                 name: "silent-outage",
-                title: "Total outbound outage for 2 h seen as silence (held mail arrives late after recovery), normal traffic",
+                title: "Total outbound outage for 2 h seen as silence (held mail arrives late after recovery), normal traffic, no probes. \
+                        Silence neither raises nor clears (issue 14, item 6), so the only goal is no false alert; `silent-outage-probed` is the same outage with probes",
                 days: 3,
                 traffic: Some(normal()),
                 incident: Some((Direction::Outbound, TWO_HOURS, Trouble::Silent)),
                 probes: false,
-                goal: incident_goal(5),
+                goal: Goal {
+                    max_false_alerts: Some(0),
+                    detect_within: None,
+                    reset_within: None,
+                },
+            },
+            Scenario {
+                name: "silent-outage-probed",
+                title: "The silent outbound outage with probes every 5 min each way: outbound probes are held too, and arrive after the recovery",
+                days: 3,
+                traffic: Some(normal()),
+                incident: Some((Direction::Outbound, TWO_HOURS, Trouble::Silent)),
+                probes: true,
+                goal: incident_goal(10),
             },
             Scenario {
                 name: "sparse-outage",
