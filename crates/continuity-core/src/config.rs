@@ -179,10 +179,13 @@ pub struct DirectionConfig {
     /// `[{"name": "my-policy", "params": {...}}]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicySelection>,
-    /// Consecutive breached evaluations before a condition raises (default 2).
+    /// Consecutive breached evaluations before a condition raises (default
+    /// 2). Not for a policy whose verdicts hold their own hysteresis, such
+    /// as the flow detector ([`ThresholdPolicy::debounced`](crate::policy::ThresholdPolicy::debounced)).
     #[serde(default = "default_raise_after")]
     pub raise_after: u32,
-    /// Consecutive healthy evaluations before a raised condition clears (default 3).
+    /// Consecutive healthy evaluations before a raised condition clears
+    /// (default 3; not for a debounced policy either).
     #[serde(default = "default_clear_after")]
     pub clear_after: u32,
 }

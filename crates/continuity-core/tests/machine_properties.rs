@@ -162,8 +162,8 @@ proptest! {
                             None => Health::Unknown,
                         };
                         let evals = [
-                            Evaluation { direction: Direction::Outbound, name: "latency", health: health(latency) },
-                            Evaluation { direction: Direction::Inbound, name: "failures", health: health(failures) },
+                            Evaluation { direction: Direction::Outbound, name: "latency", health: health(latency), debounced: false },
+                            Evaluation { direction: Direction::Inbound, name: "failures", health: health(failures), debounced: false },
                         ];
                         let was_suspended = state.suspended_at(now - TimeDelta::seconds(TICK));
                         let tr = apply(&state, &Input::Tick { evaluations: &evals }, now, &rules).unwrap();

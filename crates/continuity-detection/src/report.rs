@@ -184,8 +184,12 @@ deliveries slower than the baseline's 90th percentile (pending probes count \
 as slow once they are), have a binomial tail probability below 10⁻⁷ under the \
 baseline (at least 3 of them); it is normal again when the recent samples are \
 100 times likelier under the baseline than under the trouble (the trouble \
-seen, if at least half the samples were bad, else ten times the baseline). \
-When a probe is newly counted as slow and nothing is unusual yet, and when a \
+seen, if at least half the samples were bad, else ten times the baseline; \
+after a slowdown, the fast deliveries of the newest two minutes wait for the \
+slow ones of the same minutes). Unusual is latched until normal, so the \
+condition raises and clears on the first such verdict (`raise_after` and \
+`clear_after` are for the absolute thresholds), and minutes judged with an \
+episode raise nothing again once it is over. When a probe is newly counted as slow and nothing is unusual yet, and when a \
 delivery arrives on time while a slowdown of sparse traffic is latched, the \
 Monitor sends one more probe at once, so that probes alone (every 5 min) \
 confirm a slowdown, or its end, in minutes. The absolute latency limit (p95 \

@@ -61,7 +61,11 @@ pub(super) fn hysteresis(
     now: DateTime<Utc>,
     rules: &Rules,
 ) -> Option<bool> {
-    let (raise_after, clear_after) = rules.hysteresis[ev.direction.index()];
+    let (raise_after, clear_after) = if ev.debounced {
+        (1, 1)
+    } else {
+        rules.hysteresis[ev.direction.index()]
+    };
     let breached = match ev.health {
         Health::Breached => true,
         Health::Healthy => false,

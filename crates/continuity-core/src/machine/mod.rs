@@ -87,6 +87,12 @@ pub struct Evaluation<'a> {
     pub name: &'a str,
     /// What the policy found.
     pub health: Health,
+    /// The policy's verdicts hold their own hysteresis
+    /// ([`ThresholdPolicy::debounced`](crate::policy::ThresholdPolicy::debounced)):
+    /// the condition raises on the first breached evaluation and clears on
+    /// the first healthy one, whatever the direction's `raise_after` and
+    /// `clear_after`.
+    pub debounced: bool,
 }
 
 /// The input of one transition.

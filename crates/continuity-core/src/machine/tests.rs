@@ -39,6 +39,7 @@ fn eval(breached: bool) -> [Evaluation<'static>; 1] {
         direction: Direction::Outbound,
         name: "latency",
         health: health(breached),
+        debounced: false,
     }]
 }
 
@@ -127,6 +128,23 @@ fn condition_clears_after_clear_after_healthy_evaluations_and_resolves() {
 }
 
 #[test]
+fn a_debounced_condition_raises_and_clears_on_its_first_evaluation() {
+    let tick = |s: &mut TenantState, at, breached| {
+        let [mut e] = eval(breached);
+        e.debounced = true;
+        apply_in_place(s, &Input::Tick { evaluations: &[e] }, at, &rules()).unwrap()
+    };
+    let mut s = TenantState::default();
+    assert!(rules().hysteresis[Direction::Outbound.index()].0 > 1);
+    assert_eq!(alerts(&tick(&mut s, t(0), true)), vec![AlertKind::Raised]);
+    assert_eq!(
+        alerts(&tick(&mut s, t(1), false)),
+        vec![AlertKind::Resolved]
+    );
+    assert!(!s.any_active());
+}
+
+#[test]
 fn reminders_repeat_every_interval_and_not_sooner() {
     let mut s = raised();
     for m in 2..61 {
@@ -153,11 +171,13 @@ fn a_new_condition_alerts_at_once_while_another_holds() {
                 direction: Direction::Outbound,
                 name: "latency",
                 health: Health::Breached,
+                debounced: false,
             },
             Evaluation {
                 direction: Direction::Inbound,
                 name: "failures",
                 health: health(b),
+                debounced: false,
             },
         ]
     };
@@ -633,6 +653,7 @@ fn unknown_evaluations_neither_raise_nor_clear() {
         direction: Direction::Outbound,
         name: "latency",
         health: Health::Unknown,
+        debounced: false,
     }];
     for m in 2..200 {
         apply_in_place(
@@ -667,6 +688,7 @@ fn unknown_evaluations_hold_the_streak_where_it_is() {
         direction: Direction::Outbound,
         name: "latency",
         health: Health::Unknown,
+        debounced: false,
     }];
     let idle = |s: &mut TenantState, from: i64| {
         for m in from..from + 50 {

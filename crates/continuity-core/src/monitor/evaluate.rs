@@ -37,6 +37,7 @@ impl<'a> EvalBuf<'a> {
             direction: Direction::Inbound,
             name: "",
             health: Health::Unknown,
+            debounced: false,
         };
         EvalBuf {
             inline: [blank; 8],
@@ -154,6 +155,7 @@ fn evaluations(rt: &TenantRuntime, now: DateTime<Utc>) -> EvalBuf<'_> {
                 direction: d,
                 name: policy.condition(),
                 health,
+                debounced: policy.debounced(),
             });
         }
     }
@@ -167,6 +169,7 @@ fn evaluations(rt: &TenantRuntime, now: DateTime<Utc>) -> EvalBuf<'_> {
                 direction: c.direction,
                 name: &c.name,
                 health: Health::Healthy,
+                debounced: false,
             });
         }
     }

@@ -129,6 +129,17 @@ pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
         }
     }
 
+    /// Whether the policy's verdicts hold their own hysteresis: a breach
+    /// is never decided on one unlucky minute, and once decided it holds
+    /// until the evidence says the flow is normal. The direction's
+    /// `raise_after` and `clear_after`, which smooth the verdicts of a
+    /// plain threshold, would then only delay the alert and the resolved
+    /// notice: a debounced policy's condition raises on its first breached
+    /// evaluation and clears on its first healthy one. `false`, the default.
+    fn debounced(&self) -> bool {
+        false
+    }
+
     /// Whether a verdict kept from an earlier tick counts again, at a tick
     /// that did not evaluate the policy (`true`, the default: hysteresis
     /// counts ticks). A policy with evaluation periods of its own says

@@ -154,6 +154,10 @@ pub(super) struct Test {
     pub(super) finding: Finding,
     /// Minutes in the span that decided (or all, while undecided).
     pub(super) minutes: u32,
+    /// The newest minutes whose good samples do not count toward normal
+    /// (see [`settling`](Self::settling)), and those good samples.
+    settle: u32,
+    unsettled_good: u64,
 }
 
 impl Test {
@@ -177,7 +181,19 @@ impl Test {
             x: 0,
             finding: Finding::Undecided,
             minutes: 0,
+            settle: 0,
+            unsettled_good: 0,
         }
+    }
+
+    /// The good samples of the newest `minutes` do not count toward normal.
+    /// A slow delivery counts in the minute it was due, once it arrives, so
+    /// while deliveries are slow the newest minutes hold the fast ones
+    /// without the slow ones still on their way: they look better than
+    /// they are.
+    pub(super) fn settling(mut self, minutes: u32) -> Self {
+        self.settle = minutes;
+        self
     }
 
     /// Adds the next older minute (`n` samples, `x` of them bad) and tests
@@ -191,12 +207,16 @@ impl Test {
         self.n = self.n.saturating_add(n);
         self.x = self.x.saturating_add(x.min(n));
         self.minutes += 1;
+        if self.minutes <= self.settle {
+            self.unsettled_good = self.unsettled_good.saturating_add(n - x.min(n));
+        }
         if self.n == 0 {
             return;
         }
+        let good = (self.n - self.x).saturating_sub(self.unsettled_good);
         if within_span && self.x >= self.min_count && self.unusual() {
             self.finding = Finding::Unusual;
-        } else if self.x as f64 * self.bad_weight + (self.n - self.x) as f64 * self.good_weight
+        } else if self.x as f64 * self.bad_weight + good as f64 * self.good_weight
             <= -NORMAL_ODDS.ln()
         {
             self.finding = Finding::Normal;

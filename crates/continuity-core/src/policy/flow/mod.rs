@@ -57,6 +57,11 @@ const RATE_FLOOR: f64 = 0.001;
 /// How long after the flow was last unusual the rate then seen still
 /// counts as the trouble to weigh a recovery against.
 const TROUBLE_MEMORY_MINUTES: i64 = 60;
+/// Recovering from a slowdown, the good samples of the newest minutes do
+/// not count toward normal: slow deliveries of those minutes may still be
+/// on their way. At ten times the usual latency nearly all have arrived
+/// after two minutes.
+const SETTLE_MINUTES: u32 = 2;
 /// While the flow is unusual, observations are learned at this share.
 const UNUSUAL_SHARE: f64 = 1.0 / 16.0;
 
@@ -195,12 +200,19 @@ impl FlowThreshold {
 /// show a recovery). Unusual failures or latency breach the condition, and
 /// it stays breached until the flow is normal again (undecided spans do not
 /// end it); normal is healthy; anything else (too few samples, silence) is
-/// unknown, which neither raises nor clears.
+/// unknown, which neither raises nor clears. Being latched, the verdicts
+/// need no ticks of hysteresis ([`ThresholdPolicy::debounced`]): the
+/// direction's `raise_after` and `clear_after` do not apply. Once normal,
+/// the minutes of the episode just ended are judged: no span reaching back
+/// into them makes the flow unusual again.
 ///
 /// A slow delivery counts in the minute it would have arrived by if it were
 /// not slow (sent, plus the slow threshold), where a probe still pending
 /// counts while it is: so each counts once, and mail held up by a slowdown
-/// that lands after it ended does not hide the recovery.
+/// that lands after it ended does not hide the recovery. The other side of
+/// it: while deliveries are slow, the newest minutes hold the fast ones
+/// without the slow ones still on their way, so after a slowdown the good
+/// samples of the newest two minutes do not count toward normal.
 ///
 /// # The baseline
 ///
@@ -244,6 +256,10 @@ pub struct FlowPolicy {
     probe_soon: bool,
     /// Overdue probes the latest evaluation counted as slow.
     overdue_counted: u8,
+    /// The first minute (since the Unix epoch) of the span that last ended
+    /// an unusual flow: older minutes were judged with the trouble they
+    /// belong to, and raise nothing again.
+    judged_before: i32,
     span_minutes: u8,
     /// No class below this is slow.
     floor_class: u8,
@@ -281,6 +297,7 @@ impl FlowPolicy {
             unsettled: false,
             probe_soon: false,
             overdue_counted: 0,
+            judged_before: i32::MIN,
             latched: None,
             episode: None,
             recent: Recent::new(),
@@ -492,6 +509,14 @@ impl ThresholdPolicy for FlowPolicy {
             .flatten();
         self.slow_class = slow.map(|(class, _)| class);
         let slow_above = self.slow_above();
+        // Recovering from a slowdown, the newest minutes are not yet
+        // evidence of normal: their slow deliveries may still be on the way.
+        let settle =
+            if self.latched.or(self.episode.map(|e| e.kind)) == Some(FlowFinding::UnusualLatency) {
+                SETTLE_MINUTES
+            } else {
+                0
+            };
         let mut latency = slow.map(|(_, share)| {
             Test::new(
                 share.max(RATE_FLOOR),
@@ -499,6 +524,7 @@ impl ThresholdPolicy for FlowPolicy {
                 self.log_odds,
                 self.min_count,
             )
+            .settling(settle)
         });
         let stats = window.stats(now);
         // A probe overdue counts as a slow delivery in the minute it would
@@ -529,8 +555,9 @@ impl ThresholdPolicy for FlowPolicy {
         self.unsettled = stats.overdue_over(Duration::ZERO)[0].is_some();
         // The whole span's figures, for the trouble rate remembered.
         let (mut all_failures, mut all_slow) = (Tally::default(), Tally::default());
+        let judged = minute.saturating_sub(i64::from(self.judged_before));
         for back in 0..MINUTES as u32 {
-            let within = back < u32::from(self.span_minutes);
+            let within = back < u32::from(self.span_minutes) && i64::from(back) < judged;
             let decided = failures.finding != Finding::Undecided
                 && latency.is_none_or(|t| t.finding != Finding::Undecided);
             if decided && !within {
@@ -593,7 +620,13 @@ impl ThresholdPolicy for FlowPolicy {
             FlowFinding::UnusualFailures | FlowFinding::UnusualLatency => {
                 self.latched = Some(finding);
             }
-            FlowFinding::Normal => self.latched = None,
+            FlowFinding::Normal => {
+                if self.latched.is_some() {
+                    let first = minute - i64::from(test.minutes.max(1)) + 1;
+                    self.judged_before = i32::try_from(first).unwrap_or(i32::MAX);
+                }
+                self.latched = None;
+            }
             FlowFinding::Undecided | FlowFinding::NoData => {}
         }
         let breached = matches!(
@@ -675,6 +708,13 @@ impl ThresholdPolicy for FlowPolicy {
     fn probe_soon(&self, verdict: &Verdict) -> bool {
         let _ = verdict;
         self.probe_soon
+    }
+
+    /// A span is unusual at a significance of 10⁻⁷, not on one unlucky
+    /// minute, and the breach is latched until the evidence for normal is
+    /// a hundred to one: ticks of hysteresis on top would only delay.
+    fn debounced(&self) -> bool {
+        true
     }
 
     fn peek(&self, window: &SlidingWindow, now: DateTime<Utc>) -> Option<Verdict> {

@@ -238,6 +238,73 @@ fn an_outage_is_unusual_within_minutes_and_normal_soon_after_it_ends() {
 }
 
 #[test]
+fn minutes_judged_with_a_partial_failure_raise_nothing_once_it_is_over() {
+    let (mut p, mut w, mut t) = learned(2);
+    let feed =
+        |p: &mut FlowPolicy, w: &mut SlidingWindow, t: &mut DateTime<Utc>, o: &[Outcome]| {
+            for (i, o) in o.iter().enumerate() {
+                let at = *t + TimeDelta::seconds(5 + 15 * i as i64);
+                w.record(at, o);
+                p.record(at, o);
+            }
+            *t += TimeDelta::minutes(1);
+            p.evaluate(w, *t)
+        };
+    // A third failing for 40 minutes.
+    let mut breached = false;
+    for _ in 0..40 {
+        breached = feed(&mut p, &mut w, &mut t, &[ok(3), fail(), ok(3)]).breached;
+    }
+    assert!(breached);
+    // Recovered: deliveries only, until the flow is found normal.
+    let mut normal = false;
+    for _ in 0..30 {
+        if !feed(&mut p, &mut w, &mut t, &[ok(3), ok(3), ok(3)]).breached {
+            normal = true;
+            break;
+        }
+    }
+    assert!(normal, "the recovery is seen");
+    // The failing minutes are still within the span, but they were judged:
+    // the flow's ordinary stray failure raises nothing again.
+    for minute in 0..10 {
+        let o = if minute == 1 {
+            [fail(), ok(3), ok(3)]
+        } else {
+            [ok(3), ok(3), ok(3)]
+        };
+        let v = feed(&mut p, &mut w, &mut t, &o);
+        assert!(!v.breached, "minute {minute}: {}", v.reading);
+    }
+}
+
+#[test]
+fn the_newest_minutes_of_a_slowdown_are_no_evidence_of_its_end() {
+    let (mut p, mut w, mut t) = learned(1);
+    // Deliveries slowed to 100 s: each counts in the minute it was due,
+    // a minute and a half before it arrives.
+    let mut breached = false;
+    for _ in 0..40 {
+        for s in [10, 40] {
+            w.record(t + TimeDelta::seconds(s), &ok(100));
+            p.record(t + TimeDelta::seconds(s), &ok(100));
+        }
+        t += TimeDelta::minutes(1);
+        breached = p.evaluate(&w, t).breached;
+    }
+    assert!(breached);
+    // A minute with only the fast few of the slowed traffic: the slow rest
+    // of it is still on its way.
+    for s in [5, 25, 45] {
+        w.record(t + TimeDelta::seconds(s), &ok(3));
+        p.record(t + TimeDelta::seconds(s), &ok(3));
+    }
+    t += TimeDelta::minutes(1);
+    let v = p.evaluate(&w, t);
+    assert!(v.breached, "{}", v.reading);
+}
+
+#[test]
 fn thirty_percent_failing_is_unusual_and_a_lucky_run_is_no_recovery() {
     let (mut p, mut w, mut t) = learned(2);
     // 3 failures in every 10 samples, spread out.
