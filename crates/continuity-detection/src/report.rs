@@ -206,10 +206,18 @@ arrives late, or by probes: a held probe counts as slow, but against a \
 heavy-tailed passive baseline (10 % of deliveries above its 90th \
 percentile) the four pending probes a window keeps are not improbable \
 enough, and only the absolute limit raises it, once a probe is 30 minutes \
-late (`silent-outage-probed`); 30 % failing at 2 messages a minute needs about 20 samples \
-to be improbable at 10⁻⁷, so it is raised in about 10 to 20 minutes; probes \
-alone need 3 slow probes (the first found slow brings the other two, a \
-minute apart).\n\n";
+late (`silent-outage-probed`). Probes alone need 3 slow probes (the first \
+found slow brings the other two, a minute apart).\n\n\
+**Where the goals meet the false-alarm rate.** A test at 10⁻⁷ needs about \
+ln(10⁷) / KL(trouble ‖ normal) samples on average: with 30 % failing against \
+a 1 % baseline, KL is 0.78 nats a sample, so about 21 samples, 10.5 minutes \
+at 2 messages a minute, and a run of luck adds minutes (`partial-failure`). \
+Ending it takes as long for the \
+same reason: never resolving while 30 % still fail means waiting for a run of \
+good samples that 30 % failing would rarely give. A total outage needs 4 \
+failures in a row (3 at a 1 % baseline are 10⁻⁶), which sparse traffic at \
+0.3 messages a minute takes 13 minutes to bring (`sparse-outage`). Meeting those goals on every seed would take a higher significance, \
+and so more false alerts, which the healthy scenario forbids.\n\n";
 
 /// The report's Markdown.
 pub fn markdown(cells: &[Cell]) -> String {

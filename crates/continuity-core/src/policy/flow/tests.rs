@@ -240,16 +240,15 @@ fn an_outage_is_unusual_within_minutes_and_normal_soon_after_it_ends() {
 #[test]
 fn minutes_judged_with_a_partial_failure_raise_nothing_once_it_is_over() {
     let (mut p, mut w, mut t) = learned(2);
-    let feed =
-        |p: &mut FlowPolicy, w: &mut SlidingWindow, t: &mut DateTime<Utc>, o: &[Outcome]| {
-            for (i, o) in o.iter().enumerate() {
-                let at = *t + TimeDelta::seconds(5 + 15 * i as i64);
-                w.record(at, o);
-                p.record(at, o);
-            }
-            *t += TimeDelta::minutes(1);
-            p.evaluate(w, *t)
-        };
+    let feed = |p: &mut FlowPolicy, w: &mut SlidingWindow, t: &mut DateTime<Utc>, o: &[Outcome]| {
+        for (i, o) in o.iter().enumerate() {
+            let at = *t + TimeDelta::seconds(5 + 15 * i as i64);
+            w.record(at, o);
+            p.record(at, o);
+        }
+        *t += TimeDelta::minutes(1);
+        p.evaluate(w, *t)
+    };
     // A third failing for 40 minutes.
     let mut breached = false;
     for _ in 0..40 {
