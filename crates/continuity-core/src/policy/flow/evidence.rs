@@ -102,6 +102,12 @@ pub(super) fn trouble_rate(p: f64, seen: f64) -> f64 {
     default.max(seen.min(0.999))
 }
 
+/// The outage a flow with too few samples for the normal test is still
+/// told apart from (see [`Test::flowing`]): three quarters of the samples
+/// bad, which four good ones rule out at a hundred to one, so a direction
+/// watched by probes alone (six or seven in the ring) reads as flowing.
+const FLOWING_AGAINST: f64 = 0.75;
+
 /// A trouble rate seen counts only from here: below, the default trouble
 /// rate is about as high, and leaning on a rough estimate near the rate a
 /// partial failure really has would let a lucky run of deliveries during
@@ -221,6 +227,17 @@ impl Test {
         {
             self.finding = Finding::Normal;
         }
+    }
+
+    /// Whether all the samples added are a hundred times likelier under the
+    /// baseline than under an outage of most of them: too few to rule out
+    /// a small rise (the normal test), enough to say the flow goes on.
+    pub(super) fn flowing(&self) -> bool {
+        let (p, p1) = (self.p, FLOWING_AGAINST);
+        let good = (self.n - self.x) as f64;
+        self.n > 0
+            && self.x as f64 * (p1 / p).ln() + good * ((1.0 - p1) / (1.0 - p)).ln()
+                <= -NORMAL_ODDS.ln()
     }
 
     fn unusual(&self) -> bool {

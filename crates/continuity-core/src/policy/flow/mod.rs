@@ -616,6 +616,19 @@ impl ThresholdPolicy for FlowPolicy {
                 None => (FlowFinding::Undecided, failures),
             },
         };
+        // Undecided over the whole ring, with nothing to recover from: too
+        // few samples to rule out a small rise, but if they rule out an
+        // outage the flow goes on (a direction watched by probes alone
+        // would otherwise never read as flowing).
+        let finding = if finding == FlowFinding::Undecided
+            && recovering.is_none()
+            && failures.flowing()
+            && latency.is_none_or(|t| t.flowing())
+        {
+            FlowFinding::Normal
+        } else {
+            finding
+        };
         match finding {
             FlowFinding::UnusualFailures | FlowFinding::UnusualLatency => {
                 self.latched = Some(finding);

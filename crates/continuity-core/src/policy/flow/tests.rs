@@ -506,6 +506,10 @@ fn each_probe_newly_slow_asks_for_one_more_until_the_slowdown_is_found() {
     let (mut p, mut w, t) = learned_probes(2);
     let v = p.evaluate(&w, t);
     assert!(!p.probe_soon(&v), "healthy probes ask for nothing");
+    // Six probes in the ring, all on time: too few to rule out a small
+    // rise, enough to tell the flow goes on.
+    assert_eq!(finding(&v), FlowFinding::Normal, "{}", v.reading);
+    assert_eq!(p.health(&v, true), Health::Healthy);
     // Probes sent a minute apart (each asked for by the one before), none
     // back: each is checked a minute after it was sent.
     let mut found = None;
