@@ -14,11 +14,14 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     cluster::{SHARDS, ShardSet, fair_share},
-    domain::TenantId,
+    domain::{Direction, TenantId},
     duration::{after, ceil_ms},
     error::{Error, Result},
     fxhash::FxHashMap,
-    store::{AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, Versioned},
+    store::{
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
+        Versioned,
+    },
 };
 
 /// An in-memory event store. Cheap to create; share it with `Arc`.
@@ -62,6 +65,18 @@ struct Inner {
     instances: BTreeMap<String, DateTime<Utc>>,
     /// Each shard's owner and the end of its lease.
     shard_owners: Vec<Option<(String, DateTime<Utc>)>>,
+    /// Each tenant's baselines, one per direction and condition (a few).
+    baselines: FxHashMap<TenantId, Vec<StoredBaseline>>,
+}
+
+/// A [`BaselineRecord`] without its tenant (the map's key), in boxes rather
+/// than vectors: kept for every direction of every tenant.
+#[derive(Debug)]
+struct StoredBaseline {
+    direction: Direction,
+    condition: Box<str>,
+    saved_at: DateTime<Utc>,
+    snapshot: Box<[u8]>,
 }
 
 /// A tenant's probe keys: a few inline (no allocation to chase), more spill
@@ -612,6 +627,56 @@ impl EventStore for InMemoryEventStore {
             }
         }
         Ok(())
+    }
+
+    async fn save_baselines(&self, records: &[BaselineRecord]) -> Result<()> {
+        let mut inner = self.lock();
+        for r in records {
+            let kept = match inner.baselines.get_mut(&r.tenant) {
+                Some(kept) => kept,
+                None => inner.baselines.entry(r.tenant.clone()).or_default(),
+            };
+            let found = kept
+                .iter_mut()
+                .find(|b| b.direction == r.direction && *b.condition == *r.condition);
+            match found {
+                // The hourly save of a snapshot of the same size allocates nothing.
+                Some(b) if b.snapshot.len() == r.snapshot.len() => {
+                    b.snapshot.copy_from_slice(&r.snapshot);
+                    b.saved_at = r.saved_at;
+                }
+                Some(b) => {
+                    b.snapshot = r.snapshot.as_slice().into();
+                    b.saved_at = r.saved_at;
+                }
+                None => kept.push(StoredBaseline {
+                    direction: r.direction,
+                    condition: r.condition.as_str().into(),
+                    saved_at: r.saved_at,
+                    snapshot: r.snapshot.as_slice().into(),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>> {
+        let inner = self.lock();
+        Ok(inner
+            .baselines
+            .get(tenant)
+            .map(|kept| {
+                kept.iter()
+                    .map(|b| BaselineRecord {
+                        tenant: tenant.clone(),
+                        direction: b.direction,
+                        condition: b.condition.to_string(),
+                        saved_at: b.saved_at,
+                        snapshot: b.snapshot.to_vec(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 

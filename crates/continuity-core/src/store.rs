@@ -38,6 +38,11 @@
 //!   single-item forms are batches of one, with the same errors. The
 //!   [`tenant_hint`](PendingProbe::tenant_hint) of a probe is an index into
 //!   one monitor's memory: durable stores do not keep it.
+//! - **Baselines.** [`EventStore::save_baselines`] keeps one
+//!   [`BaselineRecord`] per tenant, direction and condition: a later save
+//!   of the same three replaces it, and a batch is written whole or not at
+//!   all. [`EventStore::load_baselines`] returns a tenant's records, and
+//!   only that tenant's. The snapshot is opaque bytes, returned as given.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -173,6 +178,27 @@ pub enum OutboxResult {
     },
 }
 
+/// What a policy learned about one direction of one tenant (its
+/// [`snapshot`](crate::policy::ThresholdPolicy::snapshot)), kept so that a
+/// restart or another instance taking the tenant over does not start from
+/// nothing. Saved by [`EventStore::save_baselines`], one record per tenant,
+/// direction and condition; the Monitor hands it back to the policy that
+/// watches the same condition of the same direction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineRecord {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The direction the policy watches.
+    pub direction: Direction,
+    /// The policy's [condition](crate::policy::ThresholdPolicy::condition) (`"flow"`).
+    pub condition: String,
+    /// When the snapshot was taken.
+    pub saved_at: DateTime<Utc>,
+    /// The policy's snapshot, opaque to the store (a couple of hundred
+    /// bytes for the flow policy).
+    pub snapshot: Vec<u8>,
+}
+
 /// A probe sent and not yet found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingProbe {
@@ -289,6 +315,15 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// [`Error::LeaseLost`](crate::Error::LeaseLost) and changes nothing.
     async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>>;
 
+    /// Stores `records`, each replacing the record with the same tenant,
+    /// direction and condition (within the batch, the last one wins), in
+    /// one transaction: all of them or, on error, none.
+    async fn save_baselines(&self, records: &[BaselineRecord]) -> Result<()>;
+
+    /// The baseline records of `tenant`, in no particular order (empty if
+    /// none was saved).
+    async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>>;
+
     /// Stores a new pending probe (replacing one with the same tenant and
     /// probe id): [`put_probes`](Self::put_probes) with a batch of one.
     async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
@@ -381,6 +416,12 @@ macro_rules! forward_event_store {
             }
             async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
                 (**self).settle_probes(settlements).await
+            }
+            async fn save_baselines(&self, records: &[BaselineRecord]) -> Result<()> {
+                (**self).save_baselines(records).await
+            }
+            async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>> {
+                (**self).load_baselines(tenant).await
             }
         }
     )*};

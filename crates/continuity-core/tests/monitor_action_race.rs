@@ -11,8 +11,8 @@ use continuity_core::{
     machine::{Action, Actor},
     memory::InMemoryEventStore,
     store::{
-        AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
-        Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
+        ProbeSettlement, Versioned,
     },
     testing::{EngineRig, RigOptions, rig_start},
 };
@@ -108,6 +108,12 @@ impl EventStore for Gate {
     }
     async fn settle_probes(&self, s: &[ProbeSettlement]) -> Vec<continuity_core::Result<()>> {
         self.inner.settle_probes(s).await
+    }
+    async fn save_baselines(&self, r: &[BaselineRecord]) -> continuity_core::Result<()> {
+        self.inner.save_baselines(r).await
+    }
+    async fn load_baselines(&self, t: &TenantId) -> continuity_core::Result<Vec<BaselineRecord>> {
+        self.inner.load_baselines(t).await
     }
 }
 

@@ -79,6 +79,22 @@ pub(crate) fn direction_from(backend: &'static str, code: i64) -> Result<Directi
     }
 }
 
+/// The direction of a stored baseline of `tenant`.
+pub(crate) fn baseline_direction(
+    backend: &'static str,
+    tenant: &continuity_core::TenantId,
+    code: i64,
+) -> Result<Direction, StoreError> {
+    direction_from(backend, code).map_err(|e| match e {
+        StoreError::Decode { message, .. } => StoreError::Decode {
+            backend,
+            what: format!("baseline direction of tenant {tenant}"),
+            message,
+        },
+        other => other,
+    })
+}
+
 /// A `u64` from the engine as a signed SQL integer.
 pub(crate) fn signed(backend: &'static str, what: &str, v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Decode {

@@ -7,7 +7,9 @@
 //! entries and outbox items in the same transaction as the state change, and
 //! hand outbox entries and pending probes out under leases, so that of
 //! several instances exactly one sends a due alert or checks a probe, and
-//! another takes over when the holder dies. Both pass the conformance suite
+//! another takes over when the holder dies. They also keep what the
+//! policies learned (one row per tenant, direction and condition, replaced
+//! by each hourly save), so that a restart or a take-over does not forget it. Both pass the conformance suite
 //! of `continuity_core::testing::conformance`, as the in-memory store does.
 //! The schema is created and migrated when a store opens; a database written
 //! by a newer build is refused ([`StoreError::SchemaTooNew`]).

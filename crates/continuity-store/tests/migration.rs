@@ -1,5 +1,6 @@
 //! Databases written by an earlier schema are migrated when a store opens
-//! them, and keep their data.
+//! them, keep their data, and gain what later steps add (the baselines
+//! table of step 3).
 //!
 //! PostgreSQL is found at `CONTINUITY_TEST_PG` (default
 //! `host=127.0.0.1 port=5432 user=postgres dbname=test`); a missing server
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use continuity_core::{
     Direction, TenantId,
     cluster::{ShardSet, shard_of},
-    store::{EventStore, PendingProbe},
+    store::{BaselineRecord, EventStore, PendingProbe},
 };
 use continuity_store::{PostgresOptions, PostgresStore, SqliteStore};
 
@@ -216,6 +217,31 @@ async fn probes_survive(store: &dyn EventStore, tenant: &TenantId) {
     assert!(later.iter().all(|p| p.tenant_hint == 0));
 }
 
+/// The baselines table of step 3 is there and keeps a record per tenant,
+/// direction and condition.
+async fn baselines_are_kept(store: &dyn EventStore, tenant: &TenantId) {
+    assert!(store.load_baselines(tenant).await.expect("load").is_empty());
+    let record = |secs: i64, snapshot: Vec<u8>| BaselineRecord {
+        tenant: tenant.clone(),
+        direction: Direction::Outbound,
+        condition: "flow".into(),
+        saved_at: due() + Duration::from_secs(secs as u64),
+        snapshot,
+    };
+    store
+        .save_baselines(&[record(0, vec![1; 217])])
+        .await
+        .expect("save");
+    store
+        .save_baselines(&[record(3600, vec![2; 217])])
+        .await
+        .expect("save again");
+    assert_eq!(
+        store.load_baselines(tenant).await.expect("load"),
+        vec![record(3600, vec![2; 217])]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
     let dir = common::TempDir::new("migrate-v1");
@@ -239,7 +265,7 @@ async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let hint_columns: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM pragma_table_info('continuity_probes') WHERE name = 'tenant_hint'",
@@ -250,6 +276,7 @@ async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
     assert_eq!(hint_columns, 0, "the column is dropped");
     drop(c);
     probes_survive(&store, &tenant).await;
+    baselines_are_kept(&store, &tenant).await;
 
     drop(store);
     SqliteStore::open(&path)
@@ -296,7 +323,7 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let hint_columns: i64 = client
         .query_one(
             "SELECT COUNT(*) FROM information_schema.columns
@@ -308,6 +335,21 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .get(0);
     assert_eq!(hint_columns, 0, "the column is dropped");
     probes_survive(&store, &tenant).await;
+    baselines_are_kept(&store, &tenant).await;
+    let options_of_table: Option<Vec<String>> = client
+        .query_one(
+            "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = 'continuity_baselines'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        options_of_table,
+        Some(vec!["fillfactor=70".to_string()]),
+        "room on each page for the hourly updates"
+    );
 
     PostgresStore::connect_with(&common::pg_url(), options)
         .await

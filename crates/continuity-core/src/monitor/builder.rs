@@ -44,6 +44,17 @@ pub struct MonitorSettings {
     pub retry_max: Duration,
     /// Times a commit is retried after a compare-and-swap conflict within one call (default 5).
     pub conflict_retries: u32,
+    /// How often each tenant's learned baselines (the flow detector's, and
+    /// any policy's [`snapshot`](crate::policy::ThresholdPolicy::snapshot))
+    /// are saved to the store (default 1 h; at least 1 s). This bounds what a
+    /// crash or a take-over by another instance forgets: at most this much
+    /// learning. A tenant's first save comes within this time of its
+    /// registration, at a point fixed by its id, so that tenants registered
+    /// together do not all save at the same tick; saves go in batches of
+    /// [`batch`](Self::batch) records, only for the tenants this instance
+    /// owns, and skip baselines unchanged since their last save. A save the
+    /// store refuses is tried again after [`retry_base`](Self::retry_base).
+    pub baseline_every: Duration,
 }
 
 impl Default for MonitorSettings {
@@ -54,6 +65,7 @@ impl Default for MonitorSettings {
             retry_base: Duration::from_secs(30),
             retry_max: Duration::from_secs(900),
             conflict_retries: 5,
+            baseline_every: Duration::from_secs(3600),
         }
     }
 }
@@ -237,10 +249,11 @@ impl MonitorBuilder {
             || s.lease < Duration::from_secs(1)
             || s.retry_base.is_zero()
             || s.retry_max < s.retry_base
+            || s.baseline_every < Duration::from_secs(1)
         {
             return Err(Error::config(
                 "settings",
-                "batch must be positive, lease at least 1 s, and retry_max at least retry_base",
+                "batch must be positive, lease and baseline_every at least 1 s, and retry_max at least retry_base",
             ));
         }
         Ok(Monitor {

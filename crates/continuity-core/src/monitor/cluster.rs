@@ -20,14 +20,25 @@ impl Monitor {
     /// Gives this instance's shards up (a clean shutdown of a
     /// [cluster](super::MonitorBuilder::cluster) member), so the other instances
     /// take its tenants over at their next tick instead of after the lease.
-    /// Without a cluster it does nothing.
+    /// First it saves the learned baselines of the tenants it owns
+    /// ([`save_baselines`](Self::save_baselines)), so the instances taking
+    /// them over start from what it learned. Without a cluster it does
+    /// nothing.
+    ///
+    /// Errors: the store's, from saving the baselines or releasing the
+    /// shards; the shards are released even when the save failed.
     pub async fn leave_cluster(&self) -> Result<()> {
         let Some(instance) = &self.cluster.instance else {
             return Ok(());
         };
         self.cluster.left.store(true, Ordering::Release);
+        let saved = self.save_baselines().await;
+        if let Err(e) = &saved {
+            warn!(instance, error = %e, "saving the baselines before leaving the cluster failed");
+        }
         *lock(&self.cluster.owned) = ShardSet::EMPTY;
-        self.parts.store.as_ref().release_shards(instance).await
+        self.parts.store.as_ref().release_shards(instance).await?;
+        saved.map(|_| ())
     }
 
     /// Renews this instance's shards and takes over or gives up shards as
@@ -60,13 +71,17 @@ impl Monitor {
             return;
         }
         let gained = new.difference(&old);
+        let lost = old.difference(&new);
         info!(
             instance,
             owned = new.len(),
             gained = gained.len(),
-            lost = old.difference(&new).len(),
+            lost = lost.len(),
             "shard ownership changed"
         );
+        if !lost.is_empty() {
+            self.save_lost(&lost, now, report).await;
+        }
         if gained.is_empty() {
             return;
         }
@@ -86,6 +101,31 @@ impl Monitor {
         let mut schedule = lock(&self.ticks.schedule);
         for rt in woken {
             schedule.wake(rt, DateTime::<Utc>::MIN_UTC);
+        }
+    }
+
+    /// Saves the baselines of the tenants of shards just given up (to a
+    /// newcomer, at the next sync of the instance that takes them): that
+    /// instance then starts from what this one learned, not from its last
+    /// timed save. After a partition, when the shards were taken for a lease
+    /// that ran out, this may overwrite a save of the new owner's; its next
+    /// timed save puts it right.
+    async fn save_lost(&self, lost: &ShardSet, now: DateTime<Utc>, report: &mut TickReport) {
+        // Rare (instances joining or leaving): a walk over all tenants is fine.
+        let runtimes: Vec<Runtime> = self
+            .read_tenants()
+            .values()
+            .filter(|rt| lost.contains(lock(rt).shard))
+            .cloned()
+            .collect();
+        match self.save_runtimes(&runtimes, now).await {
+            Ok(saved) => report.baselines_saved += saved,
+            Err(e) => {
+                warn!(error = %e, "saving the baselines of shards given up failed");
+                report
+                    .errors
+                    .push(format!("saving baselines of shards given up: {e}"));
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
     Monitor, Runtime, TenantRuntime, TickReport,
+    baselines::{first_save, restore_into},
     journal::{Written, journal_flush, store_unreachable},
     lock,
     timer::Hurry,
@@ -244,7 +245,7 @@ impl Monitor {
             return Ok(None);
         }
         if let Some(tenant) = reload
-            && let Some(reloaded) = self.reload_taken_over(rt, tenant, now).await?
+            && let Some(reloaded) = self.reload_taken_over(rt, tenant, now, report).await?
         {
             flush = reloaded;
         }
@@ -281,13 +282,36 @@ impl Monitor {
     /// then to be written, or `None` when the store could not be reached
     /// (evaluation goes on with the state known; a stale version only makes
     /// the next write conflict and reload, and it is loaded again next time).
+    ///
+    /// The baselines the previous owner saved are restored too, and this
+    /// instance saves them from now on; if they cannot be loaded, the
+    /// policies go on with what they have, and the baselines are loaded
+    /// before this instance saves any over them (`baselines.rs`).
     async fn reload_taken_over(
         &self,
         rt: &Runtime,
         tenant: TenantId,
         now: DateTime<Utc>,
+        report: &mut TickReport,
     ) -> std::result::Result<Option<bool>, (TenantId, Error)> {
-        match self.parts.store.as_ref().load(&tenant).await {
+        let store = self.parts.store.as_ref();
+        let owed = match store.load_baselines(&tenant).await {
+            Ok(records) => {
+                restore_into(&mut lock(rt), &records);
+                false
+            }
+            Err(e) => {
+                warn!(%tenant, error = %e, "loading the baselines of a tenant taken over failed; going on with those known");
+                report
+                    .errors
+                    .push(format!("{tenant}: loading baselines: {e}"));
+                true
+            }
+        };
+        lock(rt).baseline_owed = owed;
+        let at = first_save(&tenant, now, self.settings.baseline_every);
+        self.schedule_baselines(rt, at);
+        match store.load(&tenant).await {
             Ok(fresh) => {
                 let mut guard = lock(rt);
                 if let Some(fresh) = fresh

@@ -9,7 +9,10 @@
 //!
 //! Windows live in memory: after a restart they fill again from new
 //! observations. Everything else (conditions, events, suspensions, alert
-//! schedule, pending probes, outbox, audit log) lives in the store.
+//! schedule, pending probes, outbox, audit log) lives in the store, and so
+//! does what the policies learned (the flow detector's baseline), saved
+//! every [`MonitorSettings::baseline_every`] and restored on registration
+//! and take-over (`baselines.rs`).
 //!
 //! # One tick, step by step
 //!
@@ -56,6 +59,11 @@
 //!    events to the [`ContinuityHook`]. What
 //!    fails with a retryable error stays in the outbox, with back-off;
 //!    nothing is lost when an instance dies between steps.
+//! 6. **Baselines** (`baselines.rs`, `save_due_baselines`). The tenants
+//!    whose baselines are due for saving come off the timer queue; the
+//!    snapshots of those this instance owns that changed since their last
+//!    save are written in batches. A failed batch is reported and tried
+//!    again later.
 //!
 //! The tick returns a [`TickReport`] of what it did.
 //!
@@ -68,6 +76,7 @@
 //! through the same compare-and-swap; `report.rs` what the engine hands back.
 
 mod actions;
+mod baselines;
 mod builder;
 mod cluster;
 mod evaluate;
@@ -297,6 +306,7 @@ impl Monitor {
             self.evaluate_all(due, now, &mut report).await;
             self.dispatch_hurried(now, &mut report).await;
             self.work_outbox(now, &mut report).await;
+            self.save_due_baselines(now, &mut report).await;
             debug!(?report, "tick done");
             Ok(report)
         }

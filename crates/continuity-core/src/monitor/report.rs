@@ -36,6 +36,9 @@ pub struct TickReport {
     pub delivery_failures: u64,
     /// Hook calls made successfully.
     pub hook_calls: u64,
+    /// Baseline records written to the store (see
+    /// [`MonitorSettings::baseline_every`](super::MonitorSettings::baseline_every)).
+    pub baselines_saved: u64,
     /// Problems that did not stop the tick, described.
     pub errors: Vec<String>,
     /// One receipt per message delivered, in completion order.

@@ -15,7 +15,7 @@ use std::{
 use chrono::{DateTime, Utc};
 
 use super::{
-    DenseSlot, Monitor, TenantStatus, journal::Journal, lock, registry::PolicyRegistry,
+    DenseSlot, Monitor, TenantStatus, baselines, journal::Journal, lock, registry::PolicyRegistry,
     timer::ProbeJob,
 };
 use crate::{
@@ -75,6 +75,16 @@ pub(super) struct TenantRuntime {
     pub(super) cached: Versioned,
     pub(super) rules: Rules,
     pub(super) config: Arc<TenantConfig>,
+    /// When this instance saves the tenant's baselines next (`None`: not
+    /// scheduled, the tenant is another instance's). A timer entry for
+    /// another time is stale. Read about once an hour, so last.
+    pub(super) baseline_due: Option<DateTime<Utc>>,
+    /// A hash of the snapshots last saved (0: none): unchanged baselines
+    /// are not written again.
+    pub(super) baseline_saved: u64,
+    /// Taken over while the store could not give its baselines: they are
+    /// loaded before anything is saved over them.
+    pub(super) baseline_owed: bool,
 }
 
 impl TenantRuntime {
@@ -391,24 +401,26 @@ impl Monitor {
     }
 
     /// Registers a tenant, or replaces its configuration. Loads its stored
-    /// state. A replaced configuration starts new windows.
+    /// state and the baselines its policies learned (see
+    /// [`MonitorSettings::baseline_every`](super::MonitorSettings::baseline_every));
+    /// a store error fails the registration. A replaced configuration starts
+    /// new windows; its policies keep what the former ones learned where
+    /// they watch the same condition and take it (the flow detector with
+    /// the same half-life).
     pub async fn register_tenant(&self, config: TenantConfig) -> Result<()> {
         config.validate()?;
         self.check_channels(&config)?;
         let tenant = config.tenant.clone();
-        let cached = self
-            .parts
-            .store
-            .as_ref()
-            .load(&tenant)
-            .await?
-            .unwrap_or(Versioned {
-                version: 0,
-                state: TenantState::default(),
-            });
+        let store = self.parts.store.as_ref();
+        let cached = store.load(&tenant).await?.unwrap_or(Versioned {
+            version: 0,
+            state: TenantState::default(),
+        });
+        let baselines = store.load_baselines(&tenant).await?;
+        let now = self.parts.clock.now();
         // Built here rather than by a constructor returning it: a runtime
         // is about two kilobytes, and each move of it is a copy.
-        let runtime = TenantRuntime {
+        let mut runtime = TenantRuntime {
             rules: config.rules(),
             directions: [
                 DirectionRuntime::new(
@@ -428,7 +440,7 @@ impl Monitor {
             shard: shard_of(&config.tenant),
             reload: false,
             journal: Journal::default(),
-            watching_since: self.parts.clock.now(),
+            watching_since: now,
             tenant: config.tenant.clone(),
             probe_settings: config.probes.clone(),
             config: Arc::new(config),
@@ -437,7 +449,23 @@ impl Monitor {
             queued: false,
             removed: false,
             last_evaluated: None,
+            baseline_due: None,
+            baseline_saved: 0,
+            baseline_owed: false,
         };
+        baselines::restore_into(&mut runtime, &baselines);
+        // A configuration replaced on the instance that owns the tenant: its
+        // policies learned since the last save.
+        let owned = *lock(&self.cluster.owned);
+        let former = self.read_tenants().get(&tenant).cloned();
+        if let Some(former) = former {
+            let former = lock(&former);
+            if owned.contains(former.shard) && !former.baseline_owed {
+                baselines::carry_over(&former, &mut runtime);
+            }
+        }
+        let first_save = baselines::first_save(&tenant, now, self.settings.baseline_every);
+        runtime.baseline_due = Some(first_save);
         let probed: Vec<Direction> = Direction::ALL
             .into_iter()
             .filter(|d| self.parts.probes[d.index()].is_some() && runtime.config.probes.enabled(*d))
@@ -448,6 +476,7 @@ impl Monitor {
         let (index, epoch) = self.insert_runtime(tenant, &runtime);
         let mut schedule = lock(&self.ticks.schedule);
         schedule.wake(runtime.clone(), DateTime::<Utc>::MIN_UTC);
+        schedule.baselines.push(first_save, runtime.clone());
         for direction in probed {
             let job = ProbeJob {
                 shard: shard_of(&tenant_id),

@@ -24,6 +24,8 @@ use crate::{
 pub(super) struct Schedule {
     pub(super) evaluations: TimerQueue<Runtime>,
     pub(super) probes: TimerQueue<ProbeJob>,
+    /// Tenants by when their baselines are saved next (see `baselines.rs`).
+    pub(super) baselines: TimerQueue<Runtime>,
     /// Tenants with new observations since their last evaluation.
     pub(super) observed: Vec<Runtime>,
     /// Directions whose policies asked for a probe at this tick.
@@ -88,11 +90,41 @@ impl<T> TimerQueue<T> {
             .push(what);
     }
 
+    /// Queues every item of `what` at `at`: one lookup for all of them.
+    pub(super) fn push_all(&mut self, at: DateTime<Utc>, what: impl IntoIterator<Item = T>) {
+        let spare = &mut self.spare;
+        self.slots
+            .entry(ceil_ms(at))
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .extend(what);
+    }
+
     /// Takes back a drained vector for reuse.
     pub(super) fn recycle(&mut self, mut v: Vec<T>) {
         v.clear();
         if v.capacity() > 0 && self.spare.len() < 4 {
             self.spare.push(v);
+        }
+    }
+
+    /// Takes one entry due at or before `now`, with its time (Unix ms), so
+    /// that a caller working in batches leaves the rest in place.
+    pub(super) fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(i64, T)> {
+        let now = now.timestamp_millis();
+        loop {
+            let mut entry = self.slots.first_entry()?;
+            let at = *entry.key();
+            if at > now {
+                return None;
+            }
+            let what = entry.get_mut().pop();
+            if entry.get().is_empty() {
+                let emptied = entry.remove();
+                self.recycle(emptied);
+            }
+            if let Some(what) = what {
+                return Some((at, what));
+            }
         }
     }
 

@@ -197,6 +197,35 @@ pub trait ThresholdPolicy: Send + Sync + fmt::Debug {
     fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(self)
     }
+
+    /// What the policy has learned and should outlive the process, as
+    /// bytes the Monitor keeps in the store (a
+    /// [`BaselineRecord`](crate::store::BaselineRecord) per tenant,
+    /// direction and [condition](Self::condition)) and hands back to
+    /// [`restore`](Self::restore) after a restart or on the instance that
+    /// takes the tenant over. Taken about once an hour per direction (see
+    /// `MonitorSettings::baseline_every`), so it may allocate; keep it
+    /// small, it is stored for every direction of every tenant. `None`, the
+    /// default: nothing learned to keep.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Takes back what [`snapshot`](Self::snapshot) gave, possibly from
+    /// another process or an older build; returns whether it was taken.
+    /// `snapshot` may be any bytes: a policy never panics on them, and
+    /// refuses (returning `false` and keeping what it has) whatever it does
+    /// not recognise or that fails its checks (an unknown format, figures
+    /// out of range, a configuration the snapshot no longer fits). Only
+    /// what was learned is replaced: a verdict in progress (an episode, a
+    /// latch) stays as it is. A policy built alike takes its own snapshot
+    /// and then gives the same bytes back, and two such policies judge the
+    /// same inputs alike (`testing::policy_conformance` checks all of this).
+    /// The default takes nothing.
+    fn restore(&mut self, snapshot: &[u8]) -> bool {
+        let _ = snapshot;
+        false
+    }
 }
 
 /// The first multiple of `step` since the Unix epoch that is after `now`

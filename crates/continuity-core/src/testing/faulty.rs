@@ -14,8 +14,8 @@ use crate::{
     domain::TenantId,
     error::{Error, Result},
     store::{
-        AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
-        Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
+        ProbeSettlement, Versioned,
     },
 };
 
@@ -157,5 +157,13 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
             return settlements.iter().map(|_| Err(refused())).collect();
         }
         self.inner.settle_probes(settlements).await
+    }
+    async fn save_baselines(&self, records: &[BaselineRecord]) -> Result<()> {
+        self.check()?;
+        self.inner.save_baselines(records).await
+    }
+    async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>> {
+        self.check()?;
+        self.inner.load_baselines(tenant).await
     }
 }

@@ -5,7 +5,8 @@
 //! same parameters) and panics with a message on the first violation;
 //! [`policy_all`] runs them all. The inputs are a deterministic sweep (no
 //! randomness, so a failure always reproduces): ordinary traffic, bursts of
-//! failures, and the extremes of time, latency and counts.
+//! failures, the extremes of time, latency and counts, and snapshots that
+//! are damaged, truncated or not snapshots at all.
 //!
 //! ```
 //! use continuity_core::{
@@ -91,6 +92,8 @@ pub fn policy_all(make: Make<'_>) {
     never_panics(make);
     condition_is_stable(make);
     honest_validity(make);
+    restore_never_panics(make);
+    snapshot_round_trip(make);
 }
 
 /// The same observations and evaluations give the same verdicts, health,
@@ -319,4 +322,160 @@ pub fn condition_is_stable(make: Make<'_>) {
         let _ = p.evaluate(&w, at(i * 30));
     }
     assert_eq!(p.condition(), name, "the condition's name changed");
+}
+
+/// Both policies see the same observation, and are evaluated alike every
+/// few; their verdicts must agree.
+fn step_both(
+    pair: (&mut dyn ThresholdPolicy, &mut dyn ThresholdPolicy),
+    windows: (&mut SlidingWindow, &mut SlidingWindow),
+    i: i64,
+    what: &str,
+) {
+    let (a, b) = pair;
+    let (wa, wb) = windows;
+    let when = at(i * 20);
+    let o = traffic(i);
+    feed(a, wa, when, &o);
+    feed(b, wb, when, &o);
+    if i % 3 == 0 {
+        let now = when + TimeDelta::seconds(1);
+        let (va, vb) = (a.evaluate(wa, now), b.evaluate(wb, now));
+        assert_eq!(va, vb, "{}: {what}: the verdicts differ", a.condition());
+        assert_eq!(a.health(&va, true), b.health(&vb, true));
+        assert_eq!(a.valid_until(&va, wa, now), b.valid_until(&vb, wb, now));
+        assert_eq!(a.absorbs_below(&va, wa, now), b.absorbs_below(&vb, wb, now));
+        assert_eq!(a.peek(wa, now), b.peek(wb, now));
+    }
+}
+
+/// Deterministic bytes (xorshift), so a failure reproduces.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// [`restore`](ThresholdPolicy::restore) of any bytes (empty, random,
+/// a snapshot truncated, lengthened or with a byte changed) never panics;
+/// bytes it refuses leave the policy as it was (it judges as a twin never
+/// offered them), and bytes it takes leave it working, deterministically.
+pub fn restore_never_panics(make: Make<'_>) {
+    let (mut a, mut b) = (make(), make());
+    let (mut wa, mut wb) = (window(), window());
+    let mut i = 0i64;
+    while i < 900 {
+        step_both(
+            (a.as_mut(), b.as_mut()),
+            (&mut wa, &mut wb),
+            i,
+            "warming up",
+        );
+        i += 1;
+    }
+    let own = a.snapshot();
+    let mut offers: Vec<Vec<u8>> = vec![Vec::new(), vec![0], vec![0xff; 4096]];
+    for (seed, len) in [(1, 1), (2, 7), (3, 64), (4, 217), (5, 500), (6, 4096)] {
+        offers.push(noise(seed, len));
+    }
+    if let Some(own) = &own {
+        for len in 0..own.len() {
+            offers.push(own[..len].to_vec());
+        }
+        offers.push([own.as_slice(), &[0]].concat());
+        offers.push(vec![0; own.len()]);
+        offers.push(vec![0xff; own.len()]);
+        for seed in 0..32u64 {
+            // The same length and first byte (a format version, often):
+            // random bytes that get past the first checks.
+            let mut b = noise(100 + seed, own.len());
+            if let (Some(first), Some(to)) = (own.first(), b.first_mut()) {
+                *to = *first;
+            }
+            offers.push(b);
+        }
+        for at in 0..own.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = own.clone();
+                b[at] ^= flip;
+                offers.push(b);
+            }
+        }
+    }
+    let extremes = [
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::UNIX_EPOCH,
+        DateTime::<Utc>::MAX_UTC,
+    ];
+    for (n, offer) in offers.iter().enumerate() {
+        if a.restore(offer) {
+            assert!(
+                b.restore(offer),
+                "{}: took offer {n} once and refused it the second time",
+                a.condition()
+            );
+            // Whatever was taken, the policy still answers at any time.
+            for now in extremes {
+                let (va, vb) = (a.evaluate(&wa, now), b.evaluate(&wb, now));
+                ask_everything(a.as_ref(), &wa, &va, now);
+                assert_eq!(
+                    va,
+                    vb,
+                    "{}: offer {n} taken, verdicts differ",
+                    a.condition()
+                );
+            }
+        }
+        for _ in 0..6 {
+            step_both(
+                (a.as_mut(), b.as_mut()),
+                (&mut wa, &mut wb),
+                i,
+                &format!("after offer {n} of {} bytes", offer.len()),
+            );
+            i += 1;
+        }
+    }
+}
+
+/// A policy's [`snapshot`](ThresholdPolicy::snapshot), if it gives one, is
+/// taken by fresh policies built alike, which then give the same snapshot
+/// back and judge the same inputs alike.
+pub fn snapshot_round_trip(make: Make<'_>) {
+    let mut teacher = make();
+    let mut w = window();
+    for i in 0..3_000 {
+        let when = at(i * 20);
+        feed(teacher.as_mut(), &mut w, when, &traffic(i));
+        if i % 5 == 0 {
+            let _ = teacher.evaluate(&w, when + TimeDelta::seconds(1));
+        }
+    }
+    let Some(snapshot) = teacher.snapshot() else {
+        return;
+    };
+    let (mut a, mut b) = (make(), make());
+    for p in [&mut a, &mut b] {
+        assert!(
+            p.restore(&snapshot),
+            "{}: its own snapshot was refused",
+            teacher.condition()
+        );
+    }
+    assert_eq!(
+        a.snapshot().as_deref(),
+        Some(snapshot.as_slice()),
+        "{}: restored, it gives another snapshot",
+        a.condition()
+    );
+    let (mut wa, mut wb) = (window(), window());
+    for i in 3_000..4_500 {
+        step_both((a.as_mut(), b.as_mut()), (&mut wa, &mut wb), i, "restored");
+    }
 }

@@ -13,6 +13,7 @@
 //! (rustls, verified against the system's roots and any given) when
 //! [`PostgresOptions::tls`] says so; without it, plain TCP or a local socket.
 
+mod baselines;
 mod outbox;
 mod probes;
 mod schema;
@@ -29,8 +30,8 @@ use continuity_core::{
     TenantId,
     cluster::ShardSet,
     store::{
-        AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
-        Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
+        ProbeSettlement, Versioned,
     },
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -266,5 +267,16 @@ impl EventStore for PostgresStore {
         settlements: &[ProbeSettlement],
     ) -> Vec<continuity_core::Result<()>> {
         self.settle_probe_batch(settlements).await
+    }
+
+    async fn save_baselines(&self, records: &[BaselineRecord]) -> continuity_core::Result<()> {
+        self.save_baseline_batch(records).await
+    }
+
+    async fn load_baselines(
+        &self,
+        tenant: &TenantId,
+    ) -> continuity_core::Result<Vec<BaselineRecord>> {
+        self.load_baseline_records(tenant).await
     }
 }

@@ -68,6 +68,22 @@ CREATE SEQUENCE continuity_lease_seq;
     // 2: `tenant_hint` indexes one monitor's memory, meaningless to any
     // other process or after a restart: no longer stored.
     "ALTER TABLE continuity_probes DROP COLUMN tenant_hint;",
+    // 3: what the policies learned (the flow detector's baseline), so that a
+    // restart or a take-over does not forget it. Every row is rewritten
+    // about once an hour and no indexed column changes: the room a fill
+    // factor of 70 leaves on each page lets those updates be HOT (no new
+    // index entry; the old version is pruned on the page) instead of
+    // bloating the table and its index.
+    r#"
+CREATE TABLE continuity_baselines (
+    tenant     TEXT NOT NULL,
+    direction  SMALLINT NOT NULL,
+    condition  TEXT NOT NULL,
+    saved_at   BIGINT NOT NULL,
+    snapshot   BYTEA NOT NULL,
+    PRIMARY KEY (tenant, direction, condition)
+) WITH (fillfactor = 70);
+"#,
 ];
 
 impl PostgresStore {

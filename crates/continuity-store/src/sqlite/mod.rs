@@ -12,6 +12,7 @@
 //! file (SQLite's locking serialises their writes; `busy_timeout` says how
 //! long a writer waits), but PostgreSQL is the store for several instances.
 
+mod baselines;
 mod outbox;
 mod probes;
 mod schema;
@@ -31,8 +32,8 @@ use continuity_core::{
     TenantId,
     cluster::ShardSet,
     store::{
-        AuditRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe, ProbeSettlement,
-        Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
+        ProbeSettlement, Versioned,
     },
 };
 use rusqlite::{Connection, OpenFlags};
@@ -299,5 +300,16 @@ impl EventStore for SqliteStore {
         settlements: &[ProbeSettlement],
     ) -> Vec<continuity_core::Result<()>> {
         self.settle_probe_batch(settlements).await
+    }
+
+    async fn save_baselines(&self, records: &[BaselineRecord]) -> continuity_core::Result<()> {
+        self.save_baseline_batch(records).await
+    }
+
+    async fn load_baselines(
+        &self,
+        tenant: &TenantId,
+    ) -> continuity_core::Result<Vec<BaselineRecord>> {
+        self.load_baseline_records(tenant).await
     }
 }

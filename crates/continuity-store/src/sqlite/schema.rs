@@ -68,6 +68,18 @@ INSERT INTO continuity_meta (key, value) VALUES ('lease_seq', 0);
     // 2: `tenant_hint` indexes one monitor's memory, meaningless to any
     // other process or after a restart: no longer stored.
     "ALTER TABLE continuity_probes DROP COLUMN tenant_hint;",
+    // 3: what the policies learned (the flow detector's baseline), so that a
+    // restart does not forget it. Small rows, one key: no rowid b-tree.
+    r#"
+CREATE TABLE continuity_baselines (
+    tenant     TEXT NOT NULL,
+    direction  INTEGER NOT NULL,
+    condition  TEXT NOT NULL,
+    saved_at   INTEGER NOT NULL,
+    snapshot   BLOB NOT NULL,
+    PRIMARY KEY (tenant, direction, condition)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), Fail> {

@@ -737,6 +737,24 @@ impl ThresholdPolicy for FlowPolicy {
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() - std::mem::size_of::<Baseline>() + self.baseline.memory_bytes()
     }
+
+    /// The learned baseline, 217 bytes (the layout is in `baseline.rs`);
+    /// `None` until something was learned.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        self.baseline.snapshot()
+    }
+
+    /// Takes a baseline learned with the same half-life; the latch, the
+    /// trouble remembered and the recent minutes stay, and what is slow
+    /// follows at the next evaluation.
+    fn restore(&mut self, snapshot: &[u8]) -> bool {
+        let taken = self.baseline.restore(snapshot);
+        if taken {
+            // The recent minutes were learned by the baseline replaced.
+            self.recent.unlearn();
+        }
+        taken
+    }
 }
 
 #[cfg(test)]

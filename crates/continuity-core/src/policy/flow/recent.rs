@@ -26,6 +26,9 @@ pub(super) struct Recent {
     /// Bit `slot`: the baseline learned that minute at a reduced share (the
     /// flow was unusual when its first observation came).
     reduced: u32,
+    /// Bit `slot`: the baseline does not hold that minute (it was restored
+    /// from a snapshot taken elsewhere, after the minute was counted).
+    unlearned: u32,
     minutes: [Minute; MINUTES],
 }
 const _: () = assert!(MINUTES <= u32::BITS as usize);
@@ -39,6 +42,7 @@ impl Recent {
         Recent {
             minutes: [Minute::default(); MINUTES],
             reduced: 0,
+            unlearned: 0,
             newest: NONE,
         }
     }
@@ -56,10 +60,12 @@ impl Recent {
             if gap >= MINUTES as i64 {
                 self.minutes = [Minute::default(); MINUTES];
                 self.reduced = 0;
+                self.unlearned = 0;
             } else {
                 for m in newest + 1..=minute {
                     self.minutes[slot(m)] = Minute::default();
                     self.reduced &= !(1 << slot(m));
+                    self.unlearned &= !(1 << slot(m));
                 }
             }
             self.newest = minute;
@@ -79,6 +85,7 @@ impl Recent {
         let m = &mut self.minutes[at];
         if m.deliveries == 0 && m.failures == 0 {
             self.reduced = (self.reduced & !(1 << at)) | (u32::from(reduced) << at);
+            self.unlearned &= !(1 << at);
         }
         if failed {
             m.failures = m.failures.saturating_add(1);
@@ -90,8 +97,9 @@ impl Recent {
         }
     }
 
-    /// The minutes the ring holds, newest first, with their counts and
-    /// whether the baseline learned them at a reduced share.
+    /// The minutes the ring holds, newest first, with the counts the
+    /// baseline learned of them (none for a minute counted before the
+    /// baseline was restored) and whether it learned them at a reduced share.
     pub(super) fn held(&self) -> impl Iterator<Item = (i64, Minute, bool)> + '_ {
         let newest = self.newest;
         (0..MINUTES as i64)
@@ -99,8 +107,20 @@ impl Recent {
             .map(move |back| {
                 let m = newest - back;
                 let s = slot(m);
-                (m, self.minutes[s], self.reduced & (1 << s) != 0)
+                let learned = if self.unlearned & (1 << s) == 0 {
+                    self.minutes[s]
+                } else {
+                    Minute::default()
+                };
+                (m, learned, self.reduced & (1 << s) != 0)
             })
+    }
+
+    /// The baseline was replaced by a restored one, which never learned the
+    /// minutes counted so far: they stay evidence, but are no longer left
+    /// out of it.
+    pub(super) fn unlearn(&mut self) {
+        self.unlearned = u32::MAX;
     }
 
     /// The counts of `minute` if the ring still holds it (zero otherwise,

@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+mod baselines;
 mod outbox;
 mod probes;
 mod shards;
@@ -96,9 +97,16 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_settle_probes_in_a_batch(store).await;
     event_store_single_probe_forms(store).await;
     event_store_shard_ownership(store).await;
+    event_store_baselines_round_trip(store).await;
+    event_store_baselines_upsert(store).await;
+    event_store_baselines_tenants_apart(store).await;
 }
 
 pub use self::{
+    baselines::{
+        event_store_baselines_round_trip, event_store_baselines_tenants_apart,
+        event_store_baselines_upsert,
+    },
     outbox::{
         event_store_outbox_claim_and_lease, event_store_outbox_order_per_key,
         event_store_outbox_retry_and_give_up,
