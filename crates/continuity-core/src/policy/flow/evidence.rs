@@ -233,11 +233,14 @@ impl Test {
     /// baseline than under an outage of most of them: too few to rule out
     /// a small rise (the normal test), enough to say the flow goes on.
     pub(super) fn flowing(&self) -> bool {
+        // The likelihood ratio by powers, not logarithms: this runs at
+        // every evaluation of a sparse, healthy direction.
         let (p, p1) = (self.p, FLOWING_AGAINST);
-        let good = (self.n - self.x) as f64;
+        let power = |base: f64, n: u64| base.powi(i32::try_from(n).unwrap_or(i32::MAX));
         self.n > 0
-            && self.x as f64 * (p1 / p).ln() + good * ((1.0 - p1) / (1.0 - p)).ln()
-                <= -NORMAL_ODDS.ln()
+            && self.x <= self.n
+            && power(p / p1, self.x) * power((1.0 - p) / (1.0 - p1), self.n - self.x)
+                >= NORMAL_ODDS
     }
 
     fn unusual(&self) -> bool {
