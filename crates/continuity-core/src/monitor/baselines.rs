@@ -186,9 +186,26 @@ impl Monitor {
         }
     }
 
+    /// Puts the tenants of a batch not sent back in the queue, due at once
+    /// (the next tick takes them).
+    fn requeue(&self, batch: &mut Batch, now: DateTime<Utc>) {
+        batch.records.clear();
+        for (rt, _) in batch.tenants.drain(..) {
+            self.schedule_baselines(&rt, now);
+        }
+    }
+
     /// Loads and restores the baselines of a tenant taken over without them;
     /// whether it could.
-    async fn pay_owed(&self, rt: &Runtime, tenant: &TenantId, report: &mut TickReport) -> bool {
+    /// An unreachable store is noted for the tick (`store_down_at`), so the
+    /// phase tries it no more.
+    async fn pay_owed(
+        &self,
+        rt: &Runtime,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> bool {
         match self.parts.store.as_ref().load_baselines(tenant).await {
             Ok(records) => {
                 let mut g = lock(rt);
@@ -201,6 +218,9 @@ impl Monitor {
                 report
                     .errors
                     .push(format!("{tenant}: loading baselines: {e}"));
+                if store_unreachable(&e) {
+                    *lock(&self.outage.store_down_at) = Some(now);
+                }
                 false
             }
         }
@@ -225,9 +245,15 @@ impl Monitor {
                 let Some((key, rt)) = popped else { break };
                 let mut due = self.due_baselines(&rt, key, &owned, now, &mut batch);
                 if let Due::Owed(tenant) = &due {
-                    if !self.pay_owed(&rt, tenant, report).await {
+                    if !self.pay_owed(&rt, tenant, now, report).await {
                         let retry = after(now, self.settings.retry_base.min(every));
                         self.schedule_baselines(&rt, retry);
+                        if *lock(&self.outage.store_down_at) == Some(now) {
+                            // One attempt a tick at an unreachable store; the
+                            // batch gathered so far waits for the next tick.
+                            self.requeue(&mut batch, now);
+                            return;
+                        }
                         continue;
                     }
                     due = self.due_baselines(&rt, key, &owned, now, &mut batch);

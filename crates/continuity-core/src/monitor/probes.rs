@@ -69,6 +69,7 @@ impl Monitor {
     /// `pending` (stored once `pending` holds a batch). A refusal is
     /// handled by [`dispatch_failed`](Self::dispatch_failed), which may put
     /// `next_round` back.
+    /// Returns whether the probe went out.
     async fn dispatch_one(
         &self,
         job: &ProbeJob,
@@ -76,10 +77,10 @@ impl Monitor {
         next_round: Option<&mut DateTime<Utc>>,
         pending: &mut Vec<PendingProbe>,
         report: &mut TickReport,
-    ) {
+    ) -> bool {
         let direction = job.direction;
         let Some(probe) = &self.parts.probes[direction.index()] else {
-            return;
+            return false;
         };
         let hint = job.index.saturating_add(1);
         let tenant = &job.tenant;
@@ -107,8 +108,12 @@ impl Monitor {
                 if pending.len() >= self.settings.batch {
                     self.store_probes(pending, report).await;
                 }
+                true
             }
-            Err(e) => self.dispatch_failed(&request, hint, e, next_round, at, report),
+            Err(e) => {
+                self.dispatch_failed(&request, hint, e, next_round, at, report);
+                false
+            }
         }
     }
 
@@ -124,16 +129,21 @@ impl Monitor {
             return;
         }
         let owned = *lock(&self.cluster.owned);
-        let at = now + chrono::TimeDelta::milliseconds(1);
+        // At the very end of time there is no later millisecond: no hurry.
+        let Some(at) = now.checked_add_signed(chrono::TimeDelta::milliseconds(1)) else {
+            return;
+        };
         let mut pending = Vec::new();
         for h in hurried {
             let Some(job) = self.hurry_job(h) else {
                 continue;
             };
-            if owned.contains(job.shard) {
+            if owned.contains(job.shard)
+                && self
+                    .dispatch_one(&job, at, None, &mut pending, report)
+                    .await
+            {
                 report.probes_hurried += 1;
-                self.dispatch_one(&job, at, None, &mut pending, report)
-                    .await;
             }
         }
         self.store_probes(&mut pending, report).await;

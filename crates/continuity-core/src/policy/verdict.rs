@@ -287,6 +287,13 @@ impl fmt::Display for Reading {
                         human(*span),
                         Percent(*normal)
                     ),
+                    FlowFinding::Flowing => write!(
+                        f,
+                        "flowing: failure rate {} ({bad} of {n}) in the last {}, normally {}",
+                        Percent(rate),
+                        human(*span),
+                        Percent(*normal)
+                    ),
                     FlowFinding::Undecided => write!(
                         f,
                         "failure rate {} ({bad} of {n}) in the last {}, normally {}: too few samples to judge",

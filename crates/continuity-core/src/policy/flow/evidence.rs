@@ -239,8 +239,7 @@ impl Test {
         let power = |base: f64, n: u64| base.powi(i32::try_from(n).unwrap_or(i32::MAX));
         self.n > 0
             && self.x <= self.n
-            && power(p / p1, self.x) * power((1.0 - p) / (1.0 - p1), self.n - self.x)
-                >= NORMAL_ODDS
+            && power(p / p1, self.x) * power((1.0 - p) / (1.0 - p1), self.n - self.x) >= NORMAL_ODDS
     }
 
     fn unusual(&self) -> bool {

@@ -36,6 +36,11 @@ pub enum FlowFinding {
     UnusualFailures,
     /// Far more deliveries slower than usual than the baseline has.
     UnusualLatency,
+    /// Too few samples to rule out a small rise, but enough to rule out an
+    /// outage: mail goes through. Shown as flowing; it does not clear a
+    /// raised condition (its health is unknown), as after a restart the
+    /// trouble it would clear is not known.
+    Flowing,
     /// Too few samples to tell either way.
     Undecided,
     /// No samples in the span.
@@ -256,6 +261,8 @@ pub struct FlowPolicy {
     probe_soon: bool,
     /// Overdue probes the latest evaluation counted as slow.
     overdue_counted: u8,
+    /// Deliveries on time recorded since the latest evaluation (saturating).
+    on_time: u8,
     /// The first minute (since the Unix epoch) of the span that last ended
     /// an unusual flow: older minutes were judged with the trouble they
     /// belong to, and raise nothing again.
@@ -297,6 +304,7 @@ impl FlowPolicy {
             unsettled: false,
             probe_soon: false,
             overdue_counted: 0,
+            on_time: 0,
             judged_before: i32::MIN,
             latched: None,
             episode: None,
@@ -353,18 +361,14 @@ impl FlowPolicy {
 }
 
 impl FlowPolicy {
-    /// Deliveries on time came in the newest two minutes (a probe checked
-    /// at this tick arrived in the minute before), in traffic too sparse
-    /// to show a recovery soon by itself: fewer samples than minutes in
-    /// the ring (slow deliveries count where they were due, so the newest
-    /// minutes alone would look sparse after a slowdown). A fresh probe
-    /// then shows sooner whether the slowdown is over.
+    /// A delivery on time came since the latest evaluation, in traffic too
+    /// sparse to show a recovery soon by itself: fewer samples than minutes
+    /// in the ring (slow deliveries count where they were due, so the
+    /// newest minutes alone would look sparse after a slowdown). A fresh
+    /// probe then shows sooner whether the slowdown is over; each on-time
+    /// delivery asks once.
     fn recovering_sparsely(&self, minute: i64) -> bool {
-        let on_time = (0..2).any(|back| {
-            let m = self.recent.get(minute - back);
-            m.deliveries > m.slow
-        });
-        on_time && {
+        self.on_time > 0 && {
             let samples: usize = (0..MINUTES as i64)
                 .map(|back| {
                     let m = self.recent.get(minute - back);
@@ -475,6 +479,9 @@ impl ThresholdPolicy for FlowPolicy {
             }
             _ => minute,
         };
+        if latency.is_some() && !slow {
+            self.on_time = self.on_time.saturating_add(1);
+        }
         self.recent
             .count(counted_at, latency.is_none(), slow, self.unusual);
         let share = if self.unusual { UNUSUAL_SHARE } else { 1.0 };
@@ -557,7 +564,7 @@ impl ThresholdPolicy for FlowPolicy {
         let (mut all_failures, mut all_slow) = (Tally::default(), Tally::default());
         let judged = minute.saturating_sub(i64::from(self.judged_before));
         for back in 0..MINUTES as u32 {
-            let within = back < u32::from(self.span_minutes) && i64::from(back) < judged;
+            let within = back < u32::from(self.span_minutes) && i64::from(back) <= judged;
             let decided = failures.finding != Finding::Undecided
                 && latency.is_none_or(|t| t.finding != Finding::Undecided);
             if decided && !within {
@@ -625,7 +632,7 @@ impl ThresholdPolicy for FlowPolicy {
             && failures.flowing()
             && latency.is_none_or(|t| t.flowing())
         {
-            FlowFinding::Normal
+            FlowFinding::Flowing
         } else {
             finding
         };
@@ -636,11 +643,12 @@ impl ThresholdPolicy for FlowPolicy {
             FlowFinding::Normal => {
                 if self.latched.is_some() {
                     let first = minute - i64::from(test.minutes.max(1)) + 1;
-                    self.judged_before = i32::try_from(first).unwrap_or(i32::MAX);
+                    self.judged_before =
+                        i32::try_from(first).unwrap_or(if first < 0 { i32::MIN } else { i32::MAX });
                 }
                 self.latched = None;
             }
-            FlowFinding::Undecided | FlowFinding::NoData => {}
+            FlowFinding::Flowing | FlowFinding::Undecided | FlowFinding::NoData => {}
         }
         let breached = matches!(
             finding,
@@ -651,6 +659,7 @@ impl ThresholdPolicy for FlowPolicy {
         self.probe_soon = (counted > self.overdue_counted && !breached)
             || (finding == FlowFinding::UnusualLatency && self.recovering_sparsely(minute));
         self.overdue_counted = counted;
+        self.on_time = 0;
         self.remember_trouble(
             found_unusual.then_some(finding),
             breached,
@@ -721,6 +730,23 @@ impl ThresholdPolicy for FlowPolicy {
     fn probe_soon(&self, verdict: &Verdict) -> bool {
         let _ = verdict;
         self.probe_soon
+    }
+
+    /// Breached as the verdict says; healthy only when the evidence says
+    /// normal. Flowing (too few samples to rule out a small rise) clears
+    /// nothing: after a restart or a take-over the latch and the trouble
+    /// seen are gone, and a few good samples must not end an outage the
+    /// stored state still holds raised.
+    fn health(&self, verdict: &Verdict, watched_in_full: bool) -> crate::machine::Health {
+        let _ = watched_in_full;
+        match verdict.reading {
+            _ if verdict.breached => crate::machine::Health::Breached,
+            Reading::Flow {
+                finding: FlowFinding::Normal,
+                ..
+            } => crate::machine::Health::Healthy,
+            _ => crate::machine::Health::Unknown,
+        }
     }
 
     /// A span is unusual at a significance of 10⁻⁷, not on one unlucky

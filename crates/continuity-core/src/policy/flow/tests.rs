@@ -507,9 +507,11 @@ fn each_probe_newly_slow_asks_for_one_more_until_the_slowdown_is_found() {
     let v = p.evaluate(&w, t);
     assert!(!p.probe_soon(&v), "healthy probes ask for nothing");
     // Six probes in the ring, all on time: too few to rule out a small
-    // rise, enough to tell the flow goes on.
-    assert_eq!(finding(&v), FlowFinding::Normal, "{}", v.reading);
-    assert_eq!(p.health(&v, true), Health::Healthy);
+    // rise, enough to tell the flow goes on; but not enough to end an
+    // outage a restart left raised (health unknown, which clears nothing).
+    assert_eq!(finding(&v), FlowFinding::Flowing, "{}", v.reading);
+    assert!(!v.reading.is_unknown());
+    assert_eq!(p.health(&v, true), Health::Unknown);
     // Probes sent a minute apart (each asked for by the one before), none
     // back: each is checked a minute after it was sent.
     let mut found = None;
@@ -555,6 +557,9 @@ fn each_probe_newly_slow_asks_for_one_more_until_the_slowdown_is_found() {
             break;
         }
         assert!(p.probe_soon(&v), "on time while latched: {}", v.reading);
+        // Asked once per delivery on time, not at every look.
+        let again = p.evaluate(&w, now);
+        assert!(again.breached && !p.probe_soon(&again), "asked twice");
         now += TimeDelta::minutes(1);
     }
     assert!(normal_at.is_some_and(|k| k <= 5), "{normal_at:?}");
@@ -581,4 +586,24 @@ fn plenty_of_traffic_needs_no_probe_to_show_a_recovery() {
     t += TimeDelta::minutes(1);
     let v = p.evaluate(&w, t);
     assert!(!p.probe_soon(&v), "{}", v.reading);
+}
+
+#[test]
+fn after_a_restart_a_few_good_samples_do_not_end_an_outage() {
+    // A restart keeps the baseline (restored from its snapshot) but not the
+    // latch: the stored state may still hold an outage raised.
+    let (learned_policy, _, mut t) = learned(2);
+    let mut p = FlowPolicy::new(FlowThreshold::default());
+    let snapshot = learned_policy.snapshot().expect("a learned baseline");
+    assert!(p.restore(&snapshot));
+    let mut w = window();
+    for _ in 0..2 {
+        for s in [10, 40] {
+            w.record(t + TimeDelta::seconds(s), &ok(3));
+            p.record(t + TimeDelta::seconds(s), &ok(3));
+        }
+        t += TimeDelta::minutes(1);
+        let v = p.evaluate(&w, t);
+        assert_ne!(p.health(&v, true), Health::Healthy, "{}", v.reading);
+    }
 }
