@@ -5,28 +5,18 @@
 //! one does not fail the tick; an instance that took a tenant over without
 //! its baselines saves none over them until it has loaded them.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity_core::{
     Clock, Direction, FailureKind, ManualClock, Monitor, Observation, TenantId,
-    cluster::{SHARDS, ShardSet, shard_of},
+    cluster::{SHARDS, shard_of},
     config::{ChannelKind, Recipient, TenantConfig},
     memory::InMemoryEventStore,
     monitor::MonitorSettings,
     policy::{FlowFinding, Reading},
     sim::SimulatedMailSystem,
-    store::{
-        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, Versioned,
-    },
+    store::EventStore,
     testing::{FaultyStore, RIG_PORTAL_URL, RecordingNotifier, rig_signer, rig_start},
 };
 
@@ -484,92 +474,9 @@ async fn a_store_that_refuses_a_save_fails_no_tick_and_the_save_comes_later() {
     assert_ne!(after[0].snapshot, before[0].snapshot);
 }
 
-/// An in-memory store whose baseline loads fail (as a store that does not
-/// answer) while `fail_loads` is set; everything else works.
-#[derive(Debug, Default)]
-struct BaselineLoadsFail {
-    inner: InMemoryEventStore,
-    fail_loads: AtomicBool,
-}
-
-#[async_trait]
-impl EventStore for BaselineLoadsFail {
-    async fn load(&self, t: &TenantId) -> continuity_core::Result<Option<Versioned>> {
-        self.inner.load(t).await
-    }
-    async fn commit(&self, t: &TenantId, e: u64, c: Commit) -> continuity_core::Result<u64> {
-        self.inner.commit(t, e, c).await
-    }
-    async fn audit_log(
-        &self,
-        t: &TenantId,
-        a: u64,
-        l: usize,
-    ) -> continuity_core::Result<Vec<AuditRecord>> {
-        self.inner.audit_log(t, a, l).await
-    }
-    async fn claim_outbox(
-        &self,
-        n: DateTime<Utc>,
-        l: Duration,
-        k: usize,
-    ) -> continuity_core::Result<Vec<OutboxEntry>> {
-        self.inner.claim_outbox(n, l, k).await
-    }
-    async fn complete_outbox(
-        &self,
-        i: u64,
-        l: u64,
-        r: OutboxResult,
-    ) -> continuity_core::Result<()> {
-        self.inner.complete_outbox(i, l, r).await
-    }
-    async fn pending_outbox(&self, l: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
-        self.inner.pending_outbox(l).await
-    }
-    async fn put_probes(&self, p: &mut Vec<PendingProbe>) -> continuity_core::Result<()> {
-        self.inner.put_probes(p).await
-    }
-    async fn claim_probes(
-        &self,
-        n: DateTime<Utc>,
-        l: Duration,
-        k: usize,
-        s: &ShardSet,
-    ) -> continuity_core::Result<Vec<PendingProbe>> {
-        self.inner.claim_probes(n, l, k, s).await
-    }
-    async fn sync_shards(
-        &self,
-        i: &str,
-        n: DateTime<Utc>,
-        l: Duration,
-    ) -> continuity_core::Result<ShardSet> {
-        self.inner.sync_shards(i, n, l).await
-    }
-    async fn release_shards(&self, i: &str) -> continuity_core::Result<()> {
-        self.inner.release_shards(i).await
-    }
-    async fn settle_probes(&self, s: &[ProbeSettlement]) -> Vec<continuity_core::Result<()>> {
-        self.inner.settle_probes(s).await
-    }
-    async fn save_baselines(&self, r: &[BaselineRecord]) -> continuity_core::Result<()> {
-        self.inner.save_baselines(r).await
-    }
-    async fn load_baselines(&self, t: &TenantId) -> continuity_core::Result<Vec<BaselineRecord>> {
-        if self.fail_loads.load(Ordering::SeqCst) {
-            return Err(continuity_core::Error::store_transient(
-                "test",
-                "connection refused",
-            ));
-        }
-        self.inner.load_baselines(t).await
-    }
-}
-
 #[tokio::test]
 async fn a_take_over_that_cannot_load_the_baselines_saves_none_over_them_until_it_can() {
-    let store = Arc::new(BaselineLoadsFail::default());
+    let store = Arc::new(FaultyStore::new(InMemoryEventStore::new()));
     let acme = TenantId::new("acme").unwrap();
     let tenants = [acme.clone()];
     let settings = MonitorSettings {
@@ -593,7 +500,7 @@ async fn a_take_over_that_cannot_load_the_baselines_saves_none_over_them_until_i
 
     // b takes acme over while its baselines cannot be loaded, and goes on
     // learning from what it sees.
-    store.fail_loads.store(true, Ordering::SeqCst);
+    store.set_baseline_loads_down(true);
     b.clock.set(a.clock.now());
     let mut errors = Vec::new();
     for _ in 0..30 {
@@ -611,7 +518,7 @@ async fn a_take_over_that_cannot_load_the_baselines_saves_none_over_them_until_i
         errors.iter().any(|e| e.contains("loading baselines")),
         "{errors:?}"
     );
-    store.fail_loads.store(false, Ordering::SeqCst);
+    store.set_baseline_loads_down(false);
     assert_eq!(
         store.load_baselines(&acme).await.unwrap(),
         saved,

@@ -38,6 +38,7 @@ pub struct FaultyStore<S> {
     inner: S,
     down: AtomicBool,
     lose_ack: AtomicBool,
+    baseline_loads_down: AtomicBool,
 }
 
 impl<S: EventStore> FaultyStore<S> {
@@ -47,12 +48,20 @@ impl<S: EventStore> FaultyStore<S> {
             inner,
             down: AtomicBool::new(false),
             lose_ack: AtomicBool::new(false),
+            baseline_loads_down: AtomicBool::new(false),
         }
     }
 
     /// Takes the store down (`true`) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// While `true`, only [`EventStore::load_baselines`] fails (as
+    /// [`set_down`](Self::set_down) makes every call fail): a take-over
+    /// that cannot load the baselines while everything else works.
+    pub fn set_baseline_loads_down(&self, down: bool) {
+        self.baseline_loads_down.store(down, Ordering::SeqCst);
     }
 
     /// The next commit is written, but its caller hears "connection reset"
@@ -164,6 +173,9 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     }
     async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>> {
         self.check()?;
+        if self.baseline_loads_down.load(Ordering::SeqCst) {
+            return Err(refused());
+        }
         self.inner.load_baselines(tenant).await
     }
 }
