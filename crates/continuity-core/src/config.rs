@@ -28,10 +28,7 @@ use crate::{
     duration::serde_duration,
     error::{Error, Result},
     machine::Rules,
-    policy::{
-        FailureThreshold, FlowThreshold, LatencyStatistic, LatencyThreshold, LeakyThreshold,
-        PolicySelection,
-    },
+    policy::{FailureThreshold, FlowThreshold, LatencyThreshold, LeakyThreshold, PolicySelection},
 };
 
 pub use crate::machine::EventLimits;
@@ -156,8 +153,11 @@ pub struct DirectionConfig {
     /// The window the latency and failure thresholds look at (default 1 h).
     #[serde(default = "default_window", with = "serde_duration")]
     pub window: Duration,
-    /// High-latency threshold (default: p95 over 30 min, at least 3
-    /// samples); `"off"` (or JSON's `null`) turns it off.
+    /// An absolute latency limit, e.g. p95 over 30 min (default `"off"`:
+    /// the flow detector judges latency against what is normal for the
+    /// tenant). It judges deliveries when they land, so after an outage the
+    /// mail it held, landing late, keeps it raised for its `window`.
+    /// `"off"` (or JSON's `null`) turns it off.
     #[serde(default = "default_latency", with = "off_switch")]
     pub latency: Option<LatencyThreshold>,
     /// The default detector: failures and latency against the direction's
@@ -194,11 +194,7 @@ fn default_window() -> Duration {
     HOUR
 }
 fn default_latency() -> Option<LatencyThreshold> {
-    Some(LatencyThreshold {
-        statistic: LatencyStatistic::Quantile(0.95),
-        limit: 30 * MINUTE,
-        min_samples: 3,
-    })
+    None
 }
 fn default_flow() -> Option<FlowThreshold> {
     Some(FlowThreshold::default())

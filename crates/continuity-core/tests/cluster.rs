@@ -17,7 +17,7 @@ use continuity_core::{
     notify::AlertMessage,
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::EventStore,
-    testing::{RecordingNotifier, counting_failures},
+    testing::{RecordingNotifier, absolute_thresholds},
 };
 
 const TENANTS: usize = 30;
@@ -58,7 +58,7 @@ async fn node(
         .build()
         .unwrap();
     for t in tenants {
-        let mut c = counting_failures(
+        let mut c = absolute_thresholds(
             TenantConfig::new(
                 t.clone(),
                 vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],

@@ -15,7 +15,7 @@ use continuity_core::{
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::{AuditRecord, EventStore},
     testing::{
-        EngineRig, FaultyStore, RecordingNotifier, RigOptions, counting_failures, rig_signer,
+        EngineRig, FaultyStore, RecordingNotifier, RigOptions, absolute_thresholds, rig_signer,
         rig_start,
     },
 };
@@ -46,7 +46,7 @@ fn config(tenant: &TenantId) -> TenantConfig {
         ],
     );
     c.display_name = Some("ACME Corp".into());
-    counting_failures(c, 3)
+    absolute_thresholds(c, 3)
 }
 
 async fn rig_with(store: Arc<InMemoryEventStore>, probes: bool) -> Rig {

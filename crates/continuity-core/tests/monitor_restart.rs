@@ -11,7 +11,7 @@ use continuity_core::{
     memory::InMemoryEventStore,
     store::EventStore,
     testing::{
-        EngineRig, RIG_PORTAL_URL, RecordingNotifier, RigOptions, counting_failures, rig_signer,
+        EngineRig, RIG_PORTAL_URL, RecordingNotifier, RigOptions, absolute_thresholds, rig_signer,
         rig_start,
     },
 };
@@ -27,7 +27,7 @@ async fn rig(store: Arc<dyn EventStore>, probes: bool) -> EngineRig {
 }
 
 fn config(tenant: &TenantId) -> TenantConfig {
-    counting_failures(
+    absolute_thresholds(
         TenantConfig::new(
             tenant.clone(),
             vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],

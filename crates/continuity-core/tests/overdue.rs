@@ -12,7 +12,7 @@ use continuity_core::{
     memory::InMemoryEventStore,
     policy::{LatencyStatistic, LatencyThreshold, Reading},
     sim::{SimulatedFlow, SimulatedMailSystem},
-    testing::{RecordingNotifier, counting_failures, rig_signer, rig_start},
+    testing::{RecordingNotifier, absolute_thresholds, rig_signer, rig_start},
 };
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
@@ -45,7 +45,7 @@ async fn rig() -> Rig {
         .build()
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
-    let mut config = counting_failures(
+    let mut config = absolute_thresholds(
         TenantConfig::new(
             acme.clone(),
             vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],

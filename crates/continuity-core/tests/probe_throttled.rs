@@ -17,7 +17,7 @@ use continuity_core::{
     link::{LinkKey, LinkSigner},
     memory::InMemoryEventStore,
     probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
-    testing::{RecordingNotifier, counting_failures},
+    testing::{RecordingNotifier, absolute_thresholds},
 };
 
 /// Fails every dispatch (throttled, or with a plain retryable error), or
@@ -93,7 +93,7 @@ async fn rig_with(throttled: bool, retry_after: Option<Duration>, check_throttle
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
     monitor
-        .register_tenant(counting_failures(
+        .register_tenant(absolute_thresholds(
             TenantConfig::new(
                 acme.clone(),
                 vec![Recipient::new("ops-sms", ChannelKind::Sms, "+15550100")],

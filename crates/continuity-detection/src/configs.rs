@@ -16,8 +16,8 @@ pub struct Configuration {
     pub direction: &'static str,
 }
 
-/// The defaults: nothing chosen by the administrator (the flow detector,
-/// and the absolute p95 latency limit of 30 min on top).
+/// The defaults: nothing chosen by the administrator (the flow detector
+/// alone; no absolute threshold is on by default).
 pub const DEFAULTS: Configuration = Configuration {
     name: "defaults",
     direction: "{}",
@@ -37,7 +37,7 @@ pub const ALL: [Configuration; 6] = [
         name: "absolute-only",
         // The defaults before the learned baseline: 3 failures in the hour,
         // p95 over 30 min; for comparison.
-        direction: r#"{"flow": "off", "failures": {"count": 3}}"#,
+        direction: r#"{"flow": "off", "failures": {"count": 3}, "latency": {"statistic": "p95", "limit": "30m"}}"#,
     },
     QUICKSTART,
     Configuration {

@@ -192,8 +192,13 @@ condition raises and clears on the first such verdict (`raise_after` and \
 episode raise nothing again once it is over. When a probe is newly counted as slow and nothing is unusual yet, and when a \
 delivery arrives on time while a slowdown of sparse traffic is latched, the \
 Monitor sends one more probe at once, so that probes alone (every 5 min) \
-confirm a slowdown, or its end, in minutes. The absolute latency limit (p95 \
-over 30 min) applies on top.\n\n\
+confirm a slowdown, or its end, in minutes. Probes pending far longer than \
+deliveries take are tested on their own: the j longest-waiting (from 3 up) \
+against the baseline's share of deliveries at least as slow as the shortest \
+of their waits (plus three pseudo-deliveries, at least 0.1 %), among the \
+samples since the oldest was sent, at the same 10⁻⁷; mail delivered on time \
+meanwhile rules it out (the probes alone are held up). No absolute threshold \
+is on by default: an administrator's limits apply on top.\n\n\
 **False alarms.** Each span test passes healthy traffic with probability at \
 most 10⁻⁷. At 2 messages a minute, what passes is a run such as 4 failures \
 among 4 samples at a 1 % baseline or 6 slow deliveries among 6 at 5 %: about \
@@ -201,13 +206,17 @@ among 4 samples at a 1 % baseline or 6 slow deliveries among 6 at 5 %: about \
 direction, or about two a day across 20,000 directions. The healthy scenario \
 below is 300 direction-days (5 seeds × 30 days × 2 directions).\n\n\
 **Known limits.** Silence is not evidence either way, so an outage that \
-shows as silence (no failures reported) is raised only when the held mail \
-arrives late, or by probes: a held probe counts as slow, but against a \
-heavy-tailed passive baseline (10 % of deliveries above its 90th \
-percentile) the four pending probes a window keeps are not improbable \
-enough, and only the absolute limit raises it, once a probe is 30 minutes \
-late (`silent-outage-probed`). Probes alone need 3 slow probes (the first \
-found slow brings the other two, a minute apart).\n\n\
+shows as silence (no failures reported) is raised only by probes \
+(`silent-outage-probed`): against heavy-tailed traffic (10 % of deliveries \
+above the baseline's 90th percentile) the four pending probes a window keeps \
+say nothing as slow deliveries, but four pending for two minutes or more, \
+which one delivery in a hundred takes, do. Without probes a silent outage is \
+seen only when the held mail lands after the recovery: its last half hour \
+counts where it was due, which raises the alert at the recovery and resolves \
+it minutes later (`silent-outage`). An absolute latency limit raises on the \
+held mail too, and holds for its window (the `p95-…` configurations). Probes \
+alone need 3 slow probes (the first found slow brings the other two, a minute \
+apart).\n\n\
 **Where the goals meet the false-alarm rate.** A test at 10⁻⁷ needs about \
 ln(10⁷) / KL(trouble ‖ normal) samples on average: with 30 % failing against \
 a 1 % baseline, KL is 0.78 nats a sample, so about 21 samples, 10.5 minutes \

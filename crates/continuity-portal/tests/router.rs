@@ -54,8 +54,10 @@ async fn fixture() -> Fixture {
     let mut ops = Recipient::new("ops", ChannelKind::Sms, "+15550100");
     ops.name = Some(format!("Ops {EVIL}"));
     // A known count of failures raises: the page under test, not the judgement.
-    let mut config =
-        continuity_core::testing::counting_failures(TenantConfig::new(acme.clone(), vec![ops]), 3);
+    let mut config = continuity_core::testing::absolute_thresholds(
+        TenantConfig::new(acme.clone(), vec![ops]),
+        3,
+    );
     config.display_name = Some(format!("Acme {EVIL}"));
     config.limits = EventLimits {
         max_event_duration: 48 * HOUR,

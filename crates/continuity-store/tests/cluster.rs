@@ -141,7 +141,7 @@ async fn cluster_child() {
         .build()
         .expect("monitor");
     for t in tenants() {
-        let mut c = continuity_core::testing::counting_failures(
+        let mut c = continuity_core::testing::absolute_thresholds(
             TenantConfig::new(
                 t.clone(),
                 vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],

@@ -109,7 +109,7 @@ async fn alerts_go_out_while_postgres_is_unreachable_and_nothing_is_lost() {
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
     monitor
-        .register_tenant(continuity_core::testing::counting_failures(
+        .register_tenant(continuity_core::testing::absolute_thresholds(
             TenantConfig::new(
                 acme.clone(),
                 vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],

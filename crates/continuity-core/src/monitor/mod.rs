@@ -128,6 +128,7 @@ use crate::{
 /// use continuity_core::{
 ///     config::{ChannelKind, Recipient, TenantConfig},
 ///     link::{LinkKey, LinkSigner},
+///     policy::{LatencyStatistic, LatencyThreshold},
 ///     testing::RecordingNotifier,
 ///     Direction, ManualClock, Monitor, Observation, TenantId,
 /// };
@@ -145,6 +146,8 @@ use crate::{
 ///
 /// let acme = TenantId::new("acme")?;
 /// let mut config = TenantConfig::new(acme.clone(), vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")]);
+/// // An absolute limit (none is on by default): p95 latency over 30 minutes.
+/// config.outbound.latency = Some(LatencyThreshold::new(LatencyStatistic::P95, Duration::from_secs(30 * 60)));
 /// config.outbound.raise_after = 1;
 /// monitor.register_tenant(config).await?;
 ///

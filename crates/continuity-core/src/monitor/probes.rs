@@ -53,7 +53,7 @@ impl Monitor {
                 continue;
             }
             let mut next = after(now, job.settings.interval);
-            self.dispatch_one(&job, now, Some(&mut next), &mut pending_probes, report)
+            self.dispatch_one(&job, now, now, Some(&mut next), &mut pending_probes, report)
                 .await;
             next_rounds.push((job, next));
         }
@@ -65,14 +65,17 @@ impl Monitor {
         schedule.probes.recycle(due);
     }
 
-    /// Sends one probe of `job`'s direction, stamped `at`, and adds it to
-    /// `pending` (stored once `pending` holds a batch). A refusal is
+    /// Sends one probe of `job`'s direction at the tick of `now`, stamped
+    /// `at`, and adds it to `pending` (stored once `pending` holds a batch);
+    /// its first check is due a check interval after `now`, so that it
+    /// falls on a tick. A refusal is
     /// handled by [`dispatch_failed`](Self::dispatch_failed), which may put
     /// `next_round` back.
     /// Returns whether the probe went out.
     async fn dispatch_one(
         &self,
         job: &ProbeJob,
+        now: DateTime<Utc>,
         at: DateTime<Utc>,
         next_round: Option<&mut DateTime<Utc>>,
         pending: &mut Vec<PendingProbe>,
@@ -100,7 +103,7 @@ impl Monitor {
                     probe_id: request.probe_id,
                     sent_at: at,
                     deadline: after(at, job.settings.deadline),
-                    next_check_at: after(at, job.settings.check_interval),
+                    next_check_at: after(now, job.settings.check_interval).max(at),
                     ticket,
                     lease_id: 0,
                     tenant_hint: hint,
@@ -122,7 +125,9 @@ impl Monitor {
     /// one per direction, besides the regular rounds (which keep their
     /// times). Each is stamped a millisecond after `now`, so that it never
     /// shares its id, or its place among the overdue probes, with a round
-    /// of the same direction sent at this tick.
+    /// of the same direction sent at this tick; it is checked from the next
+    /// tick on, as the round would be (a check due a millisecond after a
+    /// tick would wait for the tick after).
     pub(super) async fn dispatch_hurried(&self, now: DateTime<Utc>, report: &mut TickReport) {
         let hurried = std::mem::take(&mut lock(&self.ticks.schedule).hurried);
         if hurried.is_empty() {
@@ -140,7 +145,7 @@ impl Monitor {
             };
             if owned.contains(job.shard)
                 && self
-                    .dispatch_one(&job, at, None, &mut pending, report)
+                    .dispatch_one(&job, now, at, None, &mut pending, report)
                     .await
             {
                 report.probes_hurried += 1;

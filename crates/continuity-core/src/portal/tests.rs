@@ -50,6 +50,13 @@ async fn monitor_with_hook(hook: Arc<crate::testing::RecordingHook>) -> Monitor 
             max_schedule_ahead: 7 * 24 * HOUR,
             max_suspension: 24 * HOUR,
         };
+        // An absolute limit the view shows figures against.
+        for d in [&mut config.inbound, &mut config.outbound] {
+            d.latency = Some(crate::policy::LatencyThreshold::new(
+                crate::policy::LatencyStatistic::P95,
+                HOUR / 2,
+            ));
+        }
         monitor.register_tenant(config).await.unwrap();
     }
     monitor

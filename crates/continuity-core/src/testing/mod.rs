@@ -22,6 +22,6 @@ pub use faulty::FaultyStore;
 pub use probe_harness::ProbeHarness;
 pub use recording::{HookCall, RecordingHook, RecordingNotifier};
 pub use rig::{
-    EngineRig, RIG_PORTAL_URL, RigOptions, counting_failures, late_outbound_mail, refused,
+    EngineRig, RIG_PORTAL_URL, RigOptions, absolute_thresholds, late_outbound_mail, refused,
     rig_signer, rig_start,
 };

@@ -55,7 +55,7 @@ impl ProbeHarness {
             .build()?;
         let tenant = TenantId::new("acme")?;
         monitor
-            .register_tenant(super::counting_failures(
+            .register_tenant(super::absolute_thresholds(
                 TenantConfig::new(
                     tenant.clone(),
                     vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],

@@ -12,7 +12,7 @@ use crate::{
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     memory::InMemoryEventStore,
-    policy::{FailureLimit, FailureThreshold},
+    policy::{FailureLimit, FailureThreshold, LatencyStatistic, LatencyThreshold},
     sim::SimulatedMailSystem,
     store::EventStore,
 };
@@ -22,15 +22,20 @@ pub fn rig_start() -> DateTime<Utc> {
     "2026-03-02T08:00:00Z".parse().expect("a valid time")
 }
 
-/// `config` watching both directions with an absolute threshold of
-/// `count` failures in the window instead of the learned flow policy: the
-/// number of failures that raises is then known in advance, whatever the
-/// tenant's history, which is what tests of everything around the
-/// judgement (outbox, journal, cluster, portal) need. The rig's tenant is
-/// registered this way with a count of 3.
-pub fn counting_failures(mut config: TenantConfig, count: u32) -> TenantConfig {
+/// `config` watching both directions with absolute thresholds instead of
+/// the learned flow policy: `count` failures in the window, and a p95
+/// latency over 30 min (the defaults before the learned baseline). What
+/// raises is then known in advance, whatever the tenant's history, which
+/// is what tests of everything around the judgement (outbox, journal,
+/// cluster, portal) need. The rig's tenant is registered this way with a
+/// count of 3.
+pub fn absolute_thresholds(mut config: TenantConfig, count: u32) -> TenantConfig {
     for d in [&mut config.inbound, &mut config.outbound] {
         d.failures = Some(FailureThreshold::new(FailureLimit::Count(count)));
+        d.latency = Some(LatencyThreshold::new(
+            LatencyStatistic::P95,
+            Duration::from_secs(30 * 60),
+        ));
         d.flow = None;
     }
     config
@@ -147,7 +152,7 @@ impl EngineRig {
                 "ops@acme-external.example",
             ));
         }
-        let mut config = counting_failures(TenantConfig::new(tenant.clone(), recipients), 3);
+        let mut config = absolute_thresholds(TenantConfig::new(tenant.clone(), recipients), 3);
         config.display_name = options.display_name;
         monitor.register_tenant(config).await?;
         Ok(EngineRig {

@@ -98,6 +98,8 @@ use crate::{
     error::{Error, Result},
 };
 
+/// Most overdue probes a window keeps.
+pub(crate) use overdue::CAPACITY as OVERDUE_CAPACITY;
 use ring::SlotStats;
 pub use stats::WindowStats;
 /// Whether [`SlidingWindow::record`] took an observation.

@@ -14,23 +14,26 @@ use chrono::{DateTime, Utc};
 
 use super::SlidingWindow;
 
-/// Most overdue probes a window keeps; the newest win (they tell of the
-/// flow now, and the older ones have been counted while they were new).
-/// Four keep the struct within its memory bound, and with probes every few
-/// minutes they cover the last quarter hour or more of a slowdown, which is
-/// what a censored latency is for.
-pub(super) const CAPACITY: usize = 4;
+/// Most overdue probes a window keeps. The oldest are kept: the longer a
+/// probe has been pending, the more it tells (several probes pending far
+/// longer than deliveries ever take are an outage, whatever the share of
+/// merely slow deliveries says), and a place is freed when its probe
+/// arrives or reaches its deadline. Four keep the struct within its memory
+/// bound, and are as many as the flow detector needs to tell an outage
+/// from a heavy-tailed normal.
+pub(crate) const CAPACITY: usize = 4;
 
 /// An empty place: no probe is sent at the start of time.
 const EMPTY: i64 = i64::MIN;
 
-/// Sent times (ms) and deadlines (whole seconds after sending, rounded down
-/// and saturating at about 18 h, so a probe stops counting no later than
-/// its deadline) of the overdue probes.
+/// Sent times (ms), deadlines and when each was last seen pending (whole
+/// seconds after sending, rounded down and saturating at about 18 h, so a
+/// probe stops counting no later than its deadline) of the overdue probes.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Overdue {
     sent_ms: [i64; CAPACITY],
     deadline_s: [u16; CAPACITY],
+    seen_s: [u16; CAPACITY],
 }
 
 impl Default for Overdue {
@@ -38,8 +41,15 @@ impl Default for Overdue {
         Overdue {
             sent_ms: [EMPTY; CAPACITY],
             deadline_s: [0; CAPACITY],
+            seen_s: [0; CAPACITY],
         }
     }
+}
+
+/// Whole seconds from `sent_at` to `to`, saturating at `u16::MAX`.
+fn seconds_after(sent_at: DateTime<Utc>, to: DateTime<Utc>) -> u16 {
+    let seconds = (to - sent_at).num_seconds().clamp(0, i64::from(u16::MAX));
+    u16::try_from(seconds).unwrap_or(u16::MAX)
 }
 
 impl Overdue {
@@ -56,15 +66,34 @@ impl Overdue {
                 counts.then(|| Duration::from_millis(age.unsigned_abs()))
             })
     }
+
+    /// Ages at `now_ms` of the probes still counting, as they were when last
+    /// seen pending: latencies each probe is known to have reached, whatever
+    /// the check interval (the age at `now_ms` may already be past the
+    /// latency of a probe that arrived since its last check).
+    pub(super) fn seen_ages(&self, now_ms: i64) -> impl Iterator<Item = Duration> + '_ {
+        self.sent_ms
+            .iter()
+            .zip(self.deadline_s)
+            .zip(self.seen_s)
+            .filter(|&((&sent, _), _)| sent != EMPTY)
+            .filter_map(move |((&sent, deadline_s), seen_s)| {
+                let age = now_ms.checked_sub(sent)?;
+                let counts = age >= 0 && age < i64::from(deadline_s) * 1000;
+                counts.then(|| Duration::from_secs(u64::from(seen_s)))
+            })
+    }
 }
 
 impl SlidingWindow {
     /// Counts a probe sent at `sent_at`, still pending at `now` and older
     /// than normal, as a latency of at least its age (growing with the
-    /// clock) until `deadline`. Returns whether it is newly counted (not
-    /// when it already is, or when the window already holds as many newer
-    /// overdue probes as it keeps). Places of probes past their deadline
-    /// are reused, then that of the oldest probe.
+    /// clock) until `deadline`, and notes that it was seen pending at `now`
+    /// (see [`WindowStats::overdue_seen_over`](super::WindowStats::overdue_seen_over)).
+    /// Returns whether it is newly counted (not when it already is, or when
+    /// the window already holds as many older overdue probes as it keeps).
+    /// Places of probes past their deadline are reused, then that of the
+    /// newest probe if this one is older.
     pub fn mark_overdue(
         &mut self,
         sent_at: DateTime<Utc>,
@@ -74,29 +103,32 @@ impl SlidingWindow {
         let sent = sent_at.timestamp_millis();
         let now_ms = now.timestamp_millis();
         let o = &mut self.overdue;
-        if sent == EMPTY || o.sent_ms.contains(&sent) {
+        if sent == EMPTY {
             return false;
         }
-        let seconds = (deadline - sent_at)
-            .num_seconds()
-            .clamp(0, i64::from(u16::MAX));
-        let deadline_s = u16::try_from(seconds).unwrap_or(u16::MAX);
-        // A free place, one whose probe is past its deadline, or the oldest
-        // probe if it is older than this one.
+        let seen_s = seconds_after(sent_at, now);
+        if let Some(i) = o.sent_ms.iter().position(|&s| s == sent) {
+            o.seen_s[i] = o.seen_s[i].max(seen_s);
+            return false;
+        }
+        let deadline_s = seconds_after(sent_at, deadline);
+        // A free place, one whose probe is past its deadline, or the newest
+        // probe's if it is newer than this one.
         let expired = |i: usize| {
             o.sent_ms[i] == EMPTY
                 || now_ms.saturating_sub(o.sent_ms[i]) >= i64::from(o.deadline_s[i]) * 1000
         };
         let place = (0..CAPACITY).find(|&i| expired(i)).or_else(|| {
             (0..CAPACITY)
-                .min_by_key(|&i| o.sent_ms[i])
-                .filter(|&i| o.sent_ms[i] < sent)
+                .max_by_key(|&i| o.sent_ms[i])
+                .filter(|&i| o.sent_ms[i] > sent)
         });
         let Some(i) = place else {
             return false;
         };
         o.sent_ms[i] = sent;
         o.deadline_s[i] = deadline_s;
+        o.seen_s[i] = seen_s;
         true
     }
 

@@ -151,6 +151,30 @@ impl WindowStats<'_> {
         ages
     }
 
+    /// The overdue probes older than `normal` (see
+    /// [`overdue_over`](Self::overdue_over)), largest age first (unused
+    /// places `None`), each with the latency it is known to have reached:
+    /// its age when last seen pending ([`SlidingWindow::mark_overdue`]).
+    /// With probes checked at every tick the two are equal; with a longer
+    /// check interval the second lags, and never overstates a latency.
+    pub fn overdue_seen_over(
+        &self,
+        normal: Duration,
+    ) -> [Option<(Duration, Duration)>; OVERDUE_CAPACITY] {
+        let mut ages = [None; OVERDUE_CAPACITY];
+        let counted = self
+            .window
+            .overdue
+            .ages(self.now_ms)
+            .zip(self.window.overdue.seen_ages(self.now_ms))
+            .filter(|&(age, _)| age > normal);
+        for (place, pair) in ages.iter_mut().zip(counted) {
+            *place = Some(pair);
+        }
+        ages.sort_unstable_by(|a, b| b.cmp(a));
+        ages
+    }
+
     /// The `q`-quantile of the delivery latencies together with the overdue
     /// probes older than `normal`, each counted as a latency equal to its
     /// age: a lower bound of what the quantile will be when they arrive, so

@@ -690,3 +690,56 @@ proptest! {
         prop_assert!(w.entries.is_sorted());
     }
 }
+
+#[test]
+fn overdue_probes_keep_the_oldest_and_what_each_was_seen_to_take() {
+    let mut w = hour();
+    let deadline = |sent: i64| at_s(sent + 1800);
+    // Five probes sent a minute apart, each first seen pending a minute
+    // after it was sent: the fifth finds the four places taken by older ones.
+    for k in 0..5 {
+        let sent = k * 60;
+        assert_eq!(
+            w.mark_overdue(at_s(sent), deadline(sent), at_s(sent + 60)),
+            k < 4,
+            "probe {k}"
+        );
+    }
+    let now = at_s(600);
+    let stats = w.stats(now);
+    let ages: Vec<_> = stats
+        .overdue_over(Duration::ZERO)
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ages, [600, 540, 480, 420].map(Duration::from_secs));
+    // Known to have taken only what they had when last seen pending.
+    let seen: Vec<_> = stats
+        .overdue_seen_over(Duration::ZERO)
+        .into_iter()
+        .flatten()
+        .map(|(_, seen)| seen)
+        .collect();
+    assert_eq!(seen, [Duration::from_secs(60); 4]);
+    // Seen pending again: that is what they took at least; marking again
+    // counts nothing anew.
+    assert!(!w.mark_overdue(at_s(0), deadline(0), at_s(590)));
+    let stats = w.stats(now);
+    let first = stats.overdue_seen_over(Duration::ZERO)[0];
+    assert_eq!(
+        first,
+        Some((Duration::from_secs(600), Duration::from_secs(590)))
+    );
+    // An older probe than those kept takes the newest one's place.
+    assert!(w.mark_overdue(at_s(-60), deadline(-60), at_s(600)));
+    let ages: Vec<_> = w
+        .stats(now)
+        .overdue_over(Duration::ZERO)
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ages, [660, 600, 540, 480].map(Duration::from_secs));
+    // A place is freed when its probe arrives.
+    assert!(w.settle_overdue(at_s(0)));
+    assert!(w.mark_overdue(at_s(300), deadline(300), at_s(600)));
+}

@@ -90,7 +90,7 @@ async fn a_channel_that_is_down_holds_back_nothing_and_its_alert_follows_once_ba
     }
     let monitor = Arc::new(builder.build().unwrap());
     let acme = TenantId::new("acme").unwrap();
-    let mut config = continuity_core::testing::counting_failures(
+    let mut config = continuity_core::testing::absolute_thresholds(
         TenantConfig::new(
             acme.clone(),
             vec![

@@ -75,8 +75,10 @@ fn serve_an_outage(rt: &Runtime) -> (Arc<Monitor>, ManualClock, String, String) 
     let acme = TenantId::new("acme").unwrap();
     let mut ops = Recipient::new("ops", ChannelKind::Sms, "+15550100");
     ops.name = Some("Dana (ops)".into());
-    let mut config =
-        continuity_core::testing::counting_failures(TenantConfig::new(acme.clone(), vec![ops]), 3);
+    let mut config = continuity_core::testing::absolute_thresholds(
+        TenantConfig::new(acme.clone(), vec![ops]),
+        3,
+    );
     config.display_name = Some("Acme Corporation".into());
     rt.block_on(async {
         monitor.register_tenant(config).await.unwrap();

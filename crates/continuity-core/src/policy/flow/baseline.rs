@@ -207,6 +207,30 @@ impl Baseline {
         Some((class, above / deliveries))
     }
 
+    /// The share of the deliveries in `class` or above (so at least the
+    /// share slower than the class's floor), with `pseudo` deliveries added
+    /// there: a history that never saw a latency this long makes it rare,
+    /// not impossible. `None` without deliveries.
+    pub(super) fn share_from(&self, class: u8, pseudo: f64, minute: i64) -> Option<f64> {
+        if self.deliveries <= 0.0 {
+            return None;
+        }
+        // Forward-decayed sums share one weight: scale the pseudo-count to it.
+        let w = if self.origin == i64::MIN {
+            1.0
+        } else {
+            (minute.saturating_sub(self.origin) as f64 / self.half_life)
+                .clamp(-RESCALE_EXPONENT, RESCALE_EXPONENT)
+                .exp2()
+        };
+        let above: f64 = self.classes[usize::from(class).min(CLASSES - 1)..]
+            .iter()
+            .map(|&c| f64::from(c))
+            .sum();
+        let pseudo = pseudo * w;
+        Some(((above + pseudo) / (self.deliveries + pseudo)).min(1.0))
+    }
+
     /// Bytes held (all inline).
     pub(super) fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()

@@ -67,6 +67,10 @@ const TROUBLE_MEMORY_MINUTES: i64 = 60;
 /// on their way. At ten times the usual latency nearly all have arrived
 /// after two minutes.
 const SETTLE_MINUTES: u32 = 2;
+/// Deliveries the far test ([`FlowPolicy::overdue_far`]) adds to the
+/// baseline at any latency it asks about: three, as in the rule of three
+/// (no such latency among `n` deliveries still allows a share of `3/n`).
+const FAR_PSEUDO_DELIVERIES: f64 = 3.0;
 /// While the flow is unusual, observations are learned at this share.
 const UNUSUAL_SHARE: f64 = 1.0 / 16.0;
 
@@ -194,6 +198,15 @@ impl FlowThreshold {
 ///   still pending past that is counted as a slow delivery already (a
 ///   censored latency), so a slowdown shows while the slow probes are on
 ///   their way.
+/// - **Probes pending far longer than usual**: against heavy-tailed
+///   traffic a tenth of the deliveries are slow, so the four pending
+///   probes a window keeps are no evidence by that share. The `j` that
+///   have waited longest (`min_count` or more) are then tested against the
+///   baseline's share of deliveries as slow as the shortest of their waits
+///   (as last seen pending), among the samples since the oldest was sent:
+///   four probes pending for two minutes where one delivery in a hundred
+///   takes that long are an outage that shows as silence. Mail delivered
+///   on time meanwhile rules it out: then the probes alone are held up.
 ///
 /// Each is tested over every span of the newest 1, 2, … `span` minutes
 /// (see `evidence.rs` for the math), newest first: the first span whose
@@ -377,6 +390,76 @@ impl FlowPolicy {
                 .sum();
             samples < MINUTES
         }
+    }
+
+    /// The overdue probes' own test, for an outage that shows as silence
+    /// against heavy-tailed traffic: there, a tenth of the deliveries are
+    /// slower than usual, so the few probes a window keeps pending are no
+    /// evidence by that measure, yet several probes pending longer than
+    /// nearly every delivery ever took are. For the `j` longest-waiting
+    /// probes (from `min_count` up), with `c` the shortest wait among them
+    /// (as last seen pending), the test asks how improbable `j` samples at
+    /// `c` or slower are among those since the oldest was sent (the
+    /// samples in the ring plus the `j`), at the baseline's share of
+    /// deliveries at `c`'s class or slower (with
+    /// [`FAR_PSEUDO_DELIVERIES`], never below the rate floor): the same
+    /// binomial tail at the same significance as the other tests. Probes
+    /// sent before the minutes an ended episode was judged with are left
+    /// out, and mail delivered meanwhile that rules out an outage
+    /// ([`Test::flowing`] at the baseline's share of slow deliveries,
+    /// `slow_share`) means the probes alone are held up: no verdict.
+    /// Returns the test that found the flow unusual, if one did, and the
+    /// latency it judged (the floor of `c`'s class).
+    fn overdue_far(
+        &self,
+        overdue: &[Option<(Duration, Duration)>],
+        slow_share: f64,
+        minute: i64,
+        now: DateTime<Utc>,
+    ) -> Option<(Test, Duration)> {
+        let mut seen = [Duration::ZERO; crate::window::OVERDUE_CAPACITY];
+        let (mut k, mut back) = (0usize, 0i64);
+        for &(age, at_least) in overdue.iter().flatten() {
+            let sent = chrono::TimeDelta::from_std(age)
+                .ok()
+                .and_then(|a| now.checked_sub_signed(a))
+                .map_or(i64::MIN, minute_of);
+            if sent < i64::from(self.judged_before) || k == seen.len() {
+                continue;
+            }
+            seen[k] = at_least;
+            k += 1;
+            back = back.max(minute.saturating_sub(sent));
+        }
+        if (k as u64) < u64::from(self.min_count) {
+            return None;
+        }
+        seen[..k].sort_unstable_by(|a, b| b.cmp(a));
+        let back = back.clamp(0, MINUTES as i64 - 1);
+        let (mut samples, mut bad) = (0u64, 0u64);
+        for b in 0..=back {
+            let m = self.recent.get(minute - b);
+            samples += u64::from(m.deliveries) + u64::from(m.failures);
+            bad += u64::from(m.slow) + u64::from(m.failures);
+        }
+        // Mail delivered on time meanwhile rules out an outage: then the
+        // probes alone are held up, which is no news of the flow.
+        let mut meanwhile = Test::new(slow_share, f64::NAN, self.log_odds, self.min_count);
+        meanwhile.extend(samples, bad, false);
+        if meanwhile.flowing() {
+            return None;
+        }
+        (self.min_count.max(1) as usize..=k).rev().find_map(|j| {
+            let class = class_of(seen[j - 1]);
+            let share = self
+                .baseline
+                .share_from(class, FAR_PSEUDO_DELIVERIES, minute)?
+                .max(RATE_FLOOR);
+            let mut test = Test::new(share, f64::NAN, self.log_odds, self.min_count);
+            test.extend(samples.saturating_add(j as u64), j as u64, true);
+            test.minutes = u32::try_from(back + 1).unwrap_or(u32::MAX);
+            (test.finding == Finding::Unusual).then_some((test, class_floor(class)))
+        })
     }
 
     /// Keeps the highest rate of trouble the tests found over a whole
@@ -586,6 +669,19 @@ impl ThresholdPolicy for FlowPolicy {
                 all_slow.add(d + extra, s + extra);
             }
         }
+        // Probes pending far longer than deliveries take, where the share of
+        // slow ones says nothing yet (a silent outage).
+        let mut shown_above = slow_above;
+        if failures.finding != Finding::Unusual
+            && latency.is_some_and(|t| t.finding != Finding::Unusual)
+            && overdue >= u64::from(self.min_count)
+            && let (Some(above), Some(share)) = (slow_above, latency.map(|t| t.p))
+            && let Some((far, far_above)) =
+                self.overdue_far(&stats.overdue_seen_over(above), share, minute, now)
+        {
+            latency = Some(far);
+            shown_above = Some(far_above);
+        }
         let latency_finding = latency.map(|t| t.finding);
         let found_unusual =
             failures.finding == Finding::Unusual || latency_finding == Some(Finding::Unusual);
@@ -679,7 +775,7 @@ impl ThresholdPolicy for FlowPolicy {
                 } else {
                     minutes(test.minutes.max(1))
                 },
-                slow_above,
+                slow_above: shown_above,
             },
         }
     }

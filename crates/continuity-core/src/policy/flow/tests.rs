@@ -607,3 +607,99 @@ fn after_a_restart_a_few_good_samples_do_not_end_an_outage() {
         assert_ne!(p.health(&v, true), Health::Healthy, "{}", v.reading);
     }
 }
+
+/// A policy and window fed `days` of heavy-tailed traffic, 2 deliveries a
+/// minute: a tenth take 20 s, one in fifty 90 s, one in two hundred 4 min,
+/// the rest 3 s; no failures.
+fn learned_heavy_tailed(days: i64) -> (FlowPolicy, SlidingWindow, DateTime<Utc>) {
+    let mut p = FlowPolicy::new(FlowThreshold::default());
+    let mut w = window();
+    let mut n = 0u64;
+    let mut t = t0();
+    for _ in 0..days * 1440 {
+        for half in [10, 40] {
+            let at = t + TimeDelta::seconds(half);
+            n += 1;
+            let secs = match n {
+                n if n.is_multiple_of(200) => 240,
+                n if n.is_multiple_of(50) => 90,
+                n if n.is_multiple_of(10) => 20,
+                _ => 3,
+            };
+            w.record(at, &ok(secs));
+            p.record(at, &ok(secs));
+        }
+        t += TimeDelta::minutes(1);
+        p.evaluate(&w, t);
+    }
+    (p, w, t)
+}
+
+/// Probes sent at `t + sent` minutes, none back, checked every minute from
+/// `t + 1` to `t + until` as the Monitor does (each still pending is marked
+/// again); with `traffic`, deliveries of 3 s go on meanwhile. Returns the
+/// first minute the flow is unusual, if any.
+fn pending_probes(traffic: bool, sent: &[i64], until: i64) -> Option<i64> {
+    let (mut p, mut w, t) = learned_heavy_tailed(1);
+    let v = p.evaluate(&w, t);
+    assert_eq!(finding(&v), FlowFinding::Normal, "{}", v.reading);
+    for minute in 1..=until {
+        let now = t + TimeDelta::minutes(minute);
+        if traffic {
+            for s in [10, 40] {
+                let at = now - TimeDelta::minutes(1) + TimeDelta::seconds(s);
+                w.record(at, &ok(3));
+                p.record(at, &ok(3));
+            }
+        }
+        for &k in sent.iter().filter(|&&k| k < minute) {
+            let at = t + TimeDelta::minutes(k);
+            w.mark_overdue(at, at + TimeDelta::minutes(30), now);
+        }
+        let v = p.evaluate(&w, now);
+        if v.breached {
+            assert_eq!(finding(&v), FlowFinding::UnusualLatency, "{}", v.reading);
+            return Some(minute);
+        }
+    }
+    None
+}
+
+#[test]
+fn probes_pending_far_longer_than_deliveries_take_are_an_outage_in_silence() {
+    // Against heavy-tailed traffic, a tenth of the deliveries are slow:
+    // four probes pending are no evidence by that measure. Four pending
+    // for two minutes or more are (one delivery in two hundred takes that
+    // long): the fourth reaches two minutes five minutes after the first
+    // was sent.
+    assert_eq!(pending_probes(false, &[0, 1, 2, 3], 20), Some(5));
+    // Three pending that long are not enough at that share; once the
+    // youngest has waited longer than any delivery took (past the 4 min
+    // class), they are.
+    assert_eq!(pending_probes(false, &[0, 1, 2], 20), Some(7));
+    // With mail flowing meanwhile, probes held up are no outage.
+    assert_eq!(pending_probes(true, &[0, 1, 2, 3], 20), None);
+}
+
+#[test]
+fn the_far_test_counts_a_probe_only_as_long_as_it_was_seen_pending() {
+    let (mut p, mut w, t) = learned_heavy_tailed(1);
+    // Four probes seen pending once, a minute after each was sent; their
+    // next check is not due yet. Their ages grow, but what they are known
+    // to have taken does not: nothing unusual.
+    for k in 0..4 {
+        let at = t + TimeDelta::minutes(k);
+        w.mark_overdue(at, at + TimeDelta::minutes(30), at + TimeDelta::minutes(1));
+    }
+    let now = t + TimeDelta::minutes(9);
+    let v = p.evaluate(&w, now);
+    assert!(!v.breached, "{}", v.reading);
+    // Checked again, all still pending: an outage.
+    for k in 0..4 {
+        let at = t + TimeDelta::minutes(k);
+        w.mark_overdue(at, at + TimeDelta::minutes(30), now);
+    }
+    let v = p.evaluate(&w, now);
+    assert!(v.breached, "{}", v.reading);
+    assert_eq!(finding(&v), FlowFinding::UnusualLatency);
+}
