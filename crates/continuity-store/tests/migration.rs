@@ -1,6 +1,6 @@
 //! Databases written by an earlier schema are migrated when a store opens
 //! them, keep their data, and gain what later steps add (the baselines
-//! table of step 3).
+//! table of step 3; in PostgreSQL, the probe table's fill factor of step 4).
 //!
 //! PostgreSQL is found at `CONTINUITY_TEST_PG` (default
 //! `host=127.0.0.1 port=5432 user=postgres dbname=test`); a missing server
@@ -242,6 +242,23 @@ async fn baselines_are_kept(store: &dyn EventStore, tenant: &TenantId) {
     );
 }
 
+/// The storage options (`WITH (…)`) of `table` in `schema`.
+async fn reloptions(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+) -> Option<Vec<String>> {
+    client
+        .query_one(
+            "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
     let dir = common::TempDir::new("migrate-v1");
@@ -323,7 +340,7 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let hint_columns: i64 = client
         .query_one(
             "SELECT COUNT(*) FROM information_schema.columns
@@ -336,19 +353,15 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
     assert_eq!(hint_columns, 0, "the column is dropped");
     probes_survive(&store, &tenant).await;
     baselines_are_kept(&store, &tenant).await;
-    let options_of_table: Option<Vec<String>> = client
-        .query_one(
-            "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = 'continuity_baselines'",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        options_of_table,
+        reloptions(&client, &schema, "continuity_baselines").await,
         Some(vec!["fillfactor=70".to_string()]),
         "room on each page for the hourly updates"
+    );
+    assert_eq!(
+        reloptions(&client, &schema, "continuity_probes").await,
+        Some(vec!["fillfactor=50".to_string()]),
+        "room on each page for a claim of every probe"
     );
 
     PostgresStore::connect_with(&common::pg_url(), options)

@@ -1,5 +1,9 @@
 //! Pending probes: stored when sent, claimed under leases by shard,
 //! settled (rescheduled or removed) by the lease holder.
+//!
+//! A probe is due when `due_at` has come and its lease (`lease_until`), if
+//! any, has run out. `due_at` moves only when the probe is put or
+//! rescheduled; a claim writes the lease alone (see `claim_due_probes`).
 
 use std::{collections::HashSet, time::Duration};
 
@@ -161,18 +165,27 @@ impl PostgresStore {
         // Every shard: no filter (`$4` is then NULL).
         let list: Option<Vec<i32>> =
             (!shards.is_all()).then(|| shards.iter().map(i32::from).collect());
+        // The lease is written only to columns no index holds, and the
+        // filter reads it, so that a claim (one a check, the commonest
+        // write here) can be a HOT update: no index entries, and the old
+        // version pruned on its page instead of waiting for VACUUM.
+        // Moving `due_at` to the lease's end instead would make every claim
+        // a new entry in three indexes. A leased probe stays in the due
+        // range, but the scan steps over at most the probes under a live
+        // lease (a settled probe leaves the range).
         let rows = client
             .query(
                 &format!(
                     "WITH due AS (
-                       SELECT tenant, probe_id, due_at FROM continuity_probes
-                       WHERE due_at <= $1 AND ($4::int[] IS NULL OR shard = ANY($4))
+                       SELECT tenant, probe_id FROM continuity_probes
+                       WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+                         AND ($4::int[] IS NULL OR shard = ANY($4))
                        ORDER BY due_at LIMIT $2
                        FOR UPDATE SKIP LOCKED)
                      UPDATE continuity_probes p
-                     SET lease_id = nextval('continuity_lease_seq'), lease_until = $3, due_at = $3
+                     SET lease_id = nextval('continuity_lease_seq'), lease_until = $3
                      FROM due WHERE p.tenant = due.tenant AND p.probe_id = due.probe_id
-                     RETURNING {PROBE_COLUMNS}, due.due_at"
+                     RETURNING {PROBE_COLUMNS}, p.due_at"
                 ),
                 &[
                     &micros(now),
