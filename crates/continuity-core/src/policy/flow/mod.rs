@@ -254,12 +254,9 @@ impl FlowThreshold {
 /// some 30 years per direction. Measured on 300 direction-days of
 /// heavy-tailed traffic with 1 % failures: none (`DETECTION.md`).
 #[derive(Clone, Debug)]
-// Laid out for recording an observation, which at fleet scale costs a
-// memory trip per cache line it touches: aligned to a line, the first holds
-// what recording reads and the ring's head, the ring's minutes follow, and
-// the baseline's figures fill the fourth line exactly, before its classes;
-// what only evaluating reads comes last.
-#[repr(C, align(64))]
+// `repr(C)`: what recording an observation reads comes first, then the
+// baseline (its figures first), the ring, and what only evaluating reads.
+#[repr(C)]
 pub struct FlowPolicy {
     // Only what evaluating needs, not the threshold it came from: this is
     // kept for every direction of every tenant (the memory budget).
@@ -268,10 +265,6 @@ pub struct FlowPolicy {
     slow_class: Option<u8>,
     /// The latest verdict breached: learn at a reduced share.
     unusual: bool,
-    /// Deliveries on time recorded since the latest evaluation (saturating).
-    on_time: u8,
-    recent: Recent,
-    baseline: Baseline,
     /// Probes are pending past the slow floor: their ages grow into the
     /// evidence without a new observation, so the verdict holds a minute only.
     unsettled: bool,
@@ -281,6 +274,8 @@ pub struct FlowPolicy {
     probe_soon: bool,
     /// Overdue probes the latest evaluation counted as slow.
     overdue_counted: u8,
+    /// Deliveries on time recorded since the latest evaluation (saturating).
+    on_time: u8,
     /// The first minute (since the Unix epoch) of the span that last ended
     /// an unusual flow: older minutes were judged with the trouble they
     /// belong to, and raise nothing again.
@@ -292,18 +287,13 @@ pub struct FlowPolicy {
     /// normal since: undecided spans leave it unusual.
     latched: Option<FlowFinding>,
     min_count: u32,
+    baseline: Baseline,
+    recent: Recent,
     /// `ln(1 / significance)`.
     log_odds: f64,
     /// The trouble seen while the flow was last unusual, for an hour after.
     episode: Option<Episode>,
 }
-
-// The layout the comment above describes.
-const _: () = {
-    assert!(std::mem::offset_of!(FlowPolicy, recent) + std::mem::size_of::<Recent>() <= 216);
-    assert!(std::mem::offset_of!(FlowPolicy, baseline) == 216);
-    assert!(std::mem::size_of::<FlowPolicy>() <= 512);
-};
 
 impl FlowPolicy {
     /// A policy for `threshold`, with an empty baseline. Out-of-range values
