@@ -154,9 +154,9 @@ const UNKNOWN_ACTION: &str = "There is no such action in the portal.";
 const BAD_PATH: &str = "This address is not a portal page.";
 
 impl Portal {
-    fn open(&self, token: &str) -> Result<Box<PortalView>, Failure> {
+    async fn open(&self, token: &str) -> Result<Box<PortalView>, Failure> {
         let now = self.monitor.clock().now();
-        match portal::open(&self.monitor, token, None, now) {
+        match portal::open(&self.monitor, token, None, now).await {
             Ok(PortalOutcome::Done(view)) => Ok(view),
             Ok(PortalOutcome::LinkRefused { reason }) => Err(Failure::Link(reason)),
             Ok(other) => Err(Failure::Unexpected(format!(
@@ -200,7 +200,7 @@ pub(crate) async fn status_page(
     let Ok(Path(token)) = path else {
         return failure_page(Failure::NotFound(BAD_PATH));
     };
-    match p.open(&token) {
+    match p.open(&token).await {
         Ok(v) => {
             let mut h = Html::new();
             pages::view(&mut h, &v, &format!("{token}/"));
@@ -220,7 +220,7 @@ pub(crate) async fn form_page(
     let Some(kind) = Kind::parse(&action) else {
         return failure_page(Failure::NotFound(UNKNOWN_ACTION));
     };
-    match p.open(&token) {
+    match p.open(&token).await {
         Ok(v) => {
             let mut h = Html::new();
             pages::form(&mut h, &v, kind, &token, &p.csrf.token(&token));
@@ -294,7 +294,7 @@ pub(crate) async fn api_status(
     let Ok(Path(token)) = path else {
         return failure_json(Failure::NotFound(BAD_PATH));
     };
-    match p.open(&token) {
+    match p.open(&token).await {
         Ok(v) => Json(json!({
             "view": v,
             "csrf": p.csrf.token(&token),

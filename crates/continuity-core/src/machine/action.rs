@@ -30,6 +30,15 @@ pub enum Action {
         /// The new end.
         until: DateTime<Utc>,
     },
+    /// Move the active event's end `by` later, from the end it has in the
+    /// state the action is applied to (not the one its caller last saw:
+    /// another administrator, or another instance, may have moved it since).
+    /// Applied, it is recorded as [`Action::ExtendEvent`] to the end reached.
+    ExtendEventBy {
+        /// How much later the event ends.
+        #[serde(with = "crate::duration::serde_duration")]
+        by: Duration,
+    },
     /// End the active event now.
     EndEvent,
     /// Plan an event ahead.
@@ -51,11 +60,24 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action with its relative end made absolute against `state`: an
+    /// extension by a duration ends that much after the active event's
+    /// end. `None` when nothing changes (other actions; no active event,
+    /// or an end past the calendar, which validation refuses).
+    pub(super) fn made_absolute(&self, state: &TenantState) -> Option<Action> {
+        let Action::ExtendEventBy { by } = self else {
+            return None;
+        };
+        let end = state.active_event.as_ref()?.end;
+        let until = end.checked_add_signed(chrono::TimeDelta::from_std(*by).ok()?)?;
+        Some(Action::ExtendEvent { until })
+    }
+
     /// Dotted name used in the audit log: `event.start`, `suspension.lift`, …
     pub fn name(&self) -> &'static str {
         match self {
             Action::StartEvent { .. } => "event.start",
-            Action::ExtendEvent { .. } => "event.extend",
+            Action::ExtendEvent { .. } | Action::ExtendEventBy { .. } => "event.extend",
             Action::EndEvent => "event.end",
             Action::ScheduleEvent { .. } => "event.schedule",
             Action::CancelScheduledEvent => "event.cancel",
@@ -194,6 +216,16 @@ pub(super) fn validate_action(
                 });
             }
         }
+        Action::ExtendEventBy { by } => {
+            // Reached only when it could not be made absolute.
+            if running_until.is_none() {
+                return reject(Rejection::NoActiveEvent);
+            }
+            return reject(Rejection::TooLong {
+                requested: *by,
+                max: limits.max_event_duration,
+            });
+        }
         Action::EndEvent => {
             if running_until.is_none() {
                 return reject(Rejection::NoActiveEvent);
@@ -290,6 +322,8 @@ pub(super) fn perform(
                 audit(fx, before, after);
             }
         }
+        // Made absolute before it is validated (and refused if it cannot be).
+        Action::ExtendEventBy { .. } => {}
         Action::EndEvent => {
             end_active(
                 state,

@@ -206,6 +206,8 @@ pub fn apply_in_place(
             // and leave `state` untouched if it is refused.
             let mut next = state.clone();
             let owed_by_time = time_driven(&mut next, now, &rules.limits, &mut fx);
+            let absolute = action.made_absolute(&next);
+            let action = absolute.as_ref().unwrap_or(action);
             validate_action(&next, action, now, &rules.limits)?;
             let owed_by_action = perform(&mut next, action, actor, now, &mut fx);
             schedule_alerts(

@@ -299,6 +299,47 @@ fn suspension_limits_are_enforced() {
 }
 
 #[test]
+fn an_extension_by_a_duration_counts_from_the_end_in_the_state_it_applies_to() {
+    let mut s = TenantState::default();
+    let by = |mins: u64| Action::ExtendEventBy {
+        by: Duration::from_secs(mins * 60),
+    };
+    assert_eq!(
+        rejection(act(&mut s, t(0), by(60))),
+        Rejection::NoActiveEvent
+    );
+    act(&mut s, t(0), Action::StartEvent { until: t(240) }).unwrap();
+    // Someone extended it meanwhile: an hour more counts from there.
+    act(&mut s, t(1), Action::ExtendEvent { until: t(300) }).unwrap();
+    let fx = act(&mut s, t(2), by(60)).unwrap();
+    let e = s.active_event.as_ref().unwrap();
+    assert_eq!((e.end, e.extensions), (t(360), 2));
+    // Audited as the extension it became.
+    assert!(
+        fx.iter()
+            .any(|f| matches!(f, Effect::Audit(a) if a.action == "event.extend"))
+    );
+    // Past the limits, or past the calendar: refused, nothing changed.
+    assert!(matches!(
+        rejection(act(&mut s, t(3), by(8 * 24 * 60))),
+        Rejection::TooLong { .. }
+    ));
+    assert!(matches!(
+        rejection(act(
+            &mut s,
+            t(3),
+            Action::ExtendEventBy { by: Duration::MAX }
+        )),
+        Rejection::TooLong { .. }
+    ));
+    assert_eq!(s.active_event.as_ref().unwrap().end, t(360));
+    // It reads and writes as configuration durations do.
+    let json = serde_json::to_string(&by(90)).unwrap();
+    assert_eq!(json, r#"{"action":"extend_event_by","by":"1h30m"}"#);
+    assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), by(90));
+}
+
+#[test]
 fn start_extend_end_an_event() {
     let mut s = TenantState::default();
     let fx = act(&mut s, t(0), Action::StartEvent { until: t(240) }).unwrap();

@@ -14,8 +14,13 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
+use tracing::warn;
+
 use super::{
-    DenseSlot, Monitor, TenantStatus, baselines, journal::Journal, lock, registry::PolicyRegistry,
+    DenseSlot, Monitor, TenantStatus, baselines,
+    journal::{Journal, store_unreachable},
+    lock,
+    registry::PolicyRegistry,
     timer::ProbeJob,
 };
 use crate::{
@@ -663,8 +668,50 @@ impl Monitor {
         recorded
     }
 
+    /// [`status`](Self::status) with the stored state read through: in a
+    /// cluster ([`MonitorBuilder::cluster`](super::MonitorBuilder::cluster)),
+    /// another instance, or an action taken there, may have moved the
+    /// tenant's state on since this instance last loaded it, whether or not
+    /// it owns the tenant. A newer stored state is adopted (and the tenant
+    /// evaluated against it at the next tick). The only instance (no
+    /// cluster) writes every change itself: its state is current, and it
+    /// reads nothing.
+    ///
+    /// Errors: [`Error::UnknownTenant`], and the store's, except that a store
+    /// that cannot be reached gives the state known here (logged).
+    pub async fn status_current(&self, tenant: &TenantId) -> Result<TenantStatus> {
+        if self.cluster.instance.is_some() {
+            let rt = self.runtime(tenant)?;
+            match self.parts.store.as_ref().load(tenant).await {
+                Ok(Some(stored)) => {
+                    let newer = {
+                        let mut g = lock(&rt);
+                        // A journaled state is newer than anything stored:
+                        // its write decides (see `journal`).
+                        let newer = stored.version > g.cached.version && g.journal.is_empty();
+                        if newer {
+                            g.cached = stored;
+                            g.next_eval_at = None;
+                        }
+                        newer
+                    };
+                    if newer {
+                        self.wake(&rt, DateTime::<Utc>::MIN_UTC);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if store_unreachable(&e) => {
+                    warn!(%tenant, error = %e, "the store cannot be reached: the state known here is shown");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.status(tenant)
+    }
+
     /// The stored state and the current readings of a tenant (at the
-    /// monitor's clock).
+    /// monitor's clock), as this instance knows them; see
+    /// [`status_current`](Self::status_current) for the store's.
     pub fn status(&self, tenant: &TenantId) -> Result<TenantStatus> {
         let rt = self.runtime(tenant)?;
         let rt = lock(&rt);

@@ -37,7 +37,7 @@
 //! let claims = LinkClaims { tenant: acme, alert_id: 1, recipient: "ops".into() };
 //! let link = monitor.link_signer().sign(&claims, now)?;
 //!
-//! let PortalOutcome::Done(view) = portal::open(&monitor, &link, None, now)? else { panic!() };
+//! let PortalOutcome::Done(view) = portal::open(&monitor, &link, None, now).await? else { panic!() };
 //! assert!(view.active_event.is_none());
 //! let four_hours = DURATION_PRESETS[1].duration;
 //! let action = PortalAction::StartEvent(Until::For(four_hours));
@@ -54,9 +54,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Direction, Error, Monitor, Result, TenantId,
     link::{LinkRejection, VerifiedLink},
-    machine::{
-        Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension, TenantState,
-    },
+    machine::{Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension},
     notify::FailureSummary,
     policy::Reading,
 };
@@ -223,21 +221,25 @@ pub enum PortalOutcome {
 
 /// Verifies `link` (optionally for `tenant`) at `now` and returns the view.
 ///
+/// The state shown is the store's (see [`Monitor::status_current`]): with
+/// several instances, another one may have moved it on since this one last
+/// loaded it. The readings are this instance's.
+///
 /// # Errors
 ///
 /// Only for failures that are not the link's or the administrator's: an
 /// unknown tenant ([`Error::UnknownTenant`]), a store that cannot be reached.
 /// A refused link is [`PortalOutcome::LinkRefused`].
-pub fn open(
+pub async fn open(
     monitor: &Monitor,
     link: &str,
     tenant: Option<&TenantId>,
     now: DateTime<Utc>,
 ) -> Result<PortalOutcome> {
     match monitor.verify_link(link, tenant, now) {
-        Ok(verified) => Ok(PortalOutcome::Done(Box::new(view(
-            monitor, &verified, now,
-        )?))),
+        Ok(verified) => Ok(PortalOutcome::Done(Box::new(
+            view(monitor, &verified, now).await?,
+        ))),
         Err(Error::Link { reason }) => Ok(PortalOutcome::LinkRefused { reason }),
         Err(e) => Err(e),
     }
@@ -267,17 +269,9 @@ pub async fn act(
         Err(e) => return Err(e),
     };
     let tenant = verified.claims.tenant.clone();
-    let current = monitor.status(&tenant)?.state;
-    // An extension by a duration counts from the end this call read: it must
-    // not land on a state someone changed since, whether or not the caller
-    // sent a version.
-    let expected_version = match action {
-        PortalAction::ExtendEvent(Until::For(_)) => expected_version.or(Some(current.version)),
-        _ => expected_version,
-    };
-    let Some(action) = resolve(action, &current.state, now) else {
+    let Some(action) = resolve(action, now) else {
         return Ok(PortalOutcome::OutOfRange {
-            view: Box::new(view(monitor, &verified, now)?),
+            view: Box::new(view(monitor, &verified, now).await?),
         });
     };
     let actor = Actor::Link {
@@ -290,23 +284,25 @@ pub async fn act(
         .act(&tenant, actor, action, expected_version, now)
         .await
     {
-        Ok(_) => Ok(PortalOutcome::Done(Box::new(view(
-            monitor, &verified, now,
-        )?))),
+        Ok(_) => Ok(PortalOutcome::Done(Box::new(
+            view(monitor, &verified, now).await?,
+        ))),
         Err(Error::InvalidTransition { reason }) => Ok(PortalOutcome::Refused {
             reason,
-            view: Box::new(view(monitor, &verified, now)?),
+            view: Box::new(view(monitor, &verified, now).await?),
         }),
         Err(Error::Conflict { .. }) => Ok(PortalOutcome::Conflict {
-            view: Box::new(view(monitor, &verified, now)?),
+            view: Box::new(view(monitor, &verified, now).await?),
         }),
         Err(e) => Err(e),
     }
 }
 
-/// The machine action for `action` on `state` at `now`; `None` when a time
-/// falls outside the calendar.
-fn resolve(action: PortalAction, state: &TenantState, now: DateTime<Utc>) -> Option<Action> {
+/// The machine action for `action` at `now`; `None` when a time falls
+/// outside the calendar. An extension by a duration stays relative: the
+/// machine counts it from the end of the event in the very state it is
+/// applied to, in the same compare-and-swap.
+fn resolve(action: PortalAction, now: DateTime<Utc>) -> Option<Action> {
     let after = |from: DateTime<Utc>, until: Until| match until {
         Until::At(t) => Some(t),
         Until::For(d) => from.checked_add_signed(TimeDelta::from_std(d).ok()?),
@@ -315,14 +311,8 @@ fn resolve(action: PortalAction, state: &TenantState, now: DateTime<Utc>) -> Opt
         PortalAction::StartEvent(u) => Action::StartEvent {
             until: after(now, u)?,
         },
-        PortalAction::ExtendEvent(u) => {
-            // Without a running event the machine refuses (NoActiveEvent);
-            // the reference for the duration then does not matter.
-            let from = state.active_event.as_ref().map_or(now, |e| e.end);
-            Action::ExtendEvent {
-                until: after(from, u)?,
-            }
-        }
+        PortalAction::ExtendEvent(Until::For(by)) => Action::ExtendEventBy { by },
+        PortalAction::ExtendEvent(Until::At(until)) => Action::ExtendEvent { until },
         PortalAction::EndEvent => Action::EndEvent,
         PortalAction::ScheduleEvent { start, end } => Action::ScheduleEvent {
             start,
@@ -336,8 +326,8 @@ fn resolve(action: PortalAction, state: &TenantState, now: DateTime<Utc>) -> Opt
     })
 }
 
-fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<PortalView> {
-    let status = monitor.status(&link.claims.tenant)?;
+async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<PortalView> {
+    let status = monitor.status_current(&link.claims.tenant).await?;
     let config = monitor.tenant_config(&link.claims.tenant)?;
     let state = status.state.state;
     let failing = status.failing;

@@ -101,7 +101,7 @@ async fn the_view_shows_figures_against_thresholds_and_the_link() {
             .unwrap();
     }
     let token = link(&monitor, "acme", t0());
-    let view = done(open(&monitor, &token, Some(&acme), t0()).unwrap());
+    let view = done(open(&monitor, &token, Some(&acme), t0()).await.unwrap());
     assert_eq!(view.tenant, acme);
     assert_eq!(view.recipient, "ops");
     assert_eq!(view.organisation, "acme");
@@ -134,7 +134,7 @@ async fn the_view_shows_figures_against_thresholds_and_the_link() {
     monitor.tick(t0()).await.unwrap();
     let later = t0() + TimeDelta::minutes(1);
     monitor.tick(later).await.unwrap();
-    let view = done(open(&monitor, &token, None, later).unwrap());
+    let view = done(open(&monitor, &token, None, later).await.unwrap());
     let incident = view.incident.as_ref().expect("an open incident");
     assert_eq!(incident.alerts_sent, 1);
     assert!(incident.last_alert_at.is_some());
@@ -313,7 +313,7 @@ async fn every_action_goes_through_with_presets_and_is_audited_as_the_recipient(
 async fn two_administrators_on_the_same_version_one_wins_the_other_sees_the_change() {
     let monitor = monitor().await;
     let token = link(&monitor, "acme", t0());
-    let seen = done(open(&monitor, &token, None, t0()).unwrap()).version;
+    let seen = done(open(&monitor, &token, None, t0()).await.unwrap()).version;
     let (a, b) = tokio::join!(
         act(
             &monitor,
@@ -363,7 +363,7 @@ async fn two_administrators_on_the_same_version_one_wins_the_other_sees_the_chan
 async fn actions_beyond_the_limits_are_refused_with_the_reason_and_change_nothing() {
     let monitor = monitor().await;
     let token = link(&monitor, "acme", t0());
-    let before = done(open(&monitor, &token, None, t0()).unwrap());
+    let before = done(open(&monitor, &token, None, t0()).await.unwrap());
     let cases = [
         PortalAction::StartEvent(Until::For(49 * HOUR)),
         PortalAction::Suspend(Until::For(25 * HOUR)),
@@ -450,7 +450,7 @@ async fn each_kind_of_bad_link_is_refused_with_its_own_reason() {
 
     // Expired: the message says a fresh link comes with the next alert.
     let later = t0() + TimeDelta::hours(24) + TimeDelta::seconds(1);
-    let expired = refused_link(open(&monitor, &token, None, later).unwrap());
+    let expired = refused_link(open(&monitor, &token, None, later).await.unwrap());
     assert!(
         matches!(expired, LinkRejection::Expired { .. }),
         "{expired:?}"
@@ -472,7 +472,7 @@ async fn each_kind_of_bad_link_is_refused_with_its_own_reason() {
     let last = tampered.len() - 1;
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let reason = refused_link(open(&monitor, &tampered, None, t0()).unwrap());
+    let reason = refused_link(open(&monitor, &tampered, None, t0()).await.unwrap());
     assert_eq!(reason, LinkRejection::BadSignature);
     let reason = refused_link(
         act(
@@ -490,7 +490,7 @@ async fn each_kind_of_bad_link_is_refused_with_its_own_reason() {
     // Garbage.
     for garbage in ["", "not-a-token", "%%%", &"A".repeat(10_000)] {
         assert_eq!(
-            refused_link(open(&monitor, garbage, None, t0()).unwrap()),
+            refused_link(open(&monitor, garbage, None, t0()).await.unwrap()),
             LinkRejection::Malformed
         );
     }
@@ -498,7 +498,7 @@ async fn each_kind_of_bad_link_is_refused_with_its_own_reason() {
     // Another tenant's link opened under this tenant.
     let globex = link(&monitor, "globex", t0());
     assert_eq!(
-        refused_link(open(&monitor, &globex, Some(&acme), t0()).unwrap()),
+        refused_link(open(&monitor, &globex, Some(&acme), t0()).await.unwrap()),
         LinkRejection::WrongTenant
     );
 
@@ -514,7 +514,7 @@ async fn each_kind_of_bad_link_is_refused_with_its_own_reason() {
             t0(),
         )
         .unwrap();
-    let reason = refused_link(open(&monitor, &old, None, t0()).unwrap());
+    let reason = refused_link(open(&monitor, &old, None, t0()).await.unwrap());
     assert_eq!(
         reason,
         LinkRejection::UnknownKey {
