@@ -103,7 +103,7 @@ impl Monitor {
                     probe_id: request.probe_id,
                     sent_at: at,
                     deadline: after(at, job.settings.deadline),
-                    next_check_at: after(now, job.settings.check_interval).max(at),
+                    next_check_at: after(now, job.settings.check_interval),
                     ticket,
                     lease_id: 0,
                     tenant_hint: hint,

@@ -672,41 +672,39 @@ impl Monitor {
     /// cluster ([`MonitorBuilder::cluster`](super::MonitorBuilder::cluster)),
     /// another instance, or an action taken there, may have moved the
     /// tenant's state on since this instance last loaded it, whether or not
-    /// it owns the tenant. A newer stored state is adopted (and the tenant
-    /// evaluated against it at the next tick). The only instance (no
-    /// cluster) writes every change itself: its state is current, and it
-    /// reads nothing.
+    /// it owns the tenant. A newer stored state is shown; what this instance
+    /// keeps is left alone (it reloads when its next write finds the store
+    /// moved on), so a view never races a write in flight. A state this
+    /// instance journaled while the store was unreachable is newer than
+    /// anything stored, and shown instead. The only instance (no cluster)
+    /// writes every change itself: its state is current, and it reads
+    /// nothing.
     ///
     /// Errors: [`Error::UnknownTenant`], and the store's, except that a store
     /// that cannot be reached gives the state known here (logged).
     pub async fn status_current(&self, tenant: &TenantId) -> Result<TenantStatus> {
-        if self.cluster.instance.is_some() {
-            let rt = self.runtime(tenant)?;
+        let stored = if self.cluster.instance.is_some() {
             match self.parts.store.as_ref().load(tenant).await {
-                Ok(Some(stored)) => {
-                    let newer = {
-                        let mut g = lock(&rt);
-                        // A journaled state is newer than anything stored:
-                        // its write decides (see `journal`).
-                        let newer = stored.version > g.cached.version && g.journal.is_empty();
-                        if newer {
-                            g.cached = stored;
-                            g.next_eval_at = None;
-                        }
-                        newer
-                    };
-                    if newer {
-                        self.wake(&rt, DateTime::<Utc>::MIN_UTC);
-                    }
-                }
-                Ok(None) => {}
+                Ok(stored) => stored,
                 Err(e) if store_unreachable(&e) => {
                     warn!(%tenant, error = %e, "the store cannot be reached: the state known here is shown");
+                    None
                 }
                 Err(e) => return Err(e),
             }
+        } else {
+            None
+        };
+        let rt = self.runtime(tenant)?;
+        let journaled = !lock(&rt).journal.is_empty();
+        let mut status = self.status(tenant)?;
+        if let Some(stored) = stored
+            && stored.version > status.state.version
+            && !journaled
+        {
+            status.state = stored;
         }
-        self.status(tenant)
+        Ok(status)
     }
 
     /// The stored state and the current readings of a tenant (at the

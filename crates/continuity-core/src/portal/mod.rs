@@ -200,7 +200,9 @@ pub enum PortalOutcome {
         view: Box<PortalView>,
     },
     /// The action asked for a time the calendar cannot hold (a duration of
-    /// centuries): nothing was done.
+    /// centuries from now): nothing was done. An extension that long is
+    /// refused instead ([`Rejection::TooLong`]): it counts from the event's
+    /// end, which only the state it is applied to knows.
     OutOfRange {
         /// The unchanged view.
         view: Box<PortalView>,
@@ -228,7 +230,8 @@ pub enum PortalOutcome {
 /// # Errors
 ///
 /// Only for failures that are not the link's or the administrator's: an
-/// unknown tenant ([`Error::UnknownTenant`]), a store that cannot be reached.
+/// unknown tenant ([`Error::UnknownTenant`]), a store error other than an
+/// unreachable store (which shows the state known to this instance).
 /// A refused link is [`PortalOutcome::LinkRefused`].
 pub async fn open(
     monitor: &Monitor,
@@ -255,7 +258,8 @@ pub async fn open(
 ///
 /// # Errors
 ///
-/// As [`open`], and a store that cannot be reached while acting.
+/// As [`open`], and a store that cannot be reached while acting (the action
+/// is then not applied).
 pub async fn act(
     monitor: &Monitor,
     link: &str,

@@ -18,10 +18,16 @@ use super::SlidingWindow;
 /// probe has been pending, the more it tells (several probes pending far
 /// longer than deliveries ever take are an outage, whatever the share of
 /// merely slow deliveries says), and a place is freed when its probe
-/// arrives or reaches its deadline. Four keep the struct within its memory
+/// arrives, reaches its deadline, or has been overdue for longer than recent
+/// minutes reach back. Four keep the struct within its memory
 /// bound, and are as many as the flow detector needs to tell an outage
 /// from a heavy-tailed normal.
 pub(crate) const CAPACITY: usize = 4;
+
+/// Overdue this long, a probe has said its part to a detector of recent
+/// minutes (the flow policy's ring holds 32): when the places are full, a
+/// newer probe may take its place.
+const STALE_AFTER_MS: i64 = 32 * 60_000;
 
 /// An empty place: no probe is sent at the start of time.
 const EMPTY: i64 = i64::MIN;
@@ -92,8 +98,9 @@ impl SlidingWindow {
     /// (see [`WindowStats::overdue_seen_over`](super::WindowStats::overdue_seen_over)).
     /// Returns whether it is newly counted (not when it already is, or when
     /// the window already holds as many older overdue probes as it keeps).
-    /// Places of probes past their deadline are reused, then that of the
-    /// newest probe if this one is older.
+    /// Places of probes past their deadline are reused, then those of
+    /// probes overdue for over 32 minutes, then that of the newest probe if
+    /// this one is older.
     pub fn mark_overdue(
         &mut self,
         sent_at: DateTime<Utc>,
@@ -112,17 +119,22 @@ impl SlidingWindow {
             return false;
         }
         let deadline_s = seconds_after(sent_at, deadline);
-        // A free place, one whose probe is past its deadline, or the newest
-        // probe's if it is newer than this one.
+        // A free place, one whose probe is past its deadline, one overdue
+        // for longer than recent minutes reach back, or the newest probe's
+        // if it is newer than this one.
         let expired = |i: usize| {
             o.sent_ms[i] == EMPTY
                 || now_ms.saturating_sub(o.sent_ms[i]) >= i64::from(o.deadline_s[i]) * 1000
         };
-        let place = (0..CAPACITY).find(|&i| expired(i)).or_else(|| {
-            (0..CAPACITY)
-                .max_by_key(|&i| o.sent_ms[i])
-                .filter(|&i| o.sent_ms[i] > sent)
-        });
+        let stale = |i: usize| now_ms.saturating_sub(o.sent_ms[i]) >= STALE_AFTER_MS;
+        let place = (0..CAPACITY)
+            .find(|&i| expired(i))
+            .or_else(|| (0..CAPACITY).find(|&i| stale(i)))
+            .or_else(|| {
+                (0..CAPACITY)
+                    .max_by_key(|&i| o.sent_ms[i])
+                    .filter(|&i| o.sent_ms[i] > sent)
+            });
         let Some(i) = place else {
             return false;
         };

@@ -742,4 +742,23 @@ fn overdue_probes_keep_the_oldest_and_what_each_was_seen_to_take() {
     // A place is freed when its probe arrives.
     assert!(w.settle_overdue(at_s(0)));
     assert!(w.mark_overdue(at_s(300), deadline(300), at_s(600)));
+    // Or when its probe has been overdue for longer than recent minutes
+    // reach back (32), even before its deadline (here a day).
+    let mut w = hour();
+    let day = |sent: i64| at_s(sent + 86_400);
+    for k in 0..4 {
+        assert!(w.mark_overdue(at_s(k * 60), day(k * 60), at_s(k * 60 + 60)));
+    }
+    assert!(
+        !w.mark_overdue(at_s(1800), day(1800), at_s(1860)),
+        "all fresh"
+    );
+    assert!(w.mark_overdue(at_s(1980), day(1980), at_s(1980 + 60)));
+    let ages: Vec<_> = w
+        .stats(at_s(2040))
+        .overdue_over(Duration::ZERO)
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ages, [1980, 1920, 1860, 60].map(Duration::from_secs));
 }

@@ -402,10 +402,14 @@ impl FlowPolicy {
     /// `c` or slower are among those since the oldest was sent (the
     /// samples in the ring plus the `j`), at the baseline's share of
     /// deliveries at `c`'s class or slower (with
-    /// [`FAR_PSEUDO_DELIVERIES`], never below the rate floor): the same
+    /// [`FAR_PSEUDO_DELIVERIES`]) plus its failure rate (a probe that will
+    /// be lost is pending too), never below the rate floor: the same
     /// binomial tail at the same significance as the other tests. Probes
     /// sent before the minutes an ended episode was judged with are left
-    /// out, and mail delivered meanwhile that rules out an outage
+    /// out, as are probes sent before the ring reaches back (the samples
+    /// since are not all known). The share is the whole baseline's: the
+    /// recent minutes are not left out of it, being few against days of
+    /// history. Mail delivered meanwhile that rules out an outage
     /// ([`Test::flowing`] at the baseline's share of slow deliveries,
     /// `slow_share`) means the probes alone are held up: no verdict.
     /// Returns the test that found the flow unusual, if one did, and the
@@ -414,6 +418,7 @@ impl FlowPolicy {
         &self,
         overdue: &[Option<(Duration, Duration)>],
         slow_share: f64,
+        failure_rate: f64,
         minute: i64,
         now: DateTime<Utc>,
     ) -> Option<(Test, Duration)> {
@@ -424,7 +429,12 @@ impl FlowPolicy {
                 .ok()
                 .and_then(|a| now.checked_sub_signed(a))
                 .map_or(i64::MIN, minute_of);
-            if sent < i64::from(self.judged_before) || k == seen.len() {
+            // Sent before the ring reaches back, the samples since are not
+            // all known (they would be undercounted): it has said its part.
+            if sent < i64::from(self.judged_before)
+                || minute.saturating_sub(sent) >= MINUTES as i64
+                || k == seen.len()
+            {
                 continue;
             }
             seen[k] = at_least;
@@ -435,7 +445,7 @@ impl FlowPolicy {
             return None;
         }
         seen[..k].sort_unstable_by(|a, b| b.cmp(a));
-        let back = back.clamp(0, MINUTES as i64 - 1);
+        let back = back.max(0);
         let (mut samples, mut bad) = (0u64, 0u64);
         for b in 0..=back {
             let m = self.recent.get(minute - b);
@@ -451,10 +461,13 @@ impl FlowPolicy {
         }
         (self.min_count.max(1) as usize..=k).rev().find_map(|j| {
             let class = class_of(seen[j - 1]);
-            let share = self
+            // A probe that will be lost is pending too: under the baseline,
+            // a sample is still out after `c` when it is that slow or fails.
+            let share = (self
                 .baseline
                 .share_from(class, FAR_PSEUDO_DELIVERIES, minute)?
-                .max(RATE_FLOOR);
+                + failure_rate)
+                .clamp(RATE_FLOOR, 1.0);
             let mut test = Test::new(share, f64::NAN, self.log_odds, self.min_count);
             test.extend(samples.saturating_add(j as u64), j as u64, true);
             test.minutes = u32::try_from(back + 1).unwrap_or(u32::MAX);
@@ -676,8 +689,13 @@ impl ThresholdPolicy for FlowPolicy {
             && latency.is_some_and(|t| t.finding != Finding::Unusual)
             && overdue >= u64::from(self.min_count)
             && let (Some(above), Some(share)) = (slow_above, latency.map(|t| t.p))
-            && let Some((far, far_above)) =
-                self.overdue_far(&stats.overdue_seen_over(above), share, minute, now)
+            && let Some((far, far_above)) = self.overdue_far(
+                &stats.overdue_seen_over(above),
+                share,
+                failure_rate,
+                minute,
+                now,
+            )
         {
             latency = Some(far);
             shown_above = Some(far_above);
