@@ -204,7 +204,10 @@ most 10⁻⁷. At 2 messages a minute, what passes is a run such as 4 failures \
 among 4 samples at a 1 % baseline or 6 slow deliveries among 6 at 5 %: about \
 10⁻⁴ such runs a day per direction, one false alert in roughly 30 years per \
 direction, or about two a day across 20,000 directions. The healthy scenario \
-below is 300 direction-days (5 seeds × 30 days × 2 directions).\n\n\
+below is 300 direction-days (5 seeds × 30 days × 2 directions); so are \
+`healthy-probed` and `healthy-probes-only`, where the probes are as noisy as \
+the traffic (heavy-tailed, 1 % lost), so that slow and lost probes, and the \
+probes they hurry out, are measured too.\n\n\
 **Known limits.** Silence is not evidence either way, so an outage that \
 shows as silence (no failures reported) is raised only by probes \
 (`silent-outage-probed`): against heavy-tailed traffic (10 % of deliveries \

@@ -18,6 +18,7 @@ use continuity_core::{
 
 use crate::{
     configs::Configuration,
+    rng::SplitMix64,
     trace::{Trace, Trouble},
 };
 
@@ -139,9 +140,27 @@ async fn replay_async(
     let mut out = Replay::default();
     let mut next = 0;
     let mut now = trace.start;
+    let mut noise = trace
+        .probe_noise
+        .as_ref()
+        .map(|n| (n, SplitMix64::new(n.seed)));
     while now < trace.end {
         now += TimeDelta::minutes(1);
         clock.set(now);
+        // This minute's probes, as noisy as the traffic (an incident's
+        // trouble below overrides its direction).
+        if let Some((n, rng)) = &mut noise {
+            for d in Direction::ALL {
+                let flow = if rng.chance(n.lost_share) {
+                    SimulatedFlow::Blackhole
+                } else {
+                    SimulatedFlow::Latency(
+                        Duration::try_from_secs_f64(n.latency.sample(rng)).unwrap_or(PROBE_LATENCY),
+                    )
+                };
+                mail.set_flow(&trace.tenant, d, flow);
+            }
+        }
         for i in &trace.incidents {
             let flow = match i.trouble {
                 Trouble::ProbeLatency(l) if i.contains(now) => l,

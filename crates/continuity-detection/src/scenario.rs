@@ -13,7 +13,9 @@ use continuity_core::{Direction, TenantId};
 
 use crate::{
     rng::SplitMix64,
-    trace::{Incident, Rate, Trace, TrafficModel, Trouble, generate_direction, trace_start},
+    trace::{
+        Incident, ProbeNoise, Rate, Trace, TrafficModel, Trouble, generate_direction, trace_start,
+    },
 };
 
 /// The seeds every scenario runs with (the report lists them).
@@ -45,6 +47,10 @@ pub struct Scenario {
     pub incident: Option<(Direction, Duration, Trouble)>,
     /// Active probes from the simulated mail system.
     pub probes: bool,
+    /// Probes that take as long as the traffic's deliveries (drawn from its
+    /// latency model for each minute's probes) and are lost at its failure
+    /// share, instead of a steady 20 s.
+    pub noisy_probes: bool,
     /// The goal.
     pub goal: Goal,
 }
@@ -70,6 +76,7 @@ impl Scenario {
             traffic: Some(TrafficModel::default()),
             incident: None,
             probes: false,
+            noisy_probes: false,
             goal: Goal {
                 max_false_alerts: Some(0),
                 detect_within: None,
@@ -79,10 +86,36 @@ impl Scenario {
     }
 
     /// Every scenario of the report, the healthy one over 30 days.
+    /// The healthy scenario with probes as noisy as the traffic, with
+    /// `days` days (30 in the report; tests use fewer).
+    pub fn healthy_probed(days: i64) -> Scenario {
+        Scenario {
+            name: "healthy-probed",
+            title: "Healthy traffic with probes every 5 min each way that take as long as the traffic's deliveries (heavy-tailed, up to 10 min) and are lost at its failure share (1 %)",
+            probes: true,
+            noisy_probes: true,
+            ..Scenario::healthy(days)
+        }
+    }
+
+    /// Probes alone, as noisy as the default traffic, with `days` days (30
+    /// in the report; tests use fewer).
+    pub fn healthy_probes_only(days: i64) -> Scenario {
+        Scenario {
+            name: "healthy-probes-only",
+            title: "Probes alone every 5 min each way, as noisy as the default traffic (heavy-tailed latencies up to 10 min, 1 % lost), no passive traffic",
+            traffic: None,
+            ..Scenario::healthy_probed(days)
+        }
+    }
+
+    /// Every scenario of the report.
     pub fn all() -> Vec<Scenario> {
         let normal = TrafficModel::default;
         vec![
             Scenario::healthy(30),
+            Scenario::healthy_probed(30),
+            Scenario::healthy_probes_only(30),
             Scenario {
                 name: "outage",
                 title: "Total inbound outage for 2 h (every delivery fails), normal traffic",
@@ -90,6 +123,7 @@ impl Scenario {
                 traffic: Some(normal()),
                 incident: Some((Direction::Inbound, TWO_HOURS, Trouble::FailAll)),
                 probes: false,
+                noisy_probes: false,
                 goal: incident_goal(5),
             },
             Scenario {
@@ -100,6 +134,7 @@ impl Scenario {
                 traffic: Some(normal()),
                 incident: Some((Direction::Outbound, TWO_HOURS, Trouble::Silent)),
                 probes: false,
+                noisy_probes: false,
                 goal: Goal {
                     max_false_alerts: Some(0),
                     detect_within: None,
@@ -113,6 +148,7 @@ impl Scenario {
                 traffic: Some(normal()),
                 incident: Some((Direction::Outbound, TWO_HOURS, Trouble::Silent)),
                 probes: true,
+                noisy_probes: false,
                 goal: incident_goal(10),
             },
             Scenario {
@@ -125,6 +161,7 @@ impl Scenario {
                 }),
                 incident: Some((Direction::Inbound, TWO_HOURS, Trouble::FailAll)),
                 probes: false,
+                noisy_probes: false,
                 goal: incident_goal(10),
             },
             Scenario {
@@ -134,6 +171,7 @@ impl Scenario {
                 traffic: Some(normal()),
                 incident: Some((Direction::Inbound, TWO_HOURS, Trouble::FailShare(0.3))),
                 probes: false,
+                noisy_probes: false,
                 goal: incident_goal(15),
             },
             Scenario {
@@ -143,6 +181,7 @@ impl Scenario {
                 traffic: Some(normal()),
                 incident: Some((Direction::Outbound, TWO_HOURS, Trouble::SlowerBy(10.0))),
                 probes: false,
+                noisy_probes: false,
                 goal: incident_goal(10),
             },
             Scenario {
@@ -156,6 +195,7 @@ impl Scenario {
                     Trouble::ProbeLatency(MIN * 25),
                 )),
                 probes: true,
+                noisy_probes: false,
                 goal: incident_goal(10),
             },
         ]
@@ -193,6 +233,15 @@ impl Scenario {
             }
         }
         observations.sort_by_key(|o| o.at);
+        // Without passive traffic, the probes are as noisy as the default's.
+        let probe_noise = self.noisy_probes.then(|| {
+            let model = self.traffic.clone().unwrap_or_default();
+            ProbeNoise {
+                seed: rng.next_u64(),
+                latency: model.latency,
+                lost_share: model.failure_share,
+            }
+        });
         Trace {
             tenant,
             start,
@@ -200,6 +249,7 @@ impl Scenario {
             observations,
             incidents,
             probes: self.probes,
+            probe_noise,
         }
     }
 }

@@ -148,6 +148,20 @@ pub struct Trace {
     /// Whether the runner installs the simulated mail system as the probe
     /// of both directions (probes every 5 minutes by default).
     pub probes: bool,
+    /// How the probes of a healthy flow behave when not a steady 20 s.
+    pub probe_noise: Option<ProbeNoise>,
+}
+
+/// Probes as noisy as the traffic: each minute's probes of a direction take
+/// a latency drawn from `latency`, or are lost at `lost_share`.
+#[derive(Clone, Debug)]
+pub struct ProbeNoise {
+    /// The draws' own stream.
+    pub seed: u64,
+    /// The latency model.
+    pub latency: LatencyModel,
+    /// The share of probes never delivered.
+    pub lost_share: f64,
 }
 
 impl Trace {

@@ -223,6 +223,27 @@ fn healthy_days_raise_nothing_under_the_defaults() {
 }
 
 #[test]
+fn healthy_noisy_probes_raise_nothing_under_the_defaults() {
+    // Probes as heavy-tailed as the traffic, 1 % of them lost: the slow
+    // ones, the lost ones pending until their deadline and the probes they
+    // hurry out are no outage, with passive traffic or without.
+    for (scenario, seed) in [
+        (Scenario::healthy_probes_only(6), 1),
+        (Scenario::healthy_probes_only(6), 2),
+        (Scenario::healthy_probed(3), 3),
+    ] {
+        let t = scenario.trace(seed);
+        let r = replay(&t, &DEFAULTS, false).unwrap();
+        assert!(
+            r.alerts.is_empty(),
+            "{} {seed}: {:?}",
+            scenario.name,
+            r.alerts
+        );
+    }
+}
+
+#[test]
 fn a_probe_slowdown_is_raised_within_10_minutes_and_resolved_within_15() {
     // Probes alone, every 5 minutes: each probe found slow brings another
     // at once, and so does each on time while the slowdown is latched.
