@@ -36,6 +36,16 @@ fn fail() -> Outcome {
 /// 30 s, 3 s each), one failure in every hundred samples, evaluated every
 /// minute; returns them with the time after the last minute.
 fn learned(days: i64) -> (FlowPolicy, SlidingWindow, DateTime<Utc>) {
+    learned_from(days, |n| if n.is_multiple_of(100) { fail() } else { ok(3) })
+}
+
+/// A policy and its window fed `days` of 2 samples a minute (at 10 s and
+/// 40 s), the `n`-th (from 1) being `sample(n)`, evaluated every minute;
+/// returns them with the time after the last minute.
+fn learned_from(
+    days: i64,
+    sample: impl Fn(u64) -> Outcome,
+) -> (FlowPolicy, SlidingWindow, DateTime<Utc>) {
     let mut p = FlowPolicy::new(FlowThreshold::default());
     let mut w = window();
     let mut n = 0u64;
@@ -44,7 +54,7 @@ fn learned(days: i64) -> (FlowPolicy, SlidingWindow, DateTime<Utc>) {
         for half in [10, 40] {
             let at = t + TimeDelta::seconds(half);
             n += 1;
-            let o = if n.is_multiple_of(100) { fail() } else { ok(3) };
+            let o = sample(n);
             w.record(at, &o);
             p.record(at, &o);
         }
@@ -612,27 +622,14 @@ fn after_a_restart_a_few_good_samples_do_not_end_an_outage() {
 /// minute: a tenth take 20 s, one in fifty 90 s, one in two hundred 4 min,
 /// the rest 3 s; no failures.
 fn learned_heavy_tailed(days: i64) -> (FlowPolicy, SlidingWindow, DateTime<Utc>) {
-    let mut p = FlowPolicy::new(FlowThreshold::default());
-    let mut w = window();
-    let mut n = 0u64;
-    let mut t = t0();
-    for _ in 0..days * 1440 {
-        for half in [10, 40] {
-            let at = t + TimeDelta::seconds(half);
-            n += 1;
-            let secs = match n {
-                n if n.is_multiple_of(200) => 240,
-                n if n.is_multiple_of(50) => 90,
-                n if n.is_multiple_of(10) => 20,
-                _ => 3,
-            };
-            w.record(at, &ok(secs));
-            p.record(at, &ok(secs));
-        }
-        t += TimeDelta::minutes(1);
-        p.evaluate(&w, t);
-    }
-    (p, w, t)
+    learned_from(days, |n| {
+        ok(match n {
+            n if n.is_multiple_of(200) => 240,
+            n if n.is_multiple_of(50) => 90,
+            n if n.is_multiple_of(10) => 20,
+            _ => 3,
+        })
+    })
 }
 
 /// Probes sent at `t + sent` minutes, none back, checked every minute from
