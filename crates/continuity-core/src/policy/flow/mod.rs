@@ -683,9 +683,12 @@ impl ThresholdPolicy for FlowPolicy {
             }
         }
         // Probes pending far longer than deliveries take, where the share of
-        // slow ones says nothing yet (a silent outage).
+        // slow ones says nothing yet (a silent outage). Only to find trouble:
+        // once it is latched, probes lost in it stay pending until their
+        // deadline and must not hold off the normal the newer samples show.
         let mut shown_above = slow_above;
-        if failures.finding != Finding::Unusual
+        if self.latched.is_none()
+            && failures.finding != Finding::Unusual
             && latency.is_some_and(|t| t.finding != Finding::Unusual)
             && overdue >= u64::from(self.min_count)
             && let (Some(above), Some(share)) = (slow_above, latency.map(|t| t.p))
