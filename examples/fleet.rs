@@ -10,7 +10,12 @@
 //! /usr/bin/time -v target/release/examples/fleet 100000 24
 //! ```
 //!
-//! Arguments: tenants (default 100000), simulated hours (default 24).
+//! Arguments: tenants (default 100000), simulated hours (default 24), and
+//! the store: `memory` (the default), `sqlite:PATH` (a new file; `Normal`
+//! durability, as a fleet would run it) or `postgres:CONNINFO` (tables in a
+//! fresh schema `fleet_<pid>`, dropped at the end), e.g.
+//! `fleet 10000 24 sqlite:target/fleet.db` or
+//! `fleet 1000 6 "postgres:host=127.0.0.1 user=postgres dbname=test"`.
 //! Wall time and peak RSS come from `/usr/bin/time -v`; see BENCHMARKS.md.
 
 use std::{
@@ -27,8 +32,11 @@ use continuity::{
     Direction, ManualClock, Monitor, TenantId,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
+    memory::InMemoryEventStore,
     notify::{AlertMessage, Notifier, Receipt},
     sim::{SimulatedFlow, SimulatedMailSystem},
+    store::EventStore,
+    stores::{Durability, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore},
 };
 
 /// Counts messages instead of keeping them (a day of a fleet's alerts would
@@ -54,6 +62,8 @@ async fn main() -> continuity::Result<()> {
     let mut args = std::env::args().skip(1);
     let tenants: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let hours: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
+    let store_arg = args.next().unwrap_or_else(|| "memory".into());
+    let (store, schema) = open_store(&store_arg).await?;
 
     let clock = ManualClock::new("2026-03-02T00:00:00Z".parse().expect("valid time"));
     let mail = Arc::new(SimulatedMailSystem::new(
@@ -62,7 +72,7 @@ async fn main() -> continuity::Result<()> {
     ));
     let sms = Arc::new(CountingNotifier::default());
     let monitor = Monitor::builder()
-        .in_memory_store()
+        .store(store)
         .clock(Arc::new(clock.clone()))
         .probe(Direction::Inbound, mail.clone())
         .probe(Direction::Outbound, mail.clone())
@@ -145,5 +155,59 @@ async fn main() -> continuity::Result<()> {
     println!(
         "monitored state per (tenant, direction): mean {mean:.0} B, max {max} B (first 1000 tenants)"
     );
+    println!("store: {store_arg}");
+    drop(monitor);
+    if let Some((conninfo, schema)) = schema {
+        drop_schema(&conninfo, &schema).await?;
+    }
+    Ok(())
+}
+
+/// The store named on the command line, and for PostgreSQL the connection
+/// and schema to drop at the end.
+async fn open_store(
+    arg: &str,
+) -> continuity::Result<(Arc<dyn EventStore>, Option<(String, String)>)> {
+    if arg == "memory" {
+        return Ok((Arc::new(InMemoryEventStore::new()), None));
+    }
+    if let Some(path) = arg.strip_prefix("sqlite:") {
+        // A fresh file each run: a fleet's day, not a continuation.
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+        let options = SqliteOptions {
+            durability: Durability::Normal,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(path, options).await?;
+        return Ok((Arc::new(store), None));
+    }
+    if let Some(conninfo) = arg.strip_prefix("postgres:") {
+        let schema = format!("fleet_{}", std::process::id());
+        let options = PostgresOptions {
+            schema: schema.clone(),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::connect_with(conninfo, options).await?;
+        return Ok((Arc::new(store), Some((conninfo.to_owned(), schema))));
+    }
+    Err(continuity::Error::config(
+        "store",
+        format!("`{arg}`: expected memory, sqlite:PATH or postgres:CONNINFO"),
+    ))
+}
+
+/// Drops the run's schema (its tables with it).
+async fn drop_schema(conninfo: &str, schema: &str) -> continuity::Result<()> {
+    let fail = |e: tokio_postgres::Error| continuity::Error::config("store", e.to_string());
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .map_err(fail)?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .map_err(fail)?;
     Ok(())
 }
