@@ -683,6 +683,7 @@ impl Monitor {
     /// Errors: [`Error::UnknownTenant`], and the store's, except that a store
     /// that cannot be reached gives the state known here (logged).
     pub async fn status_current(&self, tenant: &TenantId) -> Result<TenantStatus> {
+        let rt = self.runtime(tenant)?;
         let stored = if self.cluster.instance.is_some() {
             match self.parts.store.as_ref().load(tenant).await {
                 Ok(stored) => stored,
@@ -695,12 +696,11 @@ impl Monitor {
         } else {
             None
         };
-        let rt = self.runtime(tenant)?;
-        let journaled = !lock(&rt).journal.is_empty();
-        let mut status = self.status(tenant)?;
+        let g = lock(&rt);
+        let mut status = self.status_of(&g);
         if let Some(stored) = stored
             && stored.version > status.state.version
-            && !journaled
+            && g.journal.is_empty()
         {
             status.state = stored;
         }
@@ -712,7 +712,10 @@ impl Monitor {
     /// [`status_current`](Self::status_current) for the store's.
     pub fn status(&self, tenant: &TenantId) -> Result<TenantStatus> {
         let rt = self.runtime(tenant)?;
-        let rt = lock(&rt);
+        Ok(self.status_of(&lock(&rt)))
+    }
+
+    fn status_of(&self, rt: &TenantRuntime) -> TenantStatus {
         let now = self.parts.clock.now();
         let mut readings = Vec::new();
         for d in Direction::ALL {
@@ -735,11 +738,11 @@ impl Monitor {
             .into_iter()
             .filter_map(|d| rt.directions[d.index()].failure_summary(d, now))
             .collect();
-        Ok(TenantStatus {
+        TenantStatus {
             state: rt.cached.clone(),
             readings,
             failing,
-        })
+        }
     }
 
     /// Bytes of monitored state held in memory for each direction of `tenant`
