@@ -211,11 +211,14 @@ fn stale_lease(what: &str, tenant: &TenantId) -> Error {
 }
 
 impl Inner {
-    fn put_probe(&mut self, probe: PendingProbe) -> Result<()> {
+    /// Stores `probe`; with `lease`, leased at once until its first check
+    /// plus `lease`. Returns its lease id (0: not leased).
+    fn put_probe(&mut self, probe: PendingProbe, lease: Option<Duration>) -> Result<u64> {
         let Inner {
             probes,
             probe_keys,
             probe_due,
+            next_lease_id,
             ..
         } = self;
         let keys = match probe_keys.get_mut(&probe.tenant) {
@@ -244,16 +247,24 @@ impl Inner {
             keys.remove(old);
             probes.remove(&old);
         }
-        let due = ceil_ms(probe.next_check_at);
+        let leased_until = lease.map(|lease| after(probe.next_check_at, lease));
         let mut value = probe;
         value.lease_id = 0;
         let key = probes.insert(Slot {
             value,
-            leased_until: None,
+            leased_until,
         });
         keys.push(key);
-        probe_due.entry(due).or_default().push(key);
-        Ok(())
+        let mut lease_id = 0;
+        if let Some(slot) = probes.get_mut(&key) {
+            if leased_until.is_some() {
+                *next_lease_id += 1;
+                lease_id = lease_id_for(*next_lease_id, key);
+                slot.value.lease_id = lease_id;
+            }
+            probe_due.entry(slot.due_ms()).or_default().push(key);
+        }
+        Ok(lease_id)
     }
 
     fn reschedule_probe(
@@ -490,11 +501,39 @@ impl EventStore for InMemoryEventStore {
         while let Some(p) = batch.next() {
             // Fails only when the store is full, for good: the probe that
             // did not fit is dropped, the rest handed back.
-            if let Err(e) = inner.put_probe(p) {
+            if let Err(e) = inner.put_probe(p, None) {
                 probes.extend(batch);
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    async fn put_probes_leased(
+        &self,
+        probes: &mut Vec<PendingProbe>,
+        lease: Duration,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let mut batch = std::mem::take(probes).into_iter();
+        let mut held = Vec::with_capacity(batch.len());
+        while let Some(p) = batch.next() {
+            let mut copy = p.clone();
+            match inner.put_probe(p, Some(lease)) {
+                Ok(lease_id) => {
+                    copy.lease_id = lease_id;
+                    held.push(copy);
+                }
+                // As `put_probes`: the probe that did not fit is dropped and
+                // the rest handed back; those stored are claimed once their
+                // lease runs out.
+                Err(e) => {
+                    probes.extend(batch);
+                    return Err(e);
+                }
+            }
+        }
+        *probes = held;
         Ok(())
     }
 

@@ -281,6 +281,25 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// the caller loses none and copies none.
     async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()>;
 
+    /// Stores new pending probes as [`put_probes`](Self::put_probes) does
+    /// and, where the backend can, leases them to the caller in the same
+    /// write, each until its `next_check_at` plus `lease`: the instance that
+    /// sent a probe checks it first without claiming it (a claim is a write
+    /// per probe). On success `probes` holds the probes leased to the
+    /// caller, each with its `lease_id` set, to be settled with it like
+    /// claimed ones; no other claim gets them before their lease runs out.
+    /// The default stores them unleased, with
+    /// [`put_probes`](Self::put_probes), and leaves `probes` empty: they
+    /// are claimed as usual. On failure, as [`put_probes`](Self::put_probes).
+    async fn put_probes_leased(
+        &self,
+        probes: &mut Vec<PendingProbe>,
+        lease: Duration,
+    ) -> Result<()> {
+        let _ = lease;
+        self.put_probes(probes).await
+    }
+
     /// Claims up to `limit` probes of tenants in `shards` whose
     /// `next_check_at` has come and that are not leased, leasing them for
     /// `lease`. Earliest first.
@@ -413,6 +432,9 @@ macro_rules! forward_event_store {
             }
             async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
                 (**self).put_probes(probes).await
+            }
+            async fn put_probes_leased(&self, probes: &mut Vec<PendingProbe>, lease: Duration) -> Result<()> {
+                (**self).put_probes_leased(probes, lease).await
             }
             async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
                 (**self).settle_probes(settlements).await

@@ -205,4 +205,58 @@ async fn a_clean_shutdown_hands_the_shards_over_at_once() {
     assert!(a.monitor.owned_shards().is_empty());
     b.monitor.tick(now + TimeDelta::seconds(1)).await.unwrap();
     assert_eq!(b.monitor.owned_shards().len(), usize::from(SHARDS));
+    // a's probe, sent at its last tick, is b's to check at the next minute,
+    // not once a's lease on it runs out.
+    let next = b.monitor.tick(now + TimeDelta::minutes(1)).await.unwrap();
+    assert_eq!(next.probes_checked, 1, "the probe a held is checked");
+}
+
+/// A probe's first check is its sender's, under the lease the store gave
+/// it as it was stored. When the tenant's shard moves to another instance
+/// before that check, the sender releases the probe unchecked and the new
+/// owner checks it at once, not after the lease: each probe is checked
+/// once, by the instance that owns its tenant then.
+#[tokio::test]
+async fn a_probe_whose_shard_moves_before_its_first_check_is_checked_by_the_new_owner() {
+    let store = Arc::new(InMemoryEventStore::new());
+    let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
+    let tenants: Vec<TenantId> = (0..TENANTS)
+        .map(|i| TenantId::new(format!("org-{i}")).unwrap())
+        .collect();
+    let a = node("a", store.clone(), sms.clone(), &tenants).await;
+    let b = node("b", store.clone(), sms.clone(), &tenants).await;
+    let minute = |m: i64| start() + TimeDelta::minutes(m);
+    a.clock.set(minute(1));
+    let first = a.monitor.tick(minute(1)).await.unwrap();
+    assert_eq!(
+        first.probes_dispatched, TENANTS as u64,
+        "a owns every tenant"
+    );
+    b.clock.set(minute(1));
+    b.monitor.tick(minute(1)).await.unwrap();
+
+    // a gives b its share, then checks the probes it still owns; b takes
+    // the share and checks the probes a released.
+    a.clock.set(minute(2));
+    let at_a = a.monitor.tick(minute(2)).await.unwrap();
+    b.clock.set(minute(2));
+    let at_b = b.monitor.tick(minute(2)).await.unwrap();
+    assert!(at_a.errors.is_empty() && at_b.errors.is_empty());
+    let owned_by_b = tenants
+        .iter()
+        .filter(|t| b.monitor.owned_shards().holds(t))
+        .count() as u64;
+    assert!(
+        owned_by_b > 0 && owned_by_b < TENANTS as u64,
+        "the tenants are shared"
+    );
+    assert_eq!(
+        at_b.probes_checked, owned_by_b,
+        "b checks its share at once"
+    );
+    assert_eq!(
+        at_a.probes_checked,
+        TENANTS as u64 - owned_by_b,
+        "a checks only what it still owns"
+    );
 }

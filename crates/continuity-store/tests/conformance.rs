@@ -203,3 +203,40 @@ async fn instances_migrating_at_once_agree() {
     stores.pop().unwrap().drop_schema().await.unwrap();
     pg.drop().await;
 }
+
+/// The durable stores lease probes to the instance that stores them (the
+/// conformance suite accepts a store that does not), through a box as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_stores_lease_probes_as_they_store_them() {
+    use continuity_core::{Direction, probe::ProbeTicket, store::PendingProbe};
+    let probe = || PendingProbe {
+        tenant: TenantId::new("held").expect("id"),
+        direction: Direction::Outbound,
+        probe_id: "ou-1".into(),
+        sent_at: chrono::DateTime::UNIX_EPOCH,
+        deadline: chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::minutes(30),
+        next_check_at: chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::minutes(1),
+        ticket: ProbeTicket::new("t"),
+        lease_id: 0,
+        tenant_hint: 0,
+    };
+    let lease = std::time::Duration::from_secs(120);
+    let dir = common::TempDir::new("held");
+    let sqlite: Box<dyn EventStore> = Box::new(
+        SqliteStore::open(dir.path().join("h.db"))
+            .await
+            .expect("open"),
+    );
+    let pg = common::PgSchema::new("held").await;
+    let postgres: std::sync::Arc<dyn EventStore> = std::sync::Arc::new(pg.store.clone());
+    for (name, store) in [("sqlite", &*sqlite), ("postgres", &*postgres)] {
+        let mut batch = vec![probe()];
+        store
+            .put_probes_leased(&mut batch, lease)
+            .await
+            .expect("put");
+        assert_eq!(batch.len(), 1, "{name}: held");
+        assert_ne!(batch[0].lease_id, 0, "{name}: leased");
+    }
+    pg.drop().await;
+}

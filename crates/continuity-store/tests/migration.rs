@@ -282,7 +282,22 @@ async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+    let (without_rowid, shard_index): (i64, i64) = c
+        .query_row(
+            "SELECT
+               (SELECT COUNT(*) FROM sqlite_schema
+                WHERE name = 'continuity_probes' AND sql LIKE '%WITHOUT ROWID%'),
+               (SELECT COUNT(*) FROM sqlite_schema WHERE name = 'continuity_probes_shard_due')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (without_rowid, shard_index),
+        (1, 0),
+        "probes keyed without a rowid, no index by shard"
+    );
     let hint_columns: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM pragma_table_info('continuity_probes') WHERE name = 'tenant_hint'",
@@ -340,7 +355,27 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
+    let (shard_index, bytewise_keys): (i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT
+                   (SELECT COUNT(*) FROM pg_indexes
+                    WHERE schemaname = $1 AND indexname = 'continuity_probes_shard_due'),
+                   (SELECT COUNT(*) FROM information_schema.columns
+                    WHERE table_schema = $1 AND table_name = 'continuity_probes'
+                      AND column_name IN ('tenant', 'probe_id') AND collation_name = 'C')",
+                &[&schema],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        (shard_index, bytewise_keys),
+        (0, 2),
+        "no index by shard, keys compared bytewise"
+    );
     let hint_columns: i64 = client
         .query_one(
             "SELECT COUNT(*) FROM information_schema.columns

@@ -278,6 +278,7 @@ impl MonitorBuilder {
                 last: Mutex::new(None),
                 running: AtomicBool::new(false),
                 schedule: Mutex::new(Schedule::default()),
+                held_probes: Mutex::new(Vec::new()),
             },
             cluster: Membership {
                 owned: Mutex::new(if self.instance.is_some() {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::{Monitor, Runtime, TickReport, lock};
-use crate::{cluster::ShardSet, error::Result};
+use crate::{cluster::ShardSet, error::Result, store::ProbeSettlement};
 
 impl Monitor {
     /// The shards this monitor owns: all of them unless it runs in a
@@ -22,7 +22,9 @@ impl Monitor {
     /// take its tenants over at their next tick instead of after the lease.
     /// First it saves the learned baselines of the tenants it owns
     /// ([`save_baselines`](Self::save_baselines)), so the instances taking
-    /// them over start from what it learned. Without a cluster it does
+    /// them over start from what it learned; it hands the probes it holds
+    /// back unchecked, for the next owners to check at their first tick.
+    /// Without a cluster it does
     /// nothing.
     ///
     /// Errors: the store's, from saving the baselines or releasing the
@@ -37,6 +39,27 @@ impl Monitor {
             warn!(instance, error = %e, "saving the baselines before leaving the cluster failed");
         }
         *lock(&self.cluster.owned) = ShardSet::EMPTY;
+        // The probes this instance holds go back to the store unchecked, so
+        // that the next owners check them at once rather than after their
+        // leases.
+        let held = std::mem::take(&mut *lock(&self.ticks.held_probes));
+        let released: Vec<ProbeSettlement> = held
+            .into_iter()
+            .map(|p| ProbeSettlement {
+                tenant: p.tenant,
+                probe_id: p.probe_id,
+                lease_id: p.lease_id,
+                next_check_at: Some(p.next_check_at),
+            })
+            .collect();
+        for (s, r) in released
+            .iter()
+            .zip(self.parts.store.as_ref().settle_probes(&released).await)
+        {
+            if let Err(e) = r {
+                warn!(instance, tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "releasing a held probe failed; its lease will run out");
+            }
+        }
         self.parts.store.as_ref().release_shards(instance).await?;
         saved.map(|_| ())
     }

@@ -207,6 +207,10 @@ struct TickState {
     running: AtomicBool,
     /// When to evaluate and probe which tenant (see [`timer`]).
     schedule: Mutex<Schedule>,
+    /// Probes this instance sent and the store leased to it as it stored
+    /// them ([`EventStore::put_probes_leased`]): checked from here at their
+    /// first check, without a claim.
+    held_probes: Mutex<Vec<PendingProbe>>,
 }
 
 /// This instance's place in a [cluster](MonitorBuilder::cluster).

@@ -15,6 +15,7 @@ use super::{
     timer::{Hurry, ProbeJob},
 };
 use crate::{
+    cluster::{ShardSet, shard_of},
     domain::{Direction, FailureKind, Outcome},
     duration::{after, hex_id},
     error::Error,
@@ -249,10 +250,21 @@ impl Monitor {
             return;
         }
         let count = pending.len();
-        if let Err(e) = self.parts.store.as_ref().put_probes(pending).await {
-            warn!(count, error = %e, "pending probes not stored; checking them from memory until the store answers");
-            report.errors.push(format!("storing {count} probes: {e}"));
-            lock(&self.outage.local_probes).append(pending);
+        match self
+            .parts
+            .store
+            .as_ref()
+            .put_probes_leased(pending, self.settings.lease)
+            .await
+        {
+            // What the store leased to this instance at once is checked
+            // from memory; the rest is claimed from the store.
+            Ok(()) => lock(&self.ticks.held_probes).append(pending),
+            Err(e) => {
+                warn!(count, error = %e, "pending probes not stored; checking them from memory until the store answers");
+                report.errors.push(format!("storing {count} probes: {e}"));
+                lock(&self.outage.local_probes).append(pending);
+            }
         }
     }
 
@@ -305,6 +317,7 @@ impl Monitor {
     pub(super) async fn check_probes(&self, now: DateTime<Utc>, report: &mut TickReport) {
         self.check_local_probes(now, report).await;
         let owned = *lock(&self.cluster.owned);
+        self.check_held_probes(now, &owned, report).await;
         // Bounded: each round claims up to `batch`; a probe claimed in this
         // tick is rescheduled into the future, so rounds end.
         for _ in 0..10_000 {
@@ -326,21 +339,70 @@ impl Monitor {
                 return;
             }
             let settlements = self.check_claimed(claimed, now, report).await;
-            let results = self.parts.store.as_ref().settle_probes(&settlements).await;
-            for (s, r) in settlements.iter().zip(results) {
-                if let Err(e) = r {
-                    warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
-                    report
-                        .errors
-                        .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
-                }
-            }
-            // Evaluate the tenants whose probes just arrived while their state
-            // is still in the processor's cache (the same tick would reach
-            // them later anyway).
-            let observed = std::mem::take(&mut lock(&self.ticks.schedule).observed);
-            self.evaluate_all(observed, now, report).await;
+            self.settle_and_evaluate(settlements, now, report).await;
         }
+    }
+
+    /// Checks the probes the store leased to this instance as it stored
+    /// them, whose first check is due, batch by batch. A probe of a tenant
+    /// whose shard has moved to another instance meanwhile is released
+    /// unchecked, for its new owner to claim.
+    async fn check_held_probes(
+        &self,
+        now: DateTime<Utc>,
+        owned: &ShardSet,
+        report: &mut TickReport,
+    ) {
+        let due: Vec<PendingProbe> = {
+            let mut held = lock(&self.ticks.held_probes);
+            if held.is_empty() {
+                return;
+            }
+            held.extract_if(.., |p| p.next_check_at <= now).collect()
+        };
+        let (mine, moved): (Vec<_>, Vec<_>) = due
+            .into_iter()
+            .partition(|p| owned.contains(shard_of(&p.tenant)));
+        if !moved.is_empty() {
+            let released = moved
+                .into_iter()
+                .map(|p| ProbeSettlement {
+                    tenant: p.tenant,
+                    probe_id: p.probe_id,
+                    lease_id: p.lease_id,
+                    next_check_at: Some(p.next_check_at),
+                })
+                .collect();
+            self.settle_and_evaluate(released, now, report).await;
+        }
+        let mut mine = mine.into_iter().peekable();
+        while mine.peek().is_some() {
+            let batch: Vec<_> = mine.by_ref().take(self.settings.batch.max(1)).collect();
+            let settlements = self.check_claimed(batch, now, report).await;
+            self.settle_and_evaluate(settlements, now, report).await;
+        }
+    }
+
+    /// Tells the store what the checks found, then evaluates the tenants
+    /// whose probes just arrived while their state is still in the
+    /// processor's cache (the same tick would reach them later anyway).
+    async fn settle_and_evaluate(
+        &self,
+        settlements: Vec<ProbeSettlement>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) {
+        let results = self.parts.store.as_ref().settle_probes(&settlements).await;
+        for (s, r) in settlements.iter().zip(results) {
+            if let Err(e) = r {
+                warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "settling a probe failed");
+                report
+                    .errors
+                    .push(format!("{}: probe {}: {e}", s.tenant, s.probe_id));
+            }
+        }
+        let observed = std::mem::take(&mut lock(&self.ticks.schedule).observed);
+        self.evaluate_all(observed, now, report).await;
     }
 
     /// Checks claimed probes one by one; returns what to tell the store

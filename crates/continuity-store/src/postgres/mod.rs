@@ -236,7 +236,15 @@ impl EventStore for PostgresStore {
     }
 
     async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> continuity_core::Result<()> {
-        self.put_probe_batch(probes).await
+        self.put_probe_batch(probes, None).await
+    }
+
+    async fn put_probes_leased(
+        &self,
+        probes: &mut Vec<PendingProbe>,
+        lease: Duration,
+    ) -> continuity_core::Result<()> {
+        self.put_probe_batch(probes, Some(lease)).await
     }
 
     async fn claim_probes(

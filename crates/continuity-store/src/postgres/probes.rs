@@ -108,9 +108,13 @@ impl PostgresStore {
             .collect())
     }
 
+    /// Stores `probes` in one statement; with `lease`, leased to the
+    /// caller under one new lease id until each one's first check plus
+    /// `lease`, and handed back with it. Without, `probes` is left empty.
     pub(super) async fn put_probe_batch(
         &self,
         probes: &mut Vec<PendingProbe>,
+        lease: Option<Duration>,
     ) -> continuity_core::Result<()> {
         if probes.is_empty() {
             return Ok(());
@@ -134,23 +138,67 @@ impl PostgresStore {
             .iter()
             .map(|p| i32::from(shard_of(&p.tenant)))
             .collect();
+        // The lease's length in µs, `NULL` for none (then the lease id is 0).
+        let lease_us: Option<i64> =
+            lease.map(|l| i64::try_from(l.as_micros()).unwrap_or(i64::MAX).max(1));
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO continuity_probes
-                   (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
-                 SELECT t, id, d, s, dl, c, tk, 0, NULL, c, sh
-                 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::int[])
-                   AS u(t, id, d, s, dl, c, tk, sh)
-                 ON CONFLICT (tenant, probe_id) DO UPDATE SET
-                   direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
-                   next_check_at = excluded.next_check_at, ticket = excluded.ticket, lease_id = 0,
-                   lease_until = NULL, due_at = excluded.due_at",
-                &[&tenants, &ids, &directions, &sent, &deadlines, &checks, &tickets, &shards],
+        // A data-modifying WITH runs to completion whether or not the outer
+        // query reads it: one round trip stores the probes and draws their
+        // lease.
+        let stmt = client
+            .prepare_cached(
+                "WITH l AS (
+                   SELECT CASE WHEN $9::bigint IS NULL THEN 0
+                          ELSE nextval('continuity_lease_seq') END AS lease),
+                 put AS (
+                   INSERT INTO continuity_probes
+                     (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
+                   SELECT t, id, d, s, dl, c, tk, l.lease, c + $9::bigint, c, sh
+                   FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::int[])
+                     AS u(t, id, d, s, dl, c, tk, sh), l
+                   ON CONFLICT (tenant, probe_id) DO UPDATE SET
+                     direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
+                     next_check_at = excluded.next_check_at, ticket = excluded.ticket,
+                     lease_id = excluded.lease_id, lease_until = excluded.lease_until,
+                     due_at = excluded.due_at)
+                 SELECT lease FROM l",
             )
             .await
             .map_err(Fail::from)?;
-        probes.clear();
+        let row = client
+            .query_one(
+                &stmt,
+                &[
+                    &tenants,
+                    &ids,
+                    &directions,
+                    &sent,
+                    &deadlines,
+                    &checks,
+                    &tickets,
+                    &shards,
+                    &lease_us,
+                ],
+            )
+            .await
+            .map_err(Fail::from)?;
+        let lease_id = unsigned(BACKEND, "lease id", column::<i64>(&row, 0)?)?;
+        if lease_id == 0 {
+            probes.clear();
+        } else {
+            // Repeats of a probe id were stored once: hand back the last.
+            let mut seen = HashSet::new();
+            let mut held: Vec<PendingProbe> = std::mem::take(probes)
+                .into_iter()
+                .rev()
+                .filter(|p| seen.insert((p.tenant.clone(), p.probe_id.clone())))
+                .collect();
+            held.reverse();
+            for p in &mut held {
+                p.lease_id = lease_id;
+            }
+            *probes = held;
+        }
         Ok(())
     }
 

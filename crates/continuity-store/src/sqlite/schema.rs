@@ -80,6 +80,35 @@ CREATE TABLE continuity_baselines (
     PRIMARY KEY (tenant, direction, condition)
 ) WITHOUT ROWID;
 "#,
+    // Pending probes keyed by their primary key alone (no rowid b-tree),
+    // and without the index by shard: the claim filters shards on the due
+    // index. A probe is inserted, claimed and removed within minutes, so
+    // every b-tree it lives in costs a write three times; this step made a
+    // fleet's day on SQLite faster (BENCHMARKS.md, "The fleet on real
+    // stores").
+    r#"
+CREATE TABLE continuity_probes_keyed (
+    tenant         TEXT NOT NULL,
+    probe_id       TEXT NOT NULL,
+    direction      INTEGER NOT NULL,
+    sent_at        INTEGER NOT NULL,
+    deadline       INTEGER NOT NULL,
+    next_check_at  INTEGER NOT NULL,
+    ticket         TEXT NOT NULL,
+    lease_id       INTEGER NOT NULL DEFAULT 0,
+    lease_until    INTEGER,
+    due_at         INTEGER NOT NULL,
+    shard          INTEGER NOT NULL,
+    PRIMARY KEY (tenant, probe_id)
+) WITHOUT ROWID;
+INSERT INTO continuity_probes_keyed
+    (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
+    SELECT tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard
+    FROM continuity_probes;
+DROP TABLE continuity_probes;
+ALTER TABLE continuity_probes_keyed RENAME TO continuity_probes;
+CREATE INDEX continuity_probes_due ON continuity_probes (due_at);
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), Fail> {

@@ -72,10 +72,10 @@ pub(super) fn undecode(e: rusqlite::Error) -> Fail {
 }
 
 pub(super) fn next_lease(tx: &rusqlite::Transaction<'_>) -> Result<u64, Fail> {
-    let id: i64 = tx.query_row(
-        "UPDATE continuity_meta SET value = value + 1 WHERE key = 'lease_seq' RETURNING value",
-        [],
-        |r| r.get(0),
-    )?;
+    let id: i64 = tx
+        .prepare_cached(
+            "UPDATE continuity_meta SET value = value + 1 WHERE key = 'lease_seq' RETURNING value",
+        )?
+        .query_row([], |r| r.get(0))?;
     Ok(unsigned(BACKEND, "lease id", id)?)
 }

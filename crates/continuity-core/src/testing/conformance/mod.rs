@@ -94,6 +94,7 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_probe_edge_cases(store).await;
     event_store_probe_claims_by_shard(store).await;
     event_store_put_probes_in_a_batch(store).await;
+    event_store_put_probes_leased(store).await;
     event_store_settle_probes_in_a_batch(store).await;
     event_store_single_probe_forms(store).await;
     event_store_shard_ownership(store).await;
@@ -113,8 +114,8 @@ pub use self::{
     },
     probes::{
         event_store_probe_claims, event_store_probe_claims_by_shard, event_store_probe_edge_cases,
-        event_store_put_probes_in_a_batch, event_store_settle_probes_in_a_batch,
-        event_store_single_probe_forms,
+        event_store_put_probes_in_a_batch, event_store_put_probes_leased,
+        event_store_settle_probes_in_a_batch, event_store_single_probe_forms,
     },
     shards::event_store_shard_ownership,
     state::{

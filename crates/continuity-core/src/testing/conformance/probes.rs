@@ -519,3 +519,80 @@ pub async fn event_store_single_probe_forms(store: &dyn EventStore) {
         "removed"
     );
 }
+
+/// Probes stored with [`EventStore::put_probes_leased`]: those handed back
+/// are leased to the caller until their first check plus the lease, so no
+/// claim gets them before; the holder settles them with that lease; once
+/// it runs out they are claimed as usual, and the old lease settles
+/// nothing. A backend that holds none (the trait's default) leaves the
+/// batch empty, and the probes are then claimed as usual.
+pub async fn event_store_put_probes_leased(store: &dyn EventStore) {
+    let t = tenant("put-leased");
+    let lease = Duration::from_secs(60);
+    let probe = |id: &str| PendingProbe {
+        tenant: t.clone(),
+        direction: Direction::Inbound,
+        probe_id: id.into(),
+        sent_at: at(0),
+        deadline: at(1800),
+        next_check_at: at(100),
+        ticket: ProbeTicket::new(format!("ticket-{id}")),
+        lease_id: 0,
+        tenant_hint: 7,
+    };
+    let mine = |v: Vec<PendingProbe>| v.into_iter().filter(|p| p.tenant == t).collect::<Vec<_>>();
+    let claim = |now: i64| async move {
+        mine(
+            store
+                .claim_probes(at(now), lease, 10, &ShardSet::ALL)
+                .await
+                .expect("claim"),
+        )
+    };
+    let mut batch = vec![probe("a"), probe("b")];
+    store
+        .put_probes_leased(&mut batch, lease)
+        .await
+        .expect("put leased");
+    if batch.is_empty() {
+        assert_eq!(claim(100).await.len(), 2, "not held: claimed as usual");
+        return;
+    }
+    assert_eq!(
+        batch.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["a", "b"],
+        "handed back in order"
+    );
+    assert!(batch.iter().all(|p| p.lease_id != 0), "each with its lease");
+    assert_eq!(batch[0].ticket, ProbeTicket::new("ticket-a"));
+    assert!(claim(100).await.is_empty(), "leased: due, but not claimed");
+    assert!(claim(159).await.is_empty(), "leased until 100 s + 60 s");
+    let results = store
+        .settle_probes(&[ProbeSettlement {
+            tenant: t.clone(),
+            probe_id: "a".into(),
+            lease_id: batch[0].lease_id,
+            next_check_at: None,
+        }])
+        .await;
+    assert!(
+        matches!(results[..], [Ok(())]),
+        "the holder settles it: {results:?}"
+    );
+    let c = claim(160).await;
+    assert_eq!(
+        c.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
+        vec!["b"],
+        "the lease ran out: claimed as usual, the settled one gone"
+    );
+    assert_ne!(c[0].lease_id, batch[1].lease_id, "under a new lease");
+    match store.remove_probe(&t, "b", batch[1].lease_id).await {
+        Err(Error::LeaseLost { .. }) => {}
+        other => panic!("the old lease settles nothing: {other:?}"),
+    }
+    store
+        .remove_probe(&t, "b", c[0].lease_id)
+        .await
+        .expect("the new holder removes it");
+    assert!(claim(10_000).await.is_empty());
+}
