@@ -55,7 +55,7 @@ use async_trait::async_trait;
 use continuity_core::Error as CoreError;
 pub use continuity_smtp::{RelayConfig, SmtpCredentials, SmtpSecurity};
 use continuity_smtp::{
-    RelayConfigError, SmtpRelay, is_certificate_error,
+    RelayConfigError, SmtpRelay, is_certificate_error, is_unknown_host_error,
     lettre::{
         AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
         message::{
@@ -190,11 +190,14 @@ impl SmtpProbeSender {
 fn classify(e: continuity_smtp::lettre::transport::smtp::Error) -> CoreError {
     let code = e.status().map(|c| c.to_string());
     let certificate = is_certificate_error(&e);
+    let unknown_host = is_unknown_host_error(&e);
     let retryable = if e.is_transient() {
         true
-    } else if e.is_permanent() || e.is_client() || e.is_tls() || certificate {
+    } else if e.is_permanent() || e.is_client() || e.is_tls() || certificate || unknown_host {
         // 5xx: the relay refuses the sender, the recipient or our AUTH;
-        // TLS: the relay's certificate is not trusted. Retrying cannot help.
+        // client: no STARTTLS offered or no AUTH mechanism in common;
+        // TLS: the relay's certificate is not trusted; the relay's host
+        // name does not exist. Retrying cannot help.
         false
     } else {
         // Connection refused or reset, timeouts, a garbled reply.
@@ -203,7 +206,11 @@ fn classify(e: continuity_smtp::lettre::transport::smtp::Error) -> CoreError {
     CoreError::Probe {
         retryable,
         code: code.or_else(|| (e.is_tls() || certificate).then(|| "tls".to_owned())),
-        message: format!("SMTP relay: {e}"),
+        message: if unknown_host {
+            format!("SMTP relay: its host name does not resolve: {e}")
+        } else {
+            format!("SMTP relay: {e}")
+        },
         source: Some(Box::new(e)),
     }
 }

@@ -561,6 +561,11 @@ fn configuration_is_checked() {
     let e = EwsClient::new(c.clone()).unwrap_err();
     assert!(e.to_string().contains("27"), "{e}");
     c.max_concurrency = 27;
+    // The client may not read more than the parser takes.
+    c.max_response_bytes = continuity_ews::response::MAX_BODY_BYTES + 1;
+    let e = EwsClient::new(c.clone()).unwrap_err();
+    assert!(e.to_string().contains("max_response_bytes"), "{e}");
+    c.max_response_bytes = continuity_ews::response::MAX_BODY_BYTES;
     EwsClient::new(c).unwrap();
 }
 

@@ -201,6 +201,18 @@ async fn an_unreachable_relay_is_retryable() {
     let e = r.unwrap_err();
     assert_eq!(probe_error(&e), (true, None), "{e}");
 
+    // A host name that does not exist is not: no retry makes it resolve.
+    // A label of more than 63 characters is refused by the C library
+    // itself, so no DNS query leaves the machine.
+    let mut c = SmtpSenderConfig::new(format!("{}.invalid", "x".repeat(64)), FROM);
+    c.relay.tls_domain = Some("localhost".into());
+    c.relay.timeout = Duration::from_secs(5);
+    let sender = SmtpProbeSender::new(c).unwrap();
+    let (r, ..) = send(&sender, ORG_INBOX, "in-10").await;
+    let e = r.unwrap_err();
+    assert_eq!(probe_error(&e), (false, None), "{e}");
+    assert!(e.to_string().contains("does not resolve"), "{e}");
+
     let bad = SmtpProbeSender::new(SmtpSenderConfig::new("127.0.0.1", "not an address"));
     assert!(bad.unwrap_err().is_configuration());
 }

@@ -65,6 +65,11 @@ impl CertificateCredential {
                 what: "certificate",
                 reason: e.to_string(),
             })?;
+        // The PEM reader skips blocks it does not know, an encrypted key
+        // among them, and would report "no private key": say what it is.
+        if let Some(e) = encrypted_key(key_pem) {
+            return Err(e);
+        }
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
             rustls_pki_types::pem::Error::NoItemsFound => GraphError::PrivateKeyMissing {
                 source_kind: "PEM input",
@@ -78,11 +83,7 @@ impl CertificateCredential {
             PrivateKeyDer::Pkcs1(k) => k.secret_pkcs1_der().to_vec(),
             PrivateKeyDer::Pkcs8(k) => pkcs8_to_pkcs1(k.secret_pkcs8_der())?,
             // Named, not `Debug`-printed: the key bytes must not reach an error message.
-            PrivateKeyDer::Sec1(_) => {
-                return Err(GraphError::UnsupportedKey {
-                    reason: "an EC (SEC1) key; an RSA key is required".into(),
-                });
-            }
+            PrivateKeyDer::Sec1(_) => return Err(not_rsa("an EC key (SEC1)")),
             _ => {
                 return Err(GraphError::UnsupportedKey {
                     reason: "not an RSA key".into(),
@@ -248,10 +249,61 @@ fn to_utc(ts: i64) -> Result<DateTime<Utc>, GraphError> {
     })
 }
 
+/// The error for a PEM key that is encrypted, if it is.
+fn encrypted_key(pem: &[u8]) -> Option<GraphError> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        Some(GraphError::PrivateKeyEncrypted {
+            format: "PKCS#8",
+            command: "openssl pkcs8 -in key.pem -out plain.pem",
+        })
+    } else if text.contains("Proc-Type: 4,ENCRYPTED") {
+        Some(GraphError::PrivateKeyEncrypted {
+            format: "OpenSSL legacy PEM",
+            command: "openssl pkey -in key.pem -out plain.pem",
+        })
+    } else {
+        None
+    }
+}
+
+/// A key of another type than RSA, named.
+fn not_rsa(found: &str) -> GraphError {
+    GraphError::UnsupportedKey {
+        reason: format!(
+            "{found} was given where an RSA key is required (Entra ID client assertions here are RS256)"
+        ),
+    }
+}
+
+/// OIDs of the key algorithms (RFC 5480, RFC 8410) a PKCS#8 key may hold instead of RSA.
+const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const ED25519: &str = "1.3.101.112";
+const ED448: &str = "1.3.101.113";
+
+/// The algorithm OID of a PKCS#8 `PrivateKeyInfo`
+/// (`SEQUENCE { version, SEQUENCE { algorithm, parameters }, privateKey }`).
+fn pkcs8_algorithm(pkcs8: &[u8]) -> Option<String> {
+    use x509_parser::asn1_rs::{Integer, Oid, Sequence};
+    let (_, info) = Sequence::from_der(pkcs8).ok()?;
+    let (rest, _version) = Integer::from_der(&info.content).ok()?;
+    let (_, algorithm) = Sequence::from_der(rest).ok()?;
+    let (_, oid) = Oid::from_der(&algorithm.content).ok()?;
+    Some(oid.to_id_string())
+}
+
 /// PKCS#8 `PrivateKeyInfo` → the PKCS#1 `RSAPrivateKey` inside it (what the
 /// signer takes), going through jsonwebtoken's own PEM reader so that there is
 /// one ASN.1 path for both PEM and PKCS#12 keys.
 fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Result<Vec<u8>, GraphError> {
+    // jsonwebtoken only says "InvalidKeyFormat" for a key of another type.
+    match pkcs8_algorithm(pkcs8).as_deref() {
+        Some(RSA_ENCRYPTION) | None => {}
+        Some(EC_PUBLIC_KEY) => return Err(not_rsa("an EC key (PKCS#8)")),
+        Some(ED25519) => return Err(not_rsa("an Ed25519 key")),
+        Some(ED448) => return Err(not_rsa("an Ed448 key")),
+        Some(other) => return Err(not_rsa(&format!("a key of algorithm {other}"))),
+    }
     let pem = format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         STANDARD.encode(pkcs8)

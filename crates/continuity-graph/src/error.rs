@@ -41,6 +41,20 @@ pub enum GraphError {
         source_kind: &'static str,
     },
 
+    /// The private key is encrypted (protected by a password); PEM keys are
+    /// read only in the clear. Decrypt it once, or use a PKCS#12 file with
+    /// its password.
+    #[error(
+        "the private key is encrypted ({format}); decrypt it first, e.g. `{command}` (asks for its password), or load a PKCS#12 file with its password"
+    )]
+    PrivateKeyEncrypted {
+        /// How it is encrypted: `PKCS#8` (`ENCRYPTED PRIVATE KEY`) or
+        /// `OpenSSL legacy PEM` (`Proc-Type: 4,ENCRYPTED`).
+        format: &'static str,
+        /// The OpenSSL command that writes it out in the clear.
+        command: &'static str,
+    },
+
     /// The certificate, key or PKCS#12 file cannot be parsed (or the PKCS#12 password is wrong).
     #[error("invalid {what}: {reason}")]
     InvalidCredential {

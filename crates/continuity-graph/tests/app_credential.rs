@@ -165,6 +165,103 @@ fn bad_credentials_are_typed_errors_at_load_time() {
         &clock,
     ));
     assert!(matches!(e, GraphError::UnsupportedKey { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("an EC key (PKCS#8) was given where an RSA key is required"),
+        "{e}"
+    );
+    // The same key in SEC1 form (`EC PRIVATE KEY`) says the same.
+    let sec1 = format!(
+        "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\n",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            sec1_of(&ec.serialize_der())
+        )
+    );
+    let e = err(CertificateCredential::from_pem(
+        ec_cert.pem().as_bytes(),
+        sec1.as_bytes(),
+        &clock,
+    ));
+    assert!(
+        e.to_string()
+            .contains("an EC key (SEC1) was given where an RSA key is required"),
+        "{e}"
+    );
+}
+
+/// A throwaway P-256 key, encrypted by `openssl pkcs8 -topk8 -v2 aes-256-cbc`
+/// (password `test-only`).
+const ENCRYPTED_PKCS8: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAiKCORdW81W2gICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEJoFQ0/e11pCnpdQ8GqHYVcEgZAC
+C5PymOIQtMvBLbjR4NFT7nxDNpksanvvMm3zHtpDtcxHfsNT8LlQ/xxOSZNK9eFQ
+GwqzMly93+JlD3zzkko5fBTpHS+YI8VyK4TkLdxY/t7Ik3+30toV4Li66FL+liqF
+ser1UCFA624VjVks6G+r4d1f1zdt9DNo+Z6Dfdf8lg0XPfRPA55FaKNLaOcUmTQ=
+-----END ENCRYPTED PRIVATE KEY-----
+";
+
+#[test]
+fn an_encrypted_key_says_it_is_encrypted_and_how_to_decrypt_it() {
+    let c = rsa_cert("monitor");
+    let clock = clock();
+    let err = |r: Result<CertificateCredential, GraphError>| r.unwrap_err();
+    let e = err(CertificateCredential::from_pem(
+        c.cert_pem.as_bytes(),
+        ENCRYPTED_PKCS8.as_bytes(),
+        &clock,
+    ));
+    assert!(
+        matches!(
+            e,
+            GraphError::PrivateKeyEncrypted {
+                format: "PKCS#8",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("encrypted") && text.contains("openssl pkcs8 -in key.pem -out plain.pem"),
+        "{text}"
+    );
+    assert!(e.is_config() && !e.is_retryable());
+
+    // OpenSSL's older form: the encryption in the PEM headers.
+    let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,7E220BD1DB7936CFF114529AE73DEA91\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+    let e = err(CertificateCredential::from_pem(
+        c.cert_pem.as_bytes(),
+        legacy.as_bytes(),
+        &clock,
+    ));
+    assert!(matches!(e, GraphError::PrivateKeyEncrypted { .. }), "{e:?}");
+}
+
+/// The SEC1 `ECPrivateKey` inside a PKCS#8 EC key: the content of the
+/// `PrivateKeyInfo`'s OCTET STRING.
+fn sec1_of(pkcs8: &[u8]) -> Vec<u8> {
+    /// Tag, content and what follows of the DER element at the start of `b`.
+    fn element(b: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (len, header) = if b[1] < 0x80 {
+            (usize::from(b[1]), 2)
+        } else {
+            let n = usize::from(b[1] & 0x7f);
+            let len = b[2..2 + n]
+                .iter()
+                .fold(0, |acc, &x| (acc << 8) | usize::from(x));
+            (len, 2 + n)
+        };
+        (b[0], &b[header..header + len], &b[header + len..])
+    }
+    let (_, mut inner, _) = element(pkcs8);
+    loop {
+        let (tag, content, rest) = element(inner);
+        if tag == 0x04 {
+            return content.to_vec();
+        }
+        inner = rest;
+    }
 }
 
 #[test]

@@ -17,6 +17,12 @@
 //!
 //! Every request also carries `Idempotency-Key: <tenant>/<alert>/<recipient>`
 //! for providers that drop duplicates by it.
+//!
+//! [`TwilioSms::check_connection`] tries the account and its credentials
+//! without sending anything: `GET {base_url}/2010-04-01/Accounts/{account_sid}.json`,
+//! classified like a send (a refused token is [`NotifyError::Auth`], not
+//! retried); an account that is not `active` (suspended, closed) is
+//! [`NotifyError::Auth`] too.
 
 use std::time::Duration;
 
@@ -95,6 +101,7 @@ impl TwilioConfig {
 pub struct TwilioSms {
     client: reqwest::Client,
     url: reqwest::Url,
+    account_url: reqwest::Url,
     account_sid: String,
     auth_token: SecretString,
     sender: SmsSender,
@@ -105,6 +112,23 @@ pub struct TwilioSms {
 #[derive(Deserialize)]
 struct Created {
     sid: Option<String>,
+}
+
+/// The account the credentials opened, as [`TwilioSms::check_connection`] found it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct SmsAccount {
+    /// The account SID.
+    pub sid: String,
+    /// The account's name, as set at the provider.
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    /// `active`, `suspended` or `closed`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `Trial` (sends only to verified numbers) or `Full`.
+    #[serde(default, rename = "type")]
+    pub account_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -159,15 +183,19 @@ impl TwilioSms {
                 "must be at least 1",
             ));
         }
-        let url = base
-            .join(&format!(
-                "2010-04-01/Accounts/{}/Messages.json",
-                config.account_sid
-            ))
-            .map_err(|e| NotifyError::config(CHANNEL, "base_url", e.to_string()))?;
+        let join = |path: String| {
+            base.join(&path)
+                .map_err(|e| NotifyError::config(CHANNEL, "base_url", e.to_string()))
+        };
+        let url = join(format!(
+            "2010-04-01/Accounts/{}/Messages.json",
+            config.account_sid
+        ))?;
+        let account_url = join(format!("2010-04-01/Accounts/{}.json", config.account_sid))?;
         Ok(TwilioSms {
             client: http::client(CHANNEL, config.timeout, &config.root_certificates_pem)?,
             url,
+            account_url,
             account_sid: config.account_sid,
             auth_token: config.auth_token,
             sender: config.sender,
@@ -203,21 +231,14 @@ impl TwilioSms {
             ("Body", text.body.as_str()),
         ];
         debug!(key = %message.idempotency_key, segments = text.segments, encoding = ?text.encoding, "sending SMS");
-        let response = self
-            .client
-            .post(self.url.clone())
-            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            .header("Idempotency-Key", &message.idempotency_key)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| http::transport_error(CHANNEL, &e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| http::transport_error(CHANNEL, &e))?;
+        let (status, retry_after, body) = self
+            .call(
+                self.client
+                    .post(self.url.clone())
+                    .header("Idempotency-Key", &message.idempotency_key)
+                    .form(&form),
+            )
+            .await?;
         if status.is_success() {
             let created: Created = serde_json::from_slice(&body)
                 .map_err(|e| {
@@ -232,6 +253,57 @@ impl TwilioSms {
             });
         }
         Err(classify(status, retry_after, &body))
+    }
+
+    /// Sends `request` with the account's credentials: the answer's status,
+    /// `Retry-After` and body.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Option<Duration>, Vec<u8>), NotifyError> {
+        let response = request
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .send()
+            .await
+            .map_err(|e| http::transport_error(CHANNEL, &e))?;
+        let status = response.status();
+        let retry_after = http::retry_after(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| http::transport_error(CHANNEL, &e))?;
+        Ok((status, retry_after, body.to_vec()))
+    }
+
+    /// Checks the provider and the credentials without sending a message:
+    /// fetches the account (`GET .../Accounts/{account_sid}.json`). Refused
+    /// credentials and an account that is not active are
+    /// [`NotifyError::Auth`] (permanent); an unreachable or failing
+    /// provider is [`NotifyError::Unavailable`].
+    pub async fn check_connection(&self) -> Result<SmsAccount, NotifyError> {
+        let (status, retry_after, body) =
+            self.call(self.client.get(self.account_url.clone())).await?;
+        if !status.is_success() {
+            return Err(classify(status, retry_after, &body));
+        }
+        let account: SmsAccount =
+            serde_json::from_slice(&body).map_err(|e| NotifyError::Unavailable {
+                channel: CHANNEL,
+                code: Some(status.as_u16().to_string()),
+                message: format!("the account answer is not Twilio's account JSON: {e}"),
+                retry_after: None,
+            })?;
+        match account.status.as_deref() {
+            None | Some("active") => Ok(account),
+            Some(other) => Err(NotifyError::Auth {
+                channel: CHANNEL,
+                code: None,
+                message: format!(
+                    "the account {} is {other}: the provider sends no message from it until it is active again",
+                    account.sid
+                ),
+            }),
+        }
     }
 }
 

@@ -29,6 +29,12 @@
 //!
 //! SMTP replies are classified: `4xx` and network failures can be retried;
 //! `530/534/535/538` are refused credentials; other `5xx` reject the message.
+//! A relay that cannot work with this configuration fails at once, not at
+//! every retry: a host name that does not exist, a relay without STARTTLS
+//! when the security mode requires it, or without an AUTH mechanism when
+//! credentials are set, is [`NotifyError::Config`] naming the setting.
+//! [`SmtpNotifier::check_connection`] tries the whole way to the relay
+//! without sending anything.
 
 use std::{sync::Arc, time::Duration};
 
@@ -51,7 +57,10 @@ use continuity_smtp::{
         transport::smtp::{client::AsyncSmtpConnection, response::Response},
     },
 };
-pub use continuity_smtp::{RelayConfig, SmtpCredentials, SmtpSecurity};
+pub use continuity_smtp::{
+    RelayConfig, SmtpConnectionInfo, SmtpConnectionProblem, SmtpCredentials, SmtpProblemKind,
+    SmtpSecurity,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -246,12 +255,18 @@ impl SmtpNotifier {
         })
     }
 
+    /// Checks that alerts can be handed to the relay, without sending
+    /// one: connect, EHLO, STARTTLS or implicit TLS as configured, AUTH if
+    /// credentials are set (see [`SmtpRelay::check_connection`]). The
+    /// problem says which step failed, what to fix and whether it is
+    /// permanent.
+    pub async fn check_connection(&self) -> Result<SmtpConnectionInfo, SmtpConnectionProblem> {
+        self.relay.check_connection().await
+    }
+
     /// Opens, secures and authenticates a connection.
     async fn connect(&self) -> Result<AsyncSmtpConnection, NotifyError> {
-        self.relay.connect().await.map_err(|e| match e {
-            ConnectError::Smtp(e) => classify(e),
-            e => NotifyError::unavailable(CHANNEL, e.to_string()),
-        })
+        self.relay.connect().await.map_err(connect_error)
     }
 
     async fn send_on_new_connection(&self, email: &Message) -> Result<Response, NotifyError> {
@@ -347,6 +362,24 @@ fn relay_config(e: RelayConfigError) -> NotifyError {
     NotifyError::config(CHANNEL, field, e.reason)
 }
 
+/// A connection that failed, as this channel's error: what no retry can
+/// fix is a configuration error naming the relay setting.
+fn connect_error(e: ConnectError) -> NotifyError {
+    let problem = SmtpConnectionProblem::from(e);
+    let field = match problem.kind() {
+        SmtpProblemKind::UnknownHost => "host",
+        SmtpProblemKind::StartTlsNotOffered => "security",
+        SmtpProblemKind::AuthNotOffered => "credentials",
+        _ => {
+            return match problem.into_error() {
+                ConnectError::Tls(e) | ConnectError::Auth(e) | ConnectError::Smtp(e) => classify(e),
+                e => NotifyError::unavailable(CHANNEL, e.to_string()),
+            };
+        }
+    };
+    NotifyError::config(CHANNEL, field, problem.to_string())
+}
+
 fn classify(e: continuity_smtp::lettre::transport::smtp::Error) -> NotifyError {
     let code = e.status().map(|c| c.to_string());
     let message = e.to_string();
@@ -387,5 +420,38 @@ impl Notifier for SmtpNotifier {
 
     async fn deliver(&self, message: &AlertMessage) -> continuity_core::Result<Receipt> {
         Ok(self.send(message).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup_failed(detail: &str) -> std::io::Error {
+        // What the standard library returns when getaddrinfo fails; the
+        // tests reach no resolver.
+        std::io::Error::other(format!("failed to lookup address information: {detail}"))
+    }
+
+    #[test]
+    fn a_relay_host_that_does_not_exist_is_a_configuration_error() {
+        let e = connect_error(ConnectError::UnknownHost {
+            host: "relay.nonexistent.invalid".into(),
+            source: lookup_failed("Name or service not known"),
+        });
+        match &e {
+            NotifyError::Config { field, reason, .. } => {
+                assert_eq!(field, "host");
+                assert!(reason.contains("relay.nonexistent.invalid"), "{reason}");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(!e.is_retryable());
+
+        // A resolver that cannot answer now is not the configuration's fault.
+        let e = connect_error(ConnectError::Connect(lookup_failed(
+            "Temporary failure in name resolution",
+        )));
+        assert!(e.is_retryable(), "{e:?}");
     }
 }

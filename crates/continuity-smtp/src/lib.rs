@@ -32,7 +32,8 @@
 //! assert_eq!(relay.port(), 25);
 //!
 //! // Either lettre's pooled transport, or single connections for a pool of
-//! // one's own (`relay.connect().await`, needs a Tokio runtime).
+//! // one's own (`relay.connect().await`, needs a Tokio runtime);
+//! // `relay.check_connection().await` tries every step without sending mail.
 //! let _transport = relay.transport();
 //! # Ok::<(), continuity_smtp::RelayConfigError>(())
 //! ```
@@ -45,17 +46,20 @@
 //! | `credentials` | [`SmtpCredentials`], the password kept out of `Debug` |
 //! | `relay` | [`RelayConfig`] and the checked [`SmtpRelay`]: lettre transports and connections |
 //! | `tls` | TLS parameters, and [`is_certificate_error`] for lettre's errors |
-//! | `error` | [`RelayConfigError`], [`ConnectError`] |
+//! | `check` | [`SmtpRelay::check_connection`]: [`SmtpConnectionInfo`], or the [`SmtpConnectionProblem`] to fix |
+//! | `error` | [`RelayConfigError`], [`ConnectError`] (by the step that failed), [`is_unknown_host_error`] |
 #![forbid(unsafe_code)]
 
+mod check;
 mod credentials;
 mod error;
 mod relay;
 mod security;
 mod tls;
 
+pub use check::{SmtpConnectionInfo, SmtpConnectionProblem, SmtpProblemKind};
 pub use credentials::SmtpCredentials;
-pub use error::{ConnectError, RelayConfigError};
+pub use error::{ConnectError, RelayConfigError, is_unknown_host_error};
 pub use relay::{RelayConfig, SmtpRelay};
 pub use security::SmtpSecurity;
 pub use tls::is_certificate_error;

@@ -1,7 +1,7 @@
 //! A relay's settings, checked once, and the connections and transports
 //! built from them.
 
-use std::{fmt, time::Duration};
+use std::{fmt, io, net::SocketAddr, time::Duration};
 
 use lettre::{
     AsyncSmtpTransport, Tokio1Executor,
@@ -14,7 +14,7 @@ use lettre::{
 
 use crate::{
     credentials::SmtpCredentials,
-    error::{ConnectError, RelayConfigError},
+    error::{self, ConnectError, RelayConfigError},
     security::SmtpSecurity,
     tls,
 };
@@ -179,32 +179,40 @@ impl SmtpRelay {
 
     /// Opens one connection: connected, secured (STARTTLS required where
     /// configured) and authenticated, for a caller that pools connections
-    /// itself.
+    /// itself. The error names the step that failed.
+    ///
+    /// The host name is resolved first, on its own, so that a name that
+    /// does not exist ([`ConnectError::UnknownHost`]) is told from a relay
+    /// that does not answer.
     ///
     /// Plain and STARTTLS sockets are opened here with `TCP_NODELAY`:
     /// lettre writes the end-of-data mark separately, so with Nagle's
     /// algorithm every message would wait out the relay's delayed ACK
     /// (40 ms on Linux). Implicit TLS sockets are opened by lettre.
     pub async fn connect(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+        let addrs = self.resolve().await?;
         let mut conn = match (&self.tls, self.security) {
-            (Some(p), SmtpSecurity::ImplicitTls) => {
-                AsyncSmtpConnection::connect_tokio1(
-                    (self.host.as_str(), self.port),
-                    Some(self.timeout),
-                    &self.hello,
-                    Some(p.clone()),
-                    None,
-                )
-                .await?
-            }
+            (Some(p), SmtpSecurity::ImplicitTls) => AsyncSmtpConnection::connect_tokio1(
+                &addrs[..],
+                Some(self.timeout),
+                &self.hello,
+                Some(p.clone()),
+                None,
+            )
+            .await
+            .map_err(|e| {
+                if e.is_tls() || tls::is_certificate_error(&e) {
+                    ConnectError::Tls(e)
+                } else {
+                    ConnectError::Smtp(e)
+                }
+            })?,
             (tls, _) => {
-                let tcp = tokio::time::timeout(
-                    self.timeout,
-                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-                )
-                .await
-                .map_err(|_| ConnectError::Timeout)?
-                .map_err(ConnectError::Connect)?;
+                let tcp =
+                    tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(&addrs[..]))
+                        .await
+                        .map_err(|_| ConnectError::Timeout)?
+                        .map_err(ConnectError::Connect)?;
                 tcp.set_nodelay(true).map_err(ConnectError::Socket)?;
                 let mut conn =
                     AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
@@ -212,15 +220,58 @@ impl SmtpRelay {
                     if !conn.can_starttls() {
                         return Err(ConnectError::StartTlsNotOffered);
                     }
-                    conn.starttls(p.clone(), &self.hello).await?;
+                    conn.starttls(p.clone(), &self.hello).await.map_err(|e| {
+                        // A reply (to STARTTLS or the EHLO after it) is the
+                        // relay's answer; anything else is the handshake.
+                        if e.status().is_some() {
+                            ConnectError::Smtp(e)
+                        } else {
+                            ConnectError::Tls(e)
+                        }
+                    })?;
                 }
                 conn
             }
         };
         if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
+                .await
+                .map_err(ConnectError::Auth)?;
         }
         Ok(conn)
+    }
+
+    /// The relay's addresses. A name that does not exist is
+    /// [`ConnectError::UnknownHost`]; a resolver that cannot answer now is
+    /// [`ConnectError::Connect`].
+    async fn resolve(&self) -> Result<Vec<SocketAddr>, ConnectError> {
+        let found = tokio::time::timeout(
+            self.timeout,
+            tokio::net::lookup_host((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| ConnectError::Timeout)?
+        .map_err(|e| lookup_error(&self.host, e))?;
+        let addrs: Vec<SocketAddr> = found.collect();
+        if addrs.is_empty() {
+            return Err(ConnectError::UnknownHost {
+                host: self.host.clone(),
+                source: io::Error::new(io::ErrorKind::NotFound, "no address found"),
+            });
+        }
+        Ok(addrs)
+    }
+}
+
+/// A failed lookup of `host`, as the step's error.
+fn lookup_error(host: &str, e: io::Error) -> ConnectError {
+    if error::is_unknown_host(&e) {
+        ConnectError::UnknownHost {
+            host: host.to_owned(),
+            source: e,
+        }
+    } else {
+        ConnectError::Connect(e)
     }
 }
 
@@ -252,6 +303,37 @@ mod tests {
             ("root_certificates_pem", Some(0)),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_name_that_does_not_exist_is_a_permanent_problem_and_a_resolver_outage_is_not() {
+        // What the standard library returns when getaddrinfo fails; the
+        // tests reach no resolver.
+        let missing = lookup_error(
+            "relay.nonexistent.invalid",
+            io::Error::other("failed to lookup address information: Name or service not known"),
+        );
+        assert!(
+            matches!(&missing, ConnectError::UnknownHost { host, .. } if host == "relay.nonexistent.invalid"),
+            "{missing:?}"
+        );
+        let problem = crate::SmtpConnectionProblem::from(missing);
+        assert!(problem.is_permanent(), "{problem:?}");
+        let text = problem.to_string();
+        assert!(
+            text.contains("\"relay.nonexistent.invalid\" does not resolve")
+                && text.contains("Name or service not known"),
+            "{text}"
+        );
+
+        let outage = lookup_error(
+            "relay.example.net",
+            io::Error::other(
+                "failed to lookup address information: Temporary failure in name resolution",
+            ),
+        );
+        assert!(matches!(outage, ConnectError::Connect(_)), "{outage:?}");
+        assert!(!crate::SmtpConnectionProblem::from(outage).is_permanent());
     }
 
     #[test]

@@ -110,6 +110,31 @@ async fn a_corrupted_sqlite_file_is_a_typed_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_directory_is_a_permanent_configuration_error() {
+    let dir = common::TempDir::new("missing-dir");
+    let path = dir.path().join("not-made").join("state.db");
+    match SqliteStore::open(&path).await {
+        Err(e @ StoreError::Config(_)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("not-made") && text.contains("does not exist"),
+                "{text}"
+            );
+            assert!(!continuity_core::Error::from(e).is_retryable());
+        }
+        other => panic!("expected Config, got {other:?}"),
+    }
+    // A file where the directory should be.
+    std::fs::write(dir.path().join("a-file"), b"").unwrap();
+    match SqliteStore::open(dir.path().join("a-file").join("state.db")).await {
+        Err(e @ StoreError::Config(_)) => {
+            assert!(e.to_string().contains("is not a directory"), "{e}");
+        }
+        other => panic!("expected Config, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_from_a_newer_build_is_refused() {
     let dir = common::TempDir::new("newer");
     let path = dir.path().join("n.db");

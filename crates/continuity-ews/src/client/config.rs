@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::{
     error::{EwsError, Result},
     request::ServerVersion,
+    response::MAX_BODY_BYTES,
     throttle::EXCHANGE_MAX_CONCURRENCY,
 };
 
@@ -144,7 +145,8 @@ pub struct EwsConfig {
     pub connect_timeout: Duration,
     /// Concurrent requests of this account (default 8; at most 27, Exchange's limit per user).
     pub max_concurrency: usize,
-    /// Largest response body read (default 4 MiB).
+    /// Largest response body read (default 4 MiB; at most
+    /// [`MAX_BODY_BYTES`](crate::response::MAX_BODY_BYTES)).
     pub max_response_bytes: usize,
     /// Minimum time between two sends from one mailbox (default 6 s, i.e.
     /// at most 10 a minute, a third of Exchange Online's MessageRateLimit).
@@ -223,8 +225,11 @@ impl EwsConfig {
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(bad("request_timeout", "timeouts must be positive".into()));
         }
-        if self.max_response_bytes < 1024 {
-            return Err(bad("max_response_bytes", "must be at least 1024".into()));
+        if self.max_response_bytes < 1024 || self.max_response_bytes > MAX_BODY_BYTES {
+            return Err(bad(
+                "max_response_bytes",
+                format!("must be from 1024 to {MAX_BODY_BYTES} (the parser's limit)"),
+            ));
         }
         if let Auth::Basic { username, .. } = &self.auth
             && username.is_empty()

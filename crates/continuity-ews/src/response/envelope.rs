@@ -16,8 +16,10 @@ use crate::{
 
 /// Parses a SOAP envelope holding an EWS response or fault.
 ///
-/// A fault yields its error (`ServerBusy` for `ErrorServerBusy`).
+/// A fault yields its error (`ServerBusy` for `ErrorServerBusy`); a body
+/// over [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES) is [`EwsError::TooLarge`].
 pub fn parse_envelope(operation: &'static str, status: u16, body: &[u8]) -> Result<Response> {
+    super::check_size(body)?;
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let text = std::str::from_utf8(body).map_err(|e| EwsError::Malformed {
         status,

@@ -191,13 +191,35 @@ fn not_soap(meta: &HttpMeta<'_>, body: &[u8]) -> EwsError {
     }
 }
 
+/// The largest body [`parse_http`] and [`parse_envelope`] take: 16 MiB.
+/// A larger one is refused with [`EwsError::TooLarge`] before it is read,
+/// so a caller that hands over whatever arrived cannot make the parser
+/// work through (and build results from) an unbounded answer. The answers
+/// to this crate's requests are far smaller (a page of `FindItem` is tens
+/// of KiB); the client reads at most
+/// [`EwsConfig::max_response_bytes`](crate::EwsConfig::max_response_bytes)
+/// (default 4 MiB), which may not be set above this.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// [`EwsError::TooLarge`] for a body over [`MAX_BODY_BYTES`].
+pub(crate) fn check_size(body: &[u8]) -> Result<()> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(EwsError::TooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Parses a complete HTTP answer: SOAP response, SOAP fault, or a body that
 /// is not SOAP at all (a proxy's HTML page, an empty body).
 ///
 /// 401 and 403 are left to the client (they depend on the auth mode); this
 /// handles the body. A fault yields `Err`; a response with errors yields
 /// `Ok` (each message carries its own class, see [`ResponseMessage::error`]).
+/// A body over [`MAX_BODY_BYTES`] is [`EwsError::TooLarge`].
 pub fn parse_http(operation: &'static str, meta: &HttpMeta<'_>, body: &[u8]) -> Result<Response> {
+    check_size(body)?;
     let trimmed = trim_start(body);
     if trimmed.is_empty() || trimmed[0] != b'<' || is_html(trimmed) {
         return Err(if meta.status == 200 {

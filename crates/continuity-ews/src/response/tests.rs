@@ -235,3 +235,33 @@ fn truncated_and_garbage() {
     .unwrap_err();
     assert!(e.to_string().contains("DateTimeReceived"), "{e}");
 }
+
+#[test]
+fn a_body_over_the_limit_is_refused_before_parsing() {
+    // At the limit the body is parsed (and found not to be XML).
+    let mut body = vec![b' '; MAX_BODY_BYTES];
+    let e = parse_http("FindItem", &ok(), &body).unwrap_err();
+    assert!(matches!(e, EwsError::Malformed { .. }), "{e:?}");
+    body.push(b' ');
+    for e in [
+        parse_http("FindItem", &ok(), &body).unwrap_err(),
+        parse_envelope("FindItem", 200, &body).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                e,
+                EwsError::TooLarge {
+                    limit: MAX_BODY_BYTES
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    // A well-formed answer padded past the limit is refused too.
+    let mut padded = FIND.as_bytes().to_vec();
+    padded.resize(MAX_BODY_BYTES + 1, b' ');
+    assert!(matches!(
+        parse_http("FindItem", &ok(), &padded).unwrap_err(),
+        EwsError::TooLarge { .. }
+    ));
+}

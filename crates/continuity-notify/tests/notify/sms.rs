@@ -166,3 +166,37 @@ async fn a_provider_that_is_not_there_is_retryable() {
     assert!(matches!(e, NotifyError::Unavailable { .. }), "{e:?}");
     assert!(e.is_retryable());
 }
+
+#[tokio::test]
+async fn the_connection_check_fetches_the_account_and_refused_credentials_are_permanent() {
+    let server = Twilio::default();
+    let addr = server.start().await;
+    let base = format!("http://{addr}");
+    let sms = TwilioSms::new(config(&base)).unwrap();
+    let account = sms.check_connection().await.unwrap();
+    assert_eq!(account.sid, twilio::SID);
+    assert_eq!(account.status.as_deref(), Some("active"));
+
+    let mut wrong = config(&base);
+    wrong.auth_token = "not-the-token".to_string().into();
+    let sms = TwilioSms::new(wrong).unwrap();
+    let e = sms.check_connection().await.unwrap_err();
+    assert!(matches!(e, NotifyError::Auth { .. }), "{e:?}");
+    assert_eq!(e.code(), Some("20003"));
+    assert!(!Error::from(e).is_retryable());
+
+    *server.suspended.lock().unwrap() = true;
+    let sms = TwilioSms::new(config(&base)).unwrap();
+    let e = sms.check_connection().await.unwrap_err();
+    assert!(matches!(e, NotifyError::Auth { .. }), "{e:?}");
+    assert!(e.to_string().contains("is suspended"), "{e}");
+    assert!(server.sent().is_empty(), "the check sends no message");
+
+    // Nothing listening: worth trying again later.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let sms = TwilioSms::new(config(&format!("http://127.0.0.1:{port}"))).unwrap();
+    let e = sms.check_connection().await.unwrap_err();
+    assert!(e.is_retryable(), "{e:?}");
+}

@@ -12,7 +12,9 @@ use continuity_core::{
 use continuity_notify::{
     NotifyError,
     render::{EmailContent, EmailTemplate},
-    smtp::{SmtpConfig, SmtpConnections, SmtpCredentials, SmtpNotifier, SmtpSecurity},
+    smtp::{
+        SmtpConfig, SmtpConnections, SmtpCredentials, SmtpNotifier, SmtpProblemKind, SmtpSecurity,
+    },
 };
 
 use super::common::{LINK, alert, t0};
@@ -223,12 +225,48 @@ async fn plain_smtp_only_when_explicitly_allowed() {
         serde_json::json!(["ops@acme-external.example"])
     );
 
-    // STARTTLS to a server that does not offer it fails instead of falling back to plain.
+    // STARTTLS to a server that does not offer it fails instead of falling
+    // back to plain, and for good: no retry makes the relay offer it.
     let mut c = SmtpConfig::new("127.0.0.1", "alerts@continuity.example.net");
     c.relay.port = Some(peer.port);
     let smtp = SmtpNotifier::new(c, clock()).unwrap();
-    assert!(smtp.send(&raised()).await.is_err());
+    let e = smtp.send(&raised()).await.unwrap_err();
+    match &e {
+        NotifyError::Config { field, reason, .. } => {
+            assert_eq!(field, "security");
+            assert!(reason.contains("does not offer STARTTLS"), "{reason}");
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(!continuity_core::Error::from(e).is_retryable());
+    let problem = smtp.check_connection().await.unwrap_err();
+    assert_eq!(
+        problem.kind(),
+        SmtpProblemKind::StartTlsNotOffered,
+        "{problem:?}"
+    );
     assert!(peer.drain().is_empty());
+}
+
+#[tokio::test]
+async fn the_connection_check_goes_through_tls_and_auth_without_sending() {
+    let cert = TestCert::generate();
+    let peer = SmtpPeer::start("starttls", Some(&cert));
+    let smtp = SmtpNotifier::new(config(&peer, &cert, SmtpSecurity::StartTls), clock()).unwrap();
+    let info = smtp.check_connection().await.unwrap();
+    assert!(info.encrypted && info.authenticated, "{info:?}");
+    assert!(peer.try_next_message(Duration::from_millis(300)).is_none());
+
+    let mut c = config(&peer, &cert, SmtpSecurity::StartTls);
+    c.relay.credentials = Some(SmtpCredentials::new(USER, "not-the-password"));
+    let smtp = SmtpNotifier::new(c, clock()).unwrap();
+    let problem = smtp.check_connection().await.unwrap_err();
+    assert_eq!(
+        problem.kind(),
+        SmtpProblemKind::BadCredentials,
+        "{problem:?}"
+    );
+    assert!(problem.is_permanent());
 }
 
 #[derive(Debug)]

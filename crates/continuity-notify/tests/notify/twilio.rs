@@ -14,7 +14,7 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 use serde_json::json;
 
@@ -45,6 +45,8 @@ pub struct Twilio {
     /// Requests waiting on `held` now.
     pub waiting: Arc<Mutex<u32>>,
     pub release: Arc<tokio::sync::Notify>,
+    /// While set, the account's status is `suspended`.
+    pub suspended: Arc<Mutex<bool>>,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -81,6 +83,46 @@ fn error(status: StatusCode, code: u32, message: &str) -> Response {
         .into_response()
 }
 
+/// Twilio's check: Basic authentication by the account SID and auth token,
+/// for the account in the path.
+fn authorized(headers: &HeaderMap, account: &str) -> bool {
+    let expected = format!("Basic {}", base64(format!("{SID}:{TOKEN}").as_bytes()));
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str())
+        && account == SID
+}
+
+/// `GET /2010-04-01/Accounts/{sid}.json`: the account resource.
+async fn account(
+    State(t): State<Twilio>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    *t.requests.lock().unwrap() += 1;
+    let Some(account) = file.strip_suffix(".json") else {
+        return error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        );
+    };
+    if !authorized(&headers, account) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let status = if *t.suspended.lock().unwrap() {
+        "suspended"
+    } else {
+        "active"
+    };
+    Json(json!({
+        "sid": SID, "friendly_name": "continuity tests", "status": status,
+        "type": "Full", "owner_account_sid": SID,
+    }))
+    .into_response()
+}
+
 async fn messages(
     State(t): State<Twilio>,
     Path(account): Path<String>,
@@ -88,12 +130,7 @@ async fn messages(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     *t.requests.lock().unwrap() += 1;
-    let expected = format!("Basic {}", base64(format!("{SID}:{TOKEN}").as_bytes()));
-    let auth_ok = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some(expected.as_str());
-    if !auth_ok || account != SID {
+    if !authorized(&headers, &account) {
         return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     let form_ok = headers
@@ -181,6 +218,7 @@ impl Twilio {
                 "/2010-04-01/Accounts/{account}/Messages.json",
                 post(messages),
             )
+            .route("/2010-04-01/Accounts/{account}", get(account))
             .with_state(self.clone());
         super::common::serve(router).await
     }

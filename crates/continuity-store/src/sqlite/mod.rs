@@ -172,6 +172,7 @@ impl SqliteStore {
 
 fn open_blocking(path: &Path, options: &SqliteOptions) -> Result<Connection, Fail> {
     let shown = path.display().to_string();
+    check_directory(path)?;
     let corrupt = |e: rusqlite::Error| corrupt_file(path, Fail::Store(sql_error(e)));
     let conn = Connection::open_with_flags(
         path,
@@ -215,6 +216,27 @@ fn open_blocking(path: &Path, options: &SqliteOptions) -> Result<Connection, Fai
     let mut conn = conn;
     migrate(&mut conn).map_err(|f| corrupt_file(path, f))?;
     Ok(conn)
+}
+
+/// A missing directory as a configuration error saying so: SQLite creates
+/// the file but not its directory, and says only "unable to open database
+/// file", which would pass for an outage and be retried for ever.
+fn check_directory(path: &Path) -> Result<(), Fail> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let problem = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        // Anything else (no permission to look) is for the open to report.
+        Err(_) => return Ok(()),
+    };
+    Err(Fail::Store(StoreError::Config(format!(
+        "cannot create the SQLite database {}: the directory {} {problem}; create it or choose another path",
+        path.display(),
+        dir.display()
+    ))))
 }
 
 /// SQLite's "not a database" and "malformed" as [`StoreError::Corrupt`],
