@@ -360,7 +360,16 @@ mod tests {
                 )
             }
         );
-        let config = s.config(None).unwrap();
+        // Every setting but the auth reaches the config (NTLM's is checked
+        // where the password is, with the feature).
+        let basic = EwsSettings {
+            auth: EwsAuthSettings::Basic {
+                username: "u".into(),
+                password: SecretRef::inline("p"),
+            },
+            ..s.clone()
+        };
+        let config = basic.config(None).unwrap();
         assert_eq!(config.server_version, ServerVersion::Exchange2016);
         assert_eq!(
             (
@@ -381,7 +390,6 @@ mod tests {
         assert_eq!(config.retry, s.retry);
         assert_eq!(config.exchange_online, Some(false));
         assert_eq!(config.user_agent, "acme-gateway/1");
-        assert_eq!(config.auth.scheme_name(), "NTLM");
         let basic: EwsSettings = toml::from_str(
             "endpoint = \"https://h/EWS/Exchange.asmx\"\nauth = { method = \"basic\", username = \"u\", password = { env = \"P\" } }",
         )
@@ -415,6 +423,29 @@ mod tests {
             ),
             (Duration::from_secs(30), 8, Duration::from_secs(6))
         );
+    }
+
+    #[cfg(not(feature = "ntlm"))]
+    #[test]
+    fn ntlm_without_the_feature_says_so() {
+        let s: EwsSettings = toml::from_str(EXAMPLE).unwrap();
+        let e = s.config(None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                EwsError::InvalidConfig {
+                    field: "auth.method",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("`ntlm` feature"), "{e}");
+    }
+
+    #[cfg(feature = "ntlm")]
+    #[test]
+    fn the_ntlm_workstation_defaults_to_the_constructors() {
         let ntlm: EwsAuthSettings = toml::from_str(
             "method = \"ntlm\"\ndomain = \"D\"\nusername = \"u\"\npassword = { inline = \"p\" }",
         )
