@@ -63,9 +63,11 @@
 //! | [`window`] | time-bucketed sliding windows with a latency sketch |
 //! | [`policy`] | the [`ThresholdPolicy`](policy::ThresholdPolicy) trait, the default flow policy (against a learned baseline) and the absolute latency, failure and leaky-counter policies |
 //! | [`machine`] | the tenant state machine: hysteresis, alert schedule, suspension, continuity events |
-//! | [`link`] | signed, expiring portal links |
+//! | [`link`] | signed, expiring portal links; their keys and ttl in configuration ([`LinkSettings`](link::LinkSettings)) |
 //! | [`portal`] | the portal API: views of a tenant and actions through a link, as typed outcomes |
 //! | [`config`] | tenant configuration (serde) and its validation |
+//! | [`secret`] | [`SecretRef`](secret::SecretRef): a secret in configuration as `{ env = "NAME" }` or `{ file = "path" }`, read when settings are built, never printed |
+//! | [`files`] | files configuration names (certificates), read with an error naming the file |
 //! | [`duration`] | durations in configuration (`"5m"`, `"1h30m"`) and in messages (`1 h 5 min`) |
 //! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits; the [`ProbeSender`](probe::ProbeSender) mail adapters hand inbound probes to |
@@ -90,6 +92,7 @@ pub mod config;
 pub mod domain;
 pub mod duration;
 pub mod error;
+pub mod files;
 mod fxhash;
 pub mod hook;
 pub mod link;
@@ -100,6 +103,7 @@ pub mod notify;
 pub mod policy;
 pub mod portal;
 pub mod probe;
+pub mod secret;
 pub mod sim;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -71,6 +71,7 @@
 //! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`] the gateway feeds |
 //! | [`client`] | the HTTP client: auth, impersonation, retries, throttling, the connection check |
 //! | `smtp_sender` | (feature `smtp`) [`SmtpProbeSender`], sending inbound probes through an SMTP relay |
+//! | [`settings`] | the client ([`EwsSettings`](settings::EwsSettings): Basic, NTLM or bearer, passwords as secret references) and the SMTP sender as configured (serde) |
 #![forbid(unsafe_code)]
 
 pub mod arrival;
@@ -83,6 +84,7 @@ mod ntlm_conn;
 pub mod probe;
 pub mod request;
 pub mod response;
+pub mod settings;
 #[cfg(feature = "smtp")]
 pub mod smtp_sender;
 mod throttle;

@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{Algorithm, Header};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::credential::CertificateCredential;
 use crate::error::GraphError;
 
-/// Where tokens come from: the Entra ID cloud the tenant lives in.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Where tokens come from: the Entra ID cloud the tenant lives in. In
+/// configuration `"public"`, `"us_government"`, `"china"` or
+/// `{ custom = "https://login.example.test" }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Authority {
     /// `https://login.microsoftonline.com` (the default).
@@ -63,8 +66,10 @@ impl Authority {
     }
 }
 
-/// The assertion's signature algorithm and thumbprint header.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The assertion's signature algorithm and thumbprint header. In
+/// configuration `"ps256"` or `"rs256"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AssertionAlgorithm {
     /// PS256 (RSASSA-PSS, SHA-256) with `x5t#S256`: what the current docs ask for (default).

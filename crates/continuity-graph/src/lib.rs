@@ -111,6 +111,7 @@
 //! | `limiter` | [`Limiter`], Graph's mailbox limits on core's `Clock` |
 //! | `connection_check` | the connection check: [`GraphConnectionInfo`], [`GraphConnectionProblem`] |
 //! | `probe` | [`GraphProbe`], the `MailProbe` for both directions |
+//! | `settings` | the app registration ([`AppRegistrationSettings`]: tenant, client id, cloud, certificate files) and the client ([`GraphSettings`]) as configured (serde) |
 //! | `error` | [`GraphError`], the crate's one error type |
 
 mod app_registration;
@@ -121,6 +122,7 @@ mod graph_client;
 mod limiter;
 pub mod odata;
 mod probe;
+mod settings;
 mod token_cache;
 mod token_client;
 
@@ -131,11 +133,14 @@ pub use connection_check::{GraphConnectionInfo, GraphConnectionProblem, MailboxU
 pub use credential::CertificateCredential;
 pub use error::{AadstsKind, GraphError, GraphInnerError, GraphOperation, Result, ThrottleReason};
 pub use graph_client::{
-    DEFAULT_GRAPH_TIMEOUT, DeleteMode, FoundMessage, GraphClient, GraphConfig, MailMessage,
+    DEFAULT_GRAPH_CONNECT_TIMEOUT, DEFAULT_GRAPH_MAX_RESPONSE_BYTES, DEFAULT_GRAPH_TIMEOUT,
+    DEFAULT_GRAPH_USER_AGENT, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, DeleteMode, FoundMessage,
+    GraphClient, GraphConfig, MailMessage,
 };
 pub use limiter::{
     GRAPH_MAILBOX_CONCURRENCY, GRAPH_MAILBOX_REQUESTS, GRAPH_MAILBOX_WINDOW, Limiter, MailboxLimits,
 };
 pub use probe::{GraphProbe, GraphTenantProbe};
+pub use settings::{AppRegistrationSettings, CertificateSettings, GraphSettings};
 pub use token_cache::{CachedTokenSource, DEFAULT_REFRESH_AHEAD, TokenCache};
 pub use token_client::{DEFAULT_TOKEN_TIMEOUT, TokenClient};

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use continuity_core::Clock;
+use continuity_core::{Clock, duration::serde_duration};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{GraphError, ThrottleReason};
@@ -29,8 +30,10 @@ pub const GRAPH_MAILBOX_WINDOW: Duration = Duration::from_secs(600);
 /// Mailboxes kept without activity before the table is swept.
 const SWEEP_ABOVE: usize = 1024;
 
-/// The limits a [`Limiter`] keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The limits a [`Limiter`] keeps. In configuration every field is optional,
+/// with the defaults below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MailboxLimits {
     /// Concurrent requests per mailbox (default 4, Graph's limit).
     pub concurrent_per_mailbox: usize,
@@ -41,6 +44,7 @@ pub struct MailboxLimits {
     /// Requests per mailbox within `window` (default 10,000).
     pub requests_per_window: u32,
     /// The sliding window (default 10 minutes).
+    #[serde(with = "serde_duration")]
     pub window: Duration,
 }
 

@@ -62,6 +62,7 @@
 //! | [`webhook`] | [`WebhookNotifier`](webhook::WebhookNotifier) and the receiver's [`WebhookVerifier`](webhook::WebhookVerifier) |
 //! | [`render`] | SMS segment fitting (GSM-7 / UCS-2), e-mail templates |
 //! | [`delivery`] | retries, circuit breakers, fallbacks, idempotency, receipts |
+//! | [`settings`] | the notifiers and the delivery as configured (serde): [`TwilioSettings`](settings::TwilioSettings), [`SmtpSettings`](settings::SmtpSettings), [`WebhookSettings`](settings::WebhookSettings), [`DeliverySettings`](settings::DeliverySettings) |
 //! | [`error`] | [`NotifyError`] and its mapping into core's error |
 #![forbid(unsafe_code)]
 
@@ -69,6 +70,7 @@ pub mod delivery;
 pub mod error;
 mod http;
 pub mod render;
+pub mod settings;
 pub mod sms;
 pub mod smtp;
 pub mod webhook;

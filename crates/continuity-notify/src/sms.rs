@@ -32,7 +32,7 @@ use continuity_core::{
     notify::{AlertMessage, Notifier, Receipt},
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::{
@@ -46,8 +46,13 @@ const CHANNEL: ChannelKind = ChannelKind::Sms;
 /// Twilio's API host.
 pub const TWILIO_BASE_URL: &str = "https://api.twilio.com";
 
-/// Who the message is sent as.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Most segments a message may take when none is configured: 4.
+pub const DEFAULT_MAX_SEGMENTS: usize = 4;
+
+/// Who the message is sent as. In configuration `{ from = "+15550100" }`
+/// or `{ messaging_service = "MG..." }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SmsSender {
     /// A phone number in E.164 form (`From`).
     From(String),
@@ -68,7 +73,8 @@ pub struct TwilioConfig {
     pub sender: SmsSender,
     /// Time for one request (default 15 s).
     pub timeout: Duration,
-    /// Messages longer than this many segments are refused before sending (default 4).
+    /// Messages longer than this many segments are refused before sending
+    /// (default [`DEFAULT_MAX_SEGMENTS`], 4).
     pub max_segments: usize,
     /// Extra trusted root certificates (PEM), e.g. a private CA; default none.
     pub root_certificates_pem: Vec<Vec<u8>>,
@@ -89,7 +95,7 @@ impl TwilioConfig {
             auth_token: SecretString::from(auth_token.into()),
             sender,
             timeout: http::DEFAULT_TIMEOUT,
-            max_segments: 4,
+            max_segments: DEFAULT_MAX_SEGMENTS,
             root_certificates_pem: Vec::new(),
             allow_plain_http: false,
         }

@@ -61,6 +61,7 @@ pub use continuity_smtp::{
     RelayConfig, SmtpConnectionInfo, SmtpConnectionProblem, SmtpCredentials, SmtpProblemKind,
     SmtpSecurity,
 };
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -71,8 +72,10 @@ use crate::{
 
 const CHANNEL: ChannelKind = ChannelKind::Email;
 
-/// How connections are used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How connections are used. In configuration `{ pooled = { max_size = 4 } }`
+/// or `"per_message"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SmtpConnections {
     /// Keep up to `max_size` connections open and reuse them (default 4).
     Pooled {
@@ -81,6 +84,13 @@ pub enum SmtpConnections {
     },
     /// Open, authenticate, send one message and quit, every time.
     PerMessage,
+}
+
+impl Default for SmtpConnections {
+    /// A pool of 4.
+    fn default() -> Self {
+        SmtpConnections::Pooled { max_size: 4 }
+    }
 }
 
 /// Settings of an [`SmtpNotifier`].
@@ -107,7 +117,7 @@ impl SmtpConfig {
             from: from.into(),
             cc: Vec::new(),
             bcc: Vec::new(),
-            connections: SmtpConnections::Pooled { max_size: 4 },
+            connections: SmtpConnections::default(),
         }
     }
 }
@@ -354,7 +364,7 @@ impl Pool {
 }
 
 /// A relay setting refused by `continuity-smtp`, as this channel's configuration error.
-fn relay_config(e: RelayConfigError) -> NotifyError {
+pub(crate) fn relay_config(e: RelayConfigError) -> NotifyError {
     let field = match e.index {
         Some(i) => format!("{}[{i}]", e.field),
         None => e.field.to_owned(),

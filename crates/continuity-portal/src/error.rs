@@ -15,11 +15,19 @@ pub enum PortalError {
         /// The minimum.
         min: usize,
     },
+
+    /// The CSRF key's secret cannot be read (fix the configuration: the
+    /// text names the variable or the file).
+    #[error("the portal's CSRF key: {0}")]
+    CsrfKeyUnreadable(#[from] continuity_core::secret::SecretError),
 }
 
 impl PortalError {
     /// Whether the configuration must be fixed (every variant so far).
     pub fn is_config(&self) -> bool {
-        matches!(self, PortalError::CsrfKeyTooShort { .. })
+        matches!(
+            self,
+            PortalError::CsrfKeyTooShort { .. } | PortalError::CsrfKeyUnreadable(_)
+        )
     }
 }

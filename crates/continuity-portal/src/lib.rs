@@ -63,6 +63,7 @@ mod handlers;
 mod html;
 mod input;
 mod pages;
+mod settings;
 
 use std::sync::Arc;
 
@@ -77,6 +78,7 @@ use axum::{
 use continuity_core::Monitor;
 
 pub use error::{PortalError, Result};
+pub use settings::PortalSettings;
 
 /// How the portal runs.
 #[derive(Clone)]

@@ -38,6 +38,28 @@
 //! # Ok::<(), continuity_smtp::RelayConfigError>(())
 //! ```
 //!
+//! In configuration a relay is a [`RelaySettings`], which reads the
+//! password from the environment or a file and the CA certificates from
+//! files when it is built:
+//!
+//! ```
+//! use continuity_smtp::{RelaySettings, SmtpSecurity};
+//!
+//! let settings: RelaySettings = toml::from_str(r#"
+//!     host = "relay.example.net"
+//!     security = "implicit_tls"
+//!     credentials = { user = "alerts", password = { env = "RELAY_PASSWORD" } }
+//! "#)?;
+//! assert_eq!(settings.security, SmtpSecurity::ImplicitTls);
+//! // Building reads RELAY_PASSWORD; unset, the error names it.
+//! # if std::env::var_os("RELAY_PASSWORD").is_none() {
+//! let e = settings.relay("continuity.example.net").unwrap_err();
+//! assert_eq!(e.field, "credentials.password");
+//! assert!(e.to_string().contains("env:RELAY_PASSWORD"));
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Map
 //!
 //! | module | holds |
@@ -45,6 +67,7 @@
 //! | `security` | [`SmtpSecurity`]: STARTTLS, implicit TLS, or plaintext by opt-in |
 //! | `credentials` | [`SmtpCredentials`], the password kept out of `Debug` |
 //! | `relay` | [`RelayConfig`] and the checked [`SmtpRelay`]: lettre transports and connections |
+//! | `settings` | [`RelaySettings`]: a relay as configured (serde), the password a [`SecretRef`](continuity_core::secret::SecretRef), CA certificates as files |
 //! | `tls` | TLS parameters, and [`is_certificate_error`] for lettre's errors |
 //! | `check` | [`SmtpRelay::check_connection`]: [`SmtpConnectionInfo`], or the [`SmtpConnectionProblem`] to fix |
 //! | `error` | [`RelayConfigError`], [`ConnectError`] (by the step that failed), [`is_unknown_host_error`] |
@@ -55,13 +78,15 @@ mod credentials;
 mod error;
 mod relay;
 mod security;
+mod settings;
 mod tls;
 
 pub use check::{SmtpConnectionInfo, SmtpConnectionProblem, SmtpProblemKind};
 pub use credentials::SmtpCredentials;
 pub use error::{ConnectError, RelayConfigError, is_unknown_host_error};
-pub use relay::{RelayConfig, SmtpRelay};
+pub use relay::{DEFAULT_TIMEOUT, RelayConfig, SmtpRelay};
 pub use security::SmtpSecurity;
+pub use settings::{CredentialSettings, RelaySettings};
 pub use tls::is_certificate_error;
 
 /// lettre, as this crate builds on it: messages, mailboxes and errors of the

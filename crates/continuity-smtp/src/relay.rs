@@ -19,6 +19,9 @@ use crate::{
     tls,
 };
 
+/// Timeout of each SMTP step when none is configured: 30 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Where and how to reach a relay.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -38,7 +41,8 @@ pub struct RelayConfig {
     pub credentials: Option<SmtpCredentials>,
     /// The EHLO name (default: the sender's domain, given to [`SmtpRelay::new`]).
     pub hello_name: Option<String>,
-    /// Timeout of each SMTP step: connect, each command (default 30 s).
+    /// Timeout of each SMTP step: connect, each command (default
+    /// [`DEFAULT_TIMEOUT`], 30 s).
     pub timeout: Duration,
 }
 
@@ -49,13 +53,13 @@ impl RelayConfig {
         RelayConfig {
             host: host.into(),
             port: None,
-            security: SmtpSecurity::StartTls,
+            security: SmtpSecurity::default(),
             allow_insecure_plaintext: false,
             tls_domain: None,
             root_certificates_pem: Vec::new(),
             credentials: None,
             hello_name: None,
-            timeout: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }

@@ -60,6 +60,7 @@
 //! |---|---|
 //! | [`sqlite`] | [`SqliteStore`], its [`Durability`] and [`SqliteOptions`] |
 //! | [`postgres`] | [`PostgresStore`], its [`PostgresOptions`] and [`PostgresTls`] |
+//! | [`settings`] | the stores as configured (serde): [`SqliteSettings`], [`PostgresSettings`] with the connection string a secret reference |
 //! | [`error`] | [`StoreError`] |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -67,8 +68,10 @@
 mod codec;
 pub mod error;
 pub mod postgres;
+pub mod settings;
 pub mod sqlite;
 
 pub use error::{Result, StoreError};
 pub use postgres::{PostgresOptions, PostgresStore, PostgresTls};
+pub use settings::{PostgresSettings, PostgresTlsSettings, SqliteSettings};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};

@@ -1,4 +1,5 @@
 //! Portal links: signed, expiring tokens bound to tenant, alert and recipient.
+//! Their keys and ttl are configured with [`LinkSettings`].
 //!
 //! Every alert carries, per recipient, a link such as
 //! `https://portal.example/c/<token>`. The token is produced by
@@ -49,6 +50,7 @@
 mod claims;
 mod codec;
 mod key;
+mod settings;
 mod signer;
 #[cfg(test)]
 mod tests;
@@ -56,4 +58,5 @@ mod tests;
 pub use claims::{LinkClaims, LinkRejection, VerifiedLink};
 pub use codec::{MAX_RECIPIENT_LEN, MAX_TOKEN_LEN};
 pub use key::LinkKey;
+pub use settings::{LinkKeySettings, LinkSettings};
 pub use signer::LinkSigner;

@@ -10,6 +10,8 @@ use std::{
     time::Duration,
 };
 
+use serde::{Deserialize, Serialize};
+
 use super::{
     Links, Membership, Monitor, Parts, Schedule, StoreOutage, TenantRegistry, TickState,
     registry::PolicyRegistry,
@@ -19,6 +21,7 @@ use crate::{
     cluster::ShardSet,
     config::ChannelKind,
     domain::Direction,
+    duration::serde_duration,
     error::{Error, Result},
     fxhash::FxHashMap,
     hook::ContinuityHook,
@@ -32,15 +35,35 @@ use crate::{
 
 /// Tuning knobs of the engine itself (not per tenant). The defaults suit a
 /// tick every minute.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Deserialises (unknown fields refused, every field optional with the
+/// default below, durations as `"2m"`, `"30s"`); [`MonitorBuilder::build`]
+/// checks the values:
+///
+/// ```
+/// use std::time::Duration;
+/// use continuity_core::monitor::MonitorSettings;
+///
+/// let s: MonitorSettings = toml::from_str(r#"
+///     lease = "5m"
+///     baseline_every = "30m"
+/// "#).unwrap();
+/// assert_eq!(s.lease, Duration::from_secs(300));
+/// assert_eq!(s.batch, MonitorSettings::default().batch);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MonitorSettings {
     /// How long a claimed outbox entry or probe is reserved for this instance (default 2 min).
+    #[serde(with = "serde_duration")]
     pub lease: Duration,
     /// Items claimed from the store per round trip (default 500).
     pub batch: usize,
     /// First retry delay of a failed delivery or hook call; doubles per attempt (default 30 s).
+    #[serde(with = "serde_duration")]
     pub retry_base: Duration,
     /// Longest retry delay (default 15 min).
+    #[serde(with = "serde_duration")]
     pub retry_max: Duration,
     /// Times a commit is retried after a compare-and-swap conflict within one call (default 5).
     pub conflict_retries: u32,
@@ -54,6 +77,7 @@ pub struct MonitorSettings {
     /// [`batch`](Self::batch) records, only for the tenants this instance
     /// owns, and skip baselines unchanged since their last save. A save the
     /// store refuses is tried again after [`retry_base`](Self::retry_base).
+    #[serde(with = "serde_duration")]
     pub baseline_every: Duration,
 }
 

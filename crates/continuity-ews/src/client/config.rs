@@ -2,9 +2,12 @@
 
 use std::{fmt, time::Duration};
 
-use continuity_core::{Clock, SystemClock, access_token::AccessTokenSource};
+use continuity_core::{
+    Clock, SystemClock, access_token::AccessTokenSource, duration::serde_duration,
+};
 use reqwest::Url;
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::{
@@ -62,7 +65,7 @@ impl Auth {
             domain: domain.into(),
             username: username.into(),
             password: SecretString::from(password.into()),
-            workstation: "CONTINUITY".into(),
+            workstation: DEFAULT_NTLM_WORKSTATION.into(),
         }
     }
 
@@ -102,18 +105,23 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// Retry settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Retry settings. In configuration every field is optional, with the
+/// defaults below; durations are written `"500ms"`, `"10s"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EwsRetryPolicy {
     /// Attempts in all, the first included (default 3).
     pub max_attempts: u32,
     /// First back-off (default 500 ms); doubles per retry, with jitter.
+    #[serde(with = "serde_duration")]
     pub base_delay: Duration,
     /// Largest back-off between two attempts (default 10 s).
+    #[serde(with = "serde_duration")]
     pub max_delay: Duration,
     /// Longest wait the client accepts from the server (`BackOffMilliseconds`,
     /// `Retry-After`) before giving up and returning the error (default 30 s):
     /// a probe must not hang for minutes.
+    #[serde(with = "serde_duration")]
     pub max_server_wait: Duration,
 }
 
@@ -127,6 +135,21 @@ impl Default for EwsRetryPolicy {
         }
     }
 }
+
+/// Whole-request timeout when none is configured: 30 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connect timeout when none is configured: 10 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent requests of one account when not configured: 8.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
+/// Largest response body read when not configured: 4 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// Minimum time between two sends from one mailbox when not configured: 6 s.
+pub const DEFAULT_MIN_SEND_INTERVAL: Duration = Duration::from_secs(6);
+/// The `User-Agent` sent when none is configured.
+pub const DEFAULT_USER_AGENT: &str = concat!("continuity-ews/", env!("CARGO_PKG_VERSION"));
+/// The workstation name NTLM messages carry when none is configured.
+pub const DEFAULT_NTLM_WORKSTATION: &str = "CONTINUITY";
 
 /// Configuration of one [`EwsClient`](super::EwsClient) (one service account on one server).
 #[derive(Clone, Debug)]
@@ -171,14 +194,14 @@ impl EwsConfig {
             auth,
             server_version: ServerVersion::default(),
             allow_plain_http: false,
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            max_concurrency: 8,
-            max_response_bytes: 4 << 20,
-            min_send_interval: Duration::from_secs(6),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            min_send_interval: DEFAULT_MIN_SEND_INTERVAL,
             retry: EwsRetryPolicy::default(),
             exchange_online: None,
-            user_agent: concat!("continuity-ews/", env!("CARGO_PKG_VERSION")).into(),
+            user_agent: DEFAULT_USER_AGENT.into(),
             clock: Arc::new(SystemClock),
         }
     }

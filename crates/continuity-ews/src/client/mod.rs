@@ -29,7 +29,11 @@ use crate::{
 mod config;
 mod connection_check;
 
-pub use config::{Auth, EwsConfig, EwsRetryPolicy};
+pub use config::{
+    Auth, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MIN_SEND_INTERVAL, DEFAULT_NTLM_WORKSTATION, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_USER_AGENT, EwsConfig, EwsRetryPolicy,
+};
 pub use connection_check::{EwsConnectionInfo, EwsConnectionProblem};
 
 /// An EWS client for one service account. Cheap to clone; clones share the

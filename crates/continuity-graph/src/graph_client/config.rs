@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use reqwest::Url;
+use serde::{Deserialize, Serialize};
 
 use crate::app_registration::Authority;
 use crate::error::GraphError;
@@ -10,9 +11,21 @@ use crate::limiter::MailboxLimits;
 
 /// Default timeout of one Graph request.
 pub const DEFAULT_GRAPH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default timeout of connecting to Graph: 10 s.
+pub const DEFAULT_GRAPH_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `$top` of a message listing: 50.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Default most pages followed per listing: 20.
+pub const DEFAULT_MAX_PAGES: u32 = 20;
+/// Default largest answer read: 4 MiB.
+pub const DEFAULT_GRAPH_MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// The `User-Agent` sent when none is configured.
+pub const DEFAULT_GRAPH_USER_AGENT: &str = concat!("continuity-graph/", env!("CARGO_PKG_VERSION"));
 
-/// How found probes are removed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How found probes are removed. In configuration `"permanent"` or
+/// `"move_to_deleted_items"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DeleteMode {
     /// `POST …/permanentDelete`: gone from Deleted Items too, like EWS's
@@ -54,14 +67,14 @@ impl GraphConfig {
         GraphConfig {
             endpoint: endpoint.into(),
             request_timeout: DEFAULT_GRAPH_TIMEOUT,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: DEFAULT_GRAPH_CONNECT_TIMEOUT,
             limits: MailboxLimits::default(),
-            page_size: 50,
-            max_pages: 20,
+            page_size: DEFAULT_PAGE_SIZE,
+            max_pages: DEFAULT_MAX_PAGES,
             delete_mode: DeleteMode::Permanent,
-            max_response_bytes: 4 << 20,
+            max_response_bytes: DEFAULT_GRAPH_MAX_RESPONSE_BYTES,
             allow_plain_http: false,
-            user_agent: concat!("continuity-graph/", env!("CARGO_PKG_VERSION")).into(),
+            user_agent: DEFAULT_GRAPH_USER_AGENT.into(),
         }
     }
 

@@ -32,7 +32,10 @@ mod tests;
 use answer::{Answer, graph_error};
 use message::{Message, Page};
 
-pub use config::{DEFAULT_GRAPH_TIMEOUT, DeleteMode, GraphConfig};
+pub use config::{
+    DEFAULT_GRAPH_CONNECT_TIMEOUT, DEFAULT_GRAPH_MAX_RESPONSE_BYTES, DEFAULT_GRAPH_TIMEOUT,
+    DEFAULT_GRAPH_USER_AGENT, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, DeleteMode, GraphConfig,
+};
 pub use message::{FoundMessage, MailMessage};
 
 /// Idle connections kept to Graph (per host), for all the applications

@@ -4,14 +4,18 @@
 use std::{sync::Mutex, time::Duration};
 
 use chrono::{DateTime, Utc};
-use continuity_core::duration::after;
+use continuity_core::duration::{after, serde_duration};
+use serde::{Deserialize, Serialize};
 
-/// When a breaker opens and for how long.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// When a breaker opens and for how long. In configuration both fields are
+/// optional, with the defaults below.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerPolicy {
     /// Consecutive retryable failures that open the breaker (default 5).
     pub failure_threshold: u32,
     /// How long it stays open before a trial request (default 60 s).
+    #[serde(with = "serde_duration")]
     pub open_for: Duration,
 }
 

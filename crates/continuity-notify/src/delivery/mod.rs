@@ -56,6 +56,14 @@ pub use retry::{AdvanceClock, RetryPolicy, Sleep, TokioSleep};
 use crate::error::NotifyError;
 use breaker::Breaker;
 
+/// How old an alert must be before a retryable failure sends it to the
+/// fallbacks, when not configured: 10 minutes.
+pub const DEFAULT_FALLBACK_AFTER: Duration = Duration::from_secs(600);
+/// How long a delivered key is remembered, when not configured: 48 hours.
+pub const DEFAULT_REMEMBER_FOR: Duration = Duration::from_secs(48 * 3600);
+/// Most delivered keys remembered, when not configured: 100,000.
+pub const DEFAULT_REMEMBER_MAX: usize = 100_000;
+
 /// One successful delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryRecord {
@@ -199,6 +207,16 @@ impl DeliveryBuilder {
         self
     }
 
+    /// The retry and breaker policies, fallback time and duplicate memory
+    /// of `settings` (a [`DeliverySettings`](crate::settings::DeliverySettings) from configuration).
+    pub fn settings(self, settings: &crate::settings::DeliverySettings) -> Self {
+        self.retry(settings.retry.clone())
+            .breaker(settings.breaker.clone())
+            .fallback_after(settings.fallback_after)
+            .remember_for(settings.remember_for)
+            .remember_max(settings.remember_max)
+    }
+
     /// Where receipts are recorded too.
     pub fn receipt_sink(mut self, sink: Arc<dyn ReceiptSink>) -> Self {
         self.sink = Some(sink);
@@ -283,9 +301,9 @@ impl Delivery {
             sleep: Arc::new(TokioSleep),
             retry: RetryPolicy::default(),
             breaker: BreakerPolicy::default(),
-            fallback_after: Duration::from_secs(600),
-            remember_for: Duration::from_secs(48 * 3600),
-            remember_max: 100_000,
+            fallback_after: DEFAULT_FALLBACK_AFTER,
+            remember_for: DEFAULT_REMEMBER_FOR,
+            remember_max: DEFAULT_REMEMBER_MAX,
             sink: None,
             notifiers: Vec::new(),
         }

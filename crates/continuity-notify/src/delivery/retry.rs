@@ -5,7 +5,8 @@ use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
-use continuity_core::ManualClock;
+use continuity_core::{ManualClock, duration::serde_duration};
+use serde::{Deserialize, Serialize};
 
 /// How a channel retries a failed delivery within one call.
 ///
@@ -15,15 +16,22 @@ use continuity_core::ManualClock;
 /// `max_attempts` times in all and never past `max_total` from the first
 /// attempt. What is still failing then goes back to the Monitor's outbox,
 /// which tries again on a later tick with its own, longer back-off.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// In configuration every field is optional, with the defaults below;
+/// durations are written `"1s"`, `"20s"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts per call, the first included (default 3; 1 turns retries off).
     pub max_attempts: u32,
     /// Delay before the first retry, before jitter (default 1 s).
+    #[serde(with = "serde_duration")]
     pub base: Duration,
     /// Longest single delay (default 8 s).
+    #[serde(with = "serde_duration")]
     pub max_delay: Duration,
     /// Longest time from the first attempt to the start of the last (default 20 s).
+    #[serde(with = "serde_duration")]
     pub max_total: Duration,
 }
 

@@ -420,3 +420,38 @@ async fn a_delivered_alert_is_not_sent_again() {
     handle.deliver(&sms_alert(1)).await.unwrap();
     assert_eq!(sms.calls().len(), 4);
 }
+
+#[tokio::test]
+async fn settings_from_configuration_set_every_policy() {
+    let clock = ManualClock::new(t0());
+    let sms = Scripted::new(ChannelKind::Sms, &clock, Outcome::Transient(None));
+    let settings: continuity_notify::settings::DeliverySettings = toml::from_str(
+        r#"
+        retry = { max_attempts = 2, base = "3s", max_delay = "3s" }
+        breaker = { failure_threshold = 50 }
+        fallback_after = "1h"
+        remember_for = "1h"
+        remember_max = 1
+        "#,
+    )
+    .unwrap();
+    let d = builder(&clock)
+        .channel(sms.clone())
+        .settings(&settings)
+        .build()
+        .unwrap();
+    let handle = d.notifiers().pop().unwrap();
+    assert!(handle.deliver(&sms_alert(1)).await.is_err());
+    // Two attempts, the retry after half to all of 3 s.
+    let calls = sms.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(gaps(&calls)[0] >= Duration::from_millis(1500));
+
+    // Only one delivered key is remembered: the second alert pushes the
+    // first out, which is then sent again.
+    sms.set_default(Outcome::Ok);
+    handle.deliver(&sms_alert(1)).await.unwrap();
+    handle.deliver(&sms_alert(2)).await.unwrap();
+    handle.deliver(&sms_alert(1)).await.unwrap();
+    assert_eq!(sms.calls().len(), 5);
+}

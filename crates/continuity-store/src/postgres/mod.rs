@@ -43,6 +43,13 @@ use crate::{codec::Fail, error::StoreError};
 
 const BACKEND: &str = "postgres";
 
+/// The schema holding the tables when none is configured: `public`.
+pub const DEFAULT_SCHEMA: &str = "public";
+/// Connections in the pool when not configured: 16.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// How long to wait for a connection when not configured: 5 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How to connect a [`PostgresStore`].
 #[derive(Clone, Debug)]
 pub struct PostgresOptions {
@@ -60,9 +67,9 @@ pub struct PostgresOptions {
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
-            schema: "public".into(),
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(5),
+            schema: DEFAULT_SCHEMA.into(),
+            pool_size: DEFAULT_POOL_SIZE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             tls: None,
         }
     }

@@ -46,8 +46,10 @@ const BACKEND: &str = "sqlite";
 /// Prepared statements kept per connection: room for all of the store's.
 const STATEMENT_CACHE: usize = 64;
 
-/// How hard SQLite works to keep a commit through a crash.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How hard SQLite works to keep a commit through a crash. In
+/// configuration `"full"` or `"normal"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Durability {
     /// `synchronous=FULL`: a commit survives a process crash and a power failure (the default).
     #[default]
@@ -57,12 +59,16 @@ pub enum Durability {
     Normal,
 }
 
+/// How long a write waits for another process's lock when not configured: 5 s.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How to open a [`SqliteStore`].
 #[derive(Clone, Debug)]
 pub struct SqliteOptions {
     /// Default [`Durability::Full`].
     pub durability: Durability,
-    /// How long a write waits for another process's lock (default 5 s).
+    /// How long a write waits for another process's lock (default
+    /// [`DEFAULT_BUSY_TIMEOUT`], 5 s).
     pub busy_timeout: Duration,
 }
 
@@ -70,7 +76,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             durability: Durability::Full,
-            busy_timeout: Duration::from_secs(5),
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
         }
     }
 }
