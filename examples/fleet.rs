@@ -10,8 +10,9 @@
 //! /usr/bin/time -v target/release/examples/fleet 100000 24
 //! ```
 //!
-//! Arguments: tenants (default 100000), simulated hours (default 24), and
-//! the store: `memory` (the default), `sqlite:PATH` (a new file; `Normal`
+//! Arguments: tenants (default 100000), simulated hours (default 24), the
+//! store, and the batch size (`MonitorSettings::batch`, default 500). The
+//! store: `memory` (the default), `sqlite:PATH` (a new file; `Normal`
 //! durability, as a fleet would run it) or `postgres:CONNINFO` (tables in a
 //! fresh schema `fleet_<pid>`, dropped at the end), e.g.
 //! `fleet 10000 24 sqlite:target/fleet.db` or
@@ -35,6 +36,7 @@ use continuity::{
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
     memory::InMemoryEventStore,
+    monitor::MonitorSettings,
     notify::{AlertMessage, Notifier, Receipt},
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::{
@@ -206,6 +208,11 @@ async fn main() -> continuity::Result<()> {
     let tenants: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let hours: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
     let store_arg = args.next().unwrap_or_else(|| "memory".into());
+    let defaults = MonitorSettings::default();
+    let batch: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(defaults.batch);
     let (store, schema) = open_store(&store_arg).await?;
     // The in-memory store is timed by the whole run; a clock read per call
     // would be a good part of it.
@@ -234,6 +241,7 @@ async fn main() -> continuity::Result<()> {
         .notifier(sms.clone())
         .link_signer(LinkSigner::new(LinkKey::new("fleet", [9u8; 32])?))
         .portal_url("https://continuity.example.net/c/")
+        .settings(MonitorSettings { batch, ..defaults })
         .build()?;
 
     let ids: Vec<TenantId> = (0..tenants)
@@ -296,7 +304,7 @@ async fn main() -> continuity::Result<()> {
     let mean = sizes.iter().flat_map(|s| s.iter().copied()).sum::<usize>() as f64
         / (sizes.len() * 2).max(1) as f64;
     println!(
-        "tenants: {tenants}, simulated hours: {hours}, ticks: {}",
+        "tenants: {tenants}, simulated hours: {hours}, ticks: {}, batch: {batch}",
         hours * 60
     );
     println!(

@@ -90,7 +90,7 @@ fn assert_partition(sets: &[ShardSet]) {
 
 #[tokio::test]
 async fn three_instances_share_the_tenants_and_take_over_from_a_dead_one() {
-    let store = Arc::new(InMemoryEventStore::new());
+    let store = Arc::new(InMemoryEventStore::leasing_on_put());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let tenants: Vec<TenantId> = (0..TENANTS)
         .map(|i| TenantId::new(format!("org-{i}")).unwrap())
@@ -191,7 +191,7 @@ async fn three_instances_share_the_tenants_and_take_over_from_a_dead_one() {
 
 #[tokio::test]
 async fn a_clean_shutdown_hands_the_shards_over_at_once() {
-    let store = Arc::new(InMemoryEventStore::new());
+    let store = Arc::new(InMemoryEventStore::leasing_on_put());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let tenants = [TenantId::new("org").unwrap()];
     let a = node("a", store.clone(), sms.clone(), &tenants).await;
@@ -218,7 +218,7 @@ async fn a_clean_shutdown_hands_the_shards_over_at_once() {
 /// once, by the instance that owns its tenant then.
 #[tokio::test]
 async fn a_probe_whose_shard_moves_before_its_first_check_is_checked_by_the_new_owner() {
-    let store = Arc::new(InMemoryEventStore::new());
+    let store = Arc::new(InMemoryEventStore::leasing_on_put());
     let sms = Arc::new(RecordingNotifier::new(ChannelKind::Sms));
     let tenants: Vec<TenantId> = (0..TENANTS)
         .map(|i| TenantId::new(format!("org-{i}")).unwrap())

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::{Monitor, Runtime, TickReport, lock};
-use crate::{cluster::ShardSet, error::Result, store::ProbeSettlement};
+use super::{Monitor, Runtime, TickReport, lock, probes::released};
+use crate::{cluster::ShardSet, error::Result};
 
 impl Monitor {
     /// The shards this monitor owns: all of them unless it runs in a
@@ -42,16 +42,7 @@ impl Monitor {
         // The probes this instance holds go back to the store unchecked, so
         // that the next owners check them at once rather than after their
         // leases.
-        let held = std::mem::take(&mut *lock(&self.ticks.held_probes));
-        let released: Vec<ProbeSettlement> = held
-            .into_iter()
-            .map(|p| ProbeSettlement {
-                tenant: p.tenant,
-                probe_id: p.probe_id,
-                lease_id: p.lease_id,
-                next_check_at: Some(p.next_check_at),
-            })
-            .collect();
+        let released = released(std::mem::take(&mut *lock(&self.ticks.held_probes)));
         for (s, r) in released
             .iter()
             .zip(self.parts.store.as_ref().settle_probes(&released).await)

@@ -33,6 +33,19 @@ fn probe_id(direction: Direction, now: DateTime<Utc>) -> Arc<str> {
     hex_id(prefix, now.timestamp_millis() as u64)
 }
 
+/// Settlements that hand held probes back to the store unchecked, due when
+/// they were, for whichever instance claims them.
+pub(super) fn released(held: Vec<PendingProbe>) -> Vec<ProbeSettlement> {
+    held.into_iter()
+        .map(|p| ProbeSettlement {
+            tenant: p.tenant,
+            probe_id: p.probe_id,
+            lease_id: p.lease_id,
+            next_check_at: Some(p.next_check_at),
+        })
+        .collect()
+}
+
 impl Monitor {
     /// Sends the probes whose round is due, for the tenants this instance
     /// owns, and stores them as pending (in batches); schedules every job's
@@ -364,16 +377,7 @@ impl Monitor {
             .into_iter()
             .partition(|p| owned.contains(shard_of(&p.tenant)));
         if !moved.is_empty() {
-            let released = moved
-                .into_iter()
-                .map(|p| ProbeSettlement {
-                    tenant: p.tenant,
-                    probe_id: p.probe_id,
-                    lease_id: p.lease_id,
-                    next_check_at: Some(p.next_check_at),
-                })
-                .collect();
-            self.settle_and_evaluate(released, now, report).await;
+            self.settle_and_evaluate(released(moved), now, report).await;
         }
         let mut mine = mine.into_iter().peekable();
         while mine.peek().is_some() {

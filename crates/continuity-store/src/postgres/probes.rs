@@ -71,6 +71,13 @@ impl PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // A settlement finds its row by primary key. The planner, going by
+        // the statistics of a table that churns (stale without autovacuum's
+        // ANALYZE), would hash a sequential scan of the whole heap instead,
+        // dead space and all: a settle then grew with every probe ever put
+        // (4 ms for 500 rows of a 2,000-row table, and rising).
+        tx.batch_execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            .await?;
         let mut done: HashSet<(String, String)> = HashSet::new();
         if !removals.0.is_empty() {
             let rows = tx
