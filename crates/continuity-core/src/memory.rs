@@ -552,6 +552,13 @@ impl EventStore for InMemoryEventStore {
                 }
             }
         }
+        // A probe id put twice was stored once, the last: its earlier
+        // copies' leases went with the slot they replaced.
+        held.retain(|p| {
+            inner
+                .leased_probe(&p.tenant, &p.probe_id, p.lease_id)
+                .is_some()
+        });
         *probes = held;
         Ok(())
     }

@@ -19,7 +19,10 @@
 //!   an item whose lease ran out (its claimer died) can be claimed again. A
 //!   completion carries the lease id it was claimed with; a stale lease id is
 //!   refused with [`Error::LeaseLost`](crate::Error::LeaseLost) so a slow instance cannot undo the work
-//!   of the one that took over.
+//!   of the one that took over. [`EventStore::put_probes_leased`] may lease
+//!   probes to their sender as it stores them, until their first check
+//!   plus the lease: they are then not claimable before that, so a sender
+//!   that dies leaves them to others once the lease runs out.
 //! - **Order per key.** Outbox items with the same
 //!   [`order_key`](OutboxItem::order_key) (the hook calls of a tenant; the
 //!   alerts to one recipient) are handed out in commit order: an item is not

@@ -202,3 +202,19 @@ pub(crate) fn every_one_failed(
     }
     out
 }
+
+/// The probes of a batch, a probe id put more than once kept once, in its
+/// last place and form: what a put stores (within a batch, the last one
+/// wins), to be handed back under its lease.
+pub(crate) fn last_of_each(
+    batch: Vec<continuity_core::store::PendingProbe>,
+) -> Vec<continuity_core::store::PendingProbe> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<_> = batch
+        .into_iter()
+        .rev()
+        .filter(|p| seen.insert((p.tenant.clone(), p.probe_id.clone())))
+        .collect();
+    kept.reverse();
+    kept
+}

@@ -23,7 +23,8 @@ impl Monitor {
     /// First it saves the learned baselines of the tenants it owns
     /// ([`save_baselines`](Self::save_baselines)), so the instances taking
     /// them over start from what it learned; it hands the probes it holds
-    /// back unchecked, for the next owners to check at their first tick.
+    /// back unchecked, for the next owners to check at their first tick (call
+    /// it after the last tick: a tick still running may hold new ones).
     /// Without a cluster it does
     /// nothing.
     ///

@@ -28,11 +28,16 @@
 //!    due are taken from the timer queue (`timer.rs`); for each tenant and
 //!    direction this instance owns, a probe goes out through the
 //!    [`MailProbe`] and is stored as a
-//!    [`PendingProbe`]; the next round is
-//!    scheduled. A dispatch the server refuses counts as a failure.
+//!    [`PendingProbe`], in batches, with
+//!    [`EventStore::put_probes_leased`]:
+//!    the probes the store leases to this instance as it stores them are
+//!    kept in memory (`held_probes`) for their first check; the next round
+//!    is scheduled. A dispatch the server refuses counts as a failure.
 //! 3. **Probe check** (`probes.rs`, `check_probes`). Pending probes that are
-//!    due are claimed from the store (those kept in memory while it was
-//!    unreachable first) and looked for. What a probe found, or its loss at
+//!    due are looked for: those kept in memory while the store was
+//!    unreachable, then the held ones (a held probe of a tenant whose shard
+//!    moved is released unchecked, for its new owner), then those claimed
+//!    from the store. What a probe found, or its loss at
 //!    the deadline, is recorded into the tenant's window just like an
 //!    observation (`tenants.rs`, `record_into`), and those tenants are
 //!    evaluated right away, while their state is in cache.

@@ -161,6 +161,14 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.check()?;
         self.inner.put_probes(probes).await
     }
+    async fn put_probes_leased(
+        &self,
+        probes: &mut Vec<PendingProbe>,
+        lease: std::time::Duration,
+    ) -> Result<()> {
+        self.check()?;
+        self.inner.put_probes_leased(probes, lease).await
+    }
     async fn settle_probes(&self, settlements: &[ProbeSettlement]) -> Vec<Result<()>> {
         if self.check().is_err() {
             return settlements.iter().map(|_| Err(refused())).collect();

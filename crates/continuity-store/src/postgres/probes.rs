@@ -19,8 +19,8 @@ use tokio_postgres::Row;
 use super::{BACKEND, PostgresStore, sql::column};
 use crate::{
     codec::{
-        Fail, direction_code, direction_from, every_one_failed, from_micros, lease_end, lease_lost,
-        micros, row_limit, signed, unsigned,
+        Fail, direction_code, direction_from, every_one_failed, from_micros, last_of_each,
+        lease_end, lease_lost, micros, row_limit, signed, unsigned,
     },
     error::StoreError,
 };
@@ -145,9 +145,14 @@ impl PostgresStore {
             .iter()
             .map(|p| i32::from(shard_of(&p.tenant)))
             .collect();
-        // The lease's length in µs, `NULL` for none (then the lease id is 0).
-        let lease_us: Option<i64> =
-            lease.map(|l| i64::try_from(l.as_micros()).unwrap_or(i64::MAX).max(1));
+        // Each probe's lease end (its first check plus the lease, saturating
+        // at the end of time), `NULL` for none (then the lease id is 0).
+        let lease_ends: Option<Vec<i64>> = lease.map(|l| {
+            unique
+                .iter()
+                .map(|p| lease_end(p.next_check_at, l))
+                .collect()
+        });
         let client = self.client().await?;
         // A data-modifying WITH runs to completion whether or not the outer
         // query reads it: one round trip stores the probes and draws their
@@ -155,14 +160,14 @@ impl PostgresStore {
         let stmt = client
             .prepare_cached(
                 "WITH l AS (
-                   SELECT CASE WHEN $9::bigint IS NULL THEN 0
+                   SELECT CASE WHEN $9::bigint[] IS NULL THEN 0
                           ELSE nextval('continuity_lease_seq') END AS lease),
                  put AS (
                    INSERT INTO continuity_probes
                      (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
-                   SELECT t, id, d, s, dl, c, tk, l.lease, c + $9::bigint, c, sh
-                   FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::int[])
-                     AS u(t, id, d, s, dl, c, tk, sh), l
+                   SELECT t, id, d, s, dl, c, tk, l.lease, lu, c, sh
+                   FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::int[], $9::bigint[])
+                     AS u(t, id, d, s, dl, c, tk, sh, lu), l
                    ON CONFLICT (tenant, probe_id) DO UPDATE SET
                      direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
                      next_check_at = excluded.next_check_at, ticket = excluded.ticket,
@@ -184,7 +189,7 @@ impl PostgresStore {
                     &checks,
                     &tickets,
                     &shards,
-                    &lease_us,
+                    &lease_ends,
                 ],
             )
             .await
@@ -194,13 +199,7 @@ impl PostgresStore {
             probes.clear();
         } else {
             // Repeats of a probe id were stored once: hand back the last.
-            let mut seen = HashSet::new();
-            let mut held: Vec<PendingProbe> = std::mem::take(probes)
-                .into_iter()
-                .rev()
-                .filter(|p| seen.insert((p.tenant.clone(), p.probe_id.clone())))
-                .collect();
-            held.reverse();
+            let mut held = last_of_each(std::mem::take(probes));
             for p in &mut held {
                 p.lease_id = lease_id;
             }

@@ -195,13 +195,13 @@ fn open_blocking(path: &Path, options: &SqliteOptions) -> Result<Connection, Fai
     })?;
     conn.busy_timeout(options.busy_timeout).map_err(corrupt)?;
     // Every statement is prepared once and kept (`prepare_cached`); the
-    // store has about 30, more than rusqlite's default cache of 16, and a
+    // store has 31, more than rusqlite's default cache of 16, and a
     // statement pushed out is parsed again on its next use.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Query-planner stability: a plan never depends on a bound value. By
     // default SQLite re-prepares a statement when a parameter the planner
-    // looked at is bound again (`LIMIT ?`, for one), which here was every
-    // execution: a tenth of a fleet's time went to parsing the claims.
+    // looked at is bound again, which for the probe claim was every
+    // execution: a tenth of a fleet's time went to parsing it.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(corrupt)?;
     // The first statement reads the header: a damaged file fails here.

@@ -17,8 +17,8 @@ use super::{
 };
 use crate::{
     codec::{
-        Fail, direction_code, direction_from, every_one_failed, from_micros, lease_end, lease_lost,
-        micros, row_limit, signed, to_json, unsigned,
+        Fail, direction_code, direction_from, every_one_failed, from_micros, last_of_each,
+        lease_end, lease_lost, micros, row_limit, signed, to_json, unsigned,
     },
     error::StoreError,
 };
@@ -121,7 +121,7 @@ impl SqliteStore {
         let batch = std::mem::take(probes);
         // The batch travels to the blocking pool and back, so that a
         // failure hands it back to the caller.
-        let (mut batch, outcome) = self
+        let (batch, outcome) = self
             .run(move |c| {
                 let outcome = (|| {
                     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -143,10 +143,12 @@ impl SqliteStore {
         match outcome {
             Ok(Some(lease_id)) => {
                 let lease_id = unsigned(BACKEND, "lease id", lease_id)?;
-                for p in &mut batch {
+                // A probe id put twice was stored once, the last: hand back that one.
+                let mut held = last_of_each(batch);
+                for p in &mut held {
                     p.lease_id = lease_id;
                 }
-                *probes = batch;
+                *probes = held;
                 Ok(())
             }
             Ok(None) => Ok(()),

@@ -549,7 +549,10 @@ pub async fn event_store_put_probes_leased(store: &dyn EventStore) {
                 .expect("claim"),
         )
     };
-    let mut batch = vec![probe("a"), probe("b")];
+    // "a" is put twice: the last one wins, and is the one handed back.
+    let mut again = probe("a");
+    again.ticket = ProbeTicket::new("ticket-a-again");
+    let mut batch = vec![probe("a"), probe("b"), again];
     store
         .put_probes_leased(&mut batch, lease)
         .await
@@ -560,11 +563,12 @@ pub async fn event_store_put_probes_leased(store: &dyn EventStore) {
     }
     assert_eq!(
         batch.iter().map(|p| &*p.probe_id).collect::<Vec<_>>(),
-        vec!["a", "b"],
-        "handed back in order"
+        vec!["b", "a"],
+        "handed back once each, in the order stored"
     );
     assert!(batch.iter().all(|p| p.lease_id != 0), "each with its lease");
-    assert_eq!(batch[0].ticket, ProbeTicket::new("ticket-a"));
+    assert_eq!(batch[1].ticket, ProbeTicket::new("ticket-a-again"));
+    batch.swap(0, 1);
     assert!(claim(100).await.is_empty(), "leased: due, but not claimed");
     assert!(claim(159).await.is_empty(), "leased until 100 s + 60 s");
     let results = store
