@@ -209,12 +209,19 @@ pub(crate) fn every_one_failed(
 pub(crate) fn last_of_each(
     batch: Vec<continuity_core::store::PendingProbe>,
 ) -> Vec<continuity_core::store::PendingProbe> {
-    let mut seen = std::collections::HashSet::new();
-    let mut kept: Vec<_> = batch
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::new();
+        let mut keep: Vec<bool> = batch
+            .iter()
+            .rev()
+            .map(|p| seen.insert((p.tenant.as_str(), &*p.probe_id)))
+            .collect();
+        keep.reverse();
+        keep
+    };
+    batch
         .into_iter()
-        .rev()
-        .filter(|p| seen.insert((p.tenant.clone(), p.probe_id.clone())))
-        .collect();
-    kept.reverse();
-    kept
+        .zip(keep)
+        .filter_map(|(p, kept)| kept.then_some(p))
+        .collect()
 }

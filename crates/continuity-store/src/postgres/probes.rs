@@ -126,29 +126,47 @@ impl PostgresStore {
         if probes.is_empty() {
             return Ok(());
         }
-        // One statement may not touch a row twice: the last put of a probe id wins.
-        let mut seen = HashSet::new();
-        let mut unique: Vec<&PendingProbe> = probes
-            .iter()
-            .rev()
-            .filter(|p| seen.insert((p.tenant.as_str(), &*p.probe_id)))
-            .collect();
-        unique.reverse();
-        let tenants: Vec<&str> = unique.iter().map(|p| p.tenant.as_str()).collect();
-        let ids: Vec<&str> = unique.iter().map(|p| &*p.probe_id).collect();
-        let directions: Vec<i16> = unique.iter().map(|p| direction_code(p.direction)).collect();
-        let sent: Vec<i64> = unique.iter().map(|p| micros(p.sent_at)).collect();
-        let deadlines: Vec<i64> = unique.iter().map(|p| micros(p.deadline)).collect();
-        let checks: Vec<i64> = unique.iter().map(|p| micros(p.next_check_at)).collect();
-        let tickets: Vec<&str> = unique.iter().map(|p| p.ticket.as_str()).collect();
-        let shards: Vec<i32> = unique
+        // One statement may not touch a row twice: the last put of a probe
+        // id wins, and is the one handed back under the lease.
+        let batch = last_of_each(std::mem::take(probes));
+        match self.insert_probes(&batch, lease).await {
+            Ok(0) => Ok(()),
+            Ok(lease_id) => {
+                *probes = batch;
+                for p in probes.iter_mut() {
+                    p.lease_id = lease_id;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                *probes = batch;
+                Err(e)
+            }
+        }
+    }
+
+    /// Inserts `batch` (no probe id twice), leased as `lease` says; returns
+    /// the lease id (0: none).
+    async fn insert_probes(
+        &self,
+        batch: &[PendingProbe],
+        lease: Option<Duration>,
+    ) -> continuity_core::Result<u64> {
+        let tenants: Vec<&str> = batch.iter().map(|p| p.tenant.as_str()).collect();
+        let ids: Vec<&str> = batch.iter().map(|p| &*p.probe_id).collect();
+        let directions: Vec<i16> = batch.iter().map(|p| direction_code(p.direction)).collect();
+        let sent: Vec<i64> = batch.iter().map(|p| micros(p.sent_at)).collect();
+        let deadlines: Vec<i64> = batch.iter().map(|p| micros(p.deadline)).collect();
+        let checks: Vec<i64> = batch.iter().map(|p| micros(p.next_check_at)).collect();
+        let tickets: Vec<&str> = batch.iter().map(|p| p.ticket.as_str()).collect();
+        let shards: Vec<i32> = batch
             .iter()
             .map(|p| i32::from(shard_of(&p.tenant)))
             .collect();
         // Each probe's lease end (its first check plus the lease, saturating
         // at the end of time), `NULL` for none (then the lease id is 0).
         let lease_ends: Option<Vec<i64>> = lease.map(|l| {
-            unique
+            batch
                 .iter()
                 .map(|p| lease_end(p.next_check_at, l))
                 .collect()
@@ -194,18 +212,7 @@ impl PostgresStore {
             )
             .await
             .map_err(Fail::from)?;
-        let lease_id = unsigned(BACKEND, "lease id", column::<i64>(&row, 0)?)?;
-        if lease_id == 0 {
-            probes.clear();
-        } else {
-            // Repeats of a probe id were stored once: hand back the last.
-            let mut held = last_of_each(std::mem::take(probes));
-            for p in &mut held {
-                p.lease_id = lease_id;
-            }
-            *probes = held;
-        }
-        Ok(())
+        Ok(unsigned(BACKEND, "lease id", column::<i64>(&row, 0)?)?)
     }
 
     pub(super) async fn claim_due_probes(
