@@ -41,7 +41,7 @@ use continuity::{
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, Versioned,
+        ProbeSettlement, SharedObservations, Versioned,
     },
     stores::{Durability, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore},
 };
@@ -199,6 +199,21 @@ impl EventStore for TimedStore {
     async fn load_baselines(&self, tenant: &TenantId) -> continuity::Result<Vec<BaselineRecord>> {
         self.time("load_baselines", self.inner.load_baselines(tenant))
             .await
+    }
+    async fn share_observations(&self, batches: &[SharedObservations]) -> continuity::Result<()> {
+        self.time("share_observations", self.inner.share_observations(batches))
+            .await
+    }
+    async fn take_shared_observations(
+        &self,
+        shards: &ShardSet,
+        limit: usize,
+    ) -> continuity::Result<Vec<SharedObservations>> {
+        self.time(
+            "take_shared_observations",
+            self.inner.take_shared_observations(shards, limit),
+        )
+        .await
     }
 }
 

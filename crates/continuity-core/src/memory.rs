@@ -20,7 +20,7 @@ use crate::{
     fxhash::FxHashMap,
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        Versioned,
+        SharedObservations, Versioned,
     },
 };
 
@@ -70,6 +70,8 @@ struct Inner {
     shard_owners: Vec<Option<(String, DateTime<Utc>)>>,
     /// Each tenant's baselines, one per direction and condition (a few).
     baselines: FxHashMap<TenantId, Vec<StoredBaseline>>,
+    /// Observations shared for the owners of their shards, oldest first.
+    shared: std::collections::VecDeque<SharedObservations>,
 }
 
 /// A [`BaselineRecord`] without its tenant (the map's key), in boxes rather
@@ -723,6 +725,30 @@ impl EventStore for InMemoryEventStore {
             }
         }
         Ok(())
+    }
+
+    async fn share_observations(&self, batches: &[SharedObservations]) -> Result<()> {
+        self.lock().shared.extend(batches.iter().cloned());
+        Ok(())
+    }
+
+    async fn take_shared_observations(
+        &self,
+        shards: &ShardSet,
+        limit: usize,
+    ) -> Result<Vec<SharedObservations>> {
+        let mut inner = self.lock();
+        let mut taken = Vec::new();
+        let mut kept = std::collections::VecDeque::with_capacity(inner.shared.len());
+        for batch in inner.shared.drain(..) {
+            if taken.len() < limit && shards.contains(batch.shard) {
+                taken.push(batch);
+            } else {
+                kept.push_back(batch);
+            }
+        }
+        inner.shared = kept;
+        Ok(taken)
     }
 
     async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>> {

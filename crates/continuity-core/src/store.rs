@@ -46,6 +46,13 @@
 //!   of the same three replaces it, and a batch is written whole or not at
 //!   all. [`EventStore::load_baselines`] returns a tenant's records, and
 //!   only that tenant's. The snapshot is opaque bytes, returned as given.
+//! - **Shared observations.** [`EventStore::share_observations`] keeps
+//!   batches of observations that an instance made of tenants it does not
+//!   own, by shard, all of a call's batches or none;
+//!   [`EventStore::take_shared_observations`] removes and returns the
+//!   oldest batches of the shards asked for, in the order they were shared,
+//!   each to one taker only (two instances taking at once never both get a
+//!   batch). The payload is opaque bytes, returned as given.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -202,6 +209,20 @@ pub struct BaselineRecord {
     pub snapshot: Vec<u8>,
 }
 
+/// Observations of one shard's tenants, made by an instance that does not
+/// own them, on their way to the instance that does (see
+/// [`EventStore::share_observations`] and
+/// [`Monitor::observe`](crate::Monitor::observe)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedObservations {
+    /// The shard of every tenant in the batch.
+    pub shard: u16,
+    /// When the batch was shared (the sharing instance's tick).
+    pub shared_at: DateTime<Utc>,
+    /// The observations, encoded by the monitor; opaque to the store.
+    pub payload: Vec<u8>,
+}
+
 /// A probe sent and not yet found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingProbe {
@@ -346,6 +367,41 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// none was saved).
     async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>>;
 
+    /// Keeps `batches` until the owners of their shards take them
+    /// ([`take_shared_observations`](Self::take_shared_observations)), in
+    /// one transaction: all of them or, on error, none. An instance of a
+    /// cluster calls it at each tick with what it observed of tenants it
+    /// does not own.
+    ///
+    /// The default refuses with a permanent error: a store that several
+    /// instances share must implement both methods (every backend of this
+    /// library does).
+    async fn share_observations(&self, batches: &[SharedObservations]) -> Result<()> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        Err(crate::Error::store_permanent(
+            "event store",
+            format!(
+                "{self:?} cannot share observations between instances: implement \
+                 EventStore::share_observations and take_shared_observations"
+            ),
+        ))
+    }
+
+    /// Removes and returns up to `limit` of the oldest batches shared for
+    /// `shards`, oldest first. A batch is returned to one caller only.
+    /// The default has nothing to return (see
+    /// [`share_observations`](Self::share_observations)).
+    async fn take_shared_observations(
+        &self,
+        shards: &ShardSet,
+        limit: usize,
+    ) -> Result<Vec<SharedObservations>> {
+        let _ = (shards, limit);
+        Ok(Vec::new())
+    }
+
     /// Stores a new pending probe (replacing one with the same tenant and
     /// probe id): [`put_probes`](Self::put_probes) with a batch of one.
     async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
@@ -447,6 +503,12 @@ macro_rules! forward_event_store {
             }
             async fn load_baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineRecord>> {
                 (**self).load_baselines(tenant).await
+            }
+            async fn share_observations(&self, batches: &[SharedObservations]) -> Result<()> {
+                (**self).share_observations(batches).await
+            }
+            async fn take_shared_observations(&self, shards: &ShardSet, limit: usize) -> Result<Vec<SharedObservations>> {
+                (**self).take_shared_observations(shards, limit).await
             }
         }
     )*};

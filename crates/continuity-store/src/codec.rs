@@ -95,6 +95,23 @@ pub(crate) fn baseline_direction(
     })
 }
 
+/// A stored shard number, refused unless it is one of the
+/// [`SHARDS`](continuity_core::cluster::SHARDS).
+pub(crate) fn shard_from(
+    backend: &'static str,
+    what: impl FnOnce() -> String,
+    stored: i64,
+) -> Result<u16, StoreError> {
+    u16::try_from(stored)
+        .ok()
+        .filter(|s| *s < continuity_core::cluster::SHARDS)
+        .ok_or_else(|| StoreError::Decode {
+            backend,
+            what: what(),
+            message: format!("shard {stored} out of range"),
+        })
+}
+
 /// A `u64` from the engine as a signed SQL integer.
 pub(crate) fn signed(backend: &'static str, what: &str, v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Decode {

@@ -265,3 +265,68 @@ async fn durable_stores_lease_probes_as_they_store_them() {
     }
     pg.drop().await;
 }
+
+/// Shares 200 batches, then lets `takers` stores take them concurrently in
+/// small bites: every batch reaches exactly one taker.
+async fn takers_share_out_every_batch_once(takers: Vec<std::sync::Arc<dyn EventStore>>) {
+    use continuity_core::{cluster::ShardSet, store::SharedObservations};
+    let t0: chrono::DateTime<chrono::Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+    let shared: Vec<SharedObservations> = (0..200u32)
+        .map(|i| SharedObservations {
+            shard: (i % 3) as u16,
+            shared_at: t0 + chrono::TimeDelta::seconds(i64::from(i)),
+            payload: i.to_be_bytes().to_vec(),
+        })
+        .collect();
+    takers[0].share_observations(&shared).await.expect("share");
+    let mut set = ShardSet::EMPTY;
+    for s in 0..3 {
+        set.insert(s);
+    }
+    let tasks: Vec<_> = takers
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = store.take_shared_observations(&set, 4).await.expect("take");
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("taker"));
+    }
+    all.sort_by_key(|b| b.shared_at);
+    assert_eq!(all, shared, "every batch taken, and taken once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_taking_shared_observations_at_once_never_get_the_same_batch() {
+    let dir = common::TempDir::new("shared_takers");
+    let path = dir.path().join("s.db");
+    let mut sqlite: Vec<std::sync::Arc<dyn EventStore>> = Vec::new();
+    for _ in 0..3 {
+        sqlite.push(std::sync::Arc::new(
+            SqliteStore::open(&path).await.expect("open"),
+        ));
+    }
+    takers_share_out_every_batch_once(sqlite).await;
+
+    let pg = common::PgSchema::new("shared_takers").await;
+    let mut postgres: Vec<std::sync::Arc<dyn EventStore>> = Vec::new();
+    for _ in 0..3 {
+        postgres.push(std::sync::Arc::new(
+            continuity_store::PostgresStore::connect_with(&common::pg_url(), pg.options())
+                .await
+                .expect("connect"),
+        ));
+    }
+    takers_share_out_every_batch_once(postgres).await;
+    pg.drop().await;
+}

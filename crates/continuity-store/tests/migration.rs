@@ -282,7 +282,7 @@ async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let (without_rowid, shard_index): (i64, i64) = c
         .query_row(
             "SELECT
@@ -355,7 +355,7 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let (shard_index, bytewise_keys): (i64, i64) = {
         let r = client
             .query_one(

@@ -311,6 +311,7 @@ impl MonitorBuilder {
                     ShardSet::ALL
                 }),
                 instance: self.instance,
+                forwarding: Default::default(),
                 left: AtomicBool::new(false),
             },
             outage: StoreOutage::default(),

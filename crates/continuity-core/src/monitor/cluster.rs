@@ -40,6 +40,11 @@ impl Monitor {
             warn!(instance, error = %e, "saving the baselines before leaving the cluster failed");
         }
         *lock(&self.cluster.owned) = ShardSet::EMPTY;
+        // What this instance kept for other owners, and from now on all it
+        // observes, goes to the next owners: it owns nothing any more.
+        let mut report = TickReport::default();
+        self.share_forwarded(self.parts.clock.now(), &mut report)
+            .await;
         // The probes this instance holds go back to the store unchecked, so
         // that the next owners check them at once rather than after their
         // leases.

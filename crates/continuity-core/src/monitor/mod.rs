@@ -91,11 +91,13 @@ mod probes;
 mod registry;
 mod render;
 mod report;
+mod sharing;
 mod tenants;
 mod timer;
 
 pub use builder::{MonitorBuilder, MonitorSettings};
 pub use report::{ActionOutcome, TenantStatus, TickReport};
+pub use sharing::MAX_FORWARDING;
 
 use std::{
     collections::HashMap,
@@ -226,6 +228,9 @@ struct Membership {
     owned: Mutex<ShardSet>,
     /// Set by [`Monitor::leave_cluster`]: no more shard syncs.
     left: AtomicBool,
+    /// Observations of tenants of other instances' shards, shared at the
+    /// next tick (see [`sharing`]).
+    forwarding: Mutex<sharing::Forwarding>,
 }
 
 /// What is kept in memory while the store cannot be reached (see
@@ -312,6 +317,7 @@ impl Monitor {
         async {
             let mut report = TickReport::default();
             self.sync_ownership(now, &mut report).await;
+            self.exchange_observations(now, &mut report).await;
             self.dispatch_probes(now, &mut report).await;
             self.check_probes(now, &mut report).await;
             let due = self.due_evaluations(now);

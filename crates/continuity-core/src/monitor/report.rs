@@ -39,6 +39,13 @@ pub struct TickReport {
     /// Baseline records written to the store (see
     /// [`MonitorSettings::baseline_every`](super::MonitorSettings::baseline_every)).
     pub baselines_saved: u64,
+    /// Observations of tenants that other instances of the cluster own,
+    /// shared with them through the store (see
+    /// [`Monitor::observe`](super::Monitor::observe)).
+    pub observations_shared: u64,
+    /// Observations other instances shared for this instance's tenants,
+    /// recorded into their windows.
+    pub observations_merged: u64,
     /// Problems that did not stop the tick, described.
     pub errors: Vec<String>,
     /// One receipt per message delivered, in completion order.

@@ -601,6 +601,12 @@ impl Monitor {
     /// [`MAX_FUTURE_SKEW`](Self::MAX_FUTURE_SKEW) ahead of the monitor's clock
     /// is refused with [`Error::InvalidObservation`], because it would push
     /// the window past every real observation.
+    ///
+    /// In a [cluster](super::MonitorBuilder::cluster), any instance may be
+    /// told about any tenant: an observation of a tenant another instance
+    /// owns is kept for it (`Ok(Recorded::Forwarded)`), shared through the
+    /// store at this instance's next tick and counted once, by the owner, at
+    /// its next tick (see `monitor/sharing.rs`).
     pub fn observe(&self, observation: Observation) -> Result<Recorded> {
         let limit = after(self.parts.clock.now(), Self::MAX_FUTURE_SKEW);
         if observation.at > limit {
@@ -613,6 +619,12 @@ impl Monitor {
             });
         }
         let rt = self.runtime(&observation.tenant)?;
+        if self.cluster.instance.is_some() {
+            let shard = shard_of(&observation.tenant);
+            if !self.owned_shards().contains(shard) {
+                return Ok(self.forward(shard, observation));
+            }
+        }
         Ok(self.record_replied(
             &rt,
             observation.direction,

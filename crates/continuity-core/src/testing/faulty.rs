@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, Versioned,
+        ProbeSettlement, SharedObservations, Versioned,
     },
 };
 
@@ -185,5 +185,17 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
             return Err(refused());
         }
         self.inner.load_baselines(tenant).await
+    }
+    async fn share_observations(&self, batches: &[SharedObservations]) -> Result<()> {
+        self.check()?;
+        self.inner.share_observations(batches).await
+    }
+    async fn take_shared_observations(
+        &self,
+        shards: &ShardSet,
+        limit: usize,
+    ) -> Result<Vec<SharedObservations>> {
+        self.check()?;
+        self.inner.take_shared_observations(shards, limit).await
     }
 }

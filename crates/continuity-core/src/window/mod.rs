@@ -110,6 +110,11 @@ pub enum Recorded {
     /// The observation is older than the window and was dropped (and counted in
     /// [`SlidingWindow::dropped`]).
     TooOld,
+    /// Not recorded here: in a [cluster](crate::monitor::MonitorBuilder::cluster),
+    /// another instance owns the tenant. The observation goes to that
+    /// instance through the store at this instance's next tick and counts
+    /// there (see [`Monitor::observe`](crate::Monitor::observe)).
+    Forwarded,
 }
 const SLOTS: usize = SlidingWindow::MAX_BUCKETS as usize;
 const KINDS: usize = FailureKind::ALL.len();

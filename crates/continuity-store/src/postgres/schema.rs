@@ -106,6 +106,19 @@ ALTER TABLE continuity_probes
     ALTER COLUMN tenant TYPE TEXT COLLATE "C",
     ALTER COLUMN probe_id TYPE TEXT COLLATE "C";
 "#,
+    // 6: observations an instance made of tenants it does not own, by shard,
+    // until the shard's owner takes them (`EventStore::share_observations`).
+    // A batch is inserted once and deleted once: no update to keep on its
+    // page.
+    r#"
+CREATE TABLE continuity_shared_observations (
+    seq        BIGSERIAL PRIMARY KEY,
+    shard      SMALLINT NOT NULL,
+    shared_at  BIGINT NOT NULL,
+    payload    BYTEA NOT NULL
+);
+CREATE INDEX continuity_shared_observations_shard ON continuity_shared_observations (shard, seq);
+"#,
 ];
 
 impl PostgresStore {

@@ -17,6 +17,7 @@ mod outbox;
 mod probes;
 mod schema;
 mod shards;
+mod shared;
 mod sql;
 mod state;
 
@@ -33,7 +34,7 @@ use continuity_core::{
     cluster::ShardSet,
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, Versioned,
+        ProbeSettlement, SharedObservations, Versioned,
     },
 };
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
@@ -360,5 +361,20 @@ impl EventStore for SqliteStore {
         tenant: &TenantId,
     ) -> continuity_core::Result<Vec<BaselineRecord>> {
         self.load_baseline_records(tenant).await
+    }
+
+    async fn share_observations(
+        &self,
+        batches: &[SharedObservations],
+    ) -> continuity_core::Result<()> {
+        self.insert_shared(batches).await
+    }
+
+    async fn take_shared_observations(
+        &self,
+        shards: &ShardSet,
+        limit: usize,
+    ) -> continuity_core::Result<Vec<SharedObservations>> {
+        self.delete_shared(shards, limit).await
     }
 }

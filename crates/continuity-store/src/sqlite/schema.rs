@@ -109,6 +109,17 @@ DROP TABLE continuity_probes;
 ALTER TABLE continuity_probes_keyed RENAME TO continuity_probes;
 CREATE INDEX continuity_probes_due ON continuity_probes (due_at);
 "#,
+    // 5: observations an instance made of tenants it does not own, by shard,
+    // until the shard's owner takes them (`EventStore::share_observations`).
+    r#"
+CREATE TABLE continuity_shared_observations (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    shard      INTEGER NOT NULL,
+    shared_at  INTEGER NOT NULL,
+    payload    BLOB NOT NULL
+);
+CREATE INDEX continuity_shared_observations_shard ON continuity_shared_observations (shard, seq);
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), Fail> {

@@ -19,6 +19,7 @@ mod baselines;
 mod outbox;
 mod probes;
 mod shards;
+mod shared;
 mod state;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -101,6 +102,7 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_baselines_round_trip(store).await;
     event_store_baselines_upsert(store).await;
     event_store_baselines_tenants_apart(store).await;
+    event_store_shared_observations(store).await;
 }
 
 pub use self::{
@@ -118,6 +120,7 @@ pub use self::{
         event_store_settle_probes_in_a_batch, event_store_single_probe_forms,
     },
     shards::event_store_shard_ownership,
+    shared::event_store_shared_observations,
     state::{
         event_store_atomic_commit, event_store_audit_order, event_store_compare_and_swap,
         event_store_concurrent_writers,
