@@ -11,7 +11,12 @@
 //! ```
 //!
 //! Arguments: tenants (default 100000), simulated hours (default 24), the
-//! store, and the batch size (`MonitorSettings::batch`, default 500). The
+//! store, the batch size (`MonitorSettings::batch`, default 500), the
+//! instances (default 1; more run as a cluster, in this process and on
+//! this thread, so the wall time is the cost of all of them), and the
+//! passive observations per tenant, direction and minute (default 0), each
+//! told to one instance at random (a load balancer), so that with several
+//! instances most go through the store to the tenant's owner. The
 //! store: `memory` (the default), `sqlite:PATH` (a new file; `Normal`
 //! durability, as a fleet would run it) or `postgres:CONNINFO` (tables in a
 //! fresh schema `fleet_<pid>`, dropped at the end), e.g.
@@ -31,7 +36,7 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use continuity::{
-    Direction, ManualClock, Monitor, TenantId,
+    Direction, FailureKind, ManualClock, Monitor, Observation, TenantId,
     cluster::ShardSet,
     config::{ChannelKind, Recipient, TenantConfig},
     link::{LinkKey, LinkSigner},
@@ -228,6 +233,8 @@ async fn main() -> continuity::Result<()> {
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(defaults.batch);
+    let instances: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    let observations: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let (store, schema) = open_store(&store_arg).await?;
     // The in-memory store is timed by the whole run; a clock read per call
     // would be a good part of it.
@@ -248,38 +255,49 @@ async fn main() -> continuity::Result<()> {
         Duration::from_secs(30),
     ));
     let sms = Arc::new(CountingNotifier::default());
-    let monitor = Monitor::builder()
-        .store(store)
-        .clock(Arc::new(clock.clone()))
-        .probe(Direction::Inbound, mail.clone())
-        .probe(Direction::Outbound, mail.clone())
-        .notifier(sms.clone())
-        .link_signer(LinkSigner::new(LinkKey::new("fleet", [9u8; 32])?))
-        .portal_url("https://continuity.example.net/c/")
-        .settings(MonitorSettings { batch, ..defaults })
-        .build()?;
-
     let ids: Vec<TenantId> = (0..tenants)
         .map(|i| TenantId::new(format!("tenant-{i:06}")))
         .collect::<Result<_, _>>()?;
-    for id in &ids {
-        let config = TenantConfig::new(
-            id.clone(),
-            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
-        );
-        monitor.register_tenant(config).await?;
+    let mut monitors = Vec::new();
+    for i in 0..instances {
+        let builder = Monitor::builder()
+            .store(store.clone())
+            .clock(Arc::new(clock.clone()))
+            .probe(Direction::Inbound, mail.clone())
+            .probe(Direction::Outbound, mail.clone())
+            .notifier(sms.clone())
+            .link_signer(LinkSigner::new(LinkKey::new("fleet", [9u8; 32])?))
+            .portal_url("https://continuity.example.net/c/")
+            .settings(MonitorSettings { batch, ..defaults });
+        let monitor = if instances > 1 {
+            builder.cluster(format!("fleet-{i}")).build()?
+        } else {
+            builder.build()?
+        };
+        for id in &ids {
+            let config = TenantConfig::new(
+                id.clone(),
+                vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+            );
+            monitor.register_tenant(config).await?;
+        }
+        monitors.push(monitor);
     }
     let unlucky: Vec<&TenantId> = ids.iter().step_by(100).collect();
+    let mut rng = SplitMix64(42);
+    let mut failing = false;
 
     let mut totals = continuity::TickReport::default();
     let mut tick_errors = 0usize;
     for minute in 0..hours * 60 {
         if minute == 10 * 60 {
+            failing = true;
             for t in &unlucky {
                 mail.set_flow(t, Direction::Outbound, SimulatedFlow::Blackhole);
             }
         }
         if minute == 12 * 60 {
+            failing = false;
             for t in &unlucky {
                 mail.set_flow(
                     t,
@@ -289,22 +307,43 @@ async fn main() -> continuity::Result<()> {
             }
         }
         let now = clock.advance(TimeDelta::minutes(1));
-        let r = monitor.tick(now).await?;
-        totals.probes_dispatched += r.probes_dispatched;
-        totals.probes_arrived += r.probes_arrived;
-        totals.probes_lost += r.probes_lost;
-        totals.transitions += r.transitions;
-        totals.alerts += r.alerts;
-        totals.deliveries += r.deliveries;
-        if !r.errors.is_empty() {
-            tick_errors += r.errors.len();
-            eprintln!(
-                "minute {minute}: {} errors, first: {}",
-                r.errors.len(),
-                r.errors[0]
-            );
+        if observations > 0 {
+            for (i, id) in ids.iter().enumerate() {
+                for d in Direction::ALL {
+                    for _ in 0..observations {
+                        let at = now - TimeDelta::milliseconds(1 + rng.below(59_000) as i64);
+                        let o = if failing && i % 100 == 0 && d == Direction::Outbound {
+                            Observation::failed(id.clone(), d, at, FailureKind::TimedOut)
+                        } else {
+                            let latency = Duration::from_millis(5_000 + rng.below(25_000));
+                            Observation::delivered(id.clone(), d, at, latency)
+                        };
+                        monitors[rng.below(instances as u64) as usize].observe(o)?;
+                    }
+                }
+            }
+        }
+        for monitor in &monitors {
+            let r = monitor.tick(now).await?;
+            totals.probes_dispatched += r.probes_dispatched;
+            totals.probes_arrived += r.probes_arrived;
+            totals.probes_lost += r.probes_lost;
+            totals.transitions += r.transitions;
+            totals.alerts += r.alerts;
+            totals.deliveries += r.deliveries;
+            totals.observations_shared += r.observations_shared;
+            totals.observations_merged += r.observations_merged;
+            if !r.errors.is_empty() {
+                tick_errors += r.errors.len();
+                eprintln!(
+                    "minute {minute}: {} errors, first: {}",
+                    r.errors.len(),
+                    r.errors[0]
+                );
+            }
         }
     }
+    let monitor = &monitors[0];
 
     let sizes = ids
         .iter()
@@ -319,8 +358,12 @@ async fn main() -> continuity::Result<()> {
     let mean = sizes.iter().flat_map(|s| s.iter().copied()).sum::<usize>() as f64
         / (sizes.len() * 2).max(1) as f64;
     println!(
-        "tenants: {tenants}, simulated hours: {hours}, ticks: {}, batch: {batch}",
+        "tenants: {tenants}, simulated hours: {hours}, ticks: {}, batch: {batch}, instances: {instances}",
         hours * 60
+    );
+    println!(
+        "passive observations per tenant, direction and minute: {observations}; shared through the store: {}, merged by owners: {}",
+        totals.observations_shared, totals.observations_merged
     );
     println!(
         "probes dispatched: {}, arrived: {}, lost: {}",
@@ -339,7 +382,7 @@ async fn main() -> continuity::Result<()> {
     if let Some(timed) = &timed {
         timed.print();
     }
-    drop(monitor);
+    drop(monitors);
     if let Some((conninfo, schema)) = schema {
         drop_schema(&conninfo, &schema).await?;
     }
@@ -352,6 +395,20 @@ async fn main() -> continuity::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// SplitMix64: the same traffic every run and every build (a crate's
+/// generator may change between its versions, and the figures with it).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n.max(1)
+    }
 }
 
 /// The store named on the command line, and for PostgreSQL the connection

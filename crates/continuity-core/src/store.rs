@@ -315,6 +315,13 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// The default stores them unleased, with
     /// [`put_probes`](Self::put_probes), and leaves `probes` empty: they
     /// are claimed as usual. On failure, as [`put_probes`](Self::put_probes).
+    ///
+    /// A backend may keep the batch as one record under one lease (the
+    /// PostgreSQL store does: its probes are then written twice a batch
+    /// instead of twice a probe); the lease then lasts until the last
+    /// probe's first check plus `lease`, and a probe id still held in an
+    /// earlier batch need not be found and replaced (the engine never puts
+    /// a probe id twice; one stored unleased is replaced).
     async fn put_probes_leased(
         &self,
         probes: &mut Vec<PendingProbe>,

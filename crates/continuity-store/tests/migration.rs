@@ -355,7 +355,7 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let (shard_index, bytewise_keys): (i64, i64) = {
         let r = client
             .query_one(

@@ -3,12 +3,15 @@
 //! its old version is pruned on its page by the next reader; the others,
 //! and every deleted row, wait for VACUUM, in the table and in each index.
 //!
-//! A probe is inserted, claimed at each check (an update), and at its last
-//! check removed (a delete) or, while still pending, released to the next
-//! check (an update of its due time): two dead row versions per check.
-//! The claims are HOT (the lease is in columns no index holds, and the
-//! table leaves half of each page free for the new versions), so VACUUM
-//! has one per check to reclaim.
+//! A probe kept as a row is inserted, claimed at each check (an update),
+//! and at its last check removed (a delete) or, while still pending,
+//! released to the next check (an update of its due time): two dead row
+//! versions per check. The claims are HOT (the lease is in columns no
+//! index holds, and the table leaves half of each page free for the new
+//! versions), so VACUUM has one per check to reclaim. The probes a
+//! Monitor sends are not kept as rows at first: each round is one row of
+//! `continuity_probe_batches`, deleted when the sender settles it; only a
+//! probe still missing at its first check becomes a row.
 //!
 //! Counted from `pg_stat_user_tables` for the probe table of a schema of
 //! the test's own. The store under test has a single connection, named by
@@ -387,20 +390,41 @@ async fn a_monitor_on_postgres_makes_its_probe_claims_hot() {
     let client = admin().await;
     wait_closed(&client, &name).await;
     let c = churn(&client, &pg.schema, "continuity_probes").await;
-    println!("{}", c.report("monitor", sent));
+    let b = churn(&client, &pg.schema, "continuity_probe_batches").await;
+    println!("{}", c.report("monitor, probes kept as rows", sent));
+    println!(
+        "{}",
+        b.report("monitor, batches held by their sender", sent)
+    );
     println!(
         "{}",
         churn(&client, &pg.schema, "continuity_outbox")
             .await
             .report("outbox, for as many probes", sent)
     );
-    assert_eq!(c.inserted, sent);
-    assert_eq!(c.deleted, settled);
-    // A probe's first check is its sender's, under the lease its put
-    // took; a later check claims it; one that is not the last releases it.
+    // Every probe is put in its sender's batch (one row a put) and first
+    // checked from memory; the batch goes when its probes are settled.
+    assert!(
+        b.inserted > 0 && b.inserted <= 180,
+        "a batch a round: {b:?}"
+    );
+    let pending_batches = b.inserted - b.deleted;
+    assert!(
+        (0..=3).contains(&pending_batches),
+        "only the last rounds' batches are still held: {b:?}"
+    );
+    // Only probes still missing at their first check become rows: one
+    // insert each; later checks claim them (an update), release them (an
+    // update) or remove them.
     let claims = checked - sent;
     assert!(claims > 0, "some probes are checked more than once");
-    assert_eq!(c.updated, claims + (checked - settled));
+    assert!(c.inserted > 0 && c.inserted < sent / 10, "{c:?}");
+    let releases_after_a_claim = (checked - settled) - c.inserted;
+    assert_eq!(c.updated, claims + releases_after_a_claim);
+    assert!(
+        (c.dead_versions() + b.dead_versions()) * 4 < sent * 3,
+        "under 0.75 dead row versions a probe (1.58 with a row a probe): {c:?} {b:?}"
+    );
     assert!(c.hot * 10 >= claims * 8, "{} of {claims} claims HOT", c.hot);
     pg.drop().await;
 }

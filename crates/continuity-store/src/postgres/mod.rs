@@ -14,6 +14,7 @@
 //! [`PostgresOptions::tls`] says so; without it, plain TCP or a local socket.
 
 mod baselines;
+mod held;
 mod outbox;
 mod probes;
 mod schema;

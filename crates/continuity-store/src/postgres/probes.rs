@@ -14,7 +14,7 @@ use continuity_core::{
     probe::ProbeTicket,
     store::{PendingProbe, ProbeSettlement},
 };
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Transaction};
 
 use super::{BACKEND, PostgresStore, sql::column};
 use crate::{
@@ -51,9 +51,23 @@ fn probe_row(r: &Row) -> Result<PendingProbe, StoreError> {
 
 impl PostgresStore {
     async fn settle_all(&self, settlements: &[ProbeSettlement]) -> Result<Vec<bool>, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A settlement finds its row by primary key. The planner, going by
+        // the statistics of a table that churns (stale without autovacuum's
+        // ANALYZE), would hash a sequential scan of the whole heap instead,
+        // dead space and all: a settle then grew with every probe ever put
+        // (4 ms for 500 rows of a 2,000-row table, and rising).
+        tx.batch_execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            .await?;
+        let mut settled = vec![false; settlements.len()];
+        let held = Self::settle_held(&tx, settlements).await?;
+        for i in held.done {
+            settled[i] = true;
+        }
         let mut removals: (Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
         let mut moves: (Vec<&str>, Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
-        for s in settlements {
+        for (s, _) in settlements.iter().zip(&settled).filter(|(_, done)| !**done) {
             let lease = signed(BACKEND, "lease id", s.lease_id)?;
             match s.next_check_at {
                 None => {
@@ -69,15 +83,6 @@ impl PostgresStore {
                 }
             }
         }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // A settlement finds its row by primary key. The planner, going by
-        // the statistics of a table that churns (stale without autovacuum's
-        // ANALYZE), would hash a sequential scan of the whole heap instead,
-        // dead space and all: a settle then grew with every probe ever put
-        // (4 ms for 500 rows of a 2,000-row table, and rising).
-        tx.batch_execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-            .await?;
         let mut done: HashSet<(String, String)> = HashSet::new();
         if !removals.0.is_empty() {
             let rows = tx
@@ -108,16 +113,65 @@ impl PostgresStore {
                 done.insert((column(&r, 0)?, column(&r, 1)?));
             }
         }
+        // Held probes to check again become rows of their own.
+        Self::insert_rows(&tx, &held.again, true).await?;
         tx.commit().await?;
         Ok(settlements
             .iter()
-            .map(|s| done.contains(&(s.tenant.to_string(), s.probe_id.to_string())))
+            .zip(settled)
+            .map(|(s, held)| held || done.contains(&(s.tenant.to_string(), s.probe_id.to_string())))
             .collect())
     }
 
-    /// Stores `probes` in one statement; with `lease`, leased to the
-    /// caller under one new lease id until each one's first check plus
-    /// `lease`, and handed back with it. Without, `probes` is left empty.
+    /// Inserts unleased probes as rows, due at their next check, inside
+    /// `tx`; a row with the same key is replaced when `replace`, else kept.
+    pub(super) async fn insert_rows(
+        tx: &Transaction<'_>,
+        probes: &[PendingProbe],
+        replace: bool,
+    ) -> Result<(), Fail> {
+        if probes.is_empty() {
+            return Ok(());
+        }
+        let probes = last_of_each(probes.to_vec());
+        let tenants: Vec<&str> = probes.iter().map(|p| p.tenant.as_str()).collect();
+        let ids: Vec<&str> = probes.iter().map(|p| &*p.probe_id).collect();
+        let directions: Vec<i16> = probes.iter().map(|p| direction_code(p.direction)).collect();
+        let sent: Vec<i64> = probes.iter().map(|p| micros(p.sent_at)).collect();
+        let deadlines: Vec<i64> = probes.iter().map(|p| micros(p.deadline)).collect();
+        let checks: Vec<i64> = probes.iter().map(|p| micros(p.next_check_at)).collect();
+        let tickets: Vec<&str> = probes.iter().map(|p| p.ticket.as_str()).collect();
+        let shards: Vec<i32> = probes
+            .iter()
+            .map(|p| i32::from(shard_of(&p.tenant)))
+            .collect();
+        let on_conflict = if replace {
+            "DO UPDATE SET
+               direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
+               next_check_at = excluded.next_check_at, ticket = excluded.ticket,
+               lease_id = 0, lease_until = NULL, due_at = excluded.due_at"
+        } else {
+            "DO NOTHING"
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO continuity_probes
+                   (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
+                 SELECT t, id, d, s, dl, c, tk, 0, NULL, c, sh
+                 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::int[])
+                   AS u(t, id, d, s, dl, c, tk, sh)
+                 ON CONFLICT (tenant, probe_id) {on_conflict}"
+            ),
+            &[&tenants, &ids, &directions, &sent, &deadlines, &checks, &tickets, &shards],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Stores `probes`: with `lease`, as one batch leased to the caller
+    /// until the last one's first check plus `lease` (`held.rs`), and
+    /// hands them back with its lease id; without, as a row each, leaving
+    /// `probes` empty.
     pub(super) async fn put_probe_batch(
         &self,
         probes: &mut Vec<PendingProbe>,
@@ -129,7 +183,11 @@ impl PostgresStore {
         // One statement may not touch a row twice: the last put of a probe
         // id wins, and is the one handed back under the lease.
         let batch = last_of_each(std::mem::take(probes));
-        match self.insert_probes(&batch, lease).await {
+        let stored = match lease {
+            Some(lease) => self.put_held(&batch, lease).await,
+            None => self.insert_probes(&batch).await,
+        };
+        match stored {
             Ok(0) => Ok(()),
             Ok(lease_id) => {
                 *probes = batch;
@@ -145,74 +203,14 @@ impl PostgresStore {
         }
     }
 
-    /// Inserts `batch` (no probe id twice), leased as `lease` says; returns
-    /// the lease id (0: none).
-    async fn insert_probes(
-        &self,
-        batch: &[PendingProbe],
-        lease: Option<Duration>,
-    ) -> continuity_core::Result<u64> {
-        let tenants: Vec<&str> = batch.iter().map(|p| p.tenant.as_str()).collect();
-        let ids: Vec<&str> = batch.iter().map(|p| &*p.probe_id).collect();
-        let directions: Vec<i16> = batch.iter().map(|p| direction_code(p.direction)).collect();
-        let sent: Vec<i64> = batch.iter().map(|p| micros(p.sent_at)).collect();
-        let deadlines: Vec<i64> = batch.iter().map(|p| micros(p.deadline)).collect();
-        let checks: Vec<i64> = batch.iter().map(|p| micros(p.next_check_at)).collect();
-        let tickets: Vec<&str> = batch.iter().map(|p| p.ticket.as_str()).collect();
-        let shards: Vec<i32> = batch
-            .iter()
-            .map(|p| i32::from(shard_of(&p.tenant)))
-            .collect();
-        // Each probe's lease end (its first check plus the lease, saturating
-        // at the end of time), `NULL` for none (then the lease id is 0).
-        let lease_ends: Option<Vec<i64>> = lease.map(|l| {
-            batch
-                .iter()
-                .map(|p| lease_end(p.next_check_at, l))
-                .collect()
-        });
-        let client = self.client().await?;
-        // A data-modifying WITH runs to completion whether or not the outer
-        // query reads it: one round trip stores the probes and draws their
-        // lease.
-        let stmt = client
-            .prepare_cached(
-                "WITH l AS (
-                   SELECT CASE WHEN $9::bigint[] IS NULL THEN 0
-                          ELSE nextval('continuity_lease_seq') END AS lease),
-                 put AS (
-                   INSERT INTO continuity_probes
-                     (tenant, probe_id, direction, sent_at, deadline, next_check_at, ticket, lease_id, lease_until, due_at, shard)
-                   SELECT t, id, d, s, dl, c, tk, l.lease, lu, c, sh
-                   FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::int[], $9::bigint[])
-                     AS u(t, id, d, s, dl, c, tk, sh, lu), l
-                   ON CONFLICT (tenant, probe_id) DO UPDATE SET
-                     direction = excluded.direction, sent_at = excluded.sent_at, deadline = excluded.deadline,
-                     next_check_at = excluded.next_check_at, ticket = excluded.ticket,
-                     lease_id = excluded.lease_id, lease_until = excluded.lease_until,
-                     due_at = excluded.due_at)
-                 SELECT lease FROM l",
-            )
-            .await
-            .map_err(Fail::from)?;
-        let row = client
-            .query_one(
-                &stmt,
-                &[
-                    &tenants,
-                    &ids,
-                    &directions,
-                    &sent,
-                    &deadlines,
-                    &checks,
-                    &tickets,
-                    &shards,
-                    &lease_ends,
-                ],
-            )
-            .await
-            .map_err(Fail::from)?;
-        Ok(unsigned(BACKEND, "lease id", column::<i64>(&row, 0)?)?)
+    /// Inserts `batch` (no probe id twice) unleased, in one transaction;
+    /// returns 0, the lease id of none.
+    async fn insert_probes(&self, batch: &[PendingProbe]) -> continuity_core::Result<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(Fail::from)?;
+        Self::insert_rows(&tx, batch, true).await?;
+        tx.commit().await.map_err(Fail::from)?;
+        Ok(0)
     }
 
     pub(super) async fn claim_due_probes(
@@ -222,6 +220,9 @@ impl PostgresStore {
         limit: usize,
         shards: &ShardSet,
     ) -> continuity_core::Result<Vec<PendingProbe>> {
+        // Batches whose holder did not settle them in time (it died, or
+        // hangs) become rows first, so that this claim can take them.
+        self.explode_expired(micros(now)).await?;
         let client = self.client().await?;
         // Every shard: no filter (`$4` is then NULL).
         let list: Option<Vec<i32>> =

@@ -119,6 +119,17 @@ CREATE TABLE continuity_shared_observations (
 );
 CREATE INDEX continuity_shared_observations_shard ON continuity_shared_observations (shard, seq);
 "#,
+    // 7: probes leased to their sender as they are put, one row per put
+    // (`held.rs`): written twice for a whole batch instead of twice per
+    // probe.
+    r#"
+CREATE TABLE continuity_probe_batches (
+    lease_id     BIGINT PRIMARY KEY,
+    lease_until  BIGINT NOT NULL,
+    probes       TEXT NOT NULL
+);
+CREATE INDEX continuity_probe_batches_lease_until ON continuity_probe_batches (lease_until);
+"#,
 ];
 
 impl PostgresStore {
