@@ -67,11 +67,18 @@
 
 mod codec;
 pub mod error;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod settings;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use error::{Result, StoreError};
+#[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore, PostgresTls};
-pub use settings::{PostgresSettings, PostgresTlsSettings, SqliteSettings};
+#[cfg(feature = "sqlite")]
+pub use settings::SqliteSettings;
+#[cfg(feature = "postgres")]
+pub use settings::{PostgresSettings, PostgresTlsSettings};
+#[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};
