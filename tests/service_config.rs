@@ -315,6 +315,11 @@ fn the_references_between_sections_are_checked() {
             "tenants[3] \"acme\": tenant: the same tenant id is configured twice",
         ),
         (
+            "tenant = \"contoso\"",
+            "tenant = \"contoso\"\nrepeat_interval = \"30s\"",
+            "tenants[1] \"contoso\": repeat_interval: must be at least 1 minute",
+        ),
+        (
             "app = \"contoso\"",
             "app = \"contosso\"",
             "probes.ews.online.app: no app registration [probes.graph.contosso]",
@@ -408,5 +413,32 @@ async fn an_in_memory_service_builds_and_its_links_point_below_the_portal_url() 
     assert!(
         debug.contains("portal_url: \"https://gateway.example/continuity/\""),
         "{debug}"
+    );
+}
+
+/// The complete file of `continuity::service`'s docs reads and passes the
+/// checks (its secrets and certificates are not there to build it).
+#[test]
+fn the_module_docs_complete_file_reads_and_checks() {
+    let docs = include_str!("../src/service/mod.rs")
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(""))
+        .skip_while(|l| *l != "```toml")
+        .skip(1)
+        .take_while(|l| *l != "```")
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(docs.contains("[[tenants]]"), "{docs}");
+    let config = ServiceConfig::from_toml_str(&docs).unwrap();
+    assert_eq!(config.tenants.len(), 2);
+    let summary = config.describe().to_string();
+    assert!(
+        summary.contains("store: SQLite /var/lib/continuity/state.db"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("contoso: probed by Graph \"contoso\""),
+        "{summary}"
     );
 }

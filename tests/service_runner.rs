@@ -30,12 +30,15 @@ use metrics::{
 };
 use tokio::time::{Instant, sleep};
 
-/// Each increment of a counter: its name, its labels, and when (seconds
-/// of tokio's clock since `start`).
+/// A counter's name, its labels, and when it went up (seconds of tokio's
+/// clock since `start`).
+type Increment = (String, Vec<(String, String)>, u64);
+
+/// Each increment of a counter.
 #[derive(Debug)]
 struct Recorded {
     start: Instant,
-    increments: Mutex<Vec<(String, Vec<(String, String)>, u64)>>,
+    increments: Mutex<Vec<Increment>>,
 }
 
 #[derive(Debug)]

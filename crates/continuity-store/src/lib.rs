@@ -62,9 +62,15 @@
 //! | [`postgres`] | [`PostgresStore`], its [`PostgresOptions`] and [`PostgresTls`] |
 //! | [`settings`] | the stores as configured (serde): [`SqliteSettings`], [`PostgresSettings`] with the connection string a secret reference |
 //! | [`error`] | [`StoreError`] |
+//!
+//! Each store is a feature, both on by default: `sqlite` (rusqlite, SQLite
+//! bundled) and `postgres` (tokio-postgres, deadpool, rustls). With
+//! `default-features = false, features = ["sqlite"]` no PostgreSQL crate is
+//! compiled, and the other way round.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
 pub mod error;
 #[cfg(feature = "postgres")]

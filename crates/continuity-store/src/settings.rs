@@ -16,15 +16,19 @@
 //! tls = { root_certificates = ["/etc/continuity/db-ca.pem"] }   # left out: no TLS
 //! ```
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::{path::PathBuf, time::Duration};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use continuity_core::duration::serde_duration;
 #[cfg(feature = "postgres")]
 use continuity_core::{files, secret::SecretRef};
 #[cfg(feature = "postgres")]
 use secrecy::ExposeSecret;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use serde::{Deserialize, Serialize};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crate::error::StoreError;
 #[cfg(feature = "postgres")]
 use crate::postgres::{
