@@ -409,6 +409,8 @@ async fn an_in_memory_service_builds_and_its_links_point_below_the_portal_url() 
         .build()
         .await
         .unwrap();
+    assert_eq!(service.portal_url(), "https://gateway.example/continuity/");
+    assert_eq!(service.portal_path(), "/continuity");
     let debug = format!("{:?}", service.monitor());
     assert!(
         debug.contains("portal_url: \"https://gateway.example/continuity/\""),
@@ -440,5 +442,42 @@ fn the_module_docs_complete_file_reads_and_checks() {
     assert!(
         summary.contains("contoso: probed by Graph \"contoso\""),
         "{summary}"
+    );
+}
+
+/// What only building finds (files, key lengths, the store) is named by
+/// the section it is in, and nothing is opened after it.
+#[tokio::test(flavor = "current_thread")]
+async fn build_errors_name_the_section_they_come_from() {
+    let dir = TempDir::new("service-config-build");
+    let d = dir.path();
+    let text = full_config(d);
+    let link = format!(
+        "{{ id = \"k2\", secret = {{ file = \"{}/link\" }} }}",
+        d.display()
+    );
+    for (from, to, field) in [
+        (
+            link.as_str(),
+            "{ id = \"k1\", secret = { inline = \"0123456789abcdef0123456789abcdef\" } }",
+            "links.keys",
+        ),
+        (
+            "csrf_key = {",
+            "csrf_key = { inline = \"short\" }\nbody_limit = 8192\n#",
+            "portal.csrf_key",
+        ),
+        ("app.pem", "missing.pem", "probes.graph.contoso.app"),
+        ("state.db", "no-such-dir/state.db", "store.sqlite"),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let config = ServiceConfig::from_toml_str(&text.replacen(from, to, 1)).unwrap();
+        let e = config.service().clock(clock()).build().await.unwrap_err();
+        assert_eq!(e.field(), Some(field), "{e}");
+        assert!(!e.to_string().contains("short\""), "{e}");
+    }
+    assert!(
+        !d.join("state.db").exists(),
+        "no store opened after a refusal"
     );
 }

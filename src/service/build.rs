@@ -104,10 +104,17 @@ impl ServiceBuilder<'_> {
         let clock = self.clock;
         let signer = config.links.build().map_err(|e| match e {
             // LinkSettings names its fields `link.…`; the file says `links`.
-            Error::InvalidConfig { field, reason } => ServiceError::config(
-                format!("links{}", field.strip_prefix("link").unwrap_or(&field)),
-                reason,
-            ),
+            Error::InvalidConfig { field, reason } => {
+                let field = match field.as_str() {
+                    // A duplicate id: the list is where it is.
+                    "link.key" => "links.keys".to_owned(),
+                    f => match f.strip_prefix("link") {
+                        Some(rest) => format!("links{rest}"),
+                        None => format!("links.{f}"),
+                    },
+                };
+                ServiceError::config(field, reason)
+            }
             e => from_core("links.", e),
         })?;
         let portal = config
@@ -117,6 +124,8 @@ impl ServiceBuilder<'_> {
         let delivery = Arc::new(notifiers(config, &clock)?);
         let arrivals = Arc::new(ArrivalRegistry::default());
         let probes = probes(config, &clock, &arrivals)?;
+        let portal_url =
+            MonitorBuilder::checked_portal_url(&config.portal_url).map_err(|e| from_core("", e))?;
         let store = open_store(config).await?;
 
         let mut builder = Monitor::builder()
@@ -171,6 +180,7 @@ impl ServiceBuilder<'_> {
         Ok(Service {
             monitor,
             arrivals,
+            portal_url,
             portal,
             delivery,
             runner: config.runner,
@@ -184,6 +194,7 @@ impl ServiceBuilder<'_> {
 pub struct Service {
     monitor: Arc<Monitor>,
     arrivals: Arc<ArrivalRegistry>,
+    portal_url: String,
     portal: PortalOptions,
     delivery: Arc<Delivery>,
     runner: RunnerSettings,
@@ -201,13 +212,25 @@ impl Service {
         &self.arrivals
     }
 
+    /// The portal's base URL as links carry it (ending in `/`).
+    pub fn portal_url(&self) -> &str {
+        &self.portal_url
+    }
+
+    /// The path of [`portal_url`](Self::portal_url) without its final `/`
+    /// (`/continuity` for `https://gateway.example/continuity/`; empty
+    /// for a portal at the root): where to nest
+    /// [`portal_router`](Self::portal_router).
+    pub fn portal_path(&self) -> &str {
+        path_of(&self.portal_url)
+    }
+
     /// The portal's options (the router's second input).
     pub fn portal_options(&self) -> &PortalOptions {
         &self.portal
     }
 
-    /// The portal's router, to nest under the path of
-    /// [`ServiceConfig::portal_url`] (e.g. `/continuity`).
+    /// The portal's router, to nest under [`portal_path`](Self::portal_path).
     pub fn portal_router(&self) -> axum::Router {
         continuity_portal::router(self.monitor.clone(), self.portal.clone())
     }
@@ -283,40 +306,42 @@ fn probes(
     };
     let gateway = p.gateway_address.clone().unwrap_or_default();
 
+    // One token cache for every app registration: Graph's tokens and, for
+    // EWS with bearer authentication, Exchange Online's.
+    let tokens = if p.graph.is_empty() {
+        None
+    } else {
+        Some(TokenCache::new(TokenClient::new(clock.clone()).map_err(
+            |e| ServiceError::config("probes.graph", e.to_string()),
+        )?))
+    };
     let mut apps: BTreeMap<&str, (Arc<AppRegistration>, GraphClient)> = BTreeMap::new();
-    if !p.graph.is_empty() {
-        let tokens = TokenCache::new(
-            TokenClient::new(clock.clone())
-                .map_err(|e| ServiceError::config("probes.graph", e.to_string()))?,
-        );
-        for (name, g) in &p.graph {
-            let at = |part: &str, e: GraphError| match e {
-                GraphError::InvalidConfig { field, reason } => {
-                    ServiceError::config(format!("probes.graph.{name}.{part}.{field}"), reason)
-                }
-                e => ServiceError::config(format!("probes.graph.{name}.{part}"), e.to_string()),
-            };
-            let app = Arc::new(g.app.build(clock.as_ref()).map_err(|e| at("app", e))?);
-            let scope = app.authority().graph_scope().ok_or_else(|| {
-                ServiceError::config(
-                    format!("probes.graph.{name}.app.authority"),
-                    "a custom authority has no known Graph scope; use public, us_government or china",
-                )
-            })?;
-            let client = GraphClient::new(
-                g.client
-                    .config(app.authority())
-                    .map_err(|e| at("client", e))?,
-                Arc::new(tokens.source(app.clone(), scope)),
-                clock.clone(),
+    for (name, g) in &p.graph {
+        let Some(tokens) = &tokens else { break };
+        let at = |part: &str, e: GraphError| match e {
+            GraphError::InvalidConfig { field, reason } => {
+                ServiceError::config(format!("probes.graph.{name}.{part}.{field}"), reason)
+            }
+            e => ServiceError::config(format!("probes.graph.{name}.{part}"), e.to_string()),
+        };
+        let app = Arc::new(g.app.build(clock.as_ref()).map_err(|e| at("app", e))?);
+        let scope = app.authority().graph_scope().ok_or_else(|| {
+            ServiceError::config(
+                format!("probes.graph.{name}.app.authority"),
+                "a custom authority has no known Graph scope; use public, us_government or china",
             )
-            .map_err(|e| at("client", e))?;
-            apps.insert(name, (app, client));
-        }
-        let ews_tokens = tokens;
-        return build_probes(config, gateway, arrivals, sender, &apps, Some(&ews_tokens));
+        })?;
+        let client = GraphClient::new(
+            g.client
+                .config(app.authority())
+                .map_err(|e| at("client", e))?,
+            Arc::new(tokens.source(app.clone(), scope)),
+            clock.clone(),
+        )
+        .map_err(|e| at("client", e))?;
+        apps.insert(name, (app, client));
     }
-    build_probes(config, gateway, arrivals, sender, &apps, None)
+    build_probes(config, gateway, arrivals, sender, &apps, tokens.as_ref())
 }
 
 /// The scope of Exchange Online's EWS in `authority`'s cloud.
@@ -439,4 +464,29 @@ async fn open_store(config: &ServiceConfig) -> Result<Arc<dyn EventStore>, Servi
         ),
         StoreKind::Memory(_) => Arc::new(InMemoryEventStore::new()),
     })
+}
+
+/// The path of an `http(s)://host/path/` URL, without its final `/`.
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    rest.find('/')
+        .map_or("", |slash| &rest[slash..])
+        .trim_end_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn the_portal_path_is_the_url_path_without_its_final_slash() {
+        for (url, path) in [
+            ("https://gw.example/continuity/", "/continuity"),
+            ("https://gw.example:8443/a/b/", "/a/b"),
+            ("https://gw.example/", ""),
+            ("http://127.0.0.1:8080/c/", "/c"),
+        ] {
+            assert_eq!(path_of(url), path, "{url}");
+        }
+    }
 }
