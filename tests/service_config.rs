@@ -160,6 +160,8 @@ fn the_summary_says_what_would_run_without_a_secret() {
         "EWS \"online\" (https://outlook.office365.com/EWS/Exchange.asmx, bearer from app \"contoso\")",
         "Graph \"contoso\" (tenant contoso.onmicrosoft.com",
         "tenants: 4",
+        "probes:\n  outbound probes to probe@gateway.example\n",
+        "(durability full)",
         "acme: probed by EWS \"onprem\" every 5m: outbound from probe-out@acme.example, inbound to probe-in@acme.example",
         "fabrikam: probed by EWS \"online\" every 5m: outbound from probe@fabrikam.onmicrosoft.com;",
         "passive: passive only",

@@ -20,7 +20,9 @@ pub struct Summary<'a> {
 
 impl ServiceConfig {
     /// What this configuration would run, for a `--check` mode or a
-    /// start-up log line.
+    /// start-up log line: a line each for the store, the cluster, the
+    /// portal, the ticks, the link keys and the notifiers, the probes one
+    /// a line, then the tenants one a line.
     pub fn describe(&self) -> Summary<'_> {
         Summary { config: self }
     }
@@ -33,9 +35,12 @@ impl fmt::Display for Summary<'_> {
             #[cfg(feature = "sqlite")]
             Ok(StoreKind::Sqlite(s)) => writeln!(
                 f,
-                "store: SQLite {} (durability {:?})",
+                "store: SQLite {} (durability {})",
                 s.path.display(),
-                s.durability
+                match s.durability {
+                    continuity_store::Durability::Full => "full",
+                    continuity_store::Durability::Normal => "normal",
+                }
             )?,
             #[cfg(feature = "postgres")]
             Ok(StoreKind::Postgres(s)) => writeln!(
@@ -137,15 +142,14 @@ impl fmt::Display for Summary<'_> {
                 app.app.tenant, app.app.client_id
             ));
         }
-        writeln!(
-            f,
-            "probes: {}",
-            if probes.is_empty() {
-                "none".into()
-            } else {
-                probes.join("; ")
+        if probes.is_empty() {
+            writeln!(f, "probes: none")?;
+        } else {
+            writeln!(f, "probes:")?;
+            for probe in probes {
+                writeln!(f, "  {probe}")?;
             }
-        )?;
+        }
 
         writeln!(f, "tenants: {}", c.tenants.len())?;
         for t in &c.tenants {
