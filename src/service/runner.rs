@@ -167,6 +167,10 @@ impl Runner {
         let mut shutdown = pin!(shutdown);
         let mut summary = RunSummary::default();
         let mut failures: u32 = 0;
+        metrics::describe_counter!(
+            TICK_ERRORS_METRIC,
+            "Ticks that went wrong: kind=failed (the tick did not run), kind=partial (it ran and reported problems)"
+        );
         info!(interval = ?self.settings.interval, "tick loop started");
         loop {
             let started = Instant::now();
