@@ -11,7 +11,9 @@
 //! This crate is the facade: it re-exports the member crates behind features
 //! (all on by default): [`stores`] (`store`), [`notifiers`] (`notify`),
 //! [`ews`] (`ews`), [`graph`] (`graph`, Exchange Online) and [`web`] (`web`,
-//! the portal's pages). The engine
+//! the portal's pages), and [`service`] (`service`: a whole service from a
+//! configuration file, and its tick loop). The stores are two features,
+//! `sqlite` and `postgres` (`store` turns both on). The engine
 //! ([`Monitor`], the traits, the state machines, the in-memory store, the
 //! [`portal`] API) comes from `continuity-core` and is always present.
 //!
@@ -48,9 +50,10 @@
 
 pub use continuity_core::*;
 
-/// The durable event stores: SQLite (the embedded default) and PostgreSQL
-/// (several instances sharing their state). Feature `store` (default).
-#[cfg(feature = "store")]
+/// The durable event stores: SQLite (the embedded default, feature
+/// `sqlite`) and PostgreSQL (several instances sharing their state,
+/// feature `postgres`); `store` (default) turns both on.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use continuity_store as stores;
 
 /// The out-of-band notifiers: SMS (Twilio-compatible), e-mail (SMTP) and
@@ -77,6 +80,9 @@ pub use continuity_graph as graph;
 /// (default).
 #[cfg(feature = "web")]
 pub use continuity_portal as web;
+
+#[cfg(feature = "service")]
+pub mod service;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

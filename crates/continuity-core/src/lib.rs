@@ -110,6 +110,30 @@ pub mod store;
 pub mod testing;
 pub mod window;
 
+/// The attribute that implements this crate's async traits
+/// ([`ContinuityHook`](hook::ContinuityHook), [`Notifier`](notify::Notifier),
+/// [`MailProbe`](probe::MailProbe), [`EventStore`](store::EventStore), ...),
+/// re-exported so that an implementor need not depend on `async-trait`:
+///
+/// ```
+/// use continuity_core::{async_trait, hook::ContinuityHook, machine::ContinuityEvent, Result, TenantId};
+///
+/// #[derive(Debug)]
+/// struct HoldInbound;
+///
+/// #[async_trait]
+/// impl ContinuityHook for HoldInbound {
+///     async fn event_started(&self, tenant: &TenantId, _event: &ContinuityEvent) -> Result<()> {
+///         println!("holding {tenant}'s inbound mail");
+///         Ok(())
+///     }
+///     async fn event_ended(&self, tenant: &TenantId, _event: &ContinuityEvent) -> Result<()> {
+///         println!("releasing {tenant}'s inbound mail");
+///         Ok(())
+///     }
+/// }
+/// ```
+pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{Direction, FailureKind, Observation, Outcome, RemoteReply, TenantId};
 pub use error::{Error, Result};

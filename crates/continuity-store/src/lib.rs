@@ -62,16 +62,29 @@
 //! | [`postgres`] | [`PostgresStore`], its [`PostgresOptions`] and [`PostgresTls`] |
 //! | [`settings`] | the stores as configured (serde): [`SqliteSettings`], [`PostgresSettings`] with the connection string a secret reference |
 //! | [`error`] | [`StoreError`] |
+//!
+//! Each store is a feature, both on by default: `sqlite` (rusqlite, SQLite
+//! bundled) and `postgres` (tokio-postgres, deadpool, rustls). With
+//! `default-features = false, features = ["sqlite"]` no PostgreSQL crate is
+//! compiled, and the other way round.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
 pub mod error;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod settings;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use error::{Result, StoreError};
+#[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore, PostgresTls};
-pub use settings::{PostgresSettings, PostgresTlsSettings, SqliteSettings};
+#[cfg(feature = "sqlite")]
+pub use settings::SqliteSettings;
+#[cfg(feature = "postgres")]
+pub use settings::{PostgresSettings, PostgresTlsSettings};
+#[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};

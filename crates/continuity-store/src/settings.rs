@@ -16,21 +16,29 @@
 //! tls = { root_certificates = ["/etc/continuity/db-ca.pem"] }   # left out: no TLS
 //! ```
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::{path::PathBuf, time::Duration};
 
-use continuity_core::{duration::serde_duration, files, secret::SecretRef};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use continuity_core::duration::serde_duration;
+#[cfg(feature = "postgres")]
+use continuity_core::{files, secret::SecretRef};
+#[cfg(feature = "postgres")]
 use secrecy::ExposeSecret;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    error::StoreError,
-    postgres::{
-        DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions, PostgresStore,
-        PostgresTls,
-    },
-    sqlite::{DEFAULT_BUSY_TIMEOUT, Durability, SqliteOptions, SqliteStore},
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::error::StoreError;
+#[cfg(feature = "postgres")]
+use crate::postgres::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions, PostgresStore,
+    PostgresTls,
 };
+#[cfg(feature = "sqlite")]
+use crate::sqlite::{DEFAULT_BUSY_TIMEOUT, Durability, SqliteOptions, SqliteStore};
 
+#[cfg(feature = "sqlite")]
 /// A [`SqliteStore`] as configured; the defaults are [`SqliteOptions::default`]'s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +54,7 @@ pub struct SqliteSettings {
     pub busy_timeout: Duration,
 }
 
+#[cfg(feature = "postgres")]
 /// A [`PostgresStore`] as configured; the defaults are
 /// [`PostgresOptions::default`]'s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +76,7 @@ pub struct PostgresSettings {
     pub tls: Option<PostgresTlsSettings>,
 }
 
+#[cfg(feature = "postgres")]
 /// TLS to PostgreSQL: the system's roots, plus the certificates in these files.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,19 +86,24 @@ pub struct PostgresTlsSettings {
     pub root_certificates: Vec<PathBuf>,
 }
 
+#[cfg(feature = "sqlite")]
 fn busy_timeout() -> Duration {
     DEFAULT_BUSY_TIMEOUT
 }
+#[cfg(feature = "postgres")]
 fn schema() -> String {
     DEFAULT_SCHEMA.into()
 }
+#[cfg(feature = "postgres")]
 fn pool_size() -> usize {
     DEFAULT_POOL_SIZE
 }
+#[cfg(feature = "postgres")]
 fn connect_timeout() -> Duration {
     DEFAULT_CONNECT_TIMEOUT
 }
 
+#[cfg(feature = "sqlite")]
 impl SqliteSettings {
     /// The options to open with.
     pub fn options(&self) -> SqliteOptions {
@@ -104,6 +119,7 @@ impl SqliteSettings {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl PostgresSettings {
     /// Reads the TLS roots into the options to connect with.
     ///
@@ -150,7 +166,7 @@ impl PostgresSettings {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
 mod tests {
     use continuity_test_support::TempDir;
 

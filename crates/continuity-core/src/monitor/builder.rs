@@ -165,7 +165,12 @@ impl MonitorBuilder {
     }
 
     /// The portal's base URL; a link is this URL followed by the signed text (required),
-    /// e.g. `https://continuity.example.net/c/`.
+    /// e.g. `https://continuity.example.net/c/`. The signed text is a path
+    /// segment of its own: a URL without a trailing `/` gets one
+    /// (`https://gw.example/continuity` links as
+    /// `https://gw.example/continuity/<link>`). [`build`](Self::build)
+    /// refuses anything but an `http://` or `https://` URL with a host, and
+    /// a query or fragment, after which a link would not be a path.
     pub fn portal_url(mut self, url: impl Into<String>) -> Self {
         self.portal_url = Some(url.into());
         self
@@ -235,14 +240,7 @@ impl MonitorBuilder {
         let portal_url = self
             .portal_url
             .ok_or_else(|| Error::config("portal_url", "the portal's base URL is required"))?;
-        if !(portal_url.starts_with("https://") || portal_url.starts_with("http://"))
-            || portal_url.chars().any(char::is_whitespace)
-        {
-            return Err(Error::config(
-                "portal_url",
-                format!("{portal_url:?} is not an http(s) URL"),
-            ));
-        }
+        let portal_url = Self::checked_portal_url(&portal_url)?;
         if self.notifiers.is_empty() {
             return Err(Error::config(
                 "notifiers",
@@ -319,6 +317,52 @@ impl MonitorBuilder {
     }
 }
 
+impl MonitorBuilder {
+    /// The base URL [`build`](Self::build) makes of `url` (see
+    /// [`portal_url`](Self::portal_url)): `url` ending in `/`, or an
+    /// [`Error::InvalidConfig`] naming `portal_url` and what to write instead.
+    ///
+    /// ```
+    /// use continuity_core::MonitorBuilder;
+    ///
+    /// let base = MonitorBuilder::checked_portal_url("https://gw.example/continuity").unwrap();
+    /// assert_eq!(base, "https://gw.example/continuity/");
+    /// assert!(MonitorBuilder::checked_portal_url("https://gw.example/c?link=").is_err());
+    /// ```
+    pub fn checked_portal_url(url: &str) -> Result<String> {
+        portal_base(url)
+    }
+}
+
+/// The portal URL links are appended to: checked, and ending in `/`.
+fn portal_base(url: &str) -> Result<String> {
+    let refuse = |why: &str| Error::config("portal_url", format!("{url:?} {why}"));
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| refuse("is not an http(s) URL"))?;
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refuse("holds white space or control characters"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(refuse(
+            "has a query or fragment: links are appended to it as a path segment, \
+             so give the portal's base path, e.g. https://gateway.example/continuity/",
+        ));
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') || host.contains('@') {
+        return Err(refuse(
+            "has no host (or carries user information): expected https://host[:port]/path/",
+        ));
+    }
+    let mut base = url.to_owned();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    Ok(base)
+}
+
 impl Monitor {
     /// A builder with the defaults.
     pub fn builder() -> MonitorBuilder {
@@ -333,6 +377,56 @@ impl Monitor {
             settings: MonitorSettings::default(),
             instance: None,
             policies: PolicyRegistry::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::ChannelKind, link::LinkKey, testing::RecordingNotifier};
+
+    fn built(url: &str) -> Result<Monitor> {
+        Monitor::builder()
+            .in_memory_store()
+            .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
+            .link_signer(LinkSigner::new(LinkKey::new("k1", [1u8; 32]).unwrap()))
+            .portal_url(url)
+            .build()
+    }
+
+    #[test]
+    fn a_portal_url_gets_the_slash_its_links_need() {
+        for (given, base) in [
+            (
+                "https://gw.example/continuity",
+                "https://gw.example/continuity/",
+            ),
+            (
+                "https://gw.example/continuity/",
+                "https://gw.example/continuity/",
+            ),
+            ("https://gw.example", "https://gw.example/"),
+            ("http://127.0.0.1:8080/c", "http://127.0.0.1:8080/c/"),
+        ] {
+            let monitor = built(given).unwrap();
+            assert_eq!(monitor.links.portal_url, base, "{given}");
+        }
+    }
+
+    #[test]
+    fn a_portal_url_links_cannot_be_appended_to_is_refused_naming_it() {
+        for (given, why) in [
+            ("gw.example/continuity/", "not an http(s) URL"),
+            ("ftp://gw.example/", "not an http(s) URL"),
+            ("https://gw.example/c?link=", "query or fragment"),
+            ("https://gw.example/c/#", "query or fragment"),
+            ("https:///c/", "no host"),
+            ("https://user@gw.example/c/", "no host"),
+            ("https://gw.example/c /", "white space"),
+        ] {
+            let e = built(given).unwrap_err().to_string();
+            assert!(e.contains("portal_url") && e.contains(why), "{given}: {e}");
         }
     }
 }

@@ -48,17 +48,63 @@ impl Monitor {
         // The probes this instance holds go back to the store unchecked, so
         // that the next owners check them at once rather than after their
         // leases.
+        self.release_held_probes().await;
+        self.parts.store.as_ref().release_shards(instance).await?;
+        saved.map(|_| ())
+    }
+
+    /// Leaves things for the next instance (or the next start of this one)
+    /// to take up at once: call it once, after the last tick, when the
+    /// process stops cleanly (`continuity::service::Runner` does).
+    ///
+    /// - In a [cluster](super::MonitorBuilder::cluster) it is
+    ///   [`leave_cluster`](Self::leave_cluster): baselines saved, held
+    ///   probes handed back, shards released.
+    /// - A single instance saves the learned baselines
+    ///   ([`save_baselines`](Self::save_baselines)), hands the probes it
+    ///   holds in memory back to the store unchecked, due when they were
+    ///   (so that the next start checks them at its first tick rather than
+    ///   after their lease, 2 minutes by default), and stores the probes it
+    ///   kept in memory while the store could not take them.
+    ///
+    /// A tick after this works, but holds new probes again.
+    ///
+    /// Errors: the store's, from saving the baselines or (in a cluster)
+    /// releasing the shards. A probe the store does not take back is logged
+    /// and waits out its lease; everything else is still attempted.
+    pub async fn shut_down(&self) -> Result<()> {
+        if self.cluster.instance.is_some() {
+            return self.leave_cluster().await;
+        }
+        let saved = self.save_baselines().await;
+        if let Err(e) = &saved {
+            warn!(error = %e, "saving the baselines at shutdown failed");
+        }
+        self.release_held_probes().await;
+        let mut local = std::mem::take(&mut *lock(&self.outage.local_probes));
+        if !local.is_empty() {
+            let count = local.len();
+            if let Err(e) = self.parts.store.as_ref().put_probes(&mut local).await {
+                warn!(count, error = %e, "probes kept in memory while the store was unreachable are lost at shutdown");
+            }
+        }
+        saved.map(|_| ())
+    }
+
+    /// Hands the probes this instance holds back to the store, unchecked.
+    async fn release_held_probes(&self) {
         let released = released(std::mem::take(&mut *lock(&self.ticks.held_probes)));
+        if released.is_empty() {
+            return;
+        }
         for (s, r) in released
             .iter()
             .zip(self.parts.store.as_ref().settle_probes(&released).await)
         {
             if let Err(e) = r {
-                warn!(instance, tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "releasing a held probe failed; its lease will run out");
+                warn!(tenant = %s.tenant, probe_id = %s.probe_id, error = %e, "releasing a held probe failed; its lease will run out");
             }
         }
-        self.parts.store.as_ref().release_shards(instance).await?;
-        saved.map(|_| ())
     }
 
     /// Renews this instance's shards and takes over or gives up shards as

@@ -1,0 +1,492 @@
+//! Building a [`Service`] from a [`ServiceConfig`]: secrets and files read,
+//! notifiers wrapped in a `Delivery`, probes per tenant, the store opened,
+//! the Monitor built and the tenants registered.
+
+use std::{collections::BTreeMap, fmt, sync::Arc};
+
+use continuity_core::{
+    Clock, Direction, Error, Monitor, MonitorBuilder, SystemClock,
+    arrival::ArrivalRegistry,
+    hook::ContinuityHook,
+    memory::InMemoryEventStore,
+    notify::Notifier,
+    probe::{MailProbe, ProbeSender},
+    store::EventStore,
+};
+use continuity_ews::{EwsProbe, EwsTenantProbe, error::EwsError};
+use continuity_graph::{
+    AppRegistration, Authority, GraphClient, GraphError, GraphProbe, GraphTenantProbe, TokenCache,
+    TokenClient,
+};
+use continuity_notify::{NotifyError, delivery::Delivery};
+use continuity_portal::PortalOptions;
+
+use super::{
+    config::{ProbeRef, ServiceConfig, StoreKind, from_core, from_core_at},
+    error::{ServiceError, tenant_label},
+    probes::TenantProbes,
+    runner::{Runner, RunnerSettings},
+};
+
+/// Customises the Monitor a [`ServiceBuilder`] builds (policies of the
+/// embedder's own, say).
+type Customize = Box<dyn FnOnce(MonitorBuilder) -> MonitorBuilder + Send>;
+
+/// Builds a [`Service`] from a [`ServiceConfig`], with what a file cannot
+/// hold: the clock (the system's by default), the embedder's
+/// [`ContinuityHook`], and anything else the [`MonitorBuilder`] takes.
+pub struct ServiceBuilder<'a> {
+    config: &'a ServiceConfig,
+    clock: Arc<dyn Clock>,
+    hook: Option<Arc<dyn ContinuityHook>>,
+    customize: Option<Customize>,
+}
+
+impl fmt::Debug for ServiceBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceBuilder")
+            .field("hook", &self.hook)
+            .field("customized", &self.customize.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceConfig {
+    /// A builder of the service this configuration describes.
+    pub fn service(&self) -> ServiceBuilder<'_> {
+        ServiceBuilder {
+            config: self,
+            clock: Arc::new(SystemClock),
+            hook: None,
+            customize: None,
+        }
+    }
+}
+
+impl ServiceBuilder<'_> {
+    /// The clock of the Monitor and of every adapter (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The embedder's hook, called when a continuity event starts and ends.
+    pub fn hook(mut self, hook: Arc<dyn ContinuityHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Applies `f` to the [`MonitorBuilder`] once the configuration is in
+    /// it, before it is built: to register policies of the embedder's own
+    /// ([`MonitorBuilder::policy`]), say.
+    pub fn monitor(
+        mut self,
+        f: impl FnOnce(MonitorBuilder) -> MonitorBuilder + Send + 'static,
+    ) -> Self {
+        self.customize = Some(Box::new(f));
+        self
+    }
+
+    /// Reads the secrets and files, builds the notifiers (in one
+    /// `Delivery`), the probes and the portal options, opens the store,
+    /// builds the Monitor and registers the tenants, in that order: a
+    /// secret missing is found before the store is touched.
+    ///
+    /// # Errors
+    ///
+    /// A [`ServiceError::Config`] naming the field whose part could not be
+    /// built, with the adapter's reason: `links.keys[0].secret: env:NAME:
+    /// the environment variable is not set`, `store.sqlite: ...`,
+    /// `tenants[2] "acme": recipients[0].channel: ...`.
+    pub async fn build(self) -> Result<Service, ServiceError> {
+        let config = self.config;
+        config.check()?;
+        let clock = self.clock;
+        let signer = config.links.build().map_err(|e| match e {
+            // LinkSettings names its fields `link.…`; the file says `links`.
+            Error::InvalidConfig { field, reason } => {
+                let field = match field.as_str() {
+                    // A duplicate id: the list is where it is.
+                    "link.key" => "links.keys".to_owned(),
+                    f => match f.strip_prefix("link") {
+                        Some(rest) => format!("links{rest}"),
+                        None => format!("links.{f}"),
+                    },
+                };
+                ServiceError::config(field, reason)
+            }
+            e => from_core("links.", e),
+        })?;
+        let portal = config
+            .portal
+            .build()
+            .map_err(|e| ServiceError::config("portal.csrf_key", e.to_string()))?;
+        let delivery = Arc::new(notifiers(config, &clock)?);
+        let arrivals = Arc::new(ArrivalRegistry::default());
+        let probes = probes(config, &clock, &arrivals)?;
+        let portal_url =
+            MonitorBuilder::checked_portal_url(&config.portal_url).map_err(|e| from_core("", e))?;
+        let store = open_store(config).await?;
+
+        let mut builder = Monitor::builder()
+            .store(store)
+            .clock(clock)
+            .settings(config.monitor.clone())
+            .link_signer(signer)
+            .portal_url(config.portal_url.clone());
+        for notifier in delivery.notifiers() {
+            builder = builder.notifier(notifier);
+        }
+        if let Some(probes) = probes {
+            builder = builder
+                .probe(Direction::Inbound, probes.clone())
+                .probe(Direction::Outbound, probes);
+        }
+        if let Some(hook) = self.hook {
+            builder = builder.hook(hook);
+        }
+        if let Some(cluster) = &config.store.cluster {
+            builder = builder.cluster(cluster.clone());
+        }
+        if let Some(customize) = self.customize {
+            builder = customize(builder);
+        }
+        let monitor = Arc::new(builder.build().map_err(|e| match e {
+            Error::InvalidConfig { field, reason } => {
+                let field = match field.as_str() {
+                    "settings" => "monitor".into(),
+                    "cluster" => "store.cluster".into(),
+                    _ => field,
+                };
+                ServiceError::config(field, reason)
+            }
+            e => ServiceError::config("monitor", e.to_string()),
+        })?);
+
+        for (i, tenant) in config.tenants.iter().enumerate() {
+            let mut tenant_config = tenant.config.clone();
+            if tenant.mail_probe.is_none() {
+                // Watched passively: a round with no probe to send would
+                // only report an error.
+                tenant_config.probes.inbound = false;
+                tenant_config.probes.outbound = false;
+            }
+            let label = tenant_label(i, Some(tenant_config.tenant.as_str()), "");
+            monitor
+                .register_tenant(tenant_config)
+                .await
+                .map_err(|e| from_core_at(&label, e))?;
+        }
+        Ok(Service {
+            monitor,
+            arrivals,
+            portal_url,
+            portal,
+            delivery,
+            runner: config.runner,
+        })
+    }
+}
+
+/// A service built from its configuration: the [`Monitor`] with its
+/// tenants registered, and what the embedder wires around it.
+#[derive(Debug)]
+pub struct Service {
+    monitor: Arc<Monitor>,
+    arrivals: Arc<ArrivalRegistry>,
+    portal_url: String,
+    portal: PortalOptions,
+    delivery: Arc<Delivery>,
+    runner: RunnerSettings,
+}
+
+impl Service {
+    /// The Monitor: `observe` from the gateway's delivery path.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+
+    /// Where the gateway reports the outbound probes it receives
+    /// (`ArrivalRegistry::record`), for the probes to find them.
+    pub fn arrivals(&self) -> &Arc<ArrivalRegistry> {
+        &self.arrivals
+    }
+
+    /// The portal's base URL as links carry it (ending in `/`).
+    pub fn portal_url(&self) -> &str {
+        &self.portal_url
+    }
+
+    /// The path of [`portal_url`](Self::portal_url) without its final `/`
+    /// (`/continuity` for `https://gateway.example/continuity/`; empty
+    /// for a portal at the root): where to nest
+    /// [`portal_router`](Self::portal_router).
+    pub fn portal_path(&self) -> &str {
+        path_of(&self.portal_url)
+    }
+
+    /// The portal's options (the router's second input).
+    pub fn portal_options(&self) -> &PortalOptions {
+        &self.portal
+    }
+
+    /// The portal's router, to nest under [`portal_path`](Self::portal_path).
+    pub fn portal_router(&self) -> axum::Router {
+        continuity_portal::router(self.monitor.clone(), self.portal.clone())
+    }
+
+    /// The delivery every notifier goes through (its records, its breakers).
+    pub fn delivery(&self) -> &Arc<Delivery> {
+        &self.delivery
+    }
+
+    /// The tick loop as configured (see [`Runner`]).
+    pub fn runner(&self) -> Runner {
+        Runner::from_parts(self.monitor.clone(), self.runner)
+    }
+}
+
+fn notifiers(config: &ServiceConfig, clock: &Arc<dyn Clock>) -> Result<Delivery, ServiceError> {
+    let n = &config.notifiers;
+    let mut delivery = Delivery::builder(clock.clone());
+    let refused = |section: &str, e: NotifyError| match e {
+        NotifyError::Config { field, reason, .. } => {
+            ServiceError::config(format!("notifiers.{section}.{field}"), reason)
+        }
+        e => ServiceError::config(format!("notifiers.{section}"), e.to_string()),
+    };
+    if let Some(sms) = &n.sms {
+        let sms: Arc<dyn Notifier> = Arc::new(sms.notifier().map_err(|e| refused("sms", e))?);
+        delivery = delivery.channel(sms);
+    }
+    if let Some(email) = &n.email {
+        let email: Arc<dyn Notifier> = Arc::new(
+            email
+                .notifier(clock.clone())
+                .map_err(|e| refused("email", e))?,
+        );
+        delivery = delivery.channel(email);
+    }
+    if let Some(webhook) = &n.webhook {
+        let webhook: Arc<dyn Notifier> = Arc::new(
+            webhook
+                .notifier(clock.clone())
+                .map_err(|e| refused("webhook", e))?,
+        );
+        delivery = delivery.channel(webhook);
+    }
+    delivery
+        .settings(&n.delivery)
+        .build()
+        .map_err(|e| refused("delivery", e))
+}
+
+/// The probe routing each tenant to its own, or `None` when no tenant has one.
+fn probes(
+    config: &ServiceConfig,
+    clock: &Arc<dyn Clock>,
+    arrivals: &Arc<ArrivalRegistry>,
+) -> Result<Option<Arc<dyn MailProbe>>, ServiceError> {
+    let p = &config.probes;
+    if config.tenants.iter().all(|t| t.mail_probe.is_none()) {
+        return Ok(None);
+    }
+    let sender: Option<Arc<dyn ProbeSender>> = match &p.smtp_sender {
+        None => None,
+        Some(s) => Some(Arc::new(s.sender().map_err(|e| match e {
+            EwsError::InvalidConfig { field, reason } => ServiceError::config(
+                format!(
+                    "probes.smtp_sender.{}",
+                    field.strip_prefix("smtp.").unwrap_or(field)
+                ),
+                reason,
+            ),
+            e => ServiceError::config("probes.smtp_sender", e.to_string()),
+        })?)),
+    };
+    let gateway = p.gateway_address.clone().unwrap_or_default();
+
+    // One token cache for every app registration: Graph's tokens and, for
+    // EWS with bearer authentication, Exchange Online's.
+    let tokens = if p.graph.is_empty() {
+        None
+    } else {
+        Some(TokenCache::new(TokenClient::new(clock.clone()).map_err(
+            |e| ServiceError::config("probes.graph", e.to_string()),
+        )?))
+    };
+    let mut apps: BTreeMap<&str, (Arc<AppRegistration>, GraphClient)> = BTreeMap::new();
+    for (name, g) in &p.graph {
+        let Some(tokens) = &tokens else { break };
+        let at = |part: &str, e: GraphError| match e {
+            GraphError::InvalidConfig { field, reason } => {
+                ServiceError::config(format!("probes.graph.{name}.{part}.{field}"), reason)
+            }
+            e => ServiceError::config(format!("probes.graph.{name}.{part}"), e.to_string()),
+        };
+        let app = Arc::new(g.app.build(clock.as_ref()).map_err(|e| at("app", e))?);
+        let scope = app.authority().graph_scope().ok_or_else(|| {
+            ServiceError::config(
+                format!("probes.graph.{name}.app.authority"),
+                "a custom authority has no known Graph scope; use public, us_government or china",
+            )
+        })?;
+        let client = GraphClient::new(
+            g.client
+                .config(app.authority())
+                .map_err(|e| at("client", e))?,
+            Arc::new(tokens.source(app.clone(), scope)),
+            clock.clone(),
+        )
+        .map_err(|e| at("client", e))?;
+        apps.insert(name, (app, client));
+    }
+    build_probes(config, gateway, arrivals, sender, &apps, tokens.as_ref())
+}
+
+/// The scope of Exchange Online's EWS in `authority`'s cloud.
+fn ews_scope(authority: &Authority) -> Option<&'static str> {
+    match authority {
+        Authority::Public => Some("https://outlook.office365.com/.default"),
+        Authority::UsGovernment => Some("https://outlook.office365.us/.default"),
+        Authority::China => Some("https://partner.outlook.cn/.default"),
+        _ => None,
+    }
+}
+
+fn build_probes(
+    config: &ServiceConfig,
+    gateway: String,
+    arrivals: &Arc<ArrivalRegistry>,
+    sender: Option<Arc<dyn ProbeSender>>,
+    apps: &BTreeMap<&str, (Arc<AppRegistration>, GraphClient)>,
+    tokens: Option<&Arc<TokenCache>>,
+) -> Result<Option<Arc<dyn MailProbe>>, ServiceError> {
+    let p = &config.probes;
+    let mut accounts = BTreeMap::new();
+    for (name, account) in &p.ews {
+        let field = format!("probes.ews.{name}");
+        let bearer = match (&account.app, tokens) {
+            (Some(app), Some(tokens)) => {
+                let (registration, _) = apps.get(app.as_str()).ok_or_else(|| {
+                    ServiceError::config(
+                        format!("{field}.app"),
+                        format!("no app registration [probes.graph.{app}]"),
+                    )
+                })?;
+                let scope = ews_scope(registration.authority()).ok_or_else(|| {
+                    ServiceError::config(
+                        format!("{field}.app"),
+                        "a custom authority has no known EWS scope; use public, us_government or china",
+                    )
+                })?;
+                let source: Arc<dyn continuity_core::access_token::AccessTokenSource> =
+                    Arc::new(tokens.source(registration.clone(), scope));
+                Some(source)
+            }
+            _ => None,
+        };
+        let client = account.client.client(bearer).map_err(|e| match e {
+            EwsError::InvalidConfig { field: f, reason } => {
+                ServiceError::config(format!("{field}.client.{f}"), reason)
+            }
+            e => ServiceError::config(format!("{field}.client"), e.to_string()),
+        })?;
+        accounts.insert(name.as_str(), client);
+    }
+    let ews = Arc::new(EwsProbe::new(
+        gateway.clone(),
+        arrivals.clone(),
+        sender.clone(),
+    ));
+    let graph = Arc::new(GraphProbe::new(gateway, arrivals.clone(), sender));
+    let mut routes = TenantProbes::default();
+    for (i, tenant) in config.tenants.iter().enumerate() {
+        let Some(probe) = &tenant.mail_probe else {
+            continue;
+        };
+        let id = tenant.config.tenant.clone();
+        let label = || tenant_label(i, Some(id.as_str()), "mail_probe");
+        let chosen = probe
+            .probe()
+            .map_err(|reason| ServiceError::config(label(), reason))?;
+        match chosen {
+            ProbeRef::Ews(name) => {
+                let client = accounts.get(name).ok_or_else(|| {
+                    ServiceError::config(label(), format!("no EWS account [probes.ews.{name}]"))
+                })?;
+                ews.set_tenant(
+                    id.clone(),
+                    EwsTenantProbe {
+                        client: client.clone(),
+                        outbound_from: probe.outbound_from.clone(),
+                        inbound_mailbox: probe.inbound_mailbox.clone(),
+                        save_sent_copy: probe.save_sent_copy,
+                    },
+                );
+                routes.insert(id, ews.clone());
+            }
+            ProbeRef::Graph(name) => {
+                let (_, client) = apps.get(name).ok_or_else(|| {
+                    ServiceError::config(
+                        label(),
+                        format!("no app registration [probes.graph.{name}]"),
+                    )
+                })?;
+                graph.set_tenant(
+                    id.clone(),
+                    GraphTenantProbe {
+                        client: client.clone(),
+                        outbound_from: probe.outbound_from.clone(),
+                        inbound_mailbox: probe.inbound_mailbox.clone(),
+                    },
+                );
+                routes.insert(id, graph.clone());
+            }
+        }
+    }
+    Ok(Some(Arc::new(routes)))
+}
+
+async fn open_store(config: &ServiceConfig) -> Result<Arc<dyn EventStore>, ServiceError> {
+    Ok(match config.store.kind()? {
+        #[cfg(feature = "sqlite")]
+        StoreKind::Sqlite(s) => Arc::new(
+            s.open()
+                .await
+                .map_err(|e| ServiceError::config("store.sqlite", e.to_string()))?,
+        ),
+        #[cfg(feature = "postgres")]
+        StoreKind::Postgres(s) => Arc::new(
+            s.connect()
+                .await
+                .map_err(|e| ServiceError::config("store.postgres", e.to_string()))?,
+        ),
+        StoreKind::Memory(_) => Arc::new(InMemoryEventStore::new()),
+    })
+}
+
+/// The path of an `http(s)://host/path/` URL, without its final `/`.
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    rest.find('/')
+        .map_or("", |slash| &rest[slash..])
+        .trim_end_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn the_portal_path_is_the_url_path_without_its_final_slash() {
+        for (url, path) in [
+            ("https://gw.example/continuity/", "/continuity"),
+            ("https://gw.example:8443/a/b/", "/a/b"),
+            ("https://gw.example/", ""),
+            ("http://127.0.0.1:8080/c/", "/c"),
+        ] {
+            assert_eq!(path_of(url), path, "{url}");
+        }
+    }
+}
