@@ -34,7 +34,7 @@ impl Rng {
 
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 }
 
@@ -62,11 +62,18 @@ pub struct Outage {
 /// The recipients every tenant has: two webhooks on the test's receiver.
 pub const RECIPIENTS: [&str; 2] = ["ops-a", "ops-b"];
 
+/// The fewest samples in a window for a verdict.
+pub const MIN_SAMPLES: u32 = 12;
+
 /// The tenants' configuration: failures judged on a rate over a short
-/// window, so that a burst of failures raises within minutes and a
-/// restarted instance's empty window refills quickly; no learned
-/// baseline (the day is too short for it to matter) and no probes (the
-/// traffic is the gateway's).
+/// window, so that a burst of failures raises within minutes, with a
+/// minimum of samples that all of the tenant's traffic reaches in three
+/// minutes and a third of it (what one instance of three sees without
+/// sharing) only in eight: an owner that does not count every node's
+/// observations alerts minutes late. A restarted owner's window (not
+/// persisted) is unknown until it holds that many again, which neither
+/// raises nor clears. No learned baseline (the day is too short for it to
+/// matter) and no probes (the traffic is the gateway's).
 pub fn tenant_config(tenant: &TenantId, receiver: &str) -> TenantConfig {
     let recipients = RECIPIENTS
         .iter()
@@ -79,7 +86,7 @@ pub fn tenant_config(tenant: &TenantId, receiver: &str) -> TenantConfig {
         d.latency = None;
         d.failures = Some(FailureThreshold {
             limit: FailureLimit::Rate(0.5),
-            min_samples: 5,
+            min_samples: MIN_SAMPLES,
         });
     }
     config.probes.inbound = false;
