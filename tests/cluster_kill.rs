@@ -178,6 +178,15 @@ impl Cluster {
     }
 }
 
+/// The seed of the traffic and the kills: [`SEED`], or
+/// `CONTINUITY_CLUSTER_KILL_SEED` to try another day.
+fn seed() -> u64 {
+    std::env::var("CONTINUITY_CLUSTER_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED)
+}
+
 fn owner_routing() -> bool {
     std::env::var("CONTINUITY_CLUSTER_KILL_ROUTE").is_ok_and(|v| v == "owner")
 }
@@ -194,6 +203,8 @@ fn three_processes_killed_at_random_alert_like_one_instance() {
         .build()
         .expect("a runtime");
     let schema = unique_schema("cluster_kill");
+    // Declared before the nodes, so dropped after them, pass or fail.
+    let _schema_guard = SchemaGuard(schema.clone());
     let url = pg_url();
     // Connecting creates and migrates the schema once, before the nodes.
     let store = rt
@@ -251,9 +262,10 @@ fn three_processes_killed_at_random_alert_like_one_instance() {
         cluster.spawn(slot, (*name).to_string(), minute(0));
     }
 
-    let mut traffic_rng = Rng::new(SEED);
-    let mut route_rng = Rng::new(SEED ^ 0xA5A5);
-    let mut kill_rng = Rng::new(SEED ^ 0x5A5A);
+    let seed = seed();
+    let mut traffic_rng = Rng::new(seed);
+    let mut route_rng = Rng::new(seed ^ 0xA5A5);
+    let mut kill_rng = Rng::new(seed ^ 0x5A5A);
     let kills = kill_plan(&mut kill_rng, &plan);
     let by_owner = owner_routing();
     let mut kill_records: Vec<KillRecord> = Vec::new();
@@ -411,6 +423,20 @@ fn three_processes_killed_at_random_alert_like_one_instance() {
         assert_eq!(answer["left"], true, "{answer}");
     }
 
+    assert!(
+        kill_records.len() >= RANDOM_KILLS + AIMED_KILLS,
+        "{} kills",
+        kill_records.len()
+    );
+    assert!(
+        kill_records.iter().any(|k| k.restarted_as == k.instance)
+            && kill_records.iter().any(|k| k.restarted_as != k.instance),
+        "restarts under the same name and under a new one"
+    );
+    assert!(
+        checkpoints >= (DAY / 30) as u64,
+        "{checkpoints} portal checkpoints"
+    );
     let log = receiver.take();
     let received = log.received;
     assert!(
@@ -420,7 +446,7 @@ fn three_processes_killed_at_random_alert_like_one_instance() {
     );
     let reference_sent = ref_sent.messages();
     println!(
-        "{} requests received, {} kills, {} portal checkpoints, routing {}",
+        "seed {seed}: {} requests received, {} kills, {} portal checkpoints, routing {}",
         received.len(),
         kill_records.len(),
         checkpoints,
@@ -602,7 +628,33 @@ fn three_processes_killed_at_random_alert_like_one_instance() {
         problems.join("\n")
     );
     assert!(tick_errors.is_empty(), "tick errors: {tick_errors:?}");
-    rt.block_on(store.drop_schema()).expect("drop the schema");
+}
+
+/// Drops the test's schema when the test ends, passed or failed.
+struct SchemaGuard(String);
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await
+            {
+                tokio::spawn(conn);
+                if let Err(e) = client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0))
+                    .await
+                {
+                    eprintln!("dropping schema {}: {e}", self.0);
+                }
+            }
+        });
+    }
 }
 
 /// Whether a node that owned `t` was killed from minute `from` to `until`.
