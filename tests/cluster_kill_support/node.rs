@@ -17,7 +17,11 @@
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
-    sync::Arc,
+    sync::{
+        Arc,
+        mpsc::{self, Receiver, RecvTimeoutError, Sender},
+    },
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -242,6 +246,29 @@ impl Node {
     }
 }
 
+/// Forwards the node's answers until its stdout ends.
+fn read_answers(mut stdout: BufReader<ChildStdout>, answers: &Sender<Value>) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdout.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                // The harness's "test cluster_kill_node ... " may start the
+                // first answer's line.
+                if let Some(at) = line.find(REPLY) {
+                    let answer = line[at + REPLY.len()..].trim_end();
+                    let answer = serde_json::from_str(answer)
+                        .unwrap_or_else(|e| Value::String(format!("not JSON ({e}): {answer}")));
+                    if answers.send(answer).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The webhook notifier, to the receiver's plain-HTTP port: a tenant's
 /// webhook recipient must be an `https://` URL (`TenantConfig` refuses
 /// others), while `WebhookConfig::allow_plain_http` exists for local
@@ -270,8 +297,13 @@ pub struct NodeProcess {
     pub instance: String,
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// The answers, read by a thread of their own so that a node that
+    /// hangs fails the test instead of blocking it.
+    answers: Receiver<Value>,
 }
+
+/// The longest a node may take to answer one command.
+const ANSWER_WITHIN: Duration = Duration::from_secs(60);
 
 impl NodeProcess {
     /// Starts a node and waits until it is ready (connected, tenants registered).
@@ -292,11 +324,13 @@ impl NodeProcess {
             .expect("start a node");
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || read_answers(stdout, &tx));
         let mut node = NodeProcess {
             instance: spec.instance.clone(),
             child,
             stdin,
-            stdout,
+            answers,
         };
         let ready = node
             .read()
@@ -313,21 +347,17 @@ impl NodeProcess {
     }
 
     /// The next answer; `None` when the process ended.
+    ///
+    /// # Panics
+    /// When the node answers nothing within [`ANSWER_WITHIN`].
     pub fn read(&mut self) -> Option<Value> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match self.stdout.read_line(&mut line) {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {
-                    // The harness's "test cluster_kill_node ... " may
-                    // start the first answer's line.
-                    if let Some(at) = line.find(REPLY) {
-                        let answer = line[at + REPLY.len()..].trim_end();
-                        return Some(serde_json::from_str(answer).expect("a JSON answer"));
-                    }
-                }
-            }
+        match self.answers.recv_timeout(ANSWER_WITHIN) {
+            Ok(answer) => Some(answer),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "node {} answered nothing within {ANSWER_WITHIN:?}",
+                self.instance
+            ),
         }
     }
 
