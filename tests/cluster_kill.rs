@@ -1,22 +1,26 @@
 //! Three instances in separate processes on one PostgreSQL, a simulated day
-//! of spread traffic with two outages, and instances killed with SIGKILL at
-//! random (issue #16, item 3).
+//! of spread traffic with four outages, and instances killed with SIGKILL
+//! (issue #16, item 3).
 //!
-//! Each node is this test binary run again (`cluster_kill_support/node.rs`), driven line by line
-//! by the test: observations, ticks (one a simulated minute, so the day
-//! takes seconds), portal views. Every observation goes to exactly one
-//! live node, chosen at random, as a load balancer would spread it. Alerts
-//! go through the real webhook notifier, signed, to a receiver in this
-//! process (`cluster_kill_support/receiver.rs`). The same traffic runs through one in-process
-//! instance on an in-memory store: the cluster must alert like it.
+//! Each node is this test binary run again (`cluster_kill_support/node.rs`),
+//! driven line by line by the test: observations, ticks (one a simulated
+//! minute, so the day takes about a minute of wall time in a debug build),
+//! portal views. Every observation goes to exactly one live node, chosen
+//! at random, as a load balancer would spread it. Alerts go through the
+//! real webhook notifier, signed, to a receiver in this process
+//! (`cluster_kill_support/receiver.rs`), which holds each request 150 ms
+//! before answering. The same traffic runs through one in-process instance
+//! on an in-memory store: the cluster must alert like it.
 //!
-//! Kills: twelve, each at a random moment of a tick (the victim is killed
-//! a few milliseconds after the tick was sent, whatever it was doing then),
-//! ten on a random node at random minutes and two on the owner of an
-//! outage's tenant just after the outage began. A killed node restarts 1
-//! to 4 minutes later, half the time under its old instance name (a pod of
-//! a stateful set: it renews the shard leases it held at once) and half the
-//! time under a new one (a replaced machine: its old name's shards wait for
+//! Kills, fourteen: ten of a random node at random minutes, two of the
+//! owner of an outage's tenant two minutes into the outage (each a few
+//! milliseconds after the tick was sent, whatever the node was doing
+//! then), and two of the owner of a tenant whose alert the receiver is
+//! holding (a delivery in flight: it is sent again, with the same key,
+//! once the outbox lease runs out). A killed node restarts 1 to 4 minutes
+//! later, half the time under its old instance name (a pod of a stateful
+//! set: it renews the shard leases it held at once) and half the time
+//! under a new one (a replaced machine: its old name's shards wait for
 //! their lease, 2 minutes, to run out before the others take them over).
 //!
 //! What is checked:
@@ -25,19 +29,21 @@
 //!   id missing (the store's count of alerts decided is the count
 //!   received), nothing else; a tenant without an outage gets nothing;
 //! - a request received more than once carries the same idempotency key
-//!   and the same alert (counted and printed);
-//! - the first alert comes at most one tick after the single instance's;
-//!   when the tenant's owner was killed between the outage's start and the
-//!   single instance's alert, at most a lease and one tick after it plus
-//!   the time the new owner's window (not persisted) takes to fill again:
-//!   [`TAKEOVER_BOUND`];
+//!   and the same alert, and an alert always the same key (duplicates
+//!   counted and printed);
+//! - the first alert and the resolved notice come at most one tick after
+//!   the single instance's; when the tenant's owner was killed after the
+//!   outage began (ended) and before both had alerted, at most
+//!   [`TAKEOVER_BOUND`] after it (the lease, a tick, and the time the new
+//!   owner's window, not persisted, takes to fill again);
 //! - every 30 minutes and after every restart, the portal on every live
-//!   node shows each tenant at the same version and state, the store's.
+//!   node shows each tenant at the same version and state, the store's;
+//! - no tick reports an error; the outbox is empty at the end.
 //!
 //! `CONTINUITY_CLUSTER_KILL_ROUTE=owner` routes each observation to its
 //! tenant's owner instead of spreading it: the routing an embedder needs
 //! while observations count only on the owner. The test spreads unless
-//! told so.
+//! told so. `CONTINUITY_CLUSTER_KILL_SEED` plays another day.
 //!
 //! PostgreSQL is required (`CONTINUITY_TEST_PG`, or 127.0.0.1:5432): the
 //! test fails, naming the server, when it cannot connect.
