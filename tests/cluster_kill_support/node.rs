@@ -173,7 +173,8 @@ impl Node {
         let (mut counted, mut errors) = (0u64, Vec::new());
         for o in batch {
             match self.monitor.observe(o) {
-                Ok(Recorded::Counted) => counted += 1,
+                // Forwarded: on its way to the owner, counted there.
+                Ok(Recorded::Counted | Recorded::Forwarded) => counted += 1,
                 Ok(Recorded::TooOld) => errors.push("an observation was too old".to_string()),
                 Err(e) => errors.push(e.to_string()),
             }
