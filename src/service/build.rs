@@ -24,8 +24,9 @@ use continuity_portal::PortalOptions;
 use super::{
     config::{ProbeRef, ServiceConfig, StoreKind, from_core, from_core_at},
     error::{ServiceError, tenant_label},
+    http::{HttpSettings, observe_router},
     probes::TenantProbes,
-    runner::{Runner, RunnerSettings},
+    runner::{RunSummary, Runner, RunnerSettings},
 };
 
 /// Customises the Monitor a [`ServiceBuilder`] builds (policies of the
@@ -184,6 +185,7 @@ impl ServiceBuilder<'_> {
             portal,
             delivery,
             runner: config.runner,
+            http: config.http.clone(),
         })
     }
 }
@@ -198,6 +200,7 @@ pub struct Service {
     portal: PortalOptions,
     delivery: Arc<Delivery>,
     runner: RunnerSettings,
+    http: HttpSettings,
 }
 
 impl Service {
@@ -243,6 +246,82 @@ impl Service {
     /// The tick loop as configured (see [`Runner`]).
     pub fn runner(&self) -> Runner {
         Runner::from_parts(self.monitor.clone(), self.runner)
+    }
+
+    /// The HTTP server as configured (`[http]`).
+    pub fn http_settings(&self) -> &HttpSettings {
+        &self.http
+    }
+
+    /// What the service answers over HTTP: the portal under
+    /// [`portal_path`](Self::portal_path) and the gateway's `POST /observe`
+    /// (see [`ObservationInput`](super::http::ObservationInput)). Merge the
+    /// embedder's own routes (`/metrics`, `/healthz`) into it, or pass them
+    /// to [`serve`](Self::serve).
+    pub fn router(&self) -> axum::Router {
+        let observe = observe_router(self.monitor.clone());
+        match self.portal_path() {
+            "" => observe.merge(self.portal_router()),
+            path => observe.nest(path, self.portal_router()),
+        }
+    }
+
+    /// Runs the whole service until `shutdown` completes: the HTTP server
+    /// on `[http] listen` ([`router`](Self::router) merged with `extra`,
+    /// within the timeouts of [`HttpSettings`]) and the tick loop. At
+    /// shutdown the server stops accepting and lets the requests in flight
+    /// finish, the running tick is finished, and the monitor hands back
+    /// what it holds ([`Monitor::shut_down`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError`] naming `http.listen` if the address cannot be
+    /// bound; the errors of [`Runner::run_until`].
+    pub async fn serve(
+        self,
+        extra: axum::Router,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<RunSummary, ServiceError> {
+        let listener = tokio::net::TcpListener::bind(&self.http.listen)
+            .await
+            .map_err(|e| {
+                ServiceError::config(
+                    "http.listen",
+                    format!("cannot listen on {}: {e}", self.http.listen),
+                )
+            })?;
+        self.serve_on(listener, extra, shutdown).await
+    }
+
+    /// [`serve`](Self::serve) on a listener the caller bound (port 0 in
+    /// tests, or a socket handed over by systemd).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Runner::run_until`].
+    pub async fn serve_on(
+        self,
+        listener: tokio::net::TcpListener,
+        extra: axum::Router,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<RunSummary, ServiceError> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            // A dropped sender also means stop.
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let app = self.router().merge(extra);
+        let http = super::http::serve(listener, app, &self.http, wait(stopped.clone()));
+        let ticks = self.runner().run_until(wait(stopped));
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        let (served, ran, ()) = tokio::join!(http, ticks, signal);
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the HTTP server stopped with an error");
+        }
+        ran.map_err(|e| ServiceError::config("monitor", e.to_string()))
     }
 }
 

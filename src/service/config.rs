@@ -23,7 +23,7 @@ use continuity_store::PostgresSettings;
 use continuity_store::SqliteSettings;
 
 use super::error::{ServiceError, tenant_label};
-use super::runner::RunnerSettings;
+use super::{http::HttpSettings, runner::RunnerSettings};
 
 /// A whole service as configured: the store, the engine's settings, the
 /// link keys, the portal, the notifiers, the mail probes and the tenants.
@@ -50,6 +50,9 @@ pub struct ServiceConfig {
     /// The tick loop (every field optional; see [`RunnerSettings`]).
     #[serde(default)]
     pub runner: RunnerSettings,
+    /// The HTTP server (every field optional; see [`HttpSettings`]).
+    #[serde(default)]
+    pub http: HttpSettings,
     /// The portal links' keys and validity.
     pub links: LinkSettings,
     /// The portal's CSRF key and body limit.

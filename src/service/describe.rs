@@ -66,6 +66,14 @@ impl fmt::Display for Summary<'_> {
         }
         writeln!(
             f,
+            "http: {} (headers within {}, requests within {}, bodies up to {} bytes)",
+            c.http.listen,
+            compact(c.http.header_timeout),
+            compact(c.http.request_timeout),
+            c.http.max_body_bytes
+        )?;
+        writeln!(
+            f,
             "ticks: every {}, backing off up to {} after failures",
             compact(c.runner.interval),
             compact(c.runner.max_backoff)

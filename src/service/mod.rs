@@ -127,6 +127,7 @@ mod build;
 mod config;
 mod describe;
 mod error;
+pub mod http;
 mod probes;
 mod runner;
 
