@@ -355,7 +355,26 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
+    // The payload columns compress with LZ4 where the server has it (the
+    // test server does: `SHOW default_toast_compression` accepts lz4).
+    let lz4_available = client
+        .batch_execute("SET LOCAL default_toast_compression = lz4")
+        .await
+        .is_ok();
+    let lz4_columns: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND a.attcompression = 'l'
+               AND (c.relname, a.attname) IN (('continuity_shared_observations', 'payload'),
+                                              ('continuity_probe_batches', 'probes'))",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lz4_columns, if lz4_available { 2 } else { 0 });
     let (shard_index, bytewise_keys): (i64, i64) = {
         let r = client
             .query_one(

@@ -130,6 +130,21 @@ CREATE TABLE continuity_probe_batches (
 );
 CREATE INDEX continuity_probe_batches_lease_until ON continuity_probe_batches (lease_until);
 "#,
+    // 8: the payloads of shared observations and held probes are JSON of up
+    // to a few MB a tick; LZ4 compresses them for a fraction of the CPU
+    // the default (pglz) takes, which halved a 100,000-tenant tick's
+    // sharing (BENCHMARKS.md, "Sharing observations"). A server built
+    // without LZ4 keeps the default.
+    r#"
+DO $$
+BEGIN
+    ALTER TABLE continuity_shared_observations ALTER COLUMN payload SET COMPRESSION lz4;
+    ALTER TABLE continuity_probe_batches ALTER COLUMN probes SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    RAISE NOTICE 'LZ4 is not available: the payloads keep the default compression';
+END
+$$;
+"#,
 ];
 
 impl PostgresStore {
