@@ -453,6 +453,11 @@ impl Monitor {
                 report.alerts += state
                     .next_alert_id
                     .saturating_sub(rt.cached.state.next_alert_id);
+                self.parts.instruments.alerts_decided(
+                    tenant,
+                    rt.cached.state.next_alert_id,
+                    &state,
+                );
                 // Not confirmed: the version stays the one it builds on;
                 // the write is tried again next tick.
                 rt.cached.state = state;
@@ -469,6 +474,11 @@ impl Monitor {
                 }
                 report.alerts += alerts;
                 let mut rt = lock(rt);
+                self.parts.instruments.alerts_decided(
+                    tenant,
+                    rt.cached.state.next_alert_id,
+                    &state,
+                );
                 if version > rt.cached.version {
                     rt.cached = Versioned { version, state };
                     rt.next_eval_at = next_eval_at;

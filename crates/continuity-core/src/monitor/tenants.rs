@@ -647,6 +647,9 @@ impl Monitor {
         let (recorded, newly_queued) = {
             let mut rt = lock(rt);
             let recorded = record(&mut rt, direction, at, outcome);
+            self.parts
+                .instruments
+                .observation(&rt.tenant, direction, outcome);
             if let Some(reply) = reply
                 && recorded == Recorded::Counted
                 && outcome.is_failure()

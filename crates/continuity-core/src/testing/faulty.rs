@@ -14,8 +14,8 @@ use crate::{
     domain::TenantId,
     error::{Error, Result},
     store::{
-        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
+        PendingProbe, ProbeSettlement, Versioned,
     },
 };
 
@@ -185,5 +185,16 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
             return Err(refused());
         }
         self.inner.load_baselines(tenant).await
+    }
+
+    // Health and metrics.
+
+    async fn outbox_counts(&self) -> Result<Option<OutboxCounts>> {
+        self.check()?;
+        self.inner.outbox_counts().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.check()?;
+        self.inner.ping().await
     }
 }

@@ -30,8 +30,8 @@ use continuity_core::{
     TenantId,
     cluster::ShardSet,
     store::{
-        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
+        PendingProbe, ProbeSettlement, Versioned,
     },
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -293,5 +293,15 @@ impl EventStore for PostgresStore {
         tenant: &TenantId,
     ) -> continuity_core::Result<Vec<BaselineRecord>> {
         self.load_baseline_records(tenant).await
+    }
+
+    // Health and metrics.
+
+    async fn outbox_counts(&self) -> continuity_core::Result<Option<OutboxCounts>> {
+        self.count_outbox().await.map(Some)
+    }
+
+    async fn ping(&self) -> continuity_core::Result<()> {
+        self.ping_database().await
     }
 }
