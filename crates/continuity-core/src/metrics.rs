@@ -1,4 +1,4 @@
-//! The metrics the engine records, through the [`metrics`](::metrics)
+//! The metrics the engine records, through the [`metrics` crate](::metrics)
 //! facade: the embedder chooses the exporter (Prometheus, StatsD, …), as it
 //! chooses the `tracing` subscriber, and installs it **before building the
 //! [`Monitor`](crate::Monitor)**: the monitor registers its instruments

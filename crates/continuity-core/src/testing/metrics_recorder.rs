@@ -1,6 +1,6 @@
 //! A metrics recorder that keeps what it is given, for tests of what the
 //! engine (or an embedder's service) records through the
-//! [`metrics`](::metrics) facade.
+//! [`metrics` crate](::metrics) facade.
 
 use std::{
     collections::HashMap,
