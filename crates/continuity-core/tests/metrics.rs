@@ -293,3 +293,97 @@ fn readme_row(m: &m::MetricInfo) -> String {
     };
     format!("| `{}` | {} | {labels} | {} |", m.name, m.kind, m.help)
 }
+
+/// Builds an instance of a cluster on `store` with `recorder` (the
+/// instruments are bound to the recorder installed when it is built).
+fn instance(
+    name: &str,
+    store: Arc<InMemoryEventStore>,
+    clock: &ManualClock,
+    recorder: &TestRecorder,
+) -> Monitor {
+    let _local = recorder.install_local();
+    Monitor::builder()
+        .store(store)
+        .clock(Arc::new(clock.clone()))
+        .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
+        .link_signer(rig_signer())
+        .portal_url(RIG_PORTAL_URL)
+        .cluster(name)
+        .build()
+        .expect("monitor")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn gauges_count_what_this_instance_owns() {
+    let store = Arc::new(InMemoryEventStore::new());
+    let clock = ManualClock::new(rig_start());
+    let (rec_a, rec_b) = (TestRecorder::new(), TestRecorder::new());
+    let a = instance("a", store.clone(), &clock, &rec_a);
+    let b = instance("b", store, &clock, &rec_b);
+    let acme = TenantId::new("acme").expect("id");
+    for m in [&a, &b] {
+        let config = TenantConfig::new(
+            acme.clone(),
+            vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+        );
+        m.register_tenant(absolute_thresholds(config, 3))
+            .await
+            .expect("registered");
+    }
+    // Joining takes a few syncs: the first instance gives half its shards up.
+    for _ in 0..3 {
+        let now = clock.advance(TimeDelta::minutes(1));
+        a.tick(now).await.expect("tick");
+        b.tick(now).await.expect("tick");
+    }
+    assert_eq!(rec_a.gauge(m::CLUSTER_SHARDS_OWNED, &[]), Some(128.0));
+    assert_eq!(rec_b.gauge(m::CLUSTER_SHARDS_OWNED, &[]), Some(128.0));
+    let (owner, other, rec_owner, rec_other) = if a.owned_shards().holds(&acme) {
+        (&a, &b, &rec_a, &rec_b)
+    } else {
+        (&b, &a, &rec_b, &rec_a)
+    };
+    for _ in 0..2 {
+        let now = clock.advance(TimeDelta::minutes(1));
+        for _ in 0..3 {
+            owner
+                .observe(Observation::failed(
+                    acme.clone(),
+                    Direction::Outbound,
+                    now,
+                    continuity_core::FailureKind::Refused,
+                ))
+                .expect("observe");
+        }
+        owner.tick(now).await.expect("tick");
+        other.tick(now).await.expect("tick");
+    }
+    assert_eq!(rec_owner.gauge(m::CONDITIONS_RAISED, &[OUT]), Some(1.0));
+    // The other instance registers the tenant again, and so loads the
+    // stored state, raised condition included.
+    let config = TenantConfig::new(
+        acme.clone(),
+        vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+    );
+    other
+        .register_tenant(absolute_thresholds(config, 3))
+        .await
+        .expect("registered");
+    let now = clock.advance(TimeDelta::minutes(1));
+    owner.tick(now).await.expect("tick");
+    other.tick(now).await.expect("tick");
+    assert_eq!(rec_owner.gauge(m::CONDITIONS_RAISED, &[OUT]), Some(1.0));
+    assert_eq!(
+        rec_other.gauge(m::CONDITIONS_RAISED, &[OUT]),
+        Some(0.0),
+        "the other instance does not count a tenant it does not own"
+    );
+    // Watching the tenant no more: it no longer counts.
+    assert!(owner.remove_tenant(&acme));
+    owner
+        .tick(clock.advance(TimeDelta::minutes(1)))
+        .await
+        .expect("tick");
+    assert_eq!(rec_owner.gauge(m::CONDITIONS_RAISED, &[OUT]), Some(0.0));
+}

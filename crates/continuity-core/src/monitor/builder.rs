@@ -331,7 +331,7 @@ impl MonitorBuilder {
                 running: AtomicBool::new(false),
                 schedule: Mutex::new(Schedule::default()),
                 held_probes: Mutex::new(Vec::new()),
-                last_tick: Default::default(),
+                gauges: Default::default(),
             },
             cluster: Membership {
                 owned: Mutex::new(if self.instance.is_some() {

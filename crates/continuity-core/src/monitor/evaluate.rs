@@ -198,6 +198,7 @@ impl Monitor {
                     self.wake(&rt, now);
                 }
             }
+            self.reconcile_gauges(&mut lock(&rt), &owned);
         }
         // Hand the emptied buffer back for the next round of observations.
         let mut schedule = lock(&self.ticks.schedule);

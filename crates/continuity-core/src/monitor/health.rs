@@ -4,7 +4,8 @@
 //!
 //! A health check costs one store call (the outbox counts, which also show
 //! that the store answers; a ping where the store cannot count) and reads
-//! nothing per tenant: the journal's size is the one the last tick found.
+//! nothing per tenant: the journal's size comes from totals kept up to
+//! date as tenants change (`GaugeTotals`), as do the gauges a tick sets.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -15,8 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
-use super::{Monitor, lock};
+use super::{Monitor, TenantRuntime, lock};
 use crate::{
+    cluster::ShardSet,
     duration::{serde_duration, serde_opt_duration},
     metrics::seconds_between,
     store::OutboxCounts,
@@ -135,10 +137,42 @@ impl Health {
     }
 }
 
-/// Figures the last tick found, for health checks between ticks.
+/// The totals behind the gauges read from the tenants: each tenant's
+/// share ([`Gauged`]) is added when it changes, so a tick reads the totals
+/// and walks no tenant.
 #[derive(Debug, Default)]
-pub(super) struct LastTick {
-    pub(super) journal: AtomicU64,
+pub(super) struct GaugeTotals {
+    /// Conditions raised, by [`Direction::index`](crate::Direction::index).
+    raised: [AtomicU64; 2],
+    /// Transitions in the store-outage journals.
+    journal: AtomicU64,
+}
+
+/// What one tenant adds to the [`GaugeTotals`]: nothing unless this
+/// instance owns it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Gauged {
+    raised: [u32; 2],
+    journal: u32,
+}
+
+impl Gauged {
+    fn of(rt: &TenantRuntime) -> Gauged {
+        let mut g = Gauged {
+            journal: u32::try_from(rt.journal.len()).unwrap_or(u32::MAX),
+            ..Gauged::default()
+        };
+        for c in rt.cached.state.conditions.iter().filter(|c| c.active) {
+            g.raised[c.direction.index()] += 1;
+        }
+        g
+    }
+}
+
+fn shift(total: &AtomicU64, from: u32, to: u32) {
+    // Added before subtracted: the total never dips below zero on the way.
+    total.fetch_add(u64::from(to), Ordering::Relaxed);
+    total.fetch_sub(u64::from(from), Ordering::Relaxed);
 }
 
 impl Monitor {
@@ -217,7 +251,7 @@ impl Monitor {
                 );
             }
         }
-        let journal_transitions = self.ticks.last_tick.journal.load(Ordering::Relaxed);
+        let journal_transitions = self.ticks.gauges.journal.load(Ordering::Relaxed);
         if journal_transitions > 0 {
             judge(
                 HealthStatus::Degraded,
@@ -237,32 +271,43 @@ impl Monitor {
         }
     }
 
-    /// The end of a tick that began at `started` by the clock: the tick's
-    /// metrics, and the gauges read from the tenants (conditions raised
-    /// by direction and the journal's size, over the tenants this instance
-    /// owns) and from the store (the outbox counts; a store that fails to
-    /// count leaves those gauges as they were, and the tick as it is).
-    pub(super) async fn after_tick(&self, started: DateTime<Utc>) {
-        let owned = *lock(&self.cluster.owned);
-        let mut raised = [0u64; 2];
-        let mut journal = 0u64;
-        {
-            let dense = self.tenants.dense.read().unwrap_or_else(|e| e.into_inner());
-            for slot in dense.iter() {
-                let rt = lock(&slot.rt);
-                if rt.removed || !owned.contains(rt.shard) {
-                    continue;
-                }
-                for c in rt.cached.state.conditions.iter().filter(|c| c.active) {
-                    raised[c.direction.index()] += 1;
-                }
-                journal += rt.journal.len() as u64;
-            }
+    /// Brings `rt`'s share of the [`GaugeTotals`] up to date: what its
+    /// cached state and journal hold, or nothing when it is removed or of
+    /// a shard outside `owned`. Called where a tenant's share can change
+    /// within a tick (after its evaluation, which also follows a portal
+    /// action, a registration and a take-over), when a shard is given up,
+    /// and when the tenant is removed or registered again.
+    pub(super) fn reconcile_gauges(&self, rt: &mut TenantRuntime, owned: &ShardSet) {
+        let now = if rt.removed || !owned.contains(rt.shard) {
+            Gauged::default()
+        } else {
+            Gauged::of(rt)
+        };
+        let was = std::mem::replace(&mut rt.gauged, now);
+        if was == now {
+            return;
         }
-        self.ticks
-            .last_tick
-            .journal
-            .store(journal, Ordering::Relaxed);
+        let totals = &self.ticks.gauges;
+        for d in 0..2 {
+            shift(&totals.raised[d], was.raised[d], now.raised[d]);
+        }
+        shift(&totals.journal, was.journal, now.journal);
+    }
+
+    /// The end of a tick that began at `started` by the clock: the tick's
+    /// metrics, and the gauges: the tenants' totals (conditions raised by
+    /// direction and the journal's size, over the tenants this instance
+    /// owns), the shards owned, and the outbox counts (a store that fails
+    /// to count leaves those two gauges as they were, and the tick as it
+    /// is).
+    pub(super) async fn after_tick(&self, started: DateTime<Utc>) {
+        let owned = lock(&self.cluster.owned).len();
+        let totals = &self.ticks.gauges;
+        let raised = [
+            totals.raised[0].load(Ordering::Relaxed),
+            totals.raised[1].load(Ordering::Relaxed),
+        ];
+        let journal = totals.journal.load(Ordering::Relaxed);
         let counts: Option<OutboxCounts> = match self.parts.store.as_ref().outbox_counts().await {
             Ok(counts) => counts,
             Err(e) => {
@@ -271,7 +316,7 @@ impl Monitor {
             }
         };
         let i = &self.parts.instruments;
-        i.gauges(raised, journal, owned.len() as u32, counts);
+        i.gauges(raised, journal, owned as u32, counts);
         i.tick(seconds_between(started, self.parts.clock.now()));
     }
 }

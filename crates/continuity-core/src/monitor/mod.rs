@@ -223,8 +223,8 @@ struct TickState {
     /// them ([`EventStore::put_probes_leased`]): checked from here at their
     /// first check, without a claim.
     held_probes: Mutex<Vec<PendingProbe>>,
-    /// What the last tick found, for health checks.
-    last_tick: health::LastTick,
+    /// The totals behind the gauges read from the tenants.
+    gauges: health::GaugeTotals,
 }
 
 /// This instance's place in a [cluster](MonitorBuilder::cluster).
