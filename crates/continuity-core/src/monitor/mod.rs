@@ -277,7 +277,10 @@ impl Drop for TickGuard<'_> {
 }
 
 impl Monitor {
-    /// The store this monitor writes to.
+    /// The store this monitor writes to, as the monitor sees it: the
+    /// store it was built with, wrapped so that each call is timed and its
+    /// failures counted in the [metrics](crate::metrics) (it prints as the
+    /// store it wraps).
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.parts.store
     }
