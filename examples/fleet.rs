@@ -45,8 +45,8 @@ use continuity::{
     notify::{AlertMessage, Notifier, Receipt},
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::{
-        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, SharedObservations, Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
+        PendingProbe, ProbeSettlement, SharedObservations, Versioned,
     },
     stores::{Durability, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore},
 };
@@ -205,6 +205,12 @@ impl EventStore for TimedStore {
         self.time("load_baselines", self.inner.load_baselines(tenant))
             .await
     }
+    async fn outbox_counts(&self) -> continuity::Result<Option<OutboxCounts>> {
+        self.time("outbox_counts", self.inner.outbox_counts()).await
+    }
+    async fn ping(&self) -> continuity::Result<()> {
+        self.time("ping", self.inner.ping()).await
+    }
     async fn share_observations(&self, batches: &[SharedObservations]) -> continuity::Result<()> {
         self.time("share_observations", self.inner.share_observations(batches))
             .await
@@ -268,7 +274,10 @@ async fn main() -> continuity::Result<()> {
             .notifier(sms.clone())
             .link_signer(LinkSigner::new(LinkKey::new("fleet", [9u8; 32])?))
             .portal_url("https://continuity.example.net/c/")
-            .settings(MonitorSettings { batch, ..defaults });
+            .settings(MonitorSettings {
+                batch,
+                ..defaults.clone()
+            });
         let monitor = if instances > 1 {
             builder.cluster(format!("fleet-{i}")).build()?
         } else {

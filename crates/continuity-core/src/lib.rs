@@ -72,7 +72,8 @@
 //! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits; the [`ProbeSender`](probe::ProbeSender) mail adapters hand inbound probes to |
 //! | [`arrival`] | probe tokens on the wire and the [`ArrivalRegistry`](arrival::ArrivalRegistry) the gateway feeds |
-//! | [`monitor`] | the [`Monitor`] engine, one file per tick phase (its module docs walk through a tick) |
+//! | [`monitor`] | the [`Monitor`] engine, one file per tick phase (its module docs walk through a tick); its [`Health`](monitor::Health) |
+//! | [`metrics`] | the metrics the engine records through the `metrics` facade: their names, kinds, labels and meaning |
 //! | [`access_token`] | the [`AccessTokenSource`](access_token::AccessTokenSource) seam: bearer tokens for adapters |
 //! | [`sim`] | simulation parts: a simulated mail system answering probes |
 //! | [`error`] | the crate's [`Error`] and [`Result`] |
@@ -98,6 +99,7 @@ pub mod hook;
 pub mod link;
 pub mod machine;
 pub mod memory;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod policy;

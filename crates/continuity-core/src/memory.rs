@@ -19,8 +19,8 @@ use crate::{
     error::{Error, Result},
     fxhash::FxHashMap,
     store::{
-        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        SharedObservations, Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
+        PendingProbe, SharedObservations, Versioned,
     },
 };
 
@@ -768,6 +768,20 @@ impl EventStore for InMemoryEventStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    // Health and metrics.
+
+    async fn outbox_counts(&self) -> Result<Option<OutboxCounts>> {
+        let inner = self.lock();
+        Ok(Some(OutboxCounts {
+            backlog: inner.outbox.len() as u64,
+            dead_letters: inner.dead_letters.len() as u64,
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
     }
 }
 

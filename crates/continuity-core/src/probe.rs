@@ -96,6 +96,20 @@ pub trait MailProbe: Send + Sync + fmt::Debug {
 
     /// Looks for the message.
     async fn check(&self, request: &ProbeRequest, ticket: &ProbeTicket) -> Result<ProbeStatus>;
+
+    /// A short, fixed name for the adapter (`"ews"`, `"graph"`), the
+    /// `adapter` label of the probe [metrics](crate::metrics). The default
+    /// is the implementing type's name without its path or generic
+    /// arguments (`EwsProbe`); an adapter overrides it with a stable name.
+    fn kind(&self) -> &'static str {
+        type_name_only(std::any::type_name::<Self>())
+    }
+}
+
+/// `a::b::Name<c::D>` → `Name`.
+fn type_name_only(full: &'static str) -> &'static str {
+    let plain = full.split('<').next().unwrap_or(full);
+    plain.rsplit("::").next().unwrap_or(plain)
 }
 
 #[async_trait]
@@ -105,6 +119,9 @@ impl<T: MailProbe + ?Sized> MailProbe for std::sync::Arc<T> {
     }
     async fn check(&self, request: &ProbeRequest, ticket: &ProbeTicket) -> Result<ProbeStatus> {
         (**self).check(request, ticket).await
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
     }
 }
 
@@ -305,6 +322,23 @@ impl<T> ProbeBase<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adapter_kind_defaults_to_its_type_name() {
+        assert_eq!(
+            type_name_only("continuity_ews::probe::EwsProbe"),
+            "EwsProbe"
+        );
+        assert_eq!(type_name_only("a::Harness<b::c::Inner>"), "Harness");
+        assert_eq!(type_name_only("Plain"), "Plain");
+        let sim: std::sync::Arc<dyn MailProbe> =
+            std::sync::Arc::new(crate::sim::SimulatedMailSystem::new(
+                std::sync::Arc::new(crate::clock::ManualClock::new(chrono::DateTime::UNIX_EPOCH)),
+                std::time::Duration::from_secs(1),
+            ));
+        // Through the `Arc` and the trait object: the adapter's own type.
+        assert_eq!(std::sync::Arc::new(sim).kind(), "SimulatedMailSystem");
+    }
 
     #[derive(Debug, Default)]
     struct Recorder(std::sync::Mutex<Vec<(String, String, String, String)>>);

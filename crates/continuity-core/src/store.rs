@@ -53,6 +53,11 @@
 //!   oldest batches of the shards asked for, in the order they were shared,
 //!   each to one taker only (two instances taking at once never both get a
 //!   batch). The payload is opaque bytes, returned as given.
+//! - **Counts.** [`EventStore::outbox_counts`] counts the entries not yet
+//!   done (queued or claimed) and those given up (dead letters), over the
+//!   whole store; the durable backends count (the conformance suite checks
+//!   it), a store that cannot answers `None`. [`EventStore::ping`] is one
+//!   cheap round trip.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -221,6 +226,16 @@ pub struct SharedObservations {
     pub shared_at: DateTime<Utc>,
     /// The observations, encoded by the monitor; opaque to the store.
     pub payload: Vec<u8>,
+}
+
+/// How much work the outbox holds, for health checks and metrics
+/// ([`EventStore::outbox_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxCounts {
+    /// Entries not yet done: queued, waiting for a retry, or claimed.
+    pub backlog: u64,
+    /// Entries given up on ([`OutboxResult::GiveUp`]), kept for inspection.
+    pub dead_letters: u64,
 }
 
 /// A probe sent and not yet found.
@@ -409,6 +424,33 @@ pub trait EventStore: Send + Sync + fmt::Debug {
         Ok(Vec::new())
     }
 
+    // --- Health and metrics -------------------------------------------------
+    // What `Monitor::health` and the metrics gauges read. Kept together, and
+    // apart from the other methods; a wrapper (`metrics::MeteredStore`,
+    // `testing::FaultyStore`, the `Arc`/`Box` forwarding below) forwards
+    // each of them.
+
+    /// How many outbox entries are not yet done and how many were given up
+    /// (see [`OutboxCounts`]). Called once per tick for the gauges and by
+    /// every health check, so a backend answers from indexes where it can.
+    /// The default answers `None`: this store cannot count, and the gauges
+    /// and the health check leave the figures out. The stores of this
+    /// project count.
+    async fn outbox_counts(&self) -> Result<Option<OutboxCounts>> {
+        Ok(None)
+    }
+
+    /// One cheap round trip to the store, for health checks: `Ok` when it
+    /// answers. The default loads a tenant that cannot exist (its id is
+    /// reserved here), which every backend answers from its primary key.
+    async fn ping(&self) -> Result<()> {
+        let nobody = TenantId::new(PING_TENANT)
+            .map_err(|e| crate::Error::store_permanent("event store", format!("ping: {e}")))?;
+        self.load(&nobody).await.map(drop)
+    }
+
+    // --- end of health and metrics ------------------------------------------
+
     /// Stores a new pending probe (replacing one with the same tenant and
     /// probe id): [`put_probes`](Self::put_probes) with a batch of one.
     async fn put_probe(&self, probe: PendingProbe) -> Result<()> {
@@ -447,6 +489,10 @@ pub trait EventStore: Send + Sync + fmt::Debug {
         only_result(results, &settlement)
     }
 }
+
+/// The tenant [`EventStore::ping`] loads by default: a valid id that no
+/// embedder is expected to register.
+const PING_TENANT: &str = "continuity-store-ping";
 
 /// The result of a batch of one settlement; a backend that answers with no
 /// result breaks the contract, which is reported rather than taken as success.
@@ -516,6 +562,12 @@ macro_rules! forward_event_store {
             }
             async fn take_shared_observations(&self, shards: &ShardSet, limit: usize) -> Result<Vec<SharedObservations>> {
                 (**self).take_shared_observations(shards, limit).await
+            }
+            async fn outbox_counts(&self) -> Result<Option<OutboxCounts>> {
+                (**self).outbox_counts().await
+            }
+            async fn ping(&self) -> Result<()> {
+                (**self).ping().await
             }
         }
     )*};

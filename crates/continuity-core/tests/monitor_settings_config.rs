@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use continuity_core::monitor::MonitorSettings;
+use continuity_core::monitor::{HealthThresholds, MonitorSettings};
 
 #[test]
 fn a_toml_example_reads_to_the_values_written() {
@@ -15,6 +15,10 @@ fn a_toml_example_reads_to_the_values_written() {
         retry_max = "1h"
         conflict_retries = 3
         baseline_every = "30m"
+        per_tenant_metrics = true
+
+        [health]
+        tick_late = "5m"
         "#,
     )
     .unwrap();
@@ -27,6 +31,11 @@ fn a_toml_example_reads_to_the_values_written() {
             retry_max: Duration::from_secs(3600),
             conflict_retries: 3,
             baseline_every: Duration::from_secs(1800),
+            per_tenant_metrics: true,
+            health: HealthThresholds {
+                tick_late: Duration::from_secs(300),
+                ..HealthThresholds::default()
+            },
         }
     );
     // Written back in the same form, and read again to the same values.

@@ -180,6 +180,11 @@ impl Monitor {
     fn action_committed(&self, rt: &Runtime, version: u64, state: &TenantState) {
         let mut guard = lock(rt);
         if version > guard.cached.version {
+            self.parts.instruments.alerts_decided(
+                &guard.tenant,
+                guard.cached.state.next_alert_id,
+                state,
+            );
             guard.cached = Versioned {
                 version,
                 state: state.clone(),

@@ -13,8 +13,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Links, Membership, Monitor, Parts, Schedule, StoreOutage, TenantRegistry, TickState,
-    registry::PolicyRegistry,
+    HealthThresholds, Links, Membership, Monitor, Parts, Schedule, StoreOutage, TenantRegistry,
+    TickState, registry::PolicyRegistry,
 };
 use crate::{
     clock::{Clock, SystemClock},
@@ -27,6 +27,7 @@ use crate::{
     hook::ContinuityHook,
     link::LinkSigner,
     memory::InMemoryEventStore,
+    metrics::{Instruments, MeteredStore},
     notify::Notifier,
     policy::PolicyFactory,
     probe::MailProbe,
@@ -79,6 +80,14 @@ pub struct MonitorSettings {
     /// store refuses is tried again after [`retry_base`](Self::retry_base).
     #[serde(with = "serde_duration")]
     pub baseline_every: Duration,
+    /// Adds a `tenant` label to the per-tenant [metrics](crate::metrics)
+    /// (observations, probes, alerts, deliveries; default off). With many
+    /// tenants this multiplies the series an exporter keeps, and each
+    /// labelled recording looks its series up (an allocation per
+    /// observation); off, those metrics are totals over all tenants.
+    pub per_tenant_metrics: bool,
+    /// When [`Monitor::health`] calls the monitor degraded or failing.
+    pub health: HealthThresholds,
 }
 
 impl Default for MonitorSettings {
@@ -90,6 +99,8 @@ impl Default for MonitorSettings {
             retry_max: Duration::from_secs(900),
             conflict_retries: 5,
             baseline_every: Duration::from_secs(3600),
+            per_tenant_metrics: false,
+            health: HealthThresholds::default(),
         }
     }
 }
@@ -278,8 +289,25 @@ impl MonitorBuilder {
                 "batch must be positive, lease and baseline_every at least 1 s, and retry_max at least retry_base",
             ));
         }
+        if s.health.tick_stale < s.health.tick_late {
+            return Err(Error::config(
+                "settings.health",
+                "tick_stale (failing) must be at least tick_late (degraded)",
+            ));
+        }
+        // Every store call is timed and its failures counted; the wrapper
+        // prints as the store it wraps.
+        let store: Arc<dyn EventStore> = Arc::new(MeteredStore::new(store, self.clock.clone()));
+        let instruments = Instruments::register(
+            s.per_tenant_metrics,
+            [
+                self.probes[0].as_ref().map(|p| p.kind()),
+                self.probes[1].as_ref().map(|p| p.kind()),
+            ],
+        );
         Ok(Monitor {
             parts: Parts {
+                instruments,
                 store,
                 clock: self.clock,
                 notifiers: self.notifiers,
@@ -301,6 +329,7 @@ impl MonitorBuilder {
                 running: AtomicBool::new(false),
                 schedule: Mutex::new(Schedule::default()),
                 held_probes: Mutex::new(Vec::new()),
+                gauges: Default::default(),
             },
             cluster: Membership {
                 owned: Mutex::new(if self.instance.is_some() {

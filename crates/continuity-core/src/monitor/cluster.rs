@@ -184,6 +184,10 @@ impl Monitor {
             .filter(|rt| lost.contains(lock(rt).shard))
             .cloned()
             .collect();
+        let owned = *lock(&self.cluster.owned);
+        for rt in &runtimes {
+            self.reconcile_gauges(&mut lock(rt), &owned);
+        }
         match self.save_runtimes(&runtimes, now).await {
             Ok(saved) => report.baselines_saved += saved,
             Err(e) => {

@@ -198,6 +198,7 @@ impl Monitor {
                     self.wake(&rt, now);
                 }
             }
+            self.reconcile_gauges(&mut lock(&rt), &owned);
         }
         // Hand the emptied buffer back for the next round of observations.
         let mut schedule = lock(&self.ticks.schedule);
@@ -453,6 +454,11 @@ impl Monitor {
                 report.alerts += state
                     .next_alert_id
                     .saturating_sub(rt.cached.state.next_alert_id);
+                self.parts.instruments.alerts_decided(
+                    tenant,
+                    rt.cached.state.next_alert_id,
+                    &state,
+                );
                 // Not confirmed: the version stays the one it builds on;
                 // the write is tried again next tick.
                 rt.cached.state = state;
@@ -469,6 +475,11 @@ impl Monitor {
                 }
                 report.alerts += alerts;
                 let mut rt = lock(rt);
+                self.parts.instruments.alerts_decided(
+                    tenant,
+                    rt.cached.state.next_alert_id,
+                    &state,
+                );
                 if version > rt.cached.version {
                     rt.cached = Versioned { version, state };
                     rt.next_eval_at = next_eval_at;

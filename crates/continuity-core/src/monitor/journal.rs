@@ -65,6 +65,11 @@ impl Journal {
         self.commits.is_empty()
     }
 
+    /// Transitions held, not yet written.
+    pub(super) fn len(&self) -> usize {
+        self.commits.len()
+    }
+
     /// Appends `commit` (a no-op re-write of the last state adds nothing);
     /// returns whether it was appended.
     fn push(&mut self, mut commit: Commit) -> bool {

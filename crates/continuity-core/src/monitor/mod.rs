@@ -70,7 +70,8 @@
 //!    save are written in batches. A failed batch is reported and tried
 //!    again later.
 //!
-//! The tick returns a [`TickReport`] of what it did.
+//! The tick returns a [`TickReport`] of what it did, and ends by setting
+//! the [metrics](crate::metrics)' gauges (`health.rs`, `after_tick`).
 //!
 //! Outside the tick: `builder.rs` holds [`MonitorBuilder`] and
 //! [`MonitorSettings`]; `tenants.rs` the tenant registry and each tenant's
@@ -78,13 +79,15 @@
 //! [`Monitor::status`]); `actions.rs` link verification and actions
 //! ([`Monitor::verify_link`], [`Monitor::act`], which
 //! [`portal::act`](crate::portal::act) calls for a link), which write
-//! through the same compare-and-swap; `report.rs` what the engine hands back.
+//! through the same compare-and-swap; `report.rs` what the engine hands
+//! back; `health.rs` [`Monitor::health`], for a service's health endpoint.
 
 mod actions;
 mod baselines;
 mod builder;
 mod cluster;
 mod evaluate;
+mod health;
 mod journal;
 mod outbox;
 mod probes;
@@ -96,7 +99,8 @@ mod tenants;
 mod timer;
 
 pub use builder::{MonitorBuilder, MonitorSettings};
-pub use report::{ActionOutcome, TenantStatus, TickReport};
+pub use health::{Health, HealthStatus, HealthThresholds};
+pub use report::{ActionOutcome, DeliveryFailure, TenantStatus, TickReport};
 pub use sharing::MAX_FORWARDING;
 
 use std::{
@@ -123,6 +127,7 @@ use crate::{
     fxhash::FxHashMap,
     hook::ContinuityHook,
     link::LinkSigner,
+    metrics::Instruments,
     notify::Notifier,
     probe::MailProbe,
     store::{EventStore, PendingProbe},
@@ -189,6 +194,8 @@ struct Parts {
     hook: Option<Arc<dyn ContinuityHook>>,
     /// The embedder's policies, selected by name in tenants' configurations.
     policies: registry::PolicyRegistry,
+    /// The metrics' handles, registered when the monitor was built.
+    instruments: Instruments,
 }
 
 /// What an alert's portal link is made of.
@@ -218,6 +225,8 @@ struct TickState {
     /// them ([`EventStore::put_probes_leased`]): checked from here at their
     /// first check, without a claim.
     held_probes: Mutex<Vec<PendingProbe>>,
+    /// The totals behind the gauges read from the tenants.
+    gauges: health::GaugeTotals,
 }
 
 /// This instance's place in a [cluster](MonitorBuilder::cluster).
@@ -273,7 +282,10 @@ impl Drop for TickGuard<'_> {
 }
 
 impl Monitor {
-    /// The store this monitor writes to.
+    /// The store this monitor writes to, as the monitor sees it: the
+    /// store it was built with, wrapped so that each call is timed and its
+    /// failures counted in the [metrics](crate::metrics) (it prints as the
+    /// store it wraps).
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.parts.store
     }
@@ -298,7 +310,9 @@ impl Monitor {
     /// Errors: [`Error::ClockWentBackwards`] if `now` is before the previous
     /// tick; [`Error::TickInProgress`] if another tick of this monitor is running.
     /// Failures of single probes, deliveries or commits do not stop the tick:
-    /// they are logged, retried later and listed in [`TickReport::errors`].
+    /// they are logged and retried later; failed deliveries are listed in
+    /// [`TickReport::failed_deliveries`], the other problems in
+    /// [`TickReport::errors`].
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport> {
         if self.ticks.running.swap(true, Ordering::Acquire) {
             return Err(Error::TickInProgress);
@@ -314,6 +328,7 @@ impl Monitor {
             *last = Some(now);
         }
         let span = info_span!("tick", %now);
+        let started = self.parts.clock.now();
         async {
             let mut report = TickReport::default();
             self.sync_ownership(now, &mut report).await;
@@ -325,6 +340,7 @@ impl Monitor {
             self.dispatch_hurried(now, &mut report).await;
             self.work_outbox(now, &mut report).await;
             self.save_due_baselines(now, &mut report).await;
+            self.after_tick(started).await;
             debug!(?report, "tick done");
             Ok(report)
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use super::{Monitor, TickReport, lock};
+use super::{DeliveryFailure, Monitor, TickReport, lock};
 use crate::{
     config::ChannelKind,
     domain::TenantId,
@@ -115,6 +115,7 @@ impl Monitor {
             for part in run_bounded(OUTBOX_CONCURRENCY, attempts).await {
                 report.deliveries += part.deliveries;
                 report.delivery_failures += part.delivery_failures;
+                report.failed_deliveries.extend(part.failed_deliveries);
                 report.hook_calls += part.hook_calls;
                 report.errors.extend(part.errors);
                 report.receipts.extend(part.receipts);
@@ -207,25 +208,24 @@ impl Monitor {
             };
         }
         if now >= message.link_expires_at {
-            report.delivery_failures += 1;
             error!(key = %message.idempotency_key, "alert not delivered before its link expired; giving up");
-            return OutboxResult::GiveUp {
-                error: format!(
-                    "not delivered before its link expired; last error: {}",
-                    entry.last_error.as_deref().unwrap_or("none")
-                ),
-            };
+            let error = format!(
+                "not delivered before its link expired; last error: {}",
+                entry.last_error.as_deref().unwrap_or("none")
+            );
+            return self.delivery_failed(entry, message, error, None, report);
         }
         let Some(notifier) = self.parts.notifiers.get(&message.recipient.channel) else {
-            report.delivery_failures += 1;
-            return OutboxResult::GiveUp {
-                error: format!("no {} notifier installed", message.recipient.channel),
-            };
+            let error = format!("no {} notifier installed", message.recipient.channel);
+            return self.delivery_failed(entry, message, error, None, report);
         };
         let span = info_span!("alert.deliver", key = %message.idempotency_key, channel = %message.recipient.channel);
         match notifier.as_ref().deliver(message).instrument(span).await {
             Ok(receipt) => {
                 report.deliveries += 1;
+                self.parts
+                    .instruments
+                    .delivery(&message.tenant, message.recipient.channel, true);
                 info!(key = %message.idempotency_key, provider_id = ?receipt.provider_id, "alert delivered");
                 report.receipts.push(DeliveryReceipt {
                     idempotency_key: message.idempotency_key.clone(),
@@ -240,24 +240,48 @@ impl Monitor {
                 OutboxResult::Done
             }
             Err(e) => {
-                report.delivery_failures += 1;
                 let retry_after = match &e {
                     Error::Notify { retry_after, .. } => *retry_after,
                     _ => None,
                 };
-                if e.is_retryable() {
+                let retry = if e.is_retryable() {
                     warn!(key = %message.idempotency_key, error = %e, "delivery failed; will retry");
-                    OutboxResult::Retry {
-                        at: self.retry_at(entry, now, retry_after),
-                        error: e.to_string(),
-                    }
+                    Some(self.retry_at(entry, now, retry_after))
                 } else {
                     error!(key = %message.idempotency_key, error = %e, "delivery failed permanently");
-                    OutboxResult::GiveUp {
-                        error: e.to_string(),
-                    }
-                }
+                    None
+                };
+                self.delivery_failed(entry, message, e.to_string(), retry, report)
             }
+        }
+    }
+
+    /// Counts and lists a failed delivery attempt; what the store records:
+    /// a retry at `retry`, or (`None`) giving up.
+    fn delivery_failed(
+        &self,
+        entry: &OutboxEntry,
+        message: &AlertMessage,
+        error: String,
+        retry: Option<DateTime<Utc>>,
+        report: &mut TickReport,
+    ) -> OutboxResult {
+        report.delivery_failures += 1;
+        self.parts
+            .instruments
+            .delivery(&message.tenant, message.recipient.channel, false);
+        report.failed_deliveries.push(DeliveryFailure {
+            tenant: message.tenant.clone(),
+            alert_id: message.alert_id,
+            channel: message.recipient.channel,
+            recipient: message.recipient.id.clone(),
+            error: error.clone(),
+            retry_at: retry,
+            attempts: entry.attempts.max(1),
+        });
+        match retry {
+            Some(at) => OutboxResult::Retry { at, error },
+            None => OutboxResult::GiveUp { error },
         }
     }
 

@@ -19,6 +19,7 @@ use crate::{
     domain::{Direction, FailureKind, Outcome},
     duration::{after, hex_id},
     error::Error,
+    metrics::ProbeEvent,
     probe::{ProbeRequest, ProbeStatus, ProbeTicket},
     store::{PendingProbe, ProbeSettlement},
 };
@@ -111,6 +112,9 @@ impl Monitor {
         match probe.as_ref().dispatch(&request).instrument(span).await {
             Ok(ticket) => {
                 report.probes_dispatched += 1;
+                self.parts
+                    .instruments
+                    .probe(ProbeEvent::Dispatched, tenant, direction);
                 pending.push(PendingProbe {
                     tenant: tenant.clone(),
                     direction,
@@ -227,6 +231,9 @@ impl Monitor {
                     *round = (*round).max(after(now, *wait));
                 }
                 warn!(%tenant, %direction, error = %e, "probe dispatch throttled; not counted");
+                self.parts
+                    .instruments
+                    .probe(ProbeEvent::Throttled, tenant, direction);
                 report
                     .errors
                     .push(format!("{tenant}: {direction} probe dispatch: {e}"));
@@ -475,12 +482,18 @@ impl Monitor {
                 let at = at.clamp(request.sent_at, now.max(request.sent_at));
                 let latency = (at - request.sent_at).to_std().unwrap_or(Duration::ZERO);
                 report.probes_arrived += 1;
+                self.parts
+                    .instruments
+                    .probe(ProbeEvent::Arrived, tenant, direction);
                 self.settle_overdue(&rt, direction, request.sent_at);
                 self.record_into(&rt, direction, at, &Outcome::Delivered { latency });
                 None
             }
             Ok(ProbeStatus::Pending) | Err(_) if now >= deadline => {
                 report.probes_lost += 1;
+                self.parts
+                    .instruments
+                    .probe(ProbeEvent::Lost, tenant, direction);
                 if let Err(e) = &status {
                     report
                         .errors

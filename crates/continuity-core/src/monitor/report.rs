@@ -2,9 +2,15 @@
 //! [`ActionOutcome`] per portal action and a [`TenantStatus`] for status
 //! displays.
 //!
-//! Plain data, apart from the code that fills it in.
+//! Plain data, apart from the code that fills it in. Each serialises
+//! (serde), for logs and a service's JSON API, with times in RFC 3339 and
+//! durations as in configuration (`"2m"`).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::{
+    config::ChannelKind,
     domain::{Direction, TenantId},
     machine::TenantState,
     notify::{DeliveryReceipt, FailureSummary},
@@ -13,7 +19,7 @@ use crate::{
 };
 
 /// What one tick did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TickReport {
     /// Probes sent.
     pub probes_dispatched: u64,
@@ -32,8 +38,12 @@ pub struct TickReport {
     pub alerts: u64,
     /// Messages delivered to recipients.
     pub deliveries: u64,
-    /// Delivery attempts that failed (retried later or given up).
+    /// Delivery attempts that failed (retried later or given up): the
+    /// length of [`failed_deliveries`](Self::failed_deliveries).
     pub delivery_failures: u64,
+    /// Each delivery attempt that failed, in completion order. Not in
+    /// [`errors`](Self::errors), which lists the other problems.
+    pub failed_deliveries: Vec<DeliveryFailure>,
     /// Hook calls made successfully.
     pub hook_calls: u64,
     /// Baseline records written to the store (see
@@ -52,8 +62,36 @@ pub struct TickReport {
     pub receipts: Vec<DeliveryReceipt>,
 }
 
+/// A delivery attempt that failed, in [`TickReport::failed_deliveries`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeliveryFailure {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The alert (per tenant).
+    pub alert_id: u64,
+    /// The channel.
+    pub channel: ChannelKind,
+    /// The recipient's id in the tenant's configuration.
+    pub recipient: String,
+    /// What went wrong.
+    pub error: String,
+    /// When it is tried again; `None`: given up for good (a permanent error,
+    /// no notifier for the channel, or the link expired), and kept as a
+    /// dead letter.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}
+
+impl DeliveryFailure {
+    /// Whether it was given up for good (no retry).
+    pub fn is_permanent(&self) -> bool {
+        self.retry_at.is_none()
+    }
+}
+
 /// What an action changed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ActionOutcome {
     /// The tenant.
     pub tenant: TenantId,
@@ -64,7 +102,7 @@ pub struct ActionOutcome {
 }
 
 /// A tenant's current condition, for status displays.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TenantStatus {
     /// The stored state and its version.
     pub state: Versioned,

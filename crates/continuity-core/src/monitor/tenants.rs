@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::{
-    DenseSlot, Monitor, TenantStatus, baselines,
+    DenseSlot, Monitor, TenantStatus, baselines, health,
     journal::{Journal, store_unreachable},
     lock,
     registry::PolicyRegistry,
@@ -90,6 +90,9 @@ pub(super) struct TenantRuntime {
     /// Taken over while the store could not give its baselines: they are
     /// loaded before anything is saved over them.
     pub(super) baseline_owed: bool,
+    /// What this tenant adds to the gauges of the metrics (see
+    /// `health.rs`, `reconcile_gauges`).
+    pub(super) gauged: health::Gauged,
 }
 
 impl TenantRuntime {
@@ -457,6 +460,7 @@ impl Monitor {
             baseline_due: None,
             baseline_saved: 0,
             baseline_owed: false,
+            gauged: health::Gauged::default(),
         };
         baselines::restore_into(&mut runtime, &baselines);
         // A configuration replaced on the instance that owns the tenant: its
@@ -548,7 +552,9 @@ impl Monitor {
         drop(dense);
         drop(tenants);
         if let Some(old) = replaced {
-            lock(&old).removed = true;
+            let mut old = lock(&old);
+            old.removed = true;
+            self.reconcile_gauges(&mut old, &crate::cluster::ShardSet::EMPTY);
         }
         (index, epoch)
     }
@@ -565,6 +571,7 @@ impl Monitor {
             let index = {
                 let mut rt = lock(rt);
                 rt.removed = true;
+                self.reconcile_gauges(&mut rt, &crate::cluster::ShardSet::EMPTY);
                 rt.index
             };
             let mut dense = self
@@ -659,6 +666,9 @@ impl Monitor {
         let (recorded, newly_queued) = {
             let mut rt = lock(rt);
             let recorded = record(&mut rt, direction, at, outcome);
+            self.parts
+                .instruments
+                .observation(&rt.tenant, direction, outcome);
             if let Some(reply) = reply
                 && recorded == Recorded::Counted
                 && outcome.is_failure()

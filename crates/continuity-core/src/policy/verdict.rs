@@ -29,14 +29,17 @@ pub enum Reading {
         /// The statistic.
         statistic: LatencyStatistic,
         /// Its value; `None` when there were fewer than the minimum samples.
+        #[serde(with = "crate::duration::serde_opt_duration")]
         value: Option<Duration>,
         /// The limit.
+        #[serde(with = "crate::duration::serde_duration")]
         limit: Duration,
         /// Deliveries in the window.
         samples: u64,
         /// Minimum deliveries for a verdict.
         min_samples: u32,
         /// The window length.
+        #[serde(with = "crate::duration::serde_duration")]
         window: Duration,
     },
     /// Failures against their limit.
@@ -50,6 +53,7 @@ pub enum Reading {
         /// Minimum samples for a rate verdict.
         min_samples: u32,
         /// The window length.
+        #[serde(with = "crate::duration::serde_duration")]
         window: Duration,
     },
     /// The leaky counter against its threshold.
@@ -59,6 +63,7 @@ pub enum Reading {
         /// The threshold at which the condition raises.
         threshold: u32,
         /// The evaluation period.
+        #[serde(with = "crate::duration::serde_duration")]
         period: Duration,
     },
     /// The recent flow against its learned baseline ([`FlowPolicy`](super::FlowPolicy)).
@@ -74,9 +79,11 @@ pub enum Reading {
         /// The baseline's share of bad samples.
         normal: f64,
         /// The span of recent minutes the finding rests on.
+        #[serde(with = "crate::duration::serde_duration")]
         span: Duration,
         /// Deliveries slower than this are slow; `None` while the baseline
         /// holds too few deliveries to judge latency.
+        #[serde(with = "crate::duration::serde_opt_duration")]
         slow_above: Option<Duration>,
     },
     /// A reading from a policy outside this crate.

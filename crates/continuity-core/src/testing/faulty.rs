@@ -14,8 +14,8 @@ use crate::{
     domain::TenantId,
     error::{Error, Result},
     store::{
-        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, SharedObservations, Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
+        PendingProbe, ProbeSettlement, SharedObservations, Versioned,
     },
 };
 
@@ -197,5 +197,16 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     ) -> Result<Vec<SharedObservations>> {
         self.check()?;
         self.inner.take_shared_observations(shards, limit).await
+    }
+
+    // Health and metrics.
+
+    async fn outbox_counts(&self) -> Result<Option<OutboxCounts>> {
+        self.check()?;
+        self.inner.outbox_counts().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.check()?;
+        self.inner.ping().await
     }
 }

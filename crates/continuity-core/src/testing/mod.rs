@@ -10,15 +10,18 @@
 //! [`RecordingHook`] stand in for the notifiers and the hook, keeping what
 //! the engine sends. [`EngineRig`] is the engine's own test rig: a monitor
 //! with those doubles on a manual clock, ticked minute by minute.
+//! [`TestRecorder`] keeps what is recorded through the `metrics` facade.
 
 pub mod conformance;
 mod faulty;
+mod metrics_recorder;
 pub mod policy_conformance;
 mod probe_harness;
 mod recording;
 mod rig;
 
 pub use faulty::FaultyStore;
+pub use metrics_recorder::TestRecorder;
 pub use probe_harness::ProbeHarness;
 pub use recording::{HookCall, RecordingHook, RecordingNotifier};
 pub use rig::{

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use continuity_core::store::{OutboxEntry, OutboxResult};
+use continuity_core::store::{OutboxCounts, OutboxEntry, OutboxResult};
 use tokio_postgres::Row;
 
 use super::{BACKEND, PostgresStore, sql::column};
@@ -153,5 +153,28 @@ impl PostgresStore {
             .await
             .map_err(Fail::from)?;
         Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Both figures in one statement, one pass over the table.
+    pub(super) async fn count_outbox(&self) -> continuity_core::Result<OutboxCounts> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE NOT dead), count(*) FILTER (WHERE dead)
+                 FROM continuity_outbox",
+                &[],
+            )
+            .await
+            .map_err(Fail::from)?;
+        Ok(OutboxCounts {
+            backlog: unsigned(BACKEND, "outbox count", column(&row, 0)?)?,
+            dead_letters: unsigned(BACKEND, "outbox count", column(&row, 1)?)?,
+        })
+    }
+
+    pub(super) async fn ping_database(&self) -> continuity_core::Result<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(Fail::from)?;
+        Ok(())
     }
 }

@@ -33,8 +33,8 @@ use continuity_core::{
     TenantId,
     cluster::ShardSet,
     store::{
-        AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, SharedObservations, Versioned,
+        AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
+        PendingProbe, ProbeSettlement, SharedObservations, Versioned,
     },
 };
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
@@ -376,5 +376,15 @@ impl EventStore for SqliteStore {
         limit: usize,
     ) -> continuity_core::Result<Vec<SharedObservations>> {
         self.delete_shared(shards, limit).await
+    }
+
+    // Health and metrics.
+
+    async fn outbox_counts(&self) -> continuity_core::Result<Option<OutboxCounts>> {
+        self.count_outbox().await.map(Some)
+    }
+
+    async fn ping(&self) -> continuity_core::Result<()> {
+        self.ping_database().await
     }
 }

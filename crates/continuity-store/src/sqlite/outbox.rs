@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use continuity_core::store::{OutboxEntry, OutboxResult};
+use continuity_core::store::{OutboxCounts, OutboxEntry, OutboxResult};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
@@ -145,6 +145,33 @@ impl SqliteStore {
             ))?;
             let rows = stmt.query_map([row_limit(limit)], outbox_row)?;
             collect(rows)
+        })
+        .await
+    }
+
+    /// The backlog from the partial index of live entries; the dead letters
+    /// as the rest of the table (SQLite counts a whole table from its
+    /// smallest index, with no row read).
+    pub(super) async fn count_outbox(&self) -> continuity_core::Result<OutboxCounts> {
+        self.run(move |c| {
+            let (live, all): (i64, i64) = c
+                .prepare_cached(
+                    "SELECT (SELECT COUNT(*) FROM continuity_outbox WHERE dead = 0),
+                            (SELECT COUNT(*) FROM continuity_outbox)",
+                )?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(OutboxCounts {
+                backlog: unsigned(BACKEND, "outbox count", live)?,
+                dead_letters: unsigned(BACKEND, "outbox count", all.saturating_sub(live))?,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn ping_database(&self) -> continuity_core::Result<()> {
+        self.run(move |c| {
+            c.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+            Ok(())
         })
         .await
     }

@@ -16,6 +16,7 @@
 //! ```
 
 mod baselines;
+mod counts;
 mod outbox;
 mod probes;
 mod shards;
@@ -91,6 +92,7 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_outbox_claim_and_lease(store).await;
     event_store_outbox_retry_and_give_up(store).await;
     event_store_outbox_order_per_key(store).await;
+    event_store_outbox_counts(store).await;
     event_store_probe_claims(store).await;
     event_store_probe_edge_cases(store).await;
     event_store_probe_claims_by_shard(store).await;
@@ -110,6 +112,7 @@ pub use self::{
         event_store_baselines_round_trip, event_store_baselines_tenants_apart,
         event_store_baselines_upsert,
     },
+    counts::event_store_outbox_counts,
     outbox::{
         event_store_outbox_claim_and_lease, event_store_outbox_order_per_key,
         event_store_outbox_retry_and_give_up,
