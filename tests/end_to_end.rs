@@ -30,19 +30,34 @@
 //! minute first. So about three hours of mail flow take well under a
 //! minute.
 //!
-//! The scenario: a healthy hour (probes in both directions arrive, the
-//! gateway's own observations go to `POST /observe`; no alert); then
-//! Exchange's outbound mail stops reaching the gateway. The probes get
-//! lost, the alert e-mail reaches aiosmtpd; its portal link is followed
-//! over HTTP (the page, then the JSON API for the CSRF token and the
-//! version) and a continuity event is started, which the hook sees. Half
-//! way through the outage the gateway is killed with SIGKILL and started
-//! again on the same file and database: the event is still running, at the
-//! same version, through the same link. The event is ended through the
-//! link (the hook sees it), the outage ends, the resolved e-mail comes.
-//! Every alert e-mail is checked: one alert and one resolved notice, any
-//! message received twice carrying the same idempotency key and content.
-//! Last, `/metrics` answers and its samples are printed.
+//! The scenario:
+//! 1. a healthy hour: probes in both directions arrive, the gateway's own
+//!    observations go to `POST /observe`; no alert;
+//! 2. Exchange's outbound mail stops reaching the gateway; the probes get
+//!    lost and the alert e-mail reaches aiosmtpd, where Python's `email`
+//!    package parses it (headers, text part). The relay's `250 ... queued`
+//!    is held back by a proxy (`end_to_end_support/relay_proxy.rs`) and
+//!    the gateway is killed with SIGKILL while it waits for it, then
+//!    started again on the same file and database: once the dead process's
+//!    outbox lease runs out, the alert is sent again, byte for byte, with
+//!    the same idempotency key;
+//! 3. the alert's portal link is followed over HTTP: the page, then the
+//!    JSON API for the CSRF token and the version (a forged token is
+//!    refused); a continuity event is started and the hook sees it;
+//! 4. half way through the outage the gateway is killed in the middle of a
+//!    tick and started again: the event is still running, at the same
+//!    version, through the same link;
+//! 5. the event is ended through the link's HTML pages as a browser would
+//!    (the page's link to the form, the form's hidden fields posted back);
+//!    the hook sees it;
+//! 6. the outage ends and the resolved e-mail comes.
+//!
+//! At the end every alert e-mail is checked: one alert (received twice,
+//! the same key and content) and one resolved notice; the hook was called
+//! once for each. Last, `/metrics` answers in Prometheus's text format;
+//! its samples are printed, and the tick counters among them, when the
+//! library records them, must show that the gateway ticked (and none
+//! went wrong).
 //!
 //! Python with aiosmtpd is required (`CONTINUITY_TEST_PYTHON`, or the
 //! venv of `scripts/prepare-test-env`): the test fails, saying so, without
@@ -53,6 +68,7 @@
 mod end_to_end_support {
     pub mod gateway;
     pub mod http_client;
+    pub mod relay_proxy;
 }
 
 use std::{collections::BTreeMap, path::Path, sync::Arc};
@@ -69,6 +85,7 @@ use serde_json::{Value, json};
 use self::end_to_end_support::{
     gateway::{Arrival, GATEWAY_ENV, GatewayProcess, GatewaySpec},
     http_client,
+    relay_proxy::RelayProxy,
 };
 
 const EWS_USER: &str = "svc-continuity";
@@ -89,10 +106,15 @@ fn end_to_end_gateway() {
     }
 }
 
-fn config(smtp_port: u16, listen: &str, ews_url: &str, db: &Path) -> String {
-    let relay = format!(
-        r#"{{ host = "127.0.0.1", port = {smtp_port}, security = "insecure_plaintext", allow_insecure_plaintext = true }}"#
-    );
+/// The service's configuration: alerts to the relay on `alert_port`,
+/// inbound probes to the one on `probe_port`.
+fn config(alert_port: u16, probe_port: u16, listen: &str, ews_url: &str, db: &Path) -> String {
+    let relay = |port: u16| {
+        format!(
+            r#"{{ host = "127.0.0.1", port = {port}, security = "insecure_plaintext", allow_insecure_plaintext = true }}"#
+        )
+    };
+    let (alert_relay, probe_relay) = (relay(alert_port), relay(probe_port));
     // Absolute thresholds (three lost probes in 20 minutes, raised after
     // two evaluations) instead of the learned flow policy: what raises
     // and when is then known from the probes alone.
@@ -115,11 +137,11 @@ csrf_key = {{ inline = "fedcba9876543210fedcba9876543210" }}
 
 [notifiers.email]
 from = "Continuity <alerts@gateway.example>"
-relay = {relay}
+relay = {alert_relay}
 
 [probes]
 gateway_address = "{GATEWAY_ADDRESS}"
-smtp_sender = {{ from = "{GATEWAY_ADDRESS}", relay = {relay} }}
+smtp_sender = {{ from = "{GATEWAY_ADDRESS}", relay = {probe_relay} }}
 
 [probes.ews.exchange]
 client = {{ endpoint = "{ews_url}", allow_plain_http = true, min_send_interval = "0s", auth = {{ method = "basic", username = "{EWS_USER}", password = {{ inline = "{EWS_PASSWORD}" }} }} }}
@@ -172,6 +194,37 @@ impl World {
     /// the mail it sent through the relay is delivered (inbound probes
     /// into Exchange) or kept (alerts).
     fn minute(&mut self, gateway: &mut GatewayProcess, t: DateTime<Utc>) -> Value {
+        self.before_tick(gateway, t);
+        let report = gateway.ask(&format!("tick {}", t.to_rfc3339()));
+        self.after_tick(t, &report);
+        report
+    }
+
+    /// [`minute`](Self::minute), with the relay's acceptance of alerts
+    /// held back ([`RelayProxy::hold`]): the tick does not end while an
+    /// alert is being sent, so this returns the alert as soon as the relay
+    /// has it, the gateway still waiting; `None` after a tick without one.
+    fn minute_until_held_alert(
+        &mut self,
+        gateway: &mut GatewayProcess,
+        t: DateTime<Utc>,
+    ) -> Option<Value> {
+        self.before_tick(gateway, t);
+        gateway.send(&format!("tick {}", t.to_rfc3339()));
+        loop {
+            let before = self.alerts.len();
+            self.relay_only(t);
+            if let Some(alert) = self.alerts.get(before) {
+                return Some(alert.clone());
+            }
+            if let Some(report) = gateway.try_answer(std::time::Duration::from_millis(10)) {
+                self.after_tick(t, &report);
+                return self.alerts.get(before).cloned();
+            }
+        }
+    }
+
+    fn before_tick(&mut self, gateway: &mut GatewayProcess, t: DateTime<Utc>) {
         self.clock.set(t);
         let external = self.exchange.external();
         for m in external.iter().skip(self.outbound_seen) {
@@ -198,12 +251,13 @@ impl World {
         if t.timestamp() % 300 == 0 {
             self.observe(gateway, t);
         }
-        let report = gateway.ask(&format!("tick {}", t.to_rfc3339()));
+    }
+
+    fn after_tick(&mut self, t: DateTime<Utc>, report: &Value) {
         assert_eq!(report["errors"], json!([]), "tick at {t}: {report}");
         self.probes_arrived += report["probes_arrived"].as_u64().unwrap_or(0);
         self.probes_lost += report["probes_lost"].as_u64().unwrap_or(0);
         self.relay_only(t);
-        report
     }
 
     /// The mail the gateway sent through the relay by `t`: inbound probes
@@ -318,6 +372,19 @@ fn act(base: &str, token: &str, action: &str, extra: Value) -> Value {
     answer["view"].clone()
 }
 
+/// The value of the hidden input `name` of an HTML form (the portal's
+/// values need no unescaping: a base64url token, a number).
+fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in the form: {html}"))
+        + marker.len();
+    let value = &html[at..at + html[at..].find('"').expect("the value's end")];
+    assert!(!value.contains('&'), "an escaped value: {value}");
+    value.to_owned()
+}
+
 fn hook_calls(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -327,7 +394,7 @@ fn hook_calls(path: &Path) -> Vec<String> {
 }
 
 #[test]
-fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
+fn the_gateway_service_end_to_end_through_two_kills() {
     let dir = TempDir::new("end-to-end");
     let start: DateTime<Utc> = "2026-03-02T08:00:00Z".parse().expect("a time");
     let clock = ManualClock::new(start);
@@ -347,12 +414,15 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
     exchange.add_mailbox(INBOUND_MAILBOX);
     exchange.set_delivery_delay(TimeDelta::seconds(30));
     let relay = SmtpPeer::start("plain", None);
+    // Alerts go through the proxy, which can hold back the relay's "queued".
+    let proxy = RelayProxy::start(relay.port);
 
     let listen = format!("127.0.0.1:{}", free_port());
     let config_path = dir.path().join("gateway.toml");
     std::fs::write(
         &config_path,
         config(
+            proxy.port,
             relay.port,
             &listen,
             &exchange.url,
@@ -408,15 +478,41 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
         world.probes_arrived
     );
 
-    // Exchange's outbound mail stops reaching the gateway.
+    // Exchange's outbound mail stops reaching the gateway. The alert
+    // reaches the relay, and the gateway is killed (SIGKILL) before it
+    // hears that the relay took it: the alert must be sent again after the
+    // restart, with the same idempotency key.
     world.outbound_up = false;
     let outage_from = t;
-    let raised = world.until_alert(&mut gateway, &mut t, "ALERT Acme Corp: outbound", 25);
+    proxy.hold(true);
+    let raised = loop {
+        t += TimeDelta::minutes(1);
+        assert!(
+            t <= outage_from + TimeDelta::minutes(25),
+            "no alert 25 minutes into the outage; received: {:?}",
+            world.subjects()
+        );
+        if let Some(alert) = world.minute_until_held_alert(&mut gateway, t) {
+            break alert;
+        }
+    };
+    gateway.kill();
+    proxy.hold(false);
+    assert!(
+        header(&raised, "Subject")[0].contains("ALERT Acme Corp: outbound"),
+        "{raised}"
+    );
     println!(
-        "raised {} min into the outage",
+        "raised {} min into the outage; killed while the relay's answer was held",
         (t - outage_from).num_minutes()
     );
     assert!(world.probes_lost >= 3, "lost probes: {}", world.probes_lost);
+    t += TimeDelta::minutes(1);
+    let mut gateway = GatewayProcess::spawn(&GatewaySpec {
+        start: t,
+        ..spec.clone()
+    });
+    world.minute(&mut gateway, t);
 
     // The link, followed: the page, then the JSON API to start an event.
     let link = portal_link(&raised, &portal);
@@ -431,6 +527,12 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
         "{page:?}"
     );
     assert!(page.body.contains("Acme Corp"), "{}", page.body);
+    // Without the CSRF token of the page, nothing is done.
+    let forged = http_client::post_json(
+        &format!("{portal}api/{token}/start"),
+        &json!({"csrf": "forged", "minutes": 120}),
+    );
+    assert_eq!(forged.status, 403, "{forged:?}");
     let view = act(&portal, token, "start", json!({"minutes": 120}));
     let event = view["active_event"].clone();
     assert!(event.is_object(), "an event runs: {view}");
@@ -462,7 +564,6 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
         std::time::Duration::from_millis(15),
     );
     world.relay_only(t);
-    let alerts_before_kill = world.alerts.len();
     t += TimeDelta::minutes(1);
     let mut gateway = GatewayProcess::spawn(&GatewaySpec {
         start: t,
@@ -480,9 +581,35 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
         world.minute(&mut gateway, t);
     }
 
-    // The event ended through the same link.
-    let view = act(&portal, token, "end", json!({}));
-    assert!(view["active_event"].is_null(), "the event ended: {view}");
+    // The event ended through the same link, in the HTML portal this
+    // time, as a browser would: the page, its link to the form, the form's
+    // hidden CSRF token and version posted back.
+    let page = http_client::get(&link);
+    assert_eq!(page.status, 200, "{page:?}");
+    let end_form = format!("{token}/end");
+    assert!(
+        page.body.contains(&format!("href=\"{end_form}\"")),
+        "the page offers to end the event: {}",
+        page.body
+    );
+    let form = http_client::get(&format!("{portal}{end_form}"));
+    assert_eq!(form.status, 200, "{form:?}");
+    let fields = [
+        ("csrf", hidden_field(&form.body, "csrf")),
+        ("version", hidden_field(&form.body, "version")),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = http_client::post_form(&format!("{portal}{end_form}"), &fields);
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(
+        done.body.contains("The continuity event was ended."),
+        "{}",
+        done.body
+    );
+    assert!(
+        api_view(&portal, token)["view"]["active_event"].is_null(),
+        "the event ended"
+    );
     t += TimeDelta::minutes(1);
     world.minute(&mut gateway, t);
     assert_eq!(
@@ -509,7 +636,7 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
     }
 
     // Every alert e-mail: one alert, one resolved notice; a message sent
-    // twice (the kill) only ever with the same key and content.
+    // twice (the first kill) only ever with the same key and content.
     let mut by_key: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for m in &world.alerts {
         let key = header(m, "X-Continuity-Idempotency-Key");
@@ -549,10 +676,16 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
                 == 1,
         "{kinds:?}"
     );
+    let raised_key = header(&raised, "X-Continuity-Idempotency-Key")[0];
+    assert_eq!(
+        by_key[raised_key].len(),
+        2,
+        "the alert the relay took while the gateway died was sent again: {:?}",
+        world.subjects()
+    );
     println!(
-        "{} alert e-mails ({} before the kill), {} distinct",
+        "{} alert e-mails, {} distinct",
         world.alerts.len(),
-        alerts_before_kill,
         by_key.len()
     );
     assert_eq!(
@@ -572,11 +705,10 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
     );
     println!("/metrics:\n{}", metrics.body);
     let samples = samples(&metrics.body);
-    if let Some(errors) = samples
-        .iter()
-        .find(|(name, _)| name.starts_with(continuity::service::TICK_ERRORS_METRIC))
-    {
-        panic!("no tick went wrong, yet {} = {}", errors.0, errors.1);
+    for (name, value) in &samples {
+        if name.starts_with(continuity::service::TICK_ERRORS_METRIC) {
+            assert_eq!(*value, 0.0, "no tick went wrong, yet {name} = {value}");
+        }
     }
     for (name, value) in &samples {
         if name.starts_with("continuity_") && name.contains("tick") && name.contains("_total") {
@@ -599,7 +731,6 @@ fn the_gateway_service_end_to_end_with_a_kill_and_a_restart() {
         "{validated} EWS requests valid; {} observations posted; probes: {} arrived, {} lost",
         world.observed, world.probes_arrived, world.probes_lost
     );
-    drop(rt);
 }
 
 /// The samples of a Prometheus text exposition: (name with labels, value).

@@ -284,6 +284,25 @@ impl GatewayProcess {
         gateway
     }
 
+    /// Sends one command without waiting for its answer.
+    pub fn send(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}")
+            .and_then(|()| self.stdin.flush())
+            .unwrap_or_else(|e| panic!("the gateway: write: {e}"));
+    }
+
+    /// The next answer if one comes within `timeout`.
+    ///
+    /// # Panics
+    /// When the process ended.
+    pub fn try_answer(&mut self, timeout: Duration) -> Option<Value> {
+        match self.answers.recv_timeout(timeout) {
+            Ok(answer) => Some(answer),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => panic!("the gateway ended"),
+        }
+    }
+
     fn read(&mut self) -> Option<Value> {
         match self.answers.recv_timeout(ANSWER_WITHIN) {
             Ok(answer) => Some(answer),
@@ -296,9 +315,7 @@ impl GatewayProcess {
 
     /// Sends one command and waits for its answer.
     pub fn ask(&mut self, command: &str) -> Value {
-        writeln!(self.stdin, "{command}")
-            .and_then(|()| self.stdin.flush())
-            .unwrap_or_else(|e| panic!("the gateway: write: {e}"));
+        self.send(command);
         self.read()
             .unwrap_or_else(|| panic!("the gateway ended during {command:.40}"))
     }
@@ -306,15 +323,13 @@ impl GatewayProcess {
     /// Sends `command`, then SIGKILLs the process `after` later, whatever
     /// it is doing then (the command may be done, half done or not begun).
     pub fn kill_during(mut self, command: &str, after: Duration) {
-        writeln!(self.stdin, "{command}")
-            .and_then(|()| self.stdin.flush())
-            .unwrap_or_else(|e| panic!("the gateway: write: {e}"));
+        self.send(command);
         std::thread::sleep(after);
         self.kill();
     }
 
     /// SIGKILL: no shut-down, no clean-up, whatever it was doing.
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL the gateway");
         let status = self.child.wait().expect("the gateway's exit");
         assert!(!status.success(), "killed, yet it exited cleanly: {status}");

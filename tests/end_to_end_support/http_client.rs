@@ -54,7 +54,37 @@ pub fn post_json(url: &str, body: &serde_json::Value) -> Answer {
     request("POST", url, Some(body.to_string()))
 }
 
+/// `POST url` with a form (`application/x-www-form-urlencoded`), as a
+/// browser submits one.
+pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Answer {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .collect();
+    request_with(
+        "POST",
+        url,
+        Some(("application/x-www-form-urlencoded", body.join("&"))),
+    )
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn request(method: &str, url: &str, json: Option<String>) -> Answer {
+    request_with(method, url, json.map(|j| ("application/json", j)))
+}
+
+fn request_with(method: &str, url: &str, body: Option<(&str, String)>) -> Answer {
     let (host, path) = split(url);
     let mut stream =
         TcpStream::connect(host).unwrap_or_else(|e| panic!("{method} {url}: connect: {e}"));
@@ -62,14 +92,14 @@ fn request(method: &str, url: &str, json: Option<String>) -> Answer {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("a read timeout");
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    if let Some(body) = &json {
+    if let Some((content_type, body)) = &body {
         request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }
     request.push_str("\r\n");
-    if let Some(body) = &json {
+    if let Some((_, body)) = &body {
         request.push_str(body);
     }
     stream
