@@ -533,15 +533,27 @@ fn the_gateway_service_end_to_end_through_two_kills() {
         &json!({"csrf": "forged", "minutes": 120}),
     );
     assert_eq!(forged.status, 403, "{forged:?}");
+    // The restarted gateway shows what the dead one decided: the outbound
+    // condition raised, the alert it sent.
+    let restored = api_view(&portal, token);
+    assert!(restored["view"]["active_event"].is_null(), "{restored}");
+    assert!(
+        restored["view"]["conditions"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["direction"] == "outbound" && c["raised"] == true)),
+        "the outbound condition is still raised: {restored}"
+    );
+    assert!(
+        restored["view"]["incident"].is_object(),
+        "an incident runs: {restored}"
+    );
     let view = act(&portal, token, "start", json!({"minutes": 120}));
     let event = view["active_event"].clone();
     assert!(event.is_object(), "an event runs: {view}");
     let started = format!("started acme {}", event["id"]);
     let ended = format!("ended acme {}", event["id"]);
-    world.minute(&mut gateway, {
-        t += TimeDelta::minutes(1);
-        t
-    });
+    t += TimeDelta::minutes(1);
+    world.minute(&mut gateway, t);
     assert_eq!(
         hook_calls(&hook_log),
         [started.as_str()],
