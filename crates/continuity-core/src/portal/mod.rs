@@ -9,7 +9,8 @@
 //! link refused (expired, tampered, another tenant's, a retired key's).
 //!
 //! [`act`] is the one way to act through a link; an actor without one (an
-//! operator's console) calls [`Monitor::act`] instead.
+//! operator's console) calls [`Monitor::act`] instead, or issues a standing
+//! link ([`Monitor::standing_link`]) that opens the portal without an alert.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -53,7 +54,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Direction, Error, Monitor, Result, TenantId,
-    link::{LinkRejection, VerifiedLink},
+    link::{LinkOrigin, LinkRejection, VerifiedLink},
     machine::{Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension},
     notify::FailureSummary,
     policy::Reading,
@@ -136,12 +137,15 @@ pub struct PortalView {
     pub scheduled_event: Option<ContinuityEvent>,
     /// The notification suspension, if one is in force at `now`.
     pub suspension: Option<Suspension>,
-    /// The recipient the link was sent to (recipient id).
+    /// The recipient the link was sent to (recipient id); for a standing
+    /// link, who it was issued to.
     pub recipient: String,
     /// The recipient's name, if configured.
     pub recipient_name: Option<String>,
-    /// The alert the link came with.
+    /// The alert the link came with; 0 for a standing link.
     pub alert_id: u64,
+    /// Whether the link came with an alert or is a standing link.
+    pub link_origin: LinkOrigin,
     /// When the link expires.
     pub expires_at: DateTime<Utc>,
     /// The time the view was taken at.
@@ -254,7 +258,9 @@ pub async fn open(
 /// saw), a state changed in between gives [`PortalOutcome::Conflict`] rather
 /// than an action on a state nobody looked at. The action is applied with the
 /// store's compare-and-swap, calls the embedder's hook and is audited with the
-/// link's recipient, alert and key as the actor.
+/// link's recipient, alert and key as the actor ([`Actor::Link`]), or for a
+/// standing link with whom it was issued to and its key
+/// ([`Actor::StandingLink`]).
 ///
 /// # Errors
 ///
@@ -278,11 +284,18 @@ pub async fn act(
             view: Box::new(view(monitor, &verified, now).await?),
         });
     };
-    let actor = Actor::Link {
-        recipient: verified.claims.recipient.clone(),
-        alert_id: verified.claims.alert_id,
-        key_id: verified.key_id.clone(),
-        issued_at: verified.issued_at,
+    let actor = match verified.origin {
+        LinkOrigin::Alert => Actor::Link {
+            recipient: verified.claims.recipient.clone(),
+            alert_id: verified.claims.alert_id,
+            key_id: verified.key_id.clone(),
+            issued_at: verified.issued_at,
+        },
+        LinkOrigin::Standing => Actor::StandingLink {
+            issued_to: verified.claims.recipient.clone(),
+            key_id: verified.key_id.clone(),
+            issued_at: verified.issued_at,
+        },
     };
     match monitor
         .act(&tenant, actor, action, expected_version, now)
@@ -364,9 +377,13 @@ async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Res
         recipient_name: config
             .recipients
             .iter()
+            // A standing link's holder is not looked up: a configured
+            // recipient's name would misattribute it.
+            .filter(|_| link.origin == LinkOrigin::Alert)
             .find(|r| r.id == link.claims.recipient)
             .and_then(|r| r.name.clone()),
         alert_id: link.claims.alert_id,
+        link_origin: link.origin,
         expires_at: link.expires_at,
         now,
     })
