@@ -513,6 +513,23 @@ impl EventStore for InMemoryEventStore {
             .collect())
     }
 
+    async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+        Ok(self
+            .lock()
+            .audit
+            .get(tenant)
+            .map(|log| log.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        // Kept in the order they were given up; the contract is by id.
+        let mut dead = self.lock().dead_letters.clone();
+        dead.sort_by_key(|e| e.id);
+        dead.truncate(limit);
+        Ok(dead)
+    }
+
     async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {
         let mut inner = self.lock();
         let mut batch = std::mem::take(probes).into_iter();

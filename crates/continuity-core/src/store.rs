@@ -46,6 +46,9 @@
 //!   of the same three replaces it, and a batch is written whole or not at
 //!   all. [`EventStore::load_baselines`] returns a tenant's records, and
 //!   only that tenant's. The snapshot is opaque bytes, returned as given.
+//! - **Records.** [`EventStore::recent_audit`] returns a tenant's latest
+//!   audit records, newest first; [`EventStore::given_up_outbox`] (the dead letters) the outbox
+//!   entries given up on, oldest first, never the queued ones.
 //! - **Shared observations.** [`EventStore::share_observations`] keeps
 //!   batches of observations that an instance made of tenants it does not
 //!   own, by shard, all of a call's batches or none;
@@ -298,6 +301,57 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Outbox entries not yet done (queued or claimed), oldest first, at most `limit`.
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
 
+    // ---- Records: the audit trail's latest entries and the dead letters,
+    // readable through any store (issue #15, item 5). ----
+
+    /// The latest `limit` audit records of `tenant`, newest first (what the
+    /// portal's status page shows).
+    ///
+    /// The default pages through [`audit_log`](Self::audit_log) from the
+    /// start, which is correct but reads the whole trail: every backend of
+    /// this library answers from an index instead.
+    async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+        const PAGE: usize = 512;
+        let mut tail = std::collections::VecDeque::with_capacity(limit.min(PAGE));
+        let mut after = 0;
+        loop {
+            let page = self.audit_log(tenant, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let full = page.len() == PAGE;
+            for record in page {
+                if tail.len() == limit {
+                    tail.pop_front();
+                }
+                if limit > 0 {
+                    tail.push_back(record);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(tail.into_iter().rev().collect())
+    }
+
+    /// The dead letters: outbox entries given up on
+    /// ([`OutboxResult::GiveUp`]: a permanent failure, or retries
+    /// exhausted), oldest first, at most `limit`. They are kept for
+    /// inspection, out of the queue. (Named beside
+    /// [`pending_outbox`](Self::pending_outbox); the stores' inherent
+    /// `dead_letters` methods give the same entries.)
+    ///
+    /// The default refuses with a permanent error naming what to implement:
+    /// a store that keeps no dead letters cannot show any (every backend of
+    /// this library implements it).
+    async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let _ = limit;
+        Err(crate::Error::store_permanent(
+            "event store",
+            format!("{self:?} cannot list dead letters: implement EventStore::given_up_outbox"),
+        ))
+    }
+
     /// Stores many new pending probes, each replacing one with the same
     /// tenant and probe id (within the batch, the last one wins). On success
     /// `probes` is left empty. On failure it still holds the probes (some
@@ -487,6 +541,12 @@ macro_rules! forward_event_store {
             async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
                 (**self).pending_outbox(limit).await
             }
+            async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+                (**self).recent_audit(tenant, limit).await
+            }
+            async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+                (**self).given_up_outbox(limit).await
+            }
             async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize, shards: &ShardSet) -> Result<Vec<PendingProbe>> {
                 (**self).claim_probes(now, lease, limit, shards).await
             }
@@ -562,5 +622,116 @@ mod tests {
         };
         let json = serde_json::to_string(&entry).unwrap();
         assert_eq!(serde_json::from_str::<OutboxEntry>(&json).unwrap(), entry);
+    }
+}
+
+/// The defaults of the records block, on a store that overrides neither.
+#[cfg(test)]
+mod record_defaults {
+    use super::*;
+    use crate::memory::InMemoryEventStore;
+
+    /// Forwards the required methods only.
+    #[derive(Debug, Default)]
+    struct Plain(InMemoryEventStore);
+
+    #[async_trait]
+    impl EventStore for Plain {
+        async fn load(&self, t: &TenantId) -> Result<Option<Versioned>> {
+            self.0.load(t).await
+        }
+        async fn commit(&self, t: &TenantId, expected: u64, c: Commit) -> Result<u64> {
+            self.0.commit(t, expected, c).await
+        }
+        async fn audit_log(&self, t: &TenantId, after: u64, n: usize) -> Result<Vec<AuditRecord>> {
+            self.0.audit_log(t, after, n).await
+        }
+        async fn claim_outbox(
+            &self,
+            now: DateTime<Utc>,
+            lease: Duration,
+            n: usize,
+        ) -> Result<Vec<OutboxEntry>> {
+            self.0.claim_outbox(now, lease, n).await
+        }
+        async fn complete_outbox(&self, id: u64, lease: u64, r: OutboxResult) -> Result<()> {
+            self.0.complete_outbox(id, lease, r).await
+        }
+        async fn pending_outbox(&self, n: usize) -> Result<Vec<OutboxEntry>> {
+            self.0.pending_outbox(n).await
+        }
+        async fn put_probes(&self, p: &mut Vec<PendingProbe>) -> Result<()> {
+            self.0.put_probes(p).await
+        }
+        async fn claim_probes(
+            &self,
+            now: DateTime<Utc>,
+            lease: Duration,
+            n: usize,
+            shards: &ShardSet,
+        ) -> Result<Vec<PendingProbe>> {
+            self.0.claim_probes(now, lease, n, shards).await
+        }
+        async fn sync_shards(
+            &self,
+            i: &str,
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> Result<ShardSet> {
+            self.0.sync_shards(i, now, lease).await
+        }
+        async fn release_shards(&self, i: &str) -> Result<()> {
+            self.0.release_shards(i).await
+        }
+        async fn settle_probes(&self, s: &[ProbeSettlement]) -> Vec<Result<()>> {
+            self.0.settle_probes(s).await
+        }
+        async fn save_baselines(&self, r: &[BaselineRecord]) -> Result<()> {
+            self.0.save_baselines(r).await
+        }
+        async fn load_baselines(&self, t: &TenantId) -> Result<Vec<BaselineRecord>> {
+            self.0.load_baselines(t).await
+        }
+    }
+
+    #[tokio::test]
+    async fn recent_audit_pages_through_the_whole_trail() {
+        let store = Plain::default();
+        let t = TenantId::new("acme").unwrap();
+        // More than two of the default's pages.
+        for version in 0..1100u32 {
+            let entry = crate::machine::AuditEntry {
+                at: DateTime::<Utc>::UNIX_EPOCH,
+                actor: crate::machine::Actor::System,
+                action: format!("n.{version}"),
+                before: String::new(),
+                after: String::new(),
+            };
+            let commit = Commit {
+                audit: vec![entry],
+                ..Commit::default()
+            };
+            store.commit(&t, u64::from(version), commit).await.unwrap();
+        }
+        for limit in [0, 1, 3, 600, 1100, 5000] {
+            let ours: Vec<u64> = store
+                .recent_audit(&t, limit)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            let expected: Vec<u64> = (1..=1100u64).rev().take(limit).collect();
+            assert_eq!(ours, expected, "limit {limit}");
+        }
+        let other = TenantId::new("globex").unwrap();
+        assert!(store.recent_audit(&other, 5).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_without_dead_letters_says_so() {
+        let e = Plain::default().given_up_outbox(10).await.unwrap_err();
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("EventStore::given_up_outbox"), "{e}");
     }
 }

@@ -153,7 +153,26 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
             button(h, base, Kind::Suspend);
         }
     }
-    h.raw("</p><p><small>");
+    h.raw("</p>");
+    if !v.audit.is_empty() {
+        // Actors and descriptions hold embedder- and recipient-given names:
+        // escaped like every value.
+        h.raw("<h2>Activity</h2><ul>");
+        for r in &v.audit {
+            h.raw("<li>")
+                .text(at(&r.entry.at))
+                .raw(" <b>")
+                .text(&r.entry.action)
+                .raw("</b> by ")
+                .text(&r.entry.actor);
+            if !r.entry.after.is_empty() {
+                h.raw(": ").text(&r.entry.after);
+            }
+            h.raw("</li>");
+        }
+        h.raw("</ul>");
+    }
+    h.raw("<p><small>");
     match v.link_origin {
         LinkOrigin::Standing => h.raw("Standing link issued to ").text(&v.recipient),
         _ => h

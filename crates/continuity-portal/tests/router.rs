@@ -670,6 +670,30 @@ async fn a_standing_link_opens_the_page_and_acts_through_forms_and_json() {
         );
     }
 
+    // The trail is on the page (escaped) and in the JSON view, newest first.
+    let page = get(&f.app, &format!("/p/{token}")).await;
+    assert!(
+        page.body.contains(
+            "<h2>Activity</h2><ul><li>2026-03-02 08:00 UTC <b>event.end</b> by \
+             jane &lt;script&gt;alert(&#39;acme&#39;)&lt;/script&gt; (standing link): "
+        ),
+        "{}",
+        page.body
+    );
+    let api = get(&f.app, &format!("/p/api/{token}")).await;
+    let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let actions: Vec<_> = v["view"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["entry"]["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["event.end", "event.start"]);
+    assert_eq!(
+        v["view"]["audit"][0]["entry"]["actor"]["kind"],
+        "standing_link"
+    );
+
     // Its hour over, it opens nothing.
     f.clock.advance(TimeDelta::hours(1));
     let gone = get(&f.app, &format!("/p/{token}")).await;

@@ -70,8 +70,9 @@ impl fmt::Display for LinkRejection {
 pub struct LinkClaims {
     /// The tenant.
     pub tenant: TenantId,
-    /// The alert the link was sent with; 0 for a standing link (alert ids
-    /// start at 1).
+    /// The alert the link was sent with; 0 for a standing link, which has
+    /// none ([`VerifiedLink::origin`] tells the two apart: a tenant's first
+    /// alert has id 0 as well).
     pub alert_id: u64,
     /// The recipient it was sent to (recipient id from the tenant
     /// configuration); for a standing link, who the embedder issued it to.

@@ -16,7 +16,7 @@ use crate::{
     duration::after,
     error::Result,
     link::{LinkClaims, StandingLink},
-    machine::{AlertDecision, TenantState},
+    machine::{Actor, AlertDecision, AlertKind, AuditEntry, TenantState},
     notify::{AlertMessage, ConditionReport, FailureSummary},
 };
 
@@ -80,6 +80,49 @@ impl Monitor {
             token,
             expires_at: verified.expires_at,
         })
+    }
+
+    /// The audit entry of an alert committed for `messages` (one per
+    /// recipient): `alert.raised`, `alert.reminder` or `alert.resolved`, by
+    /// the system, saying which conditions hold and who it is queued for.
+    /// Written in the same commit as the outbox entries, so the trail shows
+    /// exactly the alerts that were sent (delivery failures end in the dead
+    /// letters, not here).
+    pub(super) fn alert_audit_entry(
+        alert: &AlertDecision,
+        messages: &[AlertMessage],
+        now: DateTime<Utc>,
+    ) -> AuditEntry {
+        let conditions = if alert.kind == AlertKind::Resolved || alert.active.is_empty() {
+            "all clear".to_owned()
+        } else {
+            alert
+                .active
+                .iter()
+                .map(|c| format!("{} {}", c.direction, c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let recipients = if messages.is_empty() {
+            "no recipient".to_owned()
+        } else {
+            messages
+                .iter()
+                .map(|m| m.recipient.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        AuditEntry {
+            at: now,
+            actor: Actor::System,
+            action: format!("alert.{}", alert.kind.as_str()),
+            before: String::new(),
+            after: format!(
+                "alert #{} {}: {conditions}; sent to {recipients}",
+                alert.id,
+                alert.kind.as_str()
+            ),
+        }
     }
 
     pub(super) fn render_alert(

@@ -58,6 +58,7 @@ use crate::{
     machine::{Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension},
     notify::FailureSummary,
     policy::Reading,
+    store::AuditRecord,
 };
 
 /// A duration offered as a one-click choice.
@@ -131,6 +132,11 @@ pub struct PortalView {
     /// The last alerts, newest first (at most
     /// [`RECENT_ALERTS`](crate::machine::RECENT_ALERTS)).
     pub recent_alerts: Vec<AlertRecord>,
+    /// The latest entries of the tenant's audit trail, newest first (at
+    /// most [`RECENT_AUDIT`]): administrators' actions, the system's (an
+    /// event running out) and the alerts sent and resolved. Empty while the
+    /// store cannot be reached.
+    pub audit: Vec<AuditRecord>,
     /// The running continuity event.
     pub active_event: Option<ContinuityEvent>,
     /// The planned continuity event.
@@ -142,7 +148,8 @@ pub struct PortalView {
     pub recipient: String,
     /// The recipient's name, if configured.
     pub recipient_name: Option<String>,
-    /// The alert the link came with; 0 for a standing link.
+    /// The alert the link came with; 0 for a standing link (see
+    /// `link_origin`).
     pub alert_id: u64,
     /// Whether the link came with an alert or is a standing link.
     pub link_origin: LinkOrigin,
@@ -151,6 +158,9 @@ pub struct PortalView {
     /// The time the view was taken at.
     pub now: DateTime<Utc>,
 }
+
+/// How many of the latest audit records a [`PortalView`] carries.
+pub const RECENT_AUDIT: usize = 20;
 
 /// An end given as a duration from a reference or as a point in time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +356,20 @@ fn resolve(action: PortalAction, now: DateTime<Utc>) -> Option<Action> {
 async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<PortalView> {
     let status = monitor.status_current(&link.claims.tenant).await?;
     let config = monitor.tenant_config(&link.claims.tenant)?;
+    let audit = match monitor
+        .store()
+        .recent_audit(&link.claims.tenant, RECENT_AUDIT)
+        .await
+    {
+        Ok(audit) => audit,
+        // Like the state (see `status_current`), the page still opens while
+        // the store is down, so an administrator can act once it is back.
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(tenant = %link.claims.tenant, error = %e, "audit trail not read");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
     let state = status.state.state;
     let failing = status.failing;
     let conditions = status
@@ -371,6 +395,7 @@ async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Res
         incident: state.incident.clone(),
         last_alert_at: state.last_alert_at,
         recent_alerts: state.recent_alerts.iter().rev().cloned().collect(),
+        audit,
         active_event: state.active_event,
         scheduled_event: state.scheduled_event,
         recipient: link.claims.recipient.clone(),

@@ -29,10 +29,15 @@ async fn monitor() -> Monitor {
 }
 
 async fn monitor_with_hook(hook: Arc<crate::testing::RecordingHook>) -> Monitor {
+    monitor_on(ManualClock::new(t0()), hook).await
+}
+
+/// The fixture's monitor on `clock`, for tests that move time on.
+async fn monitor_on(clock: ManualClock, hook: Arc<crate::testing::RecordingHook>) -> Monitor {
     let monitor = Monitor::builder()
         .in_memory_store()
         .hook(hook)
-        .clock(Arc::new(ManualClock::new(t0())))
+        .clock(Arc::new(clock))
         .link_signer(LinkSigner::new(LinkKey::new("k2", [2u8; 32]).unwrap()))
         .portal_url("https://continuity.example.net/c/")
         .notifier(Arc::new(crate::testing::RecordingNotifier::new(
@@ -732,4 +737,78 @@ async fn standing_links_are_bounded_and_only_for_served_tenants() {
         monitor.standing_link(&tenant("initech"), "noc", None),
         Err(Error::UnknownTenant { .. })
     ));
+}
+
+#[tokio::test]
+async fn the_view_carries_the_audit_trail_with_the_alerts_sent_and_resolved() {
+    let clock = ManualClock::new(t0());
+    let monitor = monitor_on(
+        clock.clone(),
+        Arc::new(crate::testing::RecordingHook::new()),
+    )
+    .await;
+    let acme = tenant("acme");
+    crate::testing::late_outbound_mail(&monitor, &acme, t0());
+    // The breach raises after two evaluations.
+    monitor.tick(t0()).await.unwrap();
+    monitor.tick(t0() + TimeDelta::minutes(1)).await.unwrap();
+    let token = link(&monitor, "acme", t0());
+    let at = t0() + TimeDelta::minutes(2);
+    done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::StartEvent(Until::For(HOUR)),
+            None,
+            at,
+        )
+        .await
+        .unwrap(),
+    );
+    // Fast mail for two hours: the late samples leave the window, all clear.
+    let mut now = at;
+    for _ in 0..12 {
+        now += TimeDelta::minutes(10);
+        clock.set(now);
+        for i in 0..5 {
+            monitor
+                .observe(Observation::delivered(
+                    acme.clone(),
+                    Direction::Outbound,
+                    now - TimeDelta::minutes(i),
+                    Duration::from_secs(20),
+                ))
+                .unwrap();
+        }
+        monitor.tick(now).await.unwrap();
+    }
+    let v = done(open(&monitor, &token, None, now).await.unwrap());
+    let trail: Vec<_> = v
+        .audit
+        .iter()
+        .map(|r| (r.entry.action.as_str(), r.entry.actor.to_string()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("event.expired", "system".to_owned()),
+            ("alert.resolved", "system".to_owned()),
+            ("event.start", "ops (link of alert #4)".to_owned()),
+            ("alert.raised", "system".to_owned()),
+        ],
+        "{:#?}",
+        v.audit
+    );
+    assert_eq!(
+        v.audit[1].entry.after,
+        "alert #1 resolved: all clear; sent to ops"
+    );
+    assert_eq!(
+        v.audit[3].entry.after,
+        "alert #0 raised: outbound latency; sent to ops"
+    );
+    assert!(
+        v.audit.windows(2).all(|w| w[0].seq > w[1].seq),
+        "newest first"
+    );
 }

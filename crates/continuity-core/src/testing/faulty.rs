@@ -134,6 +134,14 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.check()?;
         self.inner.pending_outbox(limit).await
     }
+    async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.check()?;
+        self.inner.recent_audit(tenant, limit).await
+    }
+    async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.check()?;
+        self.inner.given_up_outbox(limit).await
+    }
     async fn claim_probes(
         &self,
         now: DateTime<Utc>,

@@ -219,7 +219,21 @@ impl EventStore for PostgresStore {
         after: u64,
         limit: usize,
     ) -> continuity_core::Result<Vec<AuditRecord>> {
-        self.audit_records(tenant, after, limit).await
+        self.audit_records(tenant, after, limit, false).await
+    }
+
+    async fn recent_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> continuity_core::Result<Vec<AuditRecord>> {
+        self.audit_records(tenant, 0, limit, true).await
+    }
+
+    async fn given_up_outbox(&self, limit: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
+        // The inherent method of the same contract, kept for callers
+        // holding the concrete type.
+        self.dead_letters(limit).await
     }
 
     async fn claim_outbox(

@@ -134,18 +134,26 @@ impl PostgresStore {
         Ok(run.await?)
     }
 
+    /// Records with `seq > after`, oldest first, or with `newest_first` the
+    /// latest ones (the primary key serves both directions).
     pub(super) async fn audit_records(
         &self,
         tenant: &TenantId,
         after: u64,
         limit: usize,
+        newest_first: bool,
     ) -> continuity_core::Result<Vec<AuditRecord>> {
         let client = self.client().await?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = client
             .query(
-                "SELECT seq, entry FROM continuity_audit WHERE tenant = $1 AND seq > $2
-                 ORDER BY seq LIMIT $3",
+                if newest_first {
+                    "SELECT seq, entry FROM continuity_audit WHERE tenant = $1 AND seq > $2
+                     ORDER BY seq DESC LIMIT $3"
+                } else {
+                    "SELECT seq, entry FROM continuity_audit WHERE tenant = $1 AND seq > $2
+                     ORDER BY seq LIMIT $3"
+                },
                 &[&tenant.as_str(), &after, &row_limit(limit)],
             )
             .await

@@ -111,18 +111,23 @@ impl SqliteStore {
         .await
     }
 
+    /// Records with `seq > after`, oldest first, or with `newest_first` the
+    /// latest ones (the primary key serves both directions).
     pub(super) async fn audit_records(
         &self,
         tenant: &TenantId,
         after: u64,
         limit: usize,
+        newest_first: bool,
     ) -> continuity_core::Result<Vec<AuditRecord>> {
         let tenant = tenant.clone();
         self.run(move |c| {
             let after = i64::try_from(after).unwrap_or(i64::MAX);
-            let mut stmt = c.prepare_cached(
-                "SELECT seq, entry FROM continuity_audit WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?;
+            let mut stmt = c.prepare_cached(if newest_first {
+                "SELECT seq, entry FROM continuity_audit WHERE tenant = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3"
+            } else {
+                "SELECT seq, entry FROM continuity_audit WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            })?;
             let rows = stmt.query_map(params![tenant.as_str(), after, row_limit(limit)], |r| {
                 let seq: i64 = r.get(0)?;
                 let entry: String = r.get(1)?;

@@ -18,6 +18,7 @@
 mod baselines;
 mod outbox;
 mod probes;
+mod records;
 mod shards;
 mod shared;
 mod state;
@@ -103,6 +104,8 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_baselines_upsert(store).await;
     event_store_baselines_tenants_apart(store).await;
     event_store_shared_observations(store).await;
+    event_store_recent_audit(store).await;
+    event_store_dead_letters(store).await;
 }
 
 pub use self::{
@@ -119,6 +122,7 @@ pub use self::{
         event_store_put_probes_in_a_batch, event_store_put_probes_leased,
         event_store_settle_probes_in_a_batch, event_store_single_probe_forms,
     },
+    records::{event_store_dead_letters, event_store_recent_audit},
     shards::event_store_shard_ownership,
     shared::event_store_shared_observations,
     state::{
