@@ -32,7 +32,7 @@ impl Monitor {
     /// maintenance). `issued_to` names the person as the console knows them
     /// (1 to 64 bytes; it need not be a configured recipient); the audit
     /// trail records their actions as
-    /// [`Actor::StandingLink`](crate::machine::Actor::StandingLink). Anyone
+    /// [`Actor::StandingLink`]. Anyone
     /// holding the link can act until it expires: hand it over as privately
     /// as an alert's link, and keep `valid_for` short.
     ///
