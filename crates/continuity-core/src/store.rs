@@ -49,6 +49,10 @@
 //! - **Records.** [`EventStore::recent_audit`] returns a tenant's latest
 //!   audit records, newest first; [`EventStore::given_up_outbox`] (the dead letters) the outbox
 //!   entries given up on, oldest first, never the queued ones.
+//! - **Retention.** [`EventStore::prune`] removes audit records, dead
+//!   letters and instance rows older than the times given, keeping each
+//!   tenant's latest audit record (sequence numbers never go back), and
+//!   never touches queued work or states.
 //! - **Shared observations.** [`EventStore::share_observations`] keeps
 //!   batches of observations that an instance made of tenants it does not
 //!   own, by shard, all of a call's batches or none;
@@ -60,17 +64,108 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     cluster::ShardSet,
     domain::{Direction, TenantId},
+    duration::serde_duration,
     error::Result,
     machine::{AuditEntry, ContinuityEvent, TenantState},
     notify::AlertMessage,
     probe::ProbeTicket,
 };
+
+/// How long records are kept before [`EventStore::prune`] removes them, as
+/// configured (in [`MonitorSettings`](crate::monitor::MonitorSettings), table `retention`):
+///
+/// ```toml
+/// [retention]
+/// audit = "400d"        # audit records (each tenant's latest is always kept)
+/// dead_letters = "30d"  # outbox entries given up on, from when they were queued
+/// instances = "1d"      # rows of cluster instances that stopped renewing
+/// ```
+///
+/// Every field may be left out for its default; each must be at least 1 h.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Audit records older than this go (default [`Self::DEFAULT_AUDIT`], 400 days).
+    #[serde(with = "serde_duration")]
+    pub audit: Duration,
+    /// Dead letters queued longer ago than this go (default
+    /// [`Self::DEFAULT_DEAD_LETTERS`], 30 days).
+    #[serde(with = "serde_duration")]
+    pub dead_letters: Duration,
+    /// Instances that stopped renewing their liveness longer ago than this
+    /// go (default [`Self::DEFAULT_INSTANCES`], 1 day). Live instances
+    /// already drop expired rows as they sync their shards; this clears
+    /// what a cluster that stopped altogether left behind.
+    #[serde(with = "serde_duration")]
+    pub instances: Duration,
+}
+
+impl RetentionSettings {
+    /// Default retention of audit records: 400 days (a year and some, for
+    /// yearly reviews).
+    pub const DEFAULT_AUDIT: Duration = Duration::from_secs(400 * 86_400);
+    /// Default retention of dead letters: 30 days.
+    pub const DEFAULT_DEAD_LETTERS: Duration = Duration::from_secs(30 * 86_400);
+    /// Default retention of stopped instances' rows: 1 day.
+    pub const DEFAULT_INSTANCES: Duration = Duration::from_secs(86_400);
+    /// Shortest retention accepted: 1 hour.
+    pub const MIN: Duration = Duration::from_secs(3_600);
+
+    /// The cutoffs at `now`: records older than each retention.
+    pub fn cutoffs(&self, now: DateTime<Utc>) -> PruneBefore {
+        let before = |d: Duration| {
+            i64::try_from(d.as_millis())
+                .ok()
+                .and_then(TimeDelta::try_milliseconds)
+                .and_then(|d| now.checked_sub_signed(d))
+                // Longer than the calendar: nothing is old enough.
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        PruneBefore {
+            audit: before(self.audit),
+            dead_letters: before(self.dead_letters),
+            instances: before(self.instances),
+        }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            audit: Self::DEFAULT_AUDIT,
+            dead_letters: Self::DEFAULT_DEAD_LETTERS,
+            instances: Self::DEFAULT_INSTANCES,
+        }
+    }
+}
+
+/// What [`EventStore::prune`] removes: records older than these times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneBefore {
+    /// Audit records stamped ([`AuditEntry::at`]) before this.
+    pub audit: DateTime<Utc>,
+    /// Dead letters queued ([`OutboxEntry::created_at`]) before this.
+    pub dead_letters: DateTime<Utc>,
+    /// Cluster instances that stopped renewing their liveness before this.
+    pub instances: DateTime<Utc>,
+}
+
+/// How many records [`EventStore::prune`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// Audit records.
+    pub audit: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Cluster instance rows.
+    pub instances: u64,
+}
 
 /// A tenant's state with its version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,7 +397,7 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
 
     // ---- Records: the audit trail's latest entries and the dead letters,
-    // readable through any store (issue #15, item 5). ----
+    // readable through any store, and their retention (issue #15, item 5). ----
 
     /// The latest `limit` audit records of `tenant`, newest first (what the
     /// portal's status page shows).
@@ -349,6 +444,26 @@ pub trait EventStore: Send + Sync + fmt::Debug {
         Err(crate::Error::store_permanent(
             "event store",
             format!("{self:?} cannot list dead letters: implement EventStore::given_up_outbox"),
+        ))
+    }
+
+    /// Removes what is older than `before` says (retention): audit records
+    /// stamped before `before.audit` (except each tenant's latest, which
+    /// keeps the sequence numbers growing), dead letters queued before
+    /// `before.dead_letters`, and rows of cluster instances whose liveness
+    /// ended before `before.instances`. Queued outbox entries, tenant states
+    /// and anything newer are never touched. Returns how many of each went.
+    ///
+    /// [`Monitor::prune_records`](crate::Monitor::prune_records) calls it
+    /// with the cutoffs of
+    /// [`MonitorSettings::retention`](crate::monitor::MonitorSettings::retention).
+    /// The default refuses with a permanent error naming what to implement
+    /// (every backend of this library implements it).
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+        let _ = before;
+        Err(crate::Error::store_permanent(
+            "event store",
+            format!("{self:?} cannot prune old records: implement EventStore::prune"),
         ))
     }
 
@@ -546,6 +661,9 @@ macro_rules! forward_event_store {
             }
             async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
                 (**self).given_up_outbox(limit).await
+            }
+            async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+                (**self).prune(before).await
             }
             async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize, shards: &ShardSet) -> Result<Vec<PendingProbe>> {
                 (**self).claim_probes(now, lease, limit, shards).await

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use continuity_core::monitor::MonitorSettings;
+use continuity_core::{monitor::MonitorSettings, store::RetentionSettings};
 
 #[test]
 fn a_toml_example_reads_to_the_values_written() {
@@ -15,6 +15,9 @@ fn a_toml_example_reads_to_the_values_written() {
         retry_max = "1h"
         conflict_retries = 3
         baseline_every = "30m"
+        [retention]
+        audit = "90d"
+        dead_letters = "7d"
         "#,
     )
     .unwrap();
@@ -27,6 +30,11 @@ fn a_toml_example_reads_to_the_values_written() {
             retry_max: Duration::from_secs(3600),
             conflict_retries: 3,
             baseline_every: Duration::from_secs(1800),
+            retention: RetentionSettings {
+                audit: Duration::from_secs(90 * 86_400),
+                dead_letters: Duration::from_secs(7 * 86_400),
+                ..RetentionSettings::default()
+            },
         }
     );
     // Written back in the same form, and read again to the same values.
@@ -44,6 +52,14 @@ fn every_field_left_out_is_the_builders_default() {
     assert_eq!(s, MonitorSettings::default());
     assert_eq!(s.lease, Duration::from_secs(120));
     assert_eq!(s.baseline_every, Duration::from_secs(3600));
+    assert_eq!(
+        s.retention,
+        RetentionSettings {
+            audit: Duration::from_secs(400 * 86_400),
+            dead_letters: Duration::from_secs(30 * 86_400),
+            instances: Duration::from_secs(86_400),
+        }
+    );
     let partial: MonitorSettings = toml::from_str("batch = 7").unwrap();
     assert_eq!(
         partial,

@@ -30,7 +30,7 @@ use crate::{
     notify::Notifier,
     policy::PolicyFactory,
     probe::MailProbe,
-    store::EventStore,
+    store::{EventStore, RetentionSettings},
 };
 
 /// Tuning knobs of the engine itself (not per tenant). The defaults suit a
@@ -79,6 +79,11 @@ pub struct MonitorSettings {
     /// store refuses is tried again after [`retry_base`](Self::retry_base).
     #[serde(with = "serde_duration")]
     pub baseline_every: Duration,
+    /// How long the store keeps audit records, dead letters and the rows of
+    /// stopped cluster instances (defaults 400 days, 30 days, 1 day; each at
+    /// least 1 h), pruned by
+    /// [`Monitor::prune_records`](crate::Monitor::prune_records).
+    pub retention: RetentionSettings,
 }
 
 impl Default for MonitorSettings {
@@ -90,6 +95,7 @@ impl Default for MonitorSettings {
             retry_max: Duration::from_secs(900),
             conflict_retries: 5,
             baseline_every: Duration::from_secs(3600),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -276,6 +282,16 @@ impl MonitorBuilder {
             return Err(Error::config(
                 "settings",
                 "batch must be positive, lease and baseline_every at least 1 s, and retry_max at least retry_base",
+            ));
+        }
+        let r = &s.retention;
+        if r.audit < RetentionSettings::MIN
+            || r.dead_letters < RetentionSettings::MIN
+            || r.instances < RetentionSettings::MIN
+        {
+            return Err(Error::config(
+                "settings.retention",
+                "audit, dead_letters and instances must each be at least 1 h",
             ));
         }
         Ok(Monitor {

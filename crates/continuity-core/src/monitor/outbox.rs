@@ -3,7 +3,9 @@
 //! with a retryable error.
 //!
 //! Everything that leaves the process goes through here (or, while the
-//! store is down, through the [`journal`](super::journal)).
+//! store is down, through the [`journal`](super::journal)). What the
+//! outbox gives up on stays as a dead letter until
+//! [`Monitor::prune_records`] removes it with the other old records.
 
 use std::time::Duration;
 
@@ -15,10 +17,10 @@ use crate::{
     config::ChannelKind,
     domain::TenantId,
     duration::after,
-    error::Error,
+    error::{Error, Result},
     machine::ContinuityEvent,
     notify::{AlertMessage, DeliveryReceipt},
-    store::{OutboxEntry, OutboxItem, OutboxResult},
+    store::{OutboxEntry, OutboxItem, OutboxResult, PruneReport},
 };
 
 /// Outbox lanes worked at once by one tick: all of them (three channels and the hook).
@@ -84,6 +86,33 @@ fn into_lanes(claimed: Vec<OutboxEntry>) -> Vec<(Option<ChannelKind>, Vec<Outbox
         }
     }
     lanes
+}
+
+impl Monitor {
+    /// Prunes the store's old records at `now`: audit records, dead letters
+    /// and stopped instances' rows older than
+    /// [`MonitorSettings::retention`](crate::monitor::MonitorSettings::retention)
+    /// says (see [`EventStore::prune`](crate::store::EventStore::prune)).
+    ///
+    /// Not part of [`tick`](Self::tick): call it about once an hour (more
+    /// often gains nothing; the runner of the `continuity` crate's service
+    /// can do it). It only deletes, by indexed time, and any instance may
+    /// call it; two at once remove each record once.
+    ///
+    /// # Errors
+    ///
+    /// The store's: nothing is pruned then, and the next call tries again.
+    pub async fn prune_records(&self, now: DateTime<Utc>) -> Result<PruneReport> {
+        let before = self.settings.retention.cutoffs(now);
+        let report = self.parts.store.prune(&before).await?;
+        info!(
+            audit = report.audit,
+            dead_letters = report.dead_letters,
+            instances = report.instances,
+            "old records pruned"
+        );
+        Ok(report)
+    }
 }
 
 impl Monitor {

@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, SharedObservations, Versioned,
+        ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
 };
 
@@ -141,6 +141,10 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
         self.check()?;
         self.inner.given_up_outbox(limit).await
+    }
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+        self.check()?;
+        self.inner.prune(before).await
     }
     async fn claim_probes(
         &self,

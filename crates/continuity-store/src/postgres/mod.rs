@@ -17,6 +17,7 @@ mod baselines;
 mod held;
 mod outbox;
 mod probes;
+mod retention;
 mod schema;
 mod shards;
 mod shared;
@@ -33,7 +34,7 @@ use continuity_core::{
     cluster::ShardSet,
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, SharedObservations, Versioned,
+        ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -234,6 +235,10 @@ impl EventStore for PostgresStore {
         // The inherent method of the same contract, kept for callers
         // holding the concrete type.
         self.dead_letters(limit).await
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> continuity_core::Result<PruneReport> {
+        self.prune_records(before).await
     }
 
     async fn claim_outbox(

@@ -15,6 +15,7 @@
 mod baselines;
 mod outbox;
 mod probes;
+mod retention;
 mod schema;
 mod shards;
 mod shared;
@@ -34,7 +35,7 @@ use continuity_core::{
     cluster::ShardSet,
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxEntry, OutboxResult, PendingProbe,
-        ProbeSettlement, SharedObservations, Versioned,
+        ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
 };
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
@@ -300,6 +301,10 @@ impl EventStore for SqliteStore {
         // The inherent method of the same contract, kept for callers
         // holding the concrete type.
         self.dead_letters(limit).await
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> continuity_core::Result<PruneReport> {
+        self.prune_records(*before).await
     }
 
     async fn claim_outbox(

@@ -79,12 +79,12 @@ impl SqliteStore {
                     )?
                     .query_row([tenant.as_str()], |r| r.get(0))?;
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO continuity_audit (tenant, seq, entry) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO continuity_audit (tenant, seq, entry, at) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for (i, entry) in commit.audit.iter().enumerate() {
                     let json = to_json(BACKEND, || format!("audit entry of {tenant}"), entry)?;
                     let seq = last.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)) + 1;
-                    insert.execute(params![tenant.as_str(), seq, json])?;
+                    insert.execute(params![tenant.as_str(), seq, json, micros(entry.at)])?;
                 }
             }
             if !commit.outbox.is_empty() {
