@@ -46,7 +46,7 @@ use continuity::{
     sim::{SimulatedFlow, SimulatedMailSystem},
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
-        PendingProbe, ProbeSettlement, SharedObservations, Versioned,
+        PendingProbe, ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
     stores::{Durability, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore},
 };
@@ -210,6 +210,21 @@ impl EventStore for TimedStore {
     }
     async fn ping(&self) -> continuity::Result<()> {
         self.time("ping", self.inner.ping()).await
+    }
+    async fn recent_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> continuity::Result<Vec<AuditRecord>> {
+        self.time("recent_audit", self.inner.recent_audit(tenant, limit))
+            .await
+    }
+    async fn given_up_outbox(&self, limit: usize) -> continuity::Result<Vec<OutboxEntry>> {
+        self.time("given_up_outbox", self.inner.given_up_outbox(limit))
+            .await
+    }
+    async fn prune(&self, before: &PruneBefore) -> continuity::Result<PruneReport> {
+        self.time("prune", self.inner.prune(before)).await
     }
     async fn share_observations(&self, batches: &[SharedObservations]) -> continuity::Result<()> {
         self.time("share_observations", self.inner.share_observations(batches))

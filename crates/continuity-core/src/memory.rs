@@ -20,7 +20,7 @@ use crate::{
     fxhash::FxHashMap,
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
-        PendingProbe, SharedObservations, Versioned,
+        PendingProbe, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
 };
 
@@ -511,6 +511,46 @@ impl EventStore for InMemoryEventStore {
             .take(limit)
             .map(|s| s.value.clone())
             .collect())
+    }
+
+    async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+        Ok(self
+            .lock()
+            .audit
+            .get(tenant)
+            .map(|log| log.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        // Kept in the order they were given up; the contract is by id.
+        let mut dead = self.lock().dead_letters.clone();
+        dead.sort_by_key(|e| e.id);
+        dead.truncate(limit);
+        Ok(dead)
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+        let mut inner = self.lock();
+        let mut report = PruneReport::default();
+        for log in inner.audit.values_mut() {
+            // The latest record stays: the next sequence number follows it.
+            let latest = log.last().map_or(0, |r| r.seq);
+            let was = log.len();
+            log.retain(|r| r.seq == latest || r.entry.at >= before.audit);
+            report.audit += (was - log.len()) as u64;
+        }
+        let was = inner.dead_letters.len();
+        inner
+            .dead_letters
+            .retain(|e| e.created_at >= before.dead_letters);
+        report.dead_letters = (was - inner.dead_letters.len()) as u64;
+        let was = inner.instances.len();
+        inner
+            .instances
+            .retain(|_, alive| *alive >= before.instances);
+        report.instances = (was - inner.instances.len()) as u64;
+        Ok(report)
     }
 
     async fn put_probes(&self, probes: &mut Vec<PendingProbe>) -> Result<()> {

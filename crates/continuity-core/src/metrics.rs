@@ -48,7 +48,7 @@ use crate::{
     machine::{AlertKind, TenantState},
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
-        PendingProbe, ProbeSettlement, SharedObservations, Versioned,
+        PendingProbe, ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
 };
 
@@ -548,10 +548,13 @@ enum Op {
     Ping,
     ShareObservations,
     TakeSharedObservations,
+    RecentAudit,
+    GivenUpOutbox,
+    Prune,
 }
 
 impl Op {
-    const ALL: [Op; 18] = [
+    const ALL: [Op; 21] = [
         Op::Load,
         Op::Commit,
         Op::AuditLog,
@@ -570,6 +573,9 @@ impl Op {
         Op::Ping,
         Op::ShareObservations,
         Op::TakeSharedObservations,
+        Op::RecentAudit,
+        Op::GivenUpOutbox,
+        Op::Prune,
     ];
 
     fn as_str(self) -> &'static str {
@@ -592,6 +598,9 @@ impl Op {
             Op::Ping => "ping",
             Op::ShareObservations => "share_observations",
             Op::TakeSharedObservations => "take_shared_observations",
+            Op::RecentAudit => "recent_audit",
+            Op::GivenUpOutbox => "given_up_outbox",
+            Op::Prune => "prune",
         }
     }
 }
@@ -780,6 +789,17 @@ impl EventStore for MeteredStore {
             self.inner.take_shared_observations(shards, limit),
         )
         .await
+    }
+    async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.timed(Op::RecentAudit, self.inner.recent_audit(tenant, limit))
+            .await
+    }
+    async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.timed(Op::GivenUpOutbox, self.inner.given_up_outbox(limit))
+            .await
+    }
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+        self.timed(Op::Prune, self.inner.prune(before)).await
     }
 }
 

@@ -46,6 +46,13 @@
 //!   of the same three replaces it, and a batch is written whole or not at
 //!   all. [`EventStore::load_baselines`] returns a tenant's records, and
 //!   only that tenant's. The snapshot is opaque bytes, returned as given.
+//! - **Records.** [`EventStore::recent_audit`] returns a tenant's latest
+//!   audit records, newest first; [`EventStore::given_up_outbox`] (the dead letters) the outbox
+//!   entries given up on, oldest first, never the queued ones.
+//! - **Retention.** [`EventStore::prune`] removes audit records, dead
+//!   letters and instance rows older than the times given, keeping each
+//!   tenant's latest audit record (sequence numbers never go back), and
+//!   never touches queued work or states.
 //! - **Shared observations.** [`EventStore::share_observations`] keeps
 //!   batches of observations that an instance made of tenants it does not
 //!   own, by shard, all of a call's batches or none;
@@ -62,17 +69,108 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     cluster::ShardSet,
     domain::{Direction, TenantId},
+    duration::serde_duration,
     error::Result,
     machine::{AuditEntry, ContinuityEvent, TenantState},
     notify::AlertMessage,
     probe::ProbeTicket,
 };
+
+/// How long records are kept before [`EventStore::prune`] removes them, as
+/// configured (in [`MonitorSettings`](crate::monitor::MonitorSettings), table `retention`):
+///
+/// ```toml
+/// [retention]
+/// audit = "400d"        # audit records (each tenant's latest is always kept)
+/// dead_letters = "30d"  # outbox entries given up on, from when they were queued
+/// instances = "1d"      # rows of cluster instances that stopped renewing
+/// ```
+///
+/// Every field may be left out for its default; each must be at least 1 h.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Audit records older than this go (default [`Self::DEFAULT_AUDIT`], 400 days).
+    #[serde(with = "serde_duration")]
+    pub audit: Duration,
+    /// Dead letters queued longer ago than this go (default
+    /// [`Self::DEFAULT_DEAD_LETTERS`], 30 days).
+    #[serde(with = "serde_duration")]
+    pub dead_letters: Duration,
+    /// Instances that stopped renewing their liveness longer ago than this
+    /// go (default [`Self::DEFAULT_INSTANCES`], 1 day). Live instances
+    /// already drop expired rows as they sync their shards; this clears
+    /// what a cluster that stopped altogether left behind.
+    #[serde(with = "serde_duration")]
+    pub instances: Duration,
+}
+
+impl RetentionSettings {
+    /// Default retention of audit records: 400 days (a year and some, for
+    /// yearly reviews).
+    pub const DEFAULT_AUDIT: Duration = Duration::from_secs(400 * 86_400);
+    /// Default retention of dead letters: 30 days.
+    pub const DEFAULT_DEAD_LETTERS: Duration = Duration::from_secs(30 * 86_400);
+    /// Default retention of stopped instances' rows: 1 day.
+    pub const DEFAULT_INSTANCES: Duration = Duration::from_secs(86_400);
+    /// Shortest retention accepted: 1 hour.
+    pub const MIN: Duration = Duration::from_secs(3_600);
+
+    /// The cutoffs at `now`: records older than each retention.
+    pub fn cutoffs(&self, now: DateTime<Utc>) -> PruneBefore {
+        let before = |d: Duration| {
+            i64::try_from(d.as_millis())
+                .ok()
+                .and_then(TimeDelta::try_milliseconds)
+                .and_then(|d| now.checked_sub_signed(d))
+                // Longer than the calendar: nothing is old enough.
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        PruneBefore {
+            audit: before(self.audit),
+            dead_letters: before(self.dead_letters),
+            instances: before(self.instances),
+        }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            audit: Self::DEFAULT_AUDIT,
+            dead_letters: Self::DEFAULT_DEAD_LETTERS,
+            instances: Self::DEFAULT_INSTANCES,
+        }
+    }
+}
+
+/// What [`EventStore::prune`] removes: records older than these times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneBefore {
+    /// Audit records stamped ([`AuditEntry::at`]) before this.
+    pub audit: DateTime<Utc>,
+    /// Dead letters queued ([`OutboxEntry::created_at`]) before this.
+    pub dead_letters: DateTime<Utc>,
+    /// Cluster instances that stopped renewing their liveness before this.
+    pub instances: DateTime<Utc>,
+}
+
+/// How many records [`EventStore::prune`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// Audit records.
+    pub audit: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Cluster instance rows.
+    pub instances: u64,
+}
 
 /// A tenant's state with its version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +411,77 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Outbox entries not yet done (queued or claimed), oldest first, at most `limit`.
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
 
+    // ---- Records: the audit trail's latest entries and the dead letters,
+    // readable through any store, and their retention (issue #15, item 5). ----
+
+    /// The latest `limit` audit records of `tenant`, newest first (what the
+    /// portal's status page shows).
+    ///
+    /// The default pages through [`audit_log`](Self::audit_log) from the
+    /// start, which is correct but reads the whole trail: every backend of
+    /// this library answers from an index instead.
+    async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+        const PAGE: usize = 512;
+        let mut tail = std::collections::VecDeque::with_capacity(limit.min(PAGE));
+        let mut after = 0;
+        loop {
+            let page = self.audit_log(tenant, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let full = page.len() == PAGE;
+            for record in page {
+                if tail.len() == limit {
+                    tail.pop_front();
+                }
+                if limit > 0 {
+                    tail.push_back(record);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(tail.into_iter().rev().collect())
+    }
+
+    /// The dead letters: outbox entries given up on
+    /// ([`OutboxResult::GiveUp`]: a permanent failure, or retries
+    /// exhausted), oldest first, at most `limit`. They are kept for
+    /// inspection, out of the queue. (Named beside
+    /// [`pending_outbox`](Self::pending_outbox); the stores' inherent
+    /// `dead_letters` methods give the same entries.)
+    ///
+    /// The default refuses with a permanent error naming what to implement:
+    /// a store that keeps no dead letters cannot show any (every backend of
+    /// this library implements it).
+    async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let _ = limit;
+        Err(crate::Error::store_permanent(
+            "event store",
+            format!("{self:?} cannot list dead letters: implement EventStore::given_up_outbox"),
+        ))
+    }
+
+    /// Removes what is older than `before` says (retention): audit records
+    /// stamped before `before.audit` (except each tenant's latest, which
+    /// keeps the sequence numbers growing), dead letters queued before
+    /// `before.dead_letters`, and rows of cluster instances whose liveness
+    /// ended before `before.instances`. Queued outbox entries, tenant states
+    /// and anything newer are never touched. Returns how many of each went.
+    ///
+    /// [`Monitor::prune_records`](crate::Monitor::prune_records) calls it
+    /// with the cutoffs of
+    /// [`MonitorSettings::retention`](crate::monitor::MonitorSettings::retention).
+    /// The default refuses with a permanent error naming what to implement
+    /// (every backend of this library implements it).
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+        let _ = before;
+        Err(crate::Error::store_permanent(
+            "event store",
+            format!("{self:?} cannot prune old records: implement EventStore::prune"),
+        ))
+    }
+
     /// Stores many new pending probes, each replacing one with the same
     /// tenant and probe id (within the batch, the last one wins). On success
     /// `probes` is left empty. On failure it still holds the probes (some
@@ -533,6 +702,15 @@ macro_rules! forward_event_store {
             async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
                 (**self).pending_outbox(limit).await
             }
+            async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+                (**self).recent_audit(tenant, limit).await
+            }
+            async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+                (**self).given_up_outbox(limit).await
+            }
+            async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+                (**self).prune(before).await
+            }
             async fn claim_probes(&self, now: DateTime<Utc>, lease: Duration, limit: usize, shards: &ShardSet) -> Result<Vec<PendingProbe>> {
                 (**self).claim_probes(now, lease, limit, shards).await
             }
@@ -614,5 +792,116 @@ mod tests {
         };
         let json = serde_json::to_string(&entry).unwrap();
         assert_eq!(serde_json::from_str::<OutboxEntry>(&json).unwrap(), entry);
+    }
+}
+
+/// The defaults of the records block, on a store that overrides neither.
+#[cfg(test)]
+mod record_defaults {
+    use super::*;
+    use crate::memory::InMemoryEventStore;
+
+    /// Forwards the required methods only.
+    #[derive(Debug, Default)]
+    struct Plain(InMemoryEventStore);
+
+    #[async_trait]
+    impl EventStore for Plain {
+        async fn load(&self, t: &TenantId) -> Result<Option<Versioned>> {
+            self.0.load(t).await
+        }
+        async fn commit(&self, t: &TenantId, expected: u64, c: Commit) -> Result<u64> {
+            self.0.commit(t, expected, c).await
+        }
+        async fn audit_log(&self, t: &TenantId, after: u64, n: usize) -> Result<Vec<AuditRecord>> {
+            self.0.audit_log(t, after, n).await
+        }
+        async fn claim_outbox(
+            &self,
+            now: DateTime<Utc>,
+            lease: Duration,
+            n: usize,
+        ) -> Result<Vec<OutboxEntry>> {
+            self.0.claim_outbox(now, lease, n).await
+        }
+        async fn complete_outbox(&self, id: u64, lease: u64, r: OutboxResult) -> Result<()> {
+            self.0.complete_outbox(id, lease, r).await
+        }
+        async fn pending_outbox(&self, n: usize) -> Result<Vec<OutboxEntry>> {
+            self.0.pending_outbox(n).await
+        }
+        async fn put_probes(&self, p: &mut Vec<PendingProbe>) -> Result<()> {
+            self.0.put_probes(p).await
+        }
+        async fn claim_probes(
+            &self,
+            now: DateTime<Utc>,
+            lease: Duration,
+            n: usize,
+            shards: &ShardSet,
+        ) -> Result<Vec<PendingProbe>> {
+            self.0.claim_probes(now, lease, n, shards).await
+        }
+        async fn sync_shards(
+            &self,
+            i: &str,
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> Result<ShardSet> {
+            self.0.sync_shards(i, now, lease).await
+        }
+        async fn release_shards(&self, i: &str) -> Result<()> {
+            self.0.release_shards(i).await
+        }
+        async fn settle_probes(&self, s: &[ProbeSettlement]) -> Vec<Result<()>> {
+            self.0.settle_probes(s).await
+        }
+        async fn save_baselines(&self, r: &[BaselineRecord]) -> Result<()> {
+            self.0.save_baselines(r).await
+        }
+        async fn load_baselines(&self, t: &TenantId) -> Result<Vec<BaselineRecord>> {
+            self.0.load_baselines(t).await
+        }
+    }
+
+    #[tokio::test]
+    async fn recent_audit_pages_through_the_whole_trail() {
+        let store = Plain::default();
+        let t = TenantId::new("acme").unwrap();
+        // More than two of the default's pages.
+        for version in 0..1100u32 {
+            let entry = crate::machine::AuditEntry {
+                at: DateTime::<Utc>::UNIX_EPOCH,
+                actor: crate::machine::Actor::System,
+                action: format!("n.{version}"),
+                before: String::new(),
+                after: String::new(),
+            };
+            let commit = Commit {
+                audit: vec![entry],
+                ..Commit::default()
+            };
+            store.commit(&t, u64::from(version), commit).await.unwrap();
+        }
+        for limit in [0, 1, 3, 600, 1100, 5000] {
+            let ours: Vec<u64> = store
+                .recent_audit(&t, limit)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            let expected: Vec<u64> = (1..=1100u64).rev().take(limit).collect();
+            assert_eq!(ours, expected, "limit {limit}");
+        }
+        let other = TenantId::new("globex").unwrap();
+        assert!(store.recent_audit(&other, 5).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_without_dead_letters_says_so() {
+        let e = Plain::default().given_up_outbox(10).await.unwrap_err();
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("EventStore::given_up_outbox"), "{e}");
     }
 }

@@ -324,8 +324,24 @@ async fn an_administrator_runs_a_continuity_event_through_the_link() {
 
     let audit: Vec<AuditRecord> = r.store.audit_log(&r.tenant, 0, 100).await.unwrap();
     let actions: Vec<&str> = audit.iter().map(|a| a.entry.action.as_str()).collect();
-    assert_eq!(actions, vec!["event.start", "event.extend", "event.end"]);
-    match &audit[0].entry.actor {
+    // The alert that brought the link is in the trail too, by the system.
+    assert_eq!(
+        actions,
+        vec!["alert.raised", "event.start", "event.extend", "event.end"]
+    );
+    assert_eq!(
+        audit[0].entry.actor,
+        continuity_core::machine::Actor::System
+    );
+    assert!(
+        audit[0]
+            .entry
+            .after
+            .starts_with(&format!("alert #{} raised: outbound ", alert.alert_id)),
+        "{:?}",
+        audit[0].entry
+    );
+    match &audit[1].entry.actor {
         continuity_core::machine::Actor::Link {
             recipient,
             alert_id,

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use continuity_core::monitor::{HealthThresholds, MonitorSettings};
+use continuity_core::{
+    monitor::{HealthThresholds, MonitorSettings},
+    store::RetentionSettings,
+};
 
 #[test]
 fn a_toml_example_reads_to_the_values_written() {
@@ -19,6 +22,10 @@ fn a_toml_example_reads_to_the_values_written() {
 
         [health]
         tick_late = "5m"
+
+        [retention]
+        audit = "90d"
+        dead_letters = "7d"
         "#,
     )
     .unwrap();
@@ -35,6 +42,11 @@ fn a_toml_example_reads_to_the_values_written() {
             health: HealthThresholds {
                 tick_late: Duration::from_secs(300),
                 ..HealthThresholds::default()
+            },
+            retention: RetentionSettings {
+                audit: Duration::from_secs(90 * 86_400),
+                dead_letters: Duration::from_secs(7 * 86_400),
+                ..RetentionSettings::default()
             },
         }
     );
@@ -53,6 +65,14 @@ fn every_field_left_out_is_the_builders_default() {
     assert_eq!(s, MonitorSettings::default());
     assert_eq!(s.lease, Duration::from_secs(120));
     assert_eq!(s.baseline_every, Duration::from_secs(3600));
+    assert_eq!(
+        s.retention,
+        RetentionSettings {
+            audit: Duration::from_secs(400 * 86_400),
+            dead_letters: Duration::from_secs(30 * 86_400),
+            instances: Duration::from_secs(86_400),
+        }
+    );
     let partial: MonitorSettings = toml::from_str("batch = 7").unwrap();
     assert_eq!(
         partial,

@@ -11,6 +11,7 @@
 //! | GET, POST | `LINK/{start,extend,end,schedule,cancel,suspend,lift}` | an action's form, and doing it |
 //! | GET | `api/LINK` | the status as JSON, with the CSRF token for actions |
 //! | POST | `api/LINK/{action}` | an action, JSON in and out |
+//! | GET | `api/openapi.json` | the JSON API described as an OpenAPI 3.1 document ([`OPENAPI`]) |
 //!
 //! Pages are server-rendered, escaped, without scripts and readable on a
 //! phone. Every response carries `Referrer-Policy: no-referrer`, a strict
@@ -62,6 +63,7 @@ mod error;
 mod handlers;
 mod html;
 mod input;
+mod openapi;
 mod pages;
 mod settings;
 
@@ -78,6 +80,7 @@ use axum::{
 use continuity_core::Monitor;
 
 pub use error::{PortalError, Result};
+pub use openapi::OPENAPI;
 pub use settings::PortalSettings;
 
 /// How the portal runs.
@@ -137,6 +140,9 @@ pub fn router(monitor: Arc<Monitor>, options: PortalOptions) -> Router {
         csrf: csrf::Csrf::new(&options.csrf_key),
     });
     Router::new()
+        // A static segment: matched before `/api/{token}`, and no link is
+        // ever `openapi.json` (links are base64url, no dot).
+        .route(openapi::PATH, get(openapi::document))
         .route("/api/{token}", get(handlers::api_status))
         .route("/api/{token}/{action}", post(handlers::api_act))
         .route("/{token}", get(handlers::status_page))

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use continuity_core::{
-    link::LinkRejection,
+    link::{LinkOrigin, LinkRejection},
     machine::{ContinuityEvent, Rejection},
     portal::{DURATION_PRESETS, PortalView},
 };
@@ -153,11 +153,35 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
             button(h, base, Kind::Suspend);
         }
     }
-    h.raw("</p><p><small>Link sent to ")
-        .text(v.recipient_name.as_deref().unwrap_or(&v.recipient))
-        .raw(" with alert #")
-        .text(v.alert_id)
-        .raw(", valid until ")
+    h.raw("</p>");
+    if !v.audit.is_empty() {
+        // Actors and descriptions hold embedder- and recipient-given names:
+        // escaped like every value.
+        h.raw("<h2>Activity</h2><ul>");
+        for r in &v.audit {
+            h.raw("<li>")
+                .text(at(&r.entry.at))
+                .raw(" <b>")
+                .text(&r.entry.action)
+                .raw("</b> by ")
+                .text(&r.entry.actor);
+            if !r.entry.after.is_empty() {
+                h.raw(": ").text(&r.entry.after);
+            }
+            h.raw("</li>");
+        }
+        h.raw("</ul>");
+    }
+    h.raw("<p><small>");
+    match v.link_origin {
+        LinkOrigin::Standing => h.raw("Standing link issued to ").text(&v.recipient),
+        _ => h
+            .raw("Link sent to ")
+            .text(v.recipient_name.as_deref().unwrap_or(&v.recipient))
+            .raw(" with alert #")
+            .text(v.alert_id),
+    };
+    h.raw(", valid until ")
         .text(at(&v.expires_at))
         .raw(". Shown at ")
         .text(at(&v.now))

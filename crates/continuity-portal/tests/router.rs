@@ -612,6 +612,95 @@ async fn two_administrators_posting_on_the_same_version_one_wins_one_sees_the_ch
 }
 
 #[tokio::test]
+async fn a_standing_link_opens_the_page_and_acts_through_forms_and_json() {
+    let f = fixture().await;
+    let acme = TenantId::new("acme").unwrap();
+    let standing = f
+        .monitor
+        .standing_link(&acme, &format!("jane {EVIL}"), Some(HOUR))
+        .unwrap();
+    assert_eq!(
+        standing.url,
+        format!("https://ops.example.net/p/{}", standing.token)
+    );
+    let token = &standing.token;
+
+    let page = get(&f.app, &format!("/p/{token}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(
+            "Standing link issued to jane &lt;script&gt;alert(&#39;acme&#39;)&lt;/script&gt;, \
+             valid until 2026-03-02 09:00 UTC"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("with alert #"), "{}", page.body);
+
+    let form = get(&f.app, &format!("/p/{token}/start")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let body = format!(
+        "csrf={}&version={}&minutes=60",
+        hidden(&form.body, "csrf"),
+        hidden(&form.body, "version")
+    );
+    let done = post_form(&f.app, &format!("/p/{token}/start"), &body).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+
+    let api = get(&f.app, &format!("/p/api/{token}")).await;
+    assert_eq!(api.status, StatusCode::OK, "{}", api.body);
+    let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(v["view"]["link_origin"], "standing");
+    assert_eq!(v["view"]["alert_id"], 0);
+    assert!(v["view"]["active_event"].is_object());
+    let end = post_json(
+        &f.app,
+        &format!("/p/api/{token}/end"),
+        serde_json::json!({"csrf": v["csrf"], "version": v["view"]["version"]}),
+    )
+    .await;
+    assert_eq!(end.status, StatusCode::OK, "{}", end.body);
+
+    let log = audit(&f).await;
+    assert_eq!(log.len(), 2);
+    for record in &log {
+        assert_eq!(
+            record.entry.actor.to_string(),
+            format!("jane {EVIL} (standing link)")
+        );
+    }
+
+    // The trail is on the page (escaped) and in the JSON view, newest first.
+    let page = get(&f.app, &format!("/p/{token}")).await;
+    assert!(
+        page.body.contains(
+            "<h2>Activity</h2><ul><li>2026-03-02 08:00 UTC <b>event.end</b> by \
+             jane &lt;script&gt;alert(&#39;acme&#39;)&lt;/script&gt; (standing link): "
+        ),
+        "{}",
+        page.body
+    );
+    let api = get(&f.app, &format!("/p/api/{token}")).await;
+    let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let actions: Vec<_> = v["view"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["entry"]["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["event.end", "event.start"]);
+    assert_eq!(
+        v["view"]["audit"][0]["entry"]["actor"]["kind"],
+        "standing_link"
+    );
+
+    // Its hour over, it opens nothing.
+    f.clock.advance(TimeDelta::hours(1));
+    let gone = get(&f.app, &format!("/p/{token}")).await;
+    assert_eq!(gone.status, StatusCode::GONE, "{}", gone.body);
+}
+
+#[tokio::test]
 async fn the_json_api_has_the_same_answers_and_checks() {
     let f = fixture().await;
     let status = get(&f.app, &format!("/p/api/{}", f.token)).await;

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use continuity_core::{
     Direction, TenantId,
     cluster::{ShardSet, shard_of},
-    store::{BaselineRecord, EventStore, PendingProbe},
+    store::{BaselineRecord, EventStore, PendingProbe, PruneBefore},
 };
 use continuity_store::{PostgresOptions, PostgresStore, SqliteStore};
 
@@ -154,6 +154,54 @@ fn v1_probe_row(tenant: &TenantId, id: &str, due: DateTime<Utc>) -> String {
     )
 }
 
+/// Two audit records as every schema before retention stored them (no time
+/// column): one of January, one of March with a fractional second.
+fn v1_audit_rows(tenant: &TenantId) -> String {
+    let row = |seq: u32, at: &str| {
+        let entry = continuity_core::machine::AuditEntry {
+            at: at.parse().unwrap(),
+            actor: continuity_core::machine::Actor::System,
+            action: format!("test.{seq}"),
+            before: String::new(),
+            after: String::new(),
+        };
+        format!(
+            "INSERT INTO continuity_audit (tenant, seq, entry) VALUES ('{tenant}', {seq}, '{}');",
+            serde_json::to_string(&entry).unwrap()
+        )
+    };
+    row(1, "2026-01-01T00:00:00Z") + &row(2, "2026-03-01T12:00:00.5Z")
+}
+
+/// The records written before the time column got their time from their
+/// entry: a cutoff between them prunes the first (the second is the
+/// tenant's latest, kept anyway: another cutoff before it checks its time).
+async fn audit_is_dated(store: &dyn EventStore, tenant: &TenantId) {
+    let cutoff = |at: &str| PruneBefore {
+        audit: at.parse().unwrap(),
+        dead_letters: DateTime::<Utc>::MIN_UTC,
+        instances: DateTime::<Utc>::MIN_UTC,
+    };
+    let kept = store
+        .prune(&cutoff("2025-12-31T23:59:59Z"))
+        .await
+        .expect("prune");
+    assert_eq!(kept.audit, 0, "nothing is older than its time");
+    let pruned = store
+        .prune(&cutoff("2026-01-01T00:00:01Z"))
+        .await
+        .expect("prune");
+    assert_eq!(pruned.audit, 1, "the January record, dated from its JSON");
+    let left: Vec<u64> = store
+        .audit_log(tenant, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(left, [2]);
+}
+
 fn due() -> DateTime<Utc> {
     "2030-01-01T00:00:00Z".parse().unwrap()
 }
@@ -267,9 +315,10 @@ async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
     common::sqlite_exec(
         &path,
         &format!(
-            "{SQLITE_V1}{}{}",
+            "{SQLITE_V1}{}{}{}",
             v1_probe_row(&tenant, "p1", due()),
-            v1_probe_row(&tenant, "p2", due())
+            v1_probe_row(&tenant, "p2", due()),
+            v1_audit_rows(&tenant)
         ),
     );
 
@@ -282,7 +331,8 @@ async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 5);
+    // Step 6 (retention) is this branch's; renumber at merge if main moved.
+    assert_eq!(version, 6);
     let (without_rowid, shard_index): (i64, i64) = c
         .query_row(
             "SELECT
@@ -309,6 +359,7 @@ async fn a_sqlite_file_of_schema_1_is_migrated_and_keeps_its_probes() {
     drop(c);
     probes_survive(&store, &tenant).await;
     baselines_are_kept(&store, &tenant).await;
+    audit_is_dated(&store, &tenant).await;
 
     drop(store);
     SqliteStore::open(&path)
@@ -333,9 +384,10 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
     let tenant = TenantId::new("acme").unwrap();
     client
         .batch_execute(&format!(
-            "CREATE SCHEMA {schema}; SET search_path = {schema};{POSTGRES_V1}{}{}",
+            "CREATE SCHEMA {schema}; SET search_path = {schema};{POSTGRES_V1}{}{}{}",
             v1_probe_row(&tenant, "p1", due()),
-            v1_probe_row(&tenant, "p2", due())
+            v1_probe_row(&tenant, "p2", due()),
+            v1_audit_rows(&tenant)
         ))
         .await
         .expect("schema 1");
@@ -355,7 +407,7 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     // The payload columns compress with LZ4 where the server has it (the
     // test server does: `SHOW default_toast_compression` accepts lz4).
     let lz4_available = client
@@ -407,6 +459,7 @@ async fn a_postgres_schema_of_version_1_is_migrated_and_keeps_its_probes() {
     assert_eq!(hint_columns, 0, "the column is dropped");
     probes_survive(&store, &tenant).await;
     baselines_are_kept(&store, &tenant).await;
+    audit_is_dated(&store, &tenant).await;
     assert_eq!(
         reloptions(&client, &schema, "continuity_baselines").await,
         Some(vec!["fillfactor=70".to_string()]),

@@ -22,7 +22,7 @@ pub enum LinkRejection {
     },
     /// The signature does not match: the token was altered.
     BadSignature,
-    /// The link's 24 hours are over.
+    /// The link's validity (24 hours unless configured otherwise) is over.
     Expired {
         /// When it expired.
         expired_at: DateTime<Utc>,
@@ -70,10 +70,39 @@ impl fmt::Display for LinkRejection {
 pub struct LinkClaims {
     /// The tenant.
     pub tenant: TenantId,
-    /// The alert the link was sent with.
+    /// The alert the link was sent with; 0 for a standing link, which has
+    /// none ([`VerifiedLink::origin`] tells the two apart: a tenant's first
+    /// alert has id 0 as well).
     pub alert_id: u64,
-    /// The recipient it was sent to (recipient id from the tenant configuration).
+    /// The recipient it was sent to (recipient id from the tenant
+    /// configuration); for a standing link, who the embedder issued it to.
     pub recipient: String,
+}
+
+/// Where a link came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkOrigin {
+    /// Sent with an alert to a configured recipient ([`LinkSigner::sign`](super::LinkSigner::sign)).
+    #[default]
+    Alert,
+    /// Issued without an alert by the embedder's admin console, for planned
+    /// maintenance ([`LinkSigner::sign_standing`](super::LinkSigner::sign_standing),
+    /// [`Monitor::standing_link`](crate::Monitor::standing_link)).
+    Standing,
+}
+
+/// A standing link as [`Monitor::standing_link`](crate::Monitor::standing_link)
+/// issues it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandingLink {
+    /// The portal URL to hand to the administrator (the portal URL followed
+    /// by the token).
+    pub url: String,
+    /// The signed token alone (what follows the portal URL).
+    pub token: String,
+    /// When it stops opening the portal.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A verified link.
@@ -87,4 +116,8 @@ pub struct VerifiedLink {
     pub issued_at: DateTime<Utc>,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+    /// Whether it came with an alert or is a standing link (absent in
+    /// values serialised before standing links existed: an alert's).
+    #[serde(default)]
+    pub origin: LinkOrigin,
 }

@@ -6,8 +6,14 @@
 //! the tamper checks of verification rely on.
 
 use crate::domain::MAX_TENANT_ID_LEN;
-/// Format version written into every token.
+/// Format version of an alert's link (the first byte of its token).
 pub(super) const VERSION: u8 = 1;
+
+/// Format version of a standing link: the alert link's layout without the
+/// alert id. A distinct version rather than a reserved alert id, so that no
+/// alert link (signed before standing links existed or after) can ever be
+/// read as one.
+pub(super) const VERSION_STANDING: u8 = 2;
 
 /// Bytes of the HMAC-SHA256 output kept in the token (see the module docs).
 pub(super) const TAG_LEN: usize = 16;
@@ -46,10 +52,16 @@ pub(super) struct Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    pub(super) fn decode(mut reader: Reader<'a>) -> Option<Self> {
+    /// Decodes the payload of a token of `version` ([`VERSION`] carries an
+    /// alert id, [`VERSION_STANDING`] none: its `alert_id` is 0).
+    pub(super) fn decode(version: u8, mut reader: Reader<'a>) -> Option<Self> {
         let issued_at = zigzag_decode(reader.varint()?);
         let ttl_secs = reader.varint()?;
-        let alert_id = reader.varint()?;
+        let alert_id = match version {
+            VERSION => reader.varint()?,
+            VERSION_STANDING => 0,
+            _ => return None,
+        };
         let tenant_len = usize::try_from(reader.varint()?).ok()?;
         let tenant = reader.bytes(tenant_len)?;
         let recipient_len = usize::try_from(reader.varint()?).ok()?;

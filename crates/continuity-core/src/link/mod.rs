@@ -5,6 +5,15 @@
 //! `https://portal.example/c/<token>`. The token is produced by
 //! [`LinkSigner::sign`] and checked by [`LinkSigner::verify`].
 //!
+//! A *standing link* opens the portal without an alert, so that an
+//! administrator can plan maintenance at any time: the embedder's admin
+//! console issues one with [`Monitor::standing_link`](crate::Monitor::standing_link)
+//! (or [`LinkSigner::sign_standing`]) for a tenant and a person, valid for
+//! 24 hours by default and at most [`LinkSigner::MAX_STANDING_TTL`] (7 days).
+//! It verifies like an alert's link ([`VerifiedLink::origin`] is
+//! [`LinkOrigin::Standing`]), acts like one, and the audit trail records the
+//! action as [`Actor::StandingLink`](crate::machine::Actor::StandingLink).
+//!
 //! # Token format
 //!
 //! A token is one base64url string (RFC 4648 §5 alphabet, no padding) of this
@@ -12,18 +21,23 @@
 //!
 //! | field        | encoding                                               |
 //! |--------------|--------------------------------------------------------|
-//! | version      | 1 byte, currently `1`                                  |
+//! | version      | 1 byte: `1` for an alert's link, `2` for a standing one |
 //! | key id       | 1 length byte (1–16), then the ASCII id                |
 //! | issued at    | unix seconds, zigzag LEB128 varint                     |
 //! | ttl          | seconds, LEB128 varint                                 |
-//! | alert id     | LEB128 varint                                          |
+//! | alert id     | LEB128 varint (version `1` only)                       |
 //! | tenant       | LEB128 length, then UTF-8 bytes                        |
-//! | recipient    | LEB128 length, then UTF-8 bytes                        |
+//! | recipient    | LEB128 length, then UTF-8 bytes (standing: issued to)  |
 //! | tag          | first 16 bytes of HMAC-SHA256                          |
 //!
 //! The tag is computed over the domain label `continuity/link` followed by
 //! every byte before the tag (version, key id, payload), so nothing in the
-//! token can change without invalidating it.
+//! token can change without invalidating it; in particular an alert's link
+//! cannot be turned into a standing one (or back). Version `1` is the format
+//! alert links have always had: links already sent keep verifying. A
+//! standing link's ttl must lie between [`LinkSigner::MIN_TTL`] and
+//! [`LinkSigner::MAX_STANDING_TTL`], an alert link's up to
+//! [`LinkSigner::MAX_TTL`].
 //!
 //! With key id `k1`, tenant `acme-corp`, recipient `ops-sms-1`, an alert id
 //! below 16 384 and the default 24-hour ttl the token is 50 bytes, i.e.
@@ -55,7 +69,7 @@ mod signer;
 #[cfg(test)]
 mod tests;
 
-pub use claims::{LinkClaims, LinkRejection, VerifiedLink};
+pub use claims::{LinkClaims, LinkOrigin, LinkRejection, StandingLink, VerifiedLink};
 pub use codec::{MAX_RECIPIENT_LEN, MAX_TOKEN_LEN};
 pub use key::LinkKey;
 pub use settings::{LinkKeySettings, LinkSettings};

@@ -7,10 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{
-    LinkClaims, LinkKey, LinkRejection, VerifiedLink,
+    LinkClaims, LinkKey, LinkOrigin, LinkRejection, VerifiedLink,
     codec::{
         MAX_BLOB_LEN, MAX_RECIPIENT_LEN, MAX_TOKEN_LEN, Payload, Reader, TAG_LEN, VERSION,
-        base64url_decode_into, base64url_encode, is_valid_key_id, put_varint, zigzag_encode,
+        VERSION_STANDING, base64url_decode_into, base64url_encode, is_valid_key_id, put_varint,
+        zigzag_encode,
     },
 };
 use crate::{
@@ -38,6 +39,15 @@ impl LinkSigner {
 
     /// Longest validity accepted by [`LinkSigner::with_ttl`]: 30 days.
     pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    /// Default validity of a standing link ([`LinkSigner::sign_standing`]): 24 hours.
+    pub const DEFAULT_STANDING_TTL: Duration = Duration::from_secs(24 * 3600);
+
+    /// Longest validity of a standing link: 7 days. A standing link opens
+    /// the portal without any alert behind it, so it is kept shorter than
+    /// the longest alert link; scheduling maintenance weeks ahead needs the
+    /// link only on the day the event is planned, not until it starts.
+    pub const MAX_STANDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
     /// How far in the future a link's issue time may be before it is refused
     /// as [`LinkRejection::NotYetValid`]: the signing and verifying hosts'
@@ -109,27 +119,80 @@ impl LinkSigner {
     /// [`Error::InvalidConfig`] for field `link.recipient` if the recipient id
     /// is empty or longer than [`MAX_RECIPIENT_LEN`] bytes.
     pub fn sign(&self, claims: &LinkClaims, now: DateTime<Utc>) -> Result<String> {
-        let recipient = claims.recipient.as_bytes();
-        if recipient.is_empty() || recipient.len() > MAX_RECIPIENT_LEN {
+        check_recipient("link.recipient", "recipient id", &claims.recipient)?;
+        Ok(self.seal(
+            VERSION,
+            Some(claims.alert_id),
+            &claims.tenant,
+            &claims.recipient,
+            self.ttl,
+            now,
+        ))
+    }
+
+    /// Signs a standing link for `tenant`, issued at `now` to `issued_to`
+    /// (who the embedder's admin console gives it to, as it names them: it
+    /// need not be a configured recipient), valid for `valid_for` (whole
+    /// seconds, between [`LinkSigner::MIN_TTL`] and
+    /// [`LinkSigner::MAX_STANDING_TTL`]; [`LinkSigner::DEFAULT_STANDING_TTL`]
+    /// is the usual choice). It verifies like an alert's link, with
+    /// [`LinkOrigin::Standing`] and alert id 0.
+    ///
+    /// A standing link opens the portal without an alert, for planned
+    /// maintenance; [`Monitor::standing_link`](crate::Monitor::standing_link)
+    /// also checks the tenant and returns the full URL.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for field `link.issued_to` if `issued_to` is
+    /// empty or longer than [`MAX_RECIPIENT_LEN`] bytes, for `link.valid_for`
+    /// if `valid_for` is out of range.
+    pub fn sign_standing(
+        &self,
+        tenant: &TenantId,
+        issued_to: &str,
+        valid_for: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        check_recipient(
+            "link.issued_to",
+            "who a standing link is issued to",
+            issued_to,
+        )?;
+        let ttl = Duration::from_secs(valid_for.as_secs());
+        if !(Self::MIN_TTL..=Self::MAX_STANDING_TTL).contains(&ttl) {
             return Err(Error::config(
-                "link.recipient",
-                format!(
-                    "recipient id must be 1 to {MAX_RECIPIENT_LEN} bytes to fit in a link (got {})",
-                    recipient.len()
-                ),
+                "link.valid_for",
+                format!("a standing link must be valid for 1 minute to 7 days (got {valid_for:?})"),
             ));
         }
-        let tenant = claims.tenant.as_str().as_bytes();
+        Ok(self.seal(VERSION_STANDING, None, tenant, issued_to, ttl, now))
+    }
+
+    /// Writes and tags a token; `alert_id` is there exactly for [`VERSION`].
+    fn seal(
+        &self,
+        version: u8,
+        alert_id: Option<u64>,
+        tenant: &TenantId,
+        recipient: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> String {
+        let tenant = tenant.as_str().as_bytes();
+        let recipient = recipient.as_bytes();
         let key = &self.signing;
 
         let mut blob = Vec::with_capacity(MAX_BLOB_LEN);
-        blob.push(VERSION);
+        blob.push(version);
         // At most 16: LinkKey::new checked it.
         blob.push(key.id.len() as u8);
         blob.extend_from_slice(key.id.as_bytes());
         put_varint(&mut blob, zigzag_encode(now.timestamp()));
-        put_varint(&mut blob, self.ttl.as_secs());
-        put_varint(&mut blob, claims.alert_id);
+        put_varint(&mut blob, ttl.as_secs());
+        if let Some(alert_id) = alert_id {
+            put_varint(&mut blob, alert_id);
+        }
         put_varint(&mut blob, tenant.len() as u64);
         blob.extend_from_slice(tenant);
         put_varint(&mut blob, recipient.len() as u64);
@@ -137,7 +200,7 @@ impl LinkSigner {
         let tag = key.tag(&blob);
         blob.extend_from_slice(&tag);
 
-        Ok(base64url_encode(&blob))
+        base64url_encode(&blob)
     }
 
     /// Verifies `link` (the signed text a portal URL ends with, as [`sign`](Self::sign)
@@ -181,9 +244,15 @@ impl LinkSigner {
         let (signed, tag) = blob.split_at_checked(signed_len).ok_or(Malformed)?;
 
         let mut reader = Reader { rest: signed };
-        if reader.byte() != Some(VERSION) {
-            return Err(Malformed);
-        }
+        let (version, origin, max_ttl) = match reader.byte() {
+            Some(VERSION) => (VERSION, LinkOrigin::Alert, Self::MAX_TTL),
+            Some(VERSION_STANDING) => (
+                VERSION_STANDING,
+                LinkOrigin::Standing,
+                Self::MAX_STANDING_TTL,
+            ),
+            _ => return Err(Malformed),
+        };
         let key_id_len = reader.byte().ok_or(Malformed)?;
         let key_id = reader.bytes(usize::from(key_id_len)).ok_or(Malformed)?;
         // Validated before use so that UnknownKey only ever carries a short,
@@ -203,10 +272,10 @@ impl LinkSigner {
             return Err(LinkRejection::BadSignature);
         }
 
-        let payload = Payload::decode(reader).ok_or(Malformed)?;
+        let payload = Payload::decode(version, reader).ok_or(Malformed)?;
         let issued_at = DateTime::from_timestamp(payload.issued_at, 0).ok_or(Malformed)?;
         let ttl = Duration::from_secs(payload.ttl_secs);
-        if !(Self::MIN_TTL..=Self::MAX_TTL).contains(&ttl) {
+        if !(Self::MIN_TTL..=max_ttl).contains(&ttl) {
             return Err(Malformed);
         }
         let ttl = TimeDelta::from_std(ttl).map_err(|_| Malformed)?;
@@ -248,6 +317,20 @@ impl LinkSigner {
             key_id: key.id.clone(),
             issued_at,
             expires_at,
+            origin,
         })
     }
+}
+
+/// Refuses an empty or over-long recipient (or standing link holder) id:
+/// the token must stay short enough for an SMS.
+fn check_recipient(field: &str, what: &str, id: &str) -> Result<()> {
+    let len = id.len();
+    if len == 0 || len > MAX_RECIPIENT_LEN {
+        return Err(Error::config(
+            field,
+            format!("{what} must be 1 to {MAX_RECIPIENT_LEN} bytes to fit in a link (got {len})"),
+        ));
+    }
+    Ok(())
 }

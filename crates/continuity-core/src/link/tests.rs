@@ -470,3 +470,125 @@ fn rejection_messages() {
         );
     }
 }
+
+/// An alert's link as signers before standing links wrote it (format 1),
+/// computed from the documented layout outside this code: `k1`/`SECRET_1`,
+/// issued at `t0()`, 24 h, alert 12 345, `acme-corp`, `ops-sms-1`.
+const FORMAT_1_LINK: &str = "AQJrMYDgu44NgKMFuWAJYWNtZS1jb3JwCW9wcy1zbXMtMZefC-jBfs7L00d5qvwKf9M";
+
+/// The same claims as a standing link (format 2), computed the same way.
+const FORMAT_2_LINK: &str = "AgJrMYDgu44NgKMFCWFjbWUtY29ycAlvcHMtc21zLTHwFSzdcEFpn7CcznPA_zCn";
+
+#[test]
+fn links_already_sent_keep_verifying_and_are_still_signed_the_same() {
+    let link = signer().verify(FORMAT_1_LINK, None, t0()).unwrap();
+    assert_eq!(link.claims, claims());
+    assert_eq!(link.origin, LinkOrigin::Alert);
+    assert_eq!(link.expires_at, t0() + secs(86_400));
+    assert_eq!(token(), FORMAT_1_LINK);
+    // A VerifiedLink serialised before `origin` existed reads as an alert's.
+    let mut json = serde_json::to_value(&link).unwrap();
+    json.as_object_mut().unwrap().remove("origin");
+    let old: VerifiedLink = serde_json::from_value(json).unwrap();
+    assert_eq!(old, link);
+}
+
+#[test]
+fn standing_link_round_trip() {
+    let signer = signer();
+    let tenant = tenant("acme-corp");
+    let token = signer
+        .sign_standing(&tenant, "ops-sms-1", LinkSigner::DEFAULT_STANDING_TTL, t0())
+        .unwrap();
+    assert_eq!(token, FORMAT_2_LINK);
+    let link = signer.verify(&token, Some(&tenant), t0()).unwrap();
+    assert_eq!(link.origin, LinkOrigin::Standing);
+    assert_eq!(
+        link.claims,
+        LinkClaims {
+            tenant: tenant.clone(),
+            alert_id: 0,
+            recipient: "ops-sms-1".into(),
+        }
+    );
+    assert_eq!(link.expires_at, t0() + secs(86_400));
+    // Shorter than an alert's link with the same claims: no alert id.
+    assert!(token.len() < FORMAT_1_LINK.len());
+    assert!(matches!(
+        rejection(signer.verify(&token, None, t0() + secs(86_400))),
+        LinkRejection::Expired { .. }
+    ));
+    assert_eq!(
+        rejection(signer.verify(&token, Some(&self::tenant("globex")), t0())),
+        LinkRejection::WrongTenant
+    );
+}
+
+#[test]
+fn standing_link_validity_is_bounded_when_signing_and_verifying() {
+    let signer = signer();
+    let tenant = tenant("acme");
+    for ok in [LinkSigner::MIN_TTL, LinkSigner::MAX_STANDING_TTL] {
+        let token = signer.sign_standing(&tenant, "noc", ok, t0()).unwrap();
+        let link = signer.verify(&token, None, t0()).unwrap();
+        assert_eq!(
+            link.expires_at - link.issued_at,
+            TimeDelta::from_std(ok).unwrap()
+        );
+    }
+    for bad in [
+        Duration::from_secs(59),
+        LinkSigner::MAX_STANDING_TTL + Duration::from_secs(1),
+        LinkSigner::MAX_TTL,
+    ] {
+        let e = signer.sign_standing(&tenant, "noc", bad, t0()).unwrap_err();
+        assert!(e.to_string().contains("link.valid_for"), "{e}");
+    }
+    for bad in ["", &"x".repeat(MAX_RECIPIENT_LEN + 1)] {
+        let e = signer
+            .sign_standing(&tenant, bad, LinkSigner::DEFAULT_STANDING_TTL, t0())
+            .unwrap_err();
+        assert!(e.to_string().contains("link.issued_to"), "{e}");
+    }
+
+    // A properly signed format-2 token claiming more than 7 days is refused
+    // (a key holder's bug, not a forgery), while format 1 may hold 30 days.
+    let k = key("k1", SECRET_1);
+    let long = 8 * 86_400;
+    let mut standing = vec![VERSION_STANDING, 2, b'k', b'1'];
+    let mut p = payload(t0().timestamp(), long, 7, b"acme", b"noc");
+    // Format 2 has no alert id: drop the one `payload` wrote (one byte, 7).
+    p.remove(varint_len(zigzag_encode(t0().timestamp())) + varint_len(long));
+    standing.extend_from_slice(&p);
+    assert_eq!(
+        rejection(signer.verify(&seal(&k, &standing), None, t0())),
+        LinkRejection::Malformed
+    );
+    let mut alert = header();
+    alert.extend_from_slice(&payload(t0().timestamp(), long, 7, b"acme", b"noc"));
+    assert!(signer.verify(&seal(&k, &alert), None, t0()).is_ok());
+}
+
+#[test]
+fn an_alert_link_cannot_be_relabelled_standing_or_back() {
+    let signer = signer();
+    for token in [FORMAT_1_LINK, FORMAT_2_LINK] {
+        let mut blob = decode(token).unwrap();
+        blob[0] = if blob[0] == VERSION {
+            VERSION_STANDING
+        } else {
+            VERSION
+        };
+        assert_eq!(
+            rejection(signer.verify(&base64url_encode(&blob), None, t0())),
+            LinkRejection::BadSignature
+        );
+    }
+    // Any other version byte is not a token of this library.
+    let mut blob = decode(FORMAT_2_LINK).unwrap();
+    blob[0] = 3;
+    assert_eq!(
+        rejection(signer.verify(&base64url_encode(&blob), None, t0())),
+        LinkRejection::Malformed
+    );
+}

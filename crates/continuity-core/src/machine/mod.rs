@@ -44,7 +44,10 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// Who.
     pub actor: Actor,
-    /// What, as a dotted name (`event.start`, `event.expired`, `suspension.lift`, …).
+    /// What, as a dotted name (`event.start`, `event.expired`,
+    /// `suspension.lift`, …; the alerts sent: `alert.raised`,
+    /// `alert.reminder`, `alert.resolved`, by [`Actor::System`], with the
+    /// conditions and recipients in `after`).
     pub action: String,
     /// The relevant state before.
     pub before: String,

@@ -26,6 +26,16 @@ pub enum Actor {
         /// When the link was issued.
         issued_at: DateTime<Utc>,
     },
+    /// An administrator through a standing link (issued by the embedder's
+    /// admin console without an alert).
+    StandingLink {
+        /// Who the link was issued to, as the embedder named them.
+        issued_to: String,
+        /// The key id the link was signed with.
+        key_id: String,
+        /// When the link was issued.
+        issued_at: DateTime<Utc>,
+    },
     /// The embedding application, on behalf of `name`.
     Operator {
         /// Who, as the embedder names them.
@@ -42,6 +52,7 @@ impl fmt::Display for Actor {
                 alert_id,
                 ..
             } => write!(f, "{recipient} (link of alert #{alert_id})"),
+            Actor::StandingLink { issued_to, .. } => write!(f, "{issued_to} (standing link)"),
             Actor::Operator { name } => write!(f, "operator {name}"),
         }
     }

@@ -31,12 +31,15 @@ impl Monitor {
     ) -> Result<VerifiedLink> {
         let link = self.links.signer.verify(link, tenant, now)?;
         let rt = self.runtime(&link.claims.tenant)?;
-        // A link of a recipient removed from the configuration no longer opens the portal.
-        if !lock(&rt)
-            .config
-            .recipients
-            .iter()
-            .any(|r| r.id == link.claims.recipient)
+        // A link of a recipient removed from the configuration no longer
+        // opens the portal. A standing link names whoever the embedder gave
+        // it to, not a recipient: it lives by its (shorter) ttl alone.
+        if link.origin == crate::link::LinkOrigin::Alert
+            && !lock(&rt)
+                .config
+                .recipients
+                .iter()
+                .any(|r| r.id == link.claims.recipient)
         {
             return Err(Error::Link {
                 reason: crate::link::LinkRejection::UnknownRecipient,

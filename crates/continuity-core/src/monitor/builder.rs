@@ -31,7 +31,7 @@ use crate::{
     notify::Notifier,
     policy::PolicyFactory,
     probe::MailProbe,
-    store::EventStore,
+    store::{EventStore, RetentionSettings},
 };
 
 /// Tuning knobs of the engine itself (not per tenant). The defaults suit a
@@ -88,6 +88,11 @@ pub struct MonitorSettings {
     pub per_tenant_metrics: bool,
     /// When [`Monitor::health`] calls the monitor degraded or failing.
     pub health: HealthThresholds,
+    /// How long the store keeps audit records, dead letters and the rows of
+    /// stopped cluster instances (defaults 400 days, 30 days, 1 day; each at
+    /// least 1 h), pruned by
+    /// [`Monitor::prune_records`](crate::Monitor::prune_records).
+    pub retention: RetentionSettings,
 }
 
 impl Default for MonitorSettings {
@@ -101,6 +106,7 @@ impl Default for MonitorSettings {
             baseline_every: Duration::from_secs(3600),
             per_tenant_metrics: false,
             health: HealthThresholds::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -289,6 +295,16 @@ impl MonitorBuilder {
                 "batch must be positive, lease and baseline_every at least 1 s, and retry_max at least retry_base",
             ));
         }
+        let r = &s.retention;
+        if r.audit < RetentionSettings::MIN
+            || r.dead_letters < RetentionSettings::MIN
+            || r.instances < RetentionSettings::MIN
+        {
+            return Err(Error::config(
+                "settings.retention",
+                "audit, dead_letters and instances must each be at least 1 h",
+            ));
+        }
         if s.health.tick_stale < s.health.tick_late {
             return Err(Error::config(
                 "settings.health",
@@ -329,6 +345,7 @@ impl MonitorBuilder {
                 running: AtomicBool::new(false),
                 schedule: Mutex::new(Schedule::default()),
                 held_probes: Mutex::new(Vec::new()),
+                last_pruned: Mutex::new(None),
                 gauges: Default::default(),
             },
             cluster: Membership {

@@ -545,7 +545,11 @@ impl Monitor {
                 Effect::Audit(entry) => commit.audit.push(entry),
                 Effect::Alert(alert) => {
                     debug!(tenant = %rt.config.tenant, alert_id = alert.id, kind = alert.kind.as_str(), "alert decided");
-                    for message in self.render_alert(rt, &commit.state, &alert, now)? {
+                    let messages = self.render_alert(rt, &commit.state, &alert, now)?;
+                    commit
+                        .audit
+                        .push(Self::alert_audit_entry(&alert, &messages, now));
+                    for message in messages {
                         commit.outbox.push(OutboxItem::Alert(Box::new(message)));
                     }
                 }

@@ -23,7 +23,10 @@
 //! 1. **Cluster sync** (`cluster.rs`, `sync_ownership`). In a
 //!    [cluster](MonitorBuilder::cluster), this instance renews its shards
 //!    with the store; the tenants of shards it gains are marked for reload
-//!    and woken. Without a cluster it owns everything and this does nothing.
+//!    and woken. Then it shares what it was told of other instances'
+//!    tenants and merges what they shared for its own (`sharing.rs`,
+//!    `exchange_observations`). Without a cluster it owns everything and
+//!    this does nothing.
 //! 2. **Probe dispatch** (`probes.rs`, `dispatch_probes`). The probe rounds
 //!    due are taken from the timer queue (`timer.rs`); for each tenant and
 //!    direction this instance owns, a probe goes out through the
@@ -69,6 +72,9 @@
 //!    snapshots of those this instance owns that changed since their last
 //!    save are written in batches. A failed batch is reported and tried
 //!    again later.
+//! 7. **Retention** (`outbox.rs`, `prune_due`). Once an hour
+//!    ([`RETENTION_EVERY`]) old audit records, dead letters and stopped
+//!    instances' rows are pruned ([`Monitor::prune_records`]).
 //!
 //! The tick returns a [`TickReport`] of what it did, and ends by setting
 //! the [metrics](crate::metrics)' gauges (`health.rs`, `after_tick`).
@@ -100,6 +106,7 @@ mod timer;
 
 pub use builder::{MonitorBuilder, MonitorSettings};
 pub use health::{Health, HealthStatus, HealthThresholds};
+pub use outbox::RETENTION_EVERY;
 pub use report::{ActionOutcome, DeliveryFailure, TenantStatus, TickReport};
 pub use sharing::MAX_FORWARDING;
 
@@ -227,6 +234,8 @@ struct TickState {
     held_probes: Mutex<Vec<PendingProbe>>,
     /// The totals behind the gauges read from the tenants.
     gauges: health::GaugeTotals,
+    /// When this instance last pruned old records (see `outbox.rs`).
+    last_pruned: Mutex<Option<DateTime<Utc>>>,
 }
 
 /// This instance's place in a [cluster](MonitorBuilder::cluster).
@@ -340,6 +349,7 @@ impl Monitor {
             self.dispatch_hurried(now, &mut report).await;
             self.work_outbox(now, &mut report).await;
             self.save_due_baselines(now, &mut report).await;
+            self.prune_due(now, &mut report).await;
             self.after_tick(started).await;
             debug!(?report, "tick done");
             Ok(report)

@@ -3,7 +3,9 @@
 //! with a retryable error.
 //!
 //! Everything that leaves the process goes through here (or, while the
-//! store is down, through the [`journal`](super::journal)).
+//! store is down, through the [`journal`](super::journal)). What the
+//! outbox gives up on stays as a dead letter until
+//! [`Monitor::prune_records`] removes it with the other old records.
 
 use std::time::Duration;
 
@@ -15,10 +17,10 @@ use crate::{
     config::ChannelKind,
     domain::TenantId,
     duration::after,
-    error::Error,
+    error::{Error, Result},
     machine::ContinuityEvent,
     notify::{AlertMessage, DeliveryReceipt},
-    store::{OutboxEntry, OutboxItem, OutboxResult},
+    store::{OutboxEntry, OutboxItem, OutboxResult, PruneReport},
 };
 
 /// Outbox lanes worked at once by one tick: all of them (three channels and the hook).
@@ -87,6 +89,52 @@ fn into_lanes(claimed: Vec<OutboxEntry>) -> Vec<(Option<ChannelKind>, Vec<Outbox
 }
 
 impl Monitor {
+    /// Prunes the store's old records at `now`: audit records, dead letters
+    /// and stopped instances' rows older than
+    /// [`MonitorSettings::retention`](crate::monitor::MonitorSettings::retention)
+    /// says (see [`EventStore::prune`](crate::store::EventStore::prune)).
+    ///
+    /// The tick calls it once an hour ([`RETENTION_EVERY`]); call it
+    /// yourself to prune at other times. It only deletes, by indexed time,
+    /// and any instance may call it; two at once remove each record once.
+    ///
+    /// # Errors
+    ///
+    /// The store's: nothing is pruned then, and the next call tries again.
+    pub async fn prune_records(&self, now: DateTime<Utc>) -> Result<PruneReport> {
+        let before = self.settings.retention.cutoffs(now);
+        let report = self.parts.store.prune(&before).await?;
+        info!(
+            audit = report.audit,
+            dead_letters = report.dead_letters,
+            instances = report.instances,
+            "old records pruned"
+        );
+        Ok(report)
+    }
+}
+
+/// How often the tick prunes old records ([`Monitor::prune_records`]).
+pub const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Monitor {
+    /// Prunes old records if the last prune was [`RETENTION_EVERY`] ago
+    /// (or never, in this process); a failure is reported and tried again
+    /// an hour later.
+    pub(super) async fn prune_due(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        {
+            let last = lock(&self.ticks.last_pruned);
+            if last.is_some_and(|t| now < crate::duration::after(t, RETENTION_EVERY)) {
+                return;
+            }
+        }
+        *lock(&self.ticks.last_pruned) = Some(now);
+        if let Err(e) = self.prune_records(now).await {
+            warn!(error = %e, "pruning old records failed; tried again in an hour");
+            report.errors.push(format!("pruning old records: {e}"));
+        }
+    }
+
     /// Claims the outbox entries that are due, batch by batch, and works
     /// each batch in lanes side by side.
     pub(super) async fn work_outbox(&self, now: DateTime<Utc>, report: &mut TickReport) {

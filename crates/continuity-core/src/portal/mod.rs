@@ -9,7 +9,8 @@
 //! link refused (expired, tampered, another tenant's, a retired key's).
 //!
 //! [`act`] is the one way to act through a link; an actor without one (an
-//! operator's console) calls [`Monitor::act`] instead.
+//! operator's console) calls [`Monitor::act`] instead, or issues a standing
+//! link ([`Monitor::standing_link`]) that opens the portal without an alert.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -53,10 +54,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Direction, Error, Monitor, Result, TenantId,
-    link::{LinkRejection, VerifiedLink},
+    link::{LinkOrigin, LinkRejection, VerifiedLink},
     machine::{Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension},
     notify::FailureSummary,
     policy::Reading,
+    store::AuditRecord,
 };
 
 /// A duration offered as a one-click choice.
@@ -130,23 +132,35 @@ pub struct PortalView {
     /// The last alerts, newest first (at most
     /// [`RECENT_ALERTS`](crate::machine::RECENT_ALERTS)).
     pub recent_alerts: Vec<AlertRecord>,
+    /// The latest entries of the tenant's audit trail, newest first (at
+    /// most [`RECENT_AUDIT`]): administrators' actions, the system's (an
+    /// event running out) and the alerts sent and resolved. Empty while the
+    /// store cannot be reached.
+    pub audit: Vec<AuditRecord>,
     /// The running continuity event.
     pub active_event: Option<ContinuityEvent>,
     /// The planned continuity event.
     pub scheduled_event: Option<ContinuityEvent>,
     /// The notification suspension, if one is in force at `now`.
     pub suspension: Option<Suspension>,
-    /// The recipient the link was sent to (recipient id).
+    /// The recipient the link was sent to (recipient id); for a standing
+    /// link, who it was issued to.
     pub recipient: String,
     /// The recipient's name, if configured.
     pub recipient_name: Option<String>,
-    /// The alert the link came with.
+    /// The alert the link came with; 0 for a standing link (see
+    /// `link_origin`).
     pub alert_id: u64,
+    /// Whether the link came with an alert or is a standing link.
+    pub link_origin: LinkOrigin,
     /// When the link expires.
     pub expires_at: DateTime<Utc>,
     /// The time the view was taken at.
     pub now: DateTime<Utc>,
 }
+
+/// How many of the latest audit records a [`PortalView`] carries.
+pub const RECENT_AUDIT: usize = 20;
 
 /// An end given as a duration from a reference or as a point in time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +268,9 @@ pub async fn open(
 /// saw), a state changed in between gives [`PortalOutcome::Conflict`] rather
 /// than an action on a state nobody looked at. The action is applied with the
 /// store's compare-and-swap, calls the embedder's hook and is audited with the
-/// link's recipient, alert and key as the actor.
+/// link's recipient, alert and key as the actor ([`Actor::Link`]), or for a
+/// standing link with whom it was issued to and its key
+/// ([`Actor::StandingLink`]).
 ///
 /// # Errors
 ///
@@ -278,11 +294,18 @@ pub async fn act(
             view: Box::new(view(monitor, &verified, now).await?),
         });
     };
-    let actor = Actor::Link {
-        recipient: verified.claims.recipient.clone(),
-        alert_id: verified.claims.alert_id,
-        key_id: verified.key_id.clone(),
-        issued_at: verified.issued_at,
+    let actor = match verified.origin {
+        LinkOrigin::Alert => Actor::Link {
+            recipient: verified.claims.recipient.clone(),
+            alert_id: verified.claims.alert_id,
+            key_id: verified.key_id.clone(),
+            issued_at: verified.issued_at,
+        },
+        LinkOrigin::Standing => Actor::StandingLink {
+            issued_to: verified.claims.recipient.clone(),
+            key_id: verified.key_id.clone(),
+            issued_at: verified.issued_at,
+        },
     };
     match monitor
         .act(&tenant, actor, action, expected_version, now)
@@ -333,6 +356,20 @@ fn resolve(action: PortalAction, now: DateTime<Utc>) -> Option<Action> {
 async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Result<PortalView> {
     let status = monitor.status_current(&link.claims.tenant).await?;
     let config = monitor.tenant_config(&link.claims.tenant)?;
+    let audit = match monitor
+        .store()
+        .recent_audit(&link.claims.tenant, RECENT_AUDIT)
+        .await
+    {
+        Ok(audit) => audit,
+        // Like the state (see `status_current`), the page still opens while
+        // the store is down, so an administrator can act once it is back.
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(tenant = %link.claims.tenant, error = %e, "audit trail not read");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
     let state = status.state.state;
     let failing = status.failing;
     let conditions = status
@@ -358,15 +395,20 @@ async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Res
         incident: state.incident.clone(),
         last_alert_at: state.last_alert_at,
         recent_alerts: state.recent_alerts.iter().rev().cloned().collect(),
+        audit,
         active_event: state.active_event,
         scheduled_event: state.scheduled_event,
         recipient: link.claims.recipient.clone(),
         recipient_name: config
             .recipients
             .iter()
+            // A standing link's holder is not looked up: a configured
+            // recipient's name would misattribute it.
+            .filter(|_| link.origin == LinkOrigin::Alert)
             .find(|r| r.id == link.claims.recipient)
             .and_then(|r| r.name.clone()),
         alert_id: link.claims.alert_id,
+        link_origin: link.origin,
         expires_at: link.expires_at,
         now,
     })

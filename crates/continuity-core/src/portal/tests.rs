@@ -10,7 +10,7 @@ use super::*;
 use crate::{
     ManualClock, Observation,
     config::{ChannelKind, Recipient, TenantConfig},
-    link::{LinkClaims, LinkKey, LinkSigner},
+    link::{LinkClaims, LinkKey, LinkOrigin, LinkSigner},
     machine::{Actor, AlertKind, EventLimits},
 };
 
@@ -29,10 +29,15 @@ async fn monitor() -> Monitor {
 }
 
 async fn monitor_with_hook(hook: Arc<crate::testing::RecordingHook>) -> Monitor {
+    monitor_on(ManualClock::new(t0()), hook).await
+}
+
+/// The fixture's monitor on `clock`, for tests that move time on.
+async fn monitor_on(clock: ManualClock, hook: Arc<crate::testing::RecordingHook>) -> Monitor {
     let monitor = Monitor::builder()
         .in_memory_store()
         .hook(hook)
-        .clock(Arc::new(ManualClock::new(t0())))
+        .clock(Arc::new(clock))
         .link_signer(LinkSigner::new(LinkKey::new("k2", [2u8; 32]).unwrap()))
         .portal_url("https://continuity.example.net/c/")
         .notifier(Arc::new(crate::testing::RecordingNotifier::new(
@@ -589,4 +594,221 @@ async fn starting_and_ending_through_the_portal_calls_the_embedders_hook() {
         .collect();
     assert_eq!(calls, [(true, id), (false, id)]);
     assert!(hook.calls().iter().all(|c| c.tenant == tenant("acme")));
+}
+
+#[tokio::test]
+async fn a_standing_link_opens_the_portal_without_an_alert_and_is_audited_as_such() {
+    let monitor = monitor().await;
+    let acme = tenant("acme");
+    // Issued to someone who is not a configured recipient.
+    let standing = monitor
+        .standing_link(&acme, "jane@acme.example", None)
+        .unwrap();
+    assert_eq!(
+        standing.url,
+        format!("https://continuity.example.net/c/{}", standing.token)
+    );
+    assert_eq!(standing.expires_at, t0() + TimeDelta::hours(24));
+    let token = standing.token;
+
+    let v = done(open(&monitor, &token, Some(&acme), t0()).await.unwrap());
+    assert_eq!(v.link_origin, LinkOrigin::Standing);
+    assert_eq!((v.recipient.as_str(), v.alert_id), ("jane@acme.example", 0));
+    assert_eq!(v.recipient_name, None);
+    assert_eq!(v.expires_at, standing.expires_at);
+
+    let later = t0() + TimeDelta::minutes(5);
+    let v = done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::StartEvent(Until::For(HOUR)),
+            Some(v.version),
+            later,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        v.active_event.as_ref().unwrap().end,
+        later + TimeDelta::hours(1)
+    );
+    let v = done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::ExtendEvent(Until::For(HOUR)),
+            Some(v.version),
+            later,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        v.active_event.as_ref().unwrap().end,
+        later + TimeDelta::hours(2)
+    );
+    let v = done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::EndEvent,
+            Some(v.version),
+            later,
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(v.active_event.is_none());
+    let v = done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::Suspend(Until::For(HOUR)),
+            Some(v.version),
+            later,
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(v.suspension.is_some());
+
+    let log = monitor.store().audit_log(&acme, 0, 100).await.unwrap();
+    let names: Vec<_> = log.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "event.start",
+            "event.extend",
+            "event.end",
+            "suspension.start"
+        ]
+    );
+    for record in &log {
+        assert_eq!(
+            record.entry.actor,
+            Actor::StandingLink {
+                issued_to: "jane@acme.example".into(),
+                key_id: "k2".into(),
+                issued_at: t0(),
+            }
+        );
+        assert_eq!(
+            record.entry.actor.to_string(),
+            "jane@acme.example (standing link)"
+        );
+    }
+
+    // It lives by its validity and its tenant, like any link.
+    let expired = t0() + TimeDelta::hours(24);
+    assert!(matches!(
+        refused_link(open(&monitor, &token, None, expired).await.unwrap()),
+        LinkRejection::Expired { .. }
+    ));
+    assert_eq!(
+        refused_link(
+            open(&monitor, &token, Some(&tenant("globex")), t0())
+                .await
+                .unwrap()
+        ),
+        LinkRejection::WrongTenant
+    );
+}
+
+#[tokio::test]
+async fn standing_links_are_bounded_and_only_for_served_tenants() {
+    let monitor = monitor().await;
+    let acme = tenant("acme");
+    let week = monitor
+        .standing_link(&acme, "noc", Some(LinkSigner::MAX_STANDING_TTL))
+        .unwrap();
+    assert_eq!(week.expires_at, t0() + TimeDelta::days(7));
+    let e = monitor
+        .standing_link(&acme, "noc", Some(LinkSigner::MAX_STANDING_TTL + HOUR))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("link.valid_for") && e.contains("7 days"), "{e}");
+    let e = monitor
+        .standing_link(&acme, "", None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("link.issued_to"), "{e}");
+    assert!(matches!(
+        monitor.standing_link(&tenant("initech"), "noc", None),
+        Err(Error::UnknownTenant { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_view_carries_the_audit_trail_with_the_alerts_sent_and_resolved() {
+    let clock = ManualClock::new(t0());
+    let monitor = monitor_on(
+        clock.clone(),
+        Arc::new(crate::testing::RecordingHook::new()),
+    )
+    .await;
+    let acme = tenant("acme");
+    crate::testing::late_outbound_mail(&monitor, &acme, t0());
+    // The breach raises after two evaluations.
+    monitor.tick(t0()).await.unwrap();
+    monitor.tick(t0() + TimeDelta::minutes(1)).await.unwrap();
+    let token = link(&monitor, "acme", t0());
+    let at = t0() + TimeDelta::minutes(2);
+    done(
+        act(
+            &monitor,
+            &token,
+            PortalAction::StartEvent(Until::For(HOUR)),
+            None,
+            at,
+        )
+        .await
+        .unwrap(),
+    );
+    // Fast mail for two hours: the late samples leave the window, all clear.
+    let mut now = at;
+    for _ in 0..12 {
+        now += TimeDelta::minutes(10);
+        clock.set(now);
+        for i in 0..5 {
+            monitor
+                .observe(Observation::delivered(
+                    acme.clone(),
+                    Direction::Outbound,
+                    now - TimeDelta::minutes(i),
+                    Duration::from_secs(20),
+                ))
+                .unwrap();
+        }
+        monitor.tick(now).await.unwrap();
+    }
+    let v = done(open(&monitor, &token, None, now).await.unwrap());
+    let trail: Vec<_> = v
+        .audit
+        .iter()
+        .map(|r| (r.entry.action.as_str(), r.entry.actor.to_string()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("event.expired", "system".to_owned()),
+            ("alert.resolved", "system".to_owned()),
+            ("event.start", "ops (link of alert #4)".to_owned()),
+            ("alert.raised", "system".to_owned()),
+        ],
+        "{:#?}",
+        v.audit
+    );
+    assert_eq!(
+        v.audit[1].entry.after,
+        "alert #1 resolved: all clear; sent to ops"
+    );
+    assert_eq!(
+        v.audit[3].entry.after,
+        "alert #0 raised: outbound latency; sent to ops"
+    );
+    assert!(
+        v.audit.windows(2).all(|w| w[0].seq > w[1].seq),
+        "newest first"
+    );
 }

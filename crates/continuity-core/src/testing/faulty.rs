@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
-        PendingProbe, ProbeSettlement, SharedObservations, Versioned,
+        PendingProbe, ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
 };
 
@@ -133,6 +133,18 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
         self.check()?;
         self.inner.pending_outbox(limit).await
+    }
+    async fn recent_audit(&self, tenant: &TenantId, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.check()?;
+        self.inner.recent_audit(tenant, limit).await
+    }
+    async fn given_up_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.check()?;
+        self.inner.given_up_outbox(limit).await
+    }
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport> {
+        self.check()?;
+        self.inner.prune(before).await
     }
     async fn claim_probes(
         &self,

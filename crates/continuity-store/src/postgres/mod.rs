@@ -17,6 +17,7 @@ mod baselines;
 mod held;
 mod outbox;
 mod probes;
+mod retention;
 mod schema;
 mod shards;
 mod shared;
@@ -33,7 +34,7 @@ use continuity_core::{
     cluster::ShardSet,
     store::{
         AuditRecord, BaselineRecord, Commit, EventStore, OutboxCounts, OutboxEntry, OutboxResult,
-        PendingProbe, ProbeSettlement, SharedObservations, Versioned,
+        PendingProbe, ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -219,7 +220,25 @@ impl EventStore for PostgresStore {
         after: u64,
         limit: usize,
     ) -> continuity_core::Result<Vec<AuditRecord>> {
-        self.audit_records(tenant, after, limit).await
+        self.audit_records(tenant, after, limit, false).await
+    }
+
+    async fn recent_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> continuity_core::Result<Vec<AuditRecord>> {
+        self.audit_records(tenant, 0, limit, true).await
+    }
+
+    async fn given_up_outbox(&self, limit: usize) -> continuity_core::Result<Vec<OutboxEntry>> {
+        // The inherent method of the same contract, kept for callers
+        // holding the concrete type.
+        self.dead_letters(limit).await
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> continuity_core::Result<PruneReport> {
+        self.prune_records(before).await
     }
 
     async fn claim_outbox(

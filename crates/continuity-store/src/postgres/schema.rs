@@ -145,6 +145,18 @@ EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
 END
 $$;
 "#,
+    // 9: retention (`EventStore::prune`). Audit records get their time as a
+    // column, indexed, so pruning does not parse every entry; existing
+    // rows take it from their JSON. Dead letters are found by an index of
+    // their own.
+    r#"
+ALTER TABLE continuity_audit ADD COLUMN at BIGINT;
+UPDATE continuity_audit
+    SET at = (EXTRACT(EPOCH FROM (entry::jsonb ->> 'at')::timestamptz) * 1000000)::bigint;
+ALTER TABLE continuity_audit ALTER COLUMN at SET NOT NULL;
+CREATE INDEX continuity_audit_at ON continuity_audit (at);
+CREATE INDEX continuity_outbox_dead ON continuity_outbox (created_at) WHERE dead;
+"#,
 ];
 
 impl PostgresStore {

@@ -53,6 +53,7 @@ impl PostgresStore {
             .iter()
             .map(|e| to_json(BACKEND, || format!("audit entry of {tenant}"), e))
             .collect::<Result<Vec<_>, _>>()?;
+        let audit_at: Vec<i64> = commit.audit.iter().map(|e| micros(e.at)).collect();
         let mut outbox: (Vec<&str>, Vec<String>, Vec<String>) = Default::default();
         for item in &commit.outbox {
             outbox.0.push(item.tenant().as_str());
@@ -108,11 +109,11 @@ impl PostgresStore {
                 // The tenant row is locked by the update above: no other
                 // commit of this tenant can take the same sequence numbers.
                 tx.execute(
-                    "INSERT INTO continuity_audit (tenant, seq, entry)
-                     SELECT $1, last.seq + e.ord, e.entry
+                    "INSERT INTO continuity_audit (tenant, seq, entry, at)
+                     SELECT $1, last.seq + e.ord, e.entry, e.at
                      FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM continuity_audit WHERE tenant = $1) AS last,
-                          unnest($2::text[]) WITH ORDINALITY AS e(entry, ord)",
-                    &[&tenant.as_str(), &audit],
+                          unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS e(entry, at, ord)",
+                    &[&tenant.as_str(), &audit, &audit_at],
                 )
                 .await?;
             }
@@ -134,18 +135,26 @@ impl PostgresStore {
         Ok(run.await?)
     }
 
+    /// Records with `seq > after`, oldest first, or with `newest_first` the
+    /// latest ones (the primary key serves both directions).
     pub(super) async fn audit_records(
         &self,
         tenant: &TenantId,
         after: u64,
         limit: usize,
+        newest_first: bool,
     ) -> continuity_core::Result<Vec<AuditRecord>> {
         let client = self.client().await?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = client
             .query(
-                "SELECT seq, entry FROM continuity_audit WHERE tenant = $1 AND seq > $2
-                 ORDER BY seq LIMIT $3",
+                if newest_first {
+                    "SELECT seq, entry FROM continuity_audit WHERE tenant = $1 AND seq > $2
+                     ORDER BY seq DESC LIMIT $3"
+                } else {
+                    "SELECT seq, entry FROM continuity_audit WHERE tenant = $1 AND seq > $2
+                     ORDER BY seq LIMIT $3"
+                },
                 &[&tenant.as_str(), &after, &row_limit(limit)],
             )
             .await

@@ -120,6 +120,18 @@ CREATE TABLE continuity_shared_observations (
 );
 CREATE INDEX continuity_shared_observations_shard ON continuity_shared_observations (shard, seq);
 "#,
+    // 6: retention (`EventStore::prune`). Audit records get their time as a
+    // column, indexed, so pruning does not parse every entry; existing
+    // rows take it from their JSON (a row whose time cannot be read is
+    // never pruned). Dead letters are found by an index of their own.
+    r#"
+ALTER TABLE continuity_audit ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+UPDATE continuity_audit SET at = COALESCE(
+    CAST((julianday(json_extract(entry, '$.at')) - 2440587.5) * 86400000000.0 AS INTEGER),
+    9223372036854775807);
+CREATE INDEX continuity_audit_at ON continuity_audit (at);
+CREATE INDEX continuity_outbox_dead ON continuity_outbox (created_at) WHERE dead = 1;
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), Fail> {

@@ -79,12 +79,12 @@ impl SqliteStore {
                     )?
                     .query_row([tenant.as_str()], |r| r.get(0))?;
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO continuity_audit (tenant, seq, entry) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO continuity_audit (tenant, seq, entry, at) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for (i, entry) in commit.audit.iter().enumerate() {
                     let json = to_json(BACKEND, || format!("audit entry of {tenant}"), entry)?;
                     let seq = last.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)) + 1;
-                    insert.execute(params![tenant.as_str(), seq, json])?;
+                    insert.execute(params![tenant.as_str(), seq, json, micros(entry.at)])?;
                 }
             }
             if !commit.outbox.is_empty() {
@@ -111,18 +111,23 @@ impl SqliteStore {
         .await
     }
 
+    /// Records with `seq > after`, oldest first, or with `newest_first` the
+    /// latest ones (the primary key serves both directions).
     pub(super) async fn audit_records(
         &self,
         tenant: &TenantId,
         after: u64,
         limit: usize,
+        newest_first: bool,
     ) -> continuity_core::Result<Vec<AuditRecord>> {
         let tenant = tenant.clone();
         self.run(move |c| {
             let after = i64::try_from(after).unwrap_or(i64::MAX);
-            let mut stmt = c.prepare_cached(
-                "SELECT seq, entry FROM continuity_audit WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?;
+            let mut stmt = c.prepare_cached(if newest_first {
+                "SELECT seq, entry FROM continuity_audit WHERE tenant = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3"
+            } else {
+                "SELECT seq, entry FROM continuity_audit WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            })?;
             let rows = stmt.query_map(params![tenant.as_str(), after, row_limit(limit)], |r| {
                 let seq: i64 = r.get(0)?;
                 let entry: String = r.get(1)?;

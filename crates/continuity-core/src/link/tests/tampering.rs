@@ -148,12 +148,15 @@ fn unsupported_version_is_malformed_even_with_a_valid_tag() {
     let signer = signer();
     let mut blob = decode(&token()).unwrap();
     blob.truncate(blob.len() - TAG_LEN);
-    blob[0] = 2;
-    let sealed = seal(&signer.signing, &blob);
-    assert_eq!(
-        rejection(signer.verify(&sealed, None, t0())),
-        LinkRejection::Malformed
-    );
+    // 1 and 2 are the alert and standing formats.
+    for version in [0, 3, 255] {
+        blob[0] = version;
+        let sealed = seal(&signer.signing, &blob);
+        assert_eq!(
+            rejection(signer.verify(&sealed, None, t0())),
+            LinkRejection::Malformed
+        );
+    }
 }
 
 #[test]

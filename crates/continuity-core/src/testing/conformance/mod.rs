@@ -19,6 +19,7 @@ mod baselines;
 mod counts;
 mod outbox;
 mod probes;
+mod records;
 mod shards;
 mod shared;
 mod state;
@@ -105,6 +106,9 @@ pub async fn event_store_all(store: &dyn EventStore) {
     event_store_baselines_upsert(store).await;
     event_store_baselines_tenants_apart(store).await;
     event_store_shared_observations(store).await;
+    event_store_recent_audit(store).await;
+    event_store_dead_letters(store).await;
+    event_store_prune(store).await;
 }
 
 pub use self::{
@@ -122,6 +126,7 @@ pub use self::{
         event_store_put_probes_in_a_batch, event_store_put_probes_leased,
         event_store_settle_probes_in_a_batch, event_store_single_probe_forms,
     },
+    records::{event_store_dead_letters, event_store_prune, event_store_recent_audit},
     shards::event_store_shard_ownership,
     shared::event_store_shared_observations,
     state::{
