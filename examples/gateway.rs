@@ -15,6 +15,7 @@
 //! - the portal under the path of `portal_url` (`/continuity`);
 //! - `POST /observe`: the gateway's deliveries, one JSON object or an array
 //!   (`continuity::service::http::ObservationInput`);
+//! - `GET /healthz`: the monitor's health (`503` when failing);
 //! - `GET /metrics`: every metric in Prometheus's text format (the exporter
 //!   is this program's choice; the library only records through the
 //!   `metrics` facade);

@@ -130,6 +130,17 @@ async fn observe_takes_one_or_a_batch_and_says_what_became_of_each() {
     assert_eq!(refused[1].0, 2);
     assert!(refused[1].1.contains("latency_ms"), "{answer:?}");
 
+    // Health: the runner ticked as it started, the store answers.
+    let health = raw(
+        s.address,
+        b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#""status":"ok""#), "{health}");
+    assert!(health.contains(r#""last_tick_age":"0s""#), "{health}");
+    assert!(health.contains(r#""store_reachable":true"#), "{health}");
+
     let _ = s.stop.send(());
     s.task.await.unwrap();
 }

@@ -1,5 +1,5 @@
 //! The service's HTTP side: the portal, the gateway's observation endpoint
-//! (`POST /observe`), and [`serve`], which bounds how long a client may
+//! (`POST /observe`), its health (`GET /healthz`), and [`serve`], which bounds how long a client may
 //! take with its headers, its request and its body.
 //!
 //! `axum::serve` sets no timeout at all: 200 clients sending their headers
@@ -15,12 +15,12 @@ use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, State},
     http::StatusCode,
-    routing::post,
+    routing::{get, post},
 };
 use chrono::{DateTime, Utc};
 use continuity_core::{
     Direction, Monitor, Observation, TenantId, domain::FailureKind, duration::serde_duration,
-    window::Recorded,
+    monitor::HealthStatus, window::Recorded,
 };
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -193,11 +193,27 @@ async fn observe(
     (StatusCode::OK, Json(answer))
 }
 
-/// The gateway's observation endpoint alone: `POST /observe` (see
-/// [`ObservationInput`]).
+async fn healthz(
+    State(monitor): State<Arc<Monitor>>,
+) -> (StatusCode, Json<continuity_core::monitor::Health>) {
+    let health = monitor.health_now().await;
+    let status = match health.status {
+        HealthStatus::Failing => StatusCode::SERVICE_UNAVAILABLE,
+        HealthStatus::Ok | HealthStatus::Degraded => StatusCode::OK,
+    };
+    (status, Json(health))
+}
+
+/// The gateway's endpoints: `POST /observe` (see [`ObservationInput`])
+/// and `GET /healthz`, the monitor's [`Health`](continuity_core::monitor::Health)
+/// as JSON: `200` when `ok` or `degraded` (still doing its job; the
+/// `reasons` say what needs a look), `503` when `failing` (the store does
+/// not answer, or ticks stopped), for a load balancer or an orchestrator's
+/// probe.
 pub fn observe_router(monitor: Arc<Monitor>) -> Router {
     Router::new()
         .route("/observe", post(observe))
+        .route("/healthz", get(healthz))
         .with_state(monitor)
 }
 
