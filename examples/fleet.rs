@@ -49,6 +49,7 @@ use continuity::{
         PendingProbe, ProbeSettlement, PruneBefore, PruneReport, SharedObservations, Versioned,
     },
     stores::{Durability, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore},
+    testing::SplitMix64,
 };
 
 /// Counts messages instead of keeping them (a day of a fleet's alerts would
@@ -308,7 +309,7 @@ async fn main() -> continuity::Result<()> {
         monitors.push(monitor);
     }
     let unlucky: Vec<&TenantId> = ids.iter().step_by(100).collect();
-    let mut rng = SplitMix64(42);
+    let mut rng = SplitMix64::new(42);
     let mut failing = false;
 
     let mut totals = continuity::TickReport::default();
@@ -419,20 +420,6 @@ async fn main() -> continuity::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// SplitMix64: the same traffic every run and every build (a crate's
-/// generator may change between its versions, and the figures with it).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n.max(1)
-    }
 }
 
 /// The store named on the command line, and for PostgreSQL the connection

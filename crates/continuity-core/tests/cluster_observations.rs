@@ -14,7 +14,7 @@ use continuity_core::{
     machine::AlertKind,
     memory::InMemoryEventStore,
     monitor::MonitorSettings,
-    testing::RecordingNotifier,
+    testing::{RecordingNotifier, SplitMix64},
     window::Recorded,
 };
 
@@ -28,21 +28,6 @@ const OUTAGE_TO: i64 = 7 * 60;
 
 fn start() -> DateTime<Utc> {
     "2026-03-02T00:00:00Z".parse().unwrap()
-}
-
-/// SplitMix64: a fixed, seedable sequence.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 struct Node {
@@ -107,7 +92,7 @@ async fn observations_spread_over_three_instances_are_judged_as_by_one_that_saw_
         nodes.push(node(Some((name, store.clone())), &tenants).await);
     }
     let single = node(None, &tenants).await;
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64::new(7);
     let mut forwarded = 0u64;
     let (mut shared, mut merged) = (0u64, 0u64);
     for minute in 1..=HOURS * 60 {

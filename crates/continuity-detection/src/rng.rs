@@ -1,33 +1,28 @@
-//! A small seeded random number generator (SplitMix64) and the few
-//! distributions the traces draw from.
-//!
-//! Hand-rolled rather than taken from `rand`: a published trace must be the
-//! same for a seed forever, and `rand` does not promise that its seeded
-//! generators keep their output across versions.
+//! The few distributions the traces draw from, over core's seeded
+//! generator (SplitMix64): a published trace must be the same for a seed
+//! forever, and `rand` does not promise that its seeded generators keep
+//! their output across versions.
 
-/// SplitMix64 (Steele, Lea and Flood, 2014): 64 bits of state, passes
-/// BigCrush, and every seed (0 included) gives a usable stream.
+/// SplitMix64 (Steele, Lea and Flood, 2014; the generator is core's
+/// [`continuity_core::testing::SplitMix64`]), with the distributions the
+/// traces draw from.
 #[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
+pub struct SplitMix64(continuity_core::testing::SplitMix64);
 
 impl SplitMix64 {
     /// A generator started at `seed`.
     pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
+        SplitMix64(continuity_core::testing::SplitMix64::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`, 53 bits of precision.
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
 
     /// Uniform in `(0, 1]`: safe to take the logarithm of.

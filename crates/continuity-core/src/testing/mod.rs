@@ -19,6 +19,7 @@ pub mod policy_conformance;
 mod probe_harness;
 mod recording;
 mod rig;
+mod rng;
 
 pub use faulty::FaultyStore;
 pub use metrics_recorder::TestRecorder;
@@ -28,3 +29,4 @@ pub use rig::{
     EngineRig, RIG_PORTAL_URL, RigOptions, absolute_thresholds, late_outbound_mail, refused,
     rig_signer, rig_start,
 };
+pub use rng::SplitMix64;
