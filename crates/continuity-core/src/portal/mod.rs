@@ -66,7 +66,8 @@ use crate::{
 pub struct DurationPreset {
     /// What the button says: `1 h`.
     pub label: &'static str,
-    /// The duration.
+    /// The duration (in JSON as in configuration: `"1h"`).
+    #[serde(with = "crate::duration::serde_duration")]
     pub duration: Duration,
 }
 
