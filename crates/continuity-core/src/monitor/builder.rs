@@ -58,7 +58,10 @@ pub struct MonitorSettings {
     /// How long a claimed outbox entry or probe is reserved for this instance (default 2 min).
     #[serde(with = "serde_duration")]
     pub lease: Duration,
-    /// Items claimed from the store per round trip (default 500).
+    /// Items claimed from the store per round trip, and probes put and
+    /// settled per round trip (default 500). On PostgreSQL, where a round
+    /// trip's commit is most of its cost, 5,000 took a fifth off a fleet's
+    /// day (BENCHMARKS.md, "Held probes in batches").
     pub batch: usize,
     /// First retry delay of a failed delivery or hook call; doubles per attempt (default 30 s).
     #[serde(with = "serde_duration")]
