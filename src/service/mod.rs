@@ -121,6 +121,7 @@
 //! | `probes` | [`TenantProbes`]: each tenant's probe, EWS or Graph |
 //! | `describe` | [`Summary`]: what would run, without secrets |
 //! | `runner` | [`Runner`], [`RunnerSettings`], [`shutdown_signal`] |
+//! | [`http`] | `POST /observe`, `GET /healthz`, and the bounded HTTP server |
 //! | `error` | [`ServiceError`] |
 
 mod build;

@@ -125,10 +125,11 @@ impl PostgresStore {
                 .enumerate()
                 .map(|(i, p)| ((p.tenant.as_str(), &*p.probe_id), i))
                 .collect();
+            let lease = unsigned(BACKEND, "lease id", lease_id)?;
             let mut settled = vec![false; held.len()];
             let mut again = Vec::new();
             for (i, s) in settlements.iter().enumerate() {
-                if s.lease_id != unsigned(BACKEND, "lease id", lease_id)? {
+                if s.lease_id != lease {
                     continue;
                 }
                 let Some(&h) = index.get(&(s.tenant.as_str(), &*s.probe_id)) else {
