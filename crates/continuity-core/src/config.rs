@@ -29,6 +29,7 @@ use crate::{
     error::{Error, Result},
     machine::Rules,
     policy::{FailureThreshold, FlowThreshold, LatencyThreshold, LeakyThreshold, PolicySelection},
+    time_zone::TimeZone,
 };
 
 pub use crate::machine::EventLimits;
@@ -63,6 +64,12 @@ pub struct TenantConfig {
     /// Limits on continuity events and suspensions.
     #[serde(default)]
     pub limits: EventLimits,
+    /// The IANA time zone the organisation's administrators read times in:
+    /// alert messages and the portal's pages write times in it, and the
+    /// portal reads the times typed into its forms in it (default `"UTC"`).
+    /// See [`time_zone`](crate::time_zone).
+    #[serde(default)]
+    pub time_zone: TimeZone,
 }
 
 fn default_repeat() -> Duration {
@@ -81,6 +88,7 @@ impl TenantConfig {
             repeat_interval: default_repeat(),
             recipients,
             limits: EventLimits::default(),
+            time_zone: TimeZone::UTC,
         }
     }
 
@@ -106,6 +114,7 @@ impl TenantConfig {
             ],
             repeat_interval: self.repeat_interval,
             limits: self.limits.clone(),
+            time_zone: self.time_zone,
         }
     }
 

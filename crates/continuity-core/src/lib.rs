@@ -68,6 +68,7 @@
 //! | [`config`] | tenant configuration (serde) and its validation |
 //! | [`secret`] | [`SecretRef`](secret::SecretRef): a secret in configuration as `{ env = "NAME" }` or `{ file = "path" }`, read when settings are built, never printed |
 //! | [`files`] | files configuration names (certificates), read with an error naming the file |
+//! | [`time_zone`] | [`TimeZone`](time_zone::TimeZone): the IANA zone administrators read times in, and wall-clock times typed into the portal |
 //! | [`duration`] | durations in configuration (`"5m"`, `"1h30m"`) and in messages (`1 h 5 min`) |
 //! | [`store`], [`memory`] | the [`EventStore`](store::EventStore) trait and the in-memory store |
 //! | [`probe`], [`notify`], [`hook`] | the [`MailProbe`](probe::MailProbe), [`Notifier`](notify::Notifier) and [`ContinuityHook`](hook::ContinuityHook) traits; the [`ProbeSender`](probe::ProbeSender) mail adapters hand inbound probes to |
@@ -110,6 +111,7 @@ pub mod sim;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time_zone;
 pub mod window;
 
 /// The attribute that implements this crate's async traits

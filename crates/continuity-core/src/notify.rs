@@ -11,6 +11,7 @@ use crate::{
     domain::{Direction, FailureKind, RemoteReply, TenantId},
     error::Result,
     machine::AlertKind,
+    time_zone::TimeZone,
 };
 
 /// One condition as an alert reports it.
@@ -127,6 +128,11 @@ pub struct AlertMessage {
     /// notice, and in alerts stored before it existed).
     #[serde(default)]
     pub failing: Vec<FailureSummary>,
+    /// The tenant's time zone: the times the message writes for people (the
+    /// link's expiry, the event's start and end) are in it (UTC in alerts
+    /// stored before it existed).
+    #[serde(default)]
+    pub time_zone: TimeZone,
 }
 
 impl AlertMessage {
@@ -194,7 +200,7 @@ impl AlertMessage {
             "\nContinuity portal (start, extend or end a continuity event, or suspend alerts):\n{}\nThis link is for {} only and works until {}.\n",
             self.link,
             self.recipient.name.as_deref().unwrap_or(&self.recipient.id),
-            self.link_expires_at.format("%Y-%m-%d %H:%M UTC")
+            self.time_zone.format(self.link_expires_at)
         );
         s
     }

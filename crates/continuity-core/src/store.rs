@@ -778,6 +778,7 @@ mod tests {
             conditions: Vec::new(),
             event: Some("active".into()),
             failing: Vec::new(),
+            time_zone: Default::default(),
         }));
         let json = serde_json::to_string(&alert).unwrap();
         assert_eq!(serde_json::from_str::<OutboxItem>(&json).unwrap(), alert);

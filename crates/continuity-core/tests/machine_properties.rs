@@ -146,6 +146,7 @@ proptest! {
             hysteresis: [(raise_after, clear_after), (raise_after, clear_after)],
             repeat_interval: Duration::from_secs(repeat_minutes * 60),
             limits: EventLimits { max_event_duration: Duration::from_secs(8 * 3600), ..EventLimits::default() },
+            time_zone: Default::default(),
         };
         let mut checker = Checker { rules: rules.clone(), last_alert: None, holding_since: None, healthy_streak: [0; 2] };
         let mut state = TenantState::default();

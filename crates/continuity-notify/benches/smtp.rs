@@ -38,6 +38,7 @@ fn message(id: u64) -> AlertMessage {
         conditions: vec![],
         event: None,
         failing: Vec::new(),
+        time_zone: Default::default(),
     }
 }
 

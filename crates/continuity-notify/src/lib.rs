@@ -38,6 +38,7 @@
 //!     conditions: vec![],
 //!     event: None,
 //!     failing: Vec::new(),
+//!     time_zone: Default::default(),
 //! };
 //! let text = SmsRenderer::default().render(&message);
 //! assert_eq!(text.segments, 1);

@@ -32,6 +32,7 @@ use continuity_core::{
     config::ChannelKind,
     machine::AlertKind,
     notify::{AlertMessage, ConditionReport, FailureSummary, Notifier, Receipt},
+    time_zone::TimeZone,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -83,6 +84,11 @@ pub struct WebhookPayload {
     pub link: String,
     /// When the link stops working.
     pub link_expires_at: DateTime<Utc>,
+    /// The tenant's IANA time zone, in which the `event` text writes its
+    /// times (the RFC 3339 times here are UTC); absent in a payload of an
+    /// older version: read it as `UTC`.
+    #[serde(default)]
+    pub time_zone: TimeZone,
     /// Random per request (32 hex digits): two attempts are never
     /// byte-identical, so a receiver refusing seen signatures refuses only
     /// true replays, even of attempts made within the same second.
@@ -111,6 +117,7 @@ impl WebhookPayload {
             event: message.event.clone(),
             link: message.link.clone(),
             link_expires_at: message.link_expires_at,
+            time_zone: message.time_zone,
             nonce: http::hex(&rand::random::<[u8; 16]>()),
         }
     }

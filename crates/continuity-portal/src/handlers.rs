@@ -15,6 +15,7 @@ use continuity_core::{
     Error as CoreError, Monitor,
     link::LinkRejection,
     portal::{self, DURATION_PRESETS, PortalOutcome, PortalView},
+    time_zone::TimeZone,
 };
 use serde_json::json;
 
@@ -172,18 +173,25 @@ impl Portal {
         token: &str,
         action: &str,
         csrf: Option<&str>,
-        input: Result<Input, String>,
+        input: impl FnOnce(TimeZone) -> Result<Input, String>,
     ) -> Result<(Kind, PortalOutcome), Failure> {
         let kind = Kind::parse(action).ok_or(Failure::NotFound(UNKNOWN_ACTION))?;
         let now = self.monitor.clock().now();
+        let verified = self.monitor.verify_link(token, None, now);
         if !csrf.is_some_and(|c| self.csrf.check(token, c)) {
             // A dead link says so rather than blaming the form.
-            return Err(match self.monitor.verify_link(token, None, now) {
+            return Err(match verified {
                 Err(CoreError::Link { reason }) => Failure::Link(reason),
                 _ => Failure::Csrf,
             });
         }
-        let input = input.map_err(Failure::BadInput)?;
+        // Typed times are the tenant's wall-clock times. A link that fails
+        // here is refused by `act` below with its reason, so UTC stands in.
+        let zone = verified
+            .ok()
+            .and_then(|link| self.monitor.tenant_config(&link.claims.tenant).ok())
+            .map_or(TimeZone::UTC, |config| config.time_zone);
+        let input = input(zone).map_err(Failure::BadInput)?;
         let action = input::action(kind, &input).map_err(Failure::BadInput)?;
         match portal::act(&self.monitor, token, action, input.version, now).await {
             Ok(PortalOutcome::LinkRefused { reason }) => Err(Failure::Link(reason)),
@@ -249,7 +257,9 @@ pub(crate) async fn act_page(
         }
     };
     match p
-        .perform(&token, &action, form.csrf.as_deref(), form.check())
+        .perform(&token, &action, form.csrf.as_deref(), |zone| {
+            form.check(zone)
+        })
         .await
     {
         Ok((kind, outcome)) => outcome_page(kind, &token, outcome),
@@ -325,7 +335,7 @@ pub(crate) async fn api_act(
     };
     let input = Input::from(&body);
     match p
-        .perform(&token, &action, Some(&body.csrf), Ok(input))
+        .perform(&token, &action, Some(&body.csrf), |_| Ok(input))
         .await
     {
         Ok((_, outcome)) => outcome_json(outcome),
@@ -341,7 +351,7 @@ fn outcome_json(outcome: PortalOutcome) -> Response {
         ),
         PortalOutcome::Refused { reason, view } => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"outcome": "refused", "message": reason.to_string(), "reason": reason, "view": view}),
+            json!({"outcome": "refused", "message": reason.describe(view.time_zone), "reason": reason, "view": view}),
         ),
         PortalOutcome::Conflict { view } => (
             StatusCode::CONFLICT,

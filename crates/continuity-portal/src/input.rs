@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use continuity_core::portal::{PortalAction, Until};
+use continuity_core::{
+    portal::{PortalAction, Until},
+    time_zone::TimeZone,
+};
 use serde::Deserialize;
 
 /// Longest duration accepted from a form, in minutes (366 days); the
@@ -116,20 +119,24 @@ fn present(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// A time as a `datetime-local` field sends it (read as UTC) or RFC 3339.
-fn time(field: &str, s: &str) -> Result<DateTime<Utc>, String> {
+/// A time as a `datetime-local` field sends it (a wall-clock time, read in
+/// the tenant's zone) or RFC 3339 (which carries its own offset).
+fn time(field: &str, s: &str, zone: TimeZone) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .map(|t| t.and_utc())
-        .ok_or_else(|| format!("{field}: not a date and time (e.g. 2026-03-02T14:30, in UTC)"))
+        .ok_or_else(|| {
+            format!("{field}: not a date and time (e.g. 2026-03-02T14:30, in {zone})")
+        })?;
+    zone.to_utc(local).map_err(|e| format!("{field}: {e}"))
 }
 
 impl FormInput {
-    pub(crate) fn check(&self) -> Result<Input, String> {
+    /// The fields checked, the times read in `zone` (the tenant's).
+    pub(crate) fn check(&self, zone: TimeZone) -> Result<Input, String> {
         let version = present(&self.version)
             .map(|v| {
                 v.parse::<u64>()
@@ -145,8 +152,12 @@ impl FormInput {
                 })
             })
             .transpose()?;
-        let until = present(&self.until).map(|s| time("until", s)).transpose()?;
-        let start = present(&self.start).map(|s| time("start", s)).transpose()?;
+        let until = present(&self.until)
+            .map(|s| time("until", s, zone))
+            .transpose()?;
+        let start = present(&self.start)
+            .map(|s| time("start", s, zone))
+            .transpose()?;
         Ok(Input {
             version,
             minutes,
@@ -211,32 +222,51 @@ mod tests {
     #[test]
     fn durations_are_checked() {
         for bad in ["-5", "abc", "1.5", "99999999999999999999999", "0", "527041"] {
-            let checked = form(bad).check().and_then(|i| action(Kind::Start, &i));
+            let checked = form(bad)
+                .check(TimeZone::UTC)
+                .and_then(|i| action(Kind::Start, &i));
             assert!(checked.is_err(), "{bad} accepted");
         }
-        let i = form("240").check().unwrap();
+        let i = form("240").check(TimeZone::UTC).unwrap();
         assert_eq!(
             action(Kind::Suspend, &i).unwrap(),
             PortalAction::Suspend(Until::For(Duration::from_secs(4 * 3600)))
         );
         assert!(action(Kind::Start, &Input::default()).is_err());
-        assert!(action(Kind::Schedule, &form("60").check().unwrap()).is_err());
+        assert!(action(Kind::Schedule, &form("60").check(TimeZone::UTC).unwrap()).is_err());
     }
 
     #[test]
-    fn times_read_as_utc() {
+    fn wall_clock_times_are_read_in_the_tenants_zone() {
         let f = FormInput {
             until: Some("2026-03-02T14:30".into()),
             start: Some("2026-03-02T12:00:00Z".into()),
             ..FormInput::default()
         };
-        let i = f.check().unwrap();
+        let i = f.check(TimeZone::UTC).unwrap();
         assert_eq!(i.until.unwrap().to_rfc3339(), "2026-03-02T14:30:00+00:00");
         assert_eq!(i.start.unwrap().to_rfc3339(), "2026-03-02T12:00:00+00:00");
+        // In Berlin (UTC+1 in March) the same wall-clock time is an hour
+        // earlier; a time with its own offset means what it says.
+        let berlin: TimeZone = "Europe/Berlin".parse().unwrap();
+        let i = f.check(berlin).unwrap();
+        assert_eq!(i.until.unwrap().to_rfc3339(), "2026-03-02T13:30:00+00:00");
+        assert_eq!(i.start.unwrap().to_rfc3339(), "2026-03-02T12:00:00+00:00");
+        // A time the clocks skip names no instant: refused, saying why.
+        let skipped = FormInput {
+            until: Some("2026-03-29T02:30".into()),
+            ..FormInput::default()
+        };
+        let e = skipped.check(berlin).unwrap_err();
+        assert!(
+            e.starts_with("until: 2026-03-29 02:30 does not exist in Europe/Berlin"),
+            "{e}"
+        );
         let bad = FormInput {
             until: Some("tomorrow".into()),
             ..FormInput::default()
         };
-        assert!(bad.check().is_err());
+        let e = bad.check(berlin).unwrap_err();
+        assert!(e.contains("in Europe/Berlin"), "{e}");
     }
 }

@@ -5,16 +5,15 @@ use continuity_core::{
     link::{LinkOrigin, LinkRejection},
     machine::{ContinuityEvent, Rejection},
     portal::{DURATION_PRESETS, PortalView},
+    time_zone::TimeZone,
 };
 
 use crate::{html::Html, input::Kind};
 
-fn at(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-fn event(h: &mut Html, e: &ContinuityEvent) {
-    h.text(at(&e.start)).raw(" – ").text(at(&e.end));
+fn event(h: &mut Html, zone: TimeZone, e: &ContinuityEvent) {
+    h.text(zone.format(e.start))
+        .raw(" – ")
+        .text(zone.format(e.end));
 }
 
 /// A link to an action form; `base` is the path from the current page to
@@ -30,6 +29,7 @@ fn button(h: &mut Html, base: &str, kind: Kind) {
 
 /// The tenant's state and what can be done about it.
 pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
+    let at = |t: &DateTime<Utc>| v.time_zone.format(*t);
     h.raw("<h1>").text(&v.organisation).raw("</h1>");
     h.raw("<h2>Mail flow</h2><ul>");
     if v.conditions.is_empty() {
@@ -115,7 +115,7 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
     match &v.active_event {
         Some(e) => {
             h.raw("<span class=\"bad\">Running</span> ");
-            event(h, e);
+            event(h, v.time_zone, e);
             h.raw("</p><p>");
             button(h, base, Kind::Extend);
             button(h, base, Kind::End);
@@ -129,7 +129,7 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
     match &v.scheduled_event {
         Some(e) => {
             h.raw("Scheduled: ");
-            event(h, e);
+            event(h, v.time_zone, e);
             h.raw("</p><p>");
             button(h, base, Kind::Cancel);
         }
@@ -203,7 +203,9 @@ pub(crate) fn form(h: &mut Html, v: &PortalView, kind: Kind, token: &str, csrf: 
         .text(v.version)
         .raw("\">");
     if kind == Kind::Schedule {
-        h.raw("<label>Start (UTC) <input type=\"datetime-local\" name=\"start\" required></label>");
+        h.raw("<label>Start (")
+            .text(v.time_zone)
+            .raw(") <input type=\"datetime-local\" name=\"start\" required></label>");
     }
     if kind.takes_duration() {
         h.raw("<fieldset><legend>")
@@ -218,7 +220,9 @@ pub(crate) fn form(h: &mut Html, v: &PortalView, kind: Kind, token: &str, csrf: 
                 .text(p.label)
                 .raw("</label>");
         }
-        h.raw("<label>or until (UTC) <input type=\"datetime-local\" name=\"until\"></label></fieldset>");
+        h.raw("<label>or until (")
+            .text(v.time_zone)
+            .raw(") <input type=\"datetime-local\" name=\"until\"></label></fieldset>");
     }
     h.raw("<p><button type=\"submit\">")
         .text(kind.title())
@@ -251,7 +255,7 @@ pub(crate) fn link_refused(reason: &LinkRejection) -> (&'static str, Html) {
 pub(crate) fn refused(v: &PortalView, reason: &Rejection, token: &str) -> Html {
     let mut h = Html::new();
     h.raw("<h1>Not possible</h1><p class=\"note\">")
-        .text(capitalised(&reason.to_string()))
+        .text(capitalised(&reason.describe(v.time_zone)))
         .raw(".</p>");
     back(&mut h, token);
     view(&mut h, v, "");

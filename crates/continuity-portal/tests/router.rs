@@ -16,6 +16,7 @@ use continuity_core::{
     link::{LinkClaims, LinkKey, LinkSigner},
     machine::EventLimits,
     testing::RecordingNotifier,
+    time_zone::TimeZone,
 };
 use continuity_portal::{PortalError, PortalOptions, router};
 use proptest::prelude::*;
@@ -39,6 +40,11 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn fixture() -> Fixture {
+    fixture_in(TimeZone::UTC).await
+}
+
+/// The fixture with the tenant's administrators in `zone`.
+async fn fixture_in(zone: TimeZone) -> Fixture {
     let clock = ManualClock::new(t0());
     let monitor = Arc::new(
         Monitor::builder()
@@ -59,6 +65,7 @@ async fn fixture() -> Fixture {
         3,
     );
     config.display_name = Some(format!("Acme {EVIL}"));
+    config.time_zone = zone;
     config.limits = EventLimits {
         max_event_duration: 48 * HOUR,
         max_schedule_ahead: 7 * 24 * HOUR,
@@ -366,6 +373,107 @@ async fn every_action_goes_through_its_form_and_confirms() {
     }
     let log = audit(&f).await;
     assert_eq!(log.len(), 7);
+}
+
+#[tokio::test]
+async fn times_are_written_and_read_in_the_tenants_zone() {
+    let f = fixture_in("Europe/Berlin".parse().unwrap()).await;
+    let base = format!("/p/{}", f.token);
+    let page = get(&f.app, &base).await;
+    // 08:00 UTC is 09:00 in Berlin in March; the link lasts 24 hours.
+    assert!(
+        page.body
+            .contains("valid until 2026-03-03 09:00 CET. Shown at 2026-03-02 09:00 CET."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("UTC"), "{}", page.body);
+    let form = get(&f.app, &format!("{base}/schedule")).await;
+    assert!(form.body.contains("Start (Europe/Berlin)"), "{}", form.body);
+    assert!(
+        form.body.contains("or until (Europe/Berlin)"),
+        "{}",
+        form.body
+    );
+
+    // A wall-clock time typed into the form is Berlin's.
+    let fields = form_fields(&f, "schedule").await;
+    let body = format!("{fields}&start=2026-03-03T09:00&until=2026-03-03T17:30");
+    let answer = post_form(&f.app, &format!("{base}/schedule"), &body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let acme = TenantId::new("acme").unwrap();
+    let e = f
+        .monitor
+        .status(&acme)
+        .unwrap()
+        .state
+        .state
+        .scheduled_event
+        .unwrap();
+    assert_eq!(e.start.to_rfc3339(), "2026-03-03T08:00:00+00:00");
+    assert_eq!(e.end.to_rfc3339(), "2026-03-03T16:30:00+00:00");
+    assert!(
+        answer
+            .body
+            .contains("Scheduled: 2026-03-03 09:00 CET – 2026-03-03 17:30 CET"),
+        "{}",
+        answer.body
+    );
+    // The audit trail's description too (to the second, as records are).
+    assert!(
+        answer
+            .body
+            .contains("scheduled 2026-03-03 09:00:00 CET .. 2026-03-03 17:30:00 CET"),
+        "{}",
+        answer.body
+    );
+
+    // A refusal writes its times in the zone too, on the page and in JSON.
+    let fields = form_fields(&f, "schedule").await;
+    let body = format!("{fields}&start=2026-03-04T09:00&minutes=60");
+    let answer = post_form(&f.app, &format!("{base}/schedule"), &body).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer
+            .body
+            .contains("already scheduled to start at 2026-03-03 09:00 CET"),
+        "{}",
+        answer.body
+    );
+    let view = get(&f.app, &format!("/p/api/{}", f.token)).await;
+    let json: serde_json::Value = serde_json::from_str(&view.body).unwrap();
+    assert_eq!(json["view"]["time_zone"], "Europe/Berlin");
+    let answer = post_json(
+        &f.app,
+        &format!("/p/api/{}/schedule", f.token),
+        serde_json::json!({"csrf": json["csrf"], "start": "2026-03-04T08:00:00Z", "minutes": 60}),
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(json["outcome"], "refused", "{json}");
+    let message = json["message"].as_str().unwrap();
+    assert!(message.contains("2026-03-03 09:00 CET"), "{message}");
+
+    // In summer the zone says so (with a link of that day).
+    let summer: DateTime<Utc> = "2026-07-01T08:00:00Z".parse().unwrap();
+    f.clock.set(summer);
+    let claims = LinkClaims {
+        tenant: acme,
+        alert_id: 3,
+        recipient: "ops".into(),
+    };
+    let token = f.monitor.link_signer().sign(&claims, summer).unwrap();
+    let page = get(&f.app, &format!("/p/{token}")).await;
+    assert!(
+        page.body.contains("Shown at 2026-07-01 10:00 CEST."),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test]

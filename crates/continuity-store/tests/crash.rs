@@ -61,6 +61,7 @@ fn transition(n: u64) -> Commit {
             conditions: Vec::new(),
             event: None,
             failing: Vec::new(),
+            time_zone: Default::default(),
         }))],
     }
 }

@@ -15,6 +15,7 @@ use super::{
 use crate::{
     duration::human,
     error::{Error, Result},
+    time_zone::TimeZone,
 };
 /// What an administrator (or the embedder) asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +134,25 @@ pub enum Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = |d: &DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
+        self.write(f, TimeZone::UTC)
+    }
+}
+
+impl Rejection {
+    /// The reason as an administrator reads it, with its times in `zone`
+    /// (the `Display` form writes them in UTC).
+    pub fn describe(&self, zone: TimeZone) -> String {
+        struct In<'a>(&'a Rejection, TimeZone);
+        impl fmt::Display for In<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write(f, self.1)
+            }
+        }
+        In(self, zone).to_string()
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, zone: TimeZone) -> fmt::Result {
+        let t = |d: &DateTime<Utc>| zone.format(*d);
         match self {
             Rejection::NoActiveEvent => f.write_str("no continuity event is running"),
             Rejection::EventAlreadyActive { until } => {
@@ -286,6 +305,7 @@ pub(super) fn perform(
     action: &Action,
     actor: &Actor,
     now: DateTime<Utc>,
+    zone: TimeZone,
     fx: &mut Vec<Effect>,
 ) -> bool {
     let audit = |fx: &mut Vec<Effect>, before: String, after: String| {
@@ -310,15 +330,19 @@ pub(super) fn perform(
             };
             state.next_event_id = state.next_event_id.saturating_add(1);
             fx.push(Effect::EventStarted(e.clone()));
-            audit(fx, describe_event(None), describe_event(Some(&e)));
+            audit(
+                fx,
+                describe_event(None, zone),
+                describe_event(Some(&e), zone),
+            );
             state.active_event = Some(e);
         }
         Action::ExtendEvent { until } => {
             if let Some(e) = state.active_event.as_mut() {
-                let before = describe_event(Some(e));
+                let before = describe_event(Some(e), zone);
                 e.end = *until;
                 e.extensions = e.extensions.saturating_add(1);
-                let after = describe_event(Some(e));
+                let after = describe_event(Some(e), zone);
                 audit(fx, before, after);
             }
         }
@@ -331,6 +355,7 @@ pub(super) fn perform(
                 EndReason::Stopped { by: actor.clone() },
                 actor.clone(),
                 action.name(),
+                zone,
                 fx,
             );
         }
@@ -347,33 +372,37 @@ pub(super) fn perform(
             state.next_event_id = state.next_event_id.saturating_add(1);
             audit(
                 fx,
-                describe_event(state.scheduled_event.as_ref()),
-                describe_event(Some(&e)),
+                describe_event(state.scheduled_event.as_ref(), zone),
+                describe_event(Some(&e), zone),
             );
             state.scheduled_event = Some(e);
         }
         Action::CancelScheduledEvent => {
             if let Some(mut e) = state.scheduled_event.take() {
-                let before = describe_event(Some(&e));
+                let before = describe_event(Some(&e), zone);
                 e.status = EventStatus::Ended;
                 e.end_reason = Some(EndReason::Cancelled { by: actor.clone() });
                 audit(fx, before, "none".into());
             }
         }
         Action::Suspend { until } => {
-            let before = describe_suspension(state.suspension.as_ref());
+            let before = describe_suspension(state.suspension.as_ref(), zone);
             let since = state.suspension.as_ref().map_or(now, |s| s.since);
             state.suspension = Some(Suspension {
                 since,
                 until: *until,
                 by: actor.clone(),
             });
-            audit(fx, before, describe_suspension(state.suspension.as_ref()));
+            audit(
+                fx,
+                before,
+                describe_suspension(state.suspension.as_ref(), zone),
+            );
         }
         Action::LiftSuspension => {
-            let before = describe_suspension(state.suspension.as_ref());
+            let before = describe_suspension(state.suspension.as_ref(), zone);
             state.suspension = None;
-            audit(fx, before, describe_suspension(None));
+            audit(fx, before, describe_suspension(None, zone));
             return state.any_active();
         }
     }

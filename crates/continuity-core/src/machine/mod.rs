@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{domain::Direction, duration::after, error::Result};
+use crate::{domain::Direction, duration::after, error::Result, time_zone::TimeZone};
 
 pub use action::{Action, Rejection};
 use action::{perform, validate_action};
@@ -128,27 +128,23 @@ fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     (to - from).to_std().unwrap_or(Duration::ZERO)
 }
 
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-fn describe_event(e: Option<&ContinuityEvent>) -> String {
+fn describe_event(e: Option<&ContinuityEvent>, zone: TimeZone) -> String {
     match e {
         None => "none".into(),
         Some(e) => format!(
             "event #{} {} {} .. {}",
             e.id,
             e.status.as_str(),
-            fmt_time(e.start),
-            fmt_time(e.end)
+            zone.format_seconds(e.start),
+            zone.format_seconds(e.end)
         ),
     }
 }
 
-fn describe_suspension(s: Option<&Suspension>) -> String {
+fn describe_suspension(s: Option<&Suspension>, zone: TimeZone) -> String {
     match s {
         None => "not suspended".into(),
-        Some(s) => format!("suspended until {}", fmt_time(s.until)),
+        Some(s) => format!("suspended until {}", zone.format_seconds(s.until)),
     }
 }
 
@@ -180,7 +176,7 @@ pub fn apply_in_place(
     let mut fx = Vec::new();
     match input {
         Input::Tick { evaluations } => {
-            let owed_now = time_driven(state, now, &rules.limits, &mut fx);
+            let owed_now = time_driven(state, now, rules, &mut fx);
             let mut newly_raised = Vec::new();
             let mut cleared_any = false;
             for ev in evaluations.iter() {
@@ -208,11 +204,11 @@ pub fn apply_in_place(
             // to (an event that just expired, a planned one that just began),
             // and leave `state` untouched if it is refused.
             let mut next = state.clone();
-            let owed_by_time = time_driven(&mut next, now, &rules.limits, &mut fx);
+            let owed_by_time = time_driven(&mut next, now, rules, &mut fx);
             let absolute = action.made_absolute(&next);
             let action = absolute.as_ref().unwrap_or(action);
             validate_action(&next, action, now, &rules.limits)?;
-            let owed_by_action = perform(&mut next, action, actor, now, &mut fx);
+            let owed_by_action = perform(&mut next, action, actor, now, rules.time_zone, &mut fx);
             schedule_alerts(
                 &mut next,
                 now,
@@ -232,21 +228,22 @@ pub fn apply_in_place(
 fn time_driven(
     state: &mut TenantState,
     now: DateTime<Utc>,
-    limits: &EventLimits,
+    rules: &Rules,
     fx: &mut Vec<Effect>,
 ) -> bool {
+    let (limits, zone) = (&rules.limits, rules.time_zone);
     let mut owed = false;
     if let Some(s) = &state.suspension
         && now >= s.until
     {
-        let before = describe_suspension(Some(s));
+        let before = describe_suspension(Some(s), zone);
         state.suspension = None;
         fx.push(Effect::Audit(AuditEntry {
             at: now,
             actor: Actor::System,
             action: "suspension.expired".into(),
             before,
-            after: describe_suspension(None),
+            after: describe_suspension(None, zone),
         }));
         owed = state.any_active();
     }
@@ -256,7 +253,7 @@ fn time_driven(
         let merge = state.active_event.as_ref().is_some_and(|a| s.start < a.end);
         if merge {
             if let Some(active) = state.active_event.as_mut() {
-                let before = describe_event(Some(active));
+                let before = describe_event(Some(active), zone);
                 // Merging never makes an event longer than the tenant allows.
                 let cap = after(active.start, limits.max_event_duration).max(active.end);
                 let end = s.end.min(cap);
@@ -269,7 +266,7 @@ fn time_driven(
                     actor: Actor::System,
                     action: "event.merged".into(),
                     before,
-                    after: describe_event(Some(active)),
+                    after: describe_event(Some(active), zone),
                 }));
             }
         } else {
@@ -280,10 +277,11 @@ fn time_driven(
                     EndReason::Expired,
                     Actor::System,
                     "event.expired",
+                    zone,
                     fx,
                 );
             }
-            let before = describe_event(state.active_event.as_ref());
+            let before = describe_event(state.active_event.as_ref(), zone);
             let mut e = s;
             e.status = EventStatus::Active;
             fx.push(Effect::EventStarted(e.clone()));
@@ -292,7 +290,7 @@ fn time_driven(
                 actor: Actor::System,
                 action: "event.scheduled_start".into(),
                 before,
-                after: describe_event(Some(&e)),
+                after: describe_event(Some(&e), zone),
             }));
             state.active_event = Some(e);
         }
@@ -304,6 +302,7 @@ fn time_driven(
             EndReason::Expired,
             Actor::System,
             "event.expired",
+            zone,
             fx,
         );
     }
@@ -316,10 +315,11 @@ fn end_active(
     reason: EndReason,
     actor: Actor,
     action: &str,
+    zone: TimeZone,
     fx: &mut Vec<Effect>,
 ) {
     if let Some(mut e) = state.active_event.take() {
-        let before = describe_event(Some(&e));
+        let before = describe_event(Some(&e), zone);
         // An expired event ends at its end time; a stopped one now.
         if !matches!(reason, EndReason::Expired) {
             e.end = now.max(e.start);
@@ -332,7 +332,7 @@ fn end_active(
             actor,
             action: action.into(),
             before,
-            after: describe_event(Some(&e)),
+            after: describe_event(Some(&e), zone),
         }));
         state.last_event = Some(e);
     }

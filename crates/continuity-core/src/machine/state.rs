@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{AlertKind, ConditionRef};
-use crate::{domain::Direction, duration::after};
+use crate::{domain::Direction, duration::after, time_zone::TimeZone};
 /// Who did something.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -261,6 +261,10 @@ pub struct Rules {
     pub repeat_interval: Duration,
     /// Event and suspension limits.
     pub limits: EventLimits,
+    /// The zone the audit trail's descriptions write their times in (with
+    /// the zone's abbreviation, so a record keeps its meaning if the zone
+    /// is changed later).
+    pub time_zone: TimeZone,
 }
 
 /// Limits on what administrators may do through the portal.

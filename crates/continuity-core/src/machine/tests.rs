@@ -17,6 +17,7 @@ fn rules() -> Rules {
         hysteresis: [(2, 3), (2, 3)],
         repeat_interval: Duration::from_secs(3600),
         limits: EventLimits::default(),
+        time_zone: Default::default(),
     }
 }
 

@@ -162,11 +162,12 @@ impl Monitor {
             .filter(|d| conditions.iter().any(|c| c.direction == *d))
             .filter_map(|d| rt.directions[d.index()].failure_summary(d, now))
             .collect();
+        let zone = rt.config.time_zone;
         let event = state.active_event.as_ref().map(|e| {
             format!(
                 "active since {} until {}",
-                e.start.format("%Y-%m-%d %H:%M UTC"),
-                e.end.format("%Y-%m-%d %H:%M UTC")
+                zone.format(e.start),
+                zone.format(e.end)
             )
         });
         let expires = after(now, self.links.signer.ttl());
@@ -195,6 +196,7 @@ impl Monitor {
                     conditions: conditions.clone(),
                     event: event.clone(),
                     failing: failing.clone(),
+                    time_zone: zone,
                 })
             })
             .collect()

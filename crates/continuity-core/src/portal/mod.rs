@@ -59,6 +59,7 @@ use crate::{
     notify::FailureSummary,
     policy::Reading,
     store::AuditRecord,
+    time_zone::TimeZone,
 };
 
 /// A duration offered as a one-click choice.
@@ -158,6 +159,11 @@ pub struct PortalView {
     pub expires_at: DateTime<Utc>,
     /// The time the view was taken at.
     pub now: DateTime<Utc>,
+    /// The tenant's time zone
+    /// ([`TenantConfig::time_zone`](crate::config::TenantConfig::time_zone)):
+    /// pages write times in it and read the times typed into forms in it.
+    /// The times of this view are UTC.
+    pub time_zone: TimeZone,
 }
 
 /// How many of the latest audit records a [`PortalView`] carries.
@@ -412,6 +418,7 @@ async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Res
         link_origin: link.origin,
         expires_at: link.expires_at,
         now,
+        time_zone: config.time_zone,
     })
 }
 

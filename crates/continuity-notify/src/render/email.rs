@@ -33,7 +33,8 @@ pub trait EmailTemplate: Send + Sync + fmt::Debug {
 /// - Bodies: which kind of notice it is, every condition with its figures,
 ///   what is failing per direction (failures by kind, the last remote
 ///   reply), the continuity event if one runs, the portal link with what it lets
-///   the administrator do, and until when it works. The HTML escapes all
+///   the administrator do, and until when it works (times in the tenant's
+///   zone, [`AlertMessage::time_zone`]). The HTML escapes all
 ///   values.
 #[derive(Clone, Debug)]
 pub struct DefaultEmailTemplate {
@@ -133,7 +134,7 @@ impl EmailTemplate for DefaultEmailTemplate {
             link = escape(&m.link),
             link_text = escape(&m.link),
             who = escape(m.recipient.name.as_deref().unwrap_or(&m.recipient.id)),
-            until = m.link_expires_at.format("%Y-%m-%d %H:%M UTC"),
+            until = escape(&m.time_zone.format(m.link_expires_at)),
         );
         EmailContent {
             subject,
@@ -191,6 +192,7 @@ mod tests {
             }],
             event: None,
             failing: Vec::new(),
+            time_zone: Default::default(),
         }
     }
 
@@ -220,6 +222,18 @@ mod tests {
                 .starts_with("[continuity] STILL FAILING ACME")
         );
         assert!(failing.text.starts_with(kind_sentence(AlertKind::Reminder)));
+    }
+
+    #[test]
+    fn times_are_in_the_tenants_zone() {
+        let mut m = reminder(false);
+        m.time_zone = "America/New_York".parse().unwrap();
+        let rendered = DefaultEmailTemplate::default().render(&m);
+        // 09:00 UTC on 2 March is 04:00 in New York (EST).
+        for body in [&rendered.text, &rendered.html] {
+            assert!(body.contains("works until 2026-03-02 04:00 EST."), "{body}");
+            assert!(!body.contains("UTC"), "{body}");
+        }
     }
 
     #[test]

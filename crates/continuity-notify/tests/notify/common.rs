@@ -56,6 +56,7 @@ pub fn alert(
         conditions,
         event: None,
         failing: Vec::new(),
+        time_zone: Default::default(),
     }
 }
 

@@ -74,6 +74,7 @@ fn alert_to(tenant: &TenantId, id: u64, recipient: &str) -> OutboxItem {
         conditions: Vec::new(),
         event: None,
         failing: Vec::new(),
+        time_zone: Default::default(),
     }))
 }
 
