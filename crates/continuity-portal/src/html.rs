@@ -10,13 +10,18 @@ use sha2::{Digest, Sha256};
 /// The page's only style sheet; the Content-Security-Policy allows exactly
 /// this block (by hash) and nothing else: no scripts, no other styles.
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:1rem;line-height:1.4;max-width:40rem}\
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}\
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}h3{font-size:1rem;margin:.8rem 0 .2rem}\
 ul{padding-left:1.2rem}li{margin:.3rem 0}\
 .bad{color:#a00;font-weight:bold}.ok{color:#060}.nodata{color:#555;font-style:italic}\
 .note{background:#fff4d6;padding:.6rem;border-radius:.3rem}\
 a.button,button{display:inline-block;padding:.7rem 1rem;margin:.3rem .3rem .3rem 0;border:1px solid #335;border-radius:.3rem;background:#eef;color:#113;text-decoration:none;font-size:1rem}\
 label{display:block;margin:.4rem 0}input[type=datetime-local]{font-size:1rem;padding:.3rem}\
-small{color:#555}";
+small{color:#555}\
+.chart{margin:.5rem 0 1rem}.chart svg{display:block;width:100%;height:auto;max-height:16rem}\
+.chart figcaption{font-size:.85rem;color:#555}\
+.chart .lat{fill:#4a78a8}.chart .over,.chart .fail{fill:#c02020}.chart .none{fill:#aaa}\
+.chart .base{stroke:#888;stroke-width:.6}.chart .limit{stroke:#a00;stroke-width:1;stroke-dasharray:4 3}\
+.chart .axis{font-size:9px;fill:#444}";
 
 /// `Content-Security-Policy` for every response.
 pub(crate) static CSP: LazyLock<String> = LazyLock::new(|| {

@@ -58,6 +58,7 @@
 //! # Ok(()) }
 //! ```
 
+mod chart;
 mod csrf;
 mod error;
 mod handlers;

@@ -8,7 +8,7 @@ use continuity_core::{
     time_zone::TimeZone,
 };
 
-use crate::{html::Html, input::Kind};
+use crate::{chart, html::Html, input::Kind};
 
 fn event(h: &mut Html, zone: TimeZone, e: &ContinuityEvent) {
     h.text(zone.format(e.start))
@@ -70,6 +70,15 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
             h.raw("</li>");
         }
         h.raw("</ul>");
+    }
+    if !v.history.is_empty() {
+        h.raw("<h2>Last hour</h2>");
+        for d in &v.history {
+            h.raw("<h3>")
+                .text(capitalised(&d.direction.to_string()))
+                .raw("</h3>");
+            chart::direction(h, d, v.time_zone);
+        }
     }
     match (&v.incident, &v.last_alert_at) {
         (Some(i), _) => {

@@ -376,6 +376,49 @@ async fn every_action_goes_through_its_form_and_confirms() {
 }
 
 #[tokio::test]
+async fn the_status_page_charts_each_directions_last_hour() {
+    let f = fixture().await;
+    let page = get(&f.app, &format!("/p/{}", f.token)).await;
+    let body = &page.body;
+    let chart = |direction: &str| {
+        let start = body
+            .find(&format!("<h3>{direction}</h3><figure class=\"chart\">"))
+            .unwrap_or_else(|| panic!("no {direction} chart in {body}"));
+        let end = start + body[start..].find("</figure>").unwrap();
+        body[start..end].to_owned()
+    };
+    // Outbound: 18 deliveries 42 minutes late, from 07:10 to 07:27, in the
+    // buckets of 07:10, 07:15, 07:20 and 07:25; each over the 30-minute limit.
+    let outbound = chart("Outbound");
+    assert_eq!(outbound.matches("class=\"over\"").count(), 4, "{outbound}");
+    assert_eq!(outbound.matches("class=\"lat\"").count(), 0, "{outbound}");
+    assert_eq!(outbound.matches("class=\"none\"").count(), 8, "{outbound}");
+    for (bucket, n) in [("07:10–07:15", 5), ("07:15–07:20", 5), ("07:25–07:30", 3)] {
+        let title =
+            format!("<title>{bucket}: {n} deliveries, 0 failed, p95 latency 42 min</title>");
+        assert!(outbound.contains(&title), "{title} in {outbound}");
+    }
+    assert!(outbound.contains("limit of 30 min, dashed"), "{outbound}");
+    assert!(outbound.contains("over it in 4."), "{outbound}");
+    // Inbound saw nothing: every bucket says so, none is drawn as healthy.
+    let inbound = chart("Inbound");
+    assert_eq!(inbound.matches("class=\"none\"").count(), 12, "{inbound}");
+    assert!(!inbound.contains("class=\"lat\""), "{inbound}");
+    // The JSON API carries the same figures.
+    let api = get(&f.app, &format!("/p/api/{}", f.token)).await;
+    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let history = &json["view"]["history"];
+    assert_eq!(history[1]["direction"], "outbound");
+    assert_eq!(history[1]["bucket_width"], "5m");
+    assert_eq!(history[1]["latency_limit"], "30m");
+    let buckets = history[1]["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 12);
+    assert_eq!(buckets[1]["start"], "2026-03-02T07:10:00Z");
+    assert_eq!(buckets[1]["deliveries"], 5);
+    assert_eq!(buckets[1]["latency"], "42m");
+}
+
+#[tokio::test]
 async fn times_are_written_and_read_in_the_tenants_zone() {
     let f = fixture_in("Europe/Berlin".parse().unwrap()).await;
     let base = format!("/p/{}", f.token);

@@ -107,7 +107,10 @@ mod timer;
 pub use builder::{MonitorBuilder, MonitorSettings};
 pub use health::{Health, HealthStatus, HealthThresholds};
 pub use outbox::RETENTION_EVERY;
-pub use report::{ActionOutcome, DeliveryFailure, TenantStatus, TickReport};
+pub use report::{
+    ActionOutcome, BucketReading, DeliveryFailure, DirectionHistory, HISTORY_SPAN, TenantStatus,
+    TickReport,
+};
 pub use sharing::MAX_FORWARDING;
 
 use std::{

@@ -6,15 +6,18 @@
 //! (serde), for logs and a service's JSON API, with times in RFC 3339 and
 //! durations as in configuration (`"2m"`).
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::{
     config::ChannelKind,
     domain::{Direction, TenantId},
+    duration::{serde_duration, serde_opt_duration},
     machine::TenantState,
     notify::{DeliveryReceipt, FailureSummary},
-    policy::Verdict,
+    policy::{FailureLimit, LatencyStatistic, Verdict},
     store::Versioned,
 };
 
@@ -111,4 +114,52 @@ pub struct TenantStatus {
     /// What is failing, per direction with failures in its window or a
     /// remote reply given inside it (inbound first).
     pub failing: Vec<FailureSummary>,
+    /// Each direction's last hour bucket by bucket (inbound first), for a
+    /// chart.
+    pub history: Vec<DirectionHistory>,
+}
+
+/// How long [`DirectionHistory`] looks back.
+pub const HISTORY_SPAN: Duration = Duration::from_secs(3_600);
+
+/// One direction's recent flow, a window bucket at a time: the window's
+/// buckets that end within the last hour ([`HISTORY_SPAN`]; all of them
+/// with the default 1-hour window of 12 five-minute buckets, fewer with a
+/// shorter window), against the thresholds the direction is judged by.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DirectionHistory {
+    /// The direction.
+    pub direction: Direction,
+    /// The width of one bucket.
+    #[serde(with = "serde_duration")]
+    pub bucket_width: Duration,
+    /// The latency statistic of each bucket: the absolute latency
+    /// threshold's, else the 95th percentile.
+    pub statistic: LatencyStatistic,
+    /// The latency to compare it with: the absolute latency threshold's
+    /// limit, else the flow detector's `slow_above` (slower than what is
+    /// usual for the tenant); `None` when neither is known yet.
+    #[serde(with = "serde_opt_duration")]
+    pub latency_limit: Option<Duration>,
+    /// The absolute failure threshold over the whole window, if one is
+    /// configured (the flow detector judges failures against the learned
+    /// share instead).
+    pub failure_limit: Option<FailureLimit>,
+    /// The buckets, oldest first; the last is the one `now` falls in.
+    pub buckets: Vec<BucketReading>,
+}
+
+/// The figures of one window bucket.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BucketReading {
+    /// When the bucket starts (it covers `[start, start + bucket_width)`).
+    pub start: DateTime<Utc>,
+    /// Deliveries recorded in it.
+    pub deliveries: u64,
+    /// Failures recorded in it.
+    pub failures: u64,
+    /// The [`statistic`](DirectionHistory::statistic) of its deliveries'
+    /// latencies; `None` without deliveries.
+    #[serde(with = "serde_opt_duration")]
+    pub latency: Option<Duration>,
 }

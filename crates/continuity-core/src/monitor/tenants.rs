@@ -12,12 +12,13 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use tracing::warn;
 
 use super::{
-    DenseSlot, Monitor, TenantStatus, baselines, health,
+    BucketReading, DenseSlot, DirectionHistory, HISTORY_SPAN, Monitor, TenantStatus, baselines,
+    health,
     journal::{Journal, store_unreachable},
     lock,
     registry::PolicyRegistry,
@@ -33,8 +34,8 @@ use crate::{
     machine::{Rules, TenantState},
     notify::{FailureCount, FailureSummary},
     policy::{
-        FailurePolicy, FlowPolicy, LatencyPolicy, LeakyCounterPolicy, ThresholdPolicy, Verdict,
-        next_multiple,
+        FailurePolicy, FlowPolicy, LatencyPolicy, LatencyStatistic, LeakyCounterPolicy, Reading,
+        ThresholdPolicy, Verdict, next_multiple,
     },
     store::Versioned,
     window::{Recorded, SlidingWindow},
@@ -311,6 +312,54 @@ impl DirectionRuntime {
             failures,
             last_reply,
         })
+    }
+
+    /// The window's buckets of the last hour against the thresholds the
+    /// `verdicts` (this direction's) name.
+    pub(super) fn history<'a>(
+        &self,
+        direction: Direction,
+        verdicts: impl Iterator<Item = &'a Verdict>,
+        now: DateTime<Utc>,
+    ) -> DirectionHistory {
+        let (mut latency, mut slow_above, mut failure_limit) = (None, None, None);
+        for v in verdicts {
+            match &v.reading {
+                Reading::Latency {
+                    statistic, limit, ..
+                } => latency = latency.or(Some((*statistic, *limit))),
+                Reading::Flow { slow_above: s, .. } => slow_above = slow_above.or(*s),
+                Reading::Failures { limit, .. } => failure_limit = failure_limit.or(Some(*limit)),
+                _ => {}
+            }
+        }
+        let statistic = latency.map_or(LatencyStatistic::P95, |(s, _)| s);
+        let width = self.window.bucket_width();
+        let since = now
+            .checked_sub_signed(TimeDelta::from_std(HISTORY_SPAN).unwrap_or(TimeDelta::MAX))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let buckets = self
+            .window
+            .bucket_stats(now)
+            .filter(|(start, _)| after(*start, width) > since)
+            .map(|(start, stats)| BucketReading {
+                start,
+                deliveries: stats.deliveries(),
+                failures: stats.failures(),
+                latency: match statistic {
+                    LatencyStatistic::Max => stats.max_latency(),
+                    LatencyStatistic::Quantile(q) => stats.latency_quantile(q),
+                },
+            })
+            .collect();
+        DirectionHistory {
+            direction,
+            bucket_width: width,
+            statistic,
+            latency_limit: latency.map(|(_, l)| l).or(slow_above),
+            failure_limit,
+            buckets,
+        }
     }
 
     /// Bytes held for this direction: the window, the policies and their
@@ -760,10 +809,18 @@ impl Monitor {
             .into_iter()
             .filter_map(|d| rt.directions[d.index()].failure_summary(d, now))
             .collect();
+        let history = Direction::ALL
+            .into_iter()
+            .map(|d| {
+                let verdicts = readings.iter().filter(|r| r.0 == d).map(|r| &r.2);
+                rt.directions[d.index()].history(d, verdicts, now)
+            })
+            .collect();
         TenantStatus {
             state: rt.cached.clone(),
             readings,
             failing,
+            history,
         }
     }
 

@@ -56,6 +56,7 @@ use crate::{
     Direction, Error, Monitor, Result, TenantId,
     link::{LinkOrigin, LinkRejection, VerifiedLink},
     machine::{Action, Actor, AlertRecord, ContinuityEvent, Incident, Rejection, Suspension},
+    monitor::DirectionHistory,
     notify::FailureSummary,
     policy::Reading,
     store::AuditRecord,
@@ -159,6 +160,9 @@ pub struct PortalView {
     pub expires_at: DateTime<Utc>,
     /// The time the view was taken at.
     pub now: DateTime<Utc>,
+    /// Each direction's last hour, a window bucket at a time, against its
+    /// thresholds (inbound first): what the status page's charts draw.
+    pub history: Vec<DirectionHistory>,
     /// The tenant's time zone
     /// ([`TenantConfig::time_zone`](crate::config::TenantConfig::time_zone)):
     /// pages write times in it and read the times typed into forms in it.
@@ -379,6 +383,7 @@ async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Res
     };
     let state = status.state.state;
     let failing = status.failing;
+    let history = status.history;
     let conditions = status
         .readings
         .into_iter()
@@ -418,6 +423,7 @@ async fn view(monitor: &Monitor, link: &VerifiedLink, now: DateTime<Utc>) -> Res
         link_origin: link.origin,
         expires_at: link.expires_at,
         now,
+        history,
         time_zone: config.time_zone,
     })
 }

@@ -5,7 +5,9 @@
 //! The ring decides *where* an observation counts, the sketch *how* its
 //! latency is kept; each reads without the other.
 
-use super::{KINDS, SLOTS, SlidingWindow, sketch::entry_slot};
+use chrono::{DateTime, Utc};
+
+use super::{KINDS, SLOTS, SlidingWindow, WindowStats, sketch::entry_slot};
 /// Iterates over the slot indices set in a mask.
 fn slots_in(mask: u16) -> impl Iterator<Item = usize> {
     (0..SLOTS).filter(move |s| mask & (1 << s) != 0)
@@ -40,6 +42,41 @@ impl SlidingWindow {
             return None;
         }
         Some(self.slot_of(epoch))
+    }
+
+    /// Each bucket of the view at `now` ([`stats`](Self::stats)'s buckets),
+    /// oldest first, with its start time and its own figures: a bucket
+    /// without observations (or outside the ring) has none. For a chart of
+    /// the window; the statistics of one bucket have the same accuracy as
+    /// the window's.
+    pub fn bucket_stats(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = (DateTime<Utc>, WindowStats<'_>)> + '_ {
+        let now_ms = now.timestamp_millis();
+        let now_epoch = now_ms.div_euclid(self.width_ms);
+        let view = self.view_mask(now_epoch);
+        let buckets = i64::from(self.buckets);
+        let first = now_epoch.saturating_sub(buckets - 1);
+        (first..=now_epoch).map(move |epoch| {
+            // The view's slots hold exactly the buckets in it, so a slot of
+            // the view holds this epoch's bucket if the ring has reached it.
+            let held = self.started
+                && epoch <= self.newest_epoch
+                && epoch > self.newest_epoch.saturating_sub(buckets);
+            let slot_bit = 1u16 << self.slot_of(epoch);
+            let mask = if held { view & slot_bit } else { 0 };
+            let start = DateTime::<Utc>::from_timestamp_millis(epoch.saturating_mul(self.width_ms))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            (
+                start,
+                WindowStats {
+                    window: self,
+                    mask,
+                    now_ms,
+                },
+            )
+        })
     }
 
     fn slot_of(&self, epoch: i64) -> usize {

@@ -762,3 +762,57 @@ fn overdue_probes_keep_the_oldest_and_what_each_was_seen_to_take() {
         .collect();
     assert_eq!(ages, [1980, 1920, 1860, 60].map(Duration::from_secs));
 }
+
+#[test]
+fn bucket_stats_split_the_view_into_its_buckets() {
+    let mut w = hour();
+    // Bucket 0: two deliveries; bucket 3: one failure and a slow delivery;
+    // bucket 13 (past the first ring turn): one delivery.
+    w.record(at_s(10), &delivered_ms(1_000));
+    w.record(at_s(20), &delivered_ms(3_000));
+    w.record(at_s(3 * 300 + 5), &failed());
+    w.record(at_s(3 * 300 + 6), &delivered_ms(600_000));
+    let now = at_s(3 * 300 + 60);
+    let buckets: Vec<_> = w.bucket_stats(now).collect();
+    assert_eq!(buckets.len(), 12);
+    // Oldest first, the newest being now's bucket.
+    assert_eq!(buckets[11].0, at_s(3 * 300));
+    assert_eq!(buckets[0].0, at_s(3 * 300 - 11 * 300));
+    let figures: Vec<(u64, u64)> = buckets
+        .iter()
+        .map(|(_, s)| (s.deliveries(), s.failures()))
+        .collect();
+    let mut want = vec![(0, 0); 12];
+    want[8] = (2, 0);
+    want[11] = (1, 1);
+    assert_eq!(figures, want);
+    let total = w.stats(now);
+    assert_eq!(figures.iter().map(|f| f.0).sum::<u64>(), total.deliveries());
+    assert_eq!(
+        buckets[8].1.max_latency(),
+        Some(Duration::from_millis(3_000))
+    );
+    let slow = buckets[11].1.latency_quantile(0.95).unwrap();
+    assert!(
+        relative_error(slow, Duration::from_secs(600)) < 0.02,
+        "{slow:?}"
+    );
+
+    // Later, the first buckets leave the view and the ring reuses slot 0.
+    w.record(at_s(13 * 300 + 1), &delivered_ms(2_000));
+    let now = at_s(13 * 300 + 2);
+    let buckets: Vec<_> = w.bucket_stats(now).collect();
+    assert_eq!(buckets[0].0, at_s(2 * 300));
+    let figures: Vec<(u64, u64)> = buckets
+        .iter()
+        .map(|(_, s)| (s.deliveries(), s.failures()))
+        .collect();
+    let mut want = vec![(0, 0); 12];
+    want[1] = (1, 1);
+    want[11] = (1, 0);
+    assert_eq!(figures, want);
+    // A view before anything was recorded, or of a time before the ring's
+    // buckets, holds nothing.
+    assert!(hour().bucket_stats(now).all(|(_, s)| s.samples() == 0));
+    assert!(w.bucket_stats(at_s(-10_000)).all(|(_, s)| s.samples() == 0));
+}

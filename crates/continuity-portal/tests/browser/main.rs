@@ -205,6 +205,12 @@ fn an_administrator_goes_through_the_portal_in_chromium() {
     says(&text, "None running.");
     says(&text, "Alerts are on.");
     says(&text, "Link sent to Dana (ops) with alert #0");
+    // The charts of the last hour, drawn and captioned (`shoot` checks that
+    // the page, charts included, fits the phone).
+    says(
+        &text,
+        "p95 latency per 5 min (bars; red over the limit of 30 min, dashed)",
+    );
     pages.shoot("status");
 
     // Start a 4 h event.
