@@ -149,6 +149,7 @@ client = {{ endpoint = "{ews_url}", allow_plain_http = true, min_send_interval =
 [[tenants]]
 tenant = "acme"
 display_name = "Acme Corp"
+time_zone = "Europe/Berlin"
 repeat_interval = "6h"
 recipients = [ {{ id = "ops", channel = "email", address = "{OPS}" }} ]
 probes = {{ interval = "2m", deadline = "10m" }}
@@ -527,6 +528,29 @@ fn the_gateway_service_end_to_end_through_two_kills() {
         "{page:?}"
     );
     assert!(page.body.contains("Acme Corp"), "{}", page.body);
+    // Times in the tenant's zone (Berlin, UTC+1 in March), in the e-mail
+    // and on the page, which charts the outbound outage's last hour.
+    let expires: DateTime<Utc> = api_view(&portal, token)["view"]["expires_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("the link's expiry");
+    let local = (expires + TimeDelta::hours(1)).format("%Y-%m-%d %H:%M");
+    let text = raised["text"].as_str().expect("a plain-text part");
+    assert!(
+        text.contains(&format!("works until {local} CET.")),
+        "{text}"
+    );
+    assert!(
+        page.body.contains(&format!("valid until {local} CET.")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<h3>Outbound</h3><figure class=\"chart\">"),
+        "{}",
+        page.body
+    );
     // Without the CSRF token of the page, nothing is done.
     let forged = http_client::post_json(
         &format!("{portal}api/{token}/start"),
