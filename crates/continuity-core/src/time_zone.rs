@@ -1,24 +1,28 @@
 //! The time zone an organisation's administrators read times in.
 //!
-//! Every time an administrator reads (alert messages, the portal's pages)
-//! is written in the tenant's configured IANA zone
+//! Every time an administrator reads (alert messages, the portal's pages,
+//! the audit trail's descriptions) is written in the tenant's configured
+//! IANA zone
 //! ([`TenantConfig::time_zone`](crate::config::TenantConfig::time_zone),
-//! default `UTC`), with the zone's abbreviation so that a forwarded message
-//! stays unambiguous: `2026-03-02 15:00 CET`. A time an administrator types
-//! into a portal form is read in the same zone. Machine-readable times
-//! (JSON, the webhook's payload, the store) stay RFC 3339 in UTC, and the
-//! audit trail's stored descriptions keep UTC: a record must not change
-//! meaning when the tenant's zone is changed later.
+//! default `UTC`) with the zone's abbreviation: `2026-03-02 15:00 CET`.
+//! An abbreviation can be shared by several zones (`IST`) or be a bare
+//! offset (`-03`), so records, which outlive a change of the zone, also
+//! carry the offset ([`format_record`](TimeZone::format_record)). A time an
+//! administrator types into a portal form is read in the same zone.
+//! Machine-readable times (JSON, the webhook's RFC 3339 fields, the
+//! store's columns) stay in UTC.
 //!
 //! ```
 //! use chrono::{DateTime, NaiveDate, Utc};
-//! use continuity_core::time_zone::TimeZone;
+//! use continuity_core::time_zone::{Repeated, TimeZone};
 //!
 //! let berlin: TimeZone = "Europe/Berlin".parse().unwrap();
 //! let t: DateTime<Utc> = "2026-03-02T14:00:00Z".parse().unwrap();
 //! assert_eq!(berlin.format(t), "2026-03-02 15:00 CET");
+//! assert_eq!(berlin.format_record(t), "2026-03-02 15:00:00 CET (UTC+01:00)");
 //! let typed = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap().and_hms_opt(9, 30, 0).unwrap();
-//! assert_eq!(berlin.to_utc(typed).unwrap().to_rfc3339(), "2026-07-01T07:30:00+00:00");
+//! let utc = berlin.to_utc(typed, Repeated::Earlier).unwrap();
+//! assert_eq!(utc.to_rfc3339(), "2026-07-01T07:30:00+00:00");
 //! assert!("Europe/Berln".parse::<TimeZone>().is_err());
 //! ```
 
@@ -49,38 +53,56 @@ impl TimeZone {
             .to_string()
     }
 
-    /// A time to the second, for records: `2026-03-02 15:00:07 CET`.
-    pub fn format_seconds(&self, t: DateTime<Utc>) -> String {
+    /// A time to the second for records that outlive a change of the zone:
+    /// `2026-03-02 15:00:07 CET (UTC+01:00)`; in UTC simply
+    /// `2026-03-02 14:00:07 UTC`.
+    pub fn format_record(&self, t: DateTime<Utc>) -> String {
+        if self.0 == Tz::UTC {
+            return t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        }
         t.with_timezone(&self.0)
-            .format("%Y-%m-%d %H:%M:%S %Z")
+            .format("%Y-%m-%d %H:%M:%S %Z (UTC%:z)")
             .to_string()
     }
 
-    /// The time of day only, `15:00`, for axis labels next to a full time.
+    /// The time of day only, `15:00`, for a chart's axis (whose caption
+    /// names the zone).
     pub fn format_clock(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.0).format("%H:%M").to_string()
     }
 
-    /// The zone's abbreviation at `t` (`CET`, `CEST`, `UTC`, or an offset
-    /// such as `+03` where the zone has no letters).
-    pub fn abbreviation(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.0).format("%Z").to_string()
-    }
-
     /// A wall-clock time in this zone, as UTC.
     ///
-    /// A time the clocks skip (the hour lost when summer time starts) is
-    /// refused, since it names no instant; a time they pass twice (the hour
-    /// repeated when it ends) is read as the earlier of the two, the one
-    /// that comes first and so never leaves a gap in a continuity event or
-    /// suspension.
-    pub fn to_utc(&self, local: NaiveDateTime) -> Result<DateTime<Utc>, LocalTimeError> {
+    /// A time a clock change skips (the hour lost when summer time starts)
+    /// is refused, since it names no instant. A time the clocks pass twice
+    /// (the hour repeated when it ends) is the one `repeated` says: the
+    /// earlier for the start of something, the later for its end, so that
+    /// what an administrator asks for is never cut short.
+    pub fn to_utc(
+        &self,
+        local: NaiveDateTime,
+        repeated: Repeated,
+    ) -> Result<DateTime<Utc>, LocalTimeError> {
         match self.0.from_local_datetime(&local) {
             LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
-            LocalResult::Ambiguous(earlier, _) => Ok(earlier.with_timezone(&Utc)),
+            LocalResult::Ambiguous(earlier, later) => Ok(match repeated {
+                Repeated::Earlier => earlier,
+                Repeated::Later => later,
+            }
+            .with_timezone(&Utc)),
             LocalResult::None => Err(LocalTimeError { local, zone: *self }),
         }
     }
+}
+
+/// Which of two instants a wall-clock time the clocks pass twice means
+/// (see [`TimeZone::to_utc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeated {
+    /// The first time the clocks show it (the start of something).
+    Earlier,
+    /// The second time (the end of something).
+    Later,
 }
 
 impl Default for TimeZone {
@@ -95,10 +117,10 @@ impl fmt::Display for TimeZone {
     }
 }
 
-/// A wall-clock time that does not exist in a zone (skipped when the
-/// clocks go forward).
+/// A wall-clock time that names no instant in a zone: skipped by a clock
+/// change, or beyond the dates the zone can be computed for.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{} does not exist in {zone}: the clocks skip it (summer time); choose a time outside the skipped hour", local.format("%Y-%m-%d %H:%M"))]
+#[error("{} does not exist in {zone}: a clock change skips it, or it is out of range; choose another time", local.format("%Y-%m-%d %H:%M"))]
 pub struct LocalTimeError {
     local: NaiveDateTime,
     zone: TimeZone,
@@ -165,6 +187,20 @@ mod tests {
             "2026-07-15 10:00 CEST"
         );
         assert_eq!(z.format_clock(utc("2026-07-15T08:05:00Z")), "10:05");
+        assert_eq!(
+            z.format_record(utc("2026-07-15T08:05:09Z")),
+            "2026-07-15 10:05:09 CEST (UTC+02:00)"
+        );
+        // Shared or numeric abbreviations: the offset tells them apart.
+        let kolkata: TimeZone = "Asia/Kolkata".parse().unwrap();
+        assert_eq!(
+            kolkata.format_record(utc("2026-07-15T08:05:09Z")),
+            "2026-07-15 13:35:09 IST (UTC+05:30)"
+        );
+        assert_eq!(
+            TimeZone::UTC.format_record(utc("2026-07-15T08:05:09Z")),
+            "2026-07-15 08:05:09 UTC"
+        );
         let ny: TimeZone = "America/New_York".parse().unwrap();
         // Across the date line of the day: 02:00 UTC is the evening before.
         assert_eq!(
@@ -180,22 +216,39 @@ mod tests {
     #[test]
     fn reads_wall_clock_times_in_the_zone() {
         let z: TimeZone = "Europe/Berlin".parse().unwrap();
-        assert_eq!(
-            z.to_utc(local(2026, 1, 15, 9, 0)).unwrap(),
-            utc("2026-01-15T08:00:00Z")
-        );
+        for repeated in [Repeated::Earlier, Repeated::Later] {
+            assert_eq!(
+                z.to_utc(local(2026, 1, 15, 9, 0), repeated).unwrap(),
+                utc("2026-01-15T08:00:00Z")
+            );
+        }
         // 29 March 2026, 02:30 is skipped in Berlin.
-        let e = z.to_utc(local(2026, 3, 29, 2, 30)).unwrap_err();
+        let e = z
+            .to_utc(local(2026, 3, 29, 2, 30), Repeated::Earlier)
+            .unwrap_err();
         assert!(
             e.to_string()
                 .contains("2026-03-29 02:30 does not exist in Europe/Berlin"),
             "{e}"
         );
-        // 25 October 2026, 02:30 happens twice: the earlier (summer time) one.
+        // 25 October 2026, 02:30 happens twice: summer time's first, then
+        // winter time's.
+        let repeated = local(2026, 10, 25, 2, 30);
         assert_eq!(
-            z.to_utc(local(2026, 10, 25, 2, 30)).unwrap(),
+            z.to_utc(repeated, Repeated::Earlier).unwrap(),
             utc("2026-10-25T00:30:00Z")
         );
+        assert_eq!(
+            z.to_utc(repeated, Repeated::Later).unwrap(),
+            utc("2026-10-25T01:30:00Z")
+        );
+        // Far outside what can be computed: refused, not a panic.
+        let far = NaiveDate::from_ymd_opt(262_142, 12, 31)
+            .unwrap()
+            .and_hms_opt(23, 59, 0)
+            .unwrap();
+        let ny: TimeZone = "America/New_York".parse().unwrap();
+        assert!(ny.to_utc(far, Repeated::Later).is_err());
     }
 
     #[test]

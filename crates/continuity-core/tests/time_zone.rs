@@ -106,12 +106,13 @@ async fn alerts_and_records_write_times_in_the_tenants_zone() {
         .find(|r| r.entry.action == "event.start")
         .expect("the start is in the audit trail");
     assert!(
-        started.entry.after.contains(" IST .. "),
+        started.entry.after.contains(" IST (UTC+05:30) .. "),
         "{}",
         started.entry.after
     );
+    let local = format!("{}:00 IST (UTC+05:30)", local(start));
     assert!(
-        !started.entry.after.contains("UTC"),
+        started.entry.after.contains(&local),
         "{}",
         started.entry.after
     );

@@ -37,7 +37,9 @@ type St = State<Arc<Portal>>;
 
 /// Why a request got no view or outcome.
 enum Failure {
-    Link(LinkRejection),
+    /// The link was refused; its reason is written in the zone (the
+    /// tenant's where the link tells it, see `Portal::link_failure`).
+    Link(LinkRejection, TimeZone),
     Csrf,
     BadInput(String),
     NotFound(&'static str),
@@ -86,8 +88,8 @@ fn page(status: StatusCode, title: &str, body: Html) -> Response {
 
 fn failure_page(f: Failure) -> Response {
     match f {
-        Failure::Link(reason) => {
-            let (title, h) = pages::link_refused(&reason);
+        Failure::Link(reason, zone) => {
+            let (title, h) = pages::link_refused(&reason, zone);
             page(link_status(&reason), title, h)
         }
         Failure::Csrf => page(
@@ -123,9 +125,9 @@ fn failure_page(f: Failure) -> Response {
 
 fn failure_json(f: Failure) -> Response {
     let (status, body) = match f {
-        Failure::Link(reason) => (
+        Failure::Link(reason, zone) => (
             link_status(&reason),
-            json!({"outcome": "link_refused", "message": reason.to_string(), "reason": reason}),
+            json!({"outcome": "link_refused", "message": reason.describe(zone), "reason": reason}),
         ),
         Failure::Csrf => (
             StatusCode::FORBIDDEN,
@@ -155,11 +157,28 @@ const UNKNOWN_ACTION: &str = "There is no such action in the portal.";
 const BAD_PATH: &str = "This address is not a portal page.";
 
 impl Portal {
+    /// A refused link, its reason in the tenant's zone when the link names
+    /// the tenant trustworthily: an expired link's signature still holds,
+    /// so it is verified as of just before it expired. Any other refusal
+    /// has no time to write.
+    fn link_failure(&self, token: &str, reason: LinkRejection) -> Failure {
+        let zone = match &reason {
+            LinkRejection::Expired { expired_at } => self
+                .monitor
+                .verify_link(token, None, *expired_at - chrono::TimeDelta::seconds(1))
+                .ok()
+                .and_then(|link| self.monitor.tenant_config(&link.claims.tenant).ok())
+                .map_or(TimeZone::UTC, |config| config.time_zone),
+            _ => TimeZone::UTC,
+        };
+        Failure::Link(reason, zone)
+    }
+
     async fn open(&self, token: &str) -> Result<Box<PortalView>, Failure> {
         let now = self.monitor.clock().now();
         match portal::open(&self.monitor, token, None, now).await {
             Ok(PortalOutcome::Done(view)) => Ok(view),
-            Ok(PortalOutcome::LinkRefused { reason }) => Err(Failure::Link(reason)),
+            Ok(PortalOutcome::LinkRefused { reason }) => Err(self.link_failure(token, reason)),
             Ok(other) => Err(Failure::Unexpected(format!(
                 "unexpected outcome of opening a link: {other:?}"
             ))),
@@ -181,7 +200,7 @@ impl Portal {
         if !csrf.is_some_and(|c| self.csrf.check(token, c)) {
             // A dead link says so rather than blaming the form.
             return Err(match verified {
-                Err(CoreError::Link { reason }) => Failure::Link(reason),
+                Err(CoreError::Link { reason }) => self.link_failure(token, reason),
                 _ => Failure::Csrf,
             });
         }
@@ -194,7 +213,7 @@ impl Portal {
         let input = input(zone).map_err(Failure::BadInput)?;
         let action = input::action(kind, &input).map_err(Failure::BadInput)?;
         match portal::act(&self.monitor, token, action, input.version, now).await {
-            Ok(PortalOutcome::LinkRefused { reason }) => Err(Failure::Link(reason)),
+            Ok(PortalOutcome::LinkRefused { reason }) => Err(self.link_failure(token, reason)),
             Ok(outcome) => Ok((kind, outcome)),
             Err(e) => Err(Failure::Engine(e)),
         }
@@ -290,7 +309,7 @@ fn outcome_page(kind: Kind, token: &str, outcome: PortalOutcome) -> Response {
         PortalOutcome::OutOfRange { .. } => failure_page(Failure::BadInput(
             "That time is too far away to be represented.".to_owned(),
         )),
-        PortalOutcome::LinkRefused { reason } => failure_page(Failure::Link(reason)),
+        PortalOutcome::LinkRefused { reason } => failure_page(Failure::Link(reason, TimeZone::UTC)),
         other => failure_page(Failure::Unexpected(format!(
             "unexpected outcome: {other:?}"
         ))),
@@ -362,7 +381,9 @@ fn outcome_json(outcome: PortalOutcome) -> Response {
                 "that time is too far away to be represented".to_owned(),
             ));
         }
-        PortalOutcome::LinkRefused { reason } => return failure_json(Failure::Link(reason)),
+        PortalOutcome::LinkRefused { reason } => {
+            return failure_json(Failure::Link(reason, TimeZone::UTC));
+        }
         other => {
             return failure_json(Failure::Unexpected(format!(
                 "unexpected outcome: {other:?}"

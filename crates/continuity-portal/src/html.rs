@@ -20,6 +20,7 @@ small{color:#555}\
 .chart{margin:.5rem 0 1rem}.chart svg{display:block;width:100%;height:auto;max-height:16rem}\
 .chart figcaption{font-size:.85rem;color:#555}\
 .chart .lat{fill:#4a78a8}.chart .over,.chart .fail{fill:#c02020}.chart .none{fill:#aaa}\
+.chart .pending{fill:none;stroke:#4a78a8;stroke-width:1.2;stroke-dasharray:2 2}.chart .over-pending{stroke:#c02020}\
 .chart .base{stroke:#888;stroke-width:.6}.chart .limit{stroke:#a00;stroke-width:1;stroke-dasharray:4 3}\
 .chart .axis{font-size:9px;fill:#444}";
 

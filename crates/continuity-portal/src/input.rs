@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use continuity_core::{
     portal::{PortalAction, Until},
-    time_zone::TimeZone,
+    time_zone::{Repeated, TimeZone},
 };
 use serde::Deserialize;
 
@@ -120,8 +120,9 @@ fn present(s: &Option<String>) -> Option<&str> {
 }
 
 /// A time as a `datetime-local` field sends it (a wall-clock time, read in
-/// the tenant's zone) or RFC 3339 (which carries its own offset).
-fn time(field: &str, s: &str, zone: TimeZone) -> Result<DateTime<Utc>, String> {
+/// the tenant's zone; of a time the clocks pass twice, `repeated` says
+/// which) or RFC 3339 (which carries its own offset).
+fn time(field: &str, s: &str, zone: TimeZone, repeated: Repeated) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -131,7 +132,8 @@ fn time(field: &str, s: &str, zone: TimeZone) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| {
             format!("{field}: not a date and time (e.g. 2026-03-02T14:30, in {zone})")
         })?;
-    zone.to_utc(local).map_err(|e| format!("{field}: {e}"))
+    zone.to_utc(local, repeated)
+        .map_err(|e| format!("{field}: {e}"))
 }
 
 impl FormInput {
@@ -153,10 +155,10 @@ impl FormInput {
             })
             .transpose()?;
         let until = present(&self.until)
-            .map(|s| time("until", s, zone))
+            .map(|s| time("until", s, zone, Repeated::Later))
             .transpose()?;
         let start = present(&self.start)
-            .map(|s| time("start", s, zone))
+            .map(|s| time("start", s, zone, Repeated::Earlier))
             .transpose()?;
         Ok(Input {
             version,
@@ -252,6 +254,16 @@ mod tests {
         let i = f.check(berlin).unwrap();
         assert_eq!(i.until.unwrap().to_rfc3339(), "2026-03-02T13:30:00+00:00");
         assert_eq!(i.start.unwrap().to_rfc3339(), "2026-03-02T12:00:00+00:00");
+        // Of a time the clocks pass twice, a start is the first and an end
+        // the second: nothing asked for is cut short.
+        let repeated = FormInput {
+            start: Some("2026-10-25T02:30".into()),
+            until: Some("2026-10-25T02:30".into()),
+            ..FormInput::default()
+        };
+        let i = repeated.check(berlin).unwrap();
+        assert_eq!(i.start.unwrap().to_rfc3339(), "2026-10-25T00:30:00+00:00");
+        assert_eq!(i.until.unwrap().to_rfc3339(), "2026-10-25T01:30:00+00:00");
         // A time the clocks skip names no instant: refused, saying why.
         let skipped = FormInput {
             until: Some("2026-03-29T02:30".into()),

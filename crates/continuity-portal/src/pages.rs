@@ -72,7 +72,7 @@ pub(crate) fn view(h: &mut Html, v: &PortalView, base: &str) {
         h.raw("</ul>");
     }
     if !v.history.is_empty() {
-        h.raw("<h2>Last hour</h2>");
+        h.raw("<h2>Recent flow</h2>");
         for d in &v.history {
             h.raw("<h3>")
                 .text(capitalised(&d.direction.to_string()))
@@ -246,7 +246,7 @@ pub(crate) fn back(h: &mut Html, token: &str) {
         .raw("\">Back to the status</a></p>");
 }
 
-pub(crate) fn link_refused(reason: &LinkRejection) -> (&'static str, Html) {
+pub(crate) fn link_refused(reason: &LinkRejection, zone: TimeZone) -> (&'static str, Html) {
     let title = match reason {
         LinkRejection::Expired { .. } => "This link has expired",
         LinkRejection::Malformed => "This is not a portal link",
@@ -256,7 +256,7 @@ pub(crate) fn link_refused(reason: &LinkRejection) -> (&'static str, Html) {
     h.raw("<h1>")
         .text(title)
         .raw("</h1><p class=\"note\">")
-        .text(reason)
+        .text(reason.describe(zone))
         .raw("</p>");
     (title, h)
 }

@@ -392,7 +392,11 @@ async fn the_status_page_charts_each_directions_last_hour() {
     let outbound = chart("Outbound");
     assert_eq!(outbound.matches("class=\"over\"").count(), 4, "{outbound}");
     assert_eq!(outbound.matches("class=\"lat\"").count(), 0, "{outbound}");
-    assert_eq!(outbound.matches("class=\"none\"").count(), 8, "{outbound}");
+    // The monitor took the tenant on at 08:00: of the empty buckets, those
+    // before say nothing (blank), the one since is silence (grey).
+    let unwatched = "not watched by this instance</title>";
+    assert_eq!(outbound.matches(unwatched).count(), 7, "{outbound}");
+    assert_eq!(outbound.matches("class=\"none\"").count(), 1, "{outbound}");
     for (bucket, n) in [("07:10–07:15", 5), ("07:15–07:20", 5), ("07:25–07:30", 3)] {
         let title =
             format!("<title>{bucket}: {n} deliveries, 0 failed, p95 latency 42 min</title>");
@@ -400,9 +404,10 @@ async fn the_status_page_charts_each_directions_last_hour() {
     }
     assert!(outbound.contains("limit of 30 min, dashed"), "{outbound}");
     assert!(outbound.contains("over it in 4."), "{outbound}");
-    // Inbound saw nothing: every bucket says so, none is drawn as healthy.
+    // Inbound saw nothing since: no bucket is drawn as healthy.
     let inbound = chart("Inbound");
-    assert_eq!(inbound.matches("class=\"none\"").count(), 12, "{inbound}");
+    assert_eq!(inbound.matches(unwatched).count(), 11, "{inbound}");
+    assert_eq!(inbound.matches("class=\"none\"").count(), 1, "{inbound}");
     assert!(!inbound.contains("class=\"lat\""), "{inbound}");
     // The JSON API carries the same figures.
     let api = get(&f.app, &format!("/p/api/{}", f.token)).await;
@@ -464,9 +469,9 @@ async fn times_are_written_and_read_in_the_tenants_zone() {
     );
     // The audit trail's description too (to the second, as records are).
     assert!(
-        answer
-            .body
-            .contains("scheduled 2026-03-03 09:00:00 CET .. 2026-03-03 17:30:00 CET"),
+        answer.body.contains(
+            "scheduled 2026-03-03 09:00:00 CET (UTC+01:00) .. 2026-03-03 17:30:00 CET (UTC+01:00)"
+        ),
         "{}",
         answer.body
     );
@@ -502,14 +507,35 @@ async fn times_are_written_and_read_in_the_tenants_zone() {
     let message = json["message"].as_str().unwrap();
     assert!(message.contains("2026-03-03 09:00 CET"), "{message}");
 
-    // In summer the zone says so (with a link of that day).
-    let summer: DateTime<Utc> = "2026-07-01T08:00:00Z".parse().unwrap();
-    f.clock.set(summer);
+    // An expired link says when, in the zone, on the page and in JSON.
     let claims = LinkClaims {
         tenant: acme,
         alert_id: 3,
         recipient: "ops".into(),
     };
+    let old = f
+        .monitor
+        .link_signer()
+        .sign(&claims, t0() - TimeDelta::days(2))
+        .unwrap();
+    let page = get(&f.app, &format!("/p/{old}")).await;
+    assert_eq!(page.status, StatusCode::GONE, "{}", page.body);
+    assert!(
+        page.body
+            .contains("This link expired at 2026-03-01 09:00 CET."),
+        "{}",
+        page.body
+    );
+    let answer = get(&f.app, &format!("/p/api/{old}")).await;
+    let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(
+        json["message"],
+        "This link expired at 2026-03-01 09:00 CET. A fresh link comes with the next alert."
+    );
+
+    // In summer the zone says so (with a link of that day).
+    let summer: DateTime<Utc> = "2026-07-01T08:00:00Z".parse().unwrap();
+    f.clock.set(summer);
     let token = f.monitor.link_signer().sign(&claims, summer).unwrap();
     let page = get(&f.app, &format!("/p/{token}")).await;
     assert!(

@@ -8,7 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::TenantId;
+use crate::{domain::TenantId, time_zone::TimeZone};
 /// Why a portal link was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -40,6 +40,24 @@ pub enum LinkRejection {
 
 impl fmt::Display for LinkRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, TimeZone::UTC)
+    }
+}
+
+impl LinkRejection {
+    /// The reason as an administrator reads it, with its time in `zone`
+    /// (the `Display` form writes it in UTC).
+    pub fn describe(&self, zone: TimeZone) -> String {
+        struct In<'a>(&'a LinkRejection, TimeZone);
+        impl fmt::Display for In<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write(f, self.1)
+            }
+        }
+        In(self, zone).to_string()
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, zone: TimeZone) -> fmt::Result {
         match self {
             LinkRejection::Malformed => f.write_str("This is not a valid continuity portal link."),
             LinkRejection::UnknownKey { .. } => f.write_str(
@@ -52,7 +70,7 @@ impl fmt::Display for LinkRejection {
             LinkRejection::Expired { expired_at } => write!(
                 f,
                 "This link expired at {}. A fresh link comes with the next alert.",
-                expired_at.format("%Y-%m-%d %H:%M:%S UTC")
+                zone.format(*expired_at)
             ),
             LinkRejection::NotYetValid { .. } => {
                 f.write_str("This link is not valid yet (is a clock wrong?).")

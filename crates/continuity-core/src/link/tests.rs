@@ -429,7 +429,7 @@ fn rejection_messages() {
     let cases = [
         (
             LinkRejection::Expired { expired_at: at },
-            "This link expired at 2025-10-10 09:06:40 UTC. A fresh link comes with the next alert.",
+            "This link expired at 2025-10-10 09:06 UTC. A fresh link comes with the next alert.",
         ),
         (
             LinkRejection::UnknownKey {

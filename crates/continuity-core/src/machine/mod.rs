@@ -135,8 +135,8 @@ fn describe_event(e: Option<&ContinuityEvent>, zone: TimeZone) -> String {
             "event #{} {} {} .. {}",
             e.id,
             e.status.as_str(),
-            zone.format_seconds(e.start),
-            zone.format_seconds(e.end)
+            zone.format_record(e.start),
+            zone.format_record(e.end)
         ),
     }
 }
@@ -144,7 +144,7 @@ fn describe_event(e: Option<&ContinuityEvent>, zone: TimeZone) -> String {
 fn describe_suspension(s: Option<&Suspension>, zone: TimeZone) -> String {
     match s {
         None => "not suspended".into(),
-        Some(s) => format!("suspended until {}", zone.format_seconds(s.until)),
+        Some(s) => format!("suspended until {}", zone.format_record(s.until)),
     }
 }
 

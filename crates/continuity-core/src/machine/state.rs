@@ -262,8 +262,9 @@ pub struct Rules {
     /// Event and suspension limits.
     pub limits: EventLimits,
     /// The zone the audit trail's descriptions write their times in (with
-    /// the zone's abbreviation, so a record keeps its meaning if the zone
-    /// is changed later).
+    /// the zone's abbreviation and UTC offset,
+    /// [`TimeZone::format_record`], so a record keeps its meaning if the
+    /// zone is changed later).
     pub time_zone: TimeZone,
 }
 

@@ -108,8 +108,8 @@ pub use builder::{MonitorBuilder, MonitorSettings};
 pub use health::{Health, HealthStatus, HealthThresholds};
 pub use outbox::RETENTION_EVERY;
 pub use report::{
-    ActionOutcome, BucketReading, DeliveryFailure, DirectionHistory, HISTORY_SPAN, TenantStatus,
-    TickReport,
+    ActionOutcome, BucketReading, DeliveryFailure, DirectionHistory, HISTORY_SPAN, OverdueProbe,
+    TenantStatus, TickReport,
 };
 pub use sharing::MAX_FORWARDING;
 

@@ -147,6 +147,20 @@ pub struct DirectionHistory {
     pub failure_limit: Option<FailureLimit>,
     /// The buckets, oldest first; the last is the one `now` falls in.
     pub buckets: Vec<BucketReading>,
+    /// The ages of the probes still pending past what the policies call
+    /// normal (at most four, the oldest first): latencies of at least that
+    /// long already, which the latency verdicts count before the probes
+    /// arrive or are lost. A black hole shows here before it shows as
+    /// failures.
+    pub overdue: Vec<OverdueProbe>,
+}
+
+/// A probe still pending past what the policies call normal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct OverdueProbe {
+    /// How long it has been on its way.
+    #[serde(with = "serde_duration")]
+    pub age: Duration,
 }
 
 /// The figures of one window bucket.
@@ -154,6 +168,12 @@ pub struct DirectionHistory {
 pub struct BucketReading {
     /// When the bucket starts (it covers `[start, start + bucket_width)`).
     pub start: DateTime<Utc>,
+    /// Whether this instance watched the tenant during the bucket, or holds
+    /// mail of it all the same: `false` for an empty bucket from before it
+    /// registered the tenant or took it over (windows live in memory), and
+    /// for every bucket on an instance of a cluster that does not own the
+    /// tenant. An unwatched bucket's zeros mean nothing, not silence.
+    pub watched: bool,
     /// Deliveries recorded in it.
     pub deliveries: u64,
     /// Failures recorded in it.

@@ -17,8 +17,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::warn;
 
 use super::{
-    BucketReading, DenseSlot, DirectionHistory, HISTORY_SPAN, Monitor, TenantStatus, baselines,
-    health,
+    BucketReading, DenseSlot, DirectionHistory, HISTORY_SPAN, Monitor, OverdueProbe, TenantStatus,
+    baselines, health,
     journal::{Journal, store_unreachable},
     lock,
     registry::PolicyRegistry,
@@ -315,11 +315,13 @@ impl DirectionRuntime {
     }
 
     /// The window's buckets of the last hour against the thresholds the
-    /// `verdicts` (this direction's) name.
+    /// `verdicts` (this direction's) name; buckets that ended before
+    /// `watched_since` (all of them without it) were not watched here.
     pub(super) fn history<'a>(
         &self,
         direction: Direction,
         verdicts: impl Iterator<Item = &'a Verdict>,
+        watched_since: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> DirectionHistory {
         let (mut latency, mut slow_above, mut failure_limit) = (None, None, None);
@@ -344,6 +346,11 @@ impl DirectionRuntime {
             .filter(|(start, _)| after(*start, width) > since)
             .map(|(start, stats)| BucketReading {
                 start,
+                // Mail recorded in a bucket was seen, even when stamped
+                // before this instance began watching (a gateway's late
+                // report); an empty bucket from before says nothing.
+                watched: watched_since
+                    .is_some_and(|since| stats.samples() > 0 || after(start, width) > since),
                 deliveries: stats.deliveries(),
                 failures: stats.failures(),
                 latency: match statistic {
@@ -352,6 +359,15 @@ impl DirectionRuntime {
                 },
             })
             .collect();
+        let overdue = if watched_since.is_some() {
+            let ages = self.window.stats(now).overdue_over(Duration::ZERO);
+            ages.into_iter()
+                .flatten()
+                .map(|age| OverdueProbe { age })
+                .collect()
+        } else {
+            Vec::new()
+        };
         DirectionHistory {
             direction,
             bucket_width: width,
@@ -359,6 +375,7 @@ impl DirectionRuntime {
             latency_limit: latency.map(|(_, l)| l).or(slow_above),
             failure_limit,
             buckets,
+            overdue,
         }
     }
 
@@ -809,11 +826,20 @@ impl Monitor {
             .into_iter()
             .filter_map(|d| rt.directions[d.index()].failure_summary(d, now))
             .collect();
+        // Windows live in memory: they hold the tenant's mail from when this
+        // instance began watching it, and nothing on an instance of a
+        // cluster that does not own it (its observations go to the owner).
+        let watched_since =
+            if self.cluster.instance.is_none() || self.owned_shards().contains(rt.shard) {
+                Some(rt.watching_since)
+            } else {
+                None
+            };
         let history = Direction::ALL
             .into_iter()
             .map(|d| {
                 let verdicts = readings.iter().filter(|r| r.0 == d).map(|r| &r.2);
-                rt.directions[d.index()].history(d, verdicts, now)
+                rt.directions[d.index()].history(d, verdicts, watched_since, now)
             })
             .collect();
         TenantStatus {

@@ -20,7 +20,9 @@ pub struct EmailContent {
 /// and pass it to [`SmtpNotifier::with_template`](crate::smtp::SmtpNotifier::with_template);
 /// [`DefaultEmailTemplate`] is used otherwise.
 pub trait EmailTemplate: Send + Sync + fmt::Debug {
-    /// Renders `message` (for its recipient).
+    /// Renders `message` (for its recipient). Write times for people in the
+    /// tenant's zone, as the default template does:
+    /// `message.time_zone.format(message.link_expires_at)`.
     fn render(&self, message: &AlertMessage) -> EmailContent;
 }
 

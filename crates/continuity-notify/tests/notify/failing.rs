@@ -8,6 +8,7 @@ use continuity_core::{
     machine::AlertKind,
     notify::AlertMessage,
     testing::{EngineRig, RigOptions},
+    time_zone::TimeZone,
 };
 use continuity_notify::{
     render::{DefaultEmailTemplate, EmailTemplate, SmsRenderer},
@@ -162,4 +163,29 @@ fn a_payload_or_alert_stored_without_the_breakdown_still_reads() {
     });
     let m: AlertMessage = serde_json::from_value(json).unwrap();
     assert!(m.failing.is_empty());
+    // Stored before alerts knew the tenant's zone: UTC, as they were written.
+    assert_eq!(m.time_zone, TimeZone::UTC);
+    assert!(m.text_body().contains("works until 2026-03-02 08:00 UTC."));
+}
+
+#[test]
+fn the_webhook_names_the_zone_its_texts_are_written_in() {
+    let json = serde_json::json!({
+        "tenant": "acme", "tenant_name": "ACME", "alert_id": 1, "kind": "raised",
+        "recipient": {"id": "ops", "channel": "webhook", "address": "https://hooks.example/x"},
+        "idempotency_key": "acme/1/ops", "created_at": "2026-03-02T08:00:00Z",
+        "link": "https://c.example/c/x", "link_expires_at": "2026-03-03T08:00:00Z",
+        "conditions": [], "event": "active since 2026-03-02 09:00 CET until 2026-03-02 13:00 CET",
+        "time_zone": "Europe/Berlin"
+    });
+    let m: AlertMessage = serde_json::from_value(json).unwrap();
+    let payload = serde_json::to_value(WebhookPayload::new(&m)).unwrap();
+    assert_eq!(payload["time_zone"], "Europe/Berlin");
+    // The RFC 3339 fields stay UTC.
+    assert_eq!(payload["link_expires_at"], "2026-03-03T08:00:00Z");
+    // A payload of an older version reads as UTC.
+    let mut old = payload.clone();
+    old.as_object_mut().unwrap().remove("time_zone");
+    let read: WebhookPayload = serde_json::from_value(old).unwrap();
+    assert_eq!(read.time_zone, TimeZone::UTC);
 }

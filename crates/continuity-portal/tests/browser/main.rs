@@ -209,7 +209,7 @@ fn an_administrator_goes_through_the_portal_in_chromium() {
     // the page, charts included, fits the phone).
     says(
         &text,
-        "p95 latency per 5 min (bars; red over the limit of 30 min, dashed)",
+        "p95 latency per 5 min over the last 1 h (bars; red over the limit of 30 min, dashed)",
     );
     pages.shoot("status");
 
@@ -307,7 +307,7 @@ fn an_administrator_goes_through_the_portal_in_chromium() {
     // The expired link itself.
     browser.navigate(&link);
     let text = browser.wait_for("h1", "This link has expired");
-    says(&text, "This link expired at 2026-03-03 08:01:00 UTC.");
+    says(&text, "This link expired at 2026-03-03 08:01 UTC.");
     says(&text, "A fresh link comes with the next alert.");
     pages.shoot("expired");
     assert_eq!(status_of(&link), 410);
