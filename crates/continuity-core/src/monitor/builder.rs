@@ -320,8 +320,14 @@ impl MonitorBuilder {
         let instruments = Instruments::register(
             s.per_tenant_metrics,
             [
-                self.probes[0].as_ref().map(|p| p.kind()),
-                self.probes[1].as_ref().map(|p| p.kind()),
+                self.probes[0]
+                    .as_ref()
+                    .map(|p| p.kinds())
+                    .unwrap_or_default(),
+                self.probes[1]
+                    .as_ref()
+                    .map(|p| p.kinds())
+                    .unwrap_or_default(),
             ],
         );
         Ok(Monitor {
