@@ -6,11 +6,16 @@
 //! cargo run --example gateway -- examples/gateway.toml           # run until SIGTERM or ctrl-c
 //! ```
 //!
-//! It reads the file (`continuity::service::ServiceConfig`: SQLite by the
-//! example's file, PostgreSQL and a cluster name by configuration; the
-//! notifiers wrapped in `Delivery`; EWS or Graph probes per tenant), then
-//! serves on `[http] listen`, within the configured header, request and
-//! body limits:
+//! With `--check` it reads the file and refuses what building the service
+//! would (secrets and files read, adapters and the engine built, the
+//! store's settings checked), without opening the store or connecting
+//! anywhere, then prints what it would run.
+//!
+//! Otherwise it reads the file (`continuity::service::ServiceConfig`:
+//! SQLite by the example's file, PostgreSQL and a cluster name by
+//! configuration; the notifiers wrapped in `Delivery`; EWS or Graph probes
+//! per tenant), then serves on `[http] listen`, within the configured
+//! header, request and body limits:
 //!
 //! - the portal under the path of `portal_url` (`/continuity`);
 //! - `POST /observe`: the gateway's deliveries, one JSON object or an array
@@ -56,6 +61,11 @@ async fn main() -> ExitCode {
         }
     };
     if check {
+        // Everything building would refuse, short of opening the store.
+        if let Err(e) = config.service().check().await {
+            eprintln!("{path}: {e}");
+            return ExitCode::FAILURE;
+        }
         println!("{path} is valid; it would run:\n{}", config.describe());
         return ExitCode::SUCCESS;
     }

@@ -766,6 +766,12 @@ fn the_gateway_service_end_to_end_through_two_kills() {
         value("continuity_probes_dispatched_total") > 0.0,
         "probes went out"
     );
+    assert_eq!(
+        value("continuity_probes_dispatched_total"),
+        value("continuity_probes_dispatched_total{adapter=\"ews\",direction=\"inbound\"}")
+            + value("continuity_probes_dispatched_total{adapter=\"ews\",direction=\"outbound\"}"),
+        "every probe counted under the adapter that sent it, EWS"
+    );
     assert!(
         value("continuity_probes_arrived_total") > 0.0,
         "probes arrived"

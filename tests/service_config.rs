@@ -7,6 +7,7 @@ use std::{path::Path, sync::Arc};
 
 use continuity::{
     ManualClock, TenantId,
+    policy::{FailureLimit, FailurePolicy, FailureThreshold, PolicyFactory, ThresholdPolicy},
     service::{ServiceConfig, ServiceError},
 };
 use continuity_test_support::{TempDir, app_cert::rsa_cert};
@@ -139,6 +140,124 @@ async fn a_full_file_builds_the_whole_service_on_sqlite() {
     );
     let _router = service.portal_router();
     // No tick here: the probes would go to Exchange and Entra ID.
+}
+
+/// The check of a `--check` mode passes a file that builds, and opens,
+/// creates and connects to nothing (the relays and servers the file names
+/// do not exist).
+#[tokio::test(flavor = "current_thread")]
+async fn a_check_passes_what_builds_and_opens_nothing() {
+    let dir = TempDir::new("service-config-check");
+    let config = ServiceConfig::from_toml_str(&full_config(dir.path())).unwrap();
+    config.service().clock(clock()).check().await.unwrap();
+    assert!(
+        !dir.path().join("state.db").exists(),
+        "the SQLite file is not created"
+    );
+}
+
+/// A relay that would send in the clear without the file saying so
+/// passes reading (every field is well-formed) and is refused by the
+/// check, naming the field, as building refuses it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_check_refuses_an_unencrypted_relay_not_allowed_naming_it() {
+    let text = r#"
+        portal_url = "https://gateway.example/continuity/"
+        [store]
+        memory = true
+        [links]
+        keys = [ { id = "k1", secret = { inline = "0123456789abcdef0123456789abcdef" } } ]
+        [portal]
+        csrf_key = { inline = "fedcba9876543210fedcba9876543210" }
+        [notifiers.email]
+        from = "Continuity <alerts@gateway.example>"
+        relay = { host = "127.0.0.1", port = 2525, security = "insecure_plaintext" }
+        [[tenants]]
+        tenant = "acme"
+        recipients = [ { id = "ops", channel = "email", address = "ops@acme.example" } ]
+    "#;
+    let config = ServiceConfig::from_toml_str(text).expect("well-formed");
+    let e = config.service().check().await.unwrap_err();
+    assert_eq!(e.field(), Some("notifiers.email.relay.security"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("unencrypted SMTP needs allow_insecure_plaintext = true"),
+        "{e}"
+    );
+    let allowed = text.replace(
+        "security = \"insecure_plaintext\"",
+        "security = \"insecure_plaintext\", allow_insecure_plaintext = true",
+    );
+    ServiceConfig::from_toml_str(&allowed)
+        .unwrap()
+        .service()
+        .check()
+        .await
+        .expect("allowed in the file");
+}
+
+/// A tenant selecting a policy only the embedder registers is refused by
+/// the check without it, naming the tenant and the field, and passes with
+/// it: the check builds the engine as the service would.
+#[tokio::test(flavor = "current_thread")]
+async fn a_check_builds_the_engine_with_the_embedders_policies() {
+    let text = r#"
+        portal_url = "https://gateway.example/continuity/"
+        [store]
+        memory = true
+        [links]
+        keys = [ { id = "k1", secret = { inline = "0123456789abcdef0123456789abcdef" } } ]
+        [portal]
+        csrf_key = { inline = "fedcba9876543210fedcba9876543210" }
+        [notifiers.webhook]
+        secret = { inline = "a webhook secret of 32 bytes...." }
+        [[tenants]]
+        tenant = "acme"
+        recipients = [ { id = "ops", channel = "webhook", address = "https://ops.acme.example/hook" } ]
+        [[tenants]]
+        tenant = "globex"
+        recipients = [ { id = "ops", channel = "webhook", address = "https://ops.globex.example/hook" } ]
+        outbound = { policies = [ { name = "strict", params = { count = 0 } } ] }
+    "#;
+    let config = ServiceConfig::from_toml_str(text).expect("well-formed");
+    let e = config.service().check().await.unwrap_err();
+    assert_eq!(
+        e.field(),
+        Some("tenants[1] \"globex\": outbound.policies[0].name"),
+        "{e}"
+    );
+    let strict = || {
+        let factory: PolicyFactory = Arc::new(|params| {
+            #[derive(serde::Deserialize)]
+            struct Params {
+                count: u32,
+            }
+            let p: Params = params.parse()?;
+            let threshold = FailureThreshold::new(FailureLimit::Count(p.count));
+            threshold.validate("")?;
+            Ok(Box::new(FailurePolicy::new(threshold)) as Box<dyn ThresholdPolicy>)
+        });
+        factory
+    };
+    // Registered, the factory refuses the tenant's parameters.
+    let e = config
+        .service()
+        .monitor(move |b| b.policy("strict", strict()))
+        .check()
+        .await
+        .unwrap_err();
+    assert!(
+        e.field()
+            .is_some_and(|f| f.starts_with("tenants[1] \"globex\": outbound.policies[0].params")),
+        "{e}"
+    );
+    let fixed = ServiceConfig::from_toml_str(&text.replace("count = 0", "count = 3")).unwrap();
+    fixed
+        .service()
+        .monitor(move |b| b.policy("strict", strict()))
+        .check()
+        .await
+        .expect("the embedder's policy takes these parameters");
 }
 
 #[test]
@@ -448,7 +567,8 @@ fn the_module_docs_complete_file_reads_and_checks() {
 }
 
 /// What only building finds (files, key lengths, the store) is named by
-/// the section it is in, and nothing is opened after it.
+/// the section it is in, and nothing is opened after it; the check of a
+/// `--check` mode refuses the same, with the same words, opening nothing.
 #[tokio::test(flavor = "current_thread")]
 async fn build_errors_name_the_section_they_come_from() {
     let dir = TempDir::new("service-config-build");
@@ -471,12 +591,30 @@ async fn build_errors_name_the_section_they_come_from() {
         ),
         ("app.pem", "missing.pem", "probes.graph.contoso.app"),
         ("state.db", "no-such-dir/state.db", "store.sqlite"),
+        (
+            "relay = { host = \"relay.gateway.example\", credentials",
+            "relay = { host = \"relay.gateway.example\", security = \"insecure_plaintext\", credentials",
+            "notifiers.email.relay.security",
+        ),
+        ("lease = \"3m\"", "lease = \"3m\"\nbatch = 0", "monitor"),
+        (
+            "lease = \"3m\"",
+            "lease = \"3m\"\nretention = { audit = \"10m\" }",
+            "monitor.retention",
+        ),
+        (
+            "[probes.ews.onprem]\nclient = { endpoint = \"https://",
+            "[probes.ews.onprem]\nclient = { endpoint = \"ftp://",
+            "probes.ews.onprem.client.endpoint",
+        ),
     ] {
         assert!(text.contains(from), "{from}");
         let config = ServiceConfig::from_toml_str(&text.replacen(from, to, 1)).unwrap();
+        let checked = config.service().clock(clock()).check().await.unwrap_err();
         let e = config.service().clock(clock()).build().await.unwrap_err();
         assert_eq!(e.field(), Some(field), "{e}");
         assert!(!e.to_string().contains("short\""), "{e}");
+        assert_eq!(checked.to_string(), e.to_string(), "check and build agree");
     }
     assert!(
         !d.join("state.db").exists(),

@@ -8,6 +8,7 @@ use continuity_core::{
     Clock, Direction, Error, Monitor, MonitorBuilder, SystemClock,
     arrival::ArrivalRegistry,
     hook::ContinuityHook,
+    link::LinkSigner,
     memory::InMemoryEventStore,
     notify::Notifier,
     probe::{MailProbe, ProbeSender},
@@ -101,37 +102,62 @@ impl ServiceBuilder<'_> {
     /// `tenants[2] "acme": recipients[0].channel: ...`.
     pub async fn build(self) -> Result<Service, ServiceError> {
         let config = self.config;
-        config.check()?;
-        let clock = self.clock;
-        let signer = config.links.build().map_err(|e| match e {
-            // LinkSettings names its fields `link.…`; the file says `links`.
-            Error::InvalidConfig { field, reason } => {
-                let field = match field.as_str() {
-                    // A duplicate id: the list is where it is.
-                    "link.key" => "links.keys".to_owned(),
-                    f => match f.strip_prefix("link") {
-                        Some(rest) => format!("links{rest}"),
-                        None => format!("links.{f}"),
-                    },
-                };
-                ServiceError::config(field, reason)
-            }
-            e => from_core("links.", e),
-        })?;
-        let portal = config
-            .portal
-            .build()
-            .map_err(|e| ServiceError::config("portal.csrf_key", e.to_string()))?;
-        let delivery = Arc::new(notifiers(config, &clock)?);
-        let arrivals = Arc::new(ArrivalRegistry::default());
-        let probes = probes(config, &clock, &arrivals)?;
-        let portal_url =
-            MonitorBuilder::checked_portal_url(&config.portal_url).map_err(|e| from_core("", e))?;
+        let parts = Parts::prepare(config, &self.clock)?;
         let store = open_store(config).await?;
+        let monitor = self
+            .assemble(store, parts.signer, &parts.delivery, parts.probes)
+            .await?;
+        Ok(Service {
+            monitor,
+            arrivals: parts.arrivals,
+            portal_url: parts.portal_url,
+            portal: parts.portal,
+            delivery: parts.delivery,
+            runner: config.runner,
+            http: config.http.clone(),
+        })
+    }
 
+    /// Refuses what [`build`](Self::build) would refuse, without connecting
+    /// anywhere: for a `--check` mode. It takes the same steps as `build`
+    /// but two: the store's settings are checked (the SQLite file's
+    /// directory; the PostgreSQL connection string, schema, pool size and
+    /// TLS roots) instead of opened, and the Monitor (with the embedder's
+    /// additions: its policies judge the tenants' parameters) is built on a
+    /// store in memory, the tenants registered, then dropped. The secrets
+    /// and files are read as `build` reads them, so run it where the
+    /// service runs, with its environment. No probe, alert or connection
+    /// goes out.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`build`](Self::build), naming the field (`notifiers.email.relay.security: ...`,
+    /// `monitor: ...`, `tenants[2] "acme": ...`), except the store's
+    /// errors that only connecting finds (a server down, a corrupt file).
+    pub async fn check(self) -> Result<(), ServiceError> {
+        let config = self.config;
+        let parts = Parts::prepare(config, &self.clock)?;
+        check_store(config)?;
+        let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+        self.assemble(store, parts.signer, &parts.delivery, parts.probes)
+            .await
+            .map(drop)
+    }
+
+    /// The Monitor on `store` with the configuration's settings, the
+    /// embedder's additions, and the tenants registered: the last steps of
+    /// [`build`](Self::build) and [`check`](Self::check).
+    async fn assemble(
+        self,
+        store: Arc<dyn EventStore>,
+        signer: LinkSigner,
+        delivery: &Delivery,
+        probes: Option<Arc<dyn MailProbe>>,
+    ) -> Result<Arc<Monitor>, ServiceError> {
+        let config = self.config;
         let mut builder = Monitor::builder()
             .store(store)
-            .clock(clock)
+            .clock(self.clock)
             .settings(config.monitor.clone())
             .link_signer(signer)
             .portal_url(config.portal_url.clone());
@@ -152,17 +178,7 @@ impl ServiceBuilder<'_> {
         if let Some(customize) = self.customize {
             builder = customize(builder);
         }
-        let monitor = Arc::new(builder.build().map_err(|e| match e {
-            Error::InvalidConfig { field, reason } => {
-                let field = match field.as_str() {
-                    "settings" => "monitor".into(),
-                    "cluster" => "store.cluster".into(),
-                    _ => field,
-                };
-                ServiceError::config(field, reason)
-            }
-            e => ServiceError::config("monitor", e.to_string()),
-        })?);
+        let monitor = Arc::new(builder.build().map_err(monitor_refused)?);
 
         for (i, tenant) in config.tenants.iter().enumerate() {
             let mut tenant_config = tenant.config.clone();
@@ -178,14 +194,79 @@ impl ServiceBuilder<'_> {
                 .await
                 .map_err(|e| from_core_at(&label, e))?;
         }
-        Ok(Service {
-            monitor,
-            arrivals,
-            portal_url,
+        Ok(monitor)
+    }
+}
+
+/// What [`ServiceBuilder::build`] and [`ServiceBuilder::check`] both make
+/// of a configuration before the store: the configuration checked
+/// ([`ServiceConfig::check`]), the secrets and files read, the link
+/// signer, the portal's options, the notifiers in one `Delivery` and the
+/// probes built. Nothing here connects anywhere.
+struct Parts {
+    signer: LinkSigner,
+    portal: PortalOptions,
+    delivery: Arc<Delivery>,
+    arrivals: Arc<ArrivalRegistry>,
+    probes: Option<Arc<dyn MailProbe>>,
+    portal_url: String,
+}
+
+/// A refusal of the [`MonitorBuilder`], under the file's names.
+fn monitor_refused(e: Error) -> ServiceError {
+    match e {
+        Error::InvalidConfig { field, reason } => {
+            // The builder names the settings `settings.…`; the file says `monitor`.
+            let field = match field.as_str() {
+                "cluster" => "store.cluster".into(),
+                f => match f.strip_prefix("settings") {
+                    Some(rest) => format!("monitor{rest}"),
+                    None => field,
+                },
+            };
+            ServiceError::config(field, reason)
+        }
+        e => ServiceError::config("monitor", e.to_string()),
+    }
+}
+
+impl Parts {
+    fn prepare(config: &ServiceConfig, clock: &Arc<dyn Clock>) -> Result<Parts, ServiceError> {
+        config.check()?;
+        // Checked again when the Monitor is built, but found here before
+        // the store is opened.
+        config.monitor.validate().map_err(monitor_refused)?;
+        let signer = config.links.build().map_err(|e| match e {
+            // LinkSettings names its fields `link.…`; the file says `links`.
+            Error::InvalidConfig { field, reason } => {
+                let field = match field.as_str() {
+                    // A duplicate id: the list is where it is.
+                    "link.key" => "links.keys".to_owned(),
+                    f => match f.strip_prefix("link") {
+                        Some(rest) => format!("links{rest}"),
+                        None => format!("links.{f}"),
+                    },
+                };
+                ServiceError::config(field, reason)
+            }
+            e => from_core("links.", e),
+        })?;
+        let portal = config
+            .portal
+            .build()
+            .map_err(|e| ServiceError::config("portal.csrf_key", e.to_string()))?;
+        let delivery = Arc::new(notifiers(config, clock)?);
+        let arrivals = Arc::new(ArrivalRegistry::default());
+        let probes = probes(config, clock, &arrivals)?;
+        let portal_url =
+            MonitorBuilder::checked_portal_url(&config.portal_url).map_err(|e| from_core("", e))?;
+        Ok(Parts {
+            signer,
             portal,
             delivery,
-            runner: config.runner,
-            http: config.http.clone(),
+            arrivals,
+            probes,
+            portal_url,
         })
     }
 }
@@ -530,19 +611,29 @@ fn build_probes(
 async fn open_store(config: &ServiceConfig) -> Result<Arc<dyn EventStore>, ServiceError> {
     Ok(match config.store.kind()? {
         #[cfg(feature = "sqlite")]
-        StoreKind::Sqlite(s) => Arc::new(
-            s.open()
-                .await
-                .map_err(|e| ServiceError::config("store.sqlite", e.to_string()))?,
-        ),
+        StoreKind::Sqlite(s) => Arc::new(s.open().await.map_err(store_refused("sqlite"))?),
         #[cfg(feature = "postgres")]
-        StoreKind::Postgres(s) => Arc::new(
-            s.connect()
-                .await
-                .map_err(|e| ServiceError::config("store.postgres", e.to_string()))?,
-        ),
+        StoreKind::Postgres(s) => Arc::new(s.connect().await.map_err(store_refused("postgres"))?),
         StoreKind::Memory(_) => Arc::new(InMemoryEventStore::new()),
     })
+}
+
+/// What [`open_store`] checks before it opens or connects (the stores'
+/// own `check`, the first steps of `open` and `connect`).
+fn check_store(config: &ServiceConfig) -> Result<(), ServiceError> {
+    match config.store.kind()? {
+        #[cfg(feature = "sqlite")]
+        StoreKind::Sqlite(s) => s.check().map_err(store_refused("sqlite")),
+        #[cfg(feature = "postgres")]
+        StoreKind::Postgres(s) => s.check().map_err(store_refused("postgres")),
+        StoreKind::Memory(_) => Ok(()),
+    }
+}
+
+/// A store's refusal, under `store.<section>`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn store_refused(section: &str) -> impl Fn(continuity_store::StoreError) -> ServiceError + '_ {
+    move |e| ServiceError::config(format!("store.{section}"), e.to_string())
 }
 
 /// The path of an `http(s)://host/path/` URL, without its final `/`.

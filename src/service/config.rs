@@ -33,7 +33,9 @@ use super::{http::HttpSettings, runner::RunnerSettings};
 /// [`from_file`](Self::from_file), which refuse unknown fields and wrong
 /// values with their path (`tenants[2] "acme": outbound.failures: ...`)
 /// and check everything that needs no secret, file or network; then
-/// [`service`](Self::service) builds it. `Debug` and
+/// [`service`](Self::service) builds it (or, for a `--check` mode,
+/// [checks](super::ServiceBuilder::check) what building would refuse,
+/// connecting nowhere). `Debug` and
 /// [`describe`](Self::describe) show where secrets are, never a secret.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -12,8 +12,10 @@
 //! it ([`ServiceConfig::service`]) reads the secrets, opens the store and
 //! returns a [`Service`]: the [`Monitor`](continuity_core::Monitor) with
 //! its tenants registered, the portal router's inputs, the arrival
-//! registry the gateway feeds. A [`Runner`] ticks it on tokio until
-//! SIGTERM, ctrl-c or a future of the embedder's.
+//! registry the gateway feeds; [`ServiceBuilder::check`] refuses what
+//! building would, without opening the store or connecting anywhere (a
+//! `--check` mode). A [`Runner`] ticks it on tokio until SIGTERM, ctrl-c
+//! or a future of the embedder's.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -178,12 +178,27 @@ impl FailureKind {
 }
 
 /// What happened to one message.
+///
+/// In JSON the latency is written as configuration writes durations, to the
+/// nanosecond (`{"delivered": {"latency": "1s250ms"}}`,
+/// `{"failed": {"kind": "deferred"}}`); the form of earlier builds,
+/// `{"latency": {"secs": 1, "nanos": 250000000}}`, still reads.
+///
+/// ```
+/// use std::time::Duration;
+/// use continuity_core::Outcome;
+/// let o = Outcome::Delivered { latency: Duration::from_millis(1250) };
+/// assert_eq!(serde_json::to_string(&o).unwrap(), r#"{"delivered":{"latency":"1s250ms"}}"#);
+/// let old: Outcome = serde_json::from_str(r#"{"delivered":{"latency":{"secs":1,"nanos":250000000}}}"#).unwrap();
+/// assert_eq!(old, o);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Delivered after `latency` (from hand-over to arrival).
     Delivered {
         /// Time from hand-over to arrival.
+        #[serde(with = "crate::duration::serde_duration_compat")]
         latency: Duration,
     },
     /// Not delivered.
@@ -439,6 +454,47 @@ mod tests {
         let read: RemoteReply =
             serde_json::from_str(&format!("\"a\\n{}\"", "b".repeat(300))).unwrap();
         assert!(read.as_str().len() <= RemoteReply::MAX_LEN && !read.as_str().contains('\n'));
+    }
+
+    #[test]
+    fn an_observation_writes_its_latency_as_configuration_does_to_the_nanosecond() {
+        let at: DateTime<Utc> = "2026-03-02T09:00:12Z".parse().unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        for (latency, text) in [
+            (Duration::from_millis(1250), "1s250ms"),
+            (Duration::from_nanos(1), "1ns"),
+            (Duration::new(3723, 4_005_006), "1h2m3s4ms5us6ns"),
+        ] {
+            let o = Observation::delivered(acme.clone(), Direction::Inbound, at, latency);
+            let json = serde_json::to_value(&o).unwrap();
+            assert_eq!(
+                json,
+                serde_json::json!({
+                    "tenant": "acme",
+                    "direction": "inbound",
+                    "at": "2026-03-02T09:00:12Z",
+                    "outcome": {"delivered": {"latency": text}},
+                })
+            );
+            assert_eq!(serde_json::from_value::<Observation>(json).unwrap(), o);
+        }
+        let failed = Observation::failed(acme, Direction::Outbound, at, FailureKind::Deferred)
+            .with_reply("421 try later");
+        let json = serde_json::to_string(&failed).unwrap();
+        assert_eq!(serde_json::from_str::<Observation>(&json).unwrap(), failed);
+    }
+
+    #[test]
+    fn an_observation_stored_by_an_earlier_build_still_reads() {
+        // Serde's default form of `Duration`, as earlier builds wrote it.
+        let old = r#"{"tenant":"acme","direction":"outbound","at":"2026-03-02T09:00:12Z",
+            "outcome":{"delivered":{"latency":{"secs":1,"nanos":250000001}}}}"#;
+        let o: Observation = serde_json::from_str(old).unwrap();
+        assert_eq!(o.outcome.latency(), Some(Duration::new(1, 250_000_001)));
+        assert_eq!(
+            serde_json::to_value(o.outcome).unwrap(),
+            serde_json::json!({"delivered": {"latency": "1s250ms1ns"}})
+        );
     }
 
     #[test]

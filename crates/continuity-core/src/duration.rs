@@ -1,9 +1,12 @@
-//! Durations in configuration files and in messages.
+//! Durations in configuration files, JSON and messages.
 //!
 //! Configuration accepts either a whole number of seconds or a string of
-//! `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`: `"90s"`, `"5m"`,
-//! `"1h30m"`, `"2d"`. Messages print durations the way an administrator reads
-//! them: `42 min`, `1 h 5 min`, `2 d 3 h`.
+//! `<number><unit>` parts, units `ns`, `us`, `ms`, `s`, `m`, `h`, `d`:
+//! `"90s"`, `"5m"`, `"1h30m"`, `"2d"`. JSON output (reports, statuses,
+//! observations) writes durations the same way ([`compact`]), to the
+//! nanosecond: a latency of 1.25 s is `"1s250ms"`, 1 ns is `"1ns"`.
+//! Messages print durations the way an administrator reads them: `42 min`,
+//! `1 h 5 min`, `2 d 3 h`.
 
 use std::{fmt, time::Duration};
 
@@ -39,6 +42,8 @@ pub fn parse(input: &str) -> Result<Duration, String> {
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
+            "ns" => Some(Duration::from_nanos(n)),
+            "us" | "µs" => Some(Duration::from_micros(n)),
             "ms" => Some(Duration::from_millis(n)),
             "s" => Some(Duration::from_secs(n)),
             "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
@@ -46,12 +51,12 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             "d" => n.checked_mul(86_400).map(Duration::from_secs),
             "" => {
                 return Err(format!(
-                    "{input:?}: missing unit after {n} (ms, s, m, h, d)"
+                    "{input:?}: missing unit after {n} (ns, us, ms, s, m, h, d)"
                 ));
             }
             other => {
                 return Err(format!(
-                    "{input:?}: unknown unit {other:?} (ms, s, m, h, d)"
+                    "{input:?}: unknown unit {other:?} (ns, us, ms, s, m, h, d)"
                 ));
             }
         }
@@ -129,23 +134,27 @@ impl fmt::Display for Human {
     }
 }
 
-/// Compact canonical form used when serialising configuration: `"1h30m"`.
+/// Compact canonical form used when serialising configuration and JSON:
+/// `"1h30m"`, `"1s250ms"`. Exact to the nanosecond (sub-millisecond parts
+/// are written in `us` and `ns`), so [`parse`] reads back the very duration.
 pub fn compact(d: Duration) -> String {
-    let mut ms = d.as_millis();
-    if ms == 0 {
+    let mut ns = d.as_nanos();
+    if ns == 0 {
         return "0s".into();
     }
     let mut out = String::new();
     for (unit, size) in [
-        ("d", 86_400_000u128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
+        ("d", 86_400_000_000_000u128),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
     ] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
+        if ns >= size {
+            out.push_str(&format!("{}{unit}", ns / size));
+            ns %= size;
         }
     }
     out
@@ -166,7 +175,7 @@ pub mod serde_duration {
         d.deserialize_any(DurationVisitor)
     }
 
-    struct DurationVisitor;
+    pub(super) struct DurationVisitor;
 
     impl de::Visitor<'_> for DurationVisitor {
         type Value = Duration;
@@ -204,6 +213,63 @@ pub mod serde_opt_duration {
         #[derive(Deserialize)]
         struct Wrap(#[serde(with = "serde_duration")] Duration);
         Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+/// Serde `with` module for `Duration` fields that earlier builds wrote in
+/// serde's default form, `{"secs": 1, "nanos": 250000000}` (an
+/// [`Outcome`](crate::Outcome)'s latency, a portal
+/// [`Rejection`](crate::machine::Rejection)'s durations): writes as
+/// [`serde_duration`] does (exact, see [`compact`]) and reads either form,
+/// so JSON an embedder stored or sent before still loads.
+pub mod serde_duration_compat {
+    use super::*;
+
+    /// Serialises as the compact string form.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        serde_duration::serialize(d, s)
+    }
+
+    /// Deserialises from seconds, the string form or `{"secs", "nanos"}`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(CompatVisitor)
+    }
+
+    struct CompatVisitor;
+
+    impl<'de> de::Visitor<'de> for CompatVisitor {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(
+                "a duration: seconds, a string such as \"1s250ms\", or {\"secs\": .., \"nanos\": ..}",
+            )
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            de::Visitor::visit_u64(serde_duration::DurationVisitor, v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            de::Visitor::visit_i64(serde_duration::DurationVisitor, v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+            de::Visitor::visit_str(serde_duration::DurationVisitor, v)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Duration, A::Error> {
+            let (mut secs, mut nanos) = (None::<u64>, None::<u64>);
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "secs" if secs.is_none() => secs = Some(map.next_value()?),
+                    "nanos" if nanos.is_none() => nanos = Some(map.next_value()?),
+                    "secs" | "nanos" => return Err(de::Error::duplicate_field("secs or nanos")),
+                    other => return Err(de::Error::unknown_field(other, &["secs", "nanos"])),
+                }
+            }
+            let secs = secs.ok_or_else(|| de::Error::missing_field("secs"))?;
+            let nanos = nanos.ok_or_else(|| de::Error::missing_field("nanos"))?;
+            // As serde's own form reads it: whole seconds in `nanos` carry over.
+            secs.checked_add(nanos / 1_000_000_000)
+                .map(|secs| Duration::new(secs, (nanos % 1_000_000_000) as u32))
+                .ok_or_else(|| de::Error::custom("duration too large"))
+        }
     }
 }
 
@@ -267,5 +333,56 @@ mod tests {
             assert_eq!(parse(&compact(d)), Ok(d), "{}", compact(d));
         }
         assert_eq!(compact(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn compact_is_exact_to_the_nanosecond() {
+        assert_eq!(compact(Duration::from_millis(1250)), "1s250ms");
+        assert_eq!(compact(Duration::from_nanos(1)), "1ns");
+        assert_eq!(compact(Duration::from_nanos(1_250_001)), "1ms250us1ns");
+        assert_eq!(compact(Duration::new(90, 7)), "1m30s7ns");
+        assert_eq!(parse("1ms250us1ns"), Ok(Duration::from_nanos(1_250_001)));
+        assert_eq!(parse("3µs"), Ok(Duration::from_micros(3)));
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999_999_999),
+            Duration::new(86_400 + 3661, 123_456_789),
+            Duration::MAX,
+        ] {
+            assert_eq!(parse(&compact(d)), Ok(d), "{}", compact(d));
+        }
+    }
+
+    #[test]
+    fn the_compat_form_reads_serdes_default_and_writes_compact() {
+        use serde::Serialize;
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct T(#[serde(with = "serde_duration_compat")] Duration);
+        let d = Duration::new(1, 250_000_001);
+        assert_eq!(serde_json::to_string(&T(d)).unwrap(), r#""1s250ms1ns""#);
+        // What serde's own `Duration` writes, as stored by earlier builds.
+        let old = serde_json::to_string(&d).unwrap();
+        assert_eq!(old, r#"{"secs":1,"nanos":250000001}"#);
+        assert_eq!(serde_json::from_str::<T>(&old).unwrap(), T(d));
+        assert_eq!(serde_json::from_str::<T>(r#""1s250ms1ns""#).unwrap(), T(d));
+        assert_eq!(
+            serde_json::from_str::<T>("90").unwrap(),
+            T(Duration::from_secs(90))
+        );
+        assert_eq!(
+            serde_json::from_str::<T>(r#"{"nanos":1500000000,"secs":1}"#).unwrap(),
+            T(Duration::from_millis(2500))
+        );
+        for bad in [
+            r#"{"secs":1}"#,
+            r#"{"secs":1,"nanos":0,"x":2}"#,
+            r#"{"secs":-1,"nanos":0}"#,
+            r#"{"secs":18446744073709551615,"nanos":1000000000}"#,
+            "-5",
+            r#""5x""#,
+        ] {
+            assert!(serde_json::from_str::<T>(bad).is_err(), "{bad}");
+        }
     }
 }

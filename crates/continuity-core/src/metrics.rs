@@ -351,8 +351,10 @@ pub(crate) struct Instruments {
     tick_duration: Histogram,
     /// By [`Direction::index`], then delivered (0) or failed (1).
     observations: [[Counter; 2]; 2],
-    /// By [`Direction::index`]; `None` without a probe for the direction.
-    probes: [Option<ProbeInstruments>; 2],
+    /// By [`Direction::index`], one per adapter the direction's probe
+    /// names ([`MailProbe::kinds`](crate::probe::MailProbe::kinds)); empty
+    /// without a probe for the direction.
+    probes: [Vec<ProbeInstruments>; 2],
     /// By [`alert_index`].
     alerts: [Counter; 3],
     /// By [`channel_index`], then ok (0) or failed (1).
@@ -374,17 +376,24 @@ impl fmt::Debug for Instruments {
 
 impl Instruments {
     /// Registers every instrument with the recorder installed now (see
-    /// the [module docs](self)); `adapters` names each direction's probe.
-    pub(crate) fn register(per_tenant: bool, adapters: [Option<&'static str>; 2]) -> Self {
+    /// the [module docs](self)); `adapters` names the adapters each
+    /// direction's probe may count under (none without a probe).
+    pub(crate) fn register(per_tenant: bool, adapters: [Vec<&'static str>; 2]) -> Self {
         describe();
         let probe = |d: Direction| {
-            adapters[d.index()].map(|adapter| ProbeInstruments {
-                adapter,
-                dispatched: counter!(PROBES_DISPATCHED_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
-                arrived: counter!(PROBES_ARRIVED_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
-                lost: counter!(PROBES_LOST_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
-                throttled: counter!(PROBES_THROTTLED_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
-            })
+            let mut kinds = adapters[d.index()].clone();
+            kinds.sort_unstable();
+            kinds.dedup();
+            kinds
+                .into_iter()
+                .map(|adapter| ProbeInstruments {
+                    adapter,
+                    dispatched: counter!(PROBES_DISPATCHED_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
+                    arrived: counter!(PROBES_ARRIVED_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
+                    lost: counter!(PROBES_LOST_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
+                    throttled: counter!(PROBES_THROTTLED_TOTAL, "adapter" => adapter, "direction" => d.as_str()),
+                })
+                .collect::<Vec<_>>()
         };
         let deliveries = |channel: &'static str| {
             [
@@ -451,20 +460,36 @@ impl Instruments {
         }
     }
 
-    pub(crate) fn probe(&self, event: ProbeEvent, tenant: &TenantId, direction: Direction) {
-        let Some(p) = &self.probes[direction.index()] else {
-            return;
-        };
+    /// A probe event of `tenant`'s, served by `adapter`
+    /// ([`MailProbe::kind_for`](crate::probe::MailProbe::kind_for)).
+    pub(crate) fn probe(
+        &self,
+        event: ProbeEvent,
+        adapter: &'static str,
+        tenant: &TenantId,
+        direction: Direction,
+    ) {
         if self.per_tenant {
             counter!(
                 event.name(),
-                "adapter" => p.adapter,
+                "adapter" => adapter,
                 "direction" => direction.as_str(),
                 TENANT_LABEL => tenant.as_str().to_owned()
             )
             .increment(1);
             return;
         }
+        // One or two adapters a direction: a scan beats a map.
+        let Some(p) = self.probes[direction.index()]
+            .iter()
+            .find(|p| p.adapter == adapter)
+        else {
+            // An adapter the probe did not list in `kinds`: counted all the
+            // same, through the recorder's look-up.
+            counter!(event.name(), "adapter" => adapter, "direction" => direction.as_str())
+                .increment(1);
+            return;
+        };
         match event {
             ProbeEvent::Dispatched => &p.dispatched,
             ProbeEvent::Arrived => &p.arrived,

@@ -100,9 +100,31 @@ pub trait MailProbe: Send + Sync + fmt::Debug {
     /// A short, fixed name for the adapter (`"ews"`, `"graph"`), the
     /// `adapter` label of the probe [metrics](crate::metrics). The default
     /// is the implementing type's name without its path or generic
-    /// arguments (`EwsProbe`); an adapter overrides it with a stable name.
+    /// arguments (`SimulatedMailSystem`); an adapter overrides it with a
+    /// stable name.
     fn kind(&self) -> &'static str {
         type_name_only(std::any::type_name::<Self>())
+    }
+
+    /// The name of the adapter that serves `tenant`'s probes, the `adapter`
+    /// label of each probe event the [`Monitor`](crate::Monitor) counts for
+    /// `tenant`: [`kind`](Self::kind) by default. A probe that hands
+    /// tenants to different adapters (a router, such as the service's
+    /// per-tenant `TenantProbes`) names the one serving `tenant`, so its
+    /// events are counted under `ews` or `graph`, not the router's name.
+    /// Called once per probe event: keep it a lookup.
+    fn kind_for(&self, tenant: &TenantId) -> &'static str {
+        let _ = tenant;
+        self.kind()
+    }
+
+    /// Every name [`kind_for`](Self::kind_for) may give (default:
+    /// [`kind`](Self::kind) alone), read once when the
+    /// [`Monitor`](crate::Monitor) is built so that it registers their
+    /// counters then. A name missing here is still counted, at the cost of
+    /// a look-up in the metrics recorder per event.
+    fn kinds(&self) -> Vec<&'static str> {
+        vec![self.kind()]
     }
 }
 
@@ -122,6 +144,12 @@ impl<T: MailProbe + ?Sized> MailProbe for std::sync::Arc<T> {
     }
     fn kind(&self) -> &'static str {
         (**self).kind()
+    }
+    fn kind_for(&self, tenant: &TenantId) -> &'static str {
+        (**self).kind_for(tenant)
+    }
+    fn kinds(&self) -> Vec<&'static str> {
+        (**self).kinds()
     }
 }
 

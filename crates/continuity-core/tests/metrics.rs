@@ -6,12 +6,13 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::TimeDelta;
 use continuity_core::{
-    Clock, Direction, ManualClock, Monitor, Observation, TenantId,
+    Clock, Direction, ManualClock, Monitor, Observation, TenantId, async_trait,
     config::{ChannelKind, Recipient, TenantConfig},
     memory::InMemoryEventStore,
     metrics::{self as m, CATALOGUE},
     monitor::MonitorSettings,
-    sim::SimulatedFlow,
+    probe::{MailProbe, ProbeRequest, ProbeStatus, ProbeTicket},
+    sim::{SimulatedFlow, SimulatedMailSystem},
     testing::{
         EngineRig, FaultyStore, RIG_PORTAL_URL, RecordingNotifier, RigOptions, TestRecorder,
         absolute_thresholds, rig_signer, rig_start,
@@ -165,6 +166,127 @@ async fn probes_are_counted_by_adapter() {
         rec.counter(m::OBSERVATIONS_TOTAL, &[OUT, ("outcome", "failed")]) > 0,
         "a lost probe is a failed observation"
     );
+}
+
+/// Hands `acme`'s probes to the adapter named `alpha` and every other
+/// tenant's to `beta` (both the simulated mail system), as the service's
+/// per-tenant router hands tenants to EWS or Graph; it lists `listed` as
+/// the names it may give.
+#[derive(Debug)]
+struct Router {
+    mail: Arc<SimulatedMailSystem>,
+    listed: Vec<&'static str>,
+}
+
+#[async_trait]
+impl MailProbe for Router {
+    async fn dispatch(&self, request: &ProbeRequest) -> continuity_core::Result<ProbeTicket> {
+        self.mail.dispatch(request).await
+    }
+    async fn check(
+        &self,
+        request: &ProbeRequest,
+        ticket: &ProbeTicket,
+    ) -> continuity_core::Result<ProbeStatus> {
+        self.mail.check(request, ticket).await
+    }
+    fn kind(&self) -> &'static str {
+        "router"
+    }
+    fn kind_for(&self, tenant: &TenantId) -> &'static str {
+        if tenant.as_str() == "acme" {
+            "alpha"
+        } else {
+            "beta"
+        }
+    }
+    fn kinds(&self) -> Vec<&'static str> {
+        self.listed.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_probe_routing_tenants_counts_each_under_the_adapter_serving_it() {
+    // Both names listed (registered when the monitor is built), and only
+    // one: the other is counted all the same.
+    for listed in [vec!["alpha", "beta"], vec!["alpha"]] {
+        let rec = TestRecorder::new();
+        let _local = rec.install_local();
+        let clock = ManualClock::new(rig_start());
+        let mail = Arc::new(SimulatedMailSystem::new(
+            Arc::new(clock.clone()),
+            Duration::from_secs(20),
+        ));
+        let router = Arc::new(Router {
+            mail: mail.clone(),
+            listed: listed.clone(),
+        });
+        let monitor = Monitor::builder()
+            .in_memory_store()
+            .clock(Arc::new(clock.clone()))
+            .notifier(Arc::new(RecordingNotifier::new(ChannelKind::Sms)))
+            .link_signer(rig_signer())
+            .portal_url(RIG_PORTAL_URL)
+            .probe(Direction::Inbound, router.clone())
+            .probe(Direction::Outbound, router)
+            .build()
+            .expect("monitor");
+        for id in ["acme", "globex"] {
+            let config = TenantConfig::new(
+                TenantId::new(id).expect("id"),
+                vec![Recipient::new("ops", ChannelKind::Sms, "+15550100")],
+            );
+            monitor
+                .register_tenant(absolute_thresholds(config, 3))
+                .await
+                .expect("registered");
+        }
+        mail.set_flow(
+            &TenantId::new("globex").expect("id"),
+            Direction::Outbound,
+            SimulatedFlow::Blackhole,
+        );
+        for _ in 0..45 {
+            monitor
+                .tick(clock.advance(TimeDelta::minutes(1)))
+                .await
+                .expect("tick");
+        }
+        for (adapter, direction) in [
+            ("alpha", "inbound"),
+            ("alpha", "outbound"),
+            ("beta", "inbound"),
+        ] {
+            let labels = [("adapter", adapter), ("direction", direction)];
+            assert!(
+                rec.counter(m::PROBES_DISPATCHED_TOTAL, &labels) > 0,
+                "{listed:?}: {labels:?} dispatched"
+            );
+            assert!(
+                rec.counter(m::PROBES_ARRIVED_TOTAL, &labels) > 0,
+                "{listed:?}: {labels:?} arrived"
+            );
+            assert_eq!(rec.counter(m::PROBES_LOST_TOTAL, &labels), 0, "{listed:?}");
+        }
+        assert!(
+            rec.counter(m::PROBES_LOST_TOTAL, &[("adapter", "beta"), OUT]) > 0,
+            "{listed:?}: globex's lost probes count under beta"
+        );
+        let adapters: Vec<Vec<(String, String)>> = [
+            m::PROBES_DISPATCHED_TOTAL,
+            m::PROBES_ARRIVED_TOTAL,
+            m::PROBES_LOST_TOTAL,
+        ]
+        .into_iter()
+        .flat_map(|name| rec.counter_labels(name))
+        .collect();
+        assert!(
+            adapters.iter().all(|labels| labels
+                .iter()
+                .any(|(k, v)| k == "adapter" && (v == "alpha" || v == "beta"))),
+            "{listed:?}: no probe counted under the router's own name: {adapters:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

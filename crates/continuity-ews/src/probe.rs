@@ -190,4 +190,28 @@ impl MailProbe for EwsProbe {
             }
         }
     }
+
+    /// `"ews"`: the `adapter` label of the probe metrics.
+    fn kind(&self) -> &'static str {
+        "ews"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adapter_is_named_ews_in_metrics() {
+        let probe = EwsProbe::new(
+            "probe@gateway.example",
+            Arc::new(ArrivalRegistry::default()),
+            None,
+        );
+        assert_eq!(probe.kind(), "ews");
+        // As the monitor reads it: through an `Arc` of the trait object.
+        let shared: Arc<dyn MailProbe> = Arc::new(probe);
+        assert_eq!(shared.kind_for(&TenantId::new("acme").unwrap()), "ews");
+        assert_eq!(shared.kinds(), ["ews"]);
+    }
 }

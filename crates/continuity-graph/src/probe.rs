@@ -212,4 +212,28 @@ impl MailProbe for GraphProbe {
             }
         }
     }
+
+    /// `"graph"`: the `adapter` label of the probe metrics.
+    fn kind(&self) -> &'static str {
+        "graph"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adapter_is_named_graph_in_metrics() {
+        let probe = GraphProbe::new(
+            "probe@gateway.example",
+            Arc::new(ArrivalRegistry::default()),
+            None,
+        );
+        assert_eq!(probe.kind(), "graph");
+        // As the monitor reads it: through an `Arc` of the trait object.
+        let shared: Arc<dyn MailProbe> = Arc::new(probe);
+        assert_eq!(shared.kind_for(&TenantId::new("acme").unwrap()), "graph");
+        assert_eq!(shared.kinds(), ["graph"]);
+    }
 }

@@ -113,6 +113,16 @@ impl SqliteSettings {
         }
     }
 
+    /// What [`open`](Self::open) checks before it opens the file (see
+    /// [`SqliteStore::check_path`]); opens nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] naming the file and its directory.
+    pub fn check(&self) -> Result<(), StoreError> {
+        SqliteStore::check_path(&self.path)
+    }
+
     /// Opens the store (see [`SqliteStore::open_with`]).
     pub async fn open(&self) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_with(&self.path, self.options()).await
@@ -150,6 +160,25 @@ impl PostgresSettings {
         })
     }
 
+    /// What [`connect`](Self::connect) checks before it connects: the
+    /// connection string read and parsed, the TLS roots read, the schema
+    /// name and the pool size (see [`PostgresStore::check_with`]).
+    /// Connects nowhere.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`connect`](Self::connect) short of connecting.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let url = self.read_url()?;
+        PostgresStore::check_with(url.expose_secret(), self.options()?)
+    }
+
+    fn read_url(&self) -> Result<secrecy::SecretString, StoreError> {
+        self.url
+            .resolve()
+            .map_err(|e| StoreError::Config(format!("url: {e}")))
+    }
+
     /// Reads the connection string and connects (see [`PostgresStore::connect_with`]).
     ///
     /// # Errors
@@ -158,10 +187,7 @@ impl PostgresSettings {
     /// the connection string cannot be read, and those of `options` and
     /// of connecting.
     pub async fn connect(&self) -> Result<PostgresStore, StoreError> {
-        let url = self
-            .url
-            .resolve()
-            .map_err(|e| StoreError::Config(format!("url: {e}")))?;
+        let url = self.read_url()?;
         PostgresStore::connect_with(url.expose_secret(), self.options()?).await
     }
 }
@@ -305,5 +331,69 @@ mod tests {
         };
         let store = settings.open().await.unwrap();
         assert_eq!(store.path(), settings.path);
+    }
+
+    #[test]
+    fn a_check_refuses_what_opening_would_and_opens_nothing() {
+        let dir = TempDir::new("store-settings-check");
+        let sqlite = SqliteSettings {
+            path: dir.path().join("state.db"),
+            durability: Durability::Normal,
+            busy_timeout: busy_timeout(),
+        };
+        sqlite.check().unwrap();
+        assert!(!sqlite.path.exists(), "nothing is created");
+        let missing = SqliteSettings {
+            path: dir.path().join("no-such-dir/state.db"),
+            ..sqlite
+        };
+        let e = missing.check().unwrap_err().to_string();
+        assert!(
+            e.contains("no-such-dir") && e.contains("does not exist"),
+            "{e}"
+        );
+
+        // Nothing listens there: a check that connected would fail.
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://continuity:pg-s3cret@127.0.0.1:1/db").unwrap();
+        let pg: PostgresSettings = toml::from_str(&format!(
+            "url = {{ file = \"{}\" }}\nconnect_timeout = \"100ms\"",
+            file.display()
+        ))
+        .unwrap();
+        pg.check().unwrap();
+        let refused = |pg: PostgresSettings| {
+            let e = pg.check().unwrap_err().to_string();
+            assert!(!e.contains("pg-s3cret"), "{e}");
+            e
+        };
+        let e = refused(PostgresSettings {
+            schema: "Not A Schema".into(),
+            ..pg.clone()
+        });
+        assert!(e.contains("schema \"Not A Schema\""), "{e}");
+        let e = refused(PostgresSettings {
+            pool_size: 0,
+            ..pg.clone()
+        });
+        assert!(e.contains("pool_size"), "{e}");
+        let e = refused(PostgresSettings {
+            url: SecretRef::env("CONTINUITY_TEST_DATABASE_URL_NOT_SET"),
+            ..pg.clone()
+        });
+        assert!(
+            e.contains("url: env:CONTINUITY_TEST_DATABASE_URL_NOT_SET"),
+            "{e}"
+        );
+        std::fs::write(&file, "postgres://continuity:pg-s3cret@[::1\n").unwrap();
+        let e = refused(pg.clone());
+        assert!(e.contains("connection string"), "{e}");
+        let e = refused(PostgresSettings {
+            tls: Some(PostgresTlsSettings {
+                root_certificates: vec![dir.path().join("absent.pem")],
+            }),
+            ..pg
+        });
+        assert!(e.contains("tls.root_certificates[0]"), "{e}");
     }
 }

@@ -114,13 +114,16 @@ pub enum Rejection {
     /// Longer than the tenant's maximum.
     TooLong {
         /// Requested duration.
+        #[serde(with = "crate::duration::serde_duration_compat")]
         requested: Duration,
         /// The maximum.
+        #[serde(with = "crate::duration::serde_duration_compat")]
         max: Duration,
     },
     /// Scheduled further ahead than allowed.
     TooFarAhead {
         /// The maximum.
+        #[serde(with = "crate::duration::serde_duration_compat")]
         max: Duration,
     },
     /// An extension whose end is not after the current end.

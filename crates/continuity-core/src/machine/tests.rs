@@ -419,6 +419,34 @@ fn event_limits() {
 }
 
 #[test]
+fn a_rejection_writes_its_durations_as_configuration_does() {
+    let mut s = TenantState::default();
+    let too_long = rejection(act(
+        &mut s,
+        t(0),
+        Action::StartEvent {
+            until: t(8 * 24 * 60),
+        },
+    ));
+    let json = serde_json::to_value(&too_long).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"reason": "too_long", "requested": "8d", "max": "7d"})
+    );
+    assert_eq!(serde_json::from_value::<Rejection>(json).unwrap(), too_long);
+    let far = Rejection::TooFarAhead {
+        max: Duration::from_secs(90 * 86_400),
+    };
+    assert_eq!(
+        serde_json::to_string(&far).unwrap(),
+        r#"{"reason":"too_far_ahead","max":"90d"}"#
+    );
+    // The form of earlier builds still reads.
+    let old = r#"{"reason":"too_far_ahead","max":{"secs":7776000,"nanos":0}}"#;
+    assert_eq!(serde_json::from_str::<Rejection>(old).unwrap(), far);
+}
+
+#[test]
 fn an_event_ends_by_itself_at_its_end_time() {
     let mut s = TenantState::default();
     act(&mut s, t(0), Action::StartEvent { until: t(30) }).unwrap();

@@ -38,8 +38,8 @@ use crate::{
 /// tick every minute.
 ///
 /// Deserialises (unknown fields refused, every field optional with the
-/// default below, durations as `"2m"`, `"30s"`); [`MonitorBuilder::build`]
-/// checks the values:
+/// default below, durations as `"2m"`, `"30s"`); [`validate`](Self::validate)
+/// checks the values, as [`MonitorBuilder::build`] does:
 ///
 /// ```
 /// use std::time::Duration;
@@ -111,6 +111,48 @@ impl Default for MonitorSettings {
             health: HealthThresholds::default(),
             retention: RetentionSettings::default(),
         }
+    }
+}
+
+impl MonitorSettings {
+    /// Checks the values, as [`MonitorBuilder::build`] does: `batch`
+    /// positive, `lease` and `baseline_every` at least 1 s, `retry_base`
+    /// positive and at most `retry_max`, each `retention` at least 1 h,
+    /// `health.tick_stale` at least `health.tick_late`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `settings`, `settings.retention` or
+    /// `settings.health`.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0
+            || self.lease < Duration::from_secs(1)
+            || self.retry_base.is_zero()
+            || self.retry_max < self.retry_base
+            || self.baseline_every < Duration::from_secs(1)
+        {
+            return Err(Error::config(
+                "settings",
+                "batch must be positive, lease and baseline_every at least 1 s, and retry_max at least retry_base",
+            ));
+        }
+        let r = &self.retention;
+        if r.audit < RetentionSettings::MIN
+            || r.dead_letters < RetentionSettings::MIN
+            || r.instances < RetentionSettings::MIN
+        {
+            return Err(Error::config(
+                "settings.retention",
+                "audit, dead_letters and instances must each be at least 1 h",
+            ));
+        }
+        if self.health.tick_stale < self.health.tick_late {
+            return Err(Error::config(
+                "settings.health",
+                "tick_stale (failing) must be at least tick_late (degraded)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -287,41 +329,21 @@ impl MonitorBuilder {
             ));
         }
         self.policies.validate()?;
-        if s.batch == 0
-            || s.lease < Duration::from_secs(1)
-            || s.retry_base.is_zero()
-            || s.retry_max < s.retry_base
-            || s.baseline_every < Duration::from_secs(1)
-        {
-            return Err(Error::config(
-                "settings",
-                "batch must be positive, lease and baseline_every at least 1 s, and retry_max at least retry_base",
-            ));
-        }
-        let r = &s.retention;
-        if r.audit < RetentionSettings::MIN
-            || r.dead_letters < RetentionSettings::MIN
-            || r.instances < RetentionSettings::MIN
-        {
-            return Err(Error::config(
-                "settings.retention",
-                "audit, dead_letters and instances must each be at least 1 h",
-            ));
-        }
-        if s.health.tick_stale < s.health.tick_late {
-            return Err(Error::config(
-                "settings.health",
-                "tick_stale (failing) must be at least tick_late (degraded)",
-            ));
-        }
+        s.validate()?;
         // Every store call is timed and its failures counted; the wrapper
         // prints as the store it wraps.
         let store: Arc<dyn EventStore> = Arc::new(MeteredStore::new(store, self.clock.clone()));
         let instruments = Instruments::register(
             s.per_tenant_metrics,
             [
-                self.probes[0].as_ref().map(|p| p.kind()),
-                self.probes[1].as_ref().map(|p| p.kind()),
+                self.probes[0]
+                    .as_ref()
+                    .map(|p| p.kinds())
+                    .unwrap_or_default(),
+                self.probes[1]
+                    .as_ref()
+                    .map(|p| p.kinds())
+                    .unwrap_or_default(),
             ],
         );
         Ok(Monitor {

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     cluster::{ShardSet, shard_of},
-    domain::{Direction, FailureKind, Outcome},
+    domain::{Direction, FailureKind, Outcome, TenantId},
     duration::{after, hex_id},
     error::Error,
     metrics::ProbeEvent,
@@ -48,6 +48,18 @@ pub(super) fn released(held: Vec<PendingProbe>) -> Vec<ProbeSettlement> {
 }
 
 impl Monitor {
+    /// Counts a probe event of `tenant` under the adapter serving it
+    /// ([`MailProbe::kind_for`](crate::probe::MailProbe::kind_for)): a
+    /// probe routing tenants to several adapters counts each under its own.
+    fn count_probe(&self, event: ProbeEvent, tenant: &TenantId, direction: Direction) {
+        if let Some(probe) = &self.parts.probes[direction.index()] {
+            let adapter = probe.kind_for(tenant);
+            self.parts
+                .instruments
+                .probe(event, adapter, tenant, direction);
+        }
+    }
+
     /// Sends the probes whose round is due, for the tenants this instance
     /// owns, and stores them as pending (in batches); schedules every job's
     /// next round.
@@ -112,9 +124,7 @@ impl Monitor {
         match probe.as_ref().dispatch(&request).instrument(span).await {
             Ok(ticket) => {
                 report.probes_dispatched += 1;
-                self.parts
-                    .instruments
-                    .probe(ProbeEvent::Dispatched, tenant, direction);
+                self.count_probe(ProbeEvent::Dispatched, tenant, direction);
                 pending.push(PendingProbe {
                     tenant: tenant.clone(),
                     direction,
@@ -231,9 +241,7 @@ impl Monitor {
                     *round = (*round).max(after(now, *wait));
                 }
                 warn!(%tenant, %direction, error = %e, "probe dispatch throttled; not counted");
-                self.parts
-                    .instruments
-                    .probe(ProbeEvent::Throttled, tenant, direction);
+                self.count_probe(ProbeEvent::Throttled, tenant, direction);
                 report
                     .errors
                     .push(format!("{tenant}: {direction} probe dispatch: {e}"));
@@ -482,18 +490,14 @@ impl Monitor {
                 let at = at.clamp(request.sent_at, now.max(request.sent_at));
                 let latency = (at - request.sent_at).to_std().unwrap_or(Duration::ZERO);
                 report.probes_arrived += 1;
-                self.parts
-                    .instruments
-                    .probe(ProbeEvent::Arrived, tenant, direction);
+                self.count_probe(ProbeEvent::Arrived, tenant, direction);
                 self.settle_overdue(&rt, direction, request.sent_at);
                 self.record_into(&rt, direction, at, &Outcome::Delivered { latency });
                 None
             }
             Ok(ProbeStatus::Pending) | Err(_) if now >= deadline => {
                 report.probes_lost += 1;
-                self.parts
-                    .instruments
-                    .probe(ProbeEvent::Lost, tenant, direction);
+                self.count_probe(ProbeEvent::Lost, tenant, direction);
                 if let Err(e) = &status {
                     report
                         .errors

@@ -116,6 +116,26 @@ impl PostgresStore {
     /// reached, [`StoreError::SchemaTooNew`] when a newer build wrote the
     /// schema, [`StoreError::Config`] for a bad URL or schema name.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let store = Self::unconnected(url, options)?;
+        store.migrate().await.map_err(|f| match f {
+            Fail::Store(e) => e,
+            Fail::Core(e) => StoreError::Config(e.to_string()),
+        })?;
+        Ok(store)
+    }
+
+    /// What [`connect_with`](Self::connect_with) checks before it
+    /// connects: the schema name, the pool size, the connection string and
+    /// the TLS set-up. Connects nowhere (a `--check` of a service's
+    /// configuration).
+    ///
+    /// Errors: [`StoreError::Config`] naming what is wrong.
+    pub fn check_with(url: &str, options: PostgresOptions) -> Result<(), StoreError> {
+        Self::unconnected(url, options).map(drop)
+    }
+
+    /// The store with its pool set up; the pool connects on first use.
+    fn unconnected(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         if !valid_schema(&options.schema) {
             return Err(StoreError::Config(format!(
                 "schema {:?}: use 1 to 63 lowercase letters, digits and underscores, not starting with a digit",
@@ -155,15 +175,10 @@ impl PostgresStore {
             .create_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Config(format!("connection pool: {e}")))?;
-        let store = PostgresStore {
+        Ok(PostgresStore {
             pool,
             schema: options.schema,
-        };
-        store.migrate().await.map_err(|f| match f {
-            Fail::Store(e) => e,
-            Fail::Core(e) => StoreError::Config(e.to_string()),
-        })?;
-        Ok(store)
+        })
     }
 
     /// The schema holding the tables.

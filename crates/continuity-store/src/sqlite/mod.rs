@@ -113,6 +113,15 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// What [`open_with`](Self::open_with) checks before it opens the
+    /// file: that the directory it is to be created in exists. Opens
+    /// nothing (a `--check` of a service's configuration).
+    ///
+    /// Errors: [`StoreError::Config`] naming the file and its directory.
+    pub fn check_path(path: impl AsRef<Path>) -> Result<(), StoreError> {
+        check_directory(path.as_ref())
+    }
+
     /// Opens (creating if needed) the database at `path` with the default
     /// options, and brings its schema up to date.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -229,7 +238,7 @@ fn open_blocking(path: &Path, options: &SqliteOptions) -> Result<Connection, Fai
 /// A missing directory as a configuration error saying so: SQLite creates
 /// the file but not its directory, and says only "unable to open database
 /// file", which would pass for an outage and be retried for ever.
-fn check_directory(path: &Path) -> Result<(), Fail> {
+fn check_directory(path: &Path) -> Result<(), StoreError> {
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
@@ -240,11 +249,11 @@ fn check_directory(path: &Path) -> Result<(), Fail> {
         // Anything else (no permission to look) is for the open to report.
         Err(_) => return Ok(()),
     };
-    Err(Fail::Store(StoreError::Config(format!(
+    Err(StoreError::Config(format!(
         "cannot create the SQLite database {}: the directory {} {problem}; create it or choose another path",
         path.display(),
         dir.display()
-    ))))
+    )))
 }
 
 /// SQLite's "not a database" and "malformed" as [`StoreError::Corrupt`],
