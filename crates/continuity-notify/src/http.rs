@@ -25,18 +25,51 @@ pub(crate) fn client(
                 NotifyError::config(
                     channel,
                     format!("root_certificates_pem[{i}]"),
-                    e.to_string(),
+                    format!("not a usable PEM certificate: {}", with_causes(&e)),
                 )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     reqwest::Client::builder()
-        .tls_certs_merge(roots)
+        .tls_certs_merge(roots.iter().cloned())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("continuity-notify/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| NotifyError::config(channel, "http client", e.to_string()))
+        .map_err(|e| {
+            // reqwest decodes the certificates only here: name the one that
+            // fails, found by trying each alone (on this error path only).
+            let bad = roots.iter().position(|root| {
+                reqwest::Client::builder()
+                    .tls_certs_merge([root.clone()])
+                    .build()
+                    .is_err()
+            });
+            match bad {
+                Some(i) => NotifyError::config(
+                    channel,
+                    format!("root_certificates_pem[{i}]"),
+                    format!("not a usable PEM certificate: {}", with_causes(&e)),
+                ),
+                None => NotifyError::config(channel, "http client", with_causes(&e)),
+            }
+        })
+}
+
+/// An error with its causes, `a: b: c`: reqwest's own text for a bad
+/// certificate is "builder error", which says nothing of what to fix.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Checks that `url` is `https://`, or `http://` when `allow_plain` says so.
@@ -139,4 +172,24 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[usize::from(b & 15)] as char);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_root_certificate_says_which_and_why() {
+        let bad = b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+        let e = client(ChannelKind::Webhook, DEFAULT_TIMEOUT, &[bad.to_vec()]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("root_certificates_pem[0]"), "{text}");
+        assert!(text.contains("not a usable PEM certificate"), "{text}");
+        // More than reqwest's bare "builder error".
+        let reason = text
+            .split("not a usable PEM certificate: ")
+            .nth(1)
+            .unwrap_or("");
+        assert_ne!(reason.trim(), "builder error", "{text}");
+    }
 }
