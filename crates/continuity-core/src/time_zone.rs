@@ -105,6 +105,21 @@ pub enum Repeated {
     Later,
 }
 
+/// What `write` writes for `zone`, as text: the `describe(zone)` of types
+/// whose `Display` writes their times in UTC.
+pub(crate) fn in_zone(
+    zone: TimeZone,
+    write: impl Fn(&mut fmt::Formatter<'_>, TimeZone) -> fmt::Result,
+) -> String {
+    struct In<F>(F, TimeZone);
+    impl<F: Fn(&mut fmt::Formatter<'_>, TimeZone) -> fmt::Result> fmt::Display for In<F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            (self.0)(f, self.1)
+        }
+    }
+    In(write, zone).to_string()
+}
+
 impl Default for TimeZone {
     fn default() -> Self {
         TimeZone::UTC

@@ -191,35 +191,15 @@ pub(crate) fn direction(out: &mut Html, h: &DirectionHistory, zone: TimeZone) {
         .text(description(h))
         .raw("\">");
     // Scale: the top of the latency axis, zero, the most failures.
-    out.raw("<text class=\"axis\" x=\"")
-        .text(n(LEFT - 3.0))
-        .raw("\" y=\"")
-        .text(n(LAT_TOP + 3.0))
-        .raw("\" text-anchor=\"end\">")
-        .text(top.map_or_else(|| "–".to_owned(), compact))
-        .raw("</text><text class=\"axis\" x=\"")
-        .text(n(LEFT - 3.0))
-        .raw("\" y=\"")
-        .text(n(LAT_BOTTOM))
-        .raw("\" text-anchor=\"end\">0</text><text class=\"axis\" x=\"")
-        .text(n(LEFT - 3.0))
-        .raw("\" y=\"")
-        .text(n(FAIL_BOTTOM))
-        .raw("\" text-anchor=\"end\">")
-        .text(short_count(most_failures))
-        .raw(" failed</text>");
+    let top_label = top.map_or_else(|| "–".to_owned(), compact);
+    label(out, LEFT - 3.0, LAT_TOP + 3.0, "end", top_label);
+    label(out, LEFT - 3.0, LAT_BOTTOM, "end", 0);
+    let failed = format!("{} failed", short_count(most_failures));
+    label(out, LEFT - 3.0, FAIL_BOTTOM, "end", failed);
     // The failure bars' scale: the most in one bucket (at least one, so
     // that a single failure fills its bar).
     let most_failures = most_failures.max(1);
-    out.raw("<line class=\"base\" x1=\"")
-        .text(n(LEFT))
-        .raw("\" x2=\"")
-        .text(n(WIDTH - RIGHT))
-        .raw("\" y1=\"")
-        .text(n(LAT_BOTTOM))
-        .raw("\" y2=\"")
-        .text(n(LAT_BOTTOM))
-        .raw("\"/>");
+    hline(out, "base", LAT_BOTTOM);
     let w = (slot - 1.0).max(0.5);
     for (i, b) in h.buckets.iter().enumerate() {
         let x = LEFT + i as f64 * slot + 0.5;
@@ -239,38 +219,19 @@ pub(crate) fn direction(out: &mut Html, h: &DirectionHistory, zone: TimeZone) {
         let y = y_of(oldest).min(LAT_BOTTOM - 1.0);
         out.raw("<g><title>")
             .text(overdue_title(h, oldest))
-            .raw("</title>")
-            .raw(if over {
-                "<rect class=\"pending over-pending\" x=\""
-            } else {
-                "<rect class=\"pending\" x=\""
-            })
-            .text(n(x))
-            .raw("\" y=\"")
-            .text(n(y))
-            .raw("\" width=\"")
-            .text(n(w))
-            .raw("\" height=\"")
-            .text(n(LAT_BOTTOM - y))
-            .raw("\"/></g>");
+            .raw("</title>");
+        let class = if over {
+            "pending over-pending"
+        } else {
+            "pending"
+        };
+        rect(out, class, x, y, w, LAT_BOTTOM - y);
+        out.raw("</g>");
     }
     if let Some(limit) = h.latency_limit {
         let y = y_of(limit);
-        out.raw("<line class=\"limit\" x1=\"")
-            .text(n(LEFT))
-            .raw("\" x2=\"")
-            .text(n(WIDTH - RIGHT))
-            .raw("\" y1=\"")
-            .text(n(y))
-            .raw("\" y2=\"")
-            .text(n(y))
-            .raw("\"/><text class=\"axis\" x=\"")
-            .text(n(LEFT - 3.0))
-            .raw("\" y=\"")
-            .text(n(y + 3.0))
-            .raw("\" text-anchor=\"end\">")
-            .text(compact(limit))
-            .raw("</text>");
+        hline(out, "limit", y);
+        label(out, LEFT - 3.0, y + 3.0, "end", compact(limit));
     }
     // Time: the first bucket's start, the middle, and now's bucket's end.
     if let (Some(first), Some(last)) = (h.buckets.first(), h.buckets.last()) {
@@ -282,15 +243,7 @@ pub(crate) fn direction(out: &mut Html, h: &DirectionHistory, zone: TimeZone) {
             (WIDTH - RIGHT, end, "end"),
         ];
         for (x, t, anchor) in ticks {
-            out.raw("<text class=\"axis\" x=\"")
-                .text(n(x))
-                .raw("\" y=\"")
-                .text(n(HEIGHT - 4.0))
-                .raw("\" text-anchor=\"")
-                .text(anchor)
-                .raw("\">")
-                .text(zone.format_clock(t))
-                .raw("</text>");
+            label(out, x, HEIGHT - 4.0, anchor, zone.format_clock(t));
         }
     }
     out.raw("</svg><figcaption>")
@@ -311,42 +264,66 @@ fn bucket(
     if let Some(l) = b.latency {
         let over = h.latency_limit.is_some_and(|limit| l > limit);
         let y = y_of(l).min(LAT_BOTTOM - 1.0);
-        out.raw(if over {
-            "<rect class=\"over\" x=\""
-        } else {
-            "<rect class=\"lat\" x=\""
-        })
-        .text(n(x))
-        .raw("\" y=\"")
-        .text(n(y))
-        .raw("\" width=\"")
-        .text(n(w))
-        .raw("\" height=\"")
-        .text(n(LAT_BOTTOM - y))
-        .raw("\"/>");
+        rect(
+            out,
+            if over { "over" } else { "lat" },
+            x,
+            y,
+            w,
+            LAT_BOTTOM - y,
+        );
     }
     if b.failures > 0 {
         let share = b.failures as f64 / most_failures as f64;
         let height = (share * (FAIL_BOTTOM - FAIL_TOP)).max(2.0);
-        out.raw("<rect class=\"fail\" x=\"")
-            .text(n(x))
-            .raw("\" y=\"")
-            .text(n(FAIL_TOP))
-            .raw("\" width=\"")
-            .text(n(w))
-            .raw("\" height=\"")
-            .text(n(height))
-            .raw("\"/>");
+        rect(out, "fail", x, FAIL_TOP, w, height);
     } else if b.deliveries == 0 {
         // Silence is not good news: marked, never left blank.
-        out.raw("<rect class=\"none\" x=\"")
-            .text(n(x))
-            .raw("\" y=\"")
-            .text(n(LAT_BOTTOM - 2.0))
-            .raw("\" width=\"")
-            .text(n(w))
-            .raw("\" height=\"2\"/>");
+        rect(out, "none", x, LAT_BOTTOM - 2.0, w, 2.0);
     }
+}
+
+/// A rectangle of the drawing.
+fn rect(out: &mut Html, class: &'static str, x: f64, y: f64, width: f64, height: f64) {
+    out.raw("<rect class=\"")
+        .raw(class)
+        .raw("\" x=\"")
+        .text(n(x))
+        .raw("\" y=\"")
+        .text(n(y))
+        .raw("\" width=\"")
+        .text(n(width))
+        .raw("\" height=\"")
+        .text(n(height))
+        .raw("\"/>");
+}
+
+/// A line across the plot at height `y`.
+fn hline(out: &mut Html, class: &'static str, y: f64) {
+    out.raw("<line class=\"")
+        .raw(class)
+        .raw("\" x1=\"")
+        .text(n(LEFT))
+        .raw("\" x2=\"")
+        .text(n(WIDTH - RIGHT))
+        .raw("\" y1=\"")
+        .text(n(y))
+        .raw("\" y2=\"")
+        .text(n(y))
+        .raw("\"/>");
+}
+
+/// An axis label at `(x, y)`, anchored `start`, `middle` or `end`.
+fn label(out: &mut Html, x: f64, y: f64, anchor: &'static str, text: impl std::fmt::Display) {
+    out.raw("<text class=\"axis\" x=\"")
+        .text(n(x))
+        .raw("\" y=\"")
+        .text(n(y))
+        .raw("\" text-anchor=\"")
+        .raw(anchor)
+        .raw("\">")
+        .text(text)
+        .raw("</text>");
 }
 
 /// What the chart draws, in words.

@@ -13,7 +13,7 @@ use axum::{
 };
 use continuity_core::{
     Error as CoreError, Monitor,
-    link::LinkRejection,
+    link::{LinkRejection, VerifiedLink},
     portal::{self, DURATION_PRESETS, PortalOutcome, PortalView},
     time_zone::TimeZone,
 };
@@ -163,15 +163,22 @@ impl Portal {
     /// has no time to write.
     fn link_failure(&self, token: &str, reason: LinkRejection) -> Failure {
         let zone = match &reason {
-            LinkRejection::Expired { expired_at } => self
-                .monitor
-                .verify_link(token, None, *expired_at - chrono::TimeDelta::seconds(1))
-                .ok()
-                .and_then(|link| self.monitor.tenant_config(&link.claims.tenant).ok())
-                .map_or(TimeZone::UTC, |config| config.time_zone),
+            LinkRejection::Expired { expired_at } => self.zone_of(self.monitor.verify_link(
+                token,
+                None,
+                *expired_at - chrono::TimeDelta::seconds(1),
+            )),
             _ => TimeZone::UTC,
         };
         Failure::Link(reason, zone)
+    }
+
+    /// The time zone of a verified link's tenant; UTC without one.
+    fn zone_of(&self, verified: Result<VerifiedLink, CoreError>) -> TimeZone {
+        verified
+            .ok()
+            .and_then(|link| self.monitor.tenant_config(&link.claims.tenant).ok())
+            .map_or(TimeZone::UTC, |config| config.time_zone)
     }
 
     async fn open(&self, token: &str) -> Result<Box<PortalView>, Failure> {
@@ -206,10 +213,7 @@ impl Portal {
         }
         // Typed times are the tenant's wall-clock times. A link that fails
         // here is refused by `act` below with its reason, so UTC stands in.
-        let zone = verified
-            .ok()
-            .and_then(|link| self.monitor.tenant_config(&link.claims.tenant).ok())
-            .map_or(TimeZone::UTC, |config| config.time_zone);
+        let zone = self.zone_of(verified);
         let input = input(zone).map_err(Failure::BadInput)?;
         let action = input::action(kind, &input).map_err(Failure::BadInput)?;
         match portal::act(&self.monitor, token, action, input.version, now).await {

@@ -48,13 +48,7 @@ impl LinkRejection {
     /// The reason as an administrator reads it, with its time in `zone`
     /// (the `Display` form writes it in UTC).
     pub fn describe(&self, zone: TimeZone) -> String {
-        struct In<'a>(&'a LinkRejection, TimeZone);
-        impl fmt::Display for In<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.write(f, self.1)
-            }
-        }
-        In(self, zone).to_string()
+        crate::time_zone::in_zone(zone, |f, zone| self.write(f, zone))
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, zone: TimeZone) -> fmt::Result {

@@ -145,13 +145,7 @@ impl Rejection {
     /// The reason as an administrator reads it, with its times in `zone`
     /// (the `Display` form writes them in UTC).
     pub fn describe(&self, zone: TimeZone) -> String {
-        struct In<'a>(&'a Rejection, TimeZone);
-        impl fmt::Display for In<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.write(f, self.1)
-            }
-        }
-        In(self, zone).to_string()
+        crate::time_zone::in_zone(zone, |f, zone| self.write(f, zone))
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, zone: TimeZone) -> fmt::Result {
